@@ -1,0 +1,57 @@
+// Package approval is the hook through which a bundle daemon holds a request
+// for a human: the proxy for a host not on the allowlist, the gate for a push
+// that touches a protected path. The supervisor implements Decider; the
+// daemons only ask.
+package approval
+
+import "context"
+
+// Kind says which daemon asks.
+type Kind string
+
+const (
+	// Egress is a connection to a host the egress rules do not list.
+	Egress Kind = "egress"
+	// Push is a git push the gate's rules would refuse (protected path).
+	Push Kind = "push"
+	// Tool is an agent tool call that the spec sends for approval.
+	Tool Kind = "tool"
+)
+
+// Request is what a human is asked to decide.
+type Request struct {
+	Kind Kind `json:"kind"`
+	// Subject is what is asked for, short and stable, e.g. "example.com:443"
+	// or "refs/heads/bottle/x/fix". Allow-always decisions match on Kind and
+	// Subject.
+	Subject string `json:"subject"`
+	// Detail is a human-readable elaboration, e.g. the protected paths a
+	// push touches.
+	Detail string `json:"detail,omitempty"`
+	// Requester names who asks: a client address or a component.
+	Requester string `json:"requester,omitempty"`
+}
+
+// Decision is a human's answer (or the timeout's).
+type Decision string
+
+const (
+	Deny        Decision = "deny"
+	AllowOnce   Decision = "allow-once"
+	AllowAlways Decision = "allow-always"
+)
+
+// Allowed reports whether the decision lets the request through.
+func (d Decision) Allowed() bool { return d == AllowOnce || d == AllowAlways }
+
+// Decider holds a request until a decision is made or ctx ends. An error or
+// an ended context means deny; callers must treat them so.
+type Decider interface {
+	Decide(ctx context.Context, req Request) (Decision, error)
+}
+
+// DeciderFunc adapts a function to Decider.
+type DeciderFunc func(ctx context.Context, req Request) (Decision, error)
+
+// Decide calls f.
+func (f DeciderFunc) Decide(ctx context.Context, req Request) (Decision, error) { return f(ctx, req) }

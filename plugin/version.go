@@ -1,0 +1,32 @@
+package plugin
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+
+	bottle "github.com/docker-bottle/docker-bottle"
+)
+
+func versionCmd(dockerCli command.Cli) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Show the plugin version and the smolvm version found",
+		Args:  cli.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runVersion(dockerCli)
+		},
+	}
+}
+
+func runVersion(dockerCli command.Cli) error {
+	m := bottle.Metadata()
+	out := dockerCli.Out()
+	fmt.Fprintf(out, "docker bottle %s\n", m.Version)
+	fmt.Fprintf(out, " commit:  %s\n", bottle.Commit)
+	fmt.Fprintf(out, " go:      %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return nil
+}
