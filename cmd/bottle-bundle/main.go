@@ -1,0 +1,41 @@
+// Command bottle-bundle is the bundle's one static Linux binary: the egress
+// proxy, the git gate and the supervisor. Each daemon can also run on its own
+// (`bottle-bundle proxy --config FILE`), outside any container, for tests and
+// benchmarks. It imports nothing of the plugin side.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// daemons maps a subcommand to its entry point; each daemon registers itself
+// from its own file.
+var daemons = map[string]func(ctx context.Context, args []string) error{}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(os.Args) < 2 || daemons[os.Args[1]] == nil {
+		fmt.Fprintf(os.Stderr, "usage: bottle-bundle {%s} [--config FILE]\n", strings.Join(names(), "|"))
+		os.Exit(2)
+	}
+	if err := daemons[os.Args[1]](ctx, os.Args[2:]); err != nil {
+		fmt.Fprintf(os.Stderr, "bottle-bundle %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
+
+func names() []string {
+	var n []string
+	for k := range daemons {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return n
+}
