@@ -3,6 +3,7 @@
 package spec
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -186,3 +187,27 @@ func (b Bytes) MarshalYAML() (any, error) { return units.BytesSize(float64(b)), 
 
 // MarshalJSON writes the size as a number of bytes.
 func (b Bytes) MarshalJSON() ([]byte, error) { return []byte(fmt.Sprint(int64(b))), nil }
+
+// UnmarshalJSON reads the duration text MarshalJSON writes.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"5m\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// UnmarshalJSON reads a number of bytes.
+func (b *Bytes) UnmarshalJSON(data []byte) error {
+	var v int64
+	if err := json.Unmarshal(data, &v); err != nil {
+		return fmt.Errorf("size must be a number of bytes: %w", err)
+	}
+	*b = Bytes(v)
+	return nil
+}

@@ -1,0 +1,452 @@
+// Package plan resolves everything a bottle needs before anything starts:
+// its name, stage dir, tokens, subnet, backend and network mode, and the
+// endpoints and environment the agent will see. Plans are values: bring-up
+// completes one by returning a new plan.
+package plan
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/docker-bottle/docker-bottle/spec"
+)
+
+// Container ports of the bundle's daemons.
+const (
+	ProxyPort     = 3128
+	GatePort      = 8418
+	SupervisePort = 8419
+)
+
+// SmolvmGateway is the host gateway as a virtio-net guest sees it; it maps
+// to the host's 127.0.0.1 (smolvm-cli.md, section 3).
+const SmolvmGateway = "100.96.0.1"
+
+// Paths inside the bottle.
+const (
+	GuestDir        = "/run/bottle"
+	GuestPromptFile = GuestDir + "/prompt"
+	GuestTokenFile  = GuestDir + "/token"
+	GuestCAFile     = GuestDir + "/ca.pem"
+	// GuestCABundle is the system roots plus the bottle CA, written by the
+	// bottle layer, for tools that take one bundle file.
+	GuestCABundle  = "/etc/docker-bottle/ca-bundle.pem"
+	GuestWorkspace = "/workspace"
+)
+
+// Files in the stage dir.
+const (
+	StagePlanFile     = "plan.json"
+	StagePromptFile   = "prompt"
+	StageAgentToken   = "agent.token"
+	StageOperatorFile = "operator.token"
+	StageGateRepo     = "gate.git"
+)
+
+// Plan is everything resolved for one bottle. Backend-specific parts are in
+// Smolvm or Docker, exactly one of which is set.
+type Plan struct {
+	Spec        spec.Spec `json:"spec"`
+	Slug        string    `json:"slug"`
+	Created     time.Time `json:"created"`
+	Workspace   string    `json:"workspace"`
+	StageDir    string    `json:"stage_dir"`
+	Backend     string    `json:"backend"`
+	NetworkMode string    `json:"network_mode"`
+	Why         string    `json:"why"`
+	PromptFile  string    `json:"prompt_file"`
+	// Tokens are files in the stage dir; values never appear in a plan.
+	AgentTokenFile    string `json:"agent_token_file"`
+	OperatorTokenFile string `json:"operator_token_file"`
+
+	Bundle    BundlePlan     `json:"bundle"`
+	GitGate   GitGatePlan    `json:"git_gate_plan"`
+	Egress    EgressPlan     `json:"egress_plan"`
+	Supervise SupervisePlan  `json:"supervise_plan"`
+	Agent     AgentProvision `json:"agent_provision"`
+
+	// Endpoints are known once the bundle is up (bridge mode and the
+	// docker backend know them at once: they need no published port).
+	Endpoints *Endpoints `json:"endpoints,omitempty"`
+
+	Smolvm *SmolvmPlan `json:"smolvm,omitempty"`
+	Docker *DockerPlan `json:"docker,omitempty"`
+}
+
+// BundlePlan places the bundle container.
+type BundlePlan struct {
+	Container string       `json:"container"`
+	Network   string       `json:"network"`
+	Subnet    netip.Prefix `json:"bundle_subnet"`
+	Gateway   netip.Addr   `json:"bundle_gateway"`
+	IP        netip.Addr   `json:"bundle_ip"`
+	// Reserved is the /24 reserved for the bottle (the docker backend
+	// splits it into the bundle and internal networks).
+	Reserved netip.Prefix `json:"reserved_subnet"`
+	// The docker backend's internal network, shared with the agent.
+	InternalNetwork string       `json:"internal_network,omitempty"`
+	InternalSubnet  netip.Prefix `json:"internal_subnet,omitzero"`
+	InternalIP      netip.Addr   `json:"internal_ip,omitzero"`
+}
+
+// GitGatePlan is the gate's repository and rules.
+type GitGatePlan struct {
+	Source         string   `json:"source"`
+	Repo           string   `json:"repo"`
+	Branch         string   `json:"branch"`
+	Remote         string   `json:"remote"`
+	Push           []string `json:"push"`
+	AllowForce     bool     `json:"allow_force"`
+	AllowDelete    bool     `json:"allow_delete"`
+	AllowTags      bool     `json:"allow_tags"`
+	ProtectedPaths []string `json:"protected_paths"`
+}
+
+// EgressPlan is the proxy's rules. Secrets name their host-side source;
+// values are read only when the bundle starts.
+type EgressPlan struct {
+	Allow   []spec.Rule   `json:"allow"`
+	Deny    []spec.Rule   `json:"deny,omitempty"`
+	Secrets []spec.Secret `json:"secrets,omitempty"`
+}
+
+// SupervisePlan is the supervisor's approval policy.
+type SupervisePlan struct {
+	Approvals []string      `json:"approvals,omitempty"`
+	Timeout   time.Duration `json:"timeout"`
+	Tools     []string      `json:"tools,omitempty"`
+}
+
+// AgentProvision is how the agent is built and started.
+type AgentProvision struct {
+	Provider   string            `json:"provider"`
+	Command    []string          `json:"command"`
+	PromptMode string            `json:"prompt_mode"`
+	Dockerfile string            `json:"dockerfile,omitempty"`
+	Context    string            `json:"context,omitempty"`
+	Image      string            `json:"image,omitempty"`
+	Env        map[string]string `json:"env,omitempty"`
+}
+
+// Endpoints are the bundle's addresses, as the agent and as the host see
+// them.
+type Endpoints struct {
+	AgentProxyURL     string `json:"agent_proxy_url"`
+	AgentGitGateHost  string `json:"agent_git_gate_host"`
+	AgentSuperviseURL string `json:"agent_supervise_url"`
+	HostProxy         string `json:"host_proxy,omitempty"`
+	HostGitGate       string `json:"host_git_gate,omitempty"`
+	HostSupervise     string `json:"host_supervise,omitempty"`
+}
+
+// HostPorts are the bundle's ports published on the host's 127.0.0.1.
+type HostPorts struct {
+	Proxy, Gate, Supervise uint16
+}
+
+// SmolvmPlan is the smolvm backend's part.
+type SmolvmPlan struct {
+	MachineName string   `json:"machine_name"`
+	AgentImage  string   `json:"agent_image"`
+	AllowHosts  []string `json:"allow_hosts"`
+	GuestEnv    []string `json:"guest_env,omitempty"`
+}
+
+// DockerPlan is the docker backend's part.
+type DockerPlan struct {
+	Container  string   `json:"container"`
+	AgentImage string   `json:"agent_image"`
+	GuestEnv   []string `json:"guest_env,omitempty"`
+}
+
+// Provider is what an agent provider contributes to a plan.
+type Provider struct {
+	Name       string
+	PromptMode string
+	Dockerfile string
+}
+
+// Options are the inputs of Prepare.
+type Options struct {
+	Spec      spec.Spec // resolved
+	NameFlag  string
+	Workspace string
+	Prompt    string // text of the prompt, "" for none
+	Provider  Provider
+	Choice    Choice
+	Dirs      Dirs
+	Allocator *Allocator
+	// DryRun computes the plan and writes nothing.
+	DryRun bool
+	Now    func() time.Time
+}
+
+// Prepare makes the plan: it claims the bottle's name by creating its stage
+// dir, writes the prompt and token files, and reserves a subnet. With
+// DryRun it only computes. On error it removes what it made.
+func Prepare(ctx context.Context, o Options) (p Plan, err error) {
+	now := time.Now
+	if o.Now != nil {
+		now = o.Now
+	}
+	taken := func(slug string) bool {
+		_, err := os.Lstat(o.Dirs.Stage(slug))
+		return !errors.Is(err, fs.ErrNotExist)
+	}
+	slug, err := ChooseSlug(o.NameFlag, o.Spec.Name, o.Workspace, taken)
+	if err != nil {
+		return Plan{}, err
+	}
+	stage := o.Dirs.Stage(slug)
+	if !o.DryRun {
+		if err := Ensure(o.Dirs.Bottles()); err != nil {
+			return Plan{}, fmt.Errorf("making the bottles dir: %w", err)
+		}
+		// Mkdir is the atomic claim of the name.
+		if err := os.Mkdir(stage, 0o700); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return Plan{}, fmt.Errorf("a bottle named %q was created meanwhile: run again, or choose --name", slug)
+			}
+			return Plan{}, fmt.Errorf("making the stage dir: %w", err)
+		}
+		defer func() {
+			if err != nil {
+				os.RemoveAll(stage)
+			}
+		}()
+	}
+
+	var sub Subnet
+	if o.DryRun {
+		sub, err = o.Allocator.Peek(ctx)
+	} else {
+		sub, err = o.Allocator.Reserve(ctx, slug)
+		if err == nil {
+			defer func() {
+				if err != nil {
+					o.Allocator.Release(sub.Prefix, slug)
+				}
+			}()
+		}
+	}
+	if err != nil {
+		return Plan{}, fmt.Errorf("allocating the bundle subnet: %w", err)
+	}
+
+	s := o.Spec
+	p = Plan{
+		Spec:              s,
+		Slug:              slug,
+		Created:           now().UTC().Truncate(time.Second),
+		Workspace:         o.Workspace,
+		StageDir:          stage,
+		Backend:           o.Choice.Backend,
+		NetworkMode:       o.Choice.NetworkMode,
+		Why:               o.Choice.Why,
+		PromptFile:        filepath.Join(stage, StagePromptFile),
+		AgentTokenFile:    filepath.Join(stage, StageAgentToken),
+		OperatorTokenFile: filepath.Join(stage, StageOperatorFile),
+		GitGate: GitGatePlan{
+			Source:         o.Workspace,
+			Repo:           filepath.Join(stage, StageGateRepo),
+			Branch:         "bottle/" + slug + "/work",
+			Remote:         "bottle-" + slug,
+			Push:           s.PushPatterns(slug),
+			AllowForce:     s.Git.AllowForce,
+			AllowDelete:    s.Git.AllowDelete,
+			AllowTags:      s.Git.AllowTags,
+			ProtectedPaths: slices.Clone(s.Git.ProtectedPaths),
+		},
+		Egress: EgressPlan{Allow: s.Egress.Allow, Deny: s.Egress.Deny, Secrets: s.Egress.Secrets},
+		Supervise: SupervisePlan{
+			Approvals: s.Supervise.Approvals,
+			Timeout:   time.Duration(*s.Supervise.Timeout),
+			Tools:     s.Supervise.Tools,
+		},
+		Agent: AgentProvision{
+			Provider:   s.Agent.Provider,
+			Command:    s.Agent.Command,
+			PromptMode: o.Provider.PromptMode,
+			Dockerfile: s.Agent.Dockerfile,
+			Context:    s.Agent.Context,
+			Image:      s.Agent.Image,
+			Env:        s.Agent.Env,
+		},
+	}
+	if p.Agent.Dockerfile == "" && p.Agent.Image == "" {
+		p.Agent.Dockerfile = o.Provider.Dockerfile
+	}
+	bundleNet := NewSubnet(sub.Prefix)
+	p.Bundle = BundlePlan{Container: "bottle-" + slug + "-bundle", Network: "bottle-" + slug, Reserved: sub.Prefix}
+	agentImage := "docker-bottle/" + slug + ":agent"
+	switch p.Backend {
+	case spec.BackendDocker:
+		var internal Subnet
+		bundleNet, internal = sub.Halves()
+		p.Bundle.InternalNetwork = "bottle-" + slug + "-internal"
+		p.Bundle.InternalSubnet, p.Bundle.InternalIP = internal.Prefix, internal.Bundle
+		p.Docker = &DockerPlan{Container: "bottle-" + slug + "-agent", AgentImage: agentImage}
+	case spec.BackendSmolvm:
+		allow := bundleNet.Bundle.String()
+		if p.NetworkMode == spec.NetworkLoopback {
+			allow = SmolvmGateway
+		}
+		p.Smolvm = &SmolvmPlan{MachineName: "bottle-" + slug, AgentImage: agentImage, AllowHosts: []string{allow}}
+	default:
+		return Plan{}, fmt.Errorf("plan: unknown backend %q", p.Backend)
+	}
+	p.Bundle.Subnet, p.Bundle.Gateway, p.Bundle.IP = bundleNet.Prefix, bundleNet.Gateway, bundleNet.Bundle
+	if p.NetworkMode != spec.NetworkLoopback {
+		// The agent reaches the bundle at container ports: no published
+		// port is needed, so the endpoints are known now.
+		p = p.WithEndpoints(HostPorts{})
+	}
+
+	if o.DryRun {
+		return p, nil
+	}
+	if err := writeFile(p.PromptFile, []byte(o.Prompt)); err != nil {
+		return Plan{}, fmt.Errorf("writing the prompt file: %w", err)
+	}
+	for _, f := range []string{p.AgentTokenFile, p.OperatorTokenFile} {
+		if err := writeFile(f, []byte(newToken())); err != nil {
+			return Plan{}, fmt.Errorf("writing a bottle token: %w", err)
+		}
+	}
+	if err := p.Save(); err != nil {
+		return Plan{}, err
+	}
+	return p, nil
+}
+
+// WithEndpoints returns a copy of p completed with the bundle's endpoints
+// and the guest environment that points at them. Zero host ports leave the
+// host-side endpoints empty.
+func (p Plan) WithEndpoints(hp HostPorts) Plan {
+	ip, proxy, gate, sup := p.Bundle.IP.String(), ProxyPort, GatePort, SupervisePort
+	switch {
+	case p.Backend == spec.BackendDocker:
+		ip = p.Bundle.InternalIP.String()
+	case p.NetworkMode == spec.NetworkLoopback:
+		ip, proxy, gate, sup = SmolvmGateway, int(hp.Proxy), int(hp.Gate), int(hp.Supervise)
+	}
+	hostport := func(port int) string { return netip.AddrPortFrom(netip.MustParseAddr(ip), uint16(port)).String() }
+	e := Endpoints{
+		AgentProxyURL:     "http://" + hostport(proxy),
+		AgentGitGateHost:  hostport(gate),
+		AgentSuperviseURL: "http://" + hostport(sup),
+	}
+	if hp.Proxy != 0 {
+		e.HostProxy = "127.0.0.1:" + strconv.Itoa(int(hp.Proxy))
+		e.HostGitGate = "127.0.0.1:" + strconv.Itoa(int(hp.Gate))
+		e.HostSupervise = "127.0.0.1:" + strconv.Itoa(int(hp.Supervise))
+	}
+	q := p
+	q.Endpoints = &e
+	env := q.guestEnv(ip)
+	if q.Smolvm != nil {
+		s := *q.Smolvm
+		s.GuestEnv = env
+		q.Smolvm = &s
+	}
+	if q.Docker != nil {
+		d := *q.Docker
+		d.GuestEnv = env
+		q.Docker = &d
+	}
+	return q
+}
+
+// guestEnv is the agent's environment: proxy, CA and git settings, all with
+// IP-literal URLs because the guest has no DNS it may use. No token is in
+// it: the workspace bootstrap reads the token file and adds credentials in
+// the agent's own process.
+func (p Plan) guestEnv(bundleIP string) []string {
+	e := p.Endpoints
+	env := []string{
+		"HTTPS_PROXY=" + e.AgentProxyURL, "HTTP_PROXY=" + e.AgentProxyURL,
+		"https_proxy=" + e.AgentProxyURL, "http_proxy=" + e.AgentProxyURL,
+		"NO_PROXY=" + bundleIP, "no_proxy=" + bundleIP,
+		"SSL_CERT_FILE=" + GuestCABundle,
+		"NODE_EXTRA_CA_CERTS=" + GuestCAFile,
+		"GIT_SSL_CAINFO=" + GuestCABundle,
+		"REQUESTS_CA_BUNDLE=" + GuestCABundle,
+		"CURL_CA_BUNDLE=" + GuestCABundle,
+		"BOTTLE_NAME=" + p.Slug,
+		"BOTTLE_BRANCH=" + p.GitGate.Branch,
+		"BOTTLE_GATE_URL=http://" + e.AgentGitGateHost + "/",
+		"BOTTLE_SUPERVISE_URL=" + e.AgentSuperviseURL,
+		"BOTTLE_PROMPT_FILE=" + GuestPromptFile,
+		"BOTTLE_TOKEN_FILE=" + GuestTokenFile,
+	}
+	// git reads its credentials from the token file through a helper, so
+	// the token never sits in the environment or a command line.
+	gate := "http://" + e.AgentGitGateHost + "/"
+	git := [][2]string{
+		{"credential." + gate + ".helper",
+			`!f() { test "$1" = get && echo username=bottle && printf 'password=%s\n' "$(cat ` + GuestTokenFile + `)"; }; f`},
+		{"credential." + gate + ".useHttpPath", "false"},
+	}
+	env = append(env, "GIT_CONFIG_COUNT="+strconv.Itoa(len(git)))
+	for i, kv := range git {
+		env = append(env, "GIT_CONFIG_KEY_"+strconv.Itoa(i)+"="+kv[0], "GIT_CONFIG_VALUE_"+strconv.Itoa(i)+"="+kv[1])
+	}
+	keys := make([]string, 0, len(p.Agent.Env))
+	for k := range p.Agent.Env {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+p.Agent.Env[k])
+	}
+	return env
+}
+
+// Save writes the plan into its stage dir (0600), where ls, rm and the
+// lifecycle commands read it.
+func (p Plan) Save() error {
+	data, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding the plan: %w", err)
+	}
+	return writeFile(filepath.Join(p.StageDir, StagePlanFile), append(data, '\n'))
+}
+
+// Load reads the plan of the bottle whose stage dir is dir.
+func Load(dir string) (Plan, error) {
+	data, err := os.ReadFile(filepath.Join(dir, StagePlanFile))
+	if err != nil {
+		return Plan{}, fmt.Errorf("reading the bottle's plan: %w", err)
+	}
+	var p Plan
+	if err := json.Unmarshal(data, &p); err != nil {
+		return Plan{}, fmt.Errorf("decoding %s: %w", filepath.Join(dir, StagePlanFile), err)
+	}
+	return p, nil
+}
+
+func writeFile(path string, data []byte) error {
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return err
+	}
+	return os.Chmod(path, 0o600)
+}
+
+func newToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	return hex.EncodeToString(b)
+}

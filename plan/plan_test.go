@@ -1,0 +1,164 @@
+package plan
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/docker-bottle/docker-bottle/spec"
+)
+
+func options(t *testing.T, backend, mode string) Options {
+	t.Helper()
+	dirs := Dirs{State: filepath.Join(t.TempDir(), "state"), Cache: t.TempDir()}
+	s, err := spec.Parse("bottle.yaml", []byte("agent:\n  env:\n    LANG: C.UTF-8\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Options{
+		Spec:      s.Resolve(spec.Defaults{Command: []string{"claude"}}),
+		Workspace: "/src/My Repo",
+		Prompt:    "fix it",
+		Provider:  Provider{Name: "claude", PromptMode: "append-system-prompt-file", Dockerfile: "builtin:claude"},
+		Choice:    Choice{Backend: backend, NetworkMode: mode, Why: "test"},
+		Dirs:      dirs,
+		Allocator: &Allocator{Pool: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")}, Dir: dirs.Subnets(), Routes: routes()},
+	}
+}
+
+func mode(t *testing.T, path string) os.FileMode {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Mode().Perm()
+}
+
+func TestPrepareSmolvmBridge(t *testing.T) {
+	o := options(t, "smolvm", "bridge")
+	p, err := Prepare(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Slug != "my-repo" || p.Smolvm == nil || p.Docker != nil {
+		t.Fatalf("plan %+v", p)
+	}
+	if p.Smolvm.MachineName != "bottle-my-repo" || p.Bundle.IP.String() != "10.9.0.2" || p.Bundle.Gateway.String() != "10.9.0.1" {
+		t.Errorf("names/addresses: %+v %+v", p.Smolvm, p.Bundle)
+	}
+	if !slices.Equal(p.Smolvm.AllowHosts, []string{"10.9.0.2"}) {
+		t.Errorf("allowlist %v", p.Smolvm.AllowHosts)
+	}
+	if p.Endpoints == nil || p.Endpoints.AgentProxyURL != "http://10.9.0.2:3128" || p.Endpoints.AgentGitGateHost != "10.9.0.2:8418" {
+		t.Errorf("endpoints %+v", p.Endpoints)
+	}
+	env := strings.Join(p.Smolvm.GuestEnv, "\n")
+	for _, want := range []string{"HTTPS_PROXY=http://10.9.0.2:3128", "NO_PROXY=10.9.0.2", "GIT_CONFIG_COUNT=2",
+		"NODE_EXTRA_CA_CERTS=" + GuestCAFile, "LANG=C.UTF-8", "BOTTLE_BRANCH=bottle/my-repo/work"} {
+		if !strings.Contains(env, want) {
+			t.Errorf("guest env lacks %q:\n%s", want, env)
+		}
+	}
+	if mode(t, p.StageDir) != 0o700 {
+		t.Errorf("stage dir mode %v", mode(t, p.StageDir))
+	}
+	for _, f := range []string{p.PromptFile, p.AgentTokenFile, p.OperatorTokenFile, filepath.Join(p.StageDir, StagePlanFile)} {
+		if m := mode(t, f); m != 0o600 {
+			t.Errorf("%s mode %v", f, m)
+		}
+	}
+	if data, _ := os.ReadFile(p.PromptFile); string(data) != "fix it" {
+		t.Errorf("prompt file %q", data)
+	}
+	tok, _ := os.ReadFile(p.AgentTokenFile)
+	op, _ := os.ReadFile(p.OperatorTokenFile)
+	if len(tok) != 64 || string(tok) == string(op) {
+		t.Errorf("tokens %d bytes, equal=%v", len(tok), string(tok) == string(op))
+	}
+	// No token value anywhere in the saved plan or the guest env.
+	saved, _ := os.ReadFile(filepath.Join(p.StageDir, StagePlanFile))
+	if strings.Contains(string(saved), string(tok)) || strings.Contains(env, string(tok)) || strings.Contains(string(saved), string(op)) {
+		t.Error("a token value leaked into the plan")
+	}
+	back, err := Load(p.StageDir)
+	if err != nil || back.Slug != p.Slug || back.Bundle.IP != p.Bundle.IP || back.Smolvm.MachineName != p.Smolvm.MachineName {
+		t.Errorf("Load: %+v %v", back, err)
+	}
+
+	// The name is taken now: a second prepare derives another one and
+	// another subnet.
+	p2, err := Prepare(context.Background(), o)
+	if err != nil || p2.Slug != "my-repo-2" || p2.Bundle.Subnet == p.Bundle.Subnet {
+		t.Fatalf("second prepare: %s %s %v", p2.Slug, p2.Bundle.Subnet, err)
+	}
+}
+
+func TestPrepareLoopbackCompletesAfterBringUp(t *testing.T) {
+	p, err := Prepare(context.Background(), options(t, "smolvm", "loopback"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Endpoints != nil || p.Smolvm.GuestEnv != nil {
+		t.Fatal("loopback endpoints are known only after bring-up")
+	}
+	if !slices.Equal(p.Smolvm.AllowHosts, []string{SmolvmGateway}) {
+		t.Errorf("allowlist %v", p.Smolvm.AllowHosts)
+	}
+	q := p.WithEndpoints(HostPorts{Proxy: 40001, Gate: 40002, Supervise: 40003})
+	if p.Endpoints != nil || p.Smolvm.GuestEnv != nil {
+		t.Fatal("WithEndpoints changed its receiver")
+	}
+	if q.Endpoints.AgentProxyURL != "http://100.96.0.1:40001" || q.Endpoints.HostGitGate != "127.0.0.1:40002" {
+		t.Errorf("endpoints %+v", q.Endpoints)
+	}
+	if !slices.Contains(q.Smolvm.GuestEnv, "HTTPS_PROXY=http://100.96.0.1:40001") {
+		t.Errorf("guest env %v", q.Smolvm.GuestEnv)
+	}
+}
+
+func TestPrepareDockerSplitsSubnet(t *testing.T) {
+	p, err := Prepare(context.Background(), options(t, "docker", NetworkInternal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Bundle.Subnet.String() != "10.9.0.0/25" || p.Bundle.IP.String() != "10.9.0.2" ||
+		p.Bundle.InternalSubnet.String() != "10.9.0.128/25" || p.Bundle.InternalIP.String() != "10.9.0.130" {
+		t.Errorf("bundle %+v", p.Bundle)
+	}
+	if p.Docker.Container != "bottle-my-repo-agent" || p.Endpoints.AgentProxyURL != "http://10.9.0.130:3128" {
+		t.Errorf("docker %+v %+v", p.Docker, p.Endpoints)
+	}
+}
+
+func TestPrepareDryRunWritesNothing(t *testing.T) {
+	o := options(t, "smolvm", "bridge")
+	o.DryRun = true
+	p, err := Prepare(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Slug == "" || !p.Bundle.IP.IsValid() {
+		t.Fatalf("dry-run plan incomplete: %+v", p)
+	}
+	if _, err := os.Stat(o.Dirs.State); !os.IsNotExist(err) {
+		t.Fatalf("dry run touched the state dir: %v", err)
+	}
+}
+
+func TestPrepareFailureRemovesWhatItMade(t *testing.T) {
+	o := options(t, "smolvm", "bridge")
+	o.Allocator.Pool = []netip.Prefix{netip.MustParsePrefix("10.9.0.0/24")}
+	o.Allocator.Routes = routes("10.9.0.0/16") // nothing free
+	if _, err := Prepare(context.Background(), o); err == nil {
+		t.Fatal("prepare succeeded without a subnet")
+	}
+	entries, _ := os.ReadDir(o.Dirs.Bottles())
+	if len(entries) != 0 {
+		t.Fatalf("a failed prepare left %d stage dirs", len(entries))
+	}
+}
