@@ -11,7 +11,7 @@ DOCKER_CONFIG ?= $(HOME)/.docker
 PLUGIN_DIR ?= $(DOCKER_CONFIG)/cli-plugins
 BIN       := bin
 
-.PHONY: all build install test lint cross fake-smolvm clean
+.PHONY: all build install test lint cross engine quickstart clean
 
 all: build
 
@@ -22,8 +22,17 @@ install: build
 	mkdir -p $(PLUGIN_DIR)
 	install -m 0755 $(BIN)/docker-bottle $(PLUGIN_DIR)/docker-bottle
 
-test:
+# An engine must answer for the tests; hack/engine.sh starts one on a fresh
+# Debian machine.
+engine:
+	@hack/engine.sh
+
+test: engine lint
 	$(GO) test -count=1 -timeout 45m ./...
+
+# The main job on a built-in default: install the plugin and check this host.
+quickstart: engine install
+	docker bottle doctor
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi

@@ -7,11 +7,11 @@ import (
 
 func TestSlugFromDir(t *testing.T) {
 	cases := map[string]string{
-		"/home/u/My Project":     "my-project",
-		"/src/api_server.v2":     "api-server-v2",
-		"/x/--weird--":           "weird",
-		"/":                      "bottle",
-		"/x/ÄÖÜ":                 "bottle",
+		"/home/u/My Project":              "my-project",
+		"/src/api_server.v2":              "api-server-v2",
+		"/x/--weird--":                    "weird",
+		"/":                               "bottle",
+		"/x/ÄÖÜ":                          "bottle",
 		"/x/" + strings.Repeat("ab-", 30): strings.TrimRight(strings.Repeat("ab-", 30)[:40], "-"),
 	}
 	for in, want := range cases {

@@ -34,6 +34,9 @@ func NewRootCmd(dockerCli command.Cli) *cobra.Command {
 		},
 	}
 	cmd.AddCommand(
+		runCmd(dockerCli),
+		configCmd(dockerCli),
+		doctorCmd(dockerCli),
 		versionCmd(dockerCli),
 	)
 	return cmd

@@ -17,16 +17,25 @@ func versionCmd(dockerCli command.Cli) *cobra.Command {
 		Short: "Show the plugin version and the smolvm version found",
 		Args:  cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runVersion(dockerCli)
+			return runVersion(cmd, dockerCli)
 		},
 	}
 }
 
-func runVersion(dockerCli command.Cli) error {
+func runVersion(cmd *cobra.Command, dockerCli command.Cli) error {
 	m := bottle.Metadata()
 	out := dockerCli.Out()
 	fmt.Fprintf(out, "docker bottle %s\n", m.Version)
 	fmt.Fprintf(out, " commit:  %s\n", bottle.Commit)
 	fmt.Fprintf(out, " go:      %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	s := smolvmFacts(cmd.Context())
+	switch {
+	case !s.Found:
+		fmt.Fprintln(out, " smolvm:  not found")
+	case s.Version == "":
+		fmt.Fprintf(out, " smolvm:  %s (%s)\n", s.Path, s.Error)
+	default:
+		fmt.Fprintf(out, " smolvm:  %s (%s)\n", s.Version, s.Path)
+	}
 	return nil
 }

@@ -27,7 +27,9 @@ func main() {
 	if err == nil {
 		return
 	}
-	fmt.Fprintln(dockerCli.Err(), err)
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintln(dockerCli.Err(), msg)
+	}
 	os.Exit(exitCode(err))
 }
 

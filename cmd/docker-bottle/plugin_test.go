@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/docker/cli/cli/command"
+	"github.com/moby/moby/client"
+
+	"github.com/docker-bottle/docker-bottle/hostcheck"
+	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/plugin"
+)
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// docker runs the real docker CLI with the plugin installed in a fresh
+// DOCKER_CONFIG.
+func docker(t *testing.T, cfg string, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(testenv.DockerCLI(t), args...)
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg, "DOCKER_BOTTLE_CACHE="+filepath.Join(cfg, "cache"))
+	cmd.Env = append(cmd.Env, env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+func TestHelpListsEverySubcommand(t *testing.T) {
+	cfg := testenv.DockerConfig(t)
+	r := docker(t, cfg, nil, "bottle", "--help")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	cli, err := command.NewDockerCli()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range plugin.NewRootCmd(cli).Commands() {
+		if c.Hidden {
+			continue
+		}
+		if !strings.Contains(r.stdout, c.Name()) || !strings.Contains(r.stdout, c.Short) {
+			t.Errorf("help does not list %s (%q):\n%s", c.Name(), c.Short, r.stdout)
+		}
+	}
+	// The plugin shows up among the CLI's own commands, described by
+	// manifest.json.
+	top := docker(t, cfg, nil, "--help")
+	if !strings.Contains(top.stdout, "bottle*") {
+		t.Errorf("docker --help does not list the plugin:\n%s", top.stdout)
+	}
+}
+
+func TestMetadataIsManifest(t *testing.T) {
+	out, err := exec.Command(testenv.Plugin(t), "docker-cli-plugin-metadata").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest, err := os.ReadFile(filepath.Join(testenv.ModuleRoot(), "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("metadata is not JSON: %v\n%s", err, out)
+	}
+	if err := json.Unmarshal(manifest, &want); err != nil {
+		t.Fatalf("manifest.json: %v", err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("metadata %v\nmanifest %v", got, want)
+	}
+	if want["SchemaVersion"] != "0.1.0" || want["Vendor"] == "" {
+		t.Errorf("manifest.json must have SchemaVersion 0.1.0 and a Vendor: %v", want)
+	}
+}
+
+func doctorReport(t *testing.T, r result) hostcheck.Report {
+	t.Helper()
+	var rep hostcheck.Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("doctor --format json printed no JSON (%v): %q %q", err, r.stdout, r.stderr)
+	}
+	return rep
+}
+
+func TestDoctorAgainstTheRealEngine(t *testing.T) {
+	eng := testenv.Engine(t)
+	v, err := eng.ServerVersion(context.Background(), client.ServerVersionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testenv.DockerConfig(t)
+	// No smolvm: auto must fall back to the docker backend.
+	r := docker(t, cfg, []string{"DOCKER_BOTTLE_SMOLVM=", "PATH=" + filepath.Dir(testenv.DockerCLI(t)) + ":/usr/bin:/bin"},
+		"bottle", "doctor", "--format", "json")
+	rep := doctorReport(t, r)
+	if r.code != 0 || !rep.CanRun {
+		t.Fatalf("doctor exit %d, can_run %v: %s %s", r.code, rep.CanRun, rep.Reason, r.stderr)
+	}
+	e := rep.Facts.Engine
+	if !e.Reachable || e.Version != v.Version || e.APIVersion == "" || e.OS != "linux" || e.Context != "default" {
+		t.Errorf("engine facts %+v, engine says version %s", e, v.Version)
+	}
+	names := map[string]hostcheck.Status{}
+	for _, c := range rep.Checks {
+		names[c.Name] = c.Status
+		if c.Status != hostcheck.OK && c.Remedy == "" && c.Name != "backend" {
+			t.Errorf("check %s is %s without a remedy", c.Name, c.Status)
+		}
+	}
+	for _, n := range []string{"engine", "buildx", "smolvm", "hypervisor", "state dir", "cache dir", "backend"} {
+		if _, ok := names[n]; !ok {
+			t.Errorf("doctor has no %q check: %v", n, names)
+		}
+	}
+	if names["smolvm"] != hostcheck.Warn || rep.Choice == nil || rep.Choice.Backend != "docker" {
+		t.Errorf("without smolvm: smolvm %s, choice %+v", names["smolvm"], rep.Choice)
+	}
+	if want := filepath.Join(cfg, "bottle"); !strings.Contains(r.stdout, want) {
+		t.Errorf("the state dir is not under DOCKER_CONFIG (%s)", want)
+	}
+
+	// The table form says the same.
+	tab := docker(t, cfg, nil, "bottle", "doctor")
+	if tab.code != 0 || !strings.Contains(tab.stdout, "Bottles can run here") {
+		t.Errorf("table doctor: exit %d\n%s%s", tab.code, tab.stdout, tab.stderr)
+	}
+}
+
+func TestDoctorWithoutAnEngine(t *testing.T) {
+	cfg := testenv.DockerConfig(t)
+	sock := "unix://" + filepath.Join(t.TempDir(), "nothing.sock")
+	r := docker(t, cfg, nil, "-H", sock, "bottle", "doctor", "--format", "json")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1: %s %s", r.code, r.stdout, r.stderr)
+	}
+	rep := doctorReport(t, r)
+	if rep.CanRun || rep.Facts.Engine.Reachable || rep.Checks[0].Status != hostcheck.Fail ||
+		!strings.Contains(rep.Reason, "no Docker engine answers") {
+		t.Errorf("report %+v", rep)
+	}
+	if !strings.Contains(rep.Facts.Engine.Endpoint, "nothing.sock") {
+		t.Errorf("-H was not honoured: endpoint %q", rep.Facts.Engine.Endpoint)
+	}
+}
+
+func TestBadContextIsAClearError(t *testing.T) {
+	cfg := testenv.DockerConfig(t)
+	r := docker(t, cfg, nil, "--context", "nosuch", "bottle", "doctor")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1", r.code)
+	}
+	if !strings.Contains(r.stderr, "nosuch") || strings.Contains(r.stderr, "panic") || strings.Contains(r.stderr, "Usage:") {
+		t.Errorf("stderr %q", r.stderr)
+	}
+}
+
+func TestRunDryRunPrintsThePlanAndMakesNothing(t *testing.T) {
+	testenv.Engine(t)
+	cfg := testenv.DockerConfig(t)
+	repo := filepath.Join(t.TempDir(), "Demo Repo")
+	if err := os.Mkdir(repo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec := "agent:\n  provider: shell\negress:\n  allow:\n    - host: example.test\n"
+	if err := os.WriteFile(filepath.Join(repo, "bottle.yaml"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := docker(t, cfg, []string{"DOCKER_BOTTLE_SMOLVM="}, "bottle", "run", "--dry-run", "--format", "json",
+		"--backend", "docker", "--prompt", "hello", repo)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	var p plan.Plan
+	if err := json.Unmarshal([]byte(r.stdout), &p); err != nil {
+		t.Fatalf("plan is not JSON: %v\n%s", err, r.stdout)
+	}
+	if p.Slug != "demo-repo" || p.Backend != "docker" || p.Agent.Provider != "shell" || p.Docker == nil ||
+		p.Egress.Allow[0].Host != "example.test" || !p.Bundle.IP.IsValid() {
+		t.Errorf("plan %+v", p)
+	}
+	if _, err := os.Stat(filepath.Join(cfg, "bottle")); !os.IsNotExist(err) {
+		t.Errorf("--dry-run created the state dir: %v", err)
+	}
+
+	bad := docker(t, cfg, nil, "bottle", "run", "--dry-run", "--backend", "vm", repo)
+	if bad.code != 1 || !strings.Contains(bad.stderr, "not one of auto, smolvm, docker") || strings.Contains(bad.stderr, "Usage:") {
+		t.Errorf("bad --backend: exit %d %q", bad.code, bad.stderr)
+	}
+	if err := os.WriteFile(filepath.Join(repo, "bottle.yaml"), []byte("agent:\n  provder: shell\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad = docker(t, cfg, nil, "bottle", "run", "--dry-run", repo)
+	if bad.code != 1 || !strings.Contains(bad.stderr, "bottle.yaml:2:3: unknown field \"provder\"") {
+		t.Errorf("bad spec: exit %d %q", bad.code, bad.stderr)
+	}
+}

@@ -1,0 +1,132 @@
+package hostcheck
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/docker-bottle/docker-bottle/plan"
+)
+
+// Status of one check.
+type Status string
+
+const (
+	OK   Status = "ok"
+	Warn Status = "warn"
+	Fail Status = "fail"
+)
+
+// Check is one line of doctor's report.
+type Check struct {
+	Name   string `json:"name"`
+	Status Status `json:"status"`
+	Detail string `json:"detail"`
+	Remedy string `json:"remedy,omitempty"`
+}
+
+// Extra are the facts doctor checks beyond those Choose uses.
+type Extra struct {
+	BuildxPath string
+	BuildxErr  error
+	Dirs       plan.Dirs
+	StateErr   error
+	CacheErr   error
+}
+
+// Report is doctor's whole answer.
+type Report struct {
+	Checks []Check      `json:"checks"`
+	Choice *plan.Choice `json:"choice,omitempty"`
+	CanRun bool         `json:"can_run"`
+	Reason string       `json:"reason,omitempty"`
+	Facts  plan.Facts   `json:"facts"`
+}
+
+// Diagnose turns facts into checks and decides whether the auto backend
+// can run.
+func Diagnose(f plan.Facts, x Extra) Report {
+	var cs []Check
+	e := f.Engine
+	switch {
+	case !e.Reachable:
+		cs = append(cs, Check{"engine", Fail, fmt.Sprintf("context %q (%s): %s", e.Context, e.Endpoint, e.Error),
+			"start Docker, or select a context that answers with `docker context use`"})
+	default:
+		kind := []string{}
+		if e.Desktop {
+			kind = append(kind, "Docker Desktop")
+		}
+		if e.Rootless {
+			kind = append(kind, "rootless")
+		}
+		if e.Remote {
+			kind = append(kind, "remote")
+		}
+		if len(kind) == 0 {
+			kind = append(kind, "local rootful")
+		}
+		c := Check{"engine", OK, fmt.Sprintf("context %q (%s): engine %s, API %s, %s/%s, %s",
+			e.Context, e.Endpoint, e.Version, e.APIVersion, e.OS, e.Arch, strings.Join(kind, ", ")), ""}
+		if e.Remote {
+			c.Status, c.Remedy = Fail, "remote engines are not supported yet: use a local context (docker context use default)"
+		}
+		cs = append(cs, c)
+	}
+
+	if x.BuildxErr != nil {
+		cs = append(cs, Check{"buildx", Warn, "not installed: agent images are built with the engine's classic builder",
+			"install the docker buildx plugin for BuildKit builds (RUN --mount, secrets, cache)"})
+	} else {
+		cs = append(cs, Check{"buildx", OK, x.BuildxPath, ""})
+	}
+
+	s := f.Smolvm
+	switch {
+	case !s.Found:
+		cs = append(cs, Check{"smolvm", Warn, "not found (set DOCKER_BOTTLE_SMOLVM or put smolvm on PATH)",
+			"install smolvm 1.8.3 or later for the microVM backend; without it bottles use the docker backend"})
+	case s.Error != "":
+		cs = append(cs, Check{"smolvm", Fail, s.Path + ": " + s.Error, "install smolvm 1.8.3 or later, or use --backend docker"})
+	case s.Warning != "":
+		cs = append(cs, Check{"smolvm", Warn, s.Path + ": smolvm " + s.Version + ": " + s.Warning, "upgrade smolvm to 1.8.3 or later"})
+	default:
+		cs = append(cs, Check{"smolvm", OK, s.Path + ": smolvm " + s.Version, ""})
+	}
+
+	hv := Check{"hypervisor", OK, f.Hypervisor.Detail, ""}
+	if !f.Hypervisor.Usable {
+		hv.Status, hv.Remedy = Warn, "the smolvm backend needs it; the docker backend does not"
+	}
+	cs = append(cs, hv)
+
+	for _, d := range []struct {
+		name, dir string
+		err       error
+	}{{"state dir", x.Dirs.State, x.StateErr}, {"cache dir", x.Dirs.Cache, x.CacheErr}} {
+		if d.err != nil {
+			cs = append(cs, Check{d.name, Fail, fmt.Sprintf("%s: %v", d.dir, d.err), "make it writable, or point DOCKER_CONFIG / DOCKER_BOTTLE_CACHE elsewhere"})
+		} else {
+			cs = append(cs, Check{d.name, OK, d.dir + " is writable", ""})
+		}
+	}
+
+	r := Report{Checks: cs, Facts: f}
+	choice, err := plan.Choose(f, "auto", "auto")
+	if err != nil {
+		r.Reason = err.Error()
+		cs = append(cs, Check{"backend", Fail, err.Error(), ""})
+	} else {
+		r.Choice = &choice
+		detail := "auto uses " + choice.Backend
+		if choice.NetworkMode != "" {
+			detail += " (network mode " + choice.NetworkMode + ")"
+		}
+		cs = append(cs, Check{"backend", OK, detail + ": " + choice.Why, ""})
+	}
+	r.CanRun = err == nil && x.StateErr == nil && x.CacheErr == nil
+	if err == nil && !r.CanRun {
+		r.Reason = "the state or cache dir is not writable"
+	}
+	r.Checks = cs
+	return r
+}

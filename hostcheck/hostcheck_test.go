@@ -1,0 +1,78 @@
+package hostcheck
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/docker-bottle/docker-bottle/plan"
+)
+
+func TestIsRemote(t *testing.T) {
+	for ep, remote := range map[string]bool{
+		"unix:///var/run/docker.sock": false,
+		"npipe:////./pipe/docker":     false,
+		"tcp://127.0.0.1:2375":        false,
+		"tcp://localhost:2376":        false,
+		"tcp://[::1]:2375":            false,
+		"tcp://10.0.0.5:2376":         true,
+		"tcp://docker.example:2376":   true,
+		"ssh://me@build-host":         true,
+	} {
+		if got := IsRemote(ep); got != remote {
+			t.Errorf("IsRemote(%q) = %v, want %v", ep, got, remote)
+		}
+	}
+}
+
+func TestHypervisor(t *testing.T) {
+	missing := Hypervisor("linux", "amd64", filepath.Join(t.TempDir(), "kvm"))
+	if missing.Usable || !strings.Contains(missing.Detail, "modprobe") {
+		t.Errorf("missing kvm: %+v", missing)
+	}
+	dev := filepath.Join(t.TempDir(), "kvm")
+	if err := os.WriteFile(dev, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if ok := Hypervisor("linux", "amd64", dev); !ok.Usable {
+		t.Errorf("read-write kvm: %+v", ok)
+	}
+	if f := Hypervisor("darwin", "amd64", ""); f.Usable || !strings.Contains(f.Detail, "Apple silicon") {
+		t.Errorf("intel mac: %+v", f)
+	}
+	if f := Hypervisor("darwin", "arm64", ""); !f.Usable {
+		t.Errorf("apple silicon: %+v", f)
+	}
+}
+
+func TestDiagnose(t *testing.T) {
+	f := plan.Facts{
+		HostOS:     "linux",
+		Engine:     plan.EngineFacts{Reachable: true, OS: "linux", Context: "default", Endpoint: "unix:///x"},
+		Smolvm:     plan.SmolvmFacts{Found: true, Path: "/bin/smolvm", Version: "1.8.1", Warning: "older than 1.8.3"},
+		Hypervisor: plan.HypervisorFacts{Usable: true, Detail: "ok"},
+	}
+	r := Diagnose(f, Extra{BuildxPath: "/x/docker-buildx"})
+	if !r.CanRun || r.Choice.Backend != "smolvm" || r.Choice.NetworkMode != "bridge" {
+		t.Fatalf("report %+v", r)
+	}
+	status := map[string]Status{}
+	for _, c := range r.Checks {
+		status[c.Name] = c.Status
+	}
+	if status["smolvm"] != Warn || status["buildx"] != OK || status["engine"] != OK {
+		t.Errorf("statuses %v", status)
+	}
+
+	f.Engine.Remote = true
+	r = Diagnose(f, Extra{})
+	if r.CanRun || !strings.Contains(r.Reason, "remote") {
+		t.Errorf("remote engine: %+v", r)
+	}
+	f.Engine.Remote = false
+	r = Diagnose(f, Extra{StateErr: os.ErrPermission})
+	if r.CanRun {
+		t.Error("an unwritable state dir still lets bottles run")
+	}
+}

@@ -1,0 +1,107 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/docker/cli/cli/command"
+
+	"github.com/docker-bottle/docker-bottle/hostcheck"
+	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/provider"
+	"github.com/docker-bottle/docker-bottle/smolvm"
+	"github.com/docker-bottle/docker-bottle/spec"
+)
+
+// specOptions are the flags every command that reads bottle.yaml shares.
+type specOptions struct {
+	file string
+}
+
+// loadedSpec is a spec file read, flags applied and defaults resolved.
+type loadedSpec struct {
+	path     string // "" when there is no file
+	spec     spec.Spec
+	provider provider.Provider
+}
+
+// loadSpec reads -f FILE, or bottle.yaml in dir when present, applies the
+// flags' overrides and fills the provider's defaults.
+func loadSpec(opts specOptions, dir string, o spec.Overrides) (loadedSpec, error) {
+	path := opts.file
+	if path == "" {
+		candidate := filepath.Join(dir, spec.DefaultFile)
+		if _, err := os.Stat(candidate); err == nil {
+			path = candidate
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return loadedSpec{}, fmt.Errorf("looking for %s: %w", candidate, err)
+		}
+	}
+	s := &spec.Spec{}
+	if path != "" {
+		var err error
+		if s, err = spec.Load(path); err != nil {
+			return loadedSpec{}, err
+		}
+	}
+	applied, err := s.Apply(o)
+	if err != nil {
+		return loadedSpec{}, err
+	}
+	p, err := provider.Get(applied.Agent.Provider)
+	if err != nil {
+		return loadedSpec{}, err
+	}
+	return loadedSpec{path: path, spec: applied.Resolve(p.Defaults), provider: p}, nil
+}
+
+// gatherFacts looks at the engine, smolvm and the hypervisor.
+func gatherFacts(ctx context.Context, dockerCli command.Cli) plan.Facts {
+	return hostcheck.Gather(ctx, dockerCli, smolvmFacts)
+}
+
+// smolvmFacts finds smolvm ($DOCKER_BOTTLE_SMOLVM or PATH) and checks its
+// version against the gates of smolvm-cli.md.
+func smolvmFacts(ctx context.Context) plan.SmolvmFacts {
+	path, err := smolvm.Lookup()
+	if errors.Is(err, smolvm.ErrNotFound) {
+		return plan.SmolvmFacts{}
+	}
+	if err != nil {
+		return plan.SmolvmFacts{Found: true, Path: os.Getenv(smolvm.EnvBinary), Error: err.Error()}
+	}
+	f := plan.SmolvmFacts{Found: true, Path: path}
+	v, err := smolvm.New(path).Version(ctx)
+	if err != nil {
+		f.Error = err.Error()
+		return f
+	}
+	f.Version = v.String()
+	warning, err := v.Check()
+	if err != nil {
+		f.Error = err.Error()
+	}
+	f.Warning = warning
+	return f
+}
+
+// interruptible returns a context cancelled by SIGINT or SIGTERM: the one
+// place where signals become cancellation.
+func interruptible(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+}
+
+// interrupted turns an error caused by a cancelled context into
+// ErrInterrupted, so main exits 130.
+func interrupted(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("%w: %v", ErrInterrupted, err)
+	}
+	return err
+}

@@ -1,0 +1,91 @@
+package plugin
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli-plugins/manager"
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-bottle/docker-bottle/hostcheck"
+	"github.com/docker-bottle/docker-bottle/plan"
+)
+
+type doctorOptions struct {
+	format string
+}
+
+func doctorCmd(dockerCli command.Cli) *cobra.Command {
+	var opts doctorOptions
+	cmd := &cobra.Command{
+		Use:   "doctor [OPTIONS]",
+		Short: "Check that this host and engine can run bottles, and say which backend would be used",
+		Args:  cli.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDoctor(cmd, dockerCli, opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.format, "format", "table", `Output format: "table" or "json"`)
+	return cmd
+}
+
+func runDoctor(cmd *cobra.Command, dockerCli command.Cli, opts doctorOptions) error {
+	if opts.format != "table" && opts.format != "json" {
+		return fmt.Errorf(`--format %q is not supported: use "table" or "json"`, opts.format)
+	}
+	ctx := cmd.Context()
+	var x hostcheck.Extra
+	if p, err := manager.GetPlugin("buildx", dockerCli, cmd.Root()); err == nil {
+		x.BuildxPath = p.Path
+	} else {
+		x.BuildxErr = err
+	}
+	dirs, err := plan.DefaultDirs()
+	if err != nil {
+		return err
+	}
+	x.Dirs = dirs
+	x.StateErr = hostcheck.Writable(dirs.State)
+	x.CacheErr = hostcheck.Writable(dirs.Cache)
+
+	r := hostcheck.Diagnose(gatherFacts(ctx, dockerCli), x)
+	if opts.format == "json" {
+		enc := json.NewEncoder(dockerCli.Out())
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	} else {
+		printDoctor(dockerCli.Out(), r)
+	}
+	if !r.CanRun {
+		// The report says why; the exit code tells scripts.
+		return cli.StatusError{StatusCode: 1}
+	}
+	return nil
+}
+
+func printDoctor(out io.Writer, r hostcheck.Report) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "CHECK\tSTATUS\tDETAIL")
+	for _, c := range r.Checks {
+		fmt.Fprintf(w, "%s\t%s\t%s\n", c.Name, c.Status, c.Detail)
+		if c.Remedy != "" {
+			fmt.Fprintf(w, "\t\t→ %s\n", c.Remedy)
+		}
+	}
+	w.Flush()
+	if r.CanRun {
+		fmt.Fprintf(out, "\nBottles can run here: %s backend", r.Choice.Backend)
+		if r.Choice.NetworkMode != "" {
+			fmt.Fprintf(out, ", %s network mode", r.Choice.NetworkMode)
+		}
+		fmt.Fprintln(out, ".")
+	} else {
+		fmt.Fprintf(out, "\nBottles cannot run here: %s\n", r.Reason)
+	}
+}

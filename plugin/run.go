@@ -1,0 +1,236 @@
+package plugin
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/opts"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/spec"
+)
+
+type runOptions struct {
+	spec          specOptions
+	name          string
+	backend       string
+	networkMode   string
+	detach        bool
+	rm            bool
+	prompt        string
+	promptFile    string
+	env           opts.ListOpts
+	registry      string
+	progress      string
+	dryRun        bool
+	format        string
+	keepOnFailure bool
+	agentArgs     []string
+	workspace     string
+}
+
+func runCmd(dockerCli command.Cli) *cobra.Command {
+	o := runOptions{env: opts.NewListOpts(opts.ValidateEnv)}
+	cmd := &cobra.Command{
+		Use:   "run [OPTIONS] [PATH] [-- AGENT ARGS...]",
+		Short: "Run an agent in a new bottle on the repository at PATH (default: .)",
+		Args:  cli.RequiresMaxArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dash := cmd.ArgsLenAtDash()
+			if dash >= 0 {
+				o.agentArgs = args[dash:]
+				args = args[:dash]
+			}
+			if len(args) > 1 {
+				return fmt.Errorf("run takes one PATH, got %q; agent arguments go after --", args)
+			}
+			o.workspace = "."
+			if len(args) == 1 {
+				o.workspace = args[0]
+			}
+			return runRun(cmd, dockerCli, o)
+		},
+	}
+	// Arguments after -- belong to the agent.
+	cmd.Args = func(cmd *cobra.Command, args []string) error {
+		if d := cmd.ArgsLenAtDash(); d >= 0 {
+			args = args[:d]
+		}
+		return cli.RequiresMaxArgs(1)(cmd, args)
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.spec.file, "file", "f", "", "Bottle spec file (default: PATH/bottle.yaml when present)")
+	f.StringVar(&o.name, "name", "", "Name of the bottle (default: from the spec or the directory)")
+	f.StringVar(&o.backend, "backend", "", `Where the agent runs: "auto", "smolvm" or "docker"`)
+	f.StringVar(&o.networkMode, "network-mode", "", `smolvm network mode: "auto", "bridge" or "loopback"`)
+	f.BoolVarP(&o.detach, "detach", "d", false, "Run in the background and print the bottle's name")
+	f.BoolVar(&o.rm, "rm", false, "Remove the bottle when the agent exits")
+	f.StringVar(&o.prompt, "prompt", "", "Prompt for the agent")
+	f.StringVar(&o.promptFile, "prompt-file", "", "Read the prompt for the agent from a file")
+	f.VarP(&o.env, "env", "e", "Set a plain (non-secret) environment variable in the bottle")
+	f.StringVar(&o.registry, "registry", "", "Push the agent image to this repository instead of the embedded registry")
+	f.StringVar(&o.progress, "progress", "auto", `Progress output: "auto", "tty", "plain", "quiet" or "json"`)
+	f.BoolVar(&o.dryRun, "dry-run", false, "Print the plan and start nothing")
+	f.StringVar(&o.format, "format", "", `With --dry-run: "json" prints the plan as JSON`)
+	f.BoolVar(&o.keepOnFailure, "keep-on-failure", false, "Keep what a failed run made, for debugging")
+	return cmd
+}
+
+func runRun(cmd *cobra.Command, dockerCli command.Cli, o runOptions) error {
+	if !o.dryRun {
+		return fmt.Errorf("starting bottles is not available in this build yet (issue 8): use --dry-run to see the plan, and `docker bottle doctor` to check the host")
+	}
+	if o.prompt != "" && o.promptFile != "" {
+		return fmt.Errorf("--prompt and --prompt-file exclude each other")
+	}
+	if o.format != "" && o.format != "json" {
+		return fmt.Errorf(`--format %q is not supported: use "json" or leave it out`, o.format)
+	}
+	ctx, stop := interruptible(cmd.Context())
+	defer stop()
+
+	workspace, err := filepath.Abs(o.workspace)
+	if err != nil {
+		return err
+	}
+	if st, err := os.Stat(workspace); err != nil || !st.IsDir() {
+		return fmt.Errorf("%s is not a directory: give the path of the repository the agent works on", o.workspace)
+	}
+	env := map[string]string{}
+	for _, kv := range o.env.GetSlice() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	ls, err := loadSpec(o.spec, workspace, spec.Overrides{
+		Name: o.name, Backend: o.backend, NetworkMode: o.networkMode, Registry: o.registry, Env: env,
+	})
+	if err != nil {
+		return err
+	}
+	if len(o.agentArgs) > 0 {
+		ls.spec.Agent.Command = append(ls.spec.Agent.Command, o.agentArgs...)
+	}
+	prompt, err := readPrompt(ls, o)
+	if err != nil {
+		return err
+	}
+
+	choice, err := plan.Choose(gatherFacts(ctx, dockerCli), ls.spec.Backend, ls.spec.NetworkMode)
+	if err != nil {
+		return err
+	}
+	dirs, err := plan.DefaultDirs()
+	if err != nil {
+		return err
+	}
+	pool, err := plan.PoolFromEnv()
+	if err != nil {
+		return err
+	}
+	p, err := plan.Prepare(ctx, plan.Options{
+		Spec:      ls.spec,
+		NameFlag:  o.name,
+		Workspace: workspace,
+		Prompt:    prompt,
+		Provider:  ls.provider.Plan(),
+		Choice:    choice,
+		Dirs:      dirs,
+		Allocator: &plan.Allocator{Pool: pool, Dir: dirs.Subnets(), Engine: dockerCli.Client()},
+		DryRun:    o.dryRun,
+	})
+	if err != nil {
+		return interrupted(ctx, err)
+	}
+	if o.format == "json" {
+		enc := json.NewEncoder(dockerCli.Out())
+		enc.SetIndent("", "  ")
+		return enc.Encode(p)
+	}
+	printPlan(dockerCli.Out(), p)
+	return nil
+}
+
+// readPrompt takes the prompt from the flags, else from the spec (a
+// prompt_file relative to the spec file).
+func readPrompt(ls loadedSpec, o runOptions) (string, error) {
+	switch {
+	case o.prompt != "":
+		return o.prompt, nil
+	case o.promptFile != "":
+		data, err := os.ReadFile(o.promptFile)
+		if err != nil {
+			return "", fmt.Errorf("reading --prompt-file: %w", err)
+		}
+		return string(data), nil
+	case ls.spec.Agent.Prompt != "":
+		return ls.spec.Agent.Prompt, nil
+	case ls.spec.Agent.PromptFile != "":
+		f := ls.spec.Agent.PromptFile
+		if !filepath.IsAbs(f) && ls.path != "" {
+			f = filepath.Join(filepath.Dir(ls.path), f)
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return "", fmt.Errorf("reading agent.prompt_file: %w", err)
+		}
+		return string(data), nil
+	}
+	return "", nil
+}
+
+func printPlan(out io.Writer, p plan.Plan) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(w, "%s\t%s\n", k, v) }
+	row("bottle", p.Slug)
+	row("workspace", p.Workspace)
+	row("backend", p.Backend+" ("+p.NetworkMode+")")
+	row("why", p.Why)
+	row("stage dir", p.StageDir)
+	row("agent", p.Agent.Provider+": "+strings.Join(p.Agent.Command, " "))
+	row("bundle", fmt.Sprintf("%s on %s (%s, gateway %s, bundle %s)", p.Bundle.Container, p.Bundle.Network,
+		p.Bundle.Subnet, p.Bundle.Gateway, p.Bundle.IP))
+	if p.Bundle.InternalNetwork != "" {
+		row("internal network", fmt.Sprintf("%s (%s, bundle %s)", p.Bundle.InternalNetwork, p.Bundle.InternalSubnet, p.Bundle.InternalIP))
+	}
+	if p.Smolvm != nil {
+		row("machine", p.Smolvm.MachineName+", allow-host "+strings.Join(p.Smolvm.AllowHosts, ", "))
+	}
+	if p.Docker != nil {
+		row("container", p.Docker.Container)
+	}
+	if p.Endpoints != nil {
+		row("agent proxy", p.Endpoints.AgentProxyURL)
+		row("agent git gate", "http://"+p.Endpoints.AgentGitGateHost+"/")
+		row("agent supervisor", p.Endpoints.AgentSuperviseURL)
+	} else {
+		row("agent endpoints", plan.SmolvmGateway+":<published ports>, known after bring-up")
+	}
+	row("git branch", p.GitGate.Branch+" (push: "+strings.Join(p.GitGate.Push, ", ")+")")
+	row("git remote", p.GitGate.Remote)
+	var allow []string
+	for _, r := range p.Egress.Allow {
+		allow = append(allow, r.Host)
+	}
+	row("egress allow", strings.Join(allow, ", "))
+	var secrets []string
+	for _, s := range p.Egress.Secrets {
+		src := "env " + s.FromEnv
+		if s.FromFile != "" {
+			src = "file " + s.FromFile
+		}
+		secrets = append(secrets, fmt.Sprintf("%s %s from %s", s.Host, s.Header, src))
+	}
+	if len(secrets) > 0 {
+		row("secrets", strings.Join(secrets, "; "))
+	}
+	w.Flush()
+	fmt.Fprintln(out, "\nDry run: nothing was created.")
+}
