@@ -211,7 +211,8 @@ func loadSettings() (settings, error) {
 	var s settings
 	path := configPath()
 	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) && os.Getenv("SMOLVM_CONFIG") == "" {
+	if errors.Is(err, os.ErrNotExist) {
+		// No settings file: no credentials, as with smolvm's defaults.
 		return s, nil
 	}
 	if err != nil {

@@ -68,6 +68,7 @@ func startVM(r *fakestate.Record) (int, error) {
 		return 0, fmt.Errorf("agent operation failed: start machine: %v", err)
 	}
 	pw.Close()
+	vmPID := cmd.Process.Pid
 	_ = cmd.Process.Release()
 	// The VM process answers "ok WORKLOAD_PID" or "error MESSAGE".
 	line, _ := bufio.NewReader(pr).ReadString('\n')
@@ -76,7 +77,7 @@ func startVM(r *fakestate.Record) (int, error) {
 	case strings.HasPrefix(line, "ok "):
 		r.WorkloadPID, _ = strconv.Atoi(strings.TrimPrefix(line, "ok "))
 		r.InitDone = true
-		return cmd.Process.Pid, nil
+		return vmPID, nil
 	case strings.HasPrefix(line, "error "):
 		return 0, errors.New(strings.TrimPrefix(line, "error "))
 	}
