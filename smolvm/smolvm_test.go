@@ -368,6 +368,11 @@ func TestMachineLifecycle(t *testing.T) {
 		Stdin: strings.NewReader("hello guest\n"), Stdout: &out}); err != nil || out.String() != "hello guest\n" {
 		t.Errorf("stdin: %q %v", out.String(), err)
 	}
+	out.Reset()
+	if code, err := cli.MachineExec(ctx, smolvm.ExecOptions{Name: "bottle-life", Command: []string{"probe", "isatty"}, TTY: true,
+		Stdout: &out}); err != nil || code != 0 || !strings.Contains(out.String(), "stdout=true") {
+		t.Errorf("TTY: %q %d %v", out.String(), code, err)
+	}
 	code, err = cli.MachineExec(ctx, smolvm.ExecOptions{Name: "bottle-life", Command: []string{"probe", "sleep"}, Timeout: time.Second})
 	if err != nil || code != 124 {
 		t.Errorf("timeout: %d %v", code, err)

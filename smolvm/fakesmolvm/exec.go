@@ -37,8 +37,9 @@ var execSpec = &cmdSpec{
 }
 
 // machineExec runs a command "in the guest": a host process chrooted into
-// the machine's root filesystem. Its exit code becomes ours. -t allocates
-// no terminal in the fake: the command gets the caller's streams.
+// the machine's root filesystem. Its exit code becomes ours. -t gives it a
+// pseudo-terminal (stdout and stderr both arrive on our stdout, as from a
+// terminal).
 func machineExec(args []string) {
 	p := execSpec.parse(args)
 	name := nameOr(p)
@@ -112,9 +113,16 @@ func machineExec(args []string) {
 	runtime.LockOSThread()
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	cmd.SysProcAttr.Setpgid = true
+	finish := func() {}
+	if p.has("tty") {
+		if finish, err = attachPTY(cmd, p.has("interactive")); err != nil {
+			fail("agent operation failed: exec: %v", err)
+		}
+	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	if err := cmd.Start(); err != nil {
+		finish()
 		fail("agent operation failed: exec: %v", err)
 	}
 	done := make(chan error, 1)
@@ -137,6 +145,7 @@ loop:
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		}
 	}
+	finish()
 	os.Stdout.Write(outBuf.Bytes())
 	os.Stderr.Write(errBuf.Bytes())
 	if timedOut {

@@ -592,6 +592,16 @@ func TestMachineFromArtifact(t *testing.T) {
 	if r := e.run("", "machine", "exec", "--name", "b1", "--", "probe", "write", "/ro/x", "y"); r.code != 3 {
 		t.Errorf("write to a :ro volume: %+v", r)
 	}
+	// -t gives the command a terminal; without it, none.
+	if r := e.ok("machine", "exec", "--name", "b1", "-t", "--", "probe", "isatty"); !strings.Contains(r.stdout, "stdin=true stdout=true stderr=true") {
+		t.Errorf("exec -t: %q", r.stdout)
+	}
+	if r := e.ok("machine", "exec", "--name", "b1", "--", "probe", "isatty"); r.stdout != "stdin=false stdout=false stderr=false\n" {
+		t.Errorf("exec without -t: %q", r.stdout)
+	}
+	if r := e.run("", "machine", "exec", "--name", "b1", "-it", "--", "probe", "exit", "9"); r.code != 9 {
+		t.Errorf("exec -it exit code: %+v", r)
+	}
 	// -d prints the PID.
 	if r := e.ok("machine", "exec", "--name", "b1", "-d", "--", "probe", "exit", "0"); !regexp.MustCompile(`^\d+\n$`).MatchString(r.stdout) {
 		t.Errorf("exec -d: %q", r.stdout)

@@ -53,6 +53,7 @@ func BuildFake(dir string) (string, error) {
 //	kill-self SIG     kill itself with signal number SIG
 //	workload FILE     write its pid to FILE, then sleep until killed
 //	sleep             sleep until killed
+//	isatty            print whether stdin, stdout and stderr are terminals
 const probeSource = `package main
 
 import (
@@ -62,7 +63,14 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+	"unsafe"
 )
+
+func isatty(fd int) bool {
+	var t syscall.Termios
+	_, _, e := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), syscall.TCGETS, uintptr(unsafe.Pointer(&t)))
+	return e == 0
+}
 
 func main() {
 	a := os.Args[1:]
@@ -107,6 +115,8 @@ func main() {
 		for {
 			time.Sleep(time.Hour)
 		}
+	case "isatty":
+		fmt.Printf("stdin=%v stdout=%v stderr=%v\n", isatty(0), isatty(1), isatty(2))
 	case "sleep":
 		for {
 			time.Sleep(time.Hour)
