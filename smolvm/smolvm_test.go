@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -565,4 +567,38 @@ func waitForFile(t *testing.T, path string) int {
 	}
 	t.Fatalf("%s never appeared", path)
 	return 0
+}
+
+func TestPackCreateCancel(t *testing.T) {
+	cli, _ := newCLI(t)
+	// A registry that never answers: the pull hangs until smolvm is told
+	// to stop.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hit := make(chan struct{}, 16)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hit <- struct{}{}
+		<-r.Context().Done()
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	out := filepath.Join(t.TempDir(), "hang")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := cli.PackCreate(ctx, smolvm.PackOptions{Image: ln.Addr().String() + "/x:1", Output: out})
+		done <- err
+	}()
+	<-hit
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled pack: %v", err)
+	}
+	left, _ := os.ReadDir(filepath.Dir(out))
+	if len(left) != 0 {
+		t.Errorf("a cancelled pack left files: %v", left)
+	}
 }
