@@ -45,5 +45,10 @@ cross:
 			-o $(BIN)/cross/docker-bottle-$$os-$$arch ./cmd/docker-bottle || exit 1; \
 	done
 
+# The contract fake of smolvm for tests (smolvm/fakesmolvm). Put
+# $(BIN)/fake-smolvm first on PATH, or set DOCKER_BOTTLE_SMOLVM to it.
+fake-smolvm:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/fake-smolvm/smolvm ./smolvm/fakesmolvm
+
 clean:
 	rm -rf $(BIN)

@@ -1,0 +1,159 @@
+package smolvm
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Sentinel errors. Every error this package returns for one of these
+// conditions matches it with errors.Is, and its text carries a remedy.
+var (
+	// ErrNotFound: no smolvm binary on PATH or at $DOCKER_BOTTLE_SMOLVM.
+	ErrNotFound = errors.New("smolvm not found")
+	// ErrCelestoSmolVM: the `smolvm` found is CelestoAI's unrelated Python
+	// SmolVM, not smol-machines' smolvm.
+	ErrCelestoSmolVM = errors.New("this smolvm is CelestoAI's Python SmolVM, not smol-machines' smolvm")
+	// ErrBadVersion: `smolvm --version` printed something unparseable.
+	ErrBadVersion = errors.New("cannot read the smolvm version")
+	// ErrTooOld: the smolvm version is below MinVersion.
+	ErrTooOld = errors.New("smolvm is too old")
+	// ErrKVMUnavailable: /dev/kvm is missing (no KVM module, or no
+	// hardware virtualisation).
+	ErrKVMUnavailable = errors.New("kvm not available")
+	// ErrKVMPermission: /dev/kvm exists but the user cannot open it
+	// read/write.
+	ErrKVMPermission = errors.New("kvm permission denied")
+	// ErrAlreadyExists: a machine of that name exists or is being created.
+	ErrAlreadyExists = errors.New("machine already exists")
+	// ErrMachineNotFound: smolvm knows no machine of that name.
+	ErrMachineNotFound = errors.New("machine not found")
+	// ErrNotRunning: the machine exists but is not running.
+	ErrNotRunning = errors.New("machine not running")
+	// ErrUsage: smolvm rejected the command line (clap, exit 2). This is a
+	// bug in this package or a smolvm whose flags changed.
+	ErrUsage = errors.New("smolvm rejected the command line")
+	// ErrInvalidName: a machine name breaks smolvm's naming rules.
+	ErrInvalidName = errors.New("invalid machine name")
+	// ErrSecretEnv: a guest variable whose name looks like a secret was
+	// about to be passed with -e (stored or shown in plain text).
+	ErrSecretEnv = errors.New("refusing to pass a secret-looking variable with -e")
+	// ErrInvalidOption: a request this package refuses before calling
+	// smolvm (bad image reference, conflicting options, ...).
+	ErrInvalidOption = errors.New("invalid smolvm option")
+)
+
+// CommandError is a failed smolvm invocation. Message is smolvm's own
+// `Error: ...` line, verbatim (or clap's `error: ...` line for a usage
+// error); Op says what the plugin was doing.
+type CommandError struct {
+	Op       string   // what the plugin was doing, e.g. `creating machine "bottle-x"`
+	Args     []string // smolvm arguments (never secrets: see Env)
+	ExitCode int
+	Message  string // smolvm's Error: line, verbatim
+	Stderr   string // the rest of stderr, for debugging
+	Remedy   string // what the user can do, when known
+	kind     error  // one of the sentinels, or nil
+}
+
+func (e *CommandError) Error() string {
+	msg := e.Message
+	if msg == "" {
+		msg = fmt.Sprintf("smolvm exited with status %d", e.ExitCode)
+		if tail := lastLines(e.Stderr, 3); tail != "" {
+			msg += ": " + tail
+		}
+	}
+	s := e.Op + ": " + msg
+	if e.Remedy != "" {
+		s += " (" + e.Remedy + ")"
+	}
+	return s
+}
+
+// Unwrap lets errors.Is match the sentinel this failure was classified as.
+func (e *CommandError) Unwrap() error { return e.kind }
+
+// knownErrorPrefixes are the Display forms of smolvm's error enum
+// (src/data/errors.rs at v1.9.3). A final stderr line `Error: <one of these>`
+// is smolvm's own failure, not a guest command's output.
+var knownErrorPrefixes = []string{
+	"vm creation failed:", "vm not found:", "hypervisor not available:",
+	"invalid vm state:", "rootfs operation failed:", "rootfs not found:",
+	"storage operation failed:", "disk not found:", "mount operation failed:",
+	"invalid mount path:", "mount source not found:", "config operation failed:",
+	"database operation failed:", "database not available:", "command '",
+	"agent operation failed:", "kvm not available:", "kvm permission denied:",
+	"io operation failed:",
+}
+
+// smolvmErrorLine returns the last `Error: ...` line of stderr if it is one
+// of smolvm's own error forms.
+func smolvmErrorLine(stderr []byte) (string, bool) {
+	line := lastErrorLine(stderr, "Error: ")
+	if line == "" {
+		return "", false
+	}
+	rest := strings.TrimPrefix(line, "Error: ")
+	for _, p := range knownErrorPrefixes {
+		if strings.HasPrefix(rest, p) {
+			return line, true
+		}
+	}
+	return line, false
+}
+
+func lastErrorLine(b []byte, prefix string) string {
+	var found string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		if l := strings.TrimRight(sc.Text(), "\r"); strings.HasPrefix(l, prefix) {
+			found = l
+		}
+	}
+	return found
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.TrimSpace(strings.Join(lines, " | "))
+}
+
+// newCommandError classifies a failed invocation from its exit code and
+// stderr.
+func newCommandError(op string, args []string, code int, stderr []byte, machine string) *CommandError {
+	e := &CommandError{Op: op, Args: args, ExitCode: code, Stderr: string(stderr)}
+	if code == 2 {
+		// clap usage errors print `error: ...` (lower case) and exit 2.
+		e.Message = lastErrorLine(stderr, "error: ")
+		e.kind = ErrUsage
+		e.Remedy = "this smolvm does not accept the flags docker bottle uses; check `smolvm --version` against the supported range"
+		return e
+	}
+	line, _ := smolvmErrorLine(stderr)
+	e.Message = line
+	e.kind, e.Remedy = classify(strings.TrimPrefix(line, "Error: "), machine)
+	return e
+}
+
+func classify(msg, machine string) (error, string) {
+	switch {
+	case strings.HasPrefix(msg, "kvm not available"):
+		return ErrKVMUnavailable, "load the KVM module (`sudo modprobe kvm_intel` or `kvm_amd`) and enable virtualisation in the firmware, or use --backend docker"
+	case strings.HasPrefix(msg, "kvm permission denied"):
+		return ErrKVMPermission, "give your user read/write access to /dev/kvm (`sudo usermod -aG kvm $USER`, then log in again), or use --backend docker"
+	case strings.Contains(msg, "already exists"):
+		return ErrAlreadyExists, fmt.Sprintf("remove it with `smolvm machine delete --name %s -f` or choose another name", machine)
+	case strings.Contains(msg, "is not running"):
+		return ErrNotRunning, fmt.Sprintf("start it with `smolvm machine start --name %s`", machine)
+	case strings.HasPrefix(msg, "vm not found"), strings.HasSuffix(msg, "' not found"):
+		return ErrMachineNotFound, "list machines with `smolvm machine ls`"
+	}
+	return nil, ""
+}

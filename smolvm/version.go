@@ -1,0 +1,170 @@
+package smolvm
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Version gates (smolvm-cli.md, section 0).
+var (
+	// MinVersion: before 1.8.0, `machine create --from` silently dropped
+	// --allow-host/--allow-cidr, so a bottle would have no egress
+	// restriction at all; --label also arrived in 1.8.0.
+	MinVersion = Version{Major: 1, Minor: 8, Patch: 0}
+	// RecommendedVersion: 1.8.3 resolves host.smolvm.internal in the guest
+	// and relays the guest's TCP FIN over virtio-net (half-closed
+	// connections hang before it).
+	RecommendedVersion = Version{Major: 1, Minor: 8, Patch: 3}
+)
+
+// Version is a smolvm release number.
+type Version struct {
+	Major, Minor, Patch int
+	Raw                 string // the line `smolvm --version` printed
+}
+
+func (v Version) String() string { return fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch) }
+
+// Less reports whether v is an older release than o.
+func (v Version) Less(o Version) bool {
+	if v.Major != o.Major {
+		return v.Major < o.Major
+	}
+	if v.Minor != o.Minor {
+		return v.Minor < o.Minor
+	}
+	return v.Patch < o.Patch
+}
+
+// Check applies the version gates: an error (ErrTooOld) below MinVersion, a
+// warning below RecommendedVersion, each with its reason.
+func (v Version) Check() (warning string, err error) {
+	if v.Less(MinVersion) {
+		return "", fmt.Errorf("%w: smolvm %s is older than %s: before %s `machine create --from` drops the "+
+			"--allow-host/--allow-cidr allowlist, so the bottle would have no egress restriction at all; "+
+			"upgrade smolvm to %s or later, or use --backend docker", ErrTooOld, v, MinVersion, MinVersion, RecommendedVersion)
+	}
+	if v.Less(RecommendedVersion) {
+		return fmt.Sprintf("smolvm %s is older than the recommended %s: the guest name host.smolvm.internal "+
+			"does not resolve, and the virtio-net relay does not forward the guest's TCP FIN (half-closed "+
+			"connections can hang); upgrade smolvm", v, RecommendedVersion), nil
+	}
+	return "", nil
+}
+
+// smol-machines' smolvm is a clap program: `--version` prints exactly
+// `smolvm X.Y.Z`.
+var versionRE = regexp.MustCompile(`^smolvm (\d+)\.(\d+)\.(\d+)$`)
+
+// ParseVersion reads the output of `smolvm --version`.
+func ParseVersion(out string) (Version, error) {
+	line := strings.TrimSpace(firstLine(out))
+	m := versionRE.FindStringSubmatch(line)
+	if m == nil {
+		return Version{}, fmt.Errorf("%w: `smolvm --version` printed %q, expected `smolvm X.Y.Z`", ErrBadVersion, line)
+	}
+	var n [3]int
+	for i := range n {
+		v, err := strconv.Atoi(m[i+1])
+		if err != nil {
+			return Version{}, fmt.Errorf("%w: %q: %v", ErrBadVersion, line, err)
+		}
+		n[i] = v
+	}
+	return Version{Major: n[0], Minor: n[1], Patch: n[2], Raw: line}, nil
+}
+
+// Version runs `smolvm --version` and makes sure the binary is
+// smol-machines' smolvm.
+//
+// CelestoAI's Python SmolVM (PyPI "smolvm") also installs a `smolvm`
+// command. Its click-based CLI prints `smolvm <PEP 440 version>` for
+// --version (e.g. `smolvm 0.0.10`, same shape as ours), and its older
+// argparse CLI has no --version at all (exit 2, `usage: smolvm [-h] ...`).
+// So the version line alone cannot tell them apart: Version also reads
+// `smolvm --help` and requires smol-machines' `machine` and `pack`
+// commands, and recognises Celesto's markers (its `sandbox` command, its
+// help texts, argparse's `usage: smolvm [-h]`, PEP 440 suffixes).
+func (c *CLI) Version(ctx context.Context) (Version, error) {
+	const op = "checking the smolvm version"
+	res, err := c.run(ctx, invocation{op: op, args: []string{"--version"}})
+	out := string(res.stdout) + string(res.stderr)
+	if err != nil {
+		if looksCelesto(out) {
+			return Version{}, c.celestoError(out)
+		}
+		return Version{}, err
+	}
+	v, perr := ParseVersion(string(res.stdout))
+	if perr != nil {
+		if looksCelesto(out) {
+			return Version{}, c.celestoError(out)
+		}
+		return Version{}, fmt.Errorf("%s: %s: %w", op, c.path, perr)
+	}
+	help, herr := c.run(ctx, invocation{op: op, args: []string{"--help"}})
+	helpText := string(help.stdout) + string(help.stderr)
+	if looksCelesto(helpText) {
+		return Version{}, c.celestoError(helpText)
+	}
+	if herr != nil {
+		return Version{}, herr
+	}
+	if !hasCommand(helpText, "machine") || !hasCommand(helpText, "pack") {
+		return Version{}, fmt.Errorf("%s: %w: %s prints %q but its --help lists no `machine` and `pack` commands; "+
+			"install smol-machines' smolvm or set %s", op, ErrBadVersion, c.path, v.Raw, EnvBinary)
+	}
+	c.mu.Lock()
+	c.version = &v
+	c.mu.Unlock()
+	return v, nil
+}
+
+func (c *CLI) celestoError(out string) error {
+	return fmt.Errorf("%w: %s (it printed %q); uninstall it or put smol-machines' smolvm first on PATH, or set %s to the right binary",
+		ErrCelestoSmolVM, c.path, lastLines(out, 2), EnvBinary)
+}
+
+var pep440Suffix = regexp.MustCompile(`^smolvm \d+(\.\d+)*[._-]?(a|b|rc|alpha|beta|dev|post)\d*`)
+
+// looksCelesto recognises CelestoAI's SmolVM from --version or --help
+// output (click and argparse variants, src/smolvm/cli/commands/app.py and
+// src/smolvm/cli.py in CelestoAI/SmolVM).
+func looksCelesto(out string) bool {
+	if pep440Suffix.MatchString(strings.TrimSpace(firstLine(out))) {
+		return true
+	}
+	for _, marker := range []string{
+		"usage: smolvm [-h]",                 // argparse (lower-case usage; clap prints "Usage:")
+		"SmolVM command-line tools",          // argparse description
+		"disposable sandboxes for AI agents", // click root help
+		"Celesto",
+	} {
+		if strings.Contains(out, marker) {
+			return true
+		}
+	}
+	return hasCommand(out, "sandbox") && !hasCommand(out, "machine")
+}
+
+// hasCommand reports whether help text lists a subcommand: a line that
+// starts (after indentation) with the command name followed by spaces.
+func hasCommand(help, name string) bool {
+	for _, l := range strings.Split(help, "\n") {
+		f := strings.Fields(l)
+		if len(f) > 0 && strings.HasPrefix(l, "  ") && strings.TrimSuffix(f[0], ",") == name {
+			return true
+		}
+	}
+	return false
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
