@@ -11,7 +11,7 @@ DOCKER_CONFIG ?= $(HOME)/.docker
 PLUGIN_DIR ?= $(DOCKER_CONFIG)/cli-plugins
 BIN       := bin
 
-.PHONY: all build install test lint cross engine quickstart clean
+.PHONY: all build install test lint cross engine quickstart fake-smolvm clean
 
 all: build
 

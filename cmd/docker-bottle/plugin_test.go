@@ -19,6 +19,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/plugin"
+	"github.com/docker-bottle/docker-bottle/smolvm/smolvmtest"
 )
 
 type result struct {
@@ -215,5 +216,61 @@ func TestRunDryRunPrintsThePlanAndMakesNothing(t *testing.T) {
 	bad = docker(t, cfg, nil, "bottle", "run", "--dry-run", repo)
 	if bad.code != 1 || !strings.Contains(bad.stderr, "bottle.yaml:2:3: unknown field \"provder\"") {
 		t.Errorf("bad spec: exit %d %q", bad.code, bad.stderr)
+	}
+}
+
+// TestDoctorWithFakeSmolvm points DOCKER_BOTTLE_SMOLVM at the contract
+// fake: a supported smolvm makes auto pick the microVM backend in bridge
+// mode (rootful local engine), a too-old one is refused with the reason.
+func TestDoctorWithFakeSmolvm(t *testing.T) {
+	testenv.Engine(t)
+	fake, err := smolvmtest.BuildFake(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testenv.DockerConfig(t)
+	state := "SMOLVM_FAKE_STATE=" + t.TempDir()
+
+	r := docker(t, cfg, []string{"DOCKER_BOTTLE_SMOLVM=" + fake, state, "SMOLVM_FAKE_VERSION=1.9.3"},
+		"bottle", "doctor", "--format", "json")
+	rep := doctorReport(t, r)
+	if r.code != 0 || rep.Facts.Smolvm.Version != "1.9.3" || rep.Choice == nil || rep.Choice.Backend != "smolvm" {
+		t.Fatalf("exit %d, smolvm %+v, choice %+v", r.code, rep.Facts.Smolvm, rep.Choice)
+	}
+	if rep.Choice.NetworkMode != "bridge" || !strings.Contains(rep.Choice.Why, "rootful") {
+		t.Errorf("network mode %+v", rep.Choice)
+	}
+
+	r = docker(t, cfg, []string{"DOCKER_BOTTLE_SMOLVM=" + fake, state, "SMOLVM_FAKE_VERSION=1.7.5"},
+		"bottle", "doctor", "--format", "json")
+	rep = doctorReport(t, r)
+	var check hostcheck.Check
+	for _, c := range rep.Checks {
+		if c.Name == "smolvm" {
+			check = c
+		}
+	}
+	if check.Status != hostcheck.Fail || !strings.Contains(check.Detail, "1.8.0") || !strings.Contains(check.Detail, "allowlist") {
+		t.Errorf("smolvm 1.7.5 check: %+v", check)
+	}
+	// The docker backend can still run, so doctor succeeds.
+	if r.code != 0 || rep.Choice.Backend != "docker" {
+		t.Errorf("with smolvm 1.7.5: exit %d, choice %+v", r.code, rep.Choice)
+	}
+
+	r = docker(t, cfg, []string{"DOCKER_BOTTLE_SMOLVM=" + fake, state, "SMOLVM_FAKE_VERSION=1.8.1"},
+		"bottle", "doctor", "--format", "json")
+	rep = doctorReport(t, r)
+	if rep.Facts.Smolvm.Warning == "" || rep.Choice.Backend != "smolvm" {
+		t.Errorf("smolvm 1.8.1 must warn and still be used: %+v %+v", rep.Facts.Smolvm, rep.Choice)
+	}
+
+	v := docker(t, cfg, []string{"DOCKER_BOTTLE_SMOLVM=" + fake, state, "SMOLVM_FAKE_VERSION=1.9.3"}, "bottle", "version")
+	if v.code != 0 || !strings.Contains(v.stdout, "smolvm:  1.9.3") {
+		t.Errorf("version: %q %q", v.stdout, v.stderr)
+	}
+	v = docker(t, cfg, []string{"DOCKER_BOTTLE_SMOLVM="}, "bottle", "version")
+	if !strings.Contains(v.stdout, "smolvm:  not found") {
+		t.Errorf("version without smolvm: %q", v.stdout)
 	}
 }
