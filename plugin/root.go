@@ -6,6 +6,7 @@ package plugin
 import (
 	"errors"
 
+	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli-plugins/plugin"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
@@ -24,6 +25,11 @@ func NewRootCmd(dockerCli command.Cli) *cobra.Command {
 			"whose only way out is a per-bottle bundle of egress proxy, git gate and supervisor.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// An unknown subcommand is an error, as with docker's own commands.
+		Args: cli.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmd.Help()
+		},
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			// RunPlugin sets this hook; it is nil when a command runs
 			// outside the plugin framework (unit tests).

@@ -274,3 +274,40 @@ func TestDoctorWithFakeSmolvm(t *testing.T) {
 		t.Errorf("version without smolvm: %q", v.stdout)
 	}
 }
+
+// TestExitCodesFollowDocker: usage errors of the plugin exit 125, an
+// unknown subcommand 1, as docker's own commands do.
+func TestExitCodesFollowDocker(t *testing.T) {
+	cfg := testenv.DockerConfig(t)
+	if r := docker(t, cfg, nil, "bottle", "doctor", "--bogus"); r.code != 125 || !strings.Contains(r.stderr, "unknown flag: --bogus") {
+		t.Errorf("bad flag: exit %d %q", r.code, r.stderr)
+	}
+	if r := docker(t, cfg, nil, "bottle", "nosuch"); r.code != 1 || !strings.Contains(r.stderr, "unknown command") {
+		t.Errorf("unknown subcommand: exit %d %q", r.code, r.stderr)
+	}
+	if r := docker(t, cfg, nil, "bottle", "run"); r.code != 1 || !strings.Contains(r.stderr, "--dry-run") {
+		t.Errorf("run without --dry-run must say it is not available yet: exit %d %q", r.code, r.stderr)
+	}
+}
+
+// TestGlobalConfigFlag: `docker --config DIR bottle` finds the plugin in
+// DIR/cli-plugins and keeps its state under DIR/bottle.
+func TestGlobalConfigFlag(t *testing.T) {
+	testenv.Engine(t)
+	cfg := testenv.DockerConfig(t)
+	elsewhere := t.TempDir() // DOCKER_CONFIG without the plugin
+	r := docker(t, elsewhere, nil, "--config", cfg, "bottle", "doctor", "--format", "json")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	rep := doctorReport(t, r)
+	var detail string
+	for _, c := range rep.Checks {
+		if c.Name == "state dir" {
+			detail = c.Detail
+		}
+	}
+	if !strings.HasPrefix(detail, filepath.Join(cfg, "bottle")) {
+		t.Errorf("state dir %q is not under --config %s", detail, cfg)
+	}
+}
