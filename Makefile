@@ -11,11 +11,19 @@ DOCKER_CONFIG ?= $(HOME)/.docker
 PLUGIN_DIR ?= $(DOCKER_CONFIG)/cli-plugins
 BIN       := bin
 
-.PHONY: all build install test lint cross engine quickstart fake-smolvm clean
+.PHONY: all build bundle-bins install test lint cross engine quickstart fake-smolvm clean
 
 all: build
 
-build:
+# The bundle's static Linux binaries, embedded by the plugin (internal/bundlebin).
+BUNDLE_BINS := internal/bundlebin/bin
+bundle-bins:
+	@for arch in amd64 arm64; do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '-s -w' \
+			-o $(BUNDLE_BINS)/bottle-bundle-linux-$$arch ./cmd/bottle-bundle || exit 1; \
+	done
+
+build: bundle-bins
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/docker-bottle ./cmd/docker-bottle
 
 install: build
@@ -27,7 +35,7 @@ install: build
 engine:
 	@hack/engine.sh
 
-test: engine lint
+test: engine lint bundle-bins
 	$(GO) test -count=1 -timeout 45m ./...
 
 # The main job on a built-in default: install the plugin and check this host.
@@ -38,9 +46,9 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-cross:
+cross: bundle-bins
 	@for p in linux/amd64 linux/arm64 darwin/arm64 darwin/amd64; do \
-		os=$${p%/*}; arch=$${p#*/}; echo "cross: $$p"; \
+		os=$${p%/*}; arch=$${p#*/}; echo "cross: bundle-bins $$p"; \
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
 			-o $(BIN)/cross/docker-bottle-$$os-$$arch ./cmd/docker-bottle || exit 1; \
 	done
@@ -51,4 +59,4 @@ fake-smolvm:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/fake-smolvm/smolvm ./smolvm/fakesmolvm
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(BUNDLE_BINS)/bottle-bundle-linux-*

@@ -66,6 +66,16 @@ func Plugin(t testing.TB) string {
 		if buildErr != nil {
 			return
 		}
+		// The plugin embeds the bundle binaries: build them first, as
+		// `make build` does.
+		for _, arch := range []string{"amd64", "arm64"} {
+			cmd := exec.Command("go", "build", "-trimpath", "-o", "internal/bundlebin/bin/bottle-bundle-linux-"+arch, "./cmd/bottle-bundle")
+			cmd.Dir = ModuleRoot()
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
+			if buildOut, buildErr = cmd.CombinedOutput(); buildErr != nil {
+				return
+			}
+		}
 		cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, "docker-bottle"), "./cmd/docker-bottle")
 		cmd.Dir = ModuleRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -1,0 +1,349 @@
+// Package bringup brings a bottle's bundle up on the engine of the current
+// context and takes it down again: the bundle image (assembled locally, never
+// pulled), the bundle network with the planned subnet, the docker backend's
+// internal network, and the hardened bundle container with its three ports
+// published on the host's loopback. Everything it makes is labelled, and a
+// failure or an interrupt removes what was made.
+package bringup
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+
+	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/spec"
+	"github.com/docker-bottle/docker-bottle/staticimage"
+)
+
+// Where the stage dir is mounted in the bundle, and the bundle's config
+// file in it.
+const (
+	StageMount = "/stage"
+	ConfigFile = "bundle.json"
+)
+
+// Engine is what bring-up and teardown ask of the engine.
+type Engine interface {
+	staticimage.Engine
+	ServerVersion(ctx context.Context, options client.ServerVersionOptions) (client.ServerVersionResult, error)
+	NetworkCreate(ctx context.Context, name string, options client.NetworkCreateOptions) (client.NetworkCreateResult, error)
+	NetworkConnect(ctx context.Context, networkID string, options client.NetworkConnectOptions) (client.NetworkConnectResult, error)
+	NetworkRemove(ctx context.Context, networkID string, options client.NetworkRemoveOptions) (client.NetworkRemoveResult, error)
+	NetworkList(ctx context.Context, options client.NetworkListOptions) (client.NetworkListResult, error)
+	ContainerCreate(ctx context.Context, options client.ContainerCreateOptions) (client.ContainerCreateResult, error)
+	ContainerStart(ctx context.Context, containerID string, options client.ContainerStartOptions) (client.ContainerStartResult, error)
+	ContainerInspect(ctx context.Context, containerID string, options client.ContainerInspectOptions) (client.ContainerInspectResult, error)
+	ContainerRemove(ctx context.Context, containerID string, options client.ContainerRemoveOptions) (client.ContainerRemoveResult, error)
+	ContainerList(ctx context.Context, options client.ContainerListOptions) (client.ContainerListResult, error)
+	ContainerLogs(ctx context.Context, containerID string, options client.ContainerLogsOptions) (client.ContainerLogsResult, error)
+}
+
+// Mount is a host file or dir the bundle needs besides the stage dir (the
+// CA key, the host's CA roots), always read-only.
+type Mount struct {
+	Source, Target string
+}
+
+// Options say how to bring the bundle up.
+type Options struct {
+	Plan   plan.Plan
+	Mounts []Mount
+	// Health reports nil once all three daemons answer healthy at the
+	// published ports.
+	Health func(ctx context.Context, p plan.Plan) error
+	// HealthTimeout bounds the wait (default 30s).
+	HealthTimeout time.Duration
+	// Version labels what this plugin version made.
+	Version string
+	// Progress receives one line per step; nil discards.
+	Progress io.Writer
+	// Limits of the bundle container.
+	Memory    int64
+	PidsLimit int64
+}
+
+// Error is a failed bring-up: which step failed, and the bundle's own last
+// log lines when it ran at all.
+type Error struct {
+	Step string
+	Err  error
+	Logs string
+}
+
+func (e *Error) Error() string {
+	msg := fmt.Sprintf("bundle bring-up failed while %s: %v", e.Step, e.Err)
+	if e.Logs != "" {
+		msg += "\nlast lines of the bundle's log:\n" + e.Logs
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Container ports of the three daemons.
+var (
+	proxyPort     = network.MustParsePort(strconv.Itoa(plan.ProxyPort) + "/tcp")
+	gatePort      = network.MustParsePort(strconv.Itoa(plan.GatePort) + "/tcp")
+	supervisePort = network.MustParsePort(strconv.Itoa(plan.SupervisePort) + "/tcp")
+)
+
+// Up brings the bundle of p up and returns p completed with the bundle's
+// endpoints. On any error, including an interrupt (ctx cancelled), it
+// removes whatever it made before returning.
+func Up(ctx context.Context, e Engine, o Options) (_ plan.Plan, err error) {
+	p := o.Plan
+	defer func() {
+		if err != nil {
+			// A fresh context: ctx may be the cancelled one.
+			cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if derr := Down(cctx, e, p.Slug); derr != nil {
+				err = fmt.Errorf("%w (and cleaning up failed: %v)", err, derr)
+			}
+		}
+	}()
+	step := func(s string) {
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, "bundle: %s\n", s)
+		}
+	}
+
+	step("preparing the bundle image")
+	tag, err := EnsureImage(ctx, e)
+	if err != nil {
+		return p, &Error{Step: "preparing the bundle image", Err: err}
+	}
+	labels := func(role string) map[string]string {
+		return map[string]string{
+			plan.LabelBottle: p.Slug, plan.LabelRole: role, plan.LabelVersion: o.Version, plan.LabelBackend: p.Backend,
+		}
+	}
+
+	step("creating network " + p.Bundle.Network + " (" + p.Bundle.Subnet.String() + ")")
+	if err := createNetwork(ctx, e, p.Bundle.Network, p.Bundle.Subnet, p.Bundle.Gateway, false, labels(plan.RoleBundleNetwork)); err != nil {
+		return p, &Error{Step: "creating the bundle network", Err: err}
+	}
+	if p.Backend == spec.BackendDocker {
+		internal := plan.NewSubnet(p.Bundle.InternalSubnet)
+		step("creating internal network " + p.Bundle.InternalNetwork + " (" + internal.Prefix.String() + ")")
+		if err := createNetwork(ctx, e, p.Bundle.InternalNetwork, internal.Prefix, internal.Gateway, true, labels(plan.RoleInternalNetwork)); err != nil {
+			return p, &Error{Step: "creating the internal network", Err: err}
+		}
+	}
+
+	step("creating container " + p.Bundle.Container)
+	id, err := createContainer(ctx, e, p, tag, o, labels(plan.RoleBundle))
+	if err != nil {
+		return p, &Error{Step: "creating the bundle container", Err: err}
+	}
+	if p.Backend == spec.BackendDocker {
+		// API < 1.44 takes one network at create; the internal one is
+		// connected before start.
+		if _, err := e.NetworkConnect(ctx, p.Bundle.InternalNetwork, client.NetworkConnectOptions{
+			Container: id,
+			EndpointConfig: &network.EndpointSettings{
+				IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: p.Bundle.InternalIP},
+			},
+		}); err != nil {
+			return p, &Error{Step: "connecting the bundle to the internal network", Err: err}
+		}
+	}
+
+	step("starting the bundle")
+	if _, err := e.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+		return p, &Error{Step: "starting the bundle container", Err: err, Logs: Logs(ctx, e, id, 20)}
+	}
+	// Published ports are known only after start.
+	ports, err := publishedPorts(ctx, e, id)
+	if err != nil {
+		return p, &Error{Step: "reading the published ports", Err: err, Logs: Logs(ctx, e, id, 20)}
+	}
+	p = p.WithEndpoints(ports)
+
+	if o.Health != nil {
+		step("waiting for the proxy, the gate and the supervisor")
+		timeout := o.HealthTimeout
+		if timeout == 0 {
+			timeout = 30 * time.Second
+		}
+		hctx, cancel := context.WithTimeout(ctx, timeout)
+		err := waitHealthy(hctx, e, id, p, o.Health)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			return p, &Error{Step: "waiting for the bundle to become healthy", Err: err, Logs: Logs(context.Background(), e, id, 20)}
+		}
+	}
+	step("up: proxy " + p.Endpoints.HostProxy + ", gate " + p.Endpoints.HostGitGate + ", supervisor " + p.Endpoints.HostSupervise)
+	return p, nil
+}
+
+func createNetwork(ctx context.Context, e Engine, name string, subnet netip.Prefix, gw netip.Addr, internal bool, labels map[string]string) error {
+	_, err := e.NetworkCreate(ctx, name, client.NetworkCreateOptions{
+		Driver:   "bridge",
+		Internal: internal,
+		IPAM: &network.IPAM{Config: []network.IPAMConfig{{
+			Subnet:  subnet,
+			Gateway: gw,
+			// Dynamic addresses start above the pinned ones.
+			IPRange: netip.PrefixFrom(subnet.Addr(), subnet.Bits()+1),
+		}}},
+		Options: map[string]string{
+			// No ICC needed beyond the bottle's own containers; keep the
+			// bridge name recognisable.
+			"com.docker.network.bridge.name": bridgeName(name),
+		},
+		Labels: labels,
+	})
+	if err != nil {
+		if strings.Contains(err.Error(), "overlap") {
+			return fmt.Errorf("%w: another network took %s meanwhile; run again to pick another subnet", err, subnet)
+		}
+		return err
+	}
+	return nil
+}
+
+// bridgeName derives a Linux interface name (at most 15 bytes) from a
+// network name.
+func bridgeName(network string) string {
+	n := "bt-" + strings.TrimPrefix(network, "bottle-")
+	if len(n) > 15 {
+		n = n[:15]
+	}
+	return strings.TrimRight(n, "-")
+}
+
+func createContainer(ctx context.Context, e Engine, p plan.Plan, image string, o Options, labels map[string]string) (string, error) {
+	memory, pids := o.Memory, o.PidsLimit
+	if memory == 0 {
+		memory = 512 << 20
+	}
+	if pids == 0 {
+		pids = 256
+	}
+	mounts := []mount.Mount{{Type: mount.TypeBind, Source: p.StageDir, Target: StageMount}}
+	for _, m := range o.Mounts {
+		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: true})
+	}
+	loopback := netip.MustParseAddr("127.0.0.1")
+	bind := []network.PortBinding{{HostIP: loopback, HostPort: ""}}
+	user := ""
+	if runtime.GOOS == "linux" {
+		// Files the bundle writes in the stage dir stay the user's.
+		user = fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())
+	}
+	res, err := e.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name: p.Bundle.Container,
+		Config: &container.Config{
+			Image:        image,
+			User:         user,
+			Labels:       labels,
+			ExposedPorts: network.PortSet{proxyPort: {}, gatePort: {}, supervisePort: {}},
+		},
+		HostConfig: &container.HostConfig{
+			NetworkMode:    container.NetworkMode(p.Bundle.Network),
+			PortBindings:   network.PortMap{proxyPort: bind, gatePort: bind, supervisePort: bind},
+			Mounts:         mounts,
+			ReadonlyRootfs: true,
+			CapDrop:        []string{"ALL"},
+			SecurityOpt:    []string{"no-new-privileges:true"},
+			Tmpfs:          map[string]string{"/tmp": "rw,noexec,nosuid,size=64m"},
+			Resources:      container.Resources{Memory: memory, PidsLimit: &pids},
+			RestartPolicy:  container.RestartPolicy{Name: container.RestartPolicyDisabled},
+		},
+		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			p.Bundle.Network: {IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: p.Bundle.IP}},
+		}},
+	})
+	if err != nil {
+		return "", err
+	}
+	return res.ID, nil
+}
+
+func publishedPorts(ctx context.Context, e Engine, id string) (plan.HostPorts, error) {
+	res, err := e.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return plan.HostPorts{}, err
+	}
+	if res.Container.NetworkSettings == nil {
+		return plan.HostPorts{}, errors.New("the engine reports no network settings for the bundle")
+	}
+	ports := res.Container.NetworkSettings.Ports
+	get := func(p network.Port) (uint16, error) {
+		for _, b := range ports[p] {
+			if b.HostIP.IsLoopback() || !b.HostIP.IsValid() {
+				n, err := strconv.ParseUint(b.HostPort, 10, 16)
+				if err == nil && n != 0 {
+					return uint16(n), nil
+				}
+			}
+		}
+		return 0, fmt.Errorf("port %s is not published on 127.0.0.1 (bindings %v)", p, ports[p])
+	}
+	var hp plan.HostPorts
+	if hp.Proxy, err = get(proxyPort); err != nil {
+		return hp, err
+	}
+	if hp.Gate, err = get(gatePort); err != nil {
+		return hp, err
+	}
+	hp.Supervise, err = get(supervisePort)
+	return hp, err
+}
+
+// waitHealthy polls health until it passes, the container exits, or ctx
+// ends.
+func waitHealthy(ctx context.Context, e Engine, id string, p plan.Plan, health func(context.Context, plan.Plan) error) error {
+	var last error
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		last = health(cctx, p)
+		cancel()
+		if last == nil {
+			return nil
+		}
+		res, err := e.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		if err == nil && res.Container.State != nil && !res.Container.State.Running {
+			return fmt.Errorf("the bundle exited with code %d", res.Container.State.ExitCode)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last health answer: %v)", ctx.Err(), last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Logs returns the last n lines of a container's output, for error
+// messages; "" when there are none.
+func Logs(ctx context.Context, e Engine, id string, n int) string {
+	rc, err := e.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(n)})
+	if err != nil {
+		return ""
+	}
+	defer rc.Close()
+	var out bytes.Buffer
+	if _, err := stdcopy.StdCopy(&out, &out, io.LimitReader(rc, 64<<10)); err != nil {
+		return ""
+	}
+	return strings.TrimRight(out.String(), "\n")
+}
