@@ -113,7 +113,9 @@ func TestLoadAndRun(t *testing.T) {
 	if err := Load(ctx, eng, tag, img); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { eng.ImageRemove(context.Background(), tag, client.ImageRemoveOptions{Force: true, PruneChildren: true}) })
+	t.Cleanup(func() {
+		eng.ImageRemove(context.Background(), tag, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+	})
 	if !Exists(ctx, eng, tag) {
 		t.Fatal("the engine does not have the loaded image")
 	}
