@@ -23,6 +23,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/image/layer"
 	"github.com/docker-bottle/docker-bottle/image/pack"
 	"github.com/docker-bottle/docker-bottle/image/progress"
+	"github.com/docker-bottle/docker-bottle/image/push"
 )
 
 // pullingPacker plays smolvm's pack create in-process, following
@@ -280,4 +281,53 @@ func diskUsage(t *testing.T, dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+func TestPipelineUserRegistry(t *testing.T) {
+	ctx := context.Background()
+	eng := testenv.Engine(t)
+	ti := buildTestImage(t, ctx, eng, testenv.Tag(t, eng, "userreg"))
+	host := testenv.AuthRegistry(t, "alice", "s3cret")
+	cfg := testenv.DockerConfig(t, fmt.Sprintf(`{"credHelpers":{%q:"bottletest"}}`, host),
+		testenv.Helper{Name: "bottletest", Server: host, Username: "alice", Secret: "s3cret"})
+	packer := &pullingPacker{version: "1.9.3"}
+	p, err := image.New(eng, packer, t.TempDir(), image.WithKeychain(push.Keychain(cfg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.Run(ctx, image.Request{Image: ti.tag, Registry: host + "/team/agent", Bottle: layer.Spec{CA: testenv.CA(t, "bottle CA")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(res.Ref, host+"/team/agent@sha256:") || res.BytesPushed == 0 {
+		t.Fatalf("packed %q after pushing %d bytes", res.Ref, res.BytesPushed)
+	}
+	// The packer could pull only with the credentials SMOLVM_CONFIG gave
+	// it: the registry refuses anonymous pulls.
+	if len(packer.configs) != 1 {
+		t.Fatalf("pack got %d SMOLVM_CONFIG files", len(packer.configs))
+	}
+	if _, err := remote.Image(mustRef(t, res.Ref)); err == nil {
+		t.Errorf("the test registry let an anonymous client pull")
+	}
+
+	// A registry for which the docker CLI holds only an identity token.
+	cfg = testenv.DockerConfig(t, fmt.Sprintf(`{"auths":{%q:{"identitytoken":"opaque"}}}`, host))
+	p, err = image.New(eng, packer, t.TempDir(), image.WithKeychain(push.Keychain(cfg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Run(ctx, image.Request{Image: ti.tag, Registry: host + "/team/agent", Bottle: layer.Spec{}})
+	if !errors.Is(err, push.ErrTokenOnly) || !strings.Contains(err.Error(), "smolvm only supports basic username/password") {
+		t.Errorf("token-only credentials: %v", err)
+	}
+}
+
+func mustRef(t *testing.T, s string) name.Reference {
+	t.Helper()
+	r, err := name.ParseReference(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
