@@ -4,8 +4,11 @@
 #   docker-buildx  the buildx CLI plugin (v0.30.1), for the buildx build path
 #   crane          go-containerregistry's crane (v0.22.1), for the benchmark
 # into $GOBIN (default $(go env GOPATH)/bin), which the tests search. Skips a
-# tool already there. Usage: bash bench/pipeline-tools.sh
+# tool already there. Usage: bash bench/pipeline-tools.sh [crane] [buildx]
+# (both when none is named).
 set -euo pipefail
+
+want=" ${*:-crane buildx} "
 
 BUILDX_VERSION=v0.30.1
 CRANE_VERSION=v0.22.1
@@ -13,12 +16,12 @@ gobin=$(go env GOBIN)
 [ -n "$gobin" ] || gobin="$(go env GOPATH)/bin"
 mkdir -p "$gobin"
 
-if [ ! -x "$gobin/crane" ]; then
+if [[ $want == *" crane "* && ! -x "$gobin/crane" ]]; then
 	echo "pipeline-tools: building crane $CRANE_VERSION"
 	GOBIN="$gobin" CGO_ENABLED=0 go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
 fi
 
-if [ ! -x "$gobin/docker-buildx" ]; then
+if [[ $want == *" buildx "* && ! -x "$gobin/docker-buildx" ]]; then
 	# `go install pkg@version` refuses buildx (its go.mod has exclude
 	# directives), so build it from a throwaway module that requires it.
 	echo "pipeline-tools: building docker-buildx $BUILDX_VERSION"
@@ -33,5 +36,5 @@ if [ ! -x "$gobin/docker-buildx" ]; then
 			-o "$gobin/docker-buildx" github.com/docker/buildx/cmd/buildx
 	)
 fi
-"$gobin/docker-buildx" version
-"$gobin/crane" version
+[[ $want != *" buildx "* ]] || "$gobin/docker-buildx" version
+[[ $want != *" crane "* ]] || echo "crane $("$gobin/crane" version)"
