@@ -42,7 +42,7 @@ mkdir -p "$work/ctx"
 	for i in $(seq 1 8); do echo "COPY layer$i.bin /data/layer$i.bin"; done
 } >"$work/ctx/Dockerfile"
 for i in $(seq 1 8); do
-	{ head -c 64M /dev/urandom; yes "docker bottle benchmark, layer $i, some text to compress" | head -c 64M; } >"$work/ctx/layer$i.bin"
+	{ head -c 64M /dev/urandom; head -c 64M < <(yes "docker bottle benchmark, layer $i, some text to compress"); } >"$work/ctx/layer$i.bin"
 done
 DOCKER_BUILDKIT=0 docker build -q --label dev.dockerbottle.bench=1 -t "$img" "$work/ctx" >/dev/null
 rm -rf "$work/ctx"
@@ -84,10 +84,12 @@ exec 3>&-
 wait "$serve_pid"; serve_pid=""
 
 field() { echo "$1" | sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p"; }
-coldt=$(field "$cold" seconds)
-printf '\nbench: results (one run; %s bytes image)\n' "$size"
-printf '  %-44s %8.2f s\n' "docker save > /dev/null (export floor)" "$floor"
-printf '  %-44s %8.2f s  (%sx floor), peak RSS %d MiB\n' "cold push to the embedded registry" "$coldt" "$(ratio "$coldt" "$floor")" "$(( $(field "$cold" peak_rss_bytes) >> 20 ))"
-printf '  %-44s %8.2f s  (after the push, not included above)\n' "  pull of every blob back (smolvm's side)" "$(field "$cold" pull_seconds)"
-printf '  %-44s %8.2f s  (%sx floor)\n' "docker save > file && crane push" "$cranet" "$(ratio "$cranet" "$floor")"
-printf '  %-44s %8.3f s  exported %s B, pushed %s B, hit %s\n' "warm run (artifact cache hit)" "$(field "$warm" seconds)" "$(field "$warm" bytes_exported)" "$(field "$warm" bytes_pushed)" "$(field "$warm" cache_hit)"
+coldt=$(field "$cold" push)
+printf '\nbench: results (one run; %s bytes image; load average %s)\n' "$size" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '  %-48s %8.2f s\n' "docker save > /dev/null (export floor)" "$floor"
+printf '  %-48s %8.2f s  (%sx floor)\n' "cold push to the embedded registry" "$coldt" "$(ratio "$coldt" "$floor")"
+printf '  %-48s %8.2f s\n' "  of which export into the blob store" "$(field "$cold" export)"
+printf '  %-48s %8.2f s\n' "  then a pull of every blob (smolvm's side)" "$(field "$cold" pull_seconds)"
+printf '  %-48s %8.2f s  peak RSS %d MiB\n' "  whole cold run (push + pull + stub pack)" "$(field "$cold" seconds)" "$(( $(field "$cold" peak_rss_bytes) >> 20 ))"
+printf '  %-48s %8.2f s  (%sx floor), crane peak RSS %d MiB\n' "docker save > file && crane push" "$cranet" "$(ratio "$cranet" "$floor")" "$(( $(cat "$work/crane.rss") >> 10 ))"
+printf '  %-48s %8.3f s  exported %s B, pushed %s B, hit %s, peak RSS %d MiB\n' "warm run (artifact cache hit)" "$(field "$warm" seconds)" "$(field "$warm" bytes_exported)" "$(field "$warm" bytes_pushed)" "$(field "$warm" cache_hit)" "$(( $(field "$warm" peak_rss_bytes) >> 20 ))"

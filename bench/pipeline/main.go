@@ -25,6 +25,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -35,6 +36,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/image"
 	"github.com/docker-bottle/docker-bottle/image/layer"
 	"github.com/docker-bottle/docker-bottle/image/pack"
+	"github.com/docker-bottle/docker-bottle/image/progress"
 	"github.com/docker-bottle/docker-bottle/image/registry"
 	"github.com/docker-bottle/docker-bottle/image/store"
 )
@@ -129,7 +131,18 @@ func run(args []string) error {
 	}
 	defer eng.Close()
 	packer := &pullPacker{}
-	p, err := image.New(eng, packer, *cache)
+	// Phase times: when each stage last reported done, from the start.
+	var start time.Time
+	phases := map[string]float64{}
+	var mu sync.Mutex
+	pw := progress.WriterFunc(func(e progress.Event) {
+		if e.Status == progress.Done {
+			mu.Lock()
+			phases[string(e.Stage)] = time.Since(start).Seconds()
+			mu.Unlock()
+		}
+	})
+	p, err := image.New(eng, packer, *cache, image.WithProgress(pw))
 	if err != nil {
 		return err
 	}
@@ -137,7 +150,7 @@ func run(args []string) error {
 	if _, err := eng.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 		return err
 	}
-	start := time.Now()
+	start = time.Now()
 	res, err := p.Run(ctx, image.Request{Image: *ref, Bottle: layer.Spec{CA: ca}})
 	if err != nil {
 		return err
@@ -151,6 +164,7 @@ func run(args []string) error {
 		"bytes_pushed":   res.BytesPushed,
 		"bytes_pulled":   packer.pulled,
 		"peak_rss_bytes": peakRSS(),
+		"phases":         phases,
 	}
 	return json.NewEncoder(os.Stdout).Encode(out)
 }

@@ -123,14 +123,11 @@ func (s *Server) Stats() Stats {
 	return Stats{BlobBytesReceived: s.received.Load(), BlobBytesServed: s.served.Load()}
 }
 
-// Close stops serving and throws away unfinished uploads.
+// Close stops serving at once (the registry is only needed while smolvm
+// pulls; an idle keep-alive connection must not hold it open) and throws
+// away unfinished uploads. It is safe to call twice.
 func (s *Server) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	if err != nil {
-		err = s.srv.Close()
-	}
+	err := s.srv.Close()
 	<-s.done
 	s.mu.Lock()
 	for id, w := range s.uploads {
