@@ -202,7 +202,6 @@ func (p *Pipeline) Run(ctx context.Context, req Request) (Result, error) {
 	}
 
 	var (
-		ref   string
 		creds []pack.Credential
 		pr    push.Result
 	)
@@ -236,14 +235,15 @@ func (p *Pipeline) Run(ctx context.Context, req Request) (Result, error) {
 			return Result{}, err
 		}
 		if user != "" {
-			reg := repo.RegistryStr()
-			if reg == name.DefaultRegistry {
-				reg = "docker.io"
-			}
-			creds = []pack.Credential{{Registry: reg, Username: user, Password: pass}}
+			creds = []pack.Credential{{Registry: smolvmRegistry(repo.RegistryStr()), Username: user, Password: pass}}
 		}
 	}
-	ref = pr.Ref.String()
+	ref := pr.Ref.String()
+	if pr.Ref.RegistryStr() == name.DefaultRegistry {
+		// smolvm names Docker Hub "docker.io", in references and in its
+		// credentials table alike.
+		ref = "docker.io/" + pr.Ref.RepositoryStr() + "@" + pr.Digest.String()
+	}
 	res.Ref, res.BytesPushed = ref, pr.BlobBytesSent
 
 	a, err := p.pack(ctx, key, ref, img, creds, platform)
@@ -304,6 +304,13 @@ func (p *Pipeline) pack(ctx context.Context, key artifact.Key, ref string, img s
 	}
 	p.pw.Event(progress.Event{Stage: progress.StagePack, ID: "smolvm", Status: progress.Done, Text: "artifact " + a.Path})
 	return a, nil
+}
+
+func smolvmRegistry(reg string) string {
+	if reg == name.DefaultRegistry {
+		return "docker.io"
+	}
+	return reg
 }
 
 func isNotFound(err error) bool { return cerrdefs.IsNotFound(err) }

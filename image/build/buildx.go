@@ -2,7 +2,6 @@ package build
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -80,13 +79,7 @@ func (b Buildx) Build(ctx context.Context, opts Options, pw progress.Writer) (Re
 		}
 		return Result{}, fmt.Errorf("build %s with buildx: %s", opts.Tag, msg)
 	}
-	var md struct {
-		ConfigDigest string `json:"containerimage.config.digest"`
-		Digest       string `json:"containerimage.digest"`
-	}
-	if raw, err := os.ReadFile(metadataFile); err == nil {
-		_ = json.Unmarshal(raw, &md)
-	} else {
+	if _, err := os.Stat(metadataFile); err != nil {
 		return Result{}, fmt.Errorf("build %s with buildx: no build metadata written: %w", opts.Tag, err)
 	}
 	// The loaded image's ID is read back from the engine: the metadata's
@@ -158,6 +151,27 @@ func (t *tailWriter) lastError() string {
 		}
 	}
 	return ""
+}
+
+// BuildxProgress maps the plugin's --progress value to buildx's: buildx
+// renders its own progress ("tty" only when the caller hands it the
+// terminal as Stderr), json becomes buildx's rawjson lines.
+func BuildxProgress(mode string, terminal bool) string {
+	switch mode {
+	case "json":
+		return "rawjson"
+	case "quiet", "plain":
+		return mode
+	case "tty":
+		if terminal {
+			return "tty"
+		}
+	case "", "auto":
+		if terminal {
+			return "auto"
+		}
+	}
+	return "plain"
 }
 
 // CLI is what choosing a builder needs of the docker CLI (command.Cli

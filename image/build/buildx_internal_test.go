@@ -81,3 +81,19 @@ func TestEndpointEnv(t *testing.T) {
 		t.Errorf("TLS files left after cleanup")
 	}
 }
+
+func TestBuildxProgress(t *testing.T) {
+	for _, c := range []struct {
+		mode     string
+		terminal bool
+		want     string
+	}{
+		{"auto", true, "auto"}, {"auto", false, "plain"}, {"", false, "plain"},
+		{"tty", true, "tty"}, {"tty", false, "plain"},
+		{"plain", true, "plain"}, {"quiet", true, "quiet"}, {"json", false, "rawjson"},
+	} {
+		if got := BuildxProgress(c.mode, c.terminal); got != c.want {
+			t.Errorf("BuildxProgress(%q, %v) = %q, want %q", c.mode, c.terminal, got, c.want)
+		}
+	}
+}
