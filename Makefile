@@ -11,7 +11,7 @@ DOCKER_CONFIG ?= $(HOME)/.docker
 PLUGIN_DIR ?= $(DOCKER_CONFIG)/cli-plugins
 BIN       := bin
 
-.PHONY: all build bundle-bins install test lint cross engine quickstart fake-smolvm clean
+.PHONY: all build bundle-bins install test lint cross engine tools quickstart fake-smolvm clean
 
 all: build
 
@@ -35,8 +35,13 @@ install: build
 engine:
 	@hack/engine.sh
 
-test: engine lint bundle-bins
-	$(GO) test -count=1 -timeout 45m ./...
+# docker-buildx, built from the module proxy, for the tests of the buildx
+# build path (hack/tools.sh skips it when already built).
+tools:
+	@bash hack/tools.sh buildx
+
+test: engine tools lint bundle-bins
+	PATH="$$($(GO) env GOPATH)/bin:$$PATH" $(GO) test -count=1 -timeout 45m ./...
 
 # The main job on a built-in default: install the plugin and check this host.
 quickstart: engine install

@@ -127,7 +127,7 @@ func (o CreateOptions) args() ([]string, error) {
 		args = append(args, "--from", o.From)
 	}
 	if o.Image != "" {
-		if err := validateImageRef(o.Image); err != nil {
+		if err := ValidateImageRef(o.Image); err != nil {
 			return nil, err
 		}
 		args = append(args, "--image", o.Image)

@@ -44,7 +44,7 @@ type Artifact struct {
 // PackCreate packs a registry image into a .smolmachine artifact.
 func (c *CLI) PackCreate(ctx context.Context, o PackOptions) (Artifact, error) {
 	op := fmt.Sprintf("packing image %s with smolvm", o.Image)
-	if err := validateImageRef(o.Image); err != nil {
+	if err := ValidateImageRef(o.Image); err != nil {
 		return Artifact{}, fmt.Errorf("%s: %w", op, err)
 	}
 	if o.Output == "" {
@@ -85,10 +85,10 @@ func (c *CLI) PackCreate(ctx context.Context, o PackOptions) (Artifact, error) {
 	return Artifact{Stub: out, Sidecar: out + SidecarSuffix}, nil
 }
 
-// validateImageRef applies the guest agent's check (smolvm-cli.md section
+// ValidateImageRef applies the guest agent's check (smolvm-cli.md section
 // 1): the first character alphanumeric, the rest in [A-Za-z0-9._/:@-]. So
 // `-`, ./x.tar, /abs, OCI layouts and docker-daemon: refs never reach smolvm.
-func validateImageRef(ref string) error {
+func ValidateImageRef(ref string) error {
 	if ref == "" || !isAlnum(ref[0]) {
 		return fmt.Errorf("%w: image reference %q must start with a letter or digit (smolvm packs registry images only: push the image to a registry first)", ErrInvalidOption, ref)
 	}

@@ -1,0 +1,55 @@
+package progress_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/docker-bottle/docker-bottle/image/progress"
+)
+
+func TestModes(t *testing.T) {
+	e := progress.Event{Stage: progress.StagePush, ID: "127.0.0.1:5000/bottle/agent", Status: progress.Working, Current: 512 << 20, Total: 1 << 30}
+	for mode, want := range map[string]string{
+		"auto":  "[push] 127.0.0.1:5000/bottle/agent: (512.0MiB/1.0GiB)\n",
+		"plain": "[push] 127.0.0.1:5000/bottle/agent: (512.0MiB/1.0GiB)\n",
+		"tty":   "[push] 127.0.0.1:5000/bottle/agent: (512.0MiB/1.0GiB)\n",
+		"quiet": "",
+	} {
+		var buf bytes.Buffer
+		w, err := progress.NewWriter(mode, &buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Event(e)
+		if buf.String() != want {
+			t.Errorf("%s: %q, want %q", mode, buf.String(), want)
+		}
+	}
+	var buf bytes.Buffer
+	w, _ := progress.NewWriter("json", &buf)
+	w.Event(e)
+	var back progress.Event
+	if err := json.Unmarshal(buf.Bytes(), &back); err != nil || back != e {
+		t.Errorf("json: %s -> %+v, %v", buf.String(), back, err)
+	}
+	if _, err := progress.NewWriter("fancy", io.Discard); err == nil || !strings.Contains(err.Error(), "auto, tty, plain, quiet or json") {
+		t.Errorf("unknown mode: %v", err)
+	}
+}
+
+func TestLines(t *testing.T) {
+	var got []progress.Event
+	l := progress.Lines(progress.WriterFunc(func(e progress.Event) { got = append(got, e) }), progress.StagePack, "smolvm")
+	io.WriteString(l, "Pulling image x... ")
+	io.WriteString(l, "done.\r\n\n  \nPacked: out")
+	if len(got) != 1 || got[0].Text != "Pulling image x... done." || got[0].Stage != progress.StagePack || got[0].Status != progress.Log {
+		t.Fatalf("before close: %+v", got)
+	}
+	l.Close()
+	if len(got) != 2 || got[1].Text != "Packed: out" {
+		t.Errorf("after close: %+v", got)
+	}
+}
