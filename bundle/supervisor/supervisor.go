@@ -29,6 +29,9 @@ import (
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
 )
 
+// Event is an event as the API carries it; the bundle's daemons Emit them.
+type Event = api.Event
+
 // Supervisor holds the bottle's approvals, events and merged audit. It is
 // safe for concurrent use.
 type Supervisor struct {
@@ -120,7 +123,7 @@ func (s *Supervisor) Decider() approval.Decider { return s }
 // Emit records an event from inside the bundle (proxy, gate, bundle). Seq
 // is assigned; Time defaults to now and Source to "bundle". It never
 // blocks on readers.
-func (s *Supervisor) Emit(ev api.Event) api.Event {
+func (s *Supervisor) Emit(ev Event) Event {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now().UTC()
 	}

@@ -159,7 +159,7 @@ func TestAgentCannotApproveItsOwnRequest(t *testing.T) {
 	})
 
 	t.Run("until the timeout denies", func(t *testing.T) {
-		f := start(t, func(c *Config) { c.Approvals.Timeout = dur(time.Second) })
+		f := start(t, func(c *Config) { c.Approvals.Timeout = dur(3 * time.Second) })
 		res := f.ask(context.Background(), approval.Request{Kind: approval.Push, Subject: "refs/heads/main"})
 		id := f.waitPending(t, 1)[0].ID
 		tryAll(t, f, id)

@@ -249,6 +249,11 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		// The url.Error repeats the method and URL; the cause is enough.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, fmt.Errorf("reaching the supervisor at %s: %w", c.base.Host, err)
 	}
 	return resp, nil
