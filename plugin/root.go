@@ -44,6 +44,11 @@ func NewRootCmd(dockerCli command.Cli) *cobra.Command {
 		configCmd(dockerCli),
 		doctorCmd(dockerCli),
 		versionCmd(dockerCli),
+		approvalsCmd(dockerCli),
+		approveCmd(dockerCli),
+		denyCmd(dockerCli),
+		eventsCmd(dockerCli),
+		auditCmd(dockerCli),
 	)
 	return cmd
 }

@@ -1,0 +1,204 @@
+package supervisor
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/docker-bottle/docker-bottle/bundle/approval"
+)
+
+// Config is the supervisor's whole configuration. The plugin writes it as
+// JSON into the bottle's stage dir; the bundle reads it with LoadConfig.
+// Tokens are not in it: it names the files (0600) that hold them.
+type Config struct {
+	// Listen is the TCP address to serve on; empty means DefaultListen.
+	Listen string `json:"listen,omitempty"`
+	// Bottle names the bottle in audit lines, events and health.
+	Bottle string `json:"bottle"`
+	// AgentTokenFile holds the token the agent has: it may post events and
+	// list pending approvals, nothing more.
+	AgentTokenFile string `json:"agent_token_file"`
+	// OperatorTokenFile holds the token that stays on the host: it alone
+	// may decide approvals and read events and the audit.
+	OperatorTokenFile string `json:"operator_token_file"`
+	// Approvals is the approval policy.
+	Approvals Policy `json:"approvals"`
+	// AuditFile receives one JSON line per approval asked and decided.
+	// Empty means the lines go only to the merged stream in memory.
+	AuditFile string `json:"audit_file,omitempty"`
+	// AuditMaxBytes bounds the audit file (see bundle/audit); 0 means its
+	// default.
+	AuditMaxBytes int64  `json:"audit_max_bytes,omitempty"`
+	Limits        Limits `json:"limits,omitzero"`
+}
+
+// Policy says which requests ask a human and how long they wait.
+type Policy struct {
+	// Kinds that are held for a human. A request of any other kind is
+	// denied at once: the user did not ask to be asked.
+	Kinds []approval.Kind `json:"kinds,omitempty"`
+	// Timeout after which a held request is denied. Absent means
+	// DefaultTimeout; 0 denies at once (unattended runs).
+	Timeout *Duration `json:"timeout,omitempty"`
+}
+
+// Limits bound what the supervisor keeps in memory. Zero values mean the
+// defaults.
+type Limits struct {
+	// MaxPending bounds requests held at once; more are denied at once.
+	MaxPending int `json:"max_pending,omitempty"`
+	// MaxEvents bounds the events kept (oldest dropped first).
+	MaxEvents int `json:"max_events,omitempty"`
+	// MaxAudit bounds the audit lines kept for the merged stream (oldest
+	// dropped first; the audit files keep everything within their size).
+	MaxAudit int `json:"max_audit,omitempty"`
+	// MaxEventBytes bounds one posted event's body (413 beyond it).
+	MaxEventBytes int64 `json:"max_event_bytes,omitempty"`
+	// MaxFollowers bounds live streams open at once (503 beyond it).
+	MaxFollowers int `json:"max_followers,omitempty"`
+}
+
+// Defaults.
+const (
+	DefaultListen        = ":8419"
+	DefaultTimeout       = 5 * time.Minute
+	DefaultMaxPending    = 64
+	DefaultMaxEvents     = 1024
+	DefaultMaxAudit      = 4096
+	DefaultMaxEventBytes = 64 << 10
+	DefaultMaxFollowers  = 32
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxPending <= 0 {
+		l.MaxPending = DefaultMaxPending
+	}
+	if l.MaxEvents <= 0 {
+		l.MaxEvents = DefaultMaxEvents
+	}
+	if l.MaxAudit <= 0 {
+		l.MaxAudit = DefaultMaxAudit
+	}
+	if l.MaxEventBytes <= 0 {
+		l.MaxEventBytes = DefaultMaxEventBytes
+	}
+	if l.MaxFollowers <= 0 {
+		l.MaxFollowers = DefaultMaxFollowers
+	}
+	return l
+}
+
+// timeout is the policy's timeout with its default applied.
+func (p Policy) timeout() time.Duration {
+	if p.Timeout == nil {
+		return DefaultTimeout
+	}
+	return p.Timeout.D()
+}
+
+func (p Policy) asks(k approval.Kind) bool { return slices.Contains(p.Kinds, k) }
+
+// Duration is a time.Duration written in JSON as a Go duration string
+// ("30s"); a plain number is read as seconds.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalJSON writes d as a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a duration string or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("invalid duration %q: use a Go duration such as \"90s\" or \"5m\" (0 denies at once)", s)
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var secs float64
+	if err := json.Unmarshal(b, &secs); err != nil {
+		return fmt.Errorf("invalid duration %s: use a string such as \"5m\" or a number of seconds", b)
+	}
+	*d = Duration(secs * float64(time.Second))
+	return nil
+}
+
+// LoadConfig reads and checks a JSON configuration. Unknown fields are
+// errors, so a typo does not silently change the policy.
+func LoadConfig(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("reading supervisor config: %w", err)
+	}
+	cfg, err := ParseConfig(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("supervisor config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig decodes and checks a JSON configuration.
+func ParseConfig(b []byte) (Config, error) {
+	var cfg Config
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return Config{}, fmt.Errorf("decoding: %w", err)
+	}
+	if dec.More() {
+		return Config{}, errors.New("decoding: trailing data after the JSON object")
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// Validate checks the configuration without touching any file.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			errs = append(errs, fmt.Errorf("listen %q: want host:port, e.g. \":8419\"", c.Listen))
+		}
+	}
+	if c.AgentTokenFile == "" {
+		errs = append(errs, errors.New("agent_token_file is required: the agent's hooks authenticate with it"))
+	}
+	if c.OperatorTokenFile == "" {
+		errs = append(errs, errors.New("operator_token_file is required: only its token may decide approvals"))
+	}
+	if c.AgentTokenFile != "" && c.AgentTokenFile == c.OperatorTokenFile {
+		errs = append(errs, errors.New("agent_token_file and operator_token_file must differ: the agent must not hold the operator's token"))
+	}
+	for i, k := range c.Approvals.Kinds {
+		switch k {
+		case approval.Egress, approval.Push, approval.Tool:
+		default:
+			errs = append(errs, fmt.Errorf("approvals.kinds[%d]: %q is not one of egress, push, tool", i, k))
+		}
+	}
+	if c.Approvals.Timeout != nil && *c.Approvals.Timeout < 0 {
+		errs = append(errs, errors.New("approvals.timeout must not be negative (0 denies at once)"))
+	}
+	l := c.Limits
+	if l.MaxPending < 0 || l.MaxEvents < 0 || l.MaxAudit < 0 || l.MaxEventBytes < 0 || l.MaxFollowers < 0 {
+		errs = append(errs, errors.New("limits must not be negative (0 means the default)"))
+	}
+	if c.AuditMaxBytes < 0 {
+		errs = append(errs, errors.New("audit_max_bytes must not be negative (0 means the default)"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,207 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/docker/go-units"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-bottle/docker-bottle/bundle/supervisor/client"
+	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/spec"
+)
+
+type approvalsOptions struct {
+	name    string
+	format  string
+	noTrunc bool
+}
+
+func approvalsCmd(dockerCli command.Cli) *cobra.Command {
+	var opts approvalsOptions
+	cmd := &cobra.Command{
+		Use:   "approvals [OPTIONS] NAME",
+		Short: "List the requests of a bottle that wait for your decision",
+		Args:  cli.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.name = args[0]
+			return runApprovals(cmd.Context(), dockerCli, opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.format, "format", "table", `Output format: "table" or "json"`)
+	cmd.Flags().BoolVar(&opts.noTrunc, "no-trunc", false, "Do not truncate request IDs")
+	return cmd
+}
+
+func runApprovals(ctx context.Context, dockerCli command.Cli, opts approvalsOptions) error {
+	if err := checkFormat(opts.format); err != nil {
+		return err
+	}
+	sup, err := openSupervisor(opts.name)
+	if err != nil {
+		return err
+	}
+	ctx, stop := interruptible(ctx)
+	defer stop()
+	as, err := sup.c.Approvals(ctx)
+	if err != nil {
+		return interrupted(ctx, sup.wrap(err))
+	}
+	out := dockerCli.Out()
+	if opts.format == "json" {
+		enc := json.NewEncoder(out)
+		for _, a := range as {
+			if err := enc.Encode(a); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	now := time.Now()
+	w := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(w, "ID\tKIND\tSUBJECT\tREQUESTER\tWAITING\tDENIED IN\tDETAIL")
+	for _, a := range as {
+		id := a.ID
+		if !opts.noTrunc && len(id) > shortID {
+			id = id[:shortID]
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, clean(string(a.Kind)), clean(a.Subject), clean(a.Requester),
+			units.HumanDuration(now.Sub(a.Since)), units.HumanDuration(a.Deadline.Sub(now)), clean(a.Detail))
+	}
+	return w.Flush()
+}
+
+// shortID is how much of a request ID tables show, as docker shows 12
+// characters of an image or container ID; approve and deny take any unique
+// prefix.
+const shortID = 12
+
+func checkFormat(format string) error {
+	if format != "table" && format != "json" {
+		return fmt.Errorf(`--format %q is not supported: use "table" or "json"`, format)
+	}
+	return nil
+}
+
+// supervised is a bottle's supervisor, reached from the host with the
+// operator's token.
+type supervised struct {
+	name string
+	plan plan.Plan
+	c    *client.Client
+}
+
+// openSupervisor loads the bottle's plan, reads its operator token from its
+// file and returns a client for the supervisor's published port.
+func openSupervisor(name string) (*supervised, error) {
+	if err := spec.ValidateName(name); err != nil {
+		return nil, err
+	}
+	dirs, err := plan.DefaultDirs()
+	if err != nil {
+		return nil, err
+	}
+	p, err := plan.Load(dirs.Stage(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no bottle named %q: check the name, or start one with `docker bottle run --name %s`", name, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bottle %q: %w", name, err)
+	}
+	if p.Endpoints == nil || p.Endpoints.HostSupervise == "" {
+		return nil, fmt.Errorf("the bundle of bottle %q is not up, so there is no supervisor to ask: "+
+			"run the bottle with `docker bottle run`, or remove it with `docker bottle rm %s`", name, name)
+	}
+	tok, err := os.ReadFile(p.OperatorTokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading the operator token of bottle %q: %w (the stage dir may be damaged: remove the bottle and run it again)", name, err)
+	}
+	c, err := client.New(p.Endpoints.HostSupervise, strings.TrimSpace(string(tok)))
+	if err != nil {
+		return nil, fmt.Errorf("bottle %q: %w", name, err)
+	}
+	return &supervised{name: name, plan: p, c: c}, nil
+}
+
+// wrap says what a failed supervisor call means for the user.
+func (s *supervised) wrap(err error) error {
+	var netErr net.Error
+	switch client.StatusCode(err) {
+	case 0:
+		if errors.As(err, &netErr) {
+			return fmt.Errorf("cannot reach the supervisor of bottle %q: %w; is its bundle running? (`docker ps -a --filter name=%s`)",
+				s.name, netErr, s.plan.Bundle.Container)
+		}
+	case 401, 403:
+		return fmt.Errorf("the supervisor at %s refused bottle %q's operator token: %w; "+
+			"the port may now belong to another bundle: run the bottle again", s.plan.Endpoints.HostSupervise, s.name, err)
+	}
+	return fmt.Errorf("bottle %q: %w", s.name, err)
+}
+
+// followEnd is how a followed stream ends: an interrupt (Ctrl-C) ends the
+// command cleanly, exit 0, as with `docker logs -f`.
+func followEnd(ctx context.Context, s *supervised, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return s.wrap(err)
+}
+
+// clean makes text that came from the bottle safe for a terminal: control
+// characters (escape sequences could forge output) are shown escaped.
+func clean(s string) string {
+	if strings.IndexFunc(s, unicode.IsControl) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteByte(' ')
+		case unicode.IsControl(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// writeRow prints a row of fixed-width columns (the last one free), the
+// same whether listed at once or followed line by line.
+func writeRow(w io.Writer, widths []int, cols ...string) error {
+	var b strings.Builder
+	for i, c := range cols {
+		if i < len(widths) {
+			fmt.Fprintf(&b, "%-*s ", widths[i], c)
+		} else {
+			b.WriteString(c)
+		}
+	}
+	_, err := fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	return err
+}
+
+// localTime formats an event's time for a table.
+func localTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format(time.RFC3339)
+}

@@ -1,0 +1,86 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
+)
+
+type eventsOptions struct {
+	name   string
+	follow bool
+	format string
+}
+
+func eventsCmd(dockerCli command.Cli) *cobra.Command {
+	var opts eventsOptions
+	cmd := &cobra.Command{
+		Use:   "events [OPTIONS] NAME",
+		Short: "Show what happened in a bottle: the agent's hooks, the proxy, the gate, approvals",
+		Args:  cli.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.name = args[0]
+			return runEvents(cmd.Context(), dockerCli, opts)
+		},
+	}
+	cmd.Flags().BoolVarP(&opts.follow, "follow", "f", false, "Follow new events until interrupted")
+	cmd.Flags().StringVar(&opts.format, "format", "table", `Output format: "table" or "json" (one object per line)`)
+	return cmd
+}
+
+var eventWidths = []int{25, 10, 20}
+
+func runEvents(ctx context.Context, dockerCli command.Cli, opts eventsOptions) error {
+	if err := checkFormat(opts.format); err != nil {
+		return err
+	}
+	sup, err := openSupervisor(opts.name)
+	if err != nil {
+		return err
+	}
+	out := dockerCli.Out()
+	emit := printEvent(out, opts.format)
+	// What is kept first, then (with -f) what comes after it: the header
+	// is printed once the supervisor has answered.
+	ctx, stop := interruptible(ctx)
+	defer stop()
+	evs, err := sup.c.Events(ctx, 0)
+	if err != nil {
+		if opts.follow {
+			return followEnd(ctx, sup, err)
+		}
+		return interrupted(ctx, sup.wrap(err))
+	}
+	if opts.format == "table" {
+		if err := writeRow(out, eventWidths, "TIME", "SOURCE", "TYPE", "MESSAGE"); err != nil {
+			return err
+		}
+	}
+	var last uint64
+	for _, e := range evs {
+		if err := emit(e); err != nil {
+			return err
+		}
+		last = e.Seq
+	}
+	if opts.follow {
+		return followEnd(ctx, sup, sup.c.FollowEvents(ctx, last, emit))
+	}
+	return nil
+}
+
+func printEvent(out io.Writer, format string) func(api.Event) error {
+	if format == "json" {
+		enc := json.NewEncoder(out)
+		return func(e api.Event) error { return enc.Encode(e) }
+	}
+	return func(e api.Event) error {
+		return writeRow(out, eventWidths, localTime(e.Time), clean(e.Source), clean(e.Type), clean(e.Message))
+	}
+}
