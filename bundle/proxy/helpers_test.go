@@ -29,15 +29,15 @@ const testToken = "tok-3f9a1c"
 
 // testProxy is a proxy serving on a real loopback socket.
 type testProxy struct {
-	t     *testing.T
-	p     *Proxy
-	addr  string
-	dir   string
-	audit string
-	logs  *syncBuffer
-	dials atomic.Int64
+	t      *testing.T
+	p      *Proxy
+	addr   string
+	dir    string
+	audit  string
+	logs   *syncBuffer
+	dials  atomic.Int64
 	dialed []string
-	mu    sync.Mutex
+	mu     sync.Mutex
 }
 
 type syncBuffer struct {

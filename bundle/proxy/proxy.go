@@ -140,15 +140,15 @@ func New(cfg Config, opts ...Option) (*Proxy, error) {
 		}
 	}
 	p.transport = &http.Transport{
-		Proxy:                 nil, // never chain to a proxy from the environment
-		DialContext:           p.upstreamDial,
-		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:   p.lim.DialTimeout.D(),
-		ForceAttemptHTTP2:     true,
-		DisableCompression:    true, // pass bodies through as the upstream sent them
-		MaxIdleConnsPerHost:   16,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
+		Proxy:                  nil, // never chain to a proxy from the environment
+		DialContext:            p.upstreamDial,
+		TLSClientConfig:        &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:    p.lim.DialTimeout.D(),
+		ForceAttemptHTTP2:      true,
+		DisableCompression:     true, // pass bodies through as the upstream sent them
+		MaxIdleConnsPerHost:    16,
+		IdleConnTimeout:        90 * time.Second,
+		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: int64(p.lim.MaxHeaderBytes) * 4,
 	}
 	if p.audit == nil && cfg.AuditFile != "" {

@@ -160,11 +160,11 @@ func TestProxyAuthentication(t *testing.T) {
 	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Private: true}}})
 	hp := fmt.Sprintf("127.0.0.1:%d", port)
 	for name, req := range map[string]string{
-		"CONNECT without token":   connectReq(hp, ""),
+		"CONNECT without token":    connectReq(hp, ""),
 		"CONNECT with wrong token": connectReq(hp, "wrong"),
-		"GET without token":       "GET http://" + hp + "/ HTTP/1.1\r\nHost: " + hp + "\r\n\r\n",
-		"GET with wrong token":    "GET http://" + hp + "/ HTTP/1.1\r\nHost: " + hp + "\r\nProxy-Authorization: " + basic(testToken+"x") + "\r\n\r\n",
-		"GET with bearer token":   "GET http://" + hp + "/ HTTP/1.1\r\nHost: " + hp + "\r\nProxy-Authorization: Bearer " + testToken + "\r\n\r\n",
+		"GET without token":        "GET http://" + hp + "/ HTTP/1.1\r\nHost: " + hp + "\r\n\r\n",
+		"GET with wrong token":     "GET http://" + hp + "/ HTTP/1.1\r\nHost: " + hp + "\r\nProxy-Authorization: " + basic(testToken+"x") + "\r\n\r\n",
+		"GET with bearer token":    "GET http://" + hp + "/ HTTP/1.1\r\nHost: " + hp + "\r\nProxy-Authorization: Bearer " + testToken + "\r\n\r\n",
 	} {
 		resp, body, _ := tp.raw(req)
 		if resp.StatusCode != http.StatusProxyAuthRequired || !strings.HasPrefix(resp.Header.Get("Proxy-Authenticate"), "Basic") {
