@@ -61,6 +61,9 @@ func NewMinter(ca *CA, maxLeaves int) (*Minter, error) {
 	return &Minter{ca: ca, key: key, max: maxLeaves, now: time.Now, leaves: map[string]*leafEntry{}}, nil
 }
 
+// CA returns the CA the minter signs with.
+func (m *Minter) CA() *CA { return m.ca }
+
 // Leaf returns a certificate for host (a DNS name or an IP literal), with the
 // CA certificate in its chain.
 func (m *Minter) Leaf(host string) (*tls.Certificate, error) {

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -65,8 +66,7 @@ func (p *Proxy) forward(ctx context.Context, cc *clientConn, req *http.Request, 
 	rec.Rule = v.rule
 	if !v.allow {
 		rec.Decision, rec.Reason, rec.Status = "deny", v.reason, http.StatusForbidden
-		p.refuse(cc, rec, p.refusalText(v), nil)
-		return false
+		return p.refuseRequest(cc, req, rec, p.refusalText(v), nil)
 	}
 
 	rctx, cancel := context.WithCancel(ctx)
@@ -86,9 +86,9 @@ func (p *Proxy) forward(ctx context.Context, cc *clientConn, req *http.Request, 
 	if t.scheme == "https" {
 		p.applySecrets(out.Header, t.host)
 	}
-	var upN atomic.Int64
+	body := &requestBody{r: req.Body}
 	if out.Body != nil && out.Body != http.NoBody {
-		out.Body = &countingBody{ReadCloser: req.Body, n: &upN}
+		out.Body = body
 	}
 	if strings.EqualFold(out.Header.Get("Expect"), "100-continue") {
 		out.Header.Del("Expect")
@@ -100,7 +100,7 @@ func (p *Proxy) forward(ctx context.Context, cc *clientConn, req *http.Request, 
 
 	resp, err := p.transport.RoundTrip(out)
 	if err != nil {
-		rec.BytesUp = upN.Load()
+		rec.BytesUp = body.n.Load()
 		p.forwardFailed(cc, rec, t, err)
 		return false
 	}
@@ -110,7 +110,7 @@ func (p *Proxy) forward(ctx context.Context, cc *clientConn, req *http.Request, 
 
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		n := p.switchProtocols(cc, resp)
-		rec.BytesUp, rec.BytesDown = upN.Load()+n[0], n[1]
+		rec.BytesUp, rec.BytesDown = body.n.Load()+n[0], n[1]
 		p.finish(rec)
 		return false
 	}
@@ -123,12 +123,10 @@ func (p *Proxy) forward(ctx context.Context, cc *clientConn, req *http.Request, 
 	}
 	// What the upstream did not read of the request body is still on the
 	// client connection; read a bounded rest, or give up the connection.
-	if keep {
-		if _, err := io.CopyN(io.Discard, req.Body, 256<<10); !errors.Is(err, io.EOF) {
-			keep = false
-		}
+	if !body.finish(keep) {
+		keep = false
 	}
-	rec.BytesUp = upN.Load()
+	rec.BytesUp = body.n.Load()
 	p.finish(rec)
 	return keep
 }
@@ -183,15 +181,48 @@ func (p *Proxy) redact(h http.Header, host string) {
 	}
 }
 
-type countingBody struct {
-	io.ReadCloser
-	n *atomic.Int64
+// requestBody is the request body as the transport sees it. The transport
+// may still read or close it after RoundTrip returns; closing does not close
+// the client's body, so that the proxy can read what is left of it off the
+// client connection (keep-alive) once it detaches it.
+type requestBody struct {
+	mu       sync.Mutex
+	r        io.Reader
+	n        atomic.Int64
+	eof      bool
+	detached bool
 }
 
-func (b *countingBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
+func (b *requestBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.detached {
+		return 0, errors.New("request body detached")
+	}
+	n, err := b.r.Read(p)
 	b.n.Add(int64(n))
+	if err == io.EOF {
+		b.eof = true
+	}
 	return n, err
+}
+
+func (b *requestBody) Close() error { return nil }
+
+// finish detaches the body from the transport and, if drain, reads a bounded
+// rest. It reports whether the whole body has been read.
+func (b *requestBody) finish(drain bool) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.detached = true
+	if b.eof || b.r == nil || b.r == http.NoBody {
+		return true
+	}
+	if !drain {
+		return false
+	}
+	_, err := io.CopyN(io.Discard, b.r, 256<<10)
+	return errors.Is(err, io.EOF)
 }
 
 // forwardFailed answers a request the transport could not deliver.

@@ -430,7 +430,7 @@ func (p *Proxy) readRequest(cc *clientConn, first bool, t *target) (*http.Reques
 	p.nDenied.Add(1)
 	p.writeAudit(rec)
 	cc.SetWriteDeadline(time.Now().Add(p.lim.HeaderTimeout.D()))
-	p.writeText(cc, status, "docker bottle egress proxy: "+what+".\n", nil)
+	p.writeText(cc, status, "docker bottle egress proxy: "+what+".\n", nil, false)
 	return nil, false
 }
 
@@ -443,9 +443,8 @@ func (p *Proxy) handleProxyRequest(ctx context.Context, cc *clientConn, req *htt
 	rec.Method = req.Method
 	if !p.authorized(req) {
 		rec.Decision, rec.Reason, rec.Status = "deny", "missing or wrong proxy token", http.StatusProxyAuthRequired
-		p.refuse(cc, rec, "docker bottle egress proxy: this proxy needs the bottle's token (Proxy-Authorization: Basic, any user name, the token as password).\n",
+		return p.refuseRequest(cc, req, rec, "docker bottle egress proxy: this proxy needs the bottle's token (Proxy-Authorization: Basic, any user name, the token as password).\n",
 			http.Header{"Proxy-Authenticate": {`Basic realm="docker bottle"`}})
-		return false
 	}
 	if req.Method == http.MethodConnect {
 		return p.handleConnect(ctx, cc, req, rec)
@@ -655,18 +654,37 @@ func (p *Proxy) upstreamFailed(cc *clientConn, rec *record, host string, port in
 // audit line.
 func (p *Proxy) refuse(cc *clientConn, rec *record, body string, h http.Header) {
 	p.nDenied.Add(1)
-	p.writeText(cc, rec.Status, body, h)
+	p.writeText(cc, rec.Status, body, h, false)
 	p.finish(rec)
 }
 
-func (p *Proxy) writeText(cc *clientConn, status int, body string, h http.Header) {
+// refuseRequest refuses req and reports whether the connection can carry
+// another request: it can when the request's body could be read off it.
+// Either way the body is read first (bounded), so that closing does not
+// reset the connection before the client reads the refusal.
+func (p *Proxy) refuseRequest(cc *clientConn, req *http.Request, rec *record, body string, h http.Header) bool {
+	cc.SetReadDeadline(time.Now().Add(p.lim.HeaderTimeout.D()))
+	_, err := io.CopyN(io.Discard, req.Body, 1<<20)
+	cc.SetReadDeadline(time.Time{})
+	keep := errors.Is(err, io.EOF) && !req.Close
+	p.nDenied.Add(1)
+	p.writeText(cc, rec.Status, body, h, keep)
+	p.finish(rec)
+	return keep
+}
+
+func (p *Proxy) writeText(cc *clientConn, status int, body string, h http.Header, keep bool) {
 	fmt.Fprintf(cc.bw, "HTTP/1.1 %d %s\r\n", status, http.StatusText(status))
 	for k, vs := range h {
 		for _, v := range vs {
 			fmt.Fprintf(cc.bw, "%s: %s\r\n", k, v)
 		}
 	}
-	fmt.Fprintf(cc.bw, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+	fmt.Fprintf(cc.bw, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n", len(body))
+	if !keep {
+		cc.bw.WriteString("Connection: close\r\n")
+	}
+	cc.bw.WriteString("\r\n" + body)
 	cc.bw.Flush()
 }
 
@@ -706,40 +724,38 @@ const tunnelChunk = 4 << 20
 
 // copyIdle copies src to dst until EOF, failing when no byte moved either
 // way (last) for the idle timeout. It hands dst a limited reader over src so
-// that TCP to TCP stays in the kernel (splice), pushing the deadlines forward
-// once per chunk rather than per read.
+// that TCP to TCP stays in the kernel (splice). A splice reports its bytes
+// only when it returns, so each round is bounded by a deadline of a quarter
+// of the idle timeout: progress either way is then seen in last at most that
+// late, and a tunnel is closed only after most of the idle timeout passed
+// without traffic.
 func (p *Proxy) copyIdle(dst, src net.Conn, last *atomic.Int64) (int64, error) {
 	idle := p.lim.IdleTimeout.D()
+	round := idle / 4
 	var total int64
 	lr := &io.LimitedReader{R: src}
-	// A silent direction is idle only if the other one also moved nothing:
-	// the other's progress shows in last at the latest when its own deadline
-	// fires, so a silent round is forgiven once if last moved since.
-	strike := int64(-1)
 	for {
-		deadline := time.Now().Add(idle)
-		src.SetReadDeadline(deadline)
-		dst.SetWriteDeadline(deadline)
+		now := time.Now()
+		src.SetReadDeadline(now.Add(round))
+		// The write deadline is the whole idle timeout, never the round's:
+		// a splice that fails on its write side drops the bytes it holds,
+		// so a write timeout must end the tunnel, and only a stalled peer
+		// may cause one.
+		writeDeadline := now.Add(idle)
+		dst.SetWriteDeadline(writeDeadline)
 		lr.N = tunnelChunk
 		n, err := io.Copy(dst, lr)
 		total += n
 		if n > 0 {
 			last.Store(time.Now().UnixNano())
-			strike = -1
 		}
 		if err != nil {
 			var ne net.Error
-			if !errors.As(err, &ne) || !ne.Timeout() {
-				return total, err
+			if errors.As(err, &ne) && ne.Timeout() && time.Now().Before(writeDeadline) &&
+				time.Since(time.Unix(0, last.Load())) < idle {
+				continue // the round ended; the tunnel is not idle
 			}
-			if n == 0 {
-				seen := last.Load()
-				if seen == strike {
-					return total, err
-				}
-				strike = seen
-			}
-			continue
+			return total, err
 		}
 		if lr.N > 0 {
 			return total, nil // src reached EOF

@@ -426,7 +426,7 @@ func TestLimits(t *testing.T) {
 		Limits: Limits{
 			MaxHeaderBytes: 4096,
 			HeaderTimeout:  Duration(400 * time.Millisecond),
-			IdleTimeout:    Duration(400 * time.Millisecond),
+			IdleTimeout:    Duration(2 * time.Second),
 			MaxTunnels:     1,
 		},
 	})
@@ -503,8 +503,8 @@ func TestTunnelNotIdleWhileOneDirectionStreams(t *testing.T) {
 			return
 		}
 		defer c.Close()
-		for range 12 {
-			if _, err := c.Write([]byte("tick")); err != nil {
+		for i := range 12 {
+			if _, err := fmt.Fprintf(c, "t%02d,", i); err != nil {
 				return
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -520,8 +520,12 @@ func TestTunnelNotIdleWhileOneDirectionStreams(t *testing.T) {
 		t.Fatal(resp.Status)
 	}
 	b, err := io.ReadAll(conn)
-	if err != nil || len(b) != 48 {
-		t.Errorf("streamed %d of 48 bytes over 1.2s with a 300ms idle timeout: %v", len(b), err)
+	want := ""
+	for i := range 12 {
+		want += fmt.Sprintf("t%02d,", i)
+	}
+	if err != nil || string(b) != want {
+		t.Errorf("streamed %d of 48 bytes (%q) over 1.2s with a 300ms idle timeout: %v", len(b), b, err)
 	}
 }
 
