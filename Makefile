@@ -11,7 +11,7 @@ DOCKER_CONFIG ?= $(HOME)/.docker
 PLUGIN_DIR ?= $(DOCKER_CONFIG)/cli-plugins
 BIN       := bin
 
-.PHONY: all build install test lint cross fake-smolvm clean
+.PHONY: all build install test lint cross fake-smolvm clean fuzz
 
 all: build
 
@@ -24,6 +24,13 @@ install: build
 
 test:
 	$(GO) test -count=1 -timeout 45m ./...
+
+# Fuzz targets, each for a bounded time (CI runs this from make test).
+FUZZTIME ?= 12s
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzServeConn$$' -fuzztime=$(FUZZTIME) ./bundle/proxy
+	$(GO) test -run='^$$' -fuzz='^FuzzHostMatch$$' -fuzztime=$(FUZZTIME) ./bundle/proxy
+	$(GO) test -run='^$$' -fuzz='^FuzzParseConfig$$' -fuzztime=$(FUZZTIME) ./bundle/proxy
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi

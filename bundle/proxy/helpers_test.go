@@ -291,3 +291,5 @@ func echoServer(t *testing.T) (string, int) {
 }
 
 func bufioReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
+
+func writeFileErr(p, content string) error { return os.WriteFile(p, []byte(content), 0o600) }
