@@ -29,7 +29,7 @@ const testToken = "tok-3f9a1c"
 
 // testProxy is a proxy serving on a real loopback socket.
 type testProxy struct {
-	t      *testing.T
+	t      testing.TB
 	p      *Proxy
 	addr   string
 	dir    string
@@ -60,7 +60,7 @@ func (s *syncBuffer) String() string {
 // startProxy writes the token, points the audit at a temp file and serves
 // cfg on 127.0.0.1. Every dial goes through a counting wrapper of the real
 // dialer.
-func startProxy(t *testing.T, cfg Config, opts ...Option) *testProxy {
+func startProxy(t testing.TB, cfg Config, opts ...Option) *testProxy {
 	t.Helper()
 	tp := &testProxy{t: t, dir: t.TempDir(), logs: &syncBuffer{}}
 	cfg.TokenFile = writeFile(t, tp.dir, "token", testToken+"\n")
@@ -106,7 +106,7 @@ func startProxy(t *testing.T, cfg Config, opts ...Option) *testProxy {
 	return tp
 }
 
-func writeFile(t *testing.T, dir, name, content string) string {
+func writeFile(t testing.TB, dir, name, content string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
@@ -233,7 +233,7 @@ func matches(l, want map[string]any) bool {
 	return true
 }
 
-func hostPortOf(t *testing.T, rawURL string) (string, int) {
+func hostPortOf(t testing.TB, rawURL string) (string, int) {
 	t.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -69,7 +70,7 @@ type interceptEnv struct {
 	upCA     *x509.CertPool
 }
 
-func newInterceptEnv(t *testing.T, mutate func(*Config)) *interceptEnv {
+func newInterceptEnv(t testing.TB, mutate func(*Config)) *interceptEnv {
 	t.Helper()
 	dir := t.TempDir()
 	bottleCA, err := pki.LoadOrCreateCA(filepath.Join(dir, "bottle-ca"))
@@ -86,6 +87,10 @@ func newInterceptEnv(t *testing.T, mutate func(*Config)) *interceptEnv {
 	}
 	seen := &upstreamSeen{}
 	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/bytes" {
+			serveBytes(w, r)
+			return
+		}
 		seen.add(r)
 		// An upstream that echoes credentials back in a header.
 		w.Header().Set("X-Echo-Authorization", r.Header.Get("Authorization"))
@@ -130,6 +135,20 @@ func newInterceptEnv(t *testing.T, mutate func(*Config)) *interceptEnv {
 	upPool := x509.NewCertPool()
 	upPool.AddCert(upCA.Certificate())
 	return &interceptEnv{tp: tp, up: up, seen: seen, port: port, bottleCA: bp, upCA: upPool}
+}
+
+// serveBytes answers /bytes?n=N with N bytes (benchmarks).
+func serveBytes(w http.ResponseWriter, r *http.Request) {
+	n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+	w.Header().Set("Content-Length", strconv.Itoa(n))
+	buf := make([]byte, 256<<10)
+	for n > 0 {
+		k, err := w.Write(buf[:min(n, len(buf))])
+		if err != nil {
+			return
+		}
+		n -= k
+	}
 }
 
 func (e *interceptEnv) url(host, path string) string {
