@@ -114,8 +114,7 @@ func (p *Proxy) forward(ctx context.Context, cc *clientConn, req *http.Request, 
 		p.finish(rec)
 		return false
 	}
-	keep := !req.Close
-	down, err := writeResponse(cc, resp, req.Method, keep)
+	down, keep, err := writeResponse(cc, resp, req, !req.Close)
 	rec.BytesDown = down
 	if err != nil {
 		rec.Reason = "response cut short: " + err.Error()
@@ -251,9 +250,12 @@ func rootCause(err error) error {
 
 // writeResponse writes resp to the client, flushing as the body arrives so
 // that streamed responses (server-sent events) are not held back. A body of
-// unknown length goes out chunked.
-func writeResponse(cc *clientConn, resp *http.Response, method string, keep bool) (int64, error) {
+// unknown length goes out chunked (to HTTP/1.1 clients). It reports whether
+// the connection can carry another request.
+func writeResponse(cc *clientConn, resp *http.Response, req *http.Request, keep bool) (n int64, kept bool, err error) {
+	defer func() { kept = keep && err == nil }()
 	bw := cc.bw
+	method := req.Method
 	bodyless := method == http.MethodHead || resp.StatusCode/100 == 1 ||
 		resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified
 	removeHopHeaders(resp.Header)
@@ -272,20 +274,21 @@ func writeResponse(cc *clientConn, resp *http.Response, method string, keep bool
 		}
 	case resp.ContentLength >= 0:
 		fmt.Fprintf(bw, "Content-Length: %d\r\n", resp.ContentLength)
-	default:
+	case req.ProtoAtLeast(1, 1):
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
 		chunked = true
+	default:
+		keep = false // an HTTP/1.0 client reads such a body until the close
 	}
 	if !keep {
 		bw.WriteString("Connection: close\r\n")
 	}
 	bw.WriteString("\r\n")
 	if bodyless {
-		return 0, bw.Flush()
+		return 0, keep, bw.Flush()
 	}
 	cc.SetWriteDeadline(time.Time{})
 	buf := make([]byte, 32<<10)
-	var n int64
 	for {
 		m, rerr := resp.Body.Read(buf)
 		if m > 0 {
@@ -297,7 +300,7 @@ func writeResponse(cc *clientConn, resp *http.Response, method string, keep bool
 				bw.WriteString("\r\n")
 			}
 			if err := bw.Flush(); err != nil {
-				return n, err
+				return n, false, err
 			}
 			n += int64(m)
 		}
@@ -305,17 +308,17 @@ func writeResponse(cc *clientConn, resp *http.Response, method string, keep bool
 			break
 		}
 		if rerr != nil {
-			return n, rerr
+			return n, false, rerr
 		}
 	}
 	if chunked {
 		bw.WriteString("0\r\n")
 		resp.Trailer.Write(bw)
 		bw.WriteString("\r\n")
-	} else if n != resp.ContentLength {
-		return n, fmt.Errorf("upstream sent %d of %d body bytes", n, resp.ContentLength)
+	} else if resp.ContentLength >= 0 && n != resp.ContentLength {
+		return n, false, fmt.Errorf("upstream sent %d of %d body bytes", n, resp.ContentLength)
 	}
-	return n, bw.Flush()
+	return n, keep, bw.Flush()
 }
 
 // switchProtocols relays a 101 response and then the upgraded connection

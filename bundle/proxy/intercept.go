@@ -64,7 +64,7 @@ func (p *Proxy) intercept(ctx context.Context, cc *clientConn, rec *record, t *t
 		conn, t.scheme = tc, "https"
 	}
 	cc.SetReadDeadline(time.Time{})
-	p.serveRequests(ctx, newClientConn(conn, nil, cc.client), t)
+	p.serveRequests(ctx, newClientConn(conn, cc.client, 64<<10), t)
 	return false
 }
 

@@ -228,10 +228,13 @@ func (p *Proxy) Health() Health {
 }
 
 // Serve accepts connections on ln until ctx ends, then closes ln and every
-// open connection and returns nil.
+// open connection, waits for their handlers (and audit lines) to finish and
+// returns nil.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	p.serving.Store(true)
 	defer p.serving.Store(false)
+	var handlers sync.WaitGroup
+	defer handlers.Wait()
 	stop := context.AfterFunc(ctx, func() {
 		ln.Close()
 		p.closeAll()
@@ -265,7 +268,9 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 			<-p.conns
 			return nil
 		}
+		handlers.Add(1)
 		go func() {
+			defer handlers.Done()
 			defer func() { <-p.conns }()
 			defer p.untrack(c)
 			p.serveConn(ctx, c)
@@ -321,13 +326,13 @@ type clientConn struct {
 	client string
 }
 
-func newClientConn(c net.Conn, pre io.Reader, client string) *clientConn {
-	var src io.Reader = c
-	if pre != nil {
-		src = io.MultiReader(pre, c)
-	}
-	lr := &limitReader{r: src, n: -1}
-	return &clientConn{Conn: c, lr: lr, br: bufio.NewReaderSize(lr, 16<<10), bw: bufio.NewWriterSize(c, 64<<10), client: client}
+// newClientConn wraps c with buffers of bufSize: small for the proxy's own
+// clients, whose connections mostly turn into tunnels that keep them for
+// their lifetime, large for the inside of intercepted tunnels, which carry
+// response bodies.
+func newClientConn(c net.Conn, client string, bufSize int) *clientConn {
+	lr := &limitReader{r: c, n: -1}
+	return &clientConn{Conn: c, lr: lr, br: bufio.NewReaderSize(lr, bufSize), bw: bufio.NewWriterSize(c, bufSize), client: client}
 }
 
 // limitReader bounds the bytes read while a request's headers are read.
@@ -363,7 +368,13 @@ type target struct {
 }
 
 func (p *Proxy) serveConn(ctx context.Context, c net.Conn) {
-	cc := newClientConn(c, nil, c.RemoteAddr().String())
+	defer func() {
+		// A bug must cost one connection, not the bottle's network.
+		if r := recover(); r != nil {
+			p.log.Error("egress proxy: internal error while serving a connection", "client", c.RemoteAddr().String(), "panic", fmt.Sprint(r))
+		}
+	}()
+	cc := newClientConn(c, c.RemoteAddr().String(), 4<<10)
 	p.serveRequests(ctx, cc, nil)
 }
 

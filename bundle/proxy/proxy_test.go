@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -532,7 +534,8 @@ func TestTunnelNotIdleWhileOneDirectionStreams(t *testing.T) {
 func TestServeStopsAndHealth(t *testing.T) {
 	host, port := echoServer(t)
 	dir := t.TempDir()
-	p, err := New(Config{TokenFile: writeFile(t, dir, "tok", testToken), Rules: []Rule{{Host: host, Ports: []int{port}, Private: true}}})
+	auditFile := filepath.Join(dir, "audit.jsonl")
+	p, err := New(Config{TokenFile: writeFile(t, dir, "tok", testToken), AuditFile: auditFile, Rules: []Rule{{Host: host, Ports: []int{port}, Private: true}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -568,6 +571,59 @@ func TestServeStopsAndHealth(t *testing.T) {
 	}
 	if p.Health().Serving {
 		t.Error("health says serving after Serve returned")
+	}
+	// Serve returned only after the tunnel's handler wrote its audit line,
+	// so the bundle can close the audit file right away.
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(auditFile); !strings.Contains(string(b), `"method":"CONNECT"`) {
+		t.Errorf("audit after shutdown lacks the tunnel: %q", b)
+	}
+}
+
+func TestHTTP10AndUpgrade(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "echo" {
+			c, brw, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+			brw.Flush()
+			io.Copy(c, brw)
+			return
+		}
+		w.(http.Flusher).Flush() // no Content-Length: the body's length is unknown
+		io.WriteString(w, "streamed body")
+	}))
+	defer up.Close()
+	_, port := hostPortOf(t, up.URL)
+	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Private: true}}})
+	hp := fmt.Sprintf("127.0.0.1:%d", port)
+	auth := "Proxy-Authorization: " + basic(testToken) + "\r\n"
+
+	// An HTTP/1.0 client cannot read chunked bodies: it gets the body
+	// until the connection closes.
+	resp, body, _ := tp.raw("GET http://" + hp + "/ HTTP/1.0\r\n" + auth + "\r\n")
+	if resp.StatusCode != 200 || body != "streamed body" || len(resp.TransferEncoding) != 0 || !resp.Close {
+		t.Errorf("HTTP/1.0: %d %q TE=%v close=%v", resp.StatusCode, body, resp.TransferEncoding, resp.Close)
+	}
+	resp, body, _ = tp.raw("GET http://" + hp + "/ HTTP/1.1\r\nHost: " + hp + "\r\nConnection: close\r\n" + auth + "\r\n")
+	if resp.StatusCode != 200 || body != "streamed body" || len(resp.TransferEncoding) == 0 {
+		t.Errorf("HTTP/1.1: %d %q TE=%v", resp.StatusCode, body, resp.TransferEncoding)
+	}
+
+	// An upgraded connection (WebSocket-like) is relayed both ways.
+	resp, _, conn := tp.raw("GET http://" + hp + "/ws HTTP/1.1\r\nHost: " + hp + "\r\nConnection: Upgrade\r\nUpgrade: echo\r\n" + auth + "\r\n")
+	if resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %d", resp.StatusCode)
+	}
+	io.WriteString(conn, "frame")
+	b := make([]byte, 5)
+	if _, err := io.ReadFull(conn, b); err != nil || string(b) != "frame" {
+		t.Errorf("upgraded echo: %q %v", b, err)
 	}
 }
 
