@@ -101,18 +101,29 @@ func main() {
 
 	if want("tput") {
 		fmt.Printf("## CONNECT throughput, %d MiB download, median of %d\n\n", *size>>20, *runs)
-		fmt.Println("| path | MB/s | % of direct |")
-		fmt.Println("|---|---|---|")
+		fmt.Println("| path | MB/s | % of direct | proxy CPU s per GiB |")
+		fmt.Println("|---|---|---|---|")
+		pids := map[string]int{"bottle proxy (tunnel)": tunnelProxy.cmd.Process.Pid}
+		if tiny != nil {
+			pids["tinyproxy"] = tiny.cmd.Process.Pid
+		}
 		tput := map[string][]float64{}
+		cpu := map[string]float64{}
 		for range *runs {
 			for _, v := range vias {
+				before := cpuSeconds(pids[v.name])
 				tput[v.name] = append(tput[v.name], throughput(rawAddr, v.proxy, *size))
+				cpu[v.name] += cpuSeconds(pids[v.name]) - before
 			}
 		}
 		direct := median(tput["direct"])
 		for _, v := range vias {
 			m := median(tput[v.name])
-			fmt.Printf("| %s | %.0f | %.0f%% |\n", v.name, m, 100*m/direct)
+			c := "-"
+			if pids[v.name] != 0 {
+				c = fmt.Sprintf("%.2f", cpu[v.name]/float64(*runs)/(float64(*size)/(1<<30)))
+			}
+			fmt.Printf("| %s | %.0f | %.0f%% | %s |\n", v.name, m, 100*m/direct, c)
 		}
 	}
 
@@ -437,6 +448,20 @@ func rssKiB(pid int, field string) int64 {
 		}
 	}
 	return 0
+}
+
+// cpuSeconds is the user+system CPU time of a process (and its threads).
+func cpuSeconds(pid int) float64 {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	check(err)
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ is 100 on Linux
 }
 
 type proc struct {
