@@ -101,29 +101,31 @@ func main() {
 
 	if want("tput") {
 		fmt.Printf("## CONNECT throughput, %d MiB download, median of %d\n\n", *size>>20, *runs)
-		fmt.Println("| path | MB/s | % of direct | proxy CPU s per GiB |")
-		fmt.Println("|---|---|---|---|")
+		fmt.Println("| path | MB/s | % of direct | proxy CPU s per GiB | all CPU s per GiB | % of direct by CPU |")
+		fmt.Println("|---|---|---|---|---|---|")
 		pids := map[string]int{"bottle proxy (tunnel)": tunnelProxy.cmd.Process.Pid}
 		if tiny != nil {
 			pids["tinyproxy"] = tiny.cmd.Process.Pid
 		}
 		tput := map[string][]float64{}
-		cpu := map[string]float64{}
+		cpu, all := map[string]float64{}, map[string]float64{}
 		for range *runs {
 			for _, v := range vias {
-				before := cpuSeconds(pids[v.name])
+				before, beforeAll := cpuSeconds(pids[v.name]), cpuSeconds(os.Getpid())+cpuSeconds(pids[v.name])
 				tput[v.name] = append(tput[v.name], throughput(rawAddr, v.proxy, *size))
 				cpu[v.name] += cpuSeconds(pids[v.name]) - before
+				all[v.name] += cpuSeconds(os.Getpid()) + cpuSeconds(pids[v.name]) - beforeAll
 			}
 		}
+		gib := float64(*runs) * float64(*size) / (1 << 30)
 		direct := median(tput["direct"])
 		for _, v := range vias {
 			m := median(tput[v.name])
 			c := "-"
 			if pids[v.name] != 0 {
-				c = fmt.Sprintf("%.2f", cpu[v.name]/float64(*runs)/(float64(*size)/(1<<30)))
+				c = fmt.Sprintf("%.2f", cpu[v.name]/gib)
 			}
-			fmt.Printf("| %s | %.0f | %.0f%% | %s |\n", v.name, m, 100*m/direct, c)
+			fmt.Printf("| %s | %.0f | %.0f%% | %s | %.2f | %.0f%% |\n", v.name, m, 100*m/direct, c, all[v.name]/gib, 100*all["direct"]/all[v.name])
 		}
 	}
 
@@ -161,19 +163,32 @@ func main() {
 
 	if want("https") {
 		fmt.Printf("\n## HTTPS download of %d MiB through interception, median of %d\n\n", *size>>20, *runs)
-		fmt.Println("| path | MB/s | % of direct |")
-		fmt.Println("|---|---|---|")
+		fmt.Println("| path | MB/s | % of direct | all CPU s per GiB | % of direct by CPU |")
+		fmt.Println("|---|---|---|---|---|")
 		bigURL := "https://" + httpsAddr + "/bytes?n=" + strconv.FormatInt(*size, 10)
-		ht := map[string][]float64{}
+		ht, all := map[string][]float64{}, map[string]float64{}
+		paths := []struct {
+			name  string
+			proxy *proc
+			roots *x509.CertPool
+		}{{"direct", nil, upPool}, {"bottle proxy (tunnel)", tunnelProxy, upPool}, {"bottle proxy (intercepted)", interceptProxy, bottlePool}}
 		for range *runs {
-			ht["direct"] = append(ht["direct"], httpsThroughput(bigURL, nil, upPool))
-			ht["bottle proxy (tunnel)"] = append(ht["bottle proxy (tunnel)"], httpsThroughput(bigURL, tunnelProxy.url, upPool))
-			ht["bottle proxy (intercepted)"] = append(ht["bottle proxy (intercepted)"], httpsThroughput(bigURL, interceptProxy.url, bottlePool))
+			for _, pa := range paths {
+				var u *url.URL
+				pid := 0
+				if pa.proxy != nil {
+					u, pid = pa.proxy.url, pa.proxy.cmd.Process.Pid
+				}
+				before := cpuSeconds(os.Getpid()) + cpuSeconds(pid)
+				ht[pa.name] = append(ht[pa.name], httpsThroughput(bigURL, u, pa.roots))
+				all[pa.name] += cpuSeconds(os.Getpid()) + cpuSeconds(pid) - before
+			}
 		}
+		gib := float64(*runs) * float64(*size) / (1 << 30)
 		hd := median(ht["direct"])
-		for _, n := range []string{"direct", "bottle proxy (tunnel)", "bottle proxy (intercepted)"} {
-			m := median(ht[n])
-			fmt.Printf("| %s | %.0f | %.0f%% |\n", n, m, 100*m/hd)
+		for _, pa := range paths {
+			m := median(ht[pa.name])
+			fmt.Printf("| %s | %.0f | %.0f%% | %.2f | %.0f%% |\n", pa.name, m, 100*m/hd, all[pa.name]/gib, 100*all["direct"]/all[pa.name])
 		}
 	}
 

@@ -428,14 +428,8 @@ func (p *Proxy) readRequest(cc *clientConn, first bool, t *target) (*http.Reques
 		status, what = http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("request headers larger than %d bytes", p.lim.MaxHeaderBytes)
 	case errors.As(err, &ne) && ne.Timeout():
 		status, what = http.StatusRequestTimeout, fmt.Sprintf("request headers not received within %s", p.lim.HeaderTimeout.D())
-	case errors.Is(err, io.EOF) && !sawBytes:
-		// The client closed a connection it did not use.
-		if first && t == nil {
-			return nil, false
-		}
-		return nil, false
-	case errors.Is(err, net.ErrClosed):
-		return nil, false
+	case errors.Is(err, io.EOF) && !sawBytes, errors.Is(err, net.ErrClosed):
+		return nil, false // the client closed a connection it did not use
 	}
 	rec := p.newRecord(cc, start)
 	if t != nil {
