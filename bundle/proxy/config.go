@@ -16,8 +16,8 @@ import (
 // the bottle's stage dir; the bundle reads it with LoadConfig. Secrets are not
 // in it: it names the files (0600) that hold them.
 type Config struct {
-	// Listen is the TCP address to serve on, e.g. ":3128".
-	Listen string `json:"listen"`
+	// Listen is the TCP address to serve on; empty means DefaultListen.
+	Listen string `json:"listen,omitempty"`
 	// Bottle names the bottle in audit lines and refusals.
 	Bottle string `json:"bottle"`
 	// TokenFile holds the bottle's proxy token. Clients send it as the
@@ -84,7 +84,7 @@ type Secret struct {
 	// proxy replaces it with the secret and otherwise leaves the header
 	// alone. When empty, the proxy sets Header on every request to Host.
 	Placeholder string `json:"placeholder,omitempty"`
-	// ValueFile holds the secret (0600, trailing newline ignored).
+	// ValueFile holds the secret (0600; surrounding whitespace ignored).
 	ValueFile string `json:"value_file"`
 }
 
@@ -106,8 +106,9 @@ type Limits struct {
 	MaxConns int `json:"max_conns,omitempty"`
 }
 
-// Defaults for Limits and approvals.
+// Defaults for the listen address, Limits and approvals.
 const (
+	DefaultListen          = ":3128"
 	DefaultMaxHeaderBytes  = 64 << 10
 	DefaultHeaderTimeout   = 10 * time.Second
 	DefaultIdleTimeout     = 10 * time.Minute

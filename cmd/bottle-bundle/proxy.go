@@ -13,10 +13,6 @@ import (
 
 func init() { daemons["proxy"] = runProxy }
 
-// defaultProxyListen is where the proxy listens when its config names no
-// address: the port the bundle image publishes.
-const defaultProxyListen = ":3128"
-
 // runProxy runs the egress proxy alone: `bottle-bundle proxy --config FILE`.
 func runProxy(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
@@ -38,7 +34,7 @@ func runProxy(ctx context.Context, args []string) error {
 	defer p.Close()
 	addr := cfg.Listen
 	if addr == "" {
-		addr = defaultProxyListen
+		addr = proxy.DefaultListen
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
