@@ -505,7 +505,7 @@ func TestTunnelNotIdleWhileOneDirectionStreams(t *testing.T) {
 			return
 		}
 		defer c.Close()
-		for i := range 12 {
+		for i := range 16 {
 			if _, err := fmt.Fprintf(c, "t%02d,", i); err != nil {
 				return
 			}
@@ -515,7 +515,7 @@ func TestTunnelNotIdleWhileOneDirectionStreams(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	tp := startProxy(t, Config{
 		Rules:  []Rule{{Host: "127.0.0.1", Ports: []int{port}, Private: true}},
-		Limits: Limits{IdleTimeout: Duration(300 * time.Millisecond)},
+		Limits: Limits{IdleTimeout: Duration(time.Second)},
 	})
 	resp, _, conn := tp.raw(connectReq(fmt.Sprintf("127.0.0.1:%d", port), testToken))
 	if resp.StatusCode != 200 {
@@ -523,11 +523,11 @@ func TestTunnelNotIdleWhileOneDirectionStreams(t *testing.T) {
 	}
 	b, err := io.ReadAll(conn)
 	want := ""
-	for i := range 12 {
+	for i := range 16 {
 		want += fmt.Sprintf("t%02d,", i)
 	}
 	if err != nil || string(b) != want {
-		t.Errorf("streamed %d of 48 bytes (%q) over 1.2s with a 300ms idle timeout: %v", len(b), b, err)
+		t.Errorf("streamed %q over 1.6s with a 1s idle timeout, want %q: %v", b, want, err)
 	}
 }
 
