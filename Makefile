@@ -11,7 +11,7 @@ DOCKER_CONFIG ?= $(HOME)/.docker
 PLUGIN_DIR ?= $(DOCKER_CONFIG)/cli-plugins
 BIN       := bin
 
-.PHONY: all build bundle-bins install test lint cross engine tools quickstart fake-smolvm clean
+.PHONY: all build bundle-bins install test lint cross engine tools quickstart fake-smolvm fuzz clean
 
 all: build
 
@@ -42,10 +42,18 @@ tools:
 
 test: engine tools lint bundle-bins
 	PATH="$$($(GO) env GOPATH)/bin:$$PATH" $(GO) test -count=1 -timeout 45m ./...
+	$(MAKE) fuzz
 
 # The main job on a built-in default: install the plugin and check this host.
 quickstart: engine install
 	docker bottle doctor
+
+# Fuzz targets, each for a bounded time (CI runs this from make test).
+FUZZTIME ?= 12s
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzServeConn$$' -fuzztime=$(FUZZTIME) ./bundle/proxy
+	$(GO) test -run='^$$' -fuzz='^FuzzHostMatch$$' -fuzztime=$(FUZZTIME) ./bundle/proxy
+	$(GO) test -run='^$$' -fuzz='^FuzzParseConfig$$' -fuzztime=$(FUZZTIME) ./bundle/proxy
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi

@@ -1,0 +1,343 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the proxy's whole configuration. The plugin writes it as JSON into
+// the bottle's stage dir; the bundle reads it with LoadConfig. Secrets are not
+// in it: it names the files (0600) that hold them.
+type Config struct {
+	// Listen is the TCP address to serve on; empty means DefaultListen.
+	Listen string `json:"listen,omitempty"`
+	// Bottle names the bottle in audit lines and refusals.
+	Bottle string `json:"bottle"`
+	// TokenFile holds the bottle's proxy token. Clients send it as the
+	// password of Proxy-Authorization: Basic.
+	TokenFile string `json:"token_file"`
+	// Rules are the egress rules; anything they do not allow is denied.
+	Rules []Rule `json:"rules,omitempty"`
+	// Secrets are headers the proxy adds for one host each.
+	Secrets []Secret `json:"secrets,omitempty"`
+	// CACertFile and CAKeyFile are the bottle CA, needed when some host is
+	// intercepted (it has secrets or method/path rules).
+	CACertFile string `json:"ca_cert_file,omitempty"`
+	CAKeyFile  string `json:"ca_key_file,omitempty"`
+	// RootsFile is a PEM bundle of the roots intercepted upstreams are
+	// checked against (the host's system CA file). Empty means the roots
+	// embedded in the binary.
+	RootsFile string `json:"roots_file,omitempty"`
+	// ExtraCAFile is a PEM bundle trusted in addition to the roots, e.g. a
+	// corporate intercepting proxy's CA.
+	ExtraCAFile string `json:"extra_ca_file,omitempty"`
+	// AuditFile receives one JSON line per decision. Empty means no audit.
+	AuditFile string `json:"audit_file,omitempty"`
+	// AuditMaxBytes bounds the audit file (see bundle/audit); 0 means its
+	// default.
+	AuditMaxBytes int64 `json:"audit_max_bytes,omitempty"`
+	// Approvals holds connections to unlisted hosts for a human's decision
+	// (when the bundle gives the proxy a Decider) instead of denying them.
+	Approvals bool `json:"approvals,omitempty"`
+	// ApprovalTimeout is how long such a connection waits; then it is denied.
+	ApprovalTimeout Duration `json:"approval_timeout,omitempty"`
+	Limits          Limits   `json:"limits,omitzero"`
+}
+
+// Rule allows (or, with Deny, refuses) connections to a host.
+type Rule struct {
+	// Host is an exact name ("api.github.com"), an IP literal, or "*.suffix"
+	// which matches every name below suffix but not suffix itself.
+	Host string `json:"host"`
+	// Ports the rule covers; empty means 443 and 80.
+	Ports []int `json:"ports,omitempty"`
+	// Private lets the host resolve to loopback, private, link-local or
+	// CGNAT addresses, which are refused otherwise.
+	Private bool `json:"private,omitempty"`
+	// Deny refuses what the rule matches, whatever other rules allow.
+	Deny bool `json:"deny,omitempty"`
+	// Methods and Paths narrow the rule to some HTTP requests. A host with
+	// such a rule is intercepted so that they can be checked. A path is exact,
+	// or a prefix when it ends in "*" ("/repos/*").
+	Methods []string `json:"methods,omitempty"`
+	Paths   []string `json:"paths,omitempty"`
+}
+
+// Secret is a credential the proxy adds to requests for one host, so that the
+// bottle never holds it.
+type Secret struct {
+	// Host is the exact host name the secret is sent to (never to any other).
+	Host string `json:"host"`
+	// Header is the request header that carries it, e.g. "Authorization".
+	Header string `json:"header"`
+	// Format is the header value with "{value}" standing for the secret,
+	// e.g. "Bearer {value}". Empty means the bare value.
+	Format string `json:"format,omitempty"`
+	// Placeholder, when set, is a stand-in the agent sends in Header: the
+	// proxy replaces it with the secret and otherwise leaves the header
+	// alone. When empty, the proxy sets Header on every request to Host.
+	Placeholder string `json:"placeholder,omitempty"`
+	// ValueFile holds the secret (0600; surrounding whitespace ignored).
+	ValueFile string `json:"value_file"`
+}
+
+// Limits bound what one client can hold. Zero values mean the defaults.
+type Limits struct {
+	// MaxHeaderBytes bounds a request's line and headers (431 beyond it).
+	MaxHeaderBytes int `json:"max_header_bytes,omitempty"`
+	// HeaderTimeout bounds reading a request's line and headers (408).
+	HeaderTimeout Duration `json:"header_timeout,omitempty"`
+	// IdleTimeout closes keep-alive connections and tunnels that carry no
+	// byte for this long.
+	IdleTimeout Duration `json:"idle_timeout,omitempty"`
+	// DialTimeout bounds connecting to an upstream (504).
+	DialTimeout Duration `json:"dial_timeout,omitempty"`
+	// MaxTunnels bounds concurrent CONNECT tunnels (503 beyond it).
+	MaxTunnels int `json:"max_tunnels,omitempty"`
+	// MaxConns bounds concurrent client connections; more wait to be
+	// accepted.
+	MaxConns int `json:"max_conns,omitempty"`
+}
+
+// Defaults for the listen address, Limits and approvals.
+const (
+	DefaultListen          = ":3128"
+	DefaultMaxHeaderBytes  = 64 << 10
+	DefaultHeaderTimeout   = 10 * time.Second
+	DefaultIdleTimeout     = 10 * time.Minute
+	DefaultDialTimeout     = 15 * time.Second
+	DefaultMaxTunnels      = 512
+	DefaultApprovalTimeout = 2 * time.Minute
+)
+
+// DefaultPorts are the ports of a rule that names none.
+var DefaultPorts = []int{443, 80}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if l.HeaderTimeout <= 0 {
+		l.HeaderTimeout = Duration(DefaultHeaderTimeout)
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = Duration(DefaultIdleTimeout)
+	}
+	if l.DialTimeout <= 0 {
+		l.DialTimeout = Duration(DefaultDialTimeout)
+	}
+	if l.MaxTunnels <= 0 {
+		l.MaxTunnels = DefaultMaxTunnels
+	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = 2 * l.MaxTunnels
+	}
+	return l
+}
+
+// Duration is a time.Duration written in JSON as a Go duration string
+// ("30s"); a plain number is read as seconds.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalJSON writes d as a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a duration string or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("invalid duration %q: use a Go duration such as \"30s\" or \"2m\"", s)
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var secs float64
+	if err := json.Unmarshal(b, &secs); err != nil {
+		return fmt.Errorf("invalid duration %s: use a string such as \"30s\" or a number of seconds", b)
+	}
+	*d = Duration(secs * float64(time.Second))
+	return nil
+}
+
+// LoadConfig reads and checks a JSON configuration. Unknown fields are
+// errors, so a typo does not silently loosen the rules.
+func LoadConfig(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("reading proxy config: %w", err)
+	}
+	cfg, err := ParseConfig(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("proxy config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig decodes and checks a JSON configuration.
+func ParseConfig(b []byte) (Config, error) {
+	var cfg Config
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return Config{}, fmt.Errorf("decoding: %w", err)
+	}
+	if dec.More() {
+		return Config{}, errors.New("decoding: trailing data after the JSON object")
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// Validate checks the configuration without touching any file.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			errs = append(errs, fmt.Errorf("listen %q: want host:port, e.g. \":3128\"", c.Listen))
+		}
+	}
+	if c.TokenFile == "" {
+		errs = append(errs, errors.New("token_file is required: the proxy serves no request without the bottle's token"))
+	}
+	for i, r := range c.Rules {
+		if err := r.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("rules[%d]: %w", i, err))
+		}
+	}
+	intercepts := false
+	for i, s := range c.Secrets {
+		if err := s.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("secrets[%d]: %w", i, err))
+		}
+		intercepts = true
+	}
+	for _, r := range c.Rules {
+		if r.l7() {
+			intercepts = true
+		}
+	}
+	if intercepts && (c.CACertFile == "" || c.CAKeyFile == "") {
+		errs = append(errs, errors.New("ca_cert_file and ca_key_file are required when secrets or method/path rules make the proxy intercept TLS"))
+	}
+	if c.ApprovalTimeout < 0 {
+		errs = append(errs, errors.New("approval_timeout must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+func (r Rule) l7() bool { return len(r.Methods) > 0 || len(r.Paths) > 0 }
+
+func (r Rule) validate() error {
+	if err := validHostPattern(r.Host); err != nil {
+		return err
+	}
+	for _, p := range r.Ports {
+		if p < 1 || p > 65535 {
+			return fmt.Errorf("host %s: port %d is not between 1 and 65535", r.Host, p)
+		}
+	}
+	for _, m := range r.Methods {
+		if m == "" || m != strings.ToUpper(m) || !isToken(m) {
+			return fmt.Errorf("host %s: method %q: use an upper-case HTTP method such as GET", r.Host, m)
+		}
+	}
+	for _, p := range r.Paths {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("host %s: path %q must start with /", r.Host, p)
+		}
+		if i := strings.IndexByte(p, '*'); i >= 0 && i != len(p)-1 {
+			return fmt.Errorf("host %s: path %q: \"*\" may only end a path (a prefix match)", r.Host, p)
+		}
+	}
+	return nil
+}
+
+func (s Secret) validate() error {
+	if err := validHostPattern(s.Host); err != nil {
+		return err
+	}
+	if strings.HasPrefix(s.Host, "*.") {
+		return fmt.Errorf("host %s: a secret goes to one exact host, not a wildcard", s.Host)
+	}
+	if s.Header == "" || !isToken(s.Header) {
+		return fmt.Errorf("host %s: header %q is not a valid HTTP header name", s.Host, s.Header)
+	}
+	if s.Format != "" && !strings.Contains(s.Format, "{value}") {
+		return fmt.Errorf("host %s: format %q lacks {value}", s.Host, s.Format)
+	}
+	if s.ValueFile == "" {
+		return fmt.Errorf("host %s: value_file is required", s.Host)
+	}
+	return nil
+}
+
+// validHostPattern accepts a DNS name, an IP literal, or "*." and a name.
+func validHostPattern(h string) error {
+	if h == "" {
+		return errors.New("host is empty")
+	}
+	name := strings.TrimPrefix(h, "*.")
+	if strings.Contains(name, "*") {
+		return fmt.Errorf("host %q: \"*\" is only allowed as a leading \"*.\"", h)
+	}
+	if name != h {
+		if _, err := parseIP(name); err == nil {
+			return fmt.Errorf("host %q: a wildcard cannot cover an IP address", h)
+		}
+	}
+	if _, err := parseIP(name); err == nil {
+		return nil
+	}
+	if normHost(name) == "" || !validDNSName(normHost(name)) {
+		return fmt.Errorf("host %q is not a valid host name", h)
+	}
+	return nil
+}
+
+// validDNSName checks letters, digits, '-', '_' and dots, 253 bytes at most,
+// labels of 1 to 63 bytes.
+func validDNSName(s string) bool {
+	if len(s) == 0 || len(s) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if len(label) == 0 || len(label) > 63 {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func portString(p int) string { return strconv.Itoa(p) }

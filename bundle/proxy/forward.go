@@ -1,0 +1,346 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// hopHeaders belong to one connection and are never passed on.
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+func removeHopHeaders(h http.Header) {
+	for _, v := range h["Connection"] {
+		for f := range strings.SplitSeq(v, ",") {
+			if f = textproto.TrimString(f); f != "" {
+				h.Del(f)
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+}
+
+// upgradeType returns the protocol a request or response asks to switch to.
+func upgradeType(h http.Header) string {
+	for _, v := range h["Connection"] {
+		for f := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(textproto.TrimString(f), "upgrade") {
+				return h.Get("Upgrade")
+			}
+		}
+	}
+	return ""
+}
+
+// forward checks one HTTP request against the rules and sends it to t,
+// streaming the response back. It reports whether cc can carry another
+// request.
+func (p *Proxy) forward(ctx context.Context, cc *clientConn, req *http.Request, t *target, rec *record) bool {
+	defer req.Body.Close()
+	path := requestPath(req.URL)
+	rec.Path = path
+	v := p.pol.request(t.host, t.port, req.Method, path)
+	switch {
+	case t.inner && t.approved && !v.listed:
+		// A human allowed the host at CONNECT; no rule narrows it.
+		v = verdict{allow: true, rule: "approval", intercept: v.intercept}
+	case !t.inner:
+		v = p.decide(ctx, cc, v, t.host, t.port, req.Method+" http://"+hostPort(t)+path)
+	}
+	rec.Rule = v.rule
+	if !v.allow {
+		rec.Decision, rec.Reason, rec.Status = "deny", v.reason, http.StatusForbidden
+		return p.refuseRequest(cc, req, rec, p.refusalText(v), nil)
+	}
+
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := req.WithContext(rctx)
+	out.URL = &url.URL{Scheme: t.scheme, Host: hostPort(t), Path: req.URL.Path, RawPath: req.URL.RawPath, RawQuery: req.URL.RawQuery}
+	out.Host = out.URL.Host
+	out.RequestURI = ""
+	out.Close = false
+	out.Header = req.Header.Clone()
+	up := upgradeType(req.Header)
+	removeHopHeaders(out.Header)
+	if up != "" {
+		out.Header.Set("Connection", "Upgrade")
+		out.Header.Set("Upgrade", up)
+	}
+	if t.scheme == "https" {
+		p.applySecrets(out.Header, t.host)
+	}
+	body := &requestBody{r: req.Body}
+	if out.Body != nil && out.Body != http.NoBody {
+		out.Body = body
+	}
+	if strings.EqualFold(out.Header.Get("Expect"), "100-continue") {
+		out.Header.Del("Expect")
+		cc.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+		if err := cc.bw.Flush(); err != nil {
+			return false
+		}
+	}
+
+	resp, err := p.transport.RoundTrip(out)
+	if err != nil {
+		rec.BytesUp = body.n.Load()
+		p.forwardFailed(cc, rec, t, err)
+		return false
+	}
+	defer resp.Body.Close()
+	p.redact(resp.Header, t.host)
+	rec.Decision, rec.Status = "allow", resp.StatusCode
+
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		n := p.switchProtocols(cc, resp)
+		rec.BytesUp, rec.BytesDown = body.n.Load()+n[0], n[1]
+		p.finish(rec)
+		return false
+	}
+	down, keep, err := writeResponse(cc, resp, req, !req.Close)
+	rec.BytesDown = down
+	if err != nil {
+		rec.Reason = "response cut short: " + err.Error()
+		keep = false
+	}
+	// What the upstream did not read of the request body is still on the
+	// client connection; read a bounded rest, or give up the connection.
+	if !body.finish(keep) {
+		keep = false
+	}
+	rec.BytesUp = body.n.Load()
+	p.finish(rec)
+	return keep
+}
+
+func hostPort(t *target) string {
+	h := t.host
+	if strings.Contains(h, ":") {
+		h = "[" + h + "]"
+	}
+	if t.scheme == "https" && t.port == 443 || t.scheme == "http" && t.port == 80 {
+		return h
+	}
+	return h + ":" + strconv.Itoa(t.port)
+}
+
+// applySecrets sets (or fills the placeholder of) each secret header for
+// host. It runs only for TLS upstreams: a secret never crosses the network
+// in the clear.
+func (p *Proxy) applySecrets(h http.Header, host string) {
+	for _, s := range p.pol.secrets[host] {
+		val := s.value
+		if s.Format != "" {
+			val = strings.ReplaceAll(s.Format, "{value}", s.value)
+		}
+		if s.Placeholder == "" {
+			h.Set(s.Header, val)
+			continue
+		}
+		vs := h.Values(s.Header)
+		for i, v := range vs {
+			vs[i] = strings.ReplaceAll(v, s.Placeholder, val)
+		}
+	}
+}
+
+// redact removes secret values an upstream echoes in response headers, so
+// the agent cannot read them back.
+func (p *Proxy) redact(h http.Header, host string) {
+	ss := p.pol.secrets[host]
+	if len(ss) == 0 {
+		return
+	}
+	for k, vs := range h {
+		for i, v := range vs {
+			for _, s := range ss {
+				if strings.Contains(v, s.value) {
+					v = strings.ReplaceAll(v, s.value, "[redacted by docker bottle]")
+				}
+			}
+			h[k][i] = v
+		}
+	}
+}
+
+// requestBody is the request body as the transport sees it. The transport
+// may still read or close it after RoundTrip returns; closing does not close
+// the client's body, so that the proxy can read what is left of it off the
+// client connection (keep-alive) once it detaches it.
+type requestBody struct {
+	mu       sync.Mutex
+	r        io.Reader
+	n        atomic.Int64
+	eof      bool
+	detached bool
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.detached {
+		return 0, errors.New("request body detached")
+	}
+	n, err := b.r.Read(p)
+	b.n.Add(int64(n))
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *requestBody) Close() error { return nil }
+
+// finish detaches the body from the transport and, if drain, reads a bounded
+// rest. It reports whether the whole body has been read.
+func (b *requestBody) finish(drain bool) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.detached = true
+	if b.eof || b.r == nil || b.r == http.NoBody {
+		return true
+	}
+	if !drain {
+		return false
+	}
+	_, err := io.CopyN(io.Discard, b.r, 256<<10)
+	return errors.Is(err, io.EOF)
+}
+
+// forwardFailed answers a request the transport could not deliver.
+func (p *Proxy) forwardFailed(cc *clientConn, rec *record, t *target, err error) {
+	var ue x509.UnknownAuthorityError
+	var ce *tls.CertificateVerificationError
+	var he x509.HostnameError
+	if errors.As(err, &ue) || errors.As(err, &ce) || errors.As(err, &he) {
+		rec.Decision, rec.Status = "error", http.StatusBadGateway
+		rec.Reason = fmt.Sprintf("the TLS certificate of %s:%d is not trusted (%v)", t.host, t.port, rootCause(err))
+		p.refuse(cc, rec, "docker bottle egress proxy: "+rec.Reason+".\nIf a corporate proxy intercepts TLS, the user adds its CA as the bottle's extra CA.\n", nil)
+		return
+	}
+	p.upstreamFailed(cc, rec, t.host, t.port, err)
+}
+
+func rootCause(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}
+
+// writeResponse writes resp to the client, flushing as the body arrives so
+// that streamed responses (server-sent events) are not held back. A body of
+// unknown length goes out chunked (to HTTP/1.1 clients). It reports whether
+// the connection can carry another request.
+func writeResponse(cc *clientConn, resp *http.Response, req *http.Request, keep bool) (n int64, kept bool, err error) {
+	defer func() { kept = keep && err == nil }()
+	bw := cc.bw
+	method := req.Method
+	bodyless := method == http.MethodHead || resp.StatusCode/100 == 1 ||
+		resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified
+	removeHopHeaders(resp.Header)
+	resp.Header.Del("Content-Length")
+	text := http.StatusText(resp.StatusCode)
+	if _, after, ok := strings.Cut(resp.Status, " "); ok && after != "" {
+		text = after
+	}
+	fmt.Fprintf(bw, "HTTP/1.1 %03d %s\r\n", resp.StatusCode, text)
+	resp.Header.Write(bw)
+	chunked := false
+	switch {
+	case bodyless:
+		if method == http.MethodHead && resp.ContentLength >= 0 {
+			fmt.Fprintf(bw, "Content-Length: %d\r\n", resp.ContentLength)
+		}
+	case resp.ContentLength >= 0:
+		fmt.Fprintf(bw, "Content-Length: %d\r\n", resp.ContentLength)
+	case req.ProtoAtLeast(1, 1):
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+		chunked = true
+	default:
+		keep = false // an HTTP/1.0 client reads such a body until the close
+	}
+	if !keep {
+		bw.WriteString("Connection: close\r\n")
+	}
+	bw.WriteString("\r\n")
+	if bodyless {
+		return 0, keep, bw.Flush()
+	}
+	cc.SetWriteDeadline(time.Time{})
+	buf := make([]byte, 32<<10)
+	for {
+		m, rerr := resp.Body.Read(buf)
+		if m > 0 {
+			if chunked {
+				fmt.Fprintf(bw, "%x\r\n", m)
+			}
+			bw.Write(buf[:m])
+			if chunked {
+				bw.WriteString("\r\n")
+			}
+			if err := bw.Flush(); err != nil {
+				return n, false, err
+			}
+			n += int64(m)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return n, false, rerr
+		}
+	}
+	if chunked {
+		bw.WriteString("0\r\n")
+		resp.Trailer.Write(bw)
+		bw.WriteString("\r\n")
+	} else if resp.ContentLength >= 0 && n != resp.ContentLength {
+		return n, false, fmt.Errorf("upstream sent %d of %d body bytes", n, resp.ContentLength)
+	}
+	return n, keep, bw.Flush()
+}
+
+// switchProtocols relays a 101 response and then the upgraded connection
+// (WebSocket) both ways. It returns the bytes sent up and down.
+func (p *Proxy) switchProtocols(cc *clientConn, resp *http.Response) [2]int64 {
+	up, _ := resp.Body.(io.ReadWriteCloser)
+	fmt.Fprintf(cc.bw, "HTTP/1.1 101 Switching Protocols\r\n")
+	resp.Header.Write(cc.bw)
+	cc.bw.WriteString("\r\n")
+	if err := cc.bw.Flush(); err != nil || up == nil {
+		return [2]int64{}
+	}
+	cc.SetDeadline(time.Time{})
+	var n [2]int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n[1], _ = io.Copy(cc.Conn, up)
+		cc.Conn.Close()
+	}()
+	n[0], _ = io.Copy(up, cc.br)
+	up.Close()
+	<-done
+	return n
+}

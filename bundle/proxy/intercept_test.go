@@ -1,0 +1,355 @@
+package proxy
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/docker-bottle/docker-bottle/pki"
+)
+
+const (
+	secretValue = "sk-live-9d8c7b6a5f4e3d2c1b0a"
+	placeholder = "BOTTLE_PLACEHOLDER_KEY"
+)
+
+// upstreamSeen records what reached a test upstream.
+type upstreamSeen struct {
+	mu   sync.Mutex
+	reqs []seenRequest
+}
+
+type seenRequest struct {
+	method, path, host string
+	header             http.Header
+}
+
+func (u *upstreamSeen) add(r *http.Request) {
+	u.mu.Lock()
+	u.reqs = append(u.reqs, seenRequest{r.Method, r.URL.Path, r.Host, r.Header.Clone()})
+	u.mu.Unlock()
+}
+
+func (u *upstreamSeen) last(t *testing.T) seenRequest {
+	t.Helper()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.reqs) == 0 {
+		t.Fatal("no request reached the upstream")
+	}
+	return u.reqs[len(u.reqs)-1]
+}
+
+func (u *upstreamSeen) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.reqs)
+}
+
+// interceptEnv is an intercepting proxy in front of a local TLS upstream
+// whose certificate names api.example.test and friends, signed by an
+// "upstream CA" the proxy trusts through its extra CA file. The agent's
+// client trusts only the bottle CA.
+type interceptEnv struct {
+	tp       *testProxy
+	up       *httptest.Server
+	seen     *upstreamSeen
+	port     int
+	bottleCA *x509.CertPool
+	upCA     *x509.CertPool
+}
+
+func newInterceptEnv(t testing.TB, mutate func(*Config)) *interceptEnv {
+	t.Helper()
+	dir := t.TempDir()
+	bottleCA, err := pki.LoadOrCreateCA(filepath.Join(dir, "bottle-ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upCA, err := pki.LoadOrCreateCA(filepath.Join(dir, "upstream-ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := pki.NewMinter(upCA, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := &upstreamSeen{}
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/bytes" {
+			serveBytes(w, r)
+			return
+		}
+		seen.add(r)
+		// An upstream that echoes credentials back in a header.
+		w.Header().Set("X-Echo-Authorization", r.Header.Get("Authorization"))
+		w.Header().Set("Content-Type", "text/plain")
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s ok, %d bytes in", r.Method, r.URL.Path, len(body))
+	}))
+	up.TLS = &tls.Config{GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		return m.Leaf(hello.ServerName)
+	}}
+	up.Config.ErrorLog = log.New(io.Discard, "", 0) // the negative test's handshake failures
+	up.StartTLS()
+	t.Cleanup(up.Close)
+	_, port := hostPortOf(t, up.URL)
+
+	secretFile := writeFile(t, dir, "secret-api", secretValue+"\n")
+	phFile := writeFile(t, dir, "secret-ph", secretValue+"\n")
+	cfg := Config{
+		CACertFile:  filepath.Join(dir, "bottle-ca", pki.CertFile),
+		CAKeyFile:   filepath.Join(dir, "bottle-ca", pki.KeyFile),
+		ExtraCAFile: writeFile(t, dir, "extra-ca.pem", string(upCA.CertPEM())),
+		Rules: []Rule{
+			{Host: "api.example.test", Ports: []int{port}, Private: true},
+			{Host: "ph.example.test", Ports: []int{port}, Private: true},
+			{Host: "plain.example.test", Ports: []int{port}, Private: true},
+			{Host: "narrow.example.test", Ports: []int{port}, Private: true, Methods: []string{"GET"}, Paths: []string{"/v1/*", "/health"}},
+			{Host: "nodelete.example.test", Ports: []int{port}, Private: true},
+			{Host: "nodelete.example.test", Ports: []int{port}, Deny: true, Methods: []string{"DELETE"}},
+		},
+		Secrets: []Secret{
+			{Host: "api.example.test", Header: "Authorization", Format: "Bearer {value}", ValueFile: secretFile},
+			{Host: "ph.example.test", Header: "X-Api-Key", Placeholder: placeholder, ValueFile: phFile},
+		},
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	res := loopbackResolver("api.example.test", "ph.example.test", "plain.example.test", "narrow.example.test", "nodelete.example.test")
+	tp := startProxy(t, cfg, WithResolver(res))
+	bp := x509.NewCertPool()
+	bp.AddCert(bottleCA.Certificate())
+	upPool := x509.NewCertPool()
+	upPool.AddCert(upCA.Certificate())
+	return &interceptEnv{tp: tp, up: up, seen: seen, port: port, bottleCA: bp, upCA: upPool}
+}
+
+// serveBytes answers /bytes?n=N with N bytes (benchmarks).
+func serveBytes(w http.ResponseWriter, r *http.Request) {
+	n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+	w.Header().Set("Content-Length", strconv.Itoa(n))
+	buf := make([]byte, 256<<10)
+	for n > 0 {
+		k, err := w.Write(buf[:min(n, len(buf))])
+		if err != nil {
+			return
+		}
+		n -= k
+	}
+}
+
+func (e *interceptEnv) url(host, path string) string {
+	return fmt.Sprintf("https://%s:%d%s", host, e.port, path)
+}
+
+func do(t *testing.T, c *http.Client, method, url string, header http.Header) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader("payload"))
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(body)
+}
+
+func dumpResponse(resp *http.Response, body string) string {
+	var b strings.Builder
+	resp.Header.Write(&b)
+	return b.String() + body
+}
+
+func TestInterceptionAddsSecretOnlyUpstream(t *testing.T) {
+	e := newInterceptEnv(t, nil)
+	c := e.tp.client(e.bottleCA) // the agent trusts the bottle CA only
+
+	// The agent's own Authorization is replaced, not passed on.
+	resp, body := do(t, c, "POST", e.url("api.example.test", "/v1/messages?beta=1"), http.Header{"Authorization": {"Bearer agent-made-up"}})
+	if resp.StatusCode != 200 || body != "POST /v1/messages ok, 7 bytes in" {
+		t.Fatalf("intercepted POST: %d %q", resp.StatusCode, body)
+	}
+	got := e.seen.last(t)
+	if got.header.Get("Authorization") != "Bearer "+secretValue {
+		t.Errorf("upstream got Authorization %q, want the secret", got.header.Get("Authorization"))
+	}
+	if got.header.Get("Proxy-Authorization") != "" {
+		t.Error("upstream got the bottle's proxy token")
+	}
+	if resp.TLS == nil || resp.TLS.PeerCertificates[0].Issuer.CommonName != e.tp.p.minter.CA().Certificate().Subject.CommonName {
+		t.Error("the agent's TLS peer is not a leaf of the bottle CA")
+	}
+	if strings.Contains(dumpResponse(resp, body), secretValue) {
+		t.Errorf("the secret reached the client: %s", dumpResponse(resp, body))
+	}
+	if !strings.Contains(resp.Header.Get("X-Echo-Authorization"), "[redacted by docker bottle]") {
+		t.Errorf("echoed credential header = %q, want it redacted", resp.Header.Get("X-Echo-Authorization"))
+	}
+
+	// Placeholder replacement, in the named header only.
+	resp, body = do(t, c, "GET", e.url("ph.example.test", "/x"), http.Header{
+		"X-Api-Key": {placeholder}, "X-Other": {placeholder},
+	})
+	if resp.StatusCode != 200 {
+		t.Fatalf("placeholder GET: %d %q", resp.StatusCode, body)
+	}
+	got = e.seen.last(t)
+	if got.header.Get("X-Api-Key") != secretValue || got.header.Get("X-Other") != placeholder {
+		t.Errorf("upstream got X-Api-Key %q X-Other %q; want the secret in the first only", got.header.Get("X-Api-Key"), got.header.Get("X-Other"))
+	}
+	if got.header.Get("Authorization") != "" {
+		t.Error("the api host's secret was sent to another host")
+	}
+	if strings.Contains(dumpResponse(resp, body), secretValue) {
+		t.Error("the secret reached the client")
+	}
+
+	// A host without secrets or method rules is tunnelled untouched: only a
+	// client trusting the upstream's own CA gets through, and nothing is added.
+	plain := e.tp.client(e.upCA)
+	resp, _ = do(t, plain, "GET", e.url("plain.example.test", "/p"), nil)
+	if resp.StatusCode != 200 || e.seen.last(t).header.Get("Authorization") != "" {
+		t.Errorf("untouched tunnel: %d, Authorization %q", resp.StatusCode, e.seen.last(t).header.Get("Authorization"))
+	}
+	if _, err := e.tp.client(e.bottleCA).Get(e.url("plain.example.test", "/p")); err == nil {
+		t.Error("a host that is not intercepted presented a bottle CA certificate")
+	}
+
+	c.CloseIdleConnections()
+	plain.CloseIdleConnections()
+	l := e.tp.waitAudit(map[string]any{"method": "POST", "host": "api.example.test", "decision": "allow"})
+	if l["path"] != "/v1/messages" || l["status"].(float64) != 200 || l["bytes_up"].(float64) != 7 {
+		t.Errorf("audit line of the intercepted POST: %v", l)
+	}
+	e.tp.waitAudit(map[string]any{"method": "CONNECT", "host": "api.example.test", "reason": "intercepted"})
+
+	// The secret is in no audit line and no log line.
+	raw, _ := os.ReadFile(e.tp.audit)
+	if strings.Contains(string(raw), secretValue) {
+		t.Error("the secret is in the audit file")
+	}
+	if strings.Contains(e.tp.logs.String(), secretValue) {
+		t.Error("the secret is in the log")
+	}
+}
+
+func TestInterceptionMethodAndPathRules(t *testing.T) {
+	e := newInterceptEnv(t, nil)
+	c := e.tp.client(e.bottleCA)
+	for _, tc := range []struct {
+		method, host, path string
+		status             int
+	}{
+		{"GET", "narrow.example.test", "/v1/repos", 200},
+		{"GET", "narrow.example.test", "/health", 200},
+		{"POST", "narrow.example.test", "/v1/repos", 403},
+		{"GET", "narrow.example.test", "/v2/repos", 403},
+		{"GET", "narrow.example.test", "/healthz", 403},
+		{"GET", "nodelete.example.test", "/a", 200},
+		{"DELETE", "nodelete.example.test", "/a", 403},
+	} {
+		before := e.seen.count()
+		resp, body := do(t, c, tc.method, e.url(tc.host, tc.path), nil)
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s %s%s: %d %q, want %d", tc.method, tc.host, tc.path, resp.StatusCode, body, tc.status)
+		}
+		if tc.status == 403 {
+			if e.seen.count() != before {
+				t.Errorf("%s %s%s reached the upstream", tc.method, tc.host, tc.path)
+			}
+			if !strings.Contains(body, tc.host) {
+				t.Errorf("refusal %q does not name the host", body)
+			}
+		}
+	}
+	// A path with dot segments cannot ride on an allowed prefix. Clients
+	// clean paths, so this one is written by hand inside the tunnel.
+	conn := tlsTunnel(t, e, "narrow.example.test")
+	fmt.Fprintf(conn, "GET /v1/../admin HTTP/1.1\r\nHost: narrow.example.test\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 403 {
+		t.Errorf("GET /v1/../admin: %d, want 403", resp.StatusCode)
+	}
+	c.CloseIdleConnections()
+	e.tp.waitAudit(map[string]any{"method": "DELETE", "host": "nodelete.example.test", "decision": "deny", "status": 403, "rule": "rules[5] nodelete.example.test"})
+}
+
+// tlsTunnel opens an intercepted tunnel by hand and returns the agent's TLS
+// side.
+func tlsTunnel(t *testing.T, e *interceptEnv, host string) *tls.Conn {
+	t.Helper()
+	resp, _, conn := e.tp.raw(connectReq(fmt.Sprintf("%s:%d", host, e.port), testToken))
+	if resp.StatusCode != 200 {
+		t.Fatalf("CONNECT %s: %d", host, resp.StatusCode)
+	}
+	tc := tls.Client(conn, &tls.Config{ServerName: host, RootCAs: e.bottleCA})
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("TLS through the tunnel to %s: %v", host, err)
+	}
+	return tc
+}
+
+func TestInterceptionRefusesUntrustedUpstream(t *testing.T) {
+	// Without the extra CA, the upstream's certificate is not trusted: the
+	// proxy refuses to send the secret and says why.
+	e := newInterceptEnv(t, func(c *Config) { c.ExtraCAFile = "" })
+	resp, body := do(t, e.tp.client(e.bottleCA), "GET", e.url("api.example.test", "/"), nil)
+	if resp.StatusCode != 502 || !strings.Contains(body, "not trusted") || !strings.Contains(body, "extra CA") {
+		t.Errorf("untrusted upstream: %d %q", resp.StatusCode, body)
+	}
+	if e.seen.count() != 0 {
+		t.Error("a request reached an upstream whose certificate failed verification")
+	}
+}
+
+func TestInterceptionOfPlainHTTPInTunnel(t *testing.T) {
+	// A CONNECT to an intercepted host that carries plain HTTP is read as
+	// HTTP; the secret is not sent in the clear.
+	seen := &upstreamSeen{}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.add(r)
+		io.WriteString(w, "plain")
+	}))
+	defer up.Close()
+	_, port := hostPortOf(t, up.URL)
+	dir := t.TempDir()
+	if _, err := pki.LoadOrCreateCA(dir); err != nil {
+		t.Fatal(err)
+	}
+	tp := startProxy(t, Config{
+		CACertFile: filepath.Join(dir, pki.CertFile), CAKeyFile: filepath.Join(dir, pki.KeyFile),
+		Rules:   []Rule{{Host: "api.example.test", Ports: []int{port}, Private: true}},
+		Secrets: []Secret{{Host: "api.example.test", Header: "Authorization", ValueFile: writeFile(t, dir, "s", secretValue)}},
+	}, WithResolver(loopbackResolver("api.example.test")))
+	resp, _, conn := tp.raw(connectReq(fmt.Sprintf("api.example.test:%d", port), testToken))
+	if resp.StatusCode != 200 {
+		t.Fatal(resp.Status)
+	}
+	fmt.Fprintf(conn, "GET /in-clear HTTP/1.1\r\nHost: api.example.test\r\n\r\n")
+	r2, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || r2.StatusCode != 200 {
+		t.Fatalf("plain HTTP in an intercepted tunnel: %v %v", r2, err)
+	}
+	if got := seen.last(t); got.path != "/in-clear" || got.header.Get("Authorization") != "" {
+		t.Errorf("upstream saw %s with Authorization %q; the secret must not go out in the clear", got.path, got.header.Get("Authorization"))
+	}
+}

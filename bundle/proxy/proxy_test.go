@@ -1,0 +1,673 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/docker-bottle/docker-bottle/bundle/approval"
+)
+
+func TestHTTPAllowedAndDenied(t *testing.T) {
+	var sawProxyAuth atomic.Bool
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Proxy-Authorization") != "" {
+			sawProxyAuth.Store(true)
+		}
+		fmt.Fprintf(w, "hello from %s", r.URL.Path)
+	}))
+	defer up.Close()
+	_, port := hostPortOf(t, up.URL)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("a denied request reached its upstream")
+	}))
+	defer other.Close()
+
+	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Private: true}}})
+	c := tp.client(nil)
+
+	for range 2 { // twice: the second request rides the kept-alive connection
+		resp, err := c.Get(up.URL + "/a/b?q=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "hello from /a/b" {
+			t.Fatalf("allowed GET: %d %q", resp.StatusCode, body)
+		}
+	}
+	if sawProxyAuth.Load() {
+		t.Error("the proxy passed Proxy-Authorization (the bottle's token) to the upstream")
+	}
+
+	resp, err := c.Get(other.URL + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	_, otherPort := hostPortOf(t, other.URL)
+	wantHost := fmt.Sprintf("127.0.0.1:%d", otherPort)
+	if resp.StatusCode != 403 || !strings.Contains(string(body), wantHost) || !strings.Contains(string(body), "not on the egress allowlist") {
+		t.Errorf("denied GET: %d %q, want 403 naming %s and the allowlist", resp.StatusCode, body, wantHost)
+	}
+
+	l := tp.waitAudit(map[string]any{"method": "GET", "port": port, "decision": "allow", "status": 200})
+	if l["path"] != "/a/b" || l["bottle"] != "test-bottle" || l["rule"] != "rules[0] 127.0.0.1" {
+		t.Errorf("audit line of the allowed GET: %v", l)
+	}
+	if l["bytes_down"].(float64) != float64(len("hello from /a/b")) {
+		t.Errorf("audit bytes_down = %v, want %d", l["bytes_down"], len("hello from /a/b"))
+	}
+	for _, k := range []string{"time", "client", "host", "duration_ms", "bytes_up"} {
+		if _, ok := l[k]; !ok {
+			t.Errorf("audit line lacks %q: %v", k, l)
+		}
+	}
+	tp.waitAudit(map[string]any{"method": "GET", "port": otherPort, "decision": "deny", "status": 403})
+}
+
+func TestConnectAllowedAndDenied(t *testing.T) {
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "tls ok")
+	}))
+	defer up.Close()
+	_, port := hostPortOf(t, up.URL)
+	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Private: true}}})
+
+	// The tunnel is untouched: the client verifies the upstream's own
+	// certificate.
+	pool := x509.NewCertPool()
+	pool.AddCert(up.Certificate())
+	c := tp.client(pool)
+	resp, err := c.Get(up.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	c.CloseIdleConnections() // ends the tunnel, which writes its audit line
+	if string(body) != "tls ok" {
+		t.Fatalf("through the tunnel: %q", body)
+	}
+	l := tp.waitAudit(map[string]any{"method": "CONNECT", "decision": "allow"})
+	if l["bytes_up"].(float64) == 0 || l["bytes_down"].(float64) == 0 || l["status"].(float64) != 200 {
+		t.Errorf("tunnel audit line: %v", l)
+	}
+	if _, ok := l["path"]; ok {
+		t.Errorf("a tunnel that is not intercepted has no path to log: %v", l)
+	}
+
+	// A refused CONNECT is answered before any tunnel, with a body that
+	// names the host.
+	resp, body2, conn := tp.raw(connectReq("127.0.0.1:1", testToken))
+	if resp.StatusCode != 403 || !strings.Contains(body2, "127.0.0.1:1 is not on the egress allowlist of bottle test-bottle") {
+		t.Errorf("denied CONNECT: %d %q", resp.StatusCode, body2)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := conn.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Errorf("after a refused CONNECT the connection should close, got n=%d err=%v", n, err)
+	}
+}
+
+func TestConnectForwardsBytesSentBehindTheRequest(t *testing.T) {
+	host, port := echoServer(t)
+	tp := startProxy(t, Config{Rules: []Rule{{Host: host, Ports: []int{port}, Private: true}}})
+	hp := fmt.Sprintf("%s:%d", host, port)
+	// One write: the CONNECT and the first tunnel bytes together, as
+	// clients that pipeline their TLS hello do.
+	resp, _, conn := tp.raw(connectReq(hp, testToken) + "early-bytes")
+	if resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %d", resp.StatusCode)
+	}
+	buf := make([]byte, len("early-bytes"))
+	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "early-bytes" {
+		t.Fatalf("echo of the pipelined bytes: %q %v", buf, err)
+	}
+	io.WriteString(conn, "more")
+	if _, err := io.ReadFull(conn, buf[:4]); err != nil || string(buf[:4]) != "more" {
+		t.Fatalf("echo: %q %v", buf[:4], err)
+	}
+	// Half-close: the echo server sees EOF, closes, and the tunnel ends.
+	conn.(*bufferedConn).Conn.(*net.TCPConn).CloseWrite()
+	if b, err := io.ReadAll(conn); err != nil || len(b) != 0 {
+		t.Errorf("after half-close: %q %v", b, err)
+	}
+	l := tp.waitAudit(map[string]any{"method": "CONNECT", "decision": "allow"})
+	if l["bytes_up"].(float64) != 15 || l["bytes_down"].(float64) != 15 {
+		t.Errorf("tunnel bytes up/down = %v/%v, want 15/15", l["bytes_up"], l["bytes_down"])
+	}
+}
+
+func TestProxyAuthentication(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("an unauthenticated request reached the upstream")
+	}))
+	defer up.Close()
+	_, port := hostPortOf(t, up.URL)
+	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Private: true}}})
+	hp := fmt.Sprintf("127.0.0.1:%d", port)
+	for name, req := range map[string]string{
+		"CONNECT without token":    connectReq(hp, ""),
+		"CONNECT with wrong token": connectReq(hp, "wrong"),
+		"GET without token":        "GET http://" + hp + "/ HTTP/1.1\r\nHost: " + hp + "\r\n\r\n",
+		"GET with wrong token":     "GET http://" + hp + "/ HTTP/1.1\r\nHost: " + hp + "\r\nProxy-Authorization: " + basic(testToken+"x") + "\r\n\r\n",
+		"GET with bearer token":    "GET http://" + hp + "/ HTTP/1.1\r\nHost: " + hp + "\r\nProxy-Authorization: Bearer " + testToken + "\r\n\r\n",
+	} {
+		resp, body, _ := tp.raw(req)
+		if resp.StatusCode != http.StatusProxyAuthRequired || !strings.HasPrefix(resp.Header.Get("Proxy-Authenticate"), "Basic") {
+			t.Errorf("%s: %d %v, want 407 with a Basic challenge", name, resp.StatusCode, resp.Header)
+		}
+		if !strings.Contains(body, "token") {
+			t.Errorf("%s: body %q does not say a token is needed", name, body)
+		}
+	}
+	if n := tp.dials.Load(); n != 0 {
+		t.Errorf("unauthenticated requests caused %d dials", n)
+	}
+	tp.waitAudit(map[string]any{"status": 407, "decision": "deny", "reason": "missing or wrong proxy token"})
+}
+
+func TestWildcardPortAndDenyRules(t *testing.T) {
+	host, port := echoServer(t)
+	_ = host
+	res := loopbackResolver("api.example.test", "deep.api.example.test", "example.test", "bad.example.test", "other.test")
+	tp := startProxy(t, Config{Rules: []Rule{
+		{Host: "*.example.test", Ports: []int{port}, Private: true},
+		{Host: "bad.example.test", Deny: true, Ports: []int{port}},
+		{Host: "other.test", Private: true}, // default ports only
+	}}, WithResolver(res))
+	for _, c := range []struct {
+		target string
+		status int
+		body   string
+	}{
+		{fmt.Sprintf("api.example.test:%d", port), 200, ""},
+		{fmt.Sprintf("DEEP.api.example.test.:%d", port), 200, ""},
+		{fmt.Sprintf("example.test:%d", port), 403, "not on the egress allowlist"},
+		{fmt.Sprintf("bad.example.test:%d", port), 403, "refused by egress rule rules[1] bad.example.test"},
+		{fmt.Sprintf("api.example.test:%d", port+1), 403, "not on the egress allowlist"},
+		{fmt.Sprintf("other.test:%d", port), 403, "not on the egress allowlist"},
+		{"evilexample.test:443", 403, "not on the egress allowlist"},
+	} {
+		resp, body, conn := tp.raw(connectReq(c.target, testToken))
+		if resp.StatusCode != c.status || !strings.Contains(body, c.body) {
+			t.Errorf("CONNECT %s: %d %q, want %d %q", c.target, resp.StatusCode, body, c.status, c.body)
+		}
+		if resp.StatusCode == 200 {
+			io.WriteString(conn, "ping")
+			b := make([]byte, 4)
+			if _, err := io.ReadFull(conn, b); err != nil || string(b) != "ping" {
+				t.Errorf("CONNECT %s: echo %q %v", c.target, b, err)
+			}
+		}
+	}
+	// The default ports of a rule are 443 and 80.
+	pol := compilePolicy(Config{Rules: []Rule{{Host: "other.test"}}}, nil)
+	for port, want := range map[int]bool{443: true, 80: true, 8443: false, 22: false} {
+		if got := pol.connect("other.test", port).allow; got != want {
+			t.Errorf("rule without ports, port %d: allow=%v, want %v", port, got, want)
+		}
+	}
+}
+
+func TestDestinationGuard(t *testing.T) {
+	// A real service on loopback that the guard must keep the bottle from.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	tp := startProxy(t, Config{Rules: []Rule{
+		{Host: "localhost", Ports: []int{port, 80}},
+		{Host: "169.254.169.254", Ports: []int{80, 443}},
+		{Host: "10.1.2.3", Ports: []int{443}},
+		{Host: "::ffff:127.0.0.1", Ports: []int{443}},
+	}}) // the system resolver: localhost is 127.0.0.1 (and ::1)
+
+	for _, c := range []struct{ req, want string }{
+		{connectReq(fmt.Sprintf("localhost:%d", port), testToken), "localhost resolves to"},
+		{connectReq("169.254.169.254:443", testToken), "169.254.169.254 is a link-local (cloud metadata) address"},
+		{"GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\nProxy-Authorization: " + basic(testToken) + "\r\n\r\n", "link-local"},
+		{"GET http://localhost/ HTTP/1.1\r\nHost: localhost\r\nProxy-Authorization: " + basic(testToken) + "\r\n\r\n", "loopback"},
+		{connectReq("10.1.2.3:443", testToken), "10.1.2.3 is a private address"},
+		{connectReq("[::ffff:127.0.0.1]:443", testToken), "127.0.0.1 is a loopback address"},
+	} {
+		resp, body, _ := tp.raw(c.req)
+		if resp.StatusCode != 403 || !strings.Contains(body, c.want) || !strings.Contains(body, "private: true") {
+			t.Errorf("%q: %d %q, want 403 saying %q and how to opt in", strings.SplitN(c.req, "\r\n", 2)[0], resp.StatusCode, body, c.want)
+		}
+	}
+	if n := tp.dials.Load(); n != 0 {
+		t.Errorf("the guard let %d dials through (%v)", n, tp.dialed)
+	}
+	if n := accepted.Load(); n != 0 {
+		t.Errorf("the loopback service accepted %d connections", n)
+	}
+	tp.waitAudit(map[string]any{"host": "169.254.169.254", "decision": "deny", "status": 403})
+
+	// With private: true the same name is reached, at the address checked.
+	tp2 := startProxy(t, Config{Rules: []Rule{{Host: "localhost", Ports: []int{port}, Private: true}}})
+	resp, _, _ := tp2.raw(connectReq(fmt.Sprintf("localhost:%d", port), testToken))
+	if resp.StatusCode != 200 {
+		t.Errorf("localhost with private: true: %d", resp.StatusCode)
+	}
+	if d := tp2.dialed; len(d) == 0 || !strings.HasPrefix(d[0], "127.0.0.1:") && !strings.HasPrefix(d[0], "[::1]:") {
+		t.Errorf("dialed %v, want an IP literal from the lookup", d)
+	}
+}
+
+// rebindingResolver answers a public address first and loopback after, the
+// way a DNS rebinding attack does.
+type rebindingResolver struct{ calls atomic.Int64 }
+
+func (r *rebindingResolver) LookupNetIP(context.Context, string, string) ([]netip.Addr, error) {
+	if r.calls.Add(1) == 1 {
+		return []netip.Addr{netip.MustParseAddr("203.0.113.7")}, nil
+	}
+	return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+}
+
+func TestGuardDialsTheAddressItChecked(t *testing.T) {
+	res := &rebindingResolver{}
+	var dialed []string
+	refuse := func(_ context.Context, _, addr string) (net.Conn, error) {
+		dialed = append(dialed, addr)
+		return nil, errors.New("test network: refused")
+	}
+	tp := startProxy(t, Config{Rules: []Rule{{Host: "rebind.test"}}}, WithResolver(res), WithDialer(refuse))
+	resp, body, _ := tp.raw(connectReq("rebind.test:443", testToken))
+	if resp.StatusCode != 502 {
+		t.Errorf("CONNECT to an unreachable public address: %d %q, want 502", resp.StatusCode, body)
+	}
+	if len(dialed) != 1 || dialed[0] != "203.0.113.7:443" || res.calls.Load() != 1 {
+		t.Errorf("dialed %v after %d lookups; want exactly the checked 203.0.113.7:443 after one lookup", dialed, res.calls.Load())
+	}
+}
+
+func TestClassify(t *testing.T) {
+	for addr, want := range map[string]string{
+		"127.0.0.1": "loopback", "127.9.9.9": "loopback", "::1": "loopback",
+		"169.254.169.254": "link-local (cloud metadata)", "fe80::1": "link-local",
+		"10.0.0.1": "private", "172.16.5.4": "private", "172.31.255.255": "private", "192.168.1.1": "private", "fd00::1": "private",
+		"100.64.0.1": "CGNAT", "100.127.255.254": "CGNAT",
+		"0.0.0.0": "unspecified", "::": "unspecified", "224.0.0.1": "multicast", "ff02::1": "multicast", "255.255.255.255": "reserved",
+		"::ffff:10.0.0.1": "private", "64:ff9b::7f00:1": "loopback",
+		"8.8.8.8": "", "172.32.0.1": "", "100.128.0.1": "", "2606:4700::1111": "", "203.0.113.7": "",
+	} {
+		if got, _ := classify(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("classify(%s) = %q, want %q", addr, got, want)
+		}
+	}
+}
+
+func TestApprovals(t *testing.T) {
+	host, port := echoServer(t)
+	_ = host
+	res := loopbackResolver("once.test", "always.test", "no.test", "slow.test", "denied.test")
+	var asked atomic.Int64
+	var lastReq approval.Request
+	decider := approval.DeciderFunc(func(ctx context.Context, req approval.Request) (approval.Decision, error) {
+		asked.Add(1)
+		lastReq = req
+		switch {
+		case strings.HasPrefix(req.Subject, "once.test:"):
+			return approval.AllowOnce, nil
+		case strings.HasPrefix(req.Subject, "always.test:"):
+			return approval.AllowAlways, nil
+		case strings.HasPrefix(req.Subject, "slow.test:"):
+			<-ctx.Done()
+			return approval.Deny, ctx.Err()
+		}
+		return approval.Deny, nil
+	})
+	cfg := Config{
+		Approvals:       true,
+		ApprovalTimeout: Duration(300 * time.Millisecond),
+		Rules: []Rule{
+			{Host: "denied.test", Ports: []int{port}, Deny: true},
+		},
+	}
+	// Approved hosts get no private: true, so reaching the loopback echo
+	// server proves nothing; the test checks the decision and the guard's
+	// refusal that follows it.
+	tp := startProxy(t, cfg, WithResolver(res), WithDecider(decider))
+	check := func(host string, wantStatus int, wantBody string) {
+		t.Helper()
+		resp, body, _ := tp.raw(connectReq(fmt.Sprintf("%s:%d", host, port), testToken))
+		if resp.StatusCode != wantStatus || !strings.Contains(body, wantBody) {
+			t.Errorf("CONNECT %s: %d %q, want %d %q", host, resp.StatusCode, body, wantStatus, wantBody)
+		}
+	}
+	check("once.test", 403, "loopback") // allowed by the human, then refused by the guard
+	if lastReq.Kind != approval.Egress || lastReq.Subject != fmt.Sprintf("once.test:%d", port) || lastReq.Requester == "" {
+		t.Errorf("approval request: %+v", lastReq)
+	}
+	check("no.test", 403, "and the user denied it")
+	check("slow.test", 403, "no one approved it within 300ms")
+	check("always.test", 403, "loopback")
+	n := asked.Load()
+	check("always.test", 403, "loopback")
+	if asked.Load() != n {
+		t.Error("an allow-always host was asked about again")
+	}
+	n = asked.Load()
+	check("denied.test", 403, "refused by egress rule")
+	if asked.Load() != n {
+		t.Error("a host a deny rule refuses was sent for approval")
+	}
+	tp.waitAudit(map[string]any{"host": "once.test", "rule": "approval (allow-once)"})
+	tp.waitAudit(map[string]any{"host": "no.test", "rule": "approval", "decision": "deny"})
+
+	// Without approvals in the config the decider is never asked.
+	cfg.Approvals = false
+	tp2 := startProxy(t, cfg, WithResolver(res), WithDecider(decider))
+	n = asked.Load()
+	resp, body, _ := tp2.raw(connectReq(fmt.Sprintf("once.test:%d", port), testToken))
+	if resp.StatusCode != 403 || !strings.Contains(body, "not on the egress allowlist") || asked.Load() != n {
+		t.Errorf("approvals off: %d %q, asked %d times", resp.StatusCode, body, asked.Load()-n)
+	}
+}
+
+func TestApprovedHostIsReached(t *testing.T) {
+	// An approved host is dialled like a listed one; here the dialer maps
+	// the public test address to the local echo server.
+	host, port := echoServer(t)
+	res := &mapResolver{m: map[string][]netip.Addr{"new.test": {netip.MustParseAddr("203.0.113.9")}}}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if addr != "203.0.113.9:443" {
+			return nil, fmt.Errorf("unexpected dial to %s", addr)
+		}
+		return net.Dial("tcp", net.JoinHostPort(host, fmt.Sprint(port)))
+	}
+	decider := approval.DeciderFunc(func(context.Context, approval.Request) (approval.Decision, error) {
+		return approval.AllowOnce, nil
+	})
+	tp := startProxy(t, Config{Approvals: true}, WithResolver(res), WithDialer(dial), WithDecider(decider))
+	resp, _, conn := tp.raw(connectReq("new.test:443", testToken))
+	if resp.StatusCode != 200 {
+		t.Fatalf("approved CONNECT: %d", resp.StatusCode)
+	}
+	io.WriteString(conn, "hi")
+	b := make([]byte, 2)
+	if _, err := io.ReadFull(conn, b); err != nil || string(b) != "hi" {
+		t.Errorf("echo through the approved tunnel: %q %v", b, err)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	host, port := echoServer(t)
+	tp := startProxy(t, Config{
+		Rules: []Rule{{Host: host, Ports: []int{port}, Private: true}},
+		Limits: Limits{
+			MaxHeaderBytes: 4096,
+			HeaderTimeout:  Duration(400 * time.Millisecond),
+			IdleTimeout:    Duration(2 * time.Second),
+			MaxTunnels:     1,
+		},
+	})
+	hp := fmt.Sprintf("%s:%d", host, port)
+
+	resp, _, _ := tp.raw("CONNECT " + hp + " HTTP/1.1\r\nX-Big: " + strings.Repeat("a", 8000) + "\r\n\r\n")
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("oversized headers: %d, want 431", resp.StatusCode)
+	}
+	resp, _, _ = tp.raw("THIS IS NOT HTTP\r\n\r\n")
+	if resp.StatusCode != 400 {
+		t.Errorf("malformed request: %d, want 400", resp.StatusCode)
+	}
+
+	// A slow client gets 408 and does not hold up another client.
+	slow, err := net.Dial("tcp", tp.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	io.WriteString(slow, "CONNECT "+hp+" HTTP/1.1\r\n")
+	resp, _, conn := tp.raw(connectReq(hp, testToken))
+	if resp.StatusCode != 200 {
+		t.Fatalf("a client next to a slow one: %d", resp.StatusCode)
+	}
+	slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+	sresp, err := http.ReadResponse(bufioReader(slow), nil)
+	if err != nil || sresp.StatusCode != http.StatusRequestTimeout {
+		t.Errorf("slow client: %v %v, want 408", sresp, err)
+	}
+
+	// The one tunnel allowed is open (conn): a second is refused with 503.
+	resp, body, _ := tp.raw(connectReq(hp, testToken))
+	if resp.StatusCode != 503 || !strings.Contains(body, "too many open tunnels") {
+		t.Errorf("second tunnel over the limit: %d %q", resp.StatusCode, body)
+	}
+	// The open tunnel carries nothing and is closed after the idle timeout.
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	if _, err := conn.Read(make([]byte, 1)); err == nil {
+		t.Error("an idle tunnel was not closed")
+	} else if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		t.Errorf("idle tunnel still open after %s", time.Since(start))
+	}
+	for _, st := range []int{400, 408, 431, 503} {
+		tp.waitAudit(map[string]any{"status": st, "decision": "deny"})
+	}
+	// After the idle tunnel closed, its slot is free again.
+	deadline := time.Now().Add(5 * time.Second)
+	for tp.p.Health().Tunnels != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, _, _ = tp.raw(connectReq(hp, testToken))
+	if resp.StatusCode != 200 {
+		t.Errorf("a tunnel after the idle one closed: %d", resp.StatusCode)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func TestTunnelNotIdleWhileOneDirectionStreams(t *testing.T) {
+	// A long download with a silent upload direction is not idle.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for i := range 16 {
+			if _, err := fmt.Fprintf(c, "t%02d,", i); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	tp := startProxy(t, Config{
+		Rules:  []Rule{{Host: "127.0.0.1", Ports: []int{port}, Private: true}},
+		Limits: Limits{IdleTimeout: Duration(time.Second)},
+	})
+	resp, _, conn := tp.raw(connectReq(fmt.Sprintf("127.0.0.1:%d", port), testToken))
+	if resp.StatusCode != 200 {
+		t.Fatal(resp.Status)
+	}
+	b, err := io.ReadAll(conn)
+	want := ""
+	for i := range 16 {
+		want += fmt.Sprintf("t%02d,", i)
+	}
+	if err != nil || string(b) != want {
+		t.Errorf("streamed %q over 1.6s with a 1s idle timeout, want %q: %v", b, want, err)
+	}
+}
+
+func TestServeStopsAndHealth(t *testing.T) {
+	host, port := echoServer(t)
+	dir := t.TempDir()
+	auditFile := filepath.Join(dir, "audit.jsonl")
+	p, err := New(Config{TokenFile: writeFile(t, dir, "tok", testToken), AuditFile: auditFile, Rules: []Rule{{Host: host, Ports: []int{port}, Private: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ctx, ln) }()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, connectReq(fmt.Sprintf("%s:%d", host, port), testToken))
+	resp, err := http.ReadResponse(bufioReader(c), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	h := p.Health()
+	if !h.Serving || h.Tunnels != 1 || h.Conns != 1 {
+		t.Errorf("health with one tunnel: %+v", h)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve after cancel: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Errorf("open tunnel after shutdown: read err %v, want closed", err)
+	}
+	if p.Health().Serving {
+		t.Error("health says serving after Serve returned")
+	}
+	// Serve returned only after the tunnel's handler wrote its audit line,
+	// so the bundle can close the audit file right away.
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(auditFile); !strings.Contains(string(b), `"method":"CONNECT"`) {
+		t.Errorf("audit after shutdown lacks the tunnel: %q", b)
+	}
+}
+
+func TestHTTP10AndUpgrade(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "echo" {
+			c, brw, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+			brw.Flush()
+			io.Copy(c, brw)
+			return
+		}
+		w.(http.Flusher).Flush() // no Content-Length: the body's length is unknown
+		io.WriteString(w, "streamed body")
+	}))
+	defer up.Close()
+	_, port := hostPortOf(t, up.URL)
+	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Private: true}}})
+	hp := fmt.Sprintf("127.0.0.1:%d", port)
+	auth := "Proxy-Authorization: " + basic(testToken) + "\r\n"
+
+	// An HTTP/1.0 client cannot read chunked bodies: it gets the body
+	// until the connection closes.
+	resp, body, _ := tp.raw("GET http://" + hp + "/ HTTP/1.0\r\n" + auth + "\r\n")
+	if resp.StatusCode != 200 || body != "streamed body" || len(resp.TransferEncoding) != 0 || !resp.Close {
+		t.Errorf("HTTP/1.0: %d %q TE=%v close=%v", resp.StatusCode, body, resp.TransferEncoding, resp.Close)
+	}
+	resp, body, _ = tp.raw("GET http://" + hp + "/ HTTP/1.1\r\nHost: " + hp + "\r\nConnection: close\r\n" + auth + "\r\n")
+	if resp.StatusCode != 200 || body != "streamed body" || len(resp.TransferEncoding) == 0 {
+		t.Errorf("HTTP/1.1: %d %q TE=%v", resp.StatusCode, body, resp.TransferEncoding)
+	}
+
+	// An upgraded connection (WebSocket-like) is relayed both ways.
+	resp, _, conn := tp.raw("GET http://" + hp + "/ws HTTP/1.1\r\nHost: " + hp + "\r\nConnection: Upgrade\r\nUpgrade: echo\r\n" + auth + "\r\n")
+	if resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %d", resp.StatusCode)
+	}
+	io.WriteString(conn, "frame")
+	b := make([]byte, 5)
+	if _, err := io.ReadFull(conn, b); err != nil || string(b) != "frame" {
+		t.Errorf("upgraded echo: %q %v", b, err)
+	}
+}
+
+func TestStreamedResponseIsFlushed(t *testing.T) {
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: first\n\n")
+		w.(http.Flusher).Flush()
+		<-release
+		io.WriteString(w, "data: second\n\n")
+	}))
+	defer up.Close()
+	defer close(release)
+	_, port := hostPortOf(t, up.URL)
+	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Private: true}}})
+	resp, err := tp.client(nil).Get(up.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, len("data: first\n\n"))
+	got := make(chan error, 1)
+	go func() { _, err := io.ReadFull(resp.Body, buf); got <- err }()
+	select {
+	case err := <-got:
+		if err != nil || string(buf) != "data: first\n\n" {
+			t.Errorf("first event: %q %v", buf, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the first event of a stream was held back by the proxy")
+	}
+}
+
+func TestTLSUpstreamUnreachable(t *testing.T) {
+	// Closed port on loopback: 502 with the reason, audited as an error.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Private: true}}})
+	resp, body, _ := tp.raw(connectReq(fmt.Sprintf("127.0.0.1:%d", port), testToken))
+	if resp.StatusCode != 502 || !strings.Contains(body, "connecting to 127.0.0.1") {
+		t.Errorf("closed port: %d %q", resp.StatusCode, body)
+	}
+	tp.waitAudit(map[string]any{"decision": "error", "status": 502})
+	_ = tls.VersionTLS12
+}
