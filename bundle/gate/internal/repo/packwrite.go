@@ -250,4 +250,3 @@ func writeWhole(w io.Writer, zw **zlib.Writer, t Type, data []byte) error {
 	}
 	return (*zw).Close()
 }
-
