@@ -118,7 +118,7 @@ func (g *Gate) receivePack(w http.ResponseWriter, r *http.Request, body io.Reade
 	sideband := hasCap(caps, "side-band-64k")
 	var msgs io.Writer = io.Discard
 	if sideband {
-		msgs = pw.Band(2, pktline.MaxData)
+		msgs = pw.Band(2, pktline.MaxLen)
 	}
 	say := func(format string, args ...any) {
 		fmt.Fprintf(msgs, format+"\n", args...)
@@ -189,7 +189,7 @@ func (g *Gate) receivePack(w http.ResponseWriter, r *http.Request, body io.Reade
 		}
 		rp.Flush()
 		if sideband {
-			pw.Band(1, pktline.MaxData).Write(buf.Bytes())
+			pw.Band(1, pktline.MaxLen).Write(buf.Bytes())
 		} else {
 			bw.Write(buf.Bytes())
 		}

@@ -109,7 +109,7 @@ type uploadRequest struct {
 	done, sawHaves    bool
 	haveSection       bool // v0: the request went on after the wants' flush
 	ofsDelta, thin    bool
-	sideband          int // payload size per packet, 0 without side-band
+	sideband          int // largest side-band packet, 0 without side-band
 	noProgress        bool
 	includeTag        bool
 	multiAck, noDone  bool
@@ -221,9 +221,9 @@ func parseUploadV0(r io.Reader) (*uploadRequest, error) {
 			u.relative = u.relative || hasCap(caps, "deepen-relative")
 			switch {
 			case hasCap(caps, "side-band-64k"):
-				u.sideband = pktline.MaxData
+				u.sideband = pktline.MaxLen
 			case hasCap(caps, "side-band"):
-				u.sideband = 1000 - 4
+				u.sideband = 1000
 			}
 		}
 		u.wants = append(u.wants, h)
@@ -623,15 +623,15 @@ func (s *session) sendPack(pw *pktline.Writer, bw *bufio.Writer) {
 	var progress io.Writer = io.Discard
 	var data io.Writer = bw
 	if s.u.sideband > 0 {
-		data = pw.Band(1, s.u.sideband+1)
+		data = pw.Band(1, s.u.sideband)
 		if !s.u.noProgress {
-			progress = pw.Band(2, s.u.sideband+1)
+			progress = pw.Band(2, s.u.sideband)
 		}
 	}
 	fatal := func(err error) {
 		s.g.logger.Printf("fetch: %v", err)
 		if s.u.sideband > 0 {
-			fmt.Fprintf(pw.Band(3, s.u.sideband+1), "git gate: %v\n", err)
+			fmt.Fprintf(pw.Band(3, s.u.sideband), "git gate: %v\n", err)
 		}
 		s.audit("error", err.Error(), nil)
 	}

@@ -158,7 +158,7 @@ func (g *Gate) lsRefs(w http.ResponseWriter, req *v2Request) {
 }
 
 func (g *Gate) fetchV2(w http.ResponseWriter, r *http.Request, req *v2Request) {
-	u := &uploadRequest{v2: true, clientShallow: map[repo.Hash]bool{}, sideband: pktline.MaxData}
+	u := &uploadRequest{v2: true, clientShallow: map[repo.Hash]bool{}, sideband: pktline.MaxLen}
 	for _, a := range req.args {
 		if ok, err := u.parseArg(a); ok {
 			if err != nil {

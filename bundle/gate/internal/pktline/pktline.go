@@ -186,14 +186,14 @@ func (w *Writer) special(s string) error {
 }
 
 // Band returns a writer that sends everything written to it on side-band
-// channel band (1 pack data, 2 progress, 3 fatal error), split into packets
-// of at most max payload bytes including the band byte (65520-4 for
-// side-band-64k, 1000-4 for side-band).
-func (w *Writer) Band(band byte, max int) io.Writer {
-	if max > MaxData || max < 2 {
-		max = MaxData
+// channel band (1 pack data, 2 progress, 3 fatal error), in packets of at
+// most maxPacket bytes, length header included: MaxLen for side-band-64k,
+// 1000 for side-band.
+func (w *Writer) Band(band byte, maxPacket int) io.Writer {
+	if maxPacket > MaxLen || maxPacket < 6 {
+		maxPacket = MaxLen
 	}
-	return &bandWriter{w: w, band: band, max: max - 1}
+	return &bandWriter{w: w, band: band, max: maxPacket - 5}
 }
 
 type bandWriter struct {
