@@ -5,13 +5,13 @@
 # `git clone --no-local` from the path. Prints one line per clone and a
 # summary; numbers go into docs/benchmarks.md ("Git gate").
 #
-#   bash bench/gate.sh            # WORK=/tmp/gate-bench RUNS=3 COMMITS=20000
+#   bash bench/gate.sh            # WORK=/tmp/gate-bench RUNS=5 COMMITS=20000
 #
 # The generated repository is kept in $WORK and reused by later runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${WORK:-/tmp/gate-bench}
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 COMMITS=${COMMITS:-20000}
 
 need() { command -v "$1" >/dev/null 2>&1; }
@@ -74,8 +74,9 @@ for run in $(seq 1 "$RUNS"); do
 	wait_port 18419
 	read -r secs client_kb < <(clone gate "http://127.0.0.1:18419/repo.git")
 	server_kb=$("$WORK/gatebench" peak "$gpid")
+	server_cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14+$15)/hz}' "/proc/$gpid/stat")
 	kill "$gpid"; wait "$gpid" 2>/dev/null || true
-	echo "run $run gate          clone ${secs}s  server peak ${server_kb} KiB  client peak ${client_kb} KiB" | tee -a "$results"
+	echo "run $run gate          clone ${secs}s  server peak ${server_kb} KiB  server cpu ${server_cpu}s  client peak ${client_kb} KiB" | tee -a "$results"
 
 	# git http-backend under net/http/cgi; GNU time records each request's
 	# process-tree peak.
@@ -85,8 +86,9 @@ for run in $(seq 1 "$RUNS"); do
 	wait_port 18420
 	read -r secs client_kb < <(clone backend "http://127.0.0.1:18420/repo.git")
 	kill "$cpid"; wait "$cpid" 2>/dev/null || true
-	server_kb=$(sort -n "$WORK/cgi-mem" | tail -1)
-	echo "run $run http-backend  clone ${secs}s  server peak ${server_kb} KiB  client peak ${client_kb} KiB" | tee -a "$results"
+	server_kb=$(awk '{print $1}' "$WORK/cgi-mem" | sort -n | tail -1)
+	server_cpu=$(awk '{s+=$2+$3} END {printf "%.2f", s}' "$WORK/cgi-mem")
+	echo "run $run http-backend  clone ${secs}s  server peak ${server_kb} KiB  server cpu ${server_cpu}s  client peak ${client_kb} KiB" | tee -a "$results"
 
 	# --no-local from the path: upload-pack and pack-objects run under the
 	# clone, so GNU time's peak covers client and server alike.
@@ -94,7 +96,9 @@ for run in $(seq 1 "$RUNS"); do
 	echo "run $run no-local      clone ${secs}s  peak (client and server) ${all_kb} KiB" | tee -a "$results"
 done
 rm -rf "$WORK/clone"
-echo "bench: medians"
+echo "bench: medians (clone wall time; server CPU where measured)"
 for kind in gate http-backend no-local; do
-	awk -v k="$kind" '$3==k {gsub("s","",$5); print $5}' "$results" | sort -n | awk -v k="$kind" '{a[NR]=$1} END {printf "  %-13s %.2fs\n", k, a[int((NR+1)/2)]}'
+	awk -v k="$kind" '$3==k {gsub("s","",$5); print $5}' "$results" | sort -n | awk -v k="$kind" '{a[NR]=$1} END {printf "  %-13s clone %.2fs", k, a[int((NR+1)/2)]}'
+	awk -v k="$kind" '$3==k && $11=="cpu" {gsub("s","",$12); print $12}' "$results" | sort -n | awk '{a[NR]=$1} END {if (NR) printf "  server cpu %.2fs", a[int((NR+1)/2)]}'
+	echo
 done

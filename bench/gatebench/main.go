@@ -140,14 +140,14 @@ func serveCGI(args []string) error {
 	fs := flag.NewFlagSet("cgi", flag.ExitOnError)
 	root := fs.String("root", "", "GIT_PROJECT_ROOT")
 	listen := fs.String("listen", "127.0.0.1:0", "address")
-	mem := fs.String("mem", "", "file to append each request's peak RSS (KiB) to")
+	mem := fs.String("mem", "", "file to append each request's peak RSS (KiB) and CPU seconds to")
 	backend := fs.String("backend", "/usr/lib/git-core/git-http-backend", "git http-backend binary")
 	fs.Parse(args)
 	h := &cgi.Handler{Path: *backend, Env: []string{"GIT_PROJECT_ROOT=" + *root, "GIT_HTTP_EXPORT_ALL=1"},
 		InheritEnv: []string{"PATH", "HOME"}}
 	if *mem != "" {
 		h.Path = "/usr/bin/time"
-		h.Args = []string{"-a", "-o", *mem, "-f", "%M", *backend}
+		h.Args = []string{"-a", "-o", *mem, "-f", "%M %U %S", *backend}
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
