@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -525,4 +526,36 @@ func readAudit(t *testing.T, path string) []map[string]any {
 		out = append(out, m)
 	}
 	return out
+}
+
+func TestPushFromShallowClone(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.clone("shallow-work", "--depth", "1")
+	h := e.commitFile(c, "agent.txt", "from a shallow clone\n", "agent work")
+	e.git(c, "push", "origin", "HEAD:refs/heads/bottle/b1/shallow")
+	if got := e.stageRef("refs/heads/bottle/b1/shallow"); got != h {
+		t.Fatalf("stage ref = %q, want %s", got, h)
+	}
+	e.git(e.stage, "fsck", "--strict")
+}
+
+// A fetch whose client has much history the gate lacks needs several
+// negotiation rounds.
+func TestFetchNegotiatesOverRounds(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, v := range []string{"0", "2"} {
+		c := e.clone("rounds-v"+v, "-c", "protocol.version="+v)
+		cmd := exec.Command("sh", "-c", "for i in $(seq 1 80); do git commit -q --allow-empty -m local$i; done")
+		cmd.Dir, cmd.Env = c, e.gitEnv(e.home)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("local commits: %v\n%s", err, out)
+		}
+		newHead := e.commitFile(e.user, "rounds-"+v+".txt", "x\n", "host "+v)
+		must(t, gitstage.Sync(context.Background(), e.user, e.stage))
+		e.git(c, "-c", "protocol.version="+v, "fetch", "-q", "origin")
+		if got := e.git(c, "rev-parse", "origin/main"); got != newHead {
+			t.Errorf("v%s: origin/main = %s, want %s", v, got, newHead)
+		}
+		e.git(c, "fsck")
+	}
 }
