@@ -1,0 +1,172 @@
+package gate
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Config is the gate's configuration. The plugin writes it as JSON into the
+// stage dir; the bundle reads it with LoadConfig. It holds no secret: the
+// token lives in its own 0600 file.
+type Config struct {
+	// Listen is the TCP address to serve on, e.g. "0.0.0.0:8418".
+	Listen string `json:"listen"`
+	// Bottle is the bottle's name (slug); the default push rule uses it.
+	Bottle string `json:"bottle"`
+	// Repo is the path of the bare repository to serve.
+	Repo string `json:"repo"`
+	// TokenFile holds the bottle's token (mode 0600). Git sends it as the
+	// password of HTTP Basic authentication.
+	TokenFile string `json:"token_file"`
+	// Push says which ref updates a push may make.
+	Push PushRules `json:"push"`
+	// ProtectedPaths are globs of paths (relative to the repository root)
+	// that a push must not touch without a human's approval. Nil means
+	// DefaultProtectedPaths; an empty list protects nothing.
+	ProtectedPaths []string `json:"protected_paths"`
+	// MaxPackBytes bounds the pack of one push; 0 means DefaultMaxPackBytes.
+	MaxPackBytes int64 `json:"max_pack_bytes,omitempty"`
+	// AuditFile is where the JSON-lines audit goes; empty means none.
+	AuditFile string `json:"audit_file,omitempty"`
+	// Approvals sends pushes that touch protected paths to a human instead
+	// of refusing them.
+	Approvals Approvals `json:"approvals"`
+}
+
+// PushRules are the refs a push may update and how.
+type PushRules struct {
+	// Refs are the ref globs a push may update: "*" matches within one path
+	// component, "**" across components. Empty means
+	// refs/heads/bottle/<bottle>/*.
+	Refs []string `json:"refs,omitempty"`
+	// AllowForce permits non-fast-forward updates.
+	AllowForce bool `json:"allow_force,omitempty"`
+	// AllowDelete permits deleting refs.
+	AllowDelete bool `json:"allow_delete,omitempty"`
+	// AllowTags permits creating or moving tags (refs/tags/...).
+	AllowTags bool `json:"allow_tags,omitempty"`
+}
+
+// Approvals configures holding pushes for a human.
+type Approvals struct {
+	Enabled bool `json:"enabled,omitempty"`
+	// Timeout is how long a push waits for a decision before it is
+	// refused; 0 means DefaultApprovalTimeout.
+	Timeout Duration `json:"timeout,omitempty"`
+}
+
+// Duration is a time.Duration written in JSON as a Go duration string
+// ("90s", "5m").
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"90s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+const (
+	// DefaultMaxPackBytes bounds a push when the config gives no limit.
+	DefaultMaxPackBytes = 512 << 20
+	// DefaultApprovalTimeout is how long a held push waits for a human.
+	DefaultApprovalTimeout = 5 * time.Minute
+)
+
+// DefaultProtectedPaths are CI definitions and git hook folders: what would
+// run code with someone else's secrets or on someone else's machine once
+// the agent's branch is pushed or checked out.
+var DefaultProtectedPaths = []string{
+	".github/workflows/**",
+	".github/actions/**",
+	".githooks/**",
+	".husky/**",
+}
+
+var slugRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+
+// LoadConfig reads a JSON config file, rejecting unknown fields, and fills
+// in the defaults.
+func LoadConfig(path string) (Config, error) {
+	var c Config
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("reading gate config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("gate config %s: %w", path, err)
+	}
+	if dec.More() {
+		return c, fmt.Errorf("gate config %s: unexpected data after the JSON object", path)
+	}
+	c, err = c.withDefaults()
+	if err != nil {
+		return c, fmt.Errorf("gate config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// withDefaults validates c and fills in defaults.
+func (c Config) withDefaults() (Config, error) {
+	var errs []error
+	if c.Listen == "" {
+		errs = append(errs, errors.New(`listen is required (e.g. "0.0.0.0:8418")`))
+	}
+	if !slugRE.MatchString(c.Bottle) {
+		errs = append(errs, fmt.Errorf("bottle %q is not a valid bottle name (lowercase letters, digits, '.', '_', '-')", c.Bottle))
+	}
+	if c.Repo == "" {
+		errs = append(errs, errors.New("repo (the bare repository to serve) is required"))
+	}
+	if c.TokenFile == "" {
+		errs = append(errs, errors.New("token_file is required: the gate serves nobody without a token"))
+	}
+	if len(c.Push.Refs) == 0 {
+		c.Push.Refs = []string{"refs/heads/bottle/" + c.Bottle + "/*"}
+	}
+	for _, p := range c.Push.Refs {
+		if !strings.HasPrefix(p, "refs/") || strings.Contains(p, "//") || strings.HasSuffix(p, "/") {
+			errs = append(errs, fmt.Errorf("push ref pattern %q must be a ref glob starting with refs/ (e.g. refs/heads/bottle/%s/*)", p, c.Bottle))
+		} else if err := checkGlob(p); err != nil {
+			errs = append(errs, fmt.Errorf("push ref pattern %q: %w", p, err))
+		}
+	}
+	if c.ProtectedPaths == nil {
+		c.ProtectedPaths = append([]string(nil), DefaultProtectedPaths...)
+	}
+	for _, p := range c.ProtectedPaths {
+		if p == "" || strings.HasPrefix(p, "/") {
+			errs = append(errs, fmt.Errorf("protected path %q must be a glob relative to the repository root", p))
+		} else if err := checkGlob(p); err != nil {
+			errs = append(errs, fmt.Errorf("protected path %q: %w", p, err))
+		}
+	}
+	switch {
+	case c.MaxPackBytes < 0:
+		errs = append(errs, fmt.Errorf("max_pack_bytes must not be negative"))
+	case c.MaxPackBytes == 0:
+		c.MaxPackBytes = DefaultMaxPackBytes
+	}
+	if c.Approvals.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("approvals.timeout must not be negative"))
+	} else if c.Approvals.Timeout == 0 {
+		c.Approvals.Timeout = Duration(DefaultApprovalTimeout)
+	}
+	return c, errors.Join(errs...)
+}

@@ -1,0 +1,596 @@
+package repo
+
+import (
+	"bufio"
+	"bytes"
+	"compress/zlib"
+	"crypto/sha1"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// ErrTooLarge is wrapped when a received pack exceeds its limit.
+var ErrTooLarge = errors.New("pack exceeds the size limit")
+
+// IndexLimits bounds the work a received pack may cause.
+type IndexLimits struct {
+	// MaxPackBytes bounds the pack as sent.
+	MaxPackBytes int64
+	// MaxObjectBytes bounds every object, inflated.
+	MaxObjectBytes int64
+	// MaxLiveBytes bounds the objects held at once while resolving a chain
+	// of deltas.
+	MaxLiveBytes int64
+}
+
+// Indexed is a received pack, checked, completed (a thin pack gets the
+// bases it borrowed appended) and indexed, waiting in a quarantine
+// directory until the push is accepted or refused.
+type Indexed struct {
+	dir  string
+	pack *pack
+	// Types has the type of every object in the pack.
+	Types map[Hash]Type
+}
+
+// Discard removes the quarantine and its objects.
+func (ix *Indexed) Discard() error {
+	if ix == nil {
+		return nil
+	}
+	if ix.pack != nil {
+		ix.pack.close()
+	}
+	return os.RemoveAll(ix.dir)
+}
+
+type pentry struct {
+	off, end uint64
+	typ      Type // as stored
+	size     int64
+	baseOff  uint64
+	baseHash Hash
+	hash     Hash
+	rtype    Type // resolved
+	crc      uint32
+	done     bool
+}
+
+type counter struct {
+	r   io.Reader
+	n   int64
+	max int64
+	f   io.Writer
+}
+
+func (c *counter) Read(p []byte) (int, error) {
+	if c.n >= c.max {
+		// Read one byte more to tell a pack of exactly max bytes from a
+		// longer one.
+		var one [1]byte
+		n, err := c.r.Read(one[:])
+		if n > 0 {
+			return 0, fmt.Errorf("%w of %d bytes", ErrTooLarge, c.max)
+		}
+		return 0, err
+	}
+	if int64(len(p)) > c.max-c.n {
+		p = p[:c.max-c.n]
+	}
+	n, err := c.r.Read(p)
+	if n > 0 {
+		if _, werr := c.f.Write(p[:n]); werr != nil {
+			return n, werr
+		}
+	}
+	c.n += int64(n)
+	return n, err
+}
+
+// IndexPack reads a pack from src into a new quarantine directory under the
+// repository's objects directory, in the manner of `git index-pack
+// --fix-thin`: every object is hashed, deltas are resolved (against the
+// pack or, for a thin pack, against base), missing bases are appended, and
+// an index is written. Nothing becomes visible to the repository until
+// Accept.
+func (r *Repo) IndexPack(src io.Reader, base *Store, lim IndexLimits) (_ *Indexed, err error) {
+	dir, err := os.MkdirTemp(r.objDir, quarantinePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("making quarantine: %w", err)
+	}
+	ix := &Indexed{dir: dir, Types: map[Hash]Type{}}
+	defer func() {
+		if err != nil {
+			ix.Discard()
+		}
+	}()
+	tmpPack := filepath.Join(dir, "tmp.pack")
+	f, err := os.OpenFile(tmpPack, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fw := bufio.NewWriterSize(f, 256<<10)
+	cnt := &counter{r: src, max: lim.MaxPackBytes, f: fw}
+	if cnt.max <= 0 {
+		cnt.max = 1 << 62
+	}
+	br := bufio.NewReaderSize(cnt, 64<<10)
+	pos := func() uint64 { return uint64(cnt.n) - uint64(br.Buffered()) }
+
+	var hdr [12]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		return nil, fmt.Errorf("%w: reading pack header: %w", ErrCorrupt, err)
+	}
+	if string(hdr[:4]) != "PACK" || (binary.BigEndian.Uint32(hdr[4:]) != 2 && binary.BigEndian.Uint32(hdr[4:]) != 3) {
+		return nil, fmt.Errorf("%w: not a version 2 pack", ErrCorrupt)
+	}
+	n := binary.BigEndian.Uint32(hdr[8:])
+	var entries []pentry
+	var zr io.ReadCloser
+	var one [1]byte
+	for i := uint32(0); i < n; i++ {
+		e := pentry{off: pos()}
+		c, err := br.ReadByte()
+		if err != nil {
+			return nil, streamErr(err)
+		}
+		e.typ = Type((c >> 4) & 7)
+		size := int64(c & 0x0f)
+		shift := uint(4)
+		for c&0x80 != 0 {
+			if c, err = br.ReadByte(); err != nil {
+				return nil, streamErr(err)
+			}
+			if shift > 56 {
+				return nil, fmt.Errorf("%w: bad entry size", ErrCorrupt)
+			}
+			size |= int64(c&0x7f) << shift
+			shift += 7
+		}
+		e.size = size
+		if lim.MaxObjectBytes > 0 && size > lim.MaxObjectBytes {
+			return nil, fmt.Errorf("%w: an object of %d bytes exceeds the limit of %d", ErrTooLarge, size, lim.MaxObjectBytes)
+		}
+		switch e.typ {
+		case Commit, Tree, Blob, Tag:
+		case OfsDelta:
+			if c, err = br.ReadByte(); err != nil {
+				return nil, streamErr(err)
+			}
+			rel := uint64(c & 0x7f)
+			for c&0x80 != 0 {
+				if c, err = br.ReadByte(); err != nil {
+					return nil, streamErr(err)
+				}
+				if rel > 1<<56 {
+					return nil, fmt.Errorf("%w: bad delta offset", ErrCorrupt)
+				}
+				rel = (rel+1)<<7 | uint64(c&0x7f)
+			}
+			if rel == 0 || rel > e.off-12 {
+				return nil, fmt.Errorf("%w: delta base offset out of range", ErrCorrupt)
+			}
+			e.baseOff = e.off - rel
+		case RefDelta:
+			if _, err := io.ReadFull(br, e.baseHash[:]); err != nil {
+				return nil, streamErr(err)
+			}
+		default:
+			return nil, fmt.Errorf("%w: unknown entry type %d", ErrCorrupt, e.typ)
+		}
+		if zr == nil {
+			if zr, err = zlib.NewReader(br); err != nil {
+				return nil, streamErr(err)
+			}
+		} else if err := zr.(zlib.Resetter).Reset(br, nil); err != nil {
+			return nil, streamErr(err)
+		}
+		var sink io.Writer = io.Discard
+		var sum = sha1.New()
+		if e.typ != OfsDelta && e.typ != RefDelta {
+			sum.Write(objectHeader(e.typ, size))
+			sink = sum
+		}
+		if _, err := io.CopyN(sink, zr, size); err != nil {
+			return nil, streamErr(err)
+		}
+		if k, err := zr.Read(one[:]); k != 0 || err != io.EOF {
+			if err != nil && err != io.EOF {
+				return nil, streamErr(err)
+			}
+			return nil, fmt.Errorf("%w: object data longer than its header says", ErrCorrupt)
+		}
+		e.end = pos()
+		if e.typ != OfsDelta && e.typ != RefDelta {
+			sum.Sum(e.hash[:0])
+			e.rtype, e.done = e.typ, true
+		}
+		entries = append(entries, e)
+	}
+	packEnd := pos()
+	var trailer Hash
+	if _, err := io.ReadFull(br, trailer[:]); err != nil {
+		return nil, streamErr(err)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		if err != nil {
+			return nil, streamErr(err)
+		}
+		return nil, fmt.Errorf("%w: data after the pack", ErrCorrupt)
+	}
+	if err := fw.Flush(); err != nil {
+		return nil, err
+	}
+
+	// Check the trailer and compute every entry's CRC in one sequential read.
+	got, err := hashAndCRC(f, entries, packEnd)
+	if err != nil {
+		return nil, err
+	}
+	if got != trailer {
+		return nil, fmt.Errorf("%w: pack checksum mismatch", ErrCorrupt)
+	}
+
+	rs := &resolver{f: f, entries: entries, lim: lim, base: base,
+		byOff: make(map[uint64]int, len(entries)), byHash: make(map[Hash]int, len(entries)),
+		ofsKids: map[uint64][]int{}, refKids: map[Hash][]int{}, appendOff: packEnd}
+	for i, e := range entries {
+		rs.byOff[e.off] = i
+		if e.done {
+			if _, dup := rs.byHash[e.hash]; dup {
+				return nil, fmt.Errorf("%w: object %s appears twice", ErrCorrupt, e.hash)
+			}
+			rs.byHash[e.hash] = i
+		}
+	}
+	for i, e := range entries {
+		switch e.typ {
+		case OfsDelta:
+			if _, ok := rs.byOff[e.baseOff]; !ok {
+				return nil, fmt.Errorf("%w: delta base offset %d is not an object", ErrCorrupt, e.baseOff)
+			}
+			rs.ofsKids[e.baseOff] = append(rs.ofsKids[e.baseOff], i)
+		case RefDelta:
+			rs.refKids[e.baseHash] = append(rs.refKids[e.baseHash], i)
+		}
+	}
+	if err := rs.run(); err != nil {
+		return nil, err
+	}
+	entries = rs.entries
+	final := trailer
+	if len(rs.appended) > 0 {
+		binary.BigEndian.PutUint32(hdr[8:], uint32(len(entries)))
+		if _, err := f.WriteAt(hdr[8:12], 8); err != nil {
+			return nil, err
+		}
+		if final, err = hashFile(f, rs.appendOff); err != nil {
+			return nil, err
+		}
+		if _, err := f.WriteAt(final[:], int64(rs.appendOff)); err != nil {
+			return nil, err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		ix.Types[e.hash] = e.rtype
+	}
+	base16 := filepath.Join(dir, "pack-"+final.String())
+	if err := writeIdx(base16+".idx", entries, final); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmpPack, base16+".pack"); err != nil {
+		return nil, err
+	}
+	if ix.pack, err = openPack(base16 + ".idx"); err != nil {
+		return nil, err
+	}
+	return ix, nil
+}
+
+const quarantinePrefix = "gate-incoming-"
+
+// RemoveStaleQuarantines deletes quarantines left by a crash.
+func (r *Repo) RemoveStaleQuarantines() {
+	ents, _ := os.ReadDir(r.objDir)
+	for _, e := range ents {
+		if e.IsDir() && strings.HasPrefix(e.Name(), quarantinePrefix) {
+			os.RemoveAll(filepath.Join(r.objDir, e.Name()))
+		}
+	}
+}
+
+// Accept moves an indexed pack into the repository.
+func (r *Repo) Accept(ix *Indexed) error {
+	if ix == nil || ix.pack == nil {
+		return nil
+	}
+	name := filepath.Base(strings.TrimSuffix(ix.pack.name, ".pack"))
+	dst := filepath.Join(r.objDir, "pack", name)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	if _, err := os.Stat(dst + ".idx"); err != nil {
+		// The pack first: readers find packs by their index.
+		if err := os.Rename(ix.pack.name, dst+".pack"); err != nil {
+			return fmt.Errorf("moving pack into the repository: %w", err)
+		}
+		if err := os.Rename(strings.TrimSuffix(ix.pack.name, ".pack")+".idx", dst+".idx"); err != nil {
+			return fmt.Errorf("moving pack index into the repository: %w", err)
+		}
+	}
+	ix.Discard()
+	return r.Refresh()
+}
+
+func streamErr(err error) error {
+	if errors.Is(err, ErrTooLarge) {
+		return err
+	}
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return fmt.Errorf("%w: pack ends early", ErrCorrupt)
+	}
+	if strings.Contains(err.Error(), "zlib") || strings.Contains(err.Error(), "flate") {
+		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return err
+}
+
+func hashAndCRC(f *os.File, entries []pentry, end uint64) (Hash, error) {
+	sum := sha1.New()
+	r := bufio.NewReaderSize(io.NewSectionReader(f, 0, int64(end)), 256<<10)
+	var h Hash
+	if _, err := io.CopyN(sum, r, 12); err != nil {
+		return h, err
+	}
+	buf := make([]byte, 64<<10)
+	for i := range entries {
+		left := int64(entries[i].end - entries[i].off)
+		crc := uint32(0)
+		for left > 0 {
+			k := int64(len(buf))
+			if k > left {
+				k = left
+			}
+			if _, err := io.ReadFull(r, buf[:k]); err != nil {
+				return h, err
+			}
+			sum.Write(buf[:k])
+			crc = crc32.Update(crc, crc32.IEEETable, buf[:k])
+			left -= k
+		}
+		entries[i].crc = crc
+	}
+	sum.Sum(h[:0])
+	return h, nil
+}
+
+func hashFile(f *os.File, end uint64) (Hash, error) {
+	sum := sha1.New()
+	var h Hash
+	if _, err := io.Copy(sum, io.NewSectionReader(f, 0, int64(end))); err != nil {
+		return h, err
+	}
+	sum.Sum(h[:0])
+	return h, nil
+}
+
+type resolver struct {
+	f         *os.File
+	entries   []pentry
+	lim       IndexLimits
+	base      *Store
+	byOff     map[uint64]int
+	byHash    map[Hash]int
+	ofsKids   map[uint64][]int
+	refKids   map[Hash][]int
+	appendOff uint64
+	appended  []Hash
+	live      int64
+	zw        *zlib.Writer
+}
+
+func (rs *resolver) read(i int) ([]byte, error) {
+	e := rs.entries[i]
+	raw := make([]byte, e.end-e.off)
+	if _, err := rs.f.ReadAt(raw, int64(e.off)); err != nil {
+		return nil, err
+	}
+	en := entry{raw: raw}
+	if err := parseEntryHeader(&en, e.off); err != nil {
+		return nil, err
+	}
+	return inflate(raw[en.hdrLen:], e.size)
+}
+
+func (rs *resolver) run() error {
+	for i := range rs.entries {
+		e := rs.entries[i]
+		if e.typ == OfsDelta || e.typ == RefDelta {
+			continue
+		}
+		if len(rs.ofsKids[e.off]) == 0 && len(rs.refKids[e.hash]) == 0 {
+			continue
+		}
+		data, err := rs.read(i)
+		if err != nil {
+			return err
+		}
+		if err := rs.kids(data, e.rtype, e.off, true, e.hash, 0); err != nil {
+			return err
+		}
+	}
+	// Bases the pack lacks: a thin pack's, borrowed from the repository.
+	for {
+		progress := false
+		var missing []Hash
+		for h, kids := range rs.refKids {
+			if _, ok := rs.byHash[h]; ok {
+				continue
+			}
+			for _, k := range kids {
+				if !rs.entries[k].done {
+					missing = append(missing, h)
+					break
+				}
+			}
+		}
+		sort.Slice(missing, func(i, j int) bool { return bytes.Compare(missing[i][:], missing[j][:]) < 0 })
+		for _, h := range missing {
+			if rs.base == nil {
+				break
+			}
+			t, data, err := rs.base.Read(h)
+			if err != nil {
+				continue
+			}
+			if err := rs.appendBase(h, t, data); err != nil {
+				return err
+			}
+			if err := rs.kids(data, t, 0, false, h, 0); err != nil {
+				return err
+			}
+			progress = true
+		}
+		if !progress {
+			break
+		}
+	}
+	for _, e := range rs.entries {
+		if !e.done {
+			b := e.baseHash.String()
+			if e.typ == OfsDelta {
+				b = fmt.Sprintf("at offset %d", e.baseOff)
+			}
+			return fmt.Errorf("%w: delta base %s is missing", ErrCorrupt, b)
+		}
+	}
+	return nil
+}
+
+// kids resolves the deltas whose base is (off, h), depth first, holding
+// only the chain being resolved in memory.
+func (rs *resolver) kids(data []byte, t Type, off uint64, inPack bool, h Hash, depth int) error {
+	if depth > maxChain {
+		return fmt.Errorf("%w: delta chain longer than %d", ErrCorrupt, maxChain)
+	}
+	var kids []int
+	if inPack {
+		kids = append(kids, rs.ofsKids[off]...)
+	}
+	kids = append(kids, rs.refKids[h]...)
+	for _, k := range kids {
+		if rs.entries[k].done {
+			continue
+		}
+		delta, err := rs.read(k)
+		if err != nil {
+			return err
+		}
+		out, err := applyDelta(data, delta, rs.lim.MaxObjectBytes)
+		if err != nil {
+			return fmt.Errorf("delta at offset %d: %w", rs.entries[k].off, err)
+		}
+		kh := HashObject(t, out)
+		if _, dup := rs.byHash[kh]; dup {
+			return fmt.Errorf("%w: object %s appears twice", ErrCorrupt, kh)
+		}
+		e := &rs.entries[k]
+		e.hash, e.rtype, e.done = kh, t, true
+		rs.byHash[kh] = k
+		rs.live += int64(len(out))
+		if rs.lim.MaxLiveBytes > 0 && rs.live > rs.lim.MaxLiveBytes {
+			return fmt.Errorf("%w: resolving its deltas needs more than %d bytes at once", ErrTooLarge, rs.lim.MaxLiveBytes)
+		}
+		err = rs.kids(out, t, e.off, true, kh, depth+1)
+		rs.live -= int64(len(out))
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (rs *resolver) appendBase(h Hash, t Type, data []byte) error {
+	var b bytes.Buffer
+	b.Write(appendEntryHeader(nil, t, int64(len(data))))
+	if rs.zw == nil {
+		rs.zw = zlib.NewWriter(&b)
+	} else {
+		rs.zw.Reset(&b)
+	}
+	rs.zw.Write(data)
+	if err := rs.zw.Close(); err != nil {
+		return err
+	}
+	if _, err := rs.f.WriteAt(b.Bytes(), int64(rs.appendOff)); err != nil {
+		return err
+	}
+	e := pentry{off: rs.appendOff, end: rs.appendOff + uint64(b.Len()), typ: t, size: int64(len(data)),
+		hash: h, rtype: t, done: true, crc: crc32.ChecksumIEEE(b.Bytes())}
+	rs.appendOff = e.end
+	rs.byOff[e.off] = len(rs.entries)
+	rs.byHash[h] = len(rs.entries)
+	rs.entries = append(rs.entries, e)
+	rs.appended = append(rs.appended, h)
+	return nil
+}
+
+func writeIdx(path string, entries []pentry, packSum Hash) error {
+	order := make([]int, len(entries))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool {
+		return bytes.Compare(entries[order[a]].hash[:], entries[order[b]].hash[:]) < 0
+	})
+	var b bytes.Buffer
+	b.Write(idxMagic)
+	binary.Write(&b, binary.BigEndian, uint32(2))
+	var fan [256]uint32
+	for _, e := range entries {
+		fan[e.hash[0]]++
+	}
+	total := uint32(0)
+	for i := range fan {
+		total += fan[i]
+		binary.Write(&b, binary.BigEndian, total)
+	}
+	for _, i := range order {
+		b.Write(entries[i].hash[:])
+	}
+	for _, i := range order {
+		binary.Write(&b, binary.BigEndian, entries[i].crc)
+	}
+	var large []uint64
+	for _, i := range order {
+		off := entries[i].off
+		if off < 0x80000000 {
+			binary.Write(&b, binary.BigEndian, uint32(off))
+		} else {
+			binary.Write(&b, binary.BigEndian, uint32(0x80000000|len(large)))
+			large = append(large, off)
+		}
+	}
+	for _, off := range large {
+		binary.Write(&b, binary.BigEndian, off)
+	}
+	b.Write(packSum[:])
+	sum := sha1.Sum(b.Bytes())
+	b.Write(sum[:])
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b.Bytes(), 0o444); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,646 @@
+package gate
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/docker-bottle/docker-bottle/bundle/approval"
+	"github.com/docker-bottle/docker-bottle/bundle/gate/internal/pktline"
+	"github.com/docker-bottle/docker-bottle/bundle/gate/internal/repo"
+)
+
+// maxCommands bounds the ref updates of one push.
+const maxCommands = 10000
+
+type command struct {
+	old, new repo.Hash
+	ref      string
+	// reason is why the update is refused ("" while it is not); protected
+	// marks a refusal that a human may overturn.
+	reason    string
+	protected []touch
+	approval  string
+}
+
+type touch struct {
+	commit repo.Hash
+	path   string
+}
+
+func (c *command) refuse(format string, args ...any) {
+	if c.reason == "" {
+		c.reason = fmt.Sprintf(format, args...)
+	}
+}
+
+func readCommands(pr *pktline.Reader) ([]*command, []string, error) {
+	var cmds []*command
+	var caps []string
+	for {
+		k, p, err := pr.ReadLine()
+		if err == io.EOF {
+			if len(cmds) == 0 {
+				return nil, nil, nil
+			}
+			return nil, nil, badRequest("push request ends before its flush packet")
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if k == pktline.Flush {
+			return cmds, caps, nil
+		}
+		if k != pktline.Data {
+			return nil, nil, badRequest("unexpected special packet in the push commands")
+		}
+		line := string(p)
+		if strings.HasPrefix(line, "shallow ") {
+			continue // a shallow client's boundary; connectivity is checked below
+		}
+		if strings.HasPrefix(line, "push-cert") {
+			return nil, nil, badRequest("signed pushes are not supported by the git gate")
+		}
+		if len(cmds) == 0 {
+			if i := strings.IndexByte(line, 0); i >= 0 {
+				caps = strings.Fields(line[i+1:])
+				line = line[:i]
+			}
+		}
+		f := strings.SplitN(line, " ", 3)
+		if len(f) != 3 {
+			return nil, nil, badRequest("malformed push command %q", truncate(line))
+		}
+		old, err1 := repo.ParseHash(f[0])
+		nw, err2 := repo.ParseHash(f[1])
+		if err1 != nil || err2 != nil {
+			return nil, nil, badRequest("malformed push command %q", truncate(line))
+		}
+		cmds = append(cmds, &command{old: old, new: nw, ref: f[2]})
+		if len(cmds) > maxCommands {
+			return nil, nil, badRequest("more than %d ref updates in one push", maxCommands)
+		}
+	}
+}
+
+func (g *Gate) receivePack(w http.ResponseWriter, r *http.Request, body io.Reader) {
+	pr := pktline.NewReader(body)
+	cmds, caps, err := readCommands(pr)
+	if err != nil {
+		g.requestFailed(w, err)
+		return
+	}
+	if hasCap(caps, "push-options") {
+		g.requestFailed(w, badRequest("push options are not supported by the git gate"))
+		return
+	}
+	if v, ok := capValue(caps, "object-format"); ok && v != "sha1" {
+		g.requestFailed(w, badRequest("object format %q is not supported (sha1 only)", v))
+		return
+	}
+	noCache(w)
+	w.Header().Set("Content-Type", "application/x-git-receive-pack-result")
+	if len(cmds) == 0 {
+		return // git probes authentication with an empty request
+	}
+	start := time.Now()
+	bw := bufio.NewWriterSize(w, 16<<10)
+	defer bw.Flush()
+	pw := pktline.NewWriter(bw)
+	sideband := hasCap(caps, "side-band-64k")
+	var msgs io.Writer = io.Discard
+	if sideband {
+		msgs = pw.Band(2, pktline.MaxLen)
+	}
+	say := func(format string, args ...any) {
+		fmt.Fprintf(msgs, format+"\n", args...)
+		bw.Flush()
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
+
+	for _, c := range cmds {
+		g.checkRule(c)
+	}
+	unpack := "ok"
+	var ix *repo.Indexed
+	needPack := false
+	for _, c := range cmds {
+		if !c.new.IsZero() {
+			needPack = true
+		}
+	}
+	if needPack {
+		max := g.cfg.MaxPackBytes
+		ix, err = g.repo.IndexPack(pr.Buffered(), g.repo.Store(), repo.IndexLimits{
+			MaxPackBytes: max, MaxObjectBytes: max, MaxLiveBytes: 2 * max})
+		if err != nil {
+			if errors.Is(err, repo.ErrTooLarge) {
+				// Read on (boundedly) so that git gets the report rather
+				// than a broken connection.
+				io.Copy(io.Discard, io.LimitReader(pr.Buffered(), max))
+				unpack = fmt.Sprintf("%v (the gate's max_pack_bytes is %d)", err, max)
+			} else {
+				unpack = err.Error()
+			}
+			g.logger.Printf("push: unpacking: %v", err)
+			for _, c := range cmds {
+				c.refuse("unpacker error")
+			}
+		}
+		defer ix.Discard()
+	}
+	if unpack == "ok" {
+		g.pushMu.Lock()
+		g.decide(r.Context(), cmds, ix, say)
+		g.pushMu.Unlock()
+	}
+	for _, c := range cmds {
+		if c.reason != "" && c.reason != "unpacker error" {
+			say("refused: %s", c.reason)
+		}
+	}
+	if unpack != "ok" {
+		say("refused: the pushed pack was not accepted: %s", unpack)
+	}
+	if hasCap(caps, "report-status") {
+		var buf bytes.Buffer
+		rp := pktline.NewWriter(&buf)
+		if unpack == "ok" {
+			rp.Line("unpack ok")
+		} else {
+			rp.Line("unpack " + oneLine(unpack))
+		}
+		for _, c := range cmds {
+			if c.reason == "" {
+				rp.Line("ok " + c.ref)
+			} else {
+				rp.Line("ng " + c.ref + " " + oneLine(c.reason))
+			}
+		}
+		rp.Flush()
+		if sideband {
+			pw.Band(1, pktline.MaxLen).Write(buf.Bytes())
+		} else {
+			bw.Write(buf.Bytes())
+		}
+	}
+	if sideband {
+		pw.Flush()
+	}
+	g.auditPush(r, cmds, unpack, start)
+}
+
+func capValue(caps []string, key string) (string, bool) {
+	for _, c := range caps {
+		if v, ok := strings.CutPrefix(c, key+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+func (g *Gate) auditPush(r *http.Request, cmds []*command, unpack string, start time.Time) {
+	var refs []map[string]any
+	decision := "allow"
+	reason := ""
+	for _, c := range cmds {
+		e := map[string]any{"ref": c.ref, "old": c.old.String(), "new": c.new.String(), "result": "ok"}
+		if c.reason != "" {
+			e["result"], e["reason"] = "refused", c.reason
+			decision = "deny"
+			if reason == "" {
+				reason = c.reason
+			}
+		}
+		if c.approval != "" {
+			e["approval"] = c.approval
+		}
+		if len(c.protected) > 0 {
+			var ps []string
+			for _, t := range c.protected {
+				ps = append(ps, t.path)
+			}
+			e["protected_paths"] = ps
+		}
+		refs = append(refs, e)
+	}
+	rec := map[string]any{"event": "push", "remote": r.RemoteAddr, "decision": decision, "refs": refs,
+		"duration_ms": time.Since(start).Milliseconds()}
+	if unpack != "ok" {
+		rec["unpack"] = unpack
+	}
+	if reason != "" {
+		rec["reason"] = reason
+	}
+	g.record(rec)
+}
+
+// checkRule applies the rules that need no objects: which refs, deletes,
+// tags.
+func (g *Gate) checkRule(c *command) {
+	if !validRefName(c.ref) {
+		c.refuse("%q is not a valid ref name", c.ref)
+		return
+	}
+	allowed := false
+	for _, p := range g.refRules {
+		if matchGlob(p, c.ref) {
+			allowed = true
+		}
+	}
+	if !allowed {
+		c.refuse("%s is not writable from this bottle (it may push to %s)", c.ref, strings.Join(g.refRules, ", "))
+		return
+	}
+	if strings.HasPrefix(c.ref, "refs/tags/") && !g.cfg.Push.AllowTags {
+		c.refuse("%s: pushing tags is not allowed from this bottle", c.ref)
+		return
+	}
+	if c.new.IsZero() && !g.cfg.Push.AllowDelete {
+		c.refuse("%s: deleting refs is not allowed from this bottle", c.ref)
+	}
+}
+
+// validRefName applies git's check-ref-format rules.
+func validRefName(name string) bool {
+	if !strings.HasPrefix(name, "refs/") || strings.HasSuffix(name, "/") || strings.HasSuffix(name, ".") ||
+		strings.Contains(name, "..") || strings.Contains(name, "@{") || strings.Contains(name, "//") || len(name) > 1024 {
+		return false
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f || strings.ContainsRune(" ~^:?*[\\", r) {
+			return false
+		}
+	}
+	for _, comp := range strings.Split(name, "/") {
+		if comp == "" || strings.HasPrefix(comp, ".") || strings.HasSuffix(comp, ".lock") {
+			return false
+		}
+	}
+	return true
+}
+
+// decide checks every update against the objects and the current refs,
+// asks a human when only protected paths stand in the way, and applies the
+// push all or nothing.
+func (g *Gate) decide(ctx context.Context, cmds []*command, ix *repo.Indexed, say func(string, ...any)) {
+	if err := g.repo.Refresh(); err != nil {
+		for _, c := range cmds {
+			c.refuse("internal error: %v", err)
+		}
+		return
+	}
+	st := g.repo.Store().With(ix)
+	refs, err := g.repo.Refs(st)
+	if err != nil {
+		for _, c := range cmds {
+			c.refuse("internal error: %v", err)
+		}
+		return
+	}
+	current := map[string]repo.Hash{}
+	var tips []repo.Hash
+	for _, ref := range refs {
+		current[ref.Name] = ref.Hash
+		tips = append(tips, ref.Hash)
+	}
+	shallow, _ := g.repo.Shallow()
+	for _, c := range cmds {
+		if c.reason != "" {
+			continue
+		}
+		if current[c.ref] != c.old {
+			c.refuse("%s changed since this push started (fetch and try again)", c.ref)
+			continue
+		}
+		if c.new.IsZero() {
+			continue
+		}
+		g.checkObjects(c, st, ix, shallow, tips)
+	}
+	refused := false
+	for _, c := range cmds {
+		if c.reason != "" && len(c.protected) == 0 {
+			refused = true
+		}
+	}
+	if !refused {
+		for _, c := range cmds {
+			if len(c.protected) == 0 {
+				continue
+			}
+			if !g.cfg.Approvals.Enabled || g.decider == nil {
+				continue
+			}
+			c.reason = ""
+			g.askHuman(ctx, c, say)
+			if c.reason != "" {
+				break
+			}
+		}
+	}
+	failed := ""
+	for _, c := range cmds {
+		if c.reason != "" {
+			failed = c.ref
+			break
+		}
+	}
+	if failed != "" {
+		for _, c := range cmds {
+			c.refuse("not applied: the update of %s was refused and a push is all or nothing", failed)
+		}
+		return
+	}
+	if err := g.repo.Accept(ix); err != nil {
+		g.logger.Printf("push: %v", err)
+		for _, c := range cmds {
+			c.refuse("storing the pushed objects failed: %v", err)
+		}
+		return
+	}
+	var ups []repo.RefUpdate
+	for _, c := range cmds {
+		ups = append(ups, repo.RefUpdate{Name: c.ref, Old: c.old, New: c.new})
+	}
+	if err := g.repo.UpdateRefs(ups); err != nil {
+		for _, c := range cmds {
+			c.refuse("%v", err)
+		}
+	}
+}
+
+func (g *Gate) checkObjects(c *command, st *repo.Store, ix *repo.Indexed, shallow map[repo.Hash]bool, tips []repo.Hash) {
+	t, _, err := st.Read(c.new)
+	if err != nil {
+		c.refuse("missing necessary objects: %s", c.new)
+		return
+	}
+	if strings.HasPrefix(c.ref, "refs/heads/") && t != repo.Commit {
+		c.refuse("%s must point to a commit, not a %s", c.ref, t)
+		return
+	}
+	w := repo.NewWalker(st, shallow)
+	en, err := w.Enumerate(repo.EnumOptions{Wants: []repo.Hash{c.new}, Haves: tips, CheckBlobs: true})
+	if err != nil {
+		c.refuse("missing necessary objects (%v)", err)
+		return
+	}
+	// Objects the push did not send must be ones the bottle was given:
+	// never an unreachable object lying in the store.
+	var borrowed []repo.Hash
+	for _, o := range en.Objects {
+		pt, sent := ix.Types[o.Hash]
+		if !sent {
+			borrowed = append(borrowed, o.Hash)
+			continue
+		}
+		if pt != o.Type {
+			c.refuse("object %s is a %s but is used as a %s", o.Hash, pt, o.Type)
+			return
+		}
+		if o.Type == repo.Tree {
+			if err := checkTreeNames(st, o.Hash); err != nil {
+				c.refuse("%v", err)
+				return
+			}
+		}
+	}
+	if len(borrowed) > 0 {
+		missing, err := repo.NewWalker(st, shallow).Reachable(borrowed, tips)
+		if err != nil {
+			c.refuse("checking the pushed objects: %v", err)
+			return
+		}
+		if len(missing) > 0 {
+			c.refuse("the push uses object %s, which this bottle was never given", missing[0])
+			return
+		}
+	}
+	if !c.old.IsZero() {
+		ff, err := w.IsAncestor(c.old, c.new)
+		if err != nil {
+			c.refuse("checking fast-forward: %v", err)
+			return
+		}
+		isTag := strings.HasPrefix(c.ref, "refs/tags/")
+		if (!ff || isTag) && !g.cfg.Push.AllowForce {
+			if isTag {
+				c.refuse("%s already exists: moving a tag is not allowed from this bottle", c.ref)
+			} else {
+				c.refuse("%s: non-fast-forward update (force push) is not allowed from this bottle", c.ref)
+			}
+			return
+		}
+	}
+	touches, err := g.protectedTouches(st, w, en.Commits)
+	if err != nil {
+		c.refuse("checking protected paths: %v", err)
+		return
+	}
+	if len(touches) > 0 {
+		c.protected = touches
+		c.refuse("%s touches protected path %s (commit %s)%s", c.ref, touches[0].path, touches[0].commit.String()[:12], more(len(touches)-1))
+	}
+}
+
+func more(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" and %d more", n)
+}
+
+func (g *Gate) askHuman(ctx context.Context, c *command, say func(string, ...any)) {
+	timeout := time.Duration(g.cfg.Approvals.Timeout)
+	var paths []string
+	for _, t := range c.protected {
+		paths = append(paths, t.path)
+	}
+	sort.Strings(paths)
+	paths = dedup(paths)
+	say("push to %s touches protected paths (%s): waiting up to %s for a human to approve it", c.ref, strings.Join(paths, ", "), timeout)
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	d, err := g.decider.Decide(actx, approval.Request{Kind: approval.Push, Subject: c.ref,
+		Detail: "touches " + strings.Join(paths, ", ") + " (commits " + c.new.String()[:12] + ")"})
+	c.approval = string(d)
+	switch {
+	case err == nil && d.Allowed():
+		say("push to %s approved", c.ref)
+	case actx.Err() != nil:
+		c.approval = "timeout"
+		c.refuse("%s touches protected paths (%s) and no human approved it within %s", c.ref, strings.Join(paths, ", "), timeout)
+	default:
+		if c.approval == "" {
+			c.approval = string(approval.Deny)
+		}
+		c.refuse("%s touches protected paths (%s) and a human denied it", c.ref, strings.Join(paths, ", "))
+	}
+}
+
+func dedup(s []string) []string {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// protectedTouches lists the protected paths the new commits change. A
+// commit changes a path when its version differs from that of every parent
+// (what a combined diff shows); a root commit changes every path it has.
+func (g *Gate) protectedTouches(st *repo.Store, w *repo.Walker, commits []repo.Hash) ([]touch, error) {
+	if len(g.protected) == 0 {
+		return nil, nil
+	}
+	var out []touch
+	for _, h := range commits {
+		ci, err := w.CommitInfo(h)
+		if err != nil {
+			return nil, err
+		}
+		parents := ci.Parents
+		if len(parents) == 0 {
+			parents = []repo.Hash{repo.Zero}
+		}
+		var changed map[string]bool
+		for i, p := range parents {
+			ptree := repo.Zero
+			if !p.IsZero() {
+				pci, err := w.CommitInfo(p)
+				if err != nil {
+					return nil, err
+				}
+				ptree = pci.Tree
+			}
+			cur := map[string]bool{}
+			if err := diffTrees(st, ci.Tree, ptree, "", g.protected, cur); err != nil {
+				return nil, err
+			}
+			if i == 0 {
+				changed = cur
+				continue
+			}
+			for k := range changed {
+				if !cur[k] {
+					delete(changed, k)
+				}
+			}
+		}
+		var ps []string
+		for p := range changed {
+			ps = append(ps, p)
+		}
+		sort.Strings(ps)
+		for _, p := range ps {
+			out = append(out, touch{commit: h, path: p})
+		}
+	}
+	return out, nil
+}
+
+func treeEntries(st *repo.Store, h repo.Hash) (map[string]repo.TreeEntry, error) {
+	m := map[string]repo.TreeEntry{}
+	if h.IsZero() {
+		return m, nil
+	}
+	data, err := st.ReadType(h, repo.Tree)
+	if err != nil {
+		return nil, err
+	}
+	it := repo.NewTreeIter(data)
+	for {
+		e, ok := it.Next()
+		if !ok {
+			break
+		}
+		m[string(e.Name)] = e
+	}
+	return m, it.Err()
+}
+
+// diffTrees records the protected paths whose entries differ between trees
+// a and b (Zero is the empty tree), descending only into folders a
+// protected glob could reach.
+func diffTrees(st *repo.Store, a, b repo.Hash, prefix string, m pathMatcher, out map[string]bool) error {
+	if a == b {
+		return nil
+	}
+	ea, err := treeEntries(st, a)
+	if err != nil {
+		return err
+	}
+	eb, err := treeEntries(st, b)
+	if err != nil {
+		return err
+	}
+	names := map[string]bool{}
+	for n := range ea {
+		names[n] = true
+	}
+	for n := range eb {
+		names[n] = true
+	}
+	for n := range names {
+		x, inA := ea[n]
+		y, inB := eb[n]
+		if inA && inB && x.Hash == y.Hash && x.Mode == y.Mode {
+			continue
+		}
+		p := path.Join(prefix, n)
+		xt, yt := inA && x.IsTree(), inB && y.IsTree()
+		if (inA && !xt) || (inB && !yt) {
+			if m.match(p) {
+				out[p] = true
+			}
+		}
+		if (xt || yt) && m.below(p) {
+			sa, sb := repo.Zero, repo.Zero
+			if xt {
+				sa = x.Hash
+			}
+			if yt {
+				sb = y.Hash
+			}
+			if err := diffTrees(st, sa, sb, p, m, out); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkTreeNames refuses entries git itself would refuse to check out.
+func checkTreeNames(st *repo.Store, h repo.Hash) error {
+	data, err := st.ReadType(h, repo.Tree)
+	if err != nil {
+		return err
+	}
+	it := repo.NewTreeIter(data)
+	for {
+		e, ok := it.Next()
+		if !ok {
+			break
+		}
+		n := string(e.Name)
+		if n == "" || n == "." || n == ".." || strings.EqualFold(n, ".git") || strings.ContainsAny(n, "/\x00") {
+			return fmt.Errorf("tree %s has an entry named %q, which git refuses", h, n)
+		}
+	}
+	return it.Err()
+}

@@ -1,0 +1,219 @@
+// Package gitstage prepares, on the host, the bare repository a bottle's
+// git gate serves, and the git remote through which the user fetches the
+// agent's work. It uses the host's own git. The gate never writes into the
+// user's repository: the user's git fetches from the stage repository like
+// from any other remote.
+package gitstage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// Option configures a command of this package.
+type Option func(*options)
+
+type options struct {
+	git     string
+	exclude []string
+	fetch   []string
+}
+
+// WithGit runs this git binary instead of the one on PATH.
+func WithGit(path string) Option { return func(o *options) { o.git = path } }
+
+// WithExclude keeps Sync away from refs matching these git refspec globs
+// (one "*" each), typically the bottle's own branches.
+func WithExclude(globs ...string) Option {
+	return func(o *options) { o.exclude = append(o.exclude, globs...) }
+}
+
+// WithFetchRefspecs sets the fetch refspecs of the remote AddRemote
+// registers; see BottleRefspec.
+func WithFetchRefspecs(specs ...string) Option {
+	return func(o *options) { o.fetch = append(o.fetch, specs...) }
+}
+
+func collect(opts []Option) options {
+	o := options{git: "git"}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// RemoteName is the name of the remote registered in the user's repository
+// for a bottle: "bottle-<name>".
+func RemoteName(bottle string) string { return "bottle-" + bottle }
+
+// BottleBranchPrefix is the namespace of a bottle's branches in the stage
+// repository, matching the gate's default push rule.
+func BottleBranchPrefix(bottle string) string { return "refs/heads/bottle/" + bottle + "/" }
+
+// BottleRefspec fetches only the bottle's own branches into
+// refs/remotes/bottle-<name>/: `git fetch bottle-x` then shows the agent's
+// work as bottle-x/<branch> and nothing else.
+func BottleRefspec(bottle string) string {
+	return "+" + BottleBranchPrefix(bottle) + "*:refs/remotes/" + RemoteName(bottle) + "/*"
+}
+
+// Prepare makes dest a bare repository with every branch and tag of
+// userRepo (a work tree, a linked worktree or a bare repository). It is a
+// local clone: objects are hard-linked when dest is on the same file
+// system, copied otherwise, and never borrowed through alternates (the
+// bundle container sees only the stage dir). HEAD follows the branch
+// userRepo has checked out.
+func Prepare(ctx context.Context, userRepo, dest string, opts ...Option) error {
+	o := collect(opts)
+	src, err := commonDir(ctx, o, userRepo)
+	if err != nil {
+		return err
+	}
+	if ents, err := os.ReadDir(dest); err == nil && len(ents) > 0 {
+		return fmt.Errorf("stage repository %s already exists and is not empty", dest)
+	}
+	if err := os.MkdirAll(filepath.Dir(dest), 0o700); err != nil {
+		return fmt.Errorf("creating the stage repository: %w", err)
+	}
+	// --no-local would repack everything; a plain local clone links the
+	// packs. Shallow sources make git fall back to a normal clone itself.
+	if _, err := run(ctx, o, "", "clone", "--bare", "--quiet", "--", src, dest); err != nil {
+		return fmt.Errorf("making the stage repository from %s: %w", userRepo, err)
+	}
+	// The user repository's origin is no business of the stage repository,
+	// and nothing may repack or prune it under the gate.
+	run(ctx, o, dest, "remote", "remove", "origin")
+	for _, kv := range [][2]string{{"gc.auto", "0"}, {"maintenance.auto", "false"}, {"receive.fsckObjects", "true"}} {
+		if _, err := run(ctx, o, dest, "config", kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dest, "objects", "info", "alternates")); err == nil {
+		// userRepo borrows objects from elsewhere: copy them in, since the
+		// bundle could not follow the alternate path.
+		if _, err := run(ctx, o, dest, "repack", "-a", "-d", "-q"); err != nil {
+			return fmt.Errorf("copying borrowed objects into the stage repository: %w", err)
+		}
+		if err := os.Remove(filepath.Join(dest, "objects", "info", "alternates")); err != nil {
+			return err
+		}
+	}
+	if head, err := run(ctx, o, userRepo, "symbolic-ref", "-q", "HEAD"); err == nil {
+		head = strings.TrimSpace(head)
+		if _, err := run(ctx, o, dest, "rev-parse", "--verify", "-q", head); err == nil {
+			run(ctx, o, dest, "symbolic-ref", "HEAD", head)
+		}
+	}
+	return nil
+}
+
+// Sync brings the branches and tags of userRepo that changed since Prepare
+// into the stage repository, leaving refs matching WithExclude alone (the
+// bottle's own branches, which only the agent writes).
+func Sync(ctx context.Context, userRepo, dest string, opts ...Option) error {
+	o := collect(opts)
+	src, err := commonDir(ctx, o, userRepo)
+	if err != nil {
+		return err
+	}
+	args := []string{"-c", "gc.auto=0", "-c", "maintenance.auto=false", "fetch", "--quiet", "--no-write-fetch-head", src,
+		"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"}
+	for _, x := range o.exclude {
+		args = append(args, "^"+x)
+	}
+	if _, err := run(ctx, o, dest, args...); err != nil {
+		return fmt.Errorf("updating the stage repository from %s: %w", userRepo, err)
+	}
+	return nil
+}
+
+var remoteNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// AddRemote registers remoteName in userRepo, pointing at the stage
+// repository, so that `git fetch <remoteName>` brings the agent's branches.
+// Tags are not fetched from it (--no-tags): the agent cannot put tags into
+// the user's namespace. An existing remote of that name is repointed.
+func AddRemote(ctx context.Context, userRepo, remoteName, gateRepoPath string, opts ...Option) error {
+	o := collect(opts)
+	if !remoteNameRE.MatchString(remoteName) || strings.HasSuffix(remoteName, ".lock") {
+		return fmt.Errorf("invalid remote name %q", remoteName)
+	}
+	abs, err := filepath.Abs(gateRepoPath)
+	if err != nil {
+		return err
+	}
+	if _, err := run(ctx, o, userRepo, "config", "--get", "remote."+remoteName+".url"); err == nil {
+		if _, err := run(ctx, o, userRepo, "remote", "set-url", remoteName, abs); err != nil {
+			return fmt.Errorf("repointing remote %s: %w", remoteName, err)
+		}
+	} else if _, err := run(ctx, o, userRepo, "remote", "add", "--no-tags", remoteName, abs); err != nil {
+		return fmt.Errorf("adding remote %s to %s: %w", remoteName, userRepo, err)
+	}
+	if _, err := run(ctx, o, userRepo, "config", "remote."+remoteName+".tagOpt", "--no-tags"); err != nil {
+		return err
+	}
+	if len(o.fetch) > 0 {
+		if _, err := run(ctx, o, userRepo, "config", "--replace-all", "remote."+remoteName+".fetch", o.fetch[0]); err != nil {
+			return err
+		}
+		for _, f := range o.fetch[1:] {
+			if _, err := run(ctx, o, userRepo, "config", "--add", "remote."+remoteName+".fetch", f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// RemoveRemote removes remoteName (and its remote-tracking branches) from
+// userRepo; a missing remote is not an error.
+func RemoveRemote(ctx context.Context, userRepo, remoteName string, opts ...Option) error {
+	o := collect(opts)
+	if _, err := run(ctx, o, userRepo, "config", "--get", "remote."+remoteName+".url"); err != nil {
+		return nil
+	}
+	if _, err := run(ctx, o, userRepo, "remote", "remove", remoteName); err != nil {
+		return fmt.Errorf("removing remote %s from %s: %w", remoteName, userRepo, err)
+	}
+	return nil
+}
+
+// commonDir returns the repository that holds userRepo's objects and refs
+// (for a linked worktree, the main repository's git dir).
+func commonDir(ctx context.Context, o options, userRepo string) (string, error) {
+	out, err := run(ctx, o, userRepo, "rev-parse", "--path-format=absolute", "--git-common-dir")
+	if err != nil {
+		return "", fmt.Errorf("%s is not a git repository: %w", userRepo, err)
+	}
+	return strings.TrimSpace(out), nil
+}
+
+func run(ctx context.Context, o options, dir string, args ...string) (string, error) {
+	if dir != "" {
+		args = append([]string{"-C", dir}, args...)
+	}
+	cmd := exec.CommandContext(ctx, o.git, args...)
+	// The user's hooks and prompts have no place here.
+	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=", "GIT_PROTOCOL=")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		msg := strings.TrimSpace(stderr.String())
+		if errors.As(err, &ee) && msg != "" {
+			return stdout.String(), fmt.Errorf("git %s: %s", strings.Join(args, " "), msg)
+		}
+		if errors.Is(err, exec.ErrNotFound) {
+			return "", fmt.Errorf("git is not installed or not on PATH: %w", err)
+		}
+		return stdout.String(), fmt.Errorf("git %s: %w", strings.Join(args, " "), err)
+	}
+	return stdout.String(), nil
+}
