@@ -70,6 +70,9 @@ type Options struct {
 	HealthTimeout time.Duration
 	// Version labels what this plugin version made.
 	Version string
+	// Allocator, when set, gives another subnet when the planned one was
+	// taken since prepare.
+	Allocator *plan.Allocator
 	// Progress receives one line per step; nil discards.
 	Progress io.Writer
 	// Limits of the bundle container.
@@ -134,16 +137,27 @@ func Up(ctx context.Context, e Engine, o Options) (_ plan.Plan, err error) {
 		}
 	}
 
-	step("creating network " + p.Bundle.Network + " (" + p.Bundle.Subnet.String() + ")")
-	if err := createNetwork(ctx, e, p.Bundle.Network, p.Bundle.Subnet, p.Bundle.Gateway, false, labels(plan.RoleBundleNetwork)); err != nil {
-		return p, &Error{Step: "creating the bundle network", Err: err}
-	}
-	if p.Backend == spec.BackendDocker {
-		internal := plan.NewSubnet(p.Bundle.InternalSubnet)
-		step("creating internal network " + p.Bundle.InternalNetwork + " (" + internal.Prefix.String() + ")")
-		if err := createNetwork(ctx, e, p.Bundle.InternalNetwork, internal.Prefix, internal.Gateway, true, labels(plan.RoleInternalNetwork)); err != nil {
-			return p, &Error{Step: "creating the internal network", Err: err}
+	// The engine refuses overlapping networks, which makes network
+	// creation the authoritative claim of a subnet: when another engine
+	// user (another DOCKER_CONFIG, another tool) took the planned one since
+	// prepare, move to the next free one.
+	for attempt := 1; ; attempt++ {
+		step, err := createNetworks(ctx, e, p, labels, step)
+		if err == nil {
+			break
 		}
+		if !errors.Is(err, errSubnetTaken) || o.Allocator == nil || attempt == maxSubnetAttempts {
+			return p, &Error{Step: step, Err: err}
+		}
+		if err := Down(ctx, e, p.Slug); err != nil {
+			return p, &Error{Step: step, Err: err}
+		}
+		sub, rerr := o.Allocator.Reserve(ctx, p.Slug)
+		if rerr != nil {
+			return p, &Error{Step: "reserving another subnet", Err: rerr}
+		}
+		o.Allocator.Release(p.Bundle.Reserved, p.Slug)
+		p = p.WithSubnet(sub.Prefix)
 	}
 
 	step("creating container " + p.Bundle.Container)
@@ -171,7 +185,7 @@ func Up(ctx context.Context, e Engine, o Options) (_ plan.Plan, err error) {
 	// Published ports are known only after start.
 	ports, err := publishedPorts(ctx, e, id)
 	if err != nil {
-		return p, &Error{Step: "reading the published ports", Err: err, Logs: Logs(ctx, e, id, 20)}
+		return p, &Error{Step: "reading the published ports", Err: err, Logs: Logs(context.Background(), e, id, 20)}
 	}
 	p = p.WithEndpoints(ports)
 
@@ -195,6 +209,30 @@ func Up(ctx context.Context, e Engine, o Options) (_ plan.Plan, err error) {
 	return p, nil
 }
 
+// maxSubnetAttempts bounds how often bring-up moves to another subnet.
+const maxSubnetAttempts = 5
+
+// errSubnetTaken means the engine already has a network overlapping the
+// planned subnet.
+var errSubnetTaken = errors.New("the planned subnet overlaps a network the engine already has")
+
+// createNetworks makes the bundle network and, for the docker backend, the
+// internal one; it returns the step it was at.
+func createNetworks(ctx context.Context, e Engine, p plan.Plan, labels func(string) map[string]string, step func(string)) (string, error) {
+	step("creating network " + p.Bundle.Network + " (" + p.Bundle.Subnet.String() + ")")
+	if err := createNetwork(ctx, e, p.Bundle.Network, p.Bundle.Subnet, p.Bundle.Gateway, false, labels(plan.RoleBundleNetwork)); err != nil {
+		return "creating the bundle network", err
+	}
+	if p.Backend == spec.BackendDocker {
+		internal := plan.NewSubnet(p.Bundle.InternalSubnet)
+		step("creating internal network " + p.Bundle.InternalNetwork + " (" + internal.Prefix.String() + ")")
+		if err := createNetwork(ctx, e, p.Bundle.InternalNetwork, internal.Prefix, internal.Gateway, true, labels(plan.RoleInternalNetwork)); err != nil {
+			return "creating the internal network", err
+		}
+	}
+	return "", nil
+}
+
 func createNetwork(ctx context.Context, e Engine, name string, subnet netip.Prefix, gw netip.Addr, internal bool, labels map[string]string) error {
 	_, err := e.NetworkCreate(ctx, name, client.NetworkCreateOptions{
 		Driver:   "bridge",
@@ -205,30 +243,12 @@ func createNetwork(ctx context.Context, e Engine, name string, subnet netip.Pref
 			// Dynamic addresses start above the pinned ones.
 			IPRange: netip.PrefixFrom(subnet.Addr(), subnet.Bits()+1),
 		}}},
-		Options: map[string]string{
-			// No ICC needed beyond the bottle's own containers; keep the
-			// bridge name recognisable.
-			"com.docker.network.bridge.name": bridgeName(name),
-		},
 		Labels: labels,
 	})
-	if err != nil {
-		if strings.Contains(err.Error(), "overlap") {
-			return fmt.Errorf("%w: another network took %s meanwhile; run again to pick another subnet", err, subnet)
-		}
-		return err
+	if err != nil && strings.Contains(err.Error(), "overlap") {
+		return fmt.Errorf("%w (%s): %v", errSubnetTaken, subnet, err)
 	}
-	return nil
-}
-
-// bridgeName derives a Linux interface name (at most 15 bytes) from a
-// network name.
-func bridgeName(network string) string {
-	n := "bt-" + strings.TrimPrefix(network, "bottle-")
-	if len(n) > 15 {
-		n = n[:15]
-	}
-	return strings.TrimRight(n, "-")
+	return err
 }
 
 func createContainer(ctx context.Context, e Engine, p plan.Plan, image string, o Options, labels map[string]string) (string, error) {
@@ -283,6 +303,9 @@ func publishedPorts(ctx context.Context, e Engine, id string) (plan.HostPorts, e
 	res, err := e.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		return plan.HostPorts{}, err
+	}
+	if st := res.Container.State; st != nil && !st.Running {
+		return plan.HostPorts{}, fmt.Errorf("the bundle exited with code %d", st.ExitCode)
 	}
 	if res.Container.NetworkSettings == nil {
 		return plan.HostPorts{}, errors.New("the engine reports no network settings for the bundle")

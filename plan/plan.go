@@ -287,26 +287,21 @@ func Prepare(ctx context.Context, o Options) (p Plan, err error) {
 	if p.Agent.Dockerfile == "" && p.Agent.Image == "" {
 		p.Agent.Dockerfile = o.Provider.Dockerfile
 	}
-	bundleNet := NewSubnet(sub.Prefix)
-	p.Bundle = BundlePlan{Container: "bottle-" + slug + "-bundle", Network: "bottle-" + slug, Reserved: sub.Prefix}
+	p.Bundle = BundlePlan{Container: "bottle-" + slug + "-bundle", Network: "bottle-" + slug}
 	agentImage := "docker-bottle/" + slug + ":agent"
 	switch p.Backend {
 	case spec.BackendDocker:
-		var internal Subnet
-		bundleNet, internal = sub.Halves()
 		p.Bundle.InternalNetwork = "bottle-" + slug + "-internal"
-		p.Bundle.InternalSubnet, p.Bundle.InternalIP = internal.Prefix, internal.Bundle
 		p.Docker = &DockerPlan{Container: "bottle-" + slug + "-agent", AgentImage: agentImage}
 	case spec.BackendSmolvm:
-		allow := bundleNet.Bundle.String()
+		p.Smolvm = &SmolvmPlan{MachineName: "bottle-" + slug, AgentImage: agentImage}
 		if p.NetworkMode == spec.NetworkLoopback {
-			allow = SmolvmGateway
+			p.Smolvm.AllowHosts = []string{SmolvmGateway}
 		}
-		p.Smolvm = &SmolvmPlan{MachineName: "bottle-" + slug, AgentImage: agentImage, AllowHosts: []string{allow}}
 	default:
 		return Plan{}, fmt.Errorf("plan: unknown backend %q", p.Backend)
 	}
-	p.Bundle.Subnet, p.Bundle.Gateway, p.Bundle.IP = bundleNet.Prefix, bundleNet.Gateway, bundleNet.Bundle
+	p = p.WithSubnet(sub.Prefix)
 	if p.NetworkMode != spec.NetworkLoopback {
 		// The agent reaches the bundle at container ports: no published
 		// port is needed, so the endpoints are known now.
@@ -449,4 +444,28 @@ func newToken() string {
 		panic("crypto/rand: " + err.Error())
 	}
 	return hex.EncodeToString(b)
+}
+
+// WithSubnet returns a copy of p moved to another reserved /24 (bring-up
+// does this when another engine user took the planned one meanwhile): the
+// bundle's addresses, the smolvm allowlist and the endpoints follow.
+func (p Plan) WithSubnet(reserved netip.Prefix) Plan {
+	q := p
+	q.Bundle.Reserved = reserved
+	bundleNet := NewSubnet(reserved)
+	if q.Backend == spec.BackendDocker {
+		var internal Subnet
+		bundleNet, internal = NewSubnet(reserved).Halves()
+		q.Bundle.InternalSubnet, q.Bundle.InternalIP = internal.Prefix, internal.Bundle
+	}
+	q.Bundle.Subnet, q.Bundle.Gateway, q.Bundle.IP = bundleNet.Prefix, bundleNet.Gateway, bundleNet.Bundle
+	if q.Smolvm != nil && q.NetworkMode != spec.NetworkLoopback {
+		s := *q.Smolvm
+		s.AllowHosts = []string{bundleNet.Bundle.String()}
+		q.Smolvm = &s
+	}
+	if q.Endpoints != nil && q.NetworkMode != spec.NetworkLoopback {
+		q = q.WithEndpoints(HostPorts{})
+	}
+	return q
 }

@@ -1,0 +1,208 @@
+package bringup
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker-bottle/docker-bottle/bundle"
+	"github.com/docker-bottle/docker-bottle/bundle/approval"
+	"github.com/docker-bottle/docker-bottle/bundle/gate"
+	"github.com/docker-bottle/docker-bottle/bundle/proxy"
+	"github.com/docker-bottle/docker-bottle/bundle/supervisor"
+	"github.com/docker-bottle/docker-bottle/pki"
+	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/spec"
+)
+
+// Where host files appear in the bundle container.
+const (
+	caMount    = "/ca"
+	rootsMount = "/roots/ca-certificates.pem"
+	extraMount = "/roots/extra-ca.pem"
+	secretsDir = "secrets"
+)
+
+// SystemRoots are the usual places of a host's CA bundle; the first that
+// exists is mounted into the bundle so intercepted upstreams are checked
+// against the host's own roots (the bundle image has none).
+var SystemRoots = []string{
+	"/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu, Alpine
+	"/etc/pki/tls/certs/ca-bundle.crt",   // Fedora, RHEL
+	"/etc/ssl/ca-bundle.pem",             // openSUSE
+	"/etc/ssl/cert.pem",                  // macOS, BSDs
+}
+
+// ConfigOptions are the host-side inputs of the bundle configuration.
+type ConfigOptions struct {
+	// CADir holds the user's bottle CA (pki.LoadOrCreateCA).
+	CADir string
+	// RootsFile is the host's CA bundle; empty means the first of
+	// SystemRoots that exists (or the roots embedded in the bundle).
+	RootsFile string
+	// ExtraCAFile is trusted in addition (corporate intercepting proxies).
+	ExtraCAFile string
+	// Getenv reads the host's environment for secrets; nil means os.Getenv.
+	Getenv func(string) string
+}
+
+// ErrSecretMissing means a required secret has no value on the host.
+var ErrSecretMissing = errors.New("a secret of the bottle has no value on the host")
+
+// WriteConfig writes the bundle's configuration into the stage dir, with
+// the secrets' values in 0600 files next to it, and returns the read-only
+// mounts the bundle container needs besides the stage dir.
+func WriteConfig(p plan.Plan, o ConfigOptions) ([]Mount, error) {
+	getenv := o.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	in := func(name string) string { return StageMount + "/" + name }
+	agentToken, operatorToken := in(plan.StageAgentToken), in(plan.StageOperatorFile)
+	mounts := []Mount{{Source: o.CADir, Target: caMount}}
+
+	pc := proxy.Config{
+		Listen:     ":" + strconv.Itoa(plan.ProxyPort),
+		Bottle:     p.Slug,
+		TokenFile:  agentToken,
+		CACertFile: caMount + "/" + pki.CertFile,
+		CAKeyFile:  caMount + "/" + pki.KeyFile,
+		AuditFile:  in("audit-proxy.jsonl"),
+		Approvals:  hasApproval(p, spec.ApproveEgress),
+	}
+	roots := o.RootsFile
+	if roots == "" {
+		for _, r := range SystemRoots {
+			if st, err := os.Stat(r); err == nil && st.Mode().IsRegular() {
+				roots = r
+				break
+			}
+		}
+	}
+	if roots != "" {
+		resolved, err := filepath.EvalSymlinks(roots)
+		if err != nil {
+			return nil, fmt.Errorf("host CA bundle %s: %w", roots, err)
+		}
+		mounts = append(mounts, Mount{Source: resolved, Target: rootsMount})
+		pc.RootsFile = rootsMount
+	}
+	if o.ExtraCAFile != "" {
+		mounts = append(mounts, Mount{Source: o.ExtraCAFile, Target: extraMount})
+		pc.ExtraCAFile = extraMount
+	}
+	for _, r := range p.Egress.Allow {
+		pc.Rules = append(pc.Rules, proxy.Rule{Host: r.Host, Ports: r.Ports, Private: r.Private, Methods: r.Methods, Paths: r.Paths})
+	}
+	for _, r := range p.Egress.Deny {
+		pc.Rules = append(pc.Rules, proxy.Rule{Host: r.Host, Ports: r.Ports, Deny: true})
+	}
+
+	dir := filepath.Join(p.StageDir, secretsDir)
+	if err := plan.Ensure(dir); err != nil {
+		return nil, fmt.Errorf("making the secrets dir: %w", err)
+	}
+	for i, s := range p.Egress.Secrets {
+		value, err := secretValue(s, getenv)
+		if err != nil {
+			return nil, err
+		}
+		if value == "" {
+			continue // optional and absent on the host
+		}
+		name := filepath.Join(secretsDir, strconv.Itoa(i))
+		if err := writePrivate(filepath.Join(p.StageDir, name), []byte(value)); err != nil {
+			return nil, fmt.Errorf("writing a secret for %s: %w", s.Host, err)
+		}
+		pc.Secrets = append(pc.Secrets, proxy.Secret{Host: s.Host, Header: s.Header, Format: s.Format,
+			Placeholder: s.Placeholder, ValueFile: in(filepath.ToSlash(name))})
+	}
+
+	// A held request must outlive the supervisor's own timeout, or the
+	// daemon would give up first.
+	timeout := p.Supervise.Timeout
+	daemonWait := timeout + 10*time.Second
+	pc.ApprovalTimeout = proxy.Duration(daemonWait)
+
+	gc := gate.Config{
+		Listen:    ":" + strconv.Itoa(plan.GatePort),
+		Bottle:    p.Slug,
+		Repo:      in(plan.StageGateRepo),
+		TokenFile: agentToken,
+		Push: gate.PushRules{Refs: p.GitGate.Push, AllowForce: p.GitGate.AllowForce,
+			AllowDelete: p.GitGate.AllowDelete, AllowTags: p.GitGate.AllowTags},
+		ProtectedPaths: p.GitGate.ProtectedPaths,
+		AuditFile:      in("audit-gate.jsonl"),
+		Approvals:      gate.Approvals{Enabled: hasApproval(p, spec.ApprovePush), Timeout: gate.Duration(daemonWait)},
+	}
+	if gc.ProtectedPaths == nil {
+		gc.ProtectedPaths = []string{}
+	}
+
+	var kinds []approval.Kind
+	for _, k := range p.Supervise.Approvals {
+		kinds = append(kinds, approval.Kind(k))
+	}
+	st := supervisor.Duration(timeout)
+	sc := supervisor.Config{
+		Listen:            ":" + strconv.Itoa(plan.SupervisePort),
+		Bottle:            p.Slug,
+		AgentTokenFile:    agentToken,
+		OperatorTokenFile: operatorToken,
+		Approvals:         supervisor.Policy{Kinds: kinds, Timeout: &st},
+		AuditFile:         in("audit-supervisor.jsonl"),
+	}
+
+	data, err := json.MarshalIndent(bundle.Config{Bottle: p.Slug, Proxy: pc, Gate: gc, Supervisor: sc}, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encoding the bundle configuration: %w", err)
+	}
+	if err := writePrivate(filepath.Join(p.StageDir, ConfigFile), append(data, '\n')); err != nil {
+		return nil, fmt.Errorf("writing the bundle configuration: %w", err)
+	}
+	return mounts, nil
+}
+
+func hasApproval(p plan.Plan, kind string) bool {
+	for _, k := range p.Supervise.Approvals {
+		if k == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// secretValue reads a secret from its host-side source; "" for an optional
+// secret whose source is unset.
+func secretValue(s spec.Secret, getenv func(string) string) (string, error) {
+	var v, src string
+	switch {
+	case s.FromEnv != "":
+		v, src = getenv(s.FromEnv), "$"+s.FromEnv
+	case s.FromFile != "":
+		data, err := os.ReadFile(s.FromFile)
+		if err != nil && !(s.Optional && errors.Is(err, fs.ErrNotExist)) {
+			return "", fmt.Errorf("reading the secret for %s from %s: %w", s.Host, s.FromFile, err)
+		}
+		v, src = string(data), s.FromFile
+	}
+	v = strings.TrimSpace(v)
+	if v == "" && !s.Optional {
+		return "", fmt.Errorf("%w: the %s header for %s comes from %s, which is empty or unset; set it, or remove the secret from bottle.yaml",
+			ErrSecretMissing, s.Header, s.Host, src)
+	}
+	return v, nil
+}
+
+func writePrivate(path string, data []byte) error {
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return err
+	}
+	return os.Chmod(path, 0o600)
+}

@@ -1,0 +1,43 @@
+package bringup
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/docker-bottle/docker-bottle/bundle/supervisor/client"
+	"github.com/docker-bottle/docker-bottle/plan"
+)
+
+// Health asks the bundle's supervisor, at its published port and with the
+// operator token, whether all three daemons are healthy.
+func Health(ctx context.Context, p plan.Plan) error {
+	if p.Endpoints == nil || p.Endpoints.HostSupervise == "" {
+		return fmt.Errorf("the bundle of %s has no published supervisor port", p.Slug)
+	}
+	tok, err := os.ReadFile(p.OperatorTokenFile)
+	if err != nil {
+		return fmt.Errorf("reading the operator token: %w", err)
+	}
+	c, err := client.New(p.Endpoints.HostSupervise, strings.TrimSpace(string(tok)))
+	if err != nil {
+		return err
+	}
+	h, err := c.Health(ctx)
+	if err != nil {
+		return err
+	}
+	if h.OK {
+		return nil
+	}
+	var bad []string
+	for name, d := range h.Daemons {
+		if !d.OK {
+			bad = append(bad, name+": "+d.Error)
+		}
+	}
+	sort.Strings(bad)
+	return fmt.Errorf("not healthy: %s", strings.Join(bad, "; "))
+}
