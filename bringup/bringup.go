@@ -337,6 +337,9 @@ func publishedPorts(ctx context.Context, e Engine, id string) (plan.HostPorts, e
 // ends.
 func waitHealthy(ctx context.Context, e Engine, id string, p plan.Plan, health func(context.Context, plan.Plan) error) error {
 	var last error
+	// The daemons are usually up within tens of milliseconds: ask often at
+	// first, then back off.
+	wait := 5 * time.Millisecond
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		last = health(cctx, p)
@@ -351,8 +354,9 @@ func waitHealthy(ctx context.Context, e Engine, id string, p plan.Plan, health f
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w (last health answer: %v)", ctx.Err(), last)
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(wait):
 		}
+		wait = min(wait*2, 200*time.Millisecond)
 	}
 }
 
