@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/docker-bottle/docker-bottle/gitstage"
 	"github.com/docker-bottle/docker-bottle/spec"
 )
 
@@ -261,7 +262,7 @@ func Prepare(ctx context.Context, o Options) (p Plan, err error) {
 			Source:         o.Workspace,
 			Repo:           filepath.Join(stage, StageGateRepo),
 			Branch:         "bottle/" + slug + "/work",
-			Remote:         "bottle-" + slug,
+			Remote:         gitstage.RemoteName(slug),
 			Push:           s.PushPatterns(slug),
 			AllowForce:     s.Git.AllowForce,
 			AllowDelete:    s.Git.AllowDelete,

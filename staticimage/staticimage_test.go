@@ -1,4 +1,4 @@
-package staticimage
+package staticimage_test
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/staticimage"
 )
 
 const hello = `package main
@@ -52,36 +53,36 @@ func buildHello(t *testing.T) []byte {
 }
 
 func TestBuildIsDeterministic(t *testing.T) {
-	files := []File{{Path: "/bin/x", Mode: 0o755, Data: []byte("x")}, {Path: "/etc/y", Mode: 0o644, Data: []byte("y")}}
-	a, err := Build(files, Config{Arch: "arm64", Entrypoint: []string{"/bin/x"}})
+	files := []staticimage.File{{Path: "/bin/x", Mode: 0o755, Data: []byte("x")}, {Path: "/etc/y", Mode: 0o644, Data: []byte("y")}}
+	a, err := staticimage.Build(files, staticimage.Config{Arch: "arm64", Entrypoint: []string{"/bin/x"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := Build([]File{files[1], files[0]}, Config{Arch: "arm64", Entrypoint: []string{"/bin/x"}})
+	b, _ := staticimage.Build([]staticimage.File{files[1], files[0]}, staticimage.Config{Arch: "arm64", Entrypoint: []string{"/bin/x"}})
 	da, _ := a.Digest()
 	db, _ := b.Digest()
 	if da != db {
 		t.Fatalf("same files in another order gave %s and %s", da, db)
 	}
-	c, _ := Build(files, Config{Arch: "amd64", Entrypoint: []string{"/bin/x"}})
+	c, _ := staticimage.Build(files, staticimage.Config{Arch: "amd64", Entrypoint: []string{"/bin/x"}})
 	if dc, _ := c.Digest(); dc == da {
 		t.Fatal("another architecture gave the same digest")
 	}
-	if _, err := Build([]File{{Path: "relative", Data: nil}}, Config{Arch: "amd64"}); err == nil {
+	if _, err := staticimage.Build([]staticimage.File{{Path: "relative", Data: nil}}, staticimage.Config{Arch: "amd64"}); err == nil {
 		t.Fatal("a relative path was accepted")
 	}
-	if _, err := Build(files, Config{}); err == nil {
+	if _, err := staticimage.Build(files, staticimage.Config{}); err == nil {
 		t.Fatal("no architecture was accepted")
 	}
 }
 
 func TestTarballRoundTrip(t *testing.T) {
-	img, err := Build([]File{{Path: "/a/b/c", Mode: 0o600, Data: []byte("secretless")}}, Config{Arch: "arm64", User: "1000:1000"})
+	img, err := staticimage.Build([]staticimage.File{{Path: "/a/b/c", Mode: 0o600, Data: []byte("secretless")}}, staticimage.Config{Arch: "arm64", User: "1000:1000"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if err := WriteTarball(&buf, "example/test:1", img); err != nil {
+	if err := staticimage.WriteTarball(&buf, "example/test:1", img); err != nil {
 		t.Fatal(err)
 	}
 	back, err := tarball.Image(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil }, nil)
@@ -102,7 +103,7 @@ func TestTarballRoundTrip(t *testing.T) {
 func TestLoadAndRun(t *testing.T) {
 	eng := testenv.Engine(t)
 	ctx := context.Background()
-	img, err := Build([]File{{Path: "/hello", Mode: 0o755, Data: buildHello(t)}}, Config{
+	img, err := staticimage.Build([]staticimage.File{{Path: "/hello", Mode: 0o755, Data: buildHello(t)}}, staticimage.Config{
 		Arch: runtime.GOARCH, Entrypoint: []string{"/hello"}, Cmd: []string{"staticimage"}, Env: []string{"GREETING=hi"},
 		Labels: map[string]string{"dev.dockerbottle.test": "1"},
 	})
@@ -110,13 +111,13 @@ func TestLoadAndRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	tag := "docker-bottle-test/staticimage:" + time.Now().Format("150405.000000")[7:]
-	if err := Load(ctx, eng, tag, img); err != nil {
+	if err := staticimage.Load(ctx, eng, tag, img); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		eng.ImageRemove(context.Background(), tag, client.ImageRemoveOptions{Force: true, PruneChildren: true})
 	})
-	if !Exists(ctx, eng, tag) {
+	if !staticimage.Exists(ctx, eng, tag) {
 		t.Fatal("the engine does not have the loaded image")
 	}
 	want, _ := img.ConfigName()
@@ -124,7 +125,7 @@ func TestLoadAndRun(t *testing.T) {
 	if err != nil || res.ID != want.String() {
 		t.Fatalf("engine image %s, want %s (%v)", res.ID, want, err)
 	}
-	if err := Load(ctx, eng, tag, img); err != nil {
+	if err := staticimage.Load(ctx, eng, tag, img); err != nil {
 		t.Fatalf("second load: %v", err)
 	}
 

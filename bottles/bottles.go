@@ -1,0 +1,89 @@
+// Package bottles carries out the operations on bottles that the commands
+// ask for (prepare, bring-up, run, list, remove), one file per operation,
+// on top of the parts: plan, gitstage, bringup, the image pipeline and the
+// backends.
+package bottles
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/docker-bottle/docker-bottle/bringup"
+	"github.com/docker-bottle/docker-bottle/plan"
+)
+
+// Service does the operations for one docker CLI context.
+type Service struct {
+	Engine  bringup.Engine
+	Dirs    plan.Dirs
+	Version string
+	// Progress receives one line per step; nil discards.
+	Progress io.Writer
+	// Getenv reads the host's environment (secrets); nil means os.Getenv.
+	Getenv func(string) string
+}
+
+// ErrNotFound means no bottle has that name.
+var ErrNotFound = errors.New("no such bottle")
+
+// Load reads the plan of the bottle called name.
+func (s *Service) Load(name string) (plan.Plan, error) {
+	dir := s.Dirs.Stage(name)
+	if _, err := os.Stat(filepath.Join(dir, plan.StagePlanFile)); errors.Is(err, fs.ErrNotExist) {
+		return plan.Plan{}, fmt.Errorf("%w: %s (see `docker bottle ls -a`)", ErrNotFound, name)
+	}
+	return plan.Load(dir)
+}
+
+// List reads the plans of every bottle, by name.
+func (s *Service) List() ([]plan.Plan, error) {
+	entries, err := os.ReadDir(s.Dirs.Bottles())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ps []plan.Plan
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		p, err := plan.Load(filepath.Join(s.Dirs.Bottles(), e.Name()))
+		if err != nil {
+			continue // a bottle being prepared right now has no plan yet
+		}
+		ps = append(ps, p)
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].Slug < ps[j].Slug })
+	return ps, nil
+}
+
+// allocator is the subnet allocator shared by every bottle of these dirs;
+// a reservation whose bottle is gone is reclaimed.
+func (s *Service) allocator() (*plan.Allocator, error) {
+	pool, err := plan.PoolFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	return &plan.Allocator{
+		Pool:   pool,
+		Dir:    s.Dirs.Subnets(),
+		Engine: s.Engine,
+		Alive: func(owner string) bool {
+			_, err := os.Stat(s.Dirs.Stage(owner))
+			return err == nil
+		},
+	}, nil
+}
+
+func (s *Service) step(format string, args ...any) {
+	if s.Progress != nil {
+		fmt.Fprintf(s.Progress, format+"\n", args...)
+	}
+}

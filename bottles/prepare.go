@@ -1,0 +1,104 @@
+package bottles
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/docker-bottle/docker-bottle/gitstage"
+	"github.com/docker-bottle/docker-bottle/pki"
+	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/spec"
+)
+
+// PrepareOptions are the inputs of Prepare.
+type PrepareOptions struct {
+	Spec      spec.Spec // resolved
+	NameFlag  string
+	Workspace string
+	Prompt    string
+	Provider  plan.Provider
+	Choice    plan.Choice
+	DryRun    bool
+}
+
+// Prepare makes the bottle's plan and everything it needs on the host, with
+// nothing started: stage dir, tokens, subnet, the user's bottle CA, the
+// gate's repository and the git remote the user fetches the agent's work
+// from. On error it removes what it made.
+func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, err error) {
+	if !o.DryRun {
+		if err := checkRepository(ctx, o.Workspace); err != nil {
+			return plan.Plan{}, err
+		}
+	}
+	alloc, err := s.allocator()
+	if err != nil {
+		return plan.Plan{}, err
+	}
+	p, err = plan.Prepare(ctx, plan.Options{
+		Spec: o.Spec, NameFlag: o.NameFlag, Workspace: o.Workspace, Prompt: o.Prompt,
+		Provider: o.Provider, Choice: o.Choice, Dirs: s.Dirs, Allocator: alloc, DryRun: o.DryRun,
+	})
+	if err != nil || o.DryRun {
+		return p, err
+	}
+	defer func() {
+		if err != nil {
+			s.removeHostSide(context.Background(), p)
+		}
+	}()
+	s.step("prepare: bottle %s in %s", p.Slug, p.StageDir)
+	if _, err := pki.LoadOrCreateCA(s.Dirs.CA()); err != nil {
+		return p, fmt.Errorf("preparing the bottle CA: %w", err)
+	}
+	if err := gitstage.Prepare(ctx, p.Workspace, p.GitGate.Repo); err != nil {
+		return p, fmt.Errorf("making the gate's repository: %w", err)
+	}
+	if err := gitstage.AddRemote(ctx, p.Workspace, p.GitGate.Remote, p.GitGate.Repo,
+		gitstage.WithFetchRefspecs(gitstage.BottleRefspec(p.Slug))); err != nil {
+		return p, fmt.Errorf("registering the git remote %s: %w", p.GitGate.Remote, err)
+	}
+	return p, nil
+}
+
+// checkRepository refuses a workspace that is not a git work tree: the
+// agent's work comes back as git branches.
+func checkRepository(ctx context.Context, dir string) error {
+	if _, err := exec.LookPath("git"); err != nil {
+		return errors.New("git is not installed: docker bottle needs it to hand the repository to the bottle")
+	}
+	out, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "--is-inside-work-tree").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "true" {
+		return fmt.Errorf("%s is not a git repository: the agent works on a clone and hands its work back as branches, so run docker bottle in a git work tree (or `git init` one)", dir)
+	}
+	if out, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "--verify", "-q", "HEAD").Output(); err != nil || len(out) == 0 {
+		return fmt.Errorf("%s has no commit yet: commit something first, the bottle starts from HEAD", dir)
+	}
+	return nil
+}
+
+// removeHostSide removes what Prepare made on the host: the git remote,
+// the subnet reservation and the stage dir.
+func (s *Service) removeHostSide(ctx context.Context, p plan.Plan) error {
+	var errs []error
+	if p.Workspace != "" && p.GitGate.Remote != "" {
+		if err := gitstage.RemoveRemote(ctx, p.Workspace, p.GitGate.Remote); err != nil && !os.IsNotExist(err) {
+			errs = append(errs, err)
+		}
+	}
+	if alloc, err := s.allocator(); err == nil {
+		if err := alloc.Release(p.Bundle.Reserved, p.Slug); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if p.StageDir != "" {
+		if err := os.RemoveAll(p.StageDir); err != nil {
+			errs = append(errs, fmt.Errorf("removing the stage dir: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,39 @@
+package bottles
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/docker-bottle/docker-bottle/bringup"
+	"github.com/docker-bottle/docker-bottle/plan"
+)
+
+// BringUpOptions tune the bundle's bring-up.
+type BringUpOptions struct {
+	// ExtraCAFile is trusted by the proxy in addition to the host's roots.
+	ExtraCAFile string
+}
+
+// BringUp writes the bundle's configuration and brings the bundle up,
+// then saves and returns the plan completed with the bundle's endpoints.
+// On error nothing of the bundle is left on the engine.
+func (s *Service) BringUp(ctx context.Context, p plan.Plan, o BringUpOptions) (plan.Plan, error) {
+	mounts, err := bringup.WriteConfig(p, bringup.ConfigOptions{CADir: s.Dirs.CA(), ExtraCAFile: o.ExtraCAFile, Getenv: s.Getenv})
+	if err != nil {
+		return p, err
+	}
+	alloc, err := s.allocator()
+	if err != nil {
+		return p, err
+	}
+	q, err := bringup.Up(ctx, s.Engine, bringup.Options{
+		Plan: p, Mounts: mounts, Health: bringup.Health, Version: s.Version, Progress: s.Progress, Allocator: alloc,
+	})
+	if err != nil {
+		return p, err
+	}
+	if err := q.Save(); err != nil {
+		return q, fmt.Errorf("saving the plan: %w", err)
+	}
+	return q, nil
+}

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/docker-bottle/docker-bottle/bottles"
+	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
+	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/provider"
+	"github.com/docker-bottle/docker-bottle/spec"
+)
+
+// gitRepo makes a user's repository with one commit.
+func gitRepo(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "repo")
+	for _, args := range [][]string{
+		{"init", "-q", "-b", "main", dir},
+		{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.test", "commit", "-q", "--allow-empty", "-m", "first"},
+	} {
+		if out, err := exec.Command("git", args...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	return dir
+}
+
+// TestApprovalRoundTrip holds a request through a real bundle's proxy to a
+// host the rules do not list, lists it with `docker bottle approvals`,
+// lets it through with `docker bottle approve`; a second such request is
+// denied when the timeout passes, and the audit says so.
+func TestApprovalRoundTrip(t *testing.T) {
+	eng := testenv.Engine(t)
+	cfg := testenv.DockerConfig(t)
+	ctx := context.Background()
+	svc := &bottles.Service{Engine: eng, Dirs: plan.Dirs{State: filepath.Join(cfg, "bottle"), Cache: filepath.Join(cfg, "cache")}}
+	prov, _ := provider.Get(spec.ProviderShell)
+	s, err := spec.Parse("bottle.yaml", []byte("supervise:\n  approvals: [egress]\n  timeout: 6s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := svc.Prepare(ctx, bottles.PrepareOptions{Spec: s.Resolve(prov.Defaults), Workspace: gitRepo(t),
+		Provider: prov.Plan(), Choice: plan.Choice{Backend: spec.BackendSmolvm, NetworkMode: spec.NetworkBridge}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Remove(context.Background(), p.Slug, false) })
+	if p, err = svc.BringUp(ctx, p, bottles.BringUpOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	internet := testenv.NewInternet(t, eng)
+	internet.Host(t, "api.approve.test", "")
+	internet.Host(t, "slow.approve.test", "")
+	internet.Connect(t, p.Bundle.Container)
+
+	tok, _ := os.ReadFile(p.AgentTokenFile)
+	get := func(target string) <-chan string {
+		out := make(chan string, 1)
+		go func() {
+			u, _ := url.Parse("http://" + p.Endpoints.HostProxy)
+			hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(u), ProxyConnectHeader: nil}}
+			req, _ := http.NewRequest("GET", target, nil)
+			req.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("bottle:"+string(tok))))
+			resp, err := hc.Do(req)
+			if err != nil {
+				out <- "error: " + err.Error()
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			out <- resp.Status + " " + string(body)
+		}()
+		return out
+	}
+	pending := func() []api.Approval {
+		r := docker(t, cfg, nil, "bottle", "approvals", p.Slug, "--format", "json")
+		if r.code != 0 {
+			t.Fatalf("approvals: exit %d %s", r.code, r.stderr)
+		}
+		var as []api.Approval
+		sc := bufio.NewScanner(strings.NewReader(r.stdout))
+		for sc.Scan() {
+			var a api.Approval
+			if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
+				t.Fatalf("approvals --format json: %v: %q", err, sc.Text())
+			}
+			as = append(as, a)
+		}
+		return as
+	}
+	waitPending := func(subject string) api.Approval {
+		for start := time.Now(); time.Since(start) < 5*time.Second; time.Sleep(50 * time.Millisecond) {
+			for _, a := range pending() {
+				if strings.HasPrefix(a.Subject, subject) {
+					return a
+				}
+			}
+		}
+		t.Fatalf("no pending approval for %s", subject)
+		return api.Approval{}
+	}
+
+	first := get("http://api.approve.test/")
+	a := waitPending("api.approve.test")
+	if a.Kind != "egress" {
+		t.Errorf("pending %+v", a)
+	}
+	select {
+	case r := <-first:
+		t.Fatalf("the request went through before anyone decided: %s", r)
+	default:
+	}
+	if r := docker(t, cfg, nil, "bottle", "approve", p.Slug, a.ID); r.code != 0 {
+		t.Fatalf("approve: exit %d %s", r.code, r.stderr)
+	}
+	select {
+	case r := <-first:
+		if !strings.HasPrefix(r, "200") || !strings.Contains(r, "hello from api.approve.test") {
+			t.Fatalf("after approve: %s", r)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the approved request never finished")
+	}
+
+	second := get("http://slow.approve.test/")
+	waitPending("slow.approve.test")
+	select {
+	case r := <-second:
+		if !strings.HasPrefix(r, "403") || !strings.Contains(r, "slow.approve.test") {
+			t.Fatalf("after the timeout: %s", r)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the held request was never denied")
+	}
+	if left := pending(); len(left) != 0 {
+		t.Errorf("still pending after the timeout: %+v", left)
+	}
+	audit := docker(t, cfg, nil, "bottle", "audit", p.Slug, "--format", "json")
+	if audit.code != 0 || !strings.Contains(audit.stdout, "slow.approve.test") || !strings.Contains(audit.stdout, "timeout") {
+		t.Errorf("audit: exit %d\n%s", audit.code, audit.stdout)
+	}
+
+	// Removing the bottle leaves nothing: no engine object with its
+	// label, no stage dir, no git remote, no subnet reservation.
+	if err := svc.Remove(ctx, p.Slug, false); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, svc, p)
+}
+
+// assertGone checks that nothing of bottle p is left anywhere.
+func assertGone(t *testing.T, svc *bottles.Service, p plan.Plan) {
+	t.Helper()
+	ctx := context.Background()
+	f := make(client.Filters).Add("label", plan.LabelBottle+"="+p.Slug)
+	eng := testenv.Engine(t)
+	if cs, err := eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f}); err != nil || len(cs.Items) != 0 {
+		t.Errorf("containers left: %v %v", cs.Items, err)
+	}
+	if ns, err := eng.NetworkList(ctx, client.NetworkListOptions{Filters: f}); err != nil || len(ns.Items) != 0 {
+		t.Errorf("networks left: %v %v", ns.Items, err)
+	}
+	if _, err := os.Stat(p.StageDir); !os.IsNotExist(err) {
+		t.Errorf("stage dir %s left: %v", p.StageDir, err)
+	}
+	if out, _ := exec.Command("git", "-C", p.Workspace, "remote").Output(); strings.Contains(string(out), p.GitGate.Remote) {
+		t.Errorf("git remote %s left in the user's repository", p.GitGate.Remote)
+	}
+	if files, _ := filepath.Glob(filepath.Join(svc.Dirs.Subnets(), "*")); len(files) != 0 {
+		t.Errorf("subnet reservations left: %v", files)
+	}
+}

@@ -1,0 +1,187 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+
+	"github.com/docker-bottle/docker-bottle/staticimage"
+)
+
+// TestLabel marks every engine object a test makes.
+const TestLabel = "dev.dockerbottle.test"
+
+// Internet is a network made by a test that stands for the internet: its
+// subnet is in 198.18.0.0/15 (RFC 2544's benchmarking range), which the
+// bundle's destination guard treats like any public address, yet every
+// packet goes to containers the test made.
+type Internet struct {
+	Network string
+	Subnet  netip.Prefix
+	eng     *client.Client
+}
+
+// Upstream is one host of the test's internet.
+type Upstream struct {
+	Name string // DNS name on the internet network
+	IP   netip.Addr
+}
+
+var (
+	upstreamOnce sync.Once
+	upstreamImg  string
+	upstreamErr  error
+)
+
+// upstreamImage builds the upstream server and loads it as an image, once
+// per test process.
+func upstreamImage(t testing.TB, eng *client.Client) string {
+	t.Helper()
+	upstreamOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "bottle-upstream-*")
+		if err != nil {
+			upstreamErr = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		bin := filepath.Join(dir, "upstream")
+		cmd := exec.Command("go", "build", "-o", bin, "./internal/testenv/upstream")
+		cmd.Dir = ModuleRoot()
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			upstreamErr = fmt.Errorf("building the upstream server: %v\n%s", err, out)
+			return
+		}
+		data, err := os.ReadFile(bin)
+		if err != nil {
+			upstreamErr = err
+			return
+		}
+		img, err := staticimage.Build([]staticimage.File{{Path: "/upstream", Mode: 0o755, Data: data}},
+			staticimage.Config{Arch: runtime.GOARCH, Entrypoint: []string{"/upstream"}, Labels: map[string]string{TestLabel: "1"}})
+		if err != nil {
+			upstreamErr = err
+			return
+		}
+		d, _ := img.Digest()
+		upstreamImg = "docker-bottle-test/upstream:" + d.Hex[:12]
+		upstreamErr = staticimage.Load(context.Background(), eng, upstreamImg, img)
+	})
+	if upstreamErr != nil {
+		t.Fatal(upstreamErr)
+	}
+	return upstreamImg
+}
+
+// NewInternet makes the network; it and everything on it are removed when
+// the test ends.
+func NewInternet(t testing.TB, eng *client.Client) *Internet {
+	t.Helper()
+	ctx := context.Background()
+	name := fmt.Sprintf("bottle-test-internet-%d", time.Now().UnixNano()%1e9)
+	for attempt := 0; attempt < 20; attempt++ {
+		third := 18<<8 | rand.IntN(512) // 198.18.0.0 - 198.19.255.0
+		sub := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, byte(third >> 8), byte(third), 0}), 24)
+		gw := sub.Addr().Next()
+		_, err := eng.NetworkCreate(ctx, name, client.NetworkCreateOptions{
+			Driver: "bridge",
+			IPAM:   &network.IPAM{Config: []network.IPAMConfig{{Subnet: sub, Gateway: gw}}},
+			Labels: map[string]string{TestLabel: "1"},
+		})
+		if err != nil && strings.Contains(err.Error(), "overlap") {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("making the test internet: %v", err)
+		}
+		in := &Internet{Network: name, Subnet: sub, eng: eng}
+		t.Cleanup(in.remove)
+		return in
+	}
+	t.Fatal("no free /24 in 198.18.0.0/15 for the test internet")
+	return nil
+}
+
+// Host starts an upstream server on the internet under dnsName, answering
+// on port 80 (and 443 when certFile/keyFile, paths inside certDir, are
+// given). It returns when the server answers.
+func (in *Internet) Host(t testing.TB, dnsName string, certDir string) Upstream {
+	t.Helper()
+	ctx := context.Background()
+	img := upstreamImage(t, in.eng)
+	env := []string{"UPSTREAM_NAME=" + dnsName}
+	hc := &container.HostConfig{NetworkMode: container.NetworkMode(in.Network), ReadonlyRootfs: true}
+	if certDir != "" {
+		env = append(env, "UPSTREAM_CERT=/certs/cert.pem", "UPSTREAM_KEY=/certs/key.pem")
+		hc.Binds = []string{certDir + ":/certs:ro"}
+	}
+	c, err := in.eng.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config:     &container.Config{Image: img, Env: env, Labels: map[string]string{TestLabel: "1"}},
+		HostConfig: hc,
+		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			in.Network: {Aliases: []string{dnsName}},
+		}},
+	})
+	if err != nil {
+		t.Fatalf("creating upstream %s: %v", dnsName, err)
+	}
+	if _, err := in.eng.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
+		t.Fatalf("starting upstream %s: %v", dnsName, err)
+	}
+	res, err := in.eng.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := Upstream{Name: dnsName, IP: res.Container.NetworkSettings.Networks[in.Network].IPAddress}
+	// The host routes to the container's address (a bridge the test made).
+	hc2 := &http.Client{Timeout: time.Second}
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := hc2.Get("http://" + u.IP.String() + "/")
+		if err == nil {
+			resp.Body.Close()
+			return u
+		}
+		if time.Since(start) > 15*time.Second {
+			t.Fatalf("upstream %s never answered: %v", dnsName, err)
+		}
+	}
+}
+
+// Connect attaches a container (a bundle) to the internet, as its egress.
+func (in *Internet) Connect(t testing.TB, containerName string) {
+	t.Helper()
+	if _, err := in.eng.NetworkConnect(context.Background(), in.Network, client.NetworkConnectOptions{Container: containerName}); err != nil {
+		t.Fatalf("connecting %s to the test internet: %v", containerName, err)
+	}
+}
+
+func (in *Internet) remove() {
+	ctx := context.Background()
+	f := make(client.Filters).Add("label", TestLabel+"=1").Add("network", in.Network)
+	if cs, err := in.eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f}); err == nil {
+		for _, c := range cs.Items {
+			in.eng.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+		}
+	}
+	// Containers of other owners (bundles) are disconnected, not removed.
+	if res, err := in.eng.NetworkInspect(ctx, in.Network, client.NetworkInspectOptions{}); err == nil {
+		for id := range res.Network.Containers {
+			in.eng.NetworkDisconnect(ctx, in.Network, client.NetworkDisconnectOptions{Container: id, Force: true})
+		}
+	}
+	in.eng.NetworkRemove(ctx, in.Network, client.NetworkRemoveOptions{})
+}
