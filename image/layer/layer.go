@@ -57,6 +57,11 @@ type Spec struct {
 	// CA is the bottle CA certificate, PEM.
 	CA    []byte
 	Files []File
+	// BundleFile, when set, is a path where the layer writes one bundle of
+	// the image's own roots (its first CA bundle) followed by the CA, or
+	// the CA alone when the image has no bundle: a fixed path for
+	// SSL_CERT_FILE and friends, which take one file.
+	BundleFile string
 }
 
 // Result describes a bottle layer.
@@ -86,7 +91,10 @@ func (s Spec) Validate() error {
 			return errors.New("bottle layer: the CA is not a PEM certificate")
 		}
 	}
-	seen := map[string]bool{}
+	if s.BundleFile != "" && (!path.IsAbs(s.BundleFile) || path.Clean(s.BundleFile) != s.BundleFile || len(s.CA) == 0) {
+		return fmt.Errorf("bottle layer: bundle file %q must be an absolute clean path, and needs the CA", s.BundleFile)
+	}
+	seen := map[string]bool{s.BundleFile: s.BundleFile != ""}
 	for _, f := range s.Files {
 		if !path.IsAbs(f.Path) || path.Clean(f.Path) != f.Path || f.Path == "/" {
 			return fmt.Errorf("bottle layer: file path %q must be absolute and clean", f.Path)
@@ -119,6 +127,9 @@ func (s Spec) Digest() string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\nca %d\n", formatVersion, len(s.CA))
 	h.Write(s.CA)
+	if s.BundleFile != "" {
+		fmt.Fprintf(h, "bundle file %q\n", s.BundleFile)
+	}
 	files := slices.Clone(s.Files)
 	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
 	for _, f := range files {
@@ -212,6 +223,9 @@ func build(st *store.Store, base store.Image, spec Spec) ([]byte, []string, erro
 	if len(ca) > 0 {
 		targets = append(targets, CAFile)
 	}
+	if spec.BundleFile != "" {
+		targets = append(targets, spec.BundleFile)
+	}
 	fsys, err := scan(st, base, interestingFor(targets))
 	if err != nil {
 		return nil, nil, err
@@ -240,6 +254,15 @@ func build(st *store.Store, base store.Image, spec Spec) ([]byte, []string, erro
 			bundles = append(bundles, "/"+real)
 		}
 		outs = append(outs, entryOut{hdr: tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(CAFile, "/"), Mode: 0o644}, content: ca})
+		if spec.BundleFile != "" {
+			combined := ca
+			for _, o := range outs {
+				if len(bundles) > 0 && o.hdr.Name == strings.TrimPrefix(bundles[0], "/") {
+					combined = o.content
+				}
+			}
+			outs = append(outs, entryOut{hdr: tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(spec.BundleFile, "/"), Mode: 0o644}, content: combined})
+		}
 	}
 	for _, f := range spec.Files {
 		outs = append(outs, entryOut{

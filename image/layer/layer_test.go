@@ -274,3 +274,31 @@ func TestScratchImageAndBadSpecs(t *testing.T) {
 		}
 	}
 }
+
+func TestBundleFile(t *testing.T) {
+	st := newStore(t)
+	ca := testenv.CA(t, "bottle")
+	with := image(t, st, []ent{dir("etc"), dir("etc/ssl"), dir("etc/ssl/certs"), reg("etc/ssl/certs/ca-certificates.crt", "DEBIAN ROOTS\n")})
+	without := image(t, st, []ent{dir("bin"), reg("bin/x", "x")})
+	spec := layer.Spec{CA: ca, BundleFile: "/etc/docker-bottle/ca-bundle.pem"}
+	for _, c := range []struct {
+		name string
+		img  store.Image
+		want string
+	}{{"sha256:with", with, "DEBIAN ROOTS\n" + string(ca)}, {"sha256:without", without, string(ca)}} {
+		res, err := layer.Build(st, c.name, c.img, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, bodies, _ := contents(t, st, res.Layer)
+		if got := bodies["/etc/docker-bottle/ca-bundle.pem"]; got != c.want {
+			t.Errorf("%s: bundle file %q, want %q", c.name, got, c.want)
+		}
+	}
+	if (layer.Spec{BundleFile: "/x"}).Validate() == nil {
+		t.Error("a bundle file without a CA was accepted")
+	}
+	if spec.Digest() == (layer.Spec{CA: ca}).Digest() {
+		t.Error("the bundle file does not change the spec's digest")
+	}
+}
