@@ -43,14 +43,20 @@ const (
 	// GuestCABundle is the system roots plus the bottle CA, written by the
 	// bottle layer, for tools that take one bundle file.
 	GuestCABundle  = "/etc/docker-bottle/ca-bundle.pem"
-	GuestWorkspace = "/workspace"
+	// GuestWorkspace is where the workspace bootstrap clones the
+	// repository, on the bottle's own disk; GuestHome is the agent's home.
+	GuestWorkspace = "/bottle/work"
+	GuestHome      = "/bottle/home"
 )
 
-// Files in the stage dir.
+// Files in the stage dir. What the bottle may see is in StageGuestDir,
+// which is mounted read-only at GuestDir; the operator token is not.
 const (
 	StagePlanFile     = "plan.json"
-	StagePromptFile   = "prompt"
-	StageAgentToken   = "agent.token"
+	StageGuestDir     = "guest"
+	StagePromptFile   = StageGuestDir + "/prompt"
+	StageAgentToken   = StageGuestDir + "/token"
+	StageGuestCA      = StageGuestDir + "/ca.pem"
 	StageOperatorFile = "operator.token"
 	StageGateRepo     = "gate.git"
 )
@@ -311,6 +317,9 @@ func Prepare(ctx context.Context, o Options) (p Plan, err error) {
 
 	if o.DryRun {
 		return p, nil
+	}
+	if err := Ensure(filepath.Join(stage, StageGuestDir)); err != nil {
+		return Plan{}, fmt.Errorf("making the guest dir: %w", err)
 	}
 	if err := writeFile(p.PromptFile, []byte(o.Prompt)); err != nil {
 		return Plan{}, fmt.Errorf("writing the prompt file: %w", err)

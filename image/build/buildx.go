@@ -11,11 +11,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/docker-bottle/docker-bottle/internal/dockercli"
 	"github.com/docker/cli/cli-plugins/manager"
-	"github.com/docker/cli/cli-plugins/metadata"
 	"github.com/docker/cli/cli/config/configfile"
 	"github.com/docker/cli/cli/context/docker"
-	"github.com/docker/cli/cli/flags"
 	"github.com/spf13/cobra"
 
 	"github.com/docker-bottle/docker-bottle/image/progress"
@@ -200,7 +199,7 @@ func New(cli CLI, eng ClassicEngine, buildxProgress string) (Builder, func(), er
 	if err != nil {
 		return Classic{Engine: eng}, noop, nil
 	}
-	env, cleanup, err := EndpointEnv(cli)
+	env, cleanup, err := dockercli.EndpointEnv(cli)
 	if err != nil {
 		return nil, noop, err
 	}
@@ -218,47 +217,4 @@ func FindBuildx(cli CLI) (string, error) {
 		return "", fmt.Errorf("buildx plugin at %s is not usable: %w", p.Path, p.Err)
 	}
 	return p.Path, nil
-}
-
-// EndpointEnv is the environment for a CLI plugin run standalone against the
-// same engine, context and configuration as this one (compose's
-// propagateDockerEndpoint). Engine TLS material goes into 0600 files in a
-// private directory that cleanup removes.
-func EndpointEnv(cli CLI) ([]string, func(), error) {
-	cleanup := func() {}
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		// Without the re-exec marker a plugin binary runs standalone.
-		case metadata.ReexecEnvvar, "DOCKER_CONTEXT", "DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS", "DOCKER_TLS_VERIFY", "DOCKER_CONFIG":
-			continue
-		}
-		env = append(env, kv)
-	}
-	env = append(env, "DOCKER_CONTEXT="+cli.CurrentContext())
-	if cfg := cli.ConfigFile(); cfg != nil && cfg.Filename != "" {
-		env = append(env, "DOCKER_CONFIG="+filepath.Dir(cfg.Filename))
-	}
-	ep := cli.DockerEndpoint()
-	env = append(env, "DOCKER_HOST="+ep.Host)
-	if ep.TLSData != nil {
-		dir, err := os.MkdirTemp("", "docker-bottle-tls-")
-		if err != nil {
-			return nil, cleanup, err
-		}
-		cleanup = func() { _ = os.RemoveAll(dir) }
-		files := map[string][]byte{flags.DefaultKeyFile: ep.TLSData.Key, flags.DefaultCertFile: ep.TLSData.Cert, flags.DefaultCaFile: ep.TLSData.CA}
-		for name, b := range files {
-			if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-				cleanup()
-				return nil, func() {}, err
-			}
-		}
-		env = append(env, "DOCKER_CERT_PATH="+dir, "DOCKER_TLS=1")
-		if !ep.SkipTLSVerify {
-			env = append(env, "DOCKER_TLS_VERIFY=1")
-		}
-	}
-	return env, cleanup, nil
 }
