@@ -42,7 +42,7 @@ const (
 	GuestCAFile     = GuestDir + "/ca.pem"
 	// GuestCABundle is the system roots plus the bottle CA, written by the
 	// bottle layer, for tools that take one bundle file.
-	GuestCABundle  = "/etc/docker-bottle/ca-bundle.pem"
+	GuestCABundle = "/etc/docker-bottle/ca-bundle.pem"
 	// GuestWorkspace is where the workspace bootstrap clones the
 	// repository, on the bottle's own disk; GuestHome is the agent's home.
 	GuestWorkspace = "/bottle/work"
