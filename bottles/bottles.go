@@ -15,6 +15,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/smolvm"
 )
 
 // Service does the operations for one docker CLI context.
@@ -26,6 +27,8 @@ type Service struct {
 	Progress io.Writer
 	// Getenv reads the host's environment (secrets); nil means os.Getenv.
 	Getenv func(string) string
+	// Smolvm is the smolvm CLI; nil when smolvm is not installed.
+	Smolvm *smolvm.CLI
 }
 
 // ErrNotFound means no bottle has that name.

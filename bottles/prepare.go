@@ -55,6 +55,9 @@ func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, e
 	if _, err := pki.LoadOrCreateCA(s.Dirs.CA()); err != nil {
 		return p, fmt.Errorf("preparing the bottle CA: %w", err)
 	}
+	if err := copyCA(s.Dirs, p.StageDir); err != nil {
+		return p, fmt.Errorf("giving the bottle the CA certificate: %w", err)
+	}
 	if err := gitstage.Prepare(ctx, p.Workspace, p.GitGate.Repo); err != nil {
 		return p, fmt.Errorf("making the gate's repository: %w", err)
 	}

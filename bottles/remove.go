@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/docker-bottle/docker-bottle/backend"
 	"github.com/docker-bottle/docker-bottle/bringup"
 )
 
@@ -18,6 +19,14 @@ func (s *Service) Remove(ctx context.Context, name string, keepStage bool) error
 		return err
 	}
 	var errs []error
+	if p.Smolvm != nil {
+		if s.Smolvm == nil {
+			errs = append(errs, fmt.Errorf("smolvm is not installed, so machine %s cannot be deleted: install smolvm or delete it with `smolvm machine delete -n %s -f`",
+				p.Smolvm.MachineName, p.Smolvm.MachineName))
+		} else if err := (backend.Smolvm{CLI: s.Smolvm}).Delete(ctx, p.Smolvm.MachineName); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := bringup.Down(ctx, s.Engine, p.Slug); err != nil {
 		errs = append(errs, err)
 	}

@@ -22,6 +22,9 @@ type ExecOptions struct {
 	// Without either, smolvm buffers all output until the command exits.
 	Interactive bool
 	TTY         bool
+	// Detach (-d) starts the command in the background: smolvm prints its
+	// PID and returns. It excludes Interactive and TTY.
+	Detach bool
 	// Timeout (--timeout) makes smolvm kill the command; the exit code is
 	// then 124. Zero: smolvm's default.
 	Timeout time.Duration
@@ -48,8 +51,14 @@ func (c *CLI) MachineExec(ctx context.Context, o ExecOptions) (int, error) {
 	if len(o.Command) == 0 {
 		return -1, fmt.Errorf("%s: %w: no command", op, ErrInvalidOption)
 	}
+	if o.Detach && (o.Interactive || o.TTY) {
+		return -1, fmt.Errorf("%s: %w: -d excludes -i and -t", op, ErrInvalidOption)
+	}
 	// exec has no -n short form: always --name.
 	args := []string{"machine", "exec", "--name", o.Name}
+	if o.Detach {
+		args = append(args, "-d")
+	}
 	if o.Interactive {
 		args = append(args, "-i")
 	}

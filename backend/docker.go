@@ -1,0 +1,194 @@
+// Package backend launches and manages the agent of a bottle where it runs:
+// a smolvm microVM, or a hardened container on the engine.
+package backend
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/client"
+
+	"github.com/docker-bottle/docker-bottle/internal/dockercli"
+	"github.com/docker-bottle/docker-bottle/plan"
+)
+
+// DockerEngine is what the docker backend asks of the engine.
+type DockerEngine interface {
+	ContainerCreate(ctx context.Context, options client.ContainerCreateOptions) (client.ContainerCreateResult, error)
+	ContainerStart(ctx context.Context, containerID string, options client.ContainerStartOptions) (client.ContainerStartResult, error)
+	ContainerInspect(ctx context.Context, containerID string, options client.ContainerInspectOptions) (client.ContainerInspectResult, error)
+	ImageInspect(ctx context.Context, image string, _ ...client.ImageInspectOption) (client.ImageInspectResult, error)
+}
+
+// Docker runs the agent in a hardened container on the bottle's internal
+// network, where the bundle is its only neighbour.
+type Docker struct {
+	Engine DockerEngine
+	// CLI is the running docker CLI's endpoint, for attaching through the
+	// docker CLI itself (raw terminal, window size, signals, exit code).
+	CLI dockercli.Endpoint
+}
+
+// LaunchOptions say what the agent runs and how.
+type LaunchOptions struct {
+	Image string
+	// Command replaces the image's entrypoint and command.
+	Command     []string
+	TTY         bool
+	Interactive bool
+	// Memory and PidsLimit bound the agent (0: defaults).
+	Memory    int64
+	PidsLimit int64
+	Labels    map[string]string
+}
+
+// nobody is the user an image that would run as root gets.
+const nobody = "65534:65534"
+
+// Create makes the agent container, not started.
+func (d Docker) Create(ctx context.Context, p plan.Plan, o LaunchOptions) (string, error) {
+	if p.Docker == nil {
+		return "", fmt.Errorf("bottle %s is not planned for the docker backend", p.Slug)
+	}
+	insp, err := d.Engine.ImageInspect(ctx, o.Image)
+	if err != nil {
+		return "", fmt.Errorf("agent image %s: %w", o.Image, err)
+	}
+	user := ""
+	if insp.Config != nil {
+		user = insp.Config.User
+	}
+	if isRoot(user) {
+		user = nobody
+	}
+	memory, pids := o.Memory, o.PidsLimit
+	if memory == 0 {
+		memory = 4 << 30
+	}
+	if pids == 0 {
+		pids = 1024
+	}
+	uid, gid := numericIDs(user)
+	bottleTmpfs := "rw,exec,nosuid,nodev,size=4g,mode=0700"
+	if uid != "" {
+		bottleTmpfs += ",uid=" + uid + ",gid=" + gid
+	}
+	cfg := &container.Config{
+		Image:       o.Image,
+		User:        user,
+		Env:         p.Docker.GuestEnv,
+		Labels:      o.Labels,
+		Tty:         o.TTY,
+		OpenStdin:   o.Interactive,
+		StdinOnce:   o.Interactive,
+		AttachStdin: o.Interactive, AttachStdout: true, AttachStderr: true,
+	}
+	if len(o.Command) > 0 {
+		cfg.Entrypoint, cfg.Cmd = o.Command[:1], o.Command[1:]
+	}
+	res, err := d.Engine.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name:   p.Docker.Container,
+		Config: cfg,
+		HostConfig: &container.HostConfig{
+			NetworkMode:    container.NetworkMode(p.Bundle.InternalNetwork),
+			ReadonlyRootfs: true,
+			CapDrop:        []string{"ALL"},
+			SecurityOpt:    []string{"no-new-privileges:true"},
+			// The agent's own disk: the workspace clone and its home.
+			Tmpfs: map[string]string{"/tmp": "rw,nosuid,nodev,size=1g", "/bottle": bottleTmpfs},
+			Mounts: []mount.Mount{{Type: mount.TypeBind, Source: filepath.Join(p.StageDir, plan.StageGuestDir),
+				Target: plan.GuestDir, ReadOnly: true}},
+			// Names outside the bottle resolve to nothing: the engine's
+			// resolver forwards to the container's own loopback, where
+			// nothing answers (no DNS side channel).
+			DNS:       []netip.Addr{netip.MustParseAddr("127.0.0.1")},
+			Resources: container.Resources{Memory: memory, PidsLimit: &pids},
+		},
+	})
+	if err != nil {
+		return "", fmt.Errorf("creating the agent container: %w", err)
+	}
+	return res.ID, nil
+}
+
+// Attach starts the agent container and attaches the user's terminal to
+// it through the docker CLI, which handles raw mode, window size and
+// signals as `docker start -ai` does; it returns the agent's exit code.
+func (d Docker) Attach(ctx context.Context, p plan.Plan, interactive bool) (int, error) {
+	docker, err := dockercli.Path()
+	if err != nil {
+		return 0, fmt.Errorf("finding the docker CLI to attach with: %w", err)
+	}
+	env, cleanup, err := dockercli.EndpointEnv(d.CLI)
+	if err != nil {
+		return 0, err
+	}
+	defer cleanup()
+	args := []string{"start", "-a"}
+	if interactive {
+		args = append(args, "-i")
+	}
+	cmd := exec.CommandContext(ctx, docker, append(args, p.Docker.Container)...)
+	cmd.Env = env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err = cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		// The CLI exits with the container's code; make sure it was the
+		// container's and not the CLI failing.
+		if code, ierr := d.exitCode(context.WithoutCancel(ctx), p); ierr == nil {
+			return code, nil
+		}
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return d.exitCode(ctx, p)
+}
+
+// Start starts the agent container in the background.
+func (d Docker) Start(ctx context.Context, p plan.Plan) error {
+	if _, err := d.Engine.ContainerStart(ctx, p.Docker.Container, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("starting the agent container: %w", err)
+	}
+	return nil
+}
+
+func (d Docker) exitCode(ctx context.Context, p plan.Plan) (int, error) {
+	res, err := d.Engine.ContainerInspect(ctx, p.Docker.Container, client.ContainerInspectOptions{})
+	if err != nil {
+		return 0, err
+	}
+	if res.Container.State == nil || res.Container.State.Running {
+		return 0, fmt.Errorf("the agent container is still running")
+	}
+	return res.Container.State.ExitCode, nil
+}
+
+func isRoot(user string) bool {
+	name, _, _ := strings.Cut(user, ":")
+	return name == "" || name == "root" || name == "0"
+}
+
+// numericIDs splits "uid:gid" when both are numbers.
+func numericIDs(user string) (string, string) {
+	u, g, ok := strings.Cut(user, ":")
+	if _, err := strconv.Atoi(u); err != nil {
+		return "", ""
+	}
+	if !ok {
+		g = u
+	}
+	if _, err := strconv.Atoi(g); err != nil {
+		return "", ""
+	}
+	return u, g
+}

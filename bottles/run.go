@@ -1,0 +1,220 @@
+package bottles
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/docker-bottle/docker-bottle/backend"
+	"github.com/docker-bottle/docker-bottle/image"
+	"github.com/docker-bottle/docker-bottle/image/layer"
+	"github.com/docker-bottle/docker-bottle/internal/bundlebin"
+	"github.com/docker-bottle/docker-bottle/pki"
+	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/smolvm"
+	"github.com/docker-bottle/docker-bottle/spec"
+)
+
+// BottleBinary is where the bottle layer puts the bundle's static binary
+// inside the agent's image: the workspace bootstrap, the hooks and the
+// workload of smolvm machines run from it, so no image needs a shell.
+const BottleBinary = "/usr/local/lib/docker-bottle/bottle"
+
+// RunOptions say what `docker bottle run` does.
+type RunOptions struct {
+	Prepare PrepareOptions
+	// Image is the agent image request (a Dockerfile to build or an image);
+	// Run fills in the bottle layer.
+	Image image.Request
+	// Pipeline builds and packs images.
+	Pipeline *image.Pipeline
+	// Command is what the agent container or machine runs.
+	Command []string
+	Docker  backend.Docker
+	Detach  bool
+	TTY     bool
+	// Interactive passes the user's stdin to the agent.
+	Interactive bool
+	// Remove removes the bottle when the agent exits (--rm).
+	Remove bool
+	// KeepOnFailure keeps what a failed run made, for debugging.
+	KeepOnFailure bool
+	// Arch is the engine's architecture (the bottle binary's).
+	Arch string
+}
+
+// RunResult is what a run ends with.
+type RunResult struct {
+	Plan     plan.Plan
+	ExitCode int
+}
+
+// StepError says which step of a run failed.
+type StepError struct {
+	Step string
+	Err  error
+}
+
+func (e *StepError) Error() string { return fmt.Sprintf("%s failed: %v", e.Step, e.Err) }
+func (e *StepError) Unwrap() error { return e.Err }
+
+// Run prepares a bottle, brings its bundle up, makes the agent image and
+// launches the agent; attached, it returns the agent's exit code. Any
+// failure or interrupt before the agent runs removes what the run made,
+// unless KeepOnFailure.
+func (s *Service) Run(ctx context.Context, o RunOptions) (res RunResult, err error) {
+	p, err := s.Prepare(ctx, o.Prepare)
+	if err != nil {
+		return res, &StepError{"preparing the bottle", err}
+	}
+	res.Plan = p
+	if o.Prepare.DryRun {
+		return res, nil
+	}
+	launched := false
+	defer func() {
+		if err == nil || launched || o.KeepOnFailure {
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		if rerr := s.Remove(cctx, p.Slug, false); rerr != nil {
+			err = fmt.Errorf("%w (removing what the run made also failed: %v)", err, rerr)
+		}
+	}()
+
+	s.step("bundle: bringing up the proxy, the git gate and the supervisor")
+	if p, err = s.BringUp(ctx, p, BringUpOptions{}); err != nil {
+		return res, &StepError{"bringing the bundle up", err}
+	}
+	res.Plan = p
+
+	req, err := s.agentImageRequest(o)
+	if err != nil {
+		return res, &StepError{"preparing the bottle layer", err}
+	}
+	switch p.Backend {
+	case spec.BackendDocker:
+		s.step("image: building the agent image and its bottle layer")
+		local, err := o.Pipeline.Local(ctx, req, map[string]string{plan.LabelRole: plan.RoleImage})
+		if err != nil {
+			return res, &StepError{"making the agent image", err}
+		}
+		lo := backend.LaunchOptions{Image: local.Tag, Command: o.Command, TTY: o.TTY, Interactive: o.Interactive,
+			Labels: map[string]string{plan.LabelBottle: p.Slug, plan.LabelRole: plan.RoleAgent, plan.LabelVersion: s.Version, plan.LabelBackend: p.Backend}}
+		if m := p.Spec.Resources.Memory; m != nil {
+			lo.Memory = int64(*m)
+		}
+		if _, err := o.Docker.Create(ctx, p, lo); err != nil {
+			return res, &StepError{"creating the agent container", err}
+		}
+		if o.Detach {
+			if err := o.Docker.Start(ctx, p); err != nil {
+				return res, &StepError{"starting the agent", err}
+			}
+			launched = true
+			return res, nil
+		}
+		launched = true
+		// Attached, Ctrl-C belongs to the agent (the docker CLI passes it
+		// on), so the attach must not end when ctx does.
+		code, err := o.Docker.Attach(context.WithoutCancel(ctx), p, o.Interactive)
+		if err != nil {
+			return res, &StepError{"attaching to the agent", err}
+		}
+		res.ExitCode = code
+	case spec.BackendSmolvm:
+		code, err := s.runSmolvm(ctx, p, req, o, &launched)
+		if err != nil {
+			return res, err
+		}
+		res.ExitCode = code
+	default:
+		return res, &StepError{"launching the agent", fmt.Errorf("unknown backend %q", p.Backend)}
+	}
+	if o.Remove {
+		if err := s.Remove(context.WithoutCancel(ctx), p.Slug, false); err != nil {
+			return res, &StepError{"removing the bottle (--rm)", err}
+		}
+	}
+	return res, nil
+}
+
+// runSmolvm packs the agent image into an artifact (or finds it in the
+// cache), makes and starts the machine and runs the agent in it.
+func (s *Service) runSmolvm(ctx context.Context, p plan.Plan, req image.Request, o RunOptions, launched *bool) (int, error) {
+	if s.Smolvm == nil {
+		return 0, &StepError{"launching the agent", errors.New("smolvm is not installed")}
+	}
+	s.step("image: building, packing and caching the agent's artifact")
+	req.Platform = "linux/" + o.Arch
+	art, err := o.Pipeline.Run(ctx, req)
+	if err != nil {
+		return 0, &StepError{"making the agent's artifact", err}
+	}
+	sm := backend.Smolvm{CLI: s.Smolvm}
+	mo := backend.MachineOptions{
+		Artifact: art.Artifact.Path,
+		Workload: []string{BottleBinary, "sleep"},
+		CPUs:     p.Spec.Resources.CPUs,
+		Labels:   map[string]string{plan.LabelBottle: p.Slug, plan.LabelRole: plan.RoleAgent, plan.LabelVersion: s.Version},
+	}
+	if m := p.Spec.Resources.Memory; m != nil {
+		mo.MemoryMiB = int(int64(*m) >> 20)
+	}
+	s.step("machine: creating %s", p.Smolvm.MachineName)
+	if err := sm.Create(ctx, p, mo); err != nil {
+		return 0, &StepError{"creating the machine", err}
+	}
+	if err := sm.Start(ctx, p); err != nil {
+		return 0, &StepError{"starting the machine", err}
+	}
+	*launched = true
+	if o.Detach {
+		if _, err := s.Smolvm.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName, Command: o.Command, Detach: true}); err != nil {
+			return 0, &StepError{"starting the agent", err}
+		}
+		return 0, nil
+	}
+	code, err := sm.Exec(context.WithoutCancel(ctx), p, o.Command, o.TTY, o.Interactive, os.Stdin, os.Stdout, os.Stderr)
+	if err != nil {
+		return 0, &StepError{"running the agent", err}
+	}
+	return code, nil
+}
+
+// agentImageRequest completes the image request with the bottle layer: the
+// CA in the image's trust stores and in one bundle file, and the bottle
+// binary.
+func (s *Service) agentImageRequest(o RunOptions) (image.Request, error) {
+	req := o.Image
+	ca, err := pki.LoadCA(filepath.Join(s.Dirs.CA(), pki.CertFile), filepath.Join(s.Dirs.CA(), pki.KeyFile))
+	if err != nil {
+		return req, err
+	}
+	bin, err := bundlebin.Binary(o.Arch)
+	if err != nil {
+		return req, err
+	}
+	req.Bottle = layer.Spec{
+		CA:         ca.CertPEM(),
+		BundleFile: plan.GuestCABundle,
+		Files:      []layer.File{{Path: BottleBinary, Mode: 0o755, Content: bin}},
+	}
+	if req.Build == nil && req.Image == "" {
+		return req, errors.New("no agent image: give agent.image or a Dockerfile")
+	}
+	return req, nil
+}
+
+// copyCA puts the bottle CA certificate into the guest dir.
+func copyCA(dirs plan.Dirs, stageDir string) error {
+	ca, err := pki.LoadCA(filepath.Join(dirs.CA(), pki.CertFile), filepath.Join(dirs.CA(), pki.KeyFile))
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(stageDir, plan.StageGuestCA), ca.CertPEM(), 0o644)
+}
