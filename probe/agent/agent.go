@@ -110,9 +110,8 @@ func Run(ctx context.Context, cfg probe.Config, environ []string) probe.Report {
 	for _, res := range results {
 		r.Checks = append(r.Checks, res...)
 	}
-	// Groups produce their kinds in probe.Kinds order already, except
-	// that the supervisor's group holds two kinds: a stable sort fixes
-	// the whole order once.
+	// The report's order is probe.Kinds, then the targets as given,
+	// whatever order the groups above are listed in.
 	order := map[probe.Kind]int{}
 	for i, k := range probe.Kinds {
 		order[k] = i

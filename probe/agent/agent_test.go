@@ -12,6 +12,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/client"
 	"github.com/docker-bottle/docker-bottle/probe"
+	"github.com/docker-bottle/docker-bottle/probe/agent"
 	"github.com/docker-bottle/docker-bottle/probe/internal/probetest"
 )
 
@@ -335,5 +336,47 @@ func TestProbeShallowClone(t *testing.T) {
 	}
 	if it := item(t, card, 2, probe.KindDirect, b.direct); it.Verdict != probe.Pass {
 		t.Errorf("closed direct target judged %+v", it)
+	}
+}
+
+// TestRunInProcess runs the checks in the test process (so that the race
+// detector sees their goroutines) against a sealed bottle: same verdicts as
+// the binary.
+func TestRunInProcess(t *testing.T) {
+	b := newBottle(t, leaks{})
+	sum, n := b.secretHash()
+	env := b.env(leaks{})
+	cfg := probe.Config{
+		Allowed: []string{b.allowedTLS, b.allowedHTTP}, Unlisted: []string{b.unlisted},
+		Direct: []string{b.direct}, Loopback: []string{b.loopback}, Lookup: []string{"api.github.com"},
+		LookupDomain: "probe.test", Resolver: b.dns, Secrets: []probe.SecretHash{{SHA256: sum, Len: n}},
+		Scan: []string{b.runDir}, Workspace: b.workspace,
+	}.WithEnv(func(k string) string {
+		for _, kv := range env {
+			if name, v, _ := strings.Cut(kv, "="); name == k {
+				return v
+			}
+		}
+		return ""
+	})
+	r := agent.Run(context.Background(), cfg, env)
+	if len(r.Checks) != 16 {
+		t.Errorf("%d checks: %+v", len(r.Checks), r.Checks)
+	}
+	for i := 1; i < len(r.Checks); i++ {
+		if slices.Index(probe.Kinds, r.Checks[i-1].Kind) > slices.Index(probe.Kinds, r.Checks[i].Kind) {
+			t.Errorf("checks out of order: %s before %s", r.Checks[i-1].Kind, r.Checks[i].Kind)
+		}
+	}
+	card := probe.Judge(r, probe.Expect{Backend: "smolvm", NetworkMode: "bridge"})
+	if card.Failed() {
+		var buf bytes.Buffer
+		card.WriteTable(&buf)
+		t.Errorf("the card failed:\n%s", buf.String())
+	}
+	for n := 1; n <= 5; n++ {
+		if v := card.Verdict(n); v != probe.Pass {
+			t.Errorf("promise %d is %s", n, v)
+		}
 	}
 }

@@ -155,7 +155,7 @@ func (s *scan) readSpecial(path string) {
 		return
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes))
+	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes))
 	if err != nil {
 		return
 	}
@@ -166,8 +166,8 @@ func (s *scan) readSpecial(path string) {
 	}
 }
 
-// MaxFileBytes aliases the limit for the code below.
-const MaxFileBytes = probe.MaxFileBytes
+// maxFileBytes: larger files are not searched.
+const maxFileBytes = probe.MaxFileBytes
 
 func (s *scan) walk(root string) {
 	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -207,7 +207,7 @@ func (s *scan) skip(budget bool) {
 }
 
 func (s *scan) file(path string, info fs.FileInfo) {
-	if info.Size() > MaxFileBytes {
+	if info.Size() > maxFileBytes {
 		s.skip(false)
 		return
 	}
@@ -234,7 +234,7 @@ func (s *scan) file(path string, info fs.FileInfo) {
 	go func() {
 		defer s.wg.Done()
 		defer func() { <-s.sem }()
-		data, err := readLimited(path, MaxFileBytes)
+		data, err := readLimited(path, maxFileBytes)
 		s.mu.Lock()
 		s.pending -= info.Size()
 		if err != nil {

@@ -67,8 +67,8 @@ func TestSecretsCheckFilesAndLimits(t *testing.T) {
 	if err := os.Symlink(filepath.Join(root, "home"), filepath.Join(root, "home", "loop")); err != nil {
 		t.Fatal(err)
 	}
-	// Larger than MaxFileBytes: not read, counted as skipped.
-	write("home/big.bin", append(bytes.Repeat([]byte{'a'}, MaxFileBytes), []byte(secret)...))
+	// Larger than maxFileBytes: not read, counted as skipped.
+	write("home/big.bin", append(bytes.Repeat([]byte{'a'}, maxFileBytes), []byte(secret)...))
 
 	cfg := probe.Config{Secrets: []probe.SecretHash{hashOf(secret)}, ScanBudget: probe.DefaultScanBudget}
 	getenv := func(k string) string {
