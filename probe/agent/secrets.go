@@ -170,6 +170,11 @@ func (s *scan) readSpecial(path string) {
 const maxFileBytes = probe.MaxFileBytes
 
 func (s *scan) walk(root string) {
+	// A root that is a link (a home on another volume) is searched where
+	// it points; links below it are not followed into directories.
+	if real, err := filepath.EvalSymlinks(root); err == nil {
+		root = real
+	}
 	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if path != root || !os.IsNotExist(err) {

@@ -102,6 +102,17 @@ func TestSecretsCheckFilesAndLimits(t *testing.T) {
 		t.Errorf("a truncated search is judged %s (%s), want WARN", v, ev)
 	}
 
+	// A root that is a link is searched where it points.
+	if err := os.Symlink(filepath.Join(root, "outside"), filepath.Join(root, "ws-link")); err != nil {
+		t.Fatal(err)
+	}
+	cfg.ScanBudget = probe.DefaultScanBudget
+	cfg.Workspace = filepath.Join(root, "ws-link")
+	c = secretsCheck(cfg, nil, func(string) string { return "" })
+	if c.Outcome != probe.OutcomeFound || c.Evidence.Found[0] != "file "+hidden+" (at byte 10)" {
+		t.Errorf("workspace behind a link: %+v", c)
+	}
+
 	// Nothing to look for.
 	c = secretsCheck(probe.Config{}, nil, getenv)
 	if c.Outcome != probe.OutcomeSkipped {
