@@ -1,0 +1,48 @@
+// Package probetest builds the bundle binary, which carries the probe, for
+// the probe's tests.
+package probetest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/docker-bottle/docker-bottle/internal/testenv"
+)
+
+var (
+	once sync.Once
+	dir  string
+	err  error
+	out  []byte
+)
+
+// Binary builds bottle-bundle (static, CGO_ENABLED=0, for the host's
+// architecture) once per test process and returns its path. Cleanup removes
+// the build directory.
+func Binary(t testing.TB) string {
+	t.Helper()
+	once.Do(func() {
+		dir, err = os.MkdirTemp("", "bottle-probe-bin-*")
+		if err != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(dir, "bottle-bundle"), "./cmd/bottle-bundle")
+		cmd.Dir = testenv.ModuleRoot()
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+		out, err = cmd.CombinedOutput()
+	})
+	if err != nil {
+		t.Fatalf("building bottle-bundle: %v\n%s", err, out)
+	}
+	return filepath.Join(dir, "bottle-bundle")
+}
+
+// Cleanup removes what Binary built; call it from TestMain.
+func Cleanup() {
+	if dir != "" {
+		os.RemoveAll(dir)
+	}
+}
