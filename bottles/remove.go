@@ -19,7 +19,7 @@ func (s *Service) Remove(ctx context.Context, name string, keepStage bool) error
 		return err
 	}
 	var errs []error
-	if p.Smolvm != nil {
+	if p.Smolvm != nil && p.AgentCreated {
 		if s.Smolvm == nil {
 			errs = append(errs, fmt.Errorf("smolvm is not installed, so machine %s cannot be deleted: install smolvm or delete it with `smolvm machine delete -n %s -f`",
 				p.Smolvm.MachineName, p.Smolvm.MachineName))

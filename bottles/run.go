@@ -111,6 +111,10 @@ func (s *Service) Run(ctx context.Context, o RunOptions) (res RunResult, err err
 		if _, err := o.Docker.Create(ctx, p, lo); err != nil {
 			return res, &StepError{"creating the agent container", err}
 		}
+		if p, err = s.agentCreated(p); err != nil {
+			return res, err
+		}
+		res.Plan = p
 		if o.Detach {
 			if err := o.Docker.Start(ctx, p); err != nil {
 				return res, &StepError{"starting the agent", err}
@@ -166,6 +170,11 @@ func (s *Service) runSmolvm(ctx context.Context, p plan.Plan, req image.Request,
 		mo.MemoryMiB = int(int64(*m) >> 20)
 	}
 	s.step("machine: creating %s", p.Smolvm.MachineName)
+	// Recorded first: a create that fails half way may still leave a
+	// machine for removal to find.
+	if _, err := s.agentCreated(p); err != nil {
+		return 0, err
+	}
 	if err := sm.Create(ctx, p, mo); err != nil {
 		return 0, &StepError{"creating the machine", err}
 	}
@@ -184,6 +193,16 @@ func (s *Service) runSmolvm(ctx context.Context, p plan.Plan, req image.Request,
 		return 0, &StepError{"running the agent", err}
 	}
 	return code, nil
+}
+
+// agentCreated records in the saved plan that the agent's container or
+// machine exists.
+func (s *Service) agentCreated(p plan.Plan) (plan.Plan, error) {
+	p.AgentCreated = true
+	if err := p.Save(); err != nil {
+		return p, &StepError{"saving the plan", err}
+	}
+	return p, nil
 }
 
 // agentImageRequest completes the image request with the bottle layer: the

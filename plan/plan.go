@@ -89,6 +89,10 @@ type Plan struct {
 
 	Smolvm *SmolvmPlan `json:"smolvm,omitempty"`
 	Docker *DockerPlan `json:"docker,omitempty"`
+
+	// AgentCreated is set once the agent's container or machine exists, so
+	// removal knows whether it needs the backend.
+	AgentCreated bool `json:"agent_created,omitempty"`
 }
 
 // BundlePlan places the bundle container.

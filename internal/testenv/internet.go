@@ -58,8 +58,8 @@ func upstreamImage(t testing.TB, eng *client.Client) string {
 			return
 		}
 		defer os.RemoveAll(dir)
-		bin := filepath.Join(dir, "upstream")
-		cmd := exec.Command("go", "build", "-o", bin, "./internal/testenv/upstream")
+		bin := filepath.Join(dir, "bottle-bundle")
+		cmd := exec.Command("go", "build", "-o", bin, "./cmd/bottle-bundle")
 		cmd.Dir = ModuleRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -71,8 +71,8 @@ func upstreamImage(t testing.TB, eng *client.Client) string {
 			upstreamErr = err
 			return
 		}
-		img, err := staticimage.Build([]staticimage.File{{Path: "/upstream", Mode: 0o755, Data: data}},
-			staticimage.Config{Arch: runtime.GOARCH, Entrypoint: []string{"/upstream"}, Labels: map[string]string{TestLabel: "1"}})
+		img, err := staticimage.Build([]staticimage.File{{Path: "/bottle-bundle", Mode: 0o755, Data: data}},
+			staticimage.Config{Arch: runtime.GOARCH, Entrypoint: []string{"/bottle-bundle", "upstream"}, Labels: map[string]string{TestLabel: "1"}})
 		if err != nil {
 			upstreamErr = err
 			return
@@ -116,21 +116,21 @@ func NewInternet(t testing.TB, eng *client.Client) *Internet {
 	return nil
 }
 
-// Host starts an upstream server on the internet under dnsName, answering
-// on port 80 (and 443 when certFile/keyFile, paths inside certDir, are
-// given). It returns when the server answers.
+// Host starts an upstream server (`bottle-bundle upstream`) on the
+// internet under dnsName, answering on port 80 (and 443 when certDir holds
+// cert.pem and key.pem). It returns when the server answers.
 func (in *Internet) Host(t testing.TB, dnsName string, certDir string) Upstream {
 	t.Helper()
 	ctx := context.Background()
 	img := upstreamImage(t, in.eng)
-	env := []string{"UPSTREAM_NAME=" + dnsName}
+	cmd := []string{"--name", dnsName}
 	hc := &container.HostConfig{NetworkMode: container.NetworkMode(in.Network), ReadonlyRootfs: true}
 	if certDir != "" {
-		env = append(env, "UPSTREAM_CERT=/certs/cert.pem", "UPSTREAM_KEY=/certs/key.pem")
+		cmd = append(cmd, "--cert", "/certs/cert.pem", "--key", "/certs/key.pem")
 		hc.Binds = []string{certDir + ":/certs:ro"}
 	}
 	c, err := in.eng.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Config:     &container.Config{Image: img, Env: env, Labels: map[string]string{TestLabel: "1"}},
+		Config:     &container.Config{Image: img, Cmd: cmd, Labels: map[string]string{TestLabel: "1"}},
 		HostConfig: hc,
 		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 			in.Network: {Aliases: []string{dnsName}},
