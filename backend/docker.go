@@ -5,8 +5,8 @@ package backend
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -122,7 +122,7 @@ func (d Docker) Create(ctx context.Context, p plan.Plan, o LaunchOptions) (strin
 // Attach starts the agent container and attaches the user's terminal to
 // it through the docker CLI, which handles raw mode, window size and
 // signals as `docker start -ai` does; it returns the agent's exit code.
-func (d Docker) Attach(ctx context.Context, p plan.Plan, interactive bool) (int, error) {
+func (d Docker) Attach(ctx context.Context, p plan.Plan, interactive bool, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	docker, err := dockercli.Path()
 	if err != nil {
 		return 0, fmt.Errorf("finding the docker CLI to attach with: %w", err)
@@ -138,7 +138,7 @@ func (d Docker) Attach(ctx context.Context, p plan.Plan, interactive bool) (int,
 	}
 	cmd := exec.CommandContext(ctx, docker, append(args, p.Docker.Container)...)
 	cmd.Env = env
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	err = cmd.Run()
 	if ee, ok := err.(*exec.ExitError); ok {
 		// The CLI exits with the container's code; make sure it was the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -44,6 +45,14 @@ type RunOptions struct {
 	KeepOnFailure bool
 	// Arch is the engine's architecture (the bottle binary's).
 	Arch string
+	// BringUp tunes the bundle.
+	BringUp BringUpOptions
+	// BeforeLaunch runs once the bundle is up and before the agent starts
+	// (check uses it to put its stand-in hosts on the bundle's network).
+	BeforeLaunch func(ctx context.Context, p plan.Plan) error
+	// Streams of the agent; nil means the process's own.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
 }
 
 // RunResult is what a run ends with.
@@ -87,10 +96,24 @@ func (s *Service) Run(ctx context.Context, o RunOptions) (res RunResult, err err
 	}()
 
 	s.step("bundle: bringing up the proxy, the git gate and the supervisor")
-	if p, err = s.BringUp(ctx, p, BringUpOptions{}); err != nil {
+	if p, err = s.BringUp(ctx, p, o.BringUp); err != nil {
 		return res, &StepError{"bringing the bundle up", err}
 	}
 	res.Plan = p
+	if o.BeforeLaunch != nil {
+		if err := o.BeforeLaunch(ctx, p); err != nil {
+			return res, &StepError{"preparing the launch", err}
+		}
+	}
+	if o.Stdin == nil {
+		o.Stdin = os.Stdin
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
 
 	req, err := s.agentImageRequest(o)
 	if err != nil {
@@ -125,7 +148,7 @@ func (s *Service) Run(ctx context.Context, o RunOptions) (res RunResult, err err
 		launched = true
 		// Attached, Ctrl-C belongs to the agent (the docker CLI passes it
 		// on), so the attach must not end when ctx does.
-		code, err := o.Docker.Attach(context.WithoutCancel(ctx), p, o.Interactive)
+		code, err := o.Docker.Attach(context.WithoutCancel(ctx), p, o.Interactive, o.Stdin, o.Stdout, o.Stderr)
 		if err != nil {
 			return res, &StepError{"attaching to the agent", err}
 		}
@@ -188,7 +211,7 @@ func (s *Service) runSmolvm(ctx context.Context, p plan.Plan, req image.Request,
 		}
 		return 0, nil
 	}
-	code, err := sm.Exec(context.WithoutCancel(ctx), p, o.Command, o.TTY, o.Interactive, os.Stdin, os.Stdout, os.Stderr)
+	code, err := sm.Exec(context.WithoutCancel(ctx), p, o.Command, o.TTY, o.Interactive, o.Stdin, o.Stdout, o.Stderr)
 	if err != nil {
 		return 0, &StepError{"running the agent", err}
 	}

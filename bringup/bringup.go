@@ -234,7 +234,15 @@ func createNetworks(ctx context.Context, e Engine, p plan.Plan, labels func(stri
 }
 
 func createNetwork(ctx context.Context, e Engine, name string, subnet netip.Prefix, gw netip.Addr, internal bool, labels map[string]string) error {
+	var opts map[string]string
+	if internal {
+		// The host gets no address on the internal bridge, so the agent
+		// cannot reach host services through it; the agent and the bundle
+		// still share the bridge.
+		opts = map[string]string{"com.docker.network.bridge.inhibit_ipv4": "true"}
+	}
 	_, err := e.NetworkCreate(ctx, name, client.NetworkCreateOptions{
+		Options:  opts,
 		Driver:   "bridge",
 		Internal: internal,
 		IPAM: &network.IPAM{Config: []network.IPAMConfig{{

@@ -52,10 +52,13 @@ const (
 // Files in the stage dir. What the bottle may see is in StageGuestDir,
 // which is mounted read-only at GuestDir; the operator token is not.
 const (
-	StagePlanFile     = "plan.json"
-	StageGuestDir     = "guest"
-	StagePromptFile   = StageGuestDir + "/prompt"
-	StageAgentToken   = StageGuestDir + "/token"
+	StagePlanFile   = "plan.json"
+	StageGuestDir   = "guest"
+	StagePromptFile = StageGuestDir + "/prompt"
+	// The agent token twice: 0600 for the bundle's daemons, and readable
+	// in the guest dir for the bottle.
+	StageAgentToken   = "agent.token"
+	StageGuestToken   = StageGuestDir + "/token"
 	StageGuestCA      = StageGuestDir + "/ca.pem"
 	StageOperatorFile = "operator.token"
 	StageGateRepo     = "gate.git"
@@ -322,16 +325,26 @@ func Prepare(ctx context.Context, o Options) (p Plan, err error) {
 	if o.DryRun {
 		return p, nil
 	}
-	if err := Ensure(filepath.Join(stage, StageGuestDir)); err != nil {
+	// The guest dir is what the bottle sees, mounted read-only. The agent
+	// runs as whatever user its image has, so its files are readable by
+	// all; on the host the stage dir around it (0700) keeps other users
+	// out. The operator token stays 0600 outside it.
+	guest := filepath.Join(stage, StageGuestDir)
+	if err := os.Mkdir(guest, 0o755); err != nil {
 		return Plan{}, fmt.Errorf("making the guest dir: %w", err)
 	}
-	if err := writeFile(p.PromptFile, []byte(o.Prompt)); err != nil {
+	if err := writeFileMode(p.PromptFile, []byte(o.Prompt), 0o644); err != nil {
 		return Plan{}, fmt.Errorf("writing the prompt file: %w", err)
 	}
-	for _, f := range []string{p.AgentTokenFile, p.OperatorTokenFile} {
-		if err := writeFile(f, []byte(newToken())); err != nil {
-			return Plan{}, fmt.Errorf("writing a bottle token: %w", err)
-		}
+	agentToken := []byte(newToken())
+	if err := writeFile(p.AgentTokenFile, agentToken); err != nil {
+		return Plan{}, fmt.Errorf("writing the agent token: %w", err)
+	}
+	if err := writeFileMode(filepath.Join(stage, StageGuestToken), agentToken, 0o644); err != nil {
+		return Plan{}, fmt.Errorf("writing the agent token: %w", err)
+	}
+	if err := writeFile(p.OperatorTokenFile, []byte(newToken())); err != nil {
+		return Plan{}, fmt.Errorf("writing the operator token: %w", err)
 	}
 	if err := p.Save(); err != nil {
 		return Plan{}, err
@@ -445,11 +458,13 @@ func Load(dir string) (Plan, error) {
 	return p, nil
 }
 
-func writeFile(path string, data []byte) error {
-	if err := os.WriteFile(path, data, 0o600); err != nil {
+func writeFile(path string, data []byte) error { return writeFileMode(path, data, 0o600) }
+
+func writeFileMode(path string, data []byte, mode os.FileMode) error {
+	if err := os.WriteFile(path, data, mode); err != nil {
 		return err
 	}
-	return os.Chmod(path, 0o600)
+	return os.Chmod(path, mode)
 }
 
 func newToken() string {

@@ -67,8 +67,15 @@ func TestPrepareSmolvmBridge(t *testing.T) {
 	if mode(t, p.StageDir) != 0o700 {
 		t.Errorf("stage dir mode %v", mode(t, p.StageDir))
 	}
-	for _, f := range []string{p.PromptFile, p.AgentTokenFile, p.OperatorTokenFile, filepath.Join(p.StageDir, StagePlanFile)} {
+	for _, f := range []string{p.OperatorTokenFile, p.AgentTokenFile, filepath.Join(p.StageDir, StagePlanFile)} {
 		if m := mode(t, f); m != 0o600 {
+			t.Errorf("%s mode %v", f, m)
+		}
+	}
+	// What the bottle reads is readable by its user, whichever it is; the
+	// stage dir around it keeps other host users out.
+	for _, f := range []string{p.PromptFile, filepath.Join(p.StageDir, StageGuestToken), filepath.Join(p.StageDir, StageGuestDir)} {
+		if m := mode(t, f); m&0o004 == 0 || m&0o002 != 0 {
 			t.Errorf("%s mode %v", f, m)
 		}
 	}

@@ -1,0 +1,319 @@
+package bottles
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+
+	"github.com/docker-bottle/docker-bottle/bringup"
+	"github.com/docker-bottle/docker-bottle/image"
+	"github.com/docker-bottle/docker-bottle/pki"
+	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/probe"
+	"github.com/docker-bottle/docker-bottle/probe/probeimage"
+	"github.com/docker-bottle/docker-bottle/spec"
+)
+
+// Names of the check's stand-in hosts on the bundle's network.
+const (
+	checkAllowed  = "allowed.check.bottle"
+	checkUnlisted = "unlisted.check.bottle"
+	checkHeader   = "X-Bottle-Check"
+	roleUpstream  = "check-upstream"
+)
+
+// CheckOptions say where the check runs.
+type CheckOptions struct {
+	Choice   plan.Choice
+	Arch     string
+	Pipeline *image.Pipeline
+	Run      RunOptions // Docker (and streams) as for a run
+	// Keep leaves the check's bottle for inspection instead of removing it
+	// (promise 6 is then not judged).
+	Keep bool
+}
+
+// Check runs the probe agent in a real bottle and judges what it saw
+// against DESIGN.md's promises. It brings its own stand-in hosts: an
+// allowed one (TLS, with a canary secret the proxy must add) and an
+// unlisted one, on the bundle's network, so it needs no internet.
+func (s *Service) Check(ctx context.Context, o CheckOptions) (probe.Card, error) {
+	work, err := os.MkdirTemp("", "docker-bottle-check-")
+	if err != nil {
+		return probe.Card{}, err
+	}
+	defer os.RemoveAll(work)
+	repo, err := makeCheckRepository(ctx, work)
+	if err != nil {
+		return probe.Card{}, err
+	}
+	canary, err := writeCanary(filepath.Join(work, "canary"))
+	if err != nil {
+		return probe.Card{}, err
+	}
+	certDir, extraCA, err := checkCertificates(work)
+	if err != nil {
+		return probe.Card{}, err
+	}
+	engine, ok := s.Engine.(client.APIClient)
+	if !ok {
+		return probe.Card{}, errors.New("check needs a full engine client")
+	}
+	probeTag, err := probeimage.Ensure(ctx, engine)
+	if err != nil {
+		return probe.Card{}, fmt.Errorf("preparing the probe image: %w", err)
+	}
+	bundleTag, err := bringup.EnsureImage(ctx, s.Engine)
+	if err != nil {
+		return probe.Card{}, err
+	}
+	// Something that listens on the host, on every address, and is not the
+	// bundle: the probe must not reach it (a WARN in loopback mode).
+	hostLn, err := net.Listen("tcp", ":0")
+	if err != nil {
+		return probe.Card{}, err
+	}
+	defer hostLn.Close()
+	go func() {
+		for {
+			c, err := hostLn.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	hostPort := strconv.Itoa(hostLn.Addr().(*net.TCPAddr).Port)
+
+	sp := spec.Spec{
+		Name:  "check-" + randomHex(3),
+		Agent: spec.Agent{Provider: spec.ProviderShell},
+		Egress: spec.Egress{
+			Allow:   []spec.Rule{{Host: checkAllowed, Ports: []int{80, 443}, Private: true}},
+			Secrets: []spec.Secret{{Host: checkAllowed, Header: checkHeader, FromFile: filepath.Join(work, "canary")}},
+		},
+	}
+	sum := sha256.Sum256([]byte(canary))
+	var probeCfg probe.Config
+	ro := o.Run
+	ro.Prepare = PrepareOptions{Spec: sp.Resolve(spec.Defaults{Command: []string{"/bottle-bundle", "probe"}}), Workspace: repo,
+		Provider: plan.Provider{Name: spec.ProviderShell}, Choice: o.Choice}
+	ro.Image = image.Request{Image: probeTag}
+	ro.Pipeline = o.Pipeline
+	ro.Arch = o.Arch
+	ro.BringUp = BringUpOptions{ExtraCAFile: extraCA}
+	ro.Command = []string{"/bottle-bundle", "probe", "--config", plan.GuestDir + "/probe.json"}
+	var report bytes.Buffer
+	ro.Stdout = &report
+	ro.BeforeLaunch = func(ctx context.Context, p plan.Plan) error {
+		hex := hex.EncodeToString(sum[:])
+		allowedIP, err := startUpstream(ctx, engine, p, bundleTag, checkAllowed, certDir,
+			"--secret-header", checkHeader, "--secret-sha256", hex)
+		if err != nil {
+			return err
+		}
+		if _, err := startUpstream(ctx, engine, p, bundleTag, checkUnlisted, ""); err != nil {
+			return err
+		}
+		loopback := plan.SmolvmGateway + ":" + hostPort
+		if p.Backend == spec.BackendDocker {
+			loopback = plan.NewSubnet(p.Bundle.InternalSubnet).Gateway.String() + ":" + hostPort
+		}
+		probeCfg = probe.Config{
+			Allowed:  []string{"https://" + checkAllowed + "/secret", "http://" + checkAllowed + "/"},
+			Unlisted: []string{"http://" + checkUnlisted + "/"},
+			Direct:   []string{allowedIP + ":80"},
+			Lookup:   []string{"exfiltrate.example.com", checkUnlisted},
+			Loopback: []string{loopback},
+			Secrets:  []probe.SecretHash{{SHA256: hex, Len: len(canary)}},
+		}
+		data, err := json.MarshalIndent(probeCfg, "", "  ")
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(p.StageDir, plan.StageGuestDir, "probe.json"), data, 0o644)
+	}
+
+	res, err := s.Run(ctx, ro)
+	slug := res.Plan.Slug
+	if err != nil {
+		return probe.Card{}, err
+	}
+	rep, derr := probe.Decode(report.Bytes())
+	card := probe.Card{}
+	if derr == nil {
+		card = probe.Judge(rep, probe.Expect{Backend: res.Plan.Backend, NetworkMode: res.Plan.NetworkMode})
+	}
+	if o.Keep {
+		return card, derr
+	}
+	card.Add(s.removeAndVerify(context.WithoutCancel(ctx), res.Plan))
+	if derr != nil {
+		return card, fmt.Errorf("the probe in bottle %s printed no report (%v); its output:\n%s", slug, derr, report.String())
+	}
+	return card, nil
+}
+
+// removeAndVerify removes the check's bottle and judges promise 6: nothing
+// of it is left on the engine, in smolvm, or on disk.
+func (s *Service) removeAndVerify(ctx context.Context, p plan.Plan) probe.PromiseResult {
+	item := probe.Item{Check: "cleanup", Target: p.Slug, Verdict: probe.Pass}
+	var left []string
+	if err := s.Remove(ctx, p.Slug, false); err != nil {
+		left = append(left, "remove: "+err.Error())
+	}
+	if engine, ok := s.Engine.(client.APIClient); ok {
+		f := make(client.Filters).Add("label", plan.LabelBottle+"="+p.Slug)
+		if cs, err := engine.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f}); err == nil {
+			for _, c := range cs.Items {
+				left = append(left, "container "+c.Names[0])
+			}
+		}
+		if ns, err := engine.NetworkList(ctx, client.NetworkListOptions{Filters: f}); err == nil {
+			for _, n := range ns.Items {
+				left = append(left, "network "+n.Name)
+			}
+		}
+	}
+	if s.Smolvm != nil && p.Smolvm != nil {
+		if ms, err := s.Smolvm.MachineList(ctx); err == nil {
+			for _, m := range ms {
+				if m.Name == p.Smolvm.MachineName {
+					left = append(left, "machine "+m.Name)
+				}
+			}
+		}
+	}
+	if _, err := os.Stat(p.StageDir); !errors.Is(err, os.ErrNotExist) {
+		left = append(left, "stage dir "+p.StageDir)
+	}
+	if len(left) > 0 {
+		item.Verdict = probe.Fail
+		item.Evidence = fmt.Sprintf("left behind: %v", left)
+	} else {
+		item.Evidence = "no container, network, machine or stage dir of the bottle is left"
+	}
+	return probe.PromiseResult{Promise: 6, Items: []probe.Item{item}}
+}
+
+// startUpstream runs a stand-in host on the bundle's network under name,
+// labelled with the bottle so its removal takes it too; it returns its IP.
+func startUpstream(ctx context.Context, e client.APIClient, p plan.Plan, image, name, certDir string, extra ...string) (string, error) {
+	cmd := append([]string{"upstream", "--name", name}, extra...)
+	var mounts []mount.Mount
+	if certDir != "" {
+		cmd = append(cmd, "--cert", "/certs/cert.pem", "--key", "/certs/key.pem")
+		mounts = []mount.Mount{{Type: mount.TypeBind, Source: certDir, Target: "/certs", ReadOnly: true}}
+	}
+	c, err := e.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config: &container.Config{Image: image, Cmd: cmd, User: "65534:65534",
+			Labels: map[string]string{plan.LabelBottle: p.Slug, plan.LabelRole: roleUpstream}},
+		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(p.Bundle.Network), ReadonlyRootfs: true,
+			CapDrop: []string{"ALL"}, Mounts: mounts},
+		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			p.Bundle.Network: {Aliases: []string{name}},
+		}},
+	})
+	if err != nil {
+		return "", fmt.Errorf("creating the stand-in host %s: %w", name, err)
+	}
+	if _, err := e.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
+		return "", fmt.Errorf("starting the stand-in host %s: %w", name, err)
+	}
+	res, err := e.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+	if err != nil {
+		return "", err
+	}
+	ep := res.Container.NetworkSettings.Networks[p.Bundle.Network]
+	if ep == nil {
+		return "", fmt.Errorf("the stand-in host %s has no address", name)
+	}
+	return ep.IPAddress.String(), nil
+}
+
+// makeCheckRepository makes the repository the check's bottle works on.
+func makeCheckRepository(ctx context.Context, work string) (string, error) {
+	dir := filepath.Join(work, "repo")
+	for _, args := range [][]string{
+		{"init", "-q", "-b", "main", dir},
+		{"-C", dir, "-c", "user.name=docker bottle check", "-c", "user.email=check@bottle.invalid", "commit", "-q", "--allow-empty", "-m", "check"},
+	} {
+		if out, err := exec.CommandContext(ctx, "git", args...).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("making the check's repository: git %v: %v: %s", args[0], err, out)
+		}
+	}
+	return dir, nil
+}
+
+// writeCanary writes a random secret to a 0600 file; only its hash goes
+// anywhere near the bottle.
+func writeCanary(path string) (string, error) {
+	v := "bottle-canary-" + randomHex(24)
+	return v, os.WriteFile(path, []byte(v), 0o600)
+}
+
+// checkCertificates makes a throwaway CA and a certificate for the allowed
+// stand-in host; the proxy trusts the CA as an extra CA.
+func checkCertificates(work string) (certDir, caFile string, err error) {
+	ca, err := pki.LoadOrCreateCA(filepath.Join(work, "ca"))
+	if err != nil {
+		return "", "", err
+	}
+	m, err := pki.NewMinter(ca, 0)
+	if err != nil {
+		return "", "", err
+	}
+	leaf, err := m.Leaf(checkAllowed)
+	if err != nil {
+		return "", "", err
+	}
+	key, err := x509.MarshalPKCS8PrivateKey(leaf.PrivateKey)
+	if err != nil {
+		return "", "", err
+	}
+	certDir = filepath.Join(work, "certs")
+	if err := os.Mkdir(certDir, 0o755); err != nil {
+		return "", "", err
+	}
+	var chain []byte
+	for _, der := range leaf.Certificate {
+		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	// The stand-in host runs as nobody; this throwaway key protects nothing
+	// but the check's own upstream.
+	if err := os.WriteFile(filepath.Join(certDir, "cert.pem"), chain, 0o644); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(filepath.Join(certDir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o644); err != nil {
+		return "", "", err
+	}
+	if err := os.Chmod(work, 0o755); err != nil {
+		return "", "", err
+	}
+	return certDir, filepath.Join(work, "ca", pki.CertFile), nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
