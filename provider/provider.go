@@ -7,6 +7,7 @@ package provider
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 
@@ -104,6 +105,24 @@ func Placeholder(envName string) string { return "bottle-placeholder-" + strings
 // SecretPresent reports whether a secret's source is available on this
 // host: its environment variable set and not empty, or its file readable.
 type SecretPresent func(spec.Secret) bool
+
+// HostSecretPresent is SecretPresent on this host: the variable set and not
+// empty, or the file readable. It reads values only to test them.
+func HostSecretPresent(s spec.Secret) bool {
+	switch {
+	case s.FromEnv != "":
+		v, ok := os.LookupEnv(s.FromEnv)
+		return ok && strings.TrimSpace(v) != ""
+	case s.FromFile != "":
+		f, err := os.Open(s.FromFile)
+		if err != nil {
+			return false
+		}
+		f.Close()
+		return true
+	}
+	return false
+}
 
 // PlaceholderEnv is the environment the agent gets for the secrets present
 // on the host: NAME=placeholder for each secret read from the host variable

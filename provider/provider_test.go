@@ -277,6 +277,24 @@ func TestPlaceholderEnv(t *testing.T) {
 		}
 	}
 
+	t.Setenv("BOTTLE_TEST_SET", "v")
+	t.Setenv("BOTTLE_TEST_BLANK", " ")
+	for _, tc := range []struct {
+		s    spec.Secret
+		want bool
+	}{
+		{spec.Secret{FromEnv: "BOTTLE_TEST_SET"}, true},
+		{spec.Secret{FromEnv: "BOTTLE_TEST_BLANK"}, false},
+		{spec.Secret{FromEnv: "BOTTLE_TEST_UNSET_0"}, false},
+		{spec.Secret{FromFile: "provider.go"}, true},
+		{spec.Secret{FromFile: "/nonexistent/key"}, false},
+		{spec.Secret{}, false},
+	} {
+		if got := HostSecretPresent(tc.s); got != tc.want {
+			t.Errorf("HostSecretPresent(%+v) = %v", tc.s, got)
+		}
+	}
+
 	claude := get(t, "claude")
 	if err := claude.CheckCredentials(secrets, presentOnly()); err == nil ||
 		!strings.Contains(err.Error(), "ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN") {
