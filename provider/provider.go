@@ -98,10 +98,6 @@ func Bootstrap(a plan.AgentProvision) []string {
 	return append(argv, a.Command...)
 }
 
-// Placeholder is what the bottle sees instead of a secret; the proxy swaps
-// it for the real value on the way out.
-func Placeholder(envName string) string { return "bottle-placeholder-" + strings.ToLower(envName) }
-
 // SecretPresent reports whether a secret's source is available on this
 // host: its environment variable set and not empty, or its file readable.
 type SecretPresent func(spec.Secret) bool
