@@ -43,7 +43,13 @@ type alwaysKey struct {
 
 type pending struct {
 	a    api.Approval
-	done chan approval.Decision // receives the decision once, from whoever settles it
+	done chan outcome // receives the outcome once, from whoever settles it
+}
+
+// outcome is how a request was settled.
+type outcome struct {
+	d          approval.Decision
+	by, reason string
 }
 
 // ErrNotPending is returned by Resolve for an id that is not held (never
@@ -57,15 +63,22 @@ var ErrNotPending = errors.New("no such pending approval")
 // same kind and subject allows at once. Every outcome is an audit line and
 // an event.
 func (s *Supervisor) Decide(ctx context.Context, req approval.Request) (approval.Decision, error) {
+	o, _, err := s.decide(ctx, req)
+	return o.d, err
+}
+
+// decide is Decide that also says who settled the request, why, and the
+// request's id when it was held.
+func (s *Supervisor) decide(ctx context.Context, req approval.Request) (outcome, string, error) {
 	if err := checkRequest(req); err != nil {
-		return approval.Deny, err
+		return outcome{d: approval.Deny}, "", err
 	}
 	now := time.Now().UTC()
 	p := &pending{
 		a: api.Approval{
 			Kind: req.Kind, Subject: req.Subject, Detail: req.Detail, Requester: req.Requester, Since: now,
 		},
-		done: make(chan approval.Decision, 1),
+		done: make(chan outcome, 1),
 	}
 	key := alwaysKey{req.Kind, req.Subject}
 	timeout := s.cfg.Approvals.timeout()
@@ -95,27 +108,26 @@ func (s *Supervisor) Decide(ctx context.Context, req approval.Request) (approval
 	s.mu.Unlock()
 	if p.a.ID == "" {
 		s.settle(p, decision, by, reason)
-		return decision, nil
+		return <-p.done, "", nil
 	}
 
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
-	case d := <-p.done:
-		return d, nil
+	case o := <-p.done:
+		return o, p.a.ID, nil
 	case <-timer.C:
 		if s.take(p.a.ID) {
 			s.settle(p, approval.Deny, byTimeout, fmt.Sprintf("no one decided within %s", timeout))
 		}
-		return <-p.done, nil
+		return <-p.done, p.a.ID, nil
 	case <-ctx.Done():
 		if s.take(p.a.ID) {
 			s.settle(p, approval.Deny, byRequester, fmt.Sprintf("the request was withdrawn (%v)", ctx.Err()))
-			<-p.done
-			return approval.Deny, ctx.Err()
+			return <-p.done, p.a.ID, ctx.Err()
 		}
 		// Decided meanwhile: the decision stands, and is already recorded.
-		return <-p.done, nil
+		return <-p.done, p.a.ID, nil
 	}
 }
 
@@ -204,7 +216,7 @@ func (s *Supervisor) settle(p *pending, d approval.Decision, by, reason string) 
 		msg += ": " + reason
 	}
 	s.Emit(api.Event{Time: now, Source: api.SourceSupervisor, Type: EventApprovalDecided, Message: msg, Data: data})
-	p.done <- d
+	p.done <- outcome{d, by, reason}
 }
 
 // asked records a request that is now held.

@@ -47,7 +47,8 @@ func (s *Supervisor) Handler() http.Handler {
 		http.MethodPost: {false, s.postEvent},
 	})
 	handle(api.PathApprovals, route{
-		http.MethodGet: {false, s.serveApprovals},
+		http.MethodGet:  {false, s.serveApprovals},
+		http.MethodPost: {false, s.askApproval},
 	})
 	handle(api.PathApprovals+"/{id}", route{
 		http.MethodPost: {true, s.decideApproval},
@@ -105,7 +106,7 @@ func (s *Supervisor) methods(rt route) http.Handler {
 			return
 		}
 		if m.operator && r.Context().Value(roleKey{}) != roleOperator {
-			writeError(w, http.StatusForbidden, "this needs the operator's token: the agent's token may only post events and list pending approvals")
+			writeError(w, http.StatusForbidden, "this needs the operator's token: the agent's token may only post events, ask for tool approvals and list pending approvals")
 			return
 		}
 		m.h(w, r)
@@ -159,6 +160,40 @@ func (s *Supervisor) serveAudit(w http.ResponseWriter, r *http.Request) {
 func (s *Supervisor) serveApprovals(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.Pending())
 }
+
+// askApproval holds a tool request from the agent until it is settled and
+// answers the outcome. The asker going away withdraws the request (denied,
+// recorded by "requester"). Only tool requests: egress and push requests
+// are the proxy's and the gate's to ask, so the agent cannot fill the
+// human's queue with requests that look like theirs.
+func (s *Supervisor) askApproval(w http.ResponseWriter, r *http.Request) {
+	var req api.AskRequest
+	if !decodeBody(w, r, maxAskBytes, &req) {
+		return
+	}
+	if req.Kind != approval.Tool {
+		writeError(w, http.StatusForbidden, fmt.Sprintf(`kind %q cannot be asked here: the agent asks only for "tool" approvals; egress and push requests come from the proxy and the gate`, req.Kind))
+		return
+	}
+	requester := api.SourceAgent
+	if r.Context().Value(roleKey{}) == roleOperator {
+		requester = api.SourceOperator
+	}
+	o, id, err := s.decide(r.Context(), approval.Request{
+		Kind: req.Kind, Subject: req.Subject, Detail: req.Detail, Requester: requester + " " + r.RemoteAddr,
+	})
+	if err != nil && r.Context().Err() == nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	// When the asker has gone, this answer reaches no one; it is written
+	// anyway, the outcome being recorded already.
+	writeJSON(w, http.StatusOK, api.Answer{ID: id, Decision: o.d, By: o.by, Reason: o.reason})
+}
+
+// maxAskBytes bounds an AskRequest: the subject and detail limits plus
+// room for JSON escaping.
+const maxAskBytes = 4 * (maxSubject + maxDetail)
 
 func (s *Supervisor) decideApproval(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")

@@ -4,8 +4,10 @@
 // supervisor without importing the daemon.
 //
 // Every route needs a bottle token, as the password of HTTP Basic or as a
-// Bearer token. The agent's token may post events, list pending approvals
-// and read health; the operator's token may do everything. Lists are JSON
+// Bearer token. The agent's token may post events, ask for a tool approval
+// (POST /v1/approvals, which answers once the request is settled), list
+// pending approvals and read health; the operator's token may do
+// everything. No token but the operator's may decide a request. Lists are JSON
 // arrays; with ?follow=1 the events and audit routes stream instead, as
 // newline-delimited JSON (Content-Type application/x-ndjson): first what is
 // kept after ?after=SEQ, then each new item as it arrives, until the client
@@ -75,6 +77,30 @@ type Approval struct {
 	Since     time.Time     `json:"since"`
 	// Deadline is when the request is denied if no one decides.
 	Deadline time.Time `json:"deadline"`
+}
+
+// AskRequest is the body of POST /v1/approvals: the agent's hooks ask
+// before a tool call. Only kind "tool" may be asked this way; egress and
+// push requests come from the proxy and the gate themselves.
+type AskRequest struct {
+	Kind approval.Kind `json:"kind"`
+	// Subject names the call, short and stable ("Bash(git push)"): an
+	// allow-always decision matches later requests on it.
+	Subject string `json:"subject"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// Answer is the answer to an AskRequest, sent once the request is settled:
+// by the operator, by the timeout (deny), or at once by the policy.
+type Answer struct {
+	// ID is the request's id while it was held; empty when the policy
+	// settled it without holding it.
+	ID       string            `json:"id,omitempty"`
+	Decision approval.Decision `json:"decision"`
+	// By says who settled it: "operator", "remembered", "policy", "limit",
+	// "timeout" or "shutdown".
+	By     string `json:"by"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // DecideRequest is the body of POST /v1/approvals/{id}.

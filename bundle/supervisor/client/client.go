@@ -144,6 +144,17 @@ func (c *Client) Approvals(ctx context.Context) ([]api.Approval, error) {
 	return as, err
 }
 
+// Ask asks a human to approve a tool call and waits for the outcome: the
+// operator's decision, the policy's timeout (deny), or an immediate deny
+// when the bottle does not send tool calls for approval. Ending ctx
+// withdraws the request (the supervisor denies and records it).
+func (c *Client) Ask(ctx context.Context, subject, detail string) (api.Answer, error) {
+	var out api.Answer
+	err := c.call(ctx, http.MethodPost, api.PathApprovals, nil,
+		api.AskRequest{Kind: approval.Tool, Subject: subject, Detail: detail}, http.StatusOK, &out)
+	return out, err
+}
+
 // Decide settles a pending request. It needs the operator's token; an id
 // that is not pending gives a StatusError with code 404.
 func (c *Client) Decide(ctx context.Context, id string, d approval.Decision) (api.Decided, error) {

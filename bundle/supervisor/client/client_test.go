@@ -151,6 +151,13 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("audit after 1: %+v %v", es, err)
 	}
 
+	// Tool approvals are off in this bottle: the agent's ask is denied at
+	// once, by the policy.
+	ans, err := agent.Ask(ctx, "Bash(ls)", `{"command":"ls"}`)
+	if err != nil || ans.Decision != approval.Deny || ans.By != "policy" {
+		t.Fatalf("ask: %+v %v", ans, err)
+	}
+
 	wrong := newClient(t, addr, "nope")
 	_, err = wrong.Approvals(ctx)
 	if client.StatusCode(err) != 401 || strings.Contains(err.Error(), "nope") {
