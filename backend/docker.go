@@ -76,10 +76,23 @@ func (d Docker) Create(ctx context.Context, p plan.Plan, o LaunchOptions) (strin
 	if pids == 0 {
 		pids = 1024
 	}
+	// The root is read-only: the agent's own disk is tmpfs, owned by its
+	// user, at the workspace and at its home.
 	uid, gid := numericIDs(user)
-	bottleTmpfs := "rw,exec,nosuid,nodev,size=4g,mode=0700"
-	if uid != "" {
-		bottleTmpfs += ",uid=" + uid + ",gid=" + gid
+	owned := func(size string) string {
+		o := "rw,exec,nosuid,nodev,mode=0755,size=" + size
+		if uid != "" {
+			o += ",uid=" + uid + ",gid=" + gid
+		}
+		return o
+	}
+	tmpfs := map[string]string{"/tmp": "rw,nosuid,nodev,size=1g", plan.GuestWorkspace: owned("4g")}
+	var imageEnv []string
+	if insp.Config != nil {
+		imageEnv = insp.Config.Env
+	}
+	if home := imageHome(imageEnv); home != "" && home != "/" {
+		tmpfs[home] = owned("1g")
 	}
 	cfg := &container.Config{
 		Image:       o.Image,
@@ -103,7 +116,7 @@ func (d Docker) Create(ctx context.Context, p plan.Plan, o LaunchOptions) (strin
 			CapDrop:        []string{"ALL"},
 			SecurityOpt:    []string{"no-new-privileges:true"},
 			// The agent's own disk: the workspace clone and its home.
-			Tmpfs: map[string]string{"/tmp": "rw,nosuid,nodev,size=1g", "/bottle": bottleTmpfs},
+			Tmpfs: tmpfs,
 			Mounts: []mount.Mount{{Type: mount.TypeBind, Source: filepath.Join(p.StageDir, plan.StageGuestDir),
 				Target: plan.GuestDir, ReadOnly: true}},
 			// Names outside the bottle resolve to nothing: the engine's
@@ -171,6 +184,16 @@ func (d Docker) exitCode(ctx context.Context, p plan.Plan) (int, error) {
 		return 0, fmt.Errorf("the agent container is still running")
 	}
 	return res.Container.State.ExitCode, nil
+}
+
+// imageHome is the HOME the image's config sets, if any.
+func imageHome(env []string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "HOME="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 func isRoot(user string) bool {

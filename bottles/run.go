@@ -15,14 +15,10 @@ import (
 	"github.com/docker-bottle/docker-bottle/internal/bundlebin"
 	"github.com/docker-bottle/docker-bottle/pki"
 	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/provider/guest"
 	"github.com/docker-bottle/docker-bottle/smolvm"
 	"github.com/docker-bottle/docker-bottle/spec"
 )
-
-// BottleBinary is where the bottle layer puts the bundle's static binary
-// inside the agent's image: the workspace bootstrap, the hooks and the
-// workload of smolvm machines run from it, so no image needs a shell.
-const BottleBinary = "/usr/local/lib/docker-bottle/bottle"
 
 // RunOptions say what `docker bottle run` does.
 type RunOptions struct {
@@ -185,7 +181,7 @@ func (s *Service) runSmolvm(ctx context.Context, p plan.Plan, req image.Request,
 	sm := backend.Smolvm{CLI: s.Smolvm}
 	mo := backend.MachineOptions{
 		Artifact: art.Artifact.Path,
-		Workload: []string{BottleBinary, "sleep"},
+		Workload: []string{guest.HelperPath, "sleep"},
 		CPUs:     p.Spec.Resources.CPUs,
 		Labels:   map[string]string{plan.LabelBottle: p.Slug, plan.LabelRole: plan.RoleAgent, plan.LabelVersion: s.Version},
 	}
@@ -244,7 +240,7 @@ func (s *Service) agentImageRequest(o RunOptions) (image.Request, error) {
 	req.Bottle = layer.Spec{
 		CA:         ca.CertPEM(),
 		BundleFile: plan.GuestCABundle,
-		Files:      []layer.File{{Path: BottleBinary, Mode: 0o755, Content: bin}},
+		Files:      []layer.File{{Path: guest.HelperPath, Mode: 0o755, Content: bin}},
 	}
 	if req.Build == nil && req.Image == "" {
 		return req, errors.New("no agent image: give agent.image or a Dockerfile")

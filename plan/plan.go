@@ -44,9 +44,8 @@ const (
 	// bottle layer, for tools that take one bundle file.
 	GuestCABundle = "/etc/docker-bottle/ca-bundle.pem"
 	// GuestWorkspace is where the workspace bootstrap clones the
-	// repository, on the bottle's own disk; GuestHome is the agent's home.
-	GuestWorkspace = "/bottle/work"
-	GuestHome      = "/bottle/home"
+	// repository, on the bottle's own disk.
+	GuestWorkspace = "/workspace"
 )
 
 // Files in the stage dir. What the bottle may see is in StageGuestDir,
