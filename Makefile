@@ -35,10 +35,10 @@ install: build
 engine:
 	@hack/engine.sh
 
-# docker-buildx, built from the module proxy, for the tests of the buildx
-# build path (hack/tools.sh skips it when already built).
+# What the tests need besides the engine: docker-buildx (built from the
+# module proxy) and debootstrap (hack/tools.sh skips what is there).
 tools:
-	@bash hack/tools.sh buildx
+	@bash hack/tools.sh buildx debootstrap
 
 test: engine tools lint bundle-bins
 	PATH="$$($(GO) env GOPATH)/bin:$$PATH" $(GO) test -count=1 -timeout 45m ./...

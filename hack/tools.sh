@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
-# Installs the tools the image pipeline's tests and benchmark use, built from
-# the Go module proxy (no binary downloads):
+# Installs the tools the tests and benchmarks use, built from the Go module
+# proxy (no binary downloads) or from Debian's packages:
 #   docker-buildx  the buildx CLI plugin (v0.30.1), for the buildx build path
 #   crane          go-containerregistry's crane (v0.22.1), for the benchmark
+#   debootstrap    Debian's, for the test that builds the claude image on a
+#                  locally made Debian base (nothing can be pulled)
 # into $GOBIN (default $(go env GOPATH)/bin), which the tests search. Skips a
 # tool already there. Usage: bash hack/tools.sh [crane] [buildx]
 # (both when none is named).
 set -euo pipefail
 
-want=" ${*:-crane buildx} "
+want=" ${*:-crane buildx debootstrap} "
+
+if [[ $want == *" debootstrap "* ]] && ! command -v debootstrap >/dev/null 2>&1; then
+	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+		echo "tools: debootstrap is missing; install it (apt-get install debootstrap)" >&2
+		exit 1
+	fi
+	echo "tools: installing debootstrap"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+fi
 
 BUILDX_VERSION=v0.30.1
 CRANE_VERSION=v0.22.1
