@@ -15,6 +15,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/internal/bundlebin"
 	"github.com/docker-bottle/docker-bottle/pki"
 	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/provider"
 	"github.com/docker-bottle/docker-bottle/provider/guest"
 	"github.com/docker-bottle/docker-bottle/smolvm"
 	"github.com/docker-bottle/docker-bottle/spec"
@@ -28,8 +29,11 @@ type RunOptions struct {
 	Image image.Request
 	// Pipeline builds and packs images.
 	Pipeline *image.Pipeline
-	// Command is what the agent container or machine runs.
+	// Command is what the agent container or machine runs; nil means the
+	// provider's bootstrap (clone the workspace, then start the agent).
 	Command []string
+	// Files are added to the bottle layer (a provider's in-guest settings).
+	Files []layer.File
 	Docker  backend.Docker
 	Detach  bool
 	TTY     bool
@@ -114,6 +118,9 @@ func (s *Service) Run(ctx context.Context, o RunOptions) (res RunResult, err err
 	req, err := s.agentImageRequest(o)
 	if err != nil {
 		return res, &StepError{"preparing the bottle layer", err}
+	}
+	if o.Command == nil {
+		o.Command = provider.Bootstrap(p.Agent)
 	}
 	switch p.Backend {
 	case spec.BackendDocker:
@@ -240,7 +247,7 @@ func (s *Service) agentImageRequest(o RunOptions) (image.Request, error) {
 	req.Bottle = layer.Spec{
 		CA:         ca.CertPEM(),
 		BundleFile: plan.GuestCABundle,
-		Files:      []layer.File{{Path: guest.HelperPath, Mode: 0o755, Content: bin}},
+		Files:      append([]layer.File{{Path: guest.HelperPath, Mode: 0o755, Content: bin}}, o.Files...),
 	}
 	if req.Build == nil && req.Image == "" {
 		return req, errors.New("no agent image: give agent.image or a Dockerfile")

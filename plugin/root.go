@@ -41,6 +41,7 @@ func NewRootCmd(dockerCli command.Cli) *cobra.Command {
 	}
 	cmd.AddCommand(
 		runCmd(dockerCli),
+		checkCmd(dockerCli),
 		configCmd(dockerCli),
 		doctorCmd(dockerCli),
 		versionCmd(dockerCli),

@@ -14,7 +14,12 @@ import (
 	"github.com/docker/cli/opts"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-bottle/docker-bottle/bottles"
+	"github.com/docker-bottle/docker-bottle/image"
+	"github.com/docker-bottle/docker-bottle/image/build"
+	"github.com/docker-bottle/docker-bottle/image/layer"
 	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/provider"
 	"github.com/docker-bottle/docker-bottle/spec"
 )
 
@@ -85,14 +90,17 @@ func runCmd(dockerCli command.Cli) *cobra.Command {
 }
 
 func runRun(cmd *cobra.Command, dockerCli command.Cli, o runOptions) error {
-	if !o.dryRun {
-		return fmt.Errorf("starting bottles is not available in this build yet (issue 8): use --dry-run to see the plan, and `docker bottle doctor` to check the host")
-	}
 	if o.prompt != "" && o.promptFile != "" {
 		return fmt.Errorf("--prompt and --prompt-file exclude each other")
 	}
-	if o.format != "" && o.format != "json" {
-		return fmt.Errorf(`--format %q is not supported: use "json" or leave it out`, o.format)
+	if o.format != "" && (o.format != "json" || !o.dryRun) {
+		return fmt.Errorf(`--format %q is not supported: --format json goes with --dry-run`, o.format)
+	}
+	if err := checkProgressMode(o.progress); err != nil {
+		return err
+	}
+	if o.detach && o.rm {
+		return fmt.Errorf("--rm and --detach exclude each other: remove a detached bottle with `docker bottle rm`")
 	}
 	ctx, stop := interruptible(cmd.Context())
 	defer stop()
@@ -118,44 +126,137 @@ func runRun(cmd *cobra.Command, dockerCli command.Cli, o runOptions) error {
 	if len(o.agentArgs) > 0 {
 		ls.spec.Agent.Command = append(ls.spec.Agent.Command, o.agentArgs...)
 	}
+	// The agent sees placeholders for the credentials present on the
+	// host; the proxy swaps in the real values.
+	for k, v := range provider.PlaceholderEnv(ls.spec.Egress.Secrets, provider.HostSecretPresent) {
+		if ls.spec.Agent.Env == nil {
+			ls.spec.Agent.Env = map[string]string{}
+		}
+		ls.spec.Agent.Env[k] = v
+	}
+	if !o.dryRun {
+		if err := ls.provider.CheckCredentials(ls.spec.Egress.Secrets, provider.HostSecretPresent); err != nil {
+			return err
+		}
+	}
 	prompt, err := readPrompt(ls, o)
 	if err != nil {
 		return err
 	}
-
 	choice, err := plan.Choose(gatherFacts(ctx, dockerCli), ls.spec.Backend, ls.spec.NetworkMode)
 	if err != nil {
 		return err
 	}
-	dirs, err := plan.DefaultDirs()
+	svc, err := newService(dockerCli, progressOut(dockerCli, o.progress))
 	if err != nil {
 		return err
 	}
-	pool, err := plan.PoolFromEnv()
+	prep := bottles.PrepareOptions{Spec: ls.spec, NameFlag: o.name, Workspace: workspace, Prompt: prompt,
+		Provider: ls.provider.Plan(), Choice: choice, DryRun: o.dryRun}
+	if o.dryRun {
+		p, err := svc.Prepare(ctx, prep)
+		if err != nil {
+			return interrupted(ctx, err)
+		}
+		if o.format == "json" {
+			enc := json.NewEncoder(dockerCli.Out())
+			enc.SetIndent("", "  ")
+			return enc.Encode(p)
+		}
+		printPlan(dockerCli.Out(), p)
+		return nil
+	}
+
+	req, cleanupReq, err := imageRequest(ls, workspace)
 	if err != nil {
 		return err
 	}
-	p, err := plan.Prepare(ctx, plan.Options{
-		Spec:      ls.spec,
-		NameFlag:  o.name,
-		Workspace: workspace,
-		Prompt:    prompt,
-		Provider:  ls.provider.Plan(),
-		Choice:    choice,
-		Dirs:      dirs,
-		Allocator: &plan.Allocator{Pool: pool, Dir: dirs.Subnets(), Engine: dockerCli.Client()},
-		DryRun:    o.dryRun,
-	})
+	defer cleanupReq()
+	files, err := ls.provider.BottleFiles(ls.spec)
+	if err != nil {
+		return err
+	}
+	arch, err := engineArch(ctx, dockerCli)
+	if err != nil {
+		return err
+	}
+	pipe, cleanup, err := newPipeline(dockerCli, svc, o.progress)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	dk, err := dockerBackend(dockerCli)
+	if err != nil {
+		return err
+	}
+	tty := !o.detach && dockerCli.In().IsTerminal() && dockerCli.Out().IsTerminal()
+	ro := bottles.RunOptions{
+		Prepare: prep, Image: req, Pipeline: pipe, Docker: dk, Arch: arch,
+		Detach: o.detach, TTY: tty, Interactive: tty, Remove: o.rm, KeepOnFailure: o.keepOnFailure,
+		Stdin: dockerCli.In(), Stdout: dockerCli.Out(), Stderr: dockerCli.Err(),
+	}
+	for _, f := range files {
+		ro.Files = append(ro.Files, layer.File{Path: f.Path, Content: f.Content, Mode: f.Mode})
+	}
+	res, err := svc.Run(ctx, ro)
 	if err != nil {
 		return interrupted(ctx, err)
 	}
-	if o.format == "json" {
-		enc := json.NewEncoder(dockerCli.Out())
-		enc.SetIndent("", "  ")
-		return enc.Encode(p)
+	p := res.Plan
+	if o.detach {
+		fmt.Fprintln(dockerCli.Out(), p.Slug)
+		return nil
 	}
-	printPlan(dockerCli.Out(), p)
+	if !o.rm {
+		fmt.Fprintf(dockerCli.Err(), "\nbottle %s: the agent exited with code %d. Its branches: `git fetch %s`; remove the bottle: `docker bottle rm %s`\n",
+			p.Slug, res.ExitCode, p.GitGate.Remote, p.Slug)
+	}
+	if res.ExitCode != 0 {
+		return cli.StatusError{StatusCode: res.ExitCode}
+	}
 	return nil
+}
+
+// imageRequest says how the agent image is made: agent.image as it is,
+// agent.dockerfile built from its context, else the provider's built-in
+// Dockerfile.
+func imageRequest(ls loadedSpec, workspace string) (image.Request, func(), error) {
+	a := ls.spec.Agent
+	noop := func() {}
+	if a.Image != "" {
+		return image.Request{Image: a.Image}, noop, nil
+	}
+	base := workspace
+	if ls.path != "" {
+		base = filepath.Dir(ls.path)
+	}
+	tag := "docker-bottle/build:" + plan.SlugFromDir(workspace)
+	if a.Dockerfile != "" {
+		ctxDir := a.Context
+		if ctxDir == "" {
+			ctxDir = "."
+		}
+		if !filepath.IsAbs(ctxDir) {
+			ctxDir = filepath.Join(base, ctxDir)
+		}
+		dockerfile := a.Dockerfile
+		if !filepath.IsAbs(dockerfile) {
+			dockerfile = filepath.Join(base, dockerfile)
+		}
+		return image.Request{Build: &build.Options{ContextDir: ctxDir, Dockerfile: dockerfile, BuildArgs: a.BuildArgs,
+			Target: a.Target, Tag: tag}}, noop, nil
+	}
+	content, err := ls.provider.Dockerfile()
+	if err != nil {
+		return image.Request{}, noop, err
+	}
+	// The built-in Dockerfiles need no context: give them an empty one.
+	dir, err := os.MkdirTemp("", "docker-bottle-context-")
+	if err != nil {
+		return image.Request{}, noop, err
+	}
+	return image.Request{Build: &build.Options{ContextDir: dir, DockerfileContent: content,
+		Tag: "docker-bottle/" + ls.provider.Name + ":builtin", BuildArgs: a.BuildArgs}}, func() { os.RemoveAll(dir) }, nil
 }
 
 // readPrompt takes the prompt from the flags, else from the spec (a

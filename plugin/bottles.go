@@ -1,0 +1,113 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/docker/cli/cli/command"
+	"github.com/moby/moby/client"
+
+	bottle "github.com/docker-bottle/docker-bottle"
+	"github.com/docker-bottle/docker-bottle/backend"
+	"github.com/docker-bottle/docker-bottle/bottles"
+	"github.com/docker-bottle/docker-bottle/image"
+	"github.com/docker-bottle/docker-bottle/image/build"
+	"github.com/docker-bottle/docker-bottle/image/pack"
+	"github.com/docker-bottle/docker-bottle/image/progress"
+	"github.com/docker-bottle/docker-bottle/image/push"
+	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/smolvm"
+)
+
+// engine is the moby client of the current context with everything the
+// bottles service asks of it.
+func engine(dockerCli command.Cli) (*client.Client, error) {
+	c, ok := dockerCli.Client().(*client.Client)
+	if !ok {
+		return nil, errors.New("the docker CLI gave no engine client")
+	}
+	return c, nil
+}
+
+// newService makes the bottles service for the current context; progress
+// lines go to out (nil: none).
+func newService(dockerCli command.Cli, out io.Writer) (*bottles.Service, error) {
+	eng, err := engine(dockerCli)
+	if err != nil {
+		return nil, err
+	}
+	dirs, err := plan.DefaultDirs()
+	if err != nil {
+		return nil, err
+	}
+	s := &bottles.Service{Engine: eng, Dirs: dirs, Version: bottle.Metadata().Version, Progress: out}
+	if path, err := smolvm.Lookup(); err == nil {
+		s.Smolvm = smolvm.New(path)
+	}
+	return s, nil
+}
+
+// newPipeline makes the image pipeline: buildx when installed, the
+// keychain of the docker CLI's credentials, smolvm when installed.
+func newPipeline(dockerCli command.Cli, s *bottles.Service, mode string) (*image.Pipeline, func(), error) {
+	eng, err := engine(dockerCli)
+	if err != nil {
+		return nil, func() {}, err
+	}
+	pw, err := progress.NewWriter(mode, dockerCli.Err())
+	if err != nil {
+		return nil, func() {}, err
+	}
+	b, cleanup, err := build.New(dockerCli, eng, build.BuildxProgress(mode, dockerCli.Err().IsTerminal()))
+	if err != nil {
+		return nil, func() {}, err
+	}
+	var packer pack.Packer
+	if s.Smolvm != nil {
+		packer = pack.NewSmolvm(s.Smolvm.Path())
+	}
+	p, err := image.New(eng, packer, s.Dirs.Cache, image.WithBuilder(b), image.WithKeychain(push.Keychain(dockerCli.ConfigFile())), image.WithProgress(pw))
+	if err != nil {
+		cleanup()
+		return nil, func() {}, err
+	}
+	return p, cleanup, nil
+}
+
+// dockerBackend is the docker backend on the current context.
+func dockerBackend(dockerCli command.Cli) (backend.Docker, error) {
+	eng, err := engine(dockerCli)
+	if err != nil {
+		return backend.Docker{}, err
+	}
+	return backend.Docker{Engine: eng, CLI: dockerCli}, nil
+}
+
+// progressOut is where step lines go for a --progress mode.
+func progressOut(dockerCli command.Cli, mode string) io.Writer {
+	if mode == "quiet" {
+		return nil
+	}
+	return dockerCli.Err()
+}
+
+// checkProgressMode refuses an unknown --progress value.
+func checkProgressMode(mode string) error {
+	switch mode {
+	case "auto", "tty", "plain", "quiet", "json":
+		return nil
+	}
+	return fmt.Errorf(`--progress %q is not one of auto, tty, plain, quiet, json`, mode)
+}
+
+// engineArch is the engine's architecture, which the bottle's binaries
+// must match.
+func engineArch(ctx context.Context, dockerCli command.Cli) (string, error) {
+	v, err := dockerCli.Client().ServerVersion(ctx, client.ServerVersionOptions{})
+	if err != nil {
+		return "", err
+	}
+	return v.Arch, nil
+}
