@@ -33,10 +33,10 @@ type RunOptions struct {
 	// provider's bootstrap (clone the workspace, then start the agent).
 	Command []string
 	// Files are added to the bottle layer (a provider's in-guest settings).
-	Files []layer.File
-	Docker  backend.Docker
-	Detach  bool
-	TTY     bool
+	Files  []layer.File
+	Docker backend.Docker
+	Detach bool
+	TTY    bool
 	// Interactive passes the user's stdin to the agent.
 	Interactive bool
 	// Remove removes the bottle when the agent exits (--rm).
