@@ -44,9 +44,11 @@ test: engine tools lint bundle-bins
 	PATH="$$($(GO) env GOPATH)/bin:$$PATH" $(GO) test -count=1 -timeout 45m ./...
 	$(MAKE) fuzz
 
-# The main job on a built-in default: install the plugin and check this host.
+# The main job on a built-in default: install the plugin, check this host,
+# then run the probe agent in a real bottle and print the report card.
 quickstart: engine install
 	docker bottle doctor
+	docker bottle check
 
 # Fuzz targets, each for a bounded time (CI runs this from make test).
 FUZZTIME ?= 12s
