@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -160,6 +161,10 @@ func (s *Service) Check(ctx context.Context, o CheckOptions) (probe.Card, error)
 	card := probe.Card{}
 	if derr == nil {
 		card = probe.Judge(rep, probe.Expect{Backend: res.Plan.Backend, NetworkMode: res.Plan.NetworkMode})
+		card.Add(probe.PromiseResult{Promise: 3, Title: "Its real credentials never enter the bottle (host side)",
+			Items: []probe.Item{s.secretOnHost(context.WithoutCancel(ctx), engine, res.Plan, canary)}})
+		card.Add(probe.PromiseResult{Promise: 4, Title: "Its git changes arrive as branches the user reviews (host side)",
+			Items: []probe.Item{hostFetch(ctx, res.Plan)}})
 	}
 	if o.Keep {
 		return card, derr
@@ -169,6 +174,64 @@ func (s *Service) Check(ctx context.Context, o CheckOptions) (probe.Card, error)
 		return card, fmt.Errorf("the probe in bottle %s printed no report (%v); its output:\n%s", slug, derr, report.String())
 	}
 	return card, nil
+}
+
+// secretOnHost looks for the canary where a careless plugin would leak it:
+// the plan and bundle configuration, the audit files, what `docker
+// inspect` shows of the bottle's containers, and their logs. Only the
+// secret's own file in the stage dir may hold it.
+func (s *Service) secretOnHost(ctx context.Context, e client.APIClient, p plan.Plan, canary string) probe.Item {
+	item := probe.Item{Check: "secret-on-host", Target: p.Slug, Verdict: probe.Pass}
+	var where []string
+	filepath.WalkDir(p.StageDir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			if d != nil && d.IsDir() && (d.Name() == "secrets" || d.Name() == plan.StageGateRepo) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if data, err := os.ReadFile(path); err == nil && bytes.Contains(data, []byte(canary)) {
+			where = append(where, path)
+		}
+		return nil
+	})
+	f := make(client.Filters).Add("label", plan.LabelBottle+"="+p.Slug)
+	cs, _ := e.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	for _, c := range cs.Items {
+		if res, err := e.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{}); err == nil && bytes.Contains(res.Raw, []byte(canary)) {
+			where = append(where, "docker inspect "+c.Names[0])
+		}
+		if logs := bringup.Logs(ctx, s.Engine, c.ID, 10000); strings.Contains(logs, canary) {
+			where = append(where, "docker logs "+c.Names[0])
+		}
+	}
+	if len(where) > 0 {
+		item.Verdict = probe.Fail
+		item.Evidence = fmt.Sprintf("the secret appears in %v", where)
+	} else {
+		item.Evidence = fmt.Sprintf("not in the stage dir's files (plan, bundle configuration, audit), nor in docker inspect or logs of %d containers", len(cs.Items))
+	}
+	return item
+}
+
+// hostFetch fetches the agent's branch on the host through the git remote
+// the plugin registered, as a user reviewing its work would.
+func hostFetch(ctx context.Context, p plan.Plan) probe.Item {
+	item := probe.Item{Check: "host-fetch", Target: "git fetch " + p.GitGate.Remote, Verdict: probe.Fail}
+	out, err := exec.CommandContext(ctx, "git", "-C", p.Workspace, "fetch", "-q", p.GitGate.Remote).CombinedOutput()
+	if err != nil {
+		item.Evidence = fmt.Sprintf("git fetch failed: %v: %s", err, bytes.TrimSpace(out))
+		return item
+	}
+	ref := "refs/remotes/" + p.GitGate.Remote + "/" + strings.TrimPrefix(p.GitGate.Branch, "bottle/"+p.Slug+"/")
+	out, err = exec.CommandContext(ctx, "git", "-C", p.Workspace, "rev-parse", "--verify", "-q", ref).Output()
+	if err != nil {
+		item.Evidence = "after git fetch there is no " + ref
+		return item
+	}
+	item.Verdict = probe.Pass
+	item.Evidence = fmt.Sprintf("the agent's branch arrived in the user's repository as %s at %.12s", ref, bytes.TrimSpace(out))
+	return item
 }
 
 // removeAndVerify removes the check's bottle and judges promise 6: nothing

@@ -285,8 +285,15 @@ func TestExitCodesFollowDocker(t *testing.T) {
 	if r := docker(t, cfg, nil, "bottle", "nosuch"); r.code != 1 || !strings.Contains(r.stderr, "unknown command") {
 		t.Errorf("unknown subcommand: exit %d %q", r.code, r.stderr)
 	}
-	if r := docker(t, cfg, nil, "bottle", "run"); r.code != 1 || !strings.Contains(r.stderr, "--dry-run") {
-		t.Errorf("run without --dry-run must say it is not available yet: exit %d %q", r.code, r.stderr)
+	// The claude provider with no credential on the host refuses before
+	// anything starts, and says what to set.
+	repo := gitRepo(t)
+	r := docker(t, cfg, []string{"ANTHROPIC_API_KEY=", "CLAUDE_CODE_OAUTH_TOKEN="}, "bottle", "run", repo)
+	if r.code != 1 || !strings.Contains(r.stderr, "ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN") {
+		t.Errorf("run without credentials: exit %d %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(cfg, "bottle", "bottles")); !os.IsNotExist(err) {
+		t.Errorf("a refused run left a bottle: %v", err)
 	}
 }
 

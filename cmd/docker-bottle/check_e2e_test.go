@@ -1,0 +1,46 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/probe"
+)
+
+// TestCheckDockerBackend runs `docker bottle check` through the real docker
+// CLI, as README's quickstart does: the probe agent in a real hardened
+// container behind a real bundle, judged against every promise, with the
+// host-side checks (the agent's branch fetched through the registered
+// remote; the canary secret nowhere on the host side) and the cleanup.
+func TestCheckDockerBackend(t *testing.T) {
+	testenv.Engine(t)
+	cfg := testenv.DockerConfig(t)
+	r := docker(t, cfg, []string{"DOCKER_BOTTLE_SMOLVM="}, "bottle", "check", "--backend", "docker", "--format", "json")
+	var card probe.Card
+	if err := json.Unmarshal([]byte(r.stdout), &card); err != nil {
+		t.Fatalf("check printed no card (exit %d): %v\nstdout:\n%s\nstderr:\n%s", r.code, err, r.stdout, r.stderr)
+	}
+	items := map[string]bool{}
+	for _, p := range card.Promises {
+		for _, it := range p.Items {
+			items[string(it.Check)] = true
+			if it.Verdict != probe.Pass {
+				t.Errorf("promise %d, %s %s: %s (%s)", p.Promise, it.Check, it.Target, it.Verdict, it.Evidence)
+			}
+		}
+	}
+	for _, want := range []string{"allowed", "unlisted", "direct", "lookup", "loopback", "secrets", "secret-on-host",
+		"git-clone", "git-push-branch", "git-push-protected", "host-fetch", "event", "operator-route", "proxy-no-token", "cleanup"} {
+		if !items[want] {
+			t.Errorf("the card has no %q item", want)
+		}
+	}
+	if r.code != 0 || card.Failed() {
+		t.Fatalf("check: exit %d, failed %v\nstderr:\n%s", r.code, card.Failed(), r.stderr)
+	}
+	if strings.Contains(r.stderr, "bottle-canary-") || strings.Contains(r.stdout, "bottle-canary-") {
+		t.Error("the canary secret appears in check's output")
+	}
+}
