@@ -5,6 +5,7 @@
 package bottles
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,14 +14,22 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/moby/moby/client"
+
 	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/smolvm"
 )
 
+// Engine is what the operations ask of the engine.
+type Engine interface {
+	bringup.Engine
+	ContainerStop(ctx context.Context, containerID string, options client.ContainerStopOptions) (client.ContainerStopResult, error)
+}
+
 // Service does the operations for one docker CLI context.
 type Service struct {
-	Engine  bringup.Engine
+	Engine  Engine
 	Dirs    plan.Dirs
 	Version string
 	// Progress receives one line per step; nil discards.

@@ -382,3 +382,20 @@ func Logs(ctx context.Context, e Engine, id string, n int) string {
 	}
 	return strings.TrimRight(out.String(), "\n")
 }
+
+// Reconnect reads a started bundle's published ports again (a restart
+// gives new ones), waits until it is healthy, and returns the plan with
+// its endpoints updated.
+func Reconnect(ctx context.Context, e Engine, p plan.Plan, timeout time.Duration) (plan.Plan, error) {
+	ports, err := publishedPorts(ctx, e, p.Bundle.Container)
+	if err != nil {
+		return p, &Error{Step: "reading the published ports", Err: err, Logs: Logs(context.Background(), e, p.Bundle.Container, 20)}
+	}
+	q := p.WithEndpoints(ports)
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := waitHealthy(hctx, e, p.Bundle.Container, q, Health); err != nil {
+		return p, &Error{Step: "waiting for the bundle to become healthy", Err: err, Logs: Logs(context.Background(), e, p.Bundle.Container, 20)}
+	}
+	return q, nil
+}

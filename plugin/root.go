@@ -42,6 +42,13 @@ func NewRootCmd(dockerCli command.Cli) *cobra.Command {
 	cmd.AddCommand(
 		runCmd(dockerCli),
 		checkCmd(dockerCli),
+		lsCmd(dockerCli),
+		stopCmd(dockerCli),
+		startCmd(dockerCli),
+		rmCmd(dockerCli),
+		logsCmd(dockerCli),
+		execCmd(dockerCli),
+		attachCmd(dockerCli),
 		configCmd(dockerCli),
 		doctorCmd(dockerCli),
 		versionCmd(dockerCli),

@@ -6,17 +6,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/moby/go-archive"
-	"github.com/moby/go-archive/compression"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
@@ -28,69 +22,6 @@ import (
 
 // testLabel marks what the tests make on the engine.
 var testLabel = map[string]string{"dev.dockerbottle.test": "1"}
-
-// debianMirror is where debootstrap fetches the test base; the environment
-// may point it at a closer mirror.
-func debianMirror() string {
-	if m := os.Getenv("DOCKER_BOTTLE_TEST_DEBIAN_MIRROR"); m != "" {
-		return m
-	}
-	return "http://deb.debian.org/debian"
-}
-
-// hostRoots is the host's CA bundle: copied into the test base so that the
-// build's downloads work behind an intercepting proxy, as they do on the
-// host.
-const hostRoots = "/etc/ssl/certs/ca-certificates.crt"
-
-// makeDebianBase debootstraps Debian bookworm (minbase plus what the
-// built-in Dockerfiles install, so that their apt step has nothing to
-// fetch but the package lists) with the host's CA roots, and imports it
-// into the engine: the stand-in for the pinned debian:bookworm-slim, which
-// cannot be pulled here.
-func makeDebianBase(t *testing.T, ctx context.Context, eng *client.Client, tag string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("debootstrap needs root to make the test base image: run the test as root")
-	}
-	debootstrap, err := exec.LookPath("debootstrap")
-	if err != nil {
-		t.Fatalf("debootstrap is not installed (%v): apt-get install debootstrap", err)
-	}
-	rootfs := filepath.Join(t.TempDir(), "rootfs")
-	cmd := exec.CommandContext(ctx, debootstrap, "--variant=minbase", "--include=ca-certificates,curl,git,less,procps",
-		"bookworm", rootfs, debianMirror())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("debootstrap: %v\n%s", err, tail(out, 40))
-	}
-	roots, err := os.ReadFile(hostRoots)
-	if err != nil {
-		t.Fatalf("reading the host's CA roots: %v", err)
-	}
-	// Kept by a later update-ca-certificates, and in force at once.
-	if err := os.WriteFile(filepath.Join(rootfs, "usr/local/share/ca-certificates/host-roots.crt"), roots, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(rootfs, "etc/ssl/certs/ca-certificates.crt"), roots, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	os.RemoveAll(filepath.Join(rootfs, "var/cache/apt/archives"))
-	tar, err := archive.Tar(rootfs, compression.None)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tar.Close()
-	res, err := eng.ImageImport(ctx, client.ImageImportSource{Source: tar, SourceName: "-"}, tag,
-		client.ImageImportOptions{Changes: []string{"LABEL dev.dockerbottle.test=1", `CMD ["bash"]`}})
-	if err != nil {
-		t.Fatalf("docker import: %v", err)
-	}
-	out, _ := io.ReadAll(res)
-	res.Close()
-	if _, err := eng.ImageInspect(ctx, tag); err != nil {
-		t.Fatalf("the imported base is not in the engine: %v\n%s", err, out)
-	}
-}
 
 func tail(b []byte, lines int) string {
 	ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
@@ -156,17 +87,14 @@ func TestClaudeImageBuild(t *testing.T) {
 	suffix := make([]byte, 4)
 	rand.Read(suffix)
 	id := hex.EncodeToString(suffix)
-	baseTag := "docker-bottle-test/bookworm-base:" + id
 	imageTag := "docker-bottle-test/claude:" + id
 	t.Cleanup(func() {
-		for _, tag := range []string{imageTag, baseTag} {
-			eng.ImageRemove(context.Background(), tag, client.ImageRemoveOptions{Force: true, PruneChildren: true})
-		}
+		eng.ImageRemove(context.Background(), imageTag, client.ImageRemoveOptions{Force: true, PruneChildren: true})
 	})
 
 	start := time.Now()
-	makeDebianBase(t, ctx, eng, baseTag)
-	t.Logf("base image made in %s", time.Since(start).Round(time.Second))
+	baseTag := testenv.Debian(t, eng)
+	t.Logf("base image ready in %s", time.Since(start).Round(time.Second))
 
 	p, _ := Get("claude")
 	df, err := p.Dockerfile()

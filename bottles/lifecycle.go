@@ -1,0 +1,152 @@
+package bottles
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+
+	"github.com/docker-bottle/docker-bottle/bringup"
+	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/spec"
+)
+
+// States of a bottle's parts, and of the bottle as a whole.
+const (
+	StateRunning = "running"
+	StateExited  = "exited"
+	StateCreated = "created"
+	StateMissing = "missing"
+	// StatePartial: the bundle and the agent disagree (one runs, the
+	// other does not).
+	StatePartial = "partial"
+)
+
+// Status is what a bottle's parts are doing.
+type Status struct {
+	Plan   plan.Plan `json:"-"`
+	Bundle string    `json:"bundle"`
+	Agent  string    `json:"agent"`
+	State  string    `json:"state"`
+}
+
+// Running reports whether any part of the bottle runs.
+func (st Status) Running() bool { return st.Bundle == StateRunning || st.Agent == StateRunning }
+
+// Status asks the engine (and smolvm) about the bottle's bundle and agent.
+func (s *Service) Status(ctx context.Context, p plan.Plan) Status {
+	st := Status{Plan: p, Bundle: s.containerState(ctx, p.Bundle.Container), Agent: StateMissing}
+	switch {
+	case !p.AgentCreated:
+	case p.Docker != nil:
+		st.Agent = s.containerState(ctx, p.Docker.Container)
+	case p.Smolvm != nil && s.Smolvm != nil:
+		m, err := s.Smolvm.MachineStatus(ctx, p.Smolvm.MachineName)
+		if err == nil {
+			st.Agent = string(m.State)
+		}
+	case p.Smolvm != nil:
+		st.Agent = "unknown (smolvm not found)"
+	}
+	switch {
+	case st.Bundle == st.Agent:
+		st.State = st.Bundle
+	case !p.AgentCreated:
+		st.State = StateCreated
+		if st.Bundle == StateRunning {
+			st.State = "bundle up"
+		}
+	case st.Bundle == StateRunning || st.Agent == StateRunning:
+		st.State = StatePartial
+	default:
+		st.State = st.Agent
+	}
+	return st
+}
+
+func (s *Service) containerState(ctx context.Context, name string) string {
+	res, err := s.Engine.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	if err != nil || res.Container.State == nil {
+		return StateMissing
+	}
+	return string(res.Container.State.Status)
+}
+
+// Stop stops the bottle's agent and bundle; both can be started again.
+func (s *Service) Stop(ctx context.Context, name string) error {
+	p, err := s.Load(name)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if p.AgentCreated {
+		switch {
+		case p.Docker != nil:
+			errs = append(errs, s.stopContainer(ctx, p.Docker.Container))
+		case p.Smolvm != nil && s.Smolvm == nil:
+			errs = append(errs, errors.New("smolvm is not installed, so the machine cannot be stopped"))
+		case p.Smolvm != nil:
+			if err := s.Smolvm.MachineStop(ctx, p.Smolvm.MachineName); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	errs = append(errs, s.stopContainer(ctx, p.Bundle.Container))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("stopping bottle %s: %w", name, err)
+	}
+	return nil
+}
+
+func (s *Service) stopContainer(ctx context.Context, name string) error {
+	timeout := 10
+	_, err := s.Engine.ContainerStop(ctx, name, client.ContainerStopOptions{Timeout: &timeout})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+// Start starts a stopped bottle again: the bundle (its published ports
+// are read back, as they change on restart) and then the agent, in the
+// background.
+func (s *Service) Start(ctx context.Context, name string) (plan.Plan, error) {
+	p, err := s.Load(name)
+	if err != nil {
+		return p, err
+	}
+	if p.Backend == spec.BackendSmolvm && p.NetworkMode == spec.NetworkLoopback && p.AgentCreated {
+		// The machine's env names the bundle's published ports, which a
+		// restart changes, and smolvm cannot update a machine's env in
+		// place.
+		return p, fmt.Errorf("bottle %s uses the loopback network mode, whose machine cannot follow the bundle's new ports after a restart: remove it and run again", name)
+	}
+	if _, err := s.Engine.ContainerStart(ctx, p.Bundle.Container, client.ContainerStartOptions{}); err != nil {
+		return p, fmt.Errorf("starting the bundle of %s: %w", name, err)
+	}
+	q, err := bringup.Reconnect(ctx, s.Engine, p, 30*time.Second)
+	if err != nil {
+		return p, err
+	}
+	if err := q.Save(); err != nil {
+		return q, err
+	}
+	if q.AgentCreated {
+		switch {
+		case q.Docker != nil:
+			if _, err := s.Engine.ContainerStart(ctx, q.Docker.Container, client.ContainerStartOptions{}); err != nil {
+				return q, fmt.Errorf("starting the agent of %s: %w", name, err)
+			}
+		case s.Smolvm == nil:
+			return q, errors.New("smolvm is not installed, so the machine cannot be started")
+		default:
+			if err := s.Smolvm.MachineStart(ctx, q.Smolvm.MachineName); err != nil {
+				return q, err
+			}
+		}
+	}
+	return q, nil
+}

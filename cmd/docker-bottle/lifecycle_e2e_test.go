@@ -1,0 +1,134 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker-bottle/docker-bottle/bottles"
+	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/plan"
+)
+
+// TestRunLifecycleDockerBackend is a user's session on the docker backend,
+// through the real docker CLI: `run -d` of an agent (built from the user's
+// Dockerfile on a local Debian base) that commits and pushes; `ls`, `logs`,
+// `exec`; the agent's branch fetched on the host through the registered
+// remote; `stop`, `start`; `rm` refused while running, then `rm -f`, which
+// leaves nothing.
+func TestRunLifecycleDockerBackend(t *testing.T) {
+	eng := testenv.Engine(t)
+	base := testenv.Debian(t, eng)
+	cfg := testenv.DockerConfig(t)
+	repo := gitRepo(t)
+	name := fmt.Sprintf("lc-%d", time.Now().UnixNano()%1e6)
+	files := map[string]string{
+		"Dockerfile": "FROM " + base + "\nRUN useradd -m -u 1000 agent && mkdir /workspace && chown agent /workspace\n" +
+			"ENV HOME=/home/agent\nUSER 1000:1000\nWORKDIR /workspace\n",
+		"bottle.yaml": `agent:
+  provider: shell
+  dockerfile: Dockerfile
+  command:
+    - sh
+    - -c
+    - |
+      echo "hello from the agent in $(pwd)"
+      echo work > agent.txt && git add agent.txt && git commit -qm "agent work" && git push -q && echo pushed
+      git push -q origin HEAD:refs/heads/main 2>&1 | sed 's/^/main: /'
+      exec sleep 600
+`,
+	}
+	for f, content := range files {
+		if err := os.WriteFile(filepath.Join(repo, f), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gitIn(t, repo, "add", ".")
+	gitIn(t, repo, "commit", "-qm", "bottle spec")
+
+	r := docker(t, cfg, []string{"DOCKER_BOTTLE_SMOLVM="}, "bottle", "run", "-d", "--backend", "docker", "--name", name, "--progress", "plain", repo)
+	if r.code != 0 || strings.TrimSpace(r.stdout) != name {
+		t.Fatalf("run -d: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+	}
+	t.Cleanup(func() { docker(t, cfg, nil, "bottle", "rm", "-f", name) })
+
+	var logs string
+	for start := time.Now(); time.Since(start) < 90*time.Second; time.Sleep(300 * time.Millisecond) {
+		logs = docker(t, cfg, nil, "bottle", "logs", name).stdout
+		if strings.Contains(logs, "main: ") {
+			break
+		}
+	}
+	if !strings.Contains(logs, "hello from the agent in /workspace") || !strings.Contains(logs, "pushed") {
+		t.Fatalf("agent logs:\n%s", logs)
+	}
+	if !strings.Contains(logs, "refs/heads/main is not writable from this bottle") {
+		t.Errorf("the push to main was not refused with the gate's reason:\n%s", logs)
+	}
+
+	var row struct{ Name, State, Backend, Branch string }
+	ls := docker(t, cfg, nil, "bottle", "ls", "--format", "json")
+	if err := json.Unmarshal([]byte(strings.TrimSpace(ls.stdout)), &row); err != nil || row.Name != name || row.State != "running" || row.Backend != "docker" {
+		t.Errorf("ls: %q %v %+v", ls.stdout, err, row)
+	}
+	if q := docker(t, cfg, nil, "bottle", "ls", "-q"); strings.TrimSpace(q.stdout) != name {
+		t.Errorf("ls -q: %q", q.stdout)
+	}
+	if e := docker(t, cfg, nil, "bottle", "exec", name, "--", "cat", "/workspace/agent.txt"); e.code != 0 || e.stdout != "work\n" {
+		t.Errorf("exec: exit %d %q %q", e.code, e.stdout, e.stderr)
+	}
+	if e := docker(t, cfg, nil, "bottle", "exec", name, "--", "sh", "-c", "exit 3"); e.code != 3 {
+		t.Errorf("exec exit code: %d", e.code)
+	}
+
+	// The user reviews the agent's work with plain git.
+	remote := "bottle-" + name
+	gitIn(t, repo, "fetch", "-q", remote)
+	if out := gitIn(t, repo, "show", remote+"/work:agent.txt"); out != "work\n" {
+		t.Errorf("agent.txt on %s/work: %q", remote, out)
+	}
+
+	if r := docker(t, cfg, nil, "bottle", "stop", name); r.code != 0 {
+		t.Fatalf("stop: %d %s", r.code, r.stderr)
+	}
+	if q := docker(t, cfg, nil, "bottle", "ls", "-q"); strings.TrimSpace(q.stdout) != "" {
+		t.Errorf("ls shows a stopped bottle: %q", q.stdout)
+	}
+	if a := docker(t, cfg, nil, "bottle", "ls", "-a", "--format", "{{.Name}} {{.State}}"); strings.TrimSpace(a.stdout) != name+" exited" {
+		t.Errorf("ls -a: %q", a.stdout)
+	}
+	if r := docker(t, cfg, nil, "bottle", "start", name); r.code != 0 {
+		t.Fatalf("start: %d %s", r.code, r.stderr)
+	}
+	if a := docker(t, cfg, nil, "bottle", "ls", "--format", "{{.Name}} {{.State}}"); strings.TrimSpace(a.stdout) != name+" running" {
+		t.Errorf("ls after start: %q", a.stdout)
+	}
+
+	if r := docker(t, cfg, nil, "bottle", "rm", name); r.code != 1 || !strings.Contains(r.stderr, "is running") {
+		t.Errorf("rm of a running bottle: exit %d %q", r.code, r.stderr)
+	}
+	svc := &bottles.Service{Engine: eng, Dirs: plan.Dirs{State: filepath.Join(cfg, "bottle")}}
+	p, err := svc.Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := docker(t, cfg, nil, "bottle", "rm", "-f", name); r.code != 0 {
+		t.Fatalf("rm -f: %d %s", r.code, r.stderr)
+	}
+	assertGone(t, svc, p)
+}
+
+func gitIn(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.test"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}

@@ -1,0 +1,159 @@
+package plugin
+
+import (
+	"errors"
+	"fmt"
+	"os/exec"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-bottle/docker-bottle/internal/dockercli"
+	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/smolvm"
+)
+
+// dockerCLI runs the docker CLI on the current context with the user's
+// terminal, as the user would type it; its exit code becomes ours.
+func dockerCLI(dockerCli command.Cli, args ...string) error {
+	docker, err := dockercli.Path()
+	if err != nil {
+		return err
+	}
+	env, cleanup, err := dockercli.EndpointEnv(dockerCli)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	c := exec.Command(docker, args...)
+	c.Env = env
+	c.Stdin, c.Stdout, c.Stderr = dockerCli.In(), dockerCli.Out(), dockerCli.Err()
+	err = c.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return cli.StatusError{StatusCode: ee.ExitCode()}
+	}
+	return err
+}
+
+// agentOf loads a bottle whose agent exists.
+func agentOf(dockerCli command.Cli, name string) (plan.Plan, *smolvm.CLI, error) {
+	svc, err := newService(dockerCli, nil)
+	if err != nil {
+		return plan.Plan{}, nil, err
+	}
+	p, err := svc.Load(name)
+	if err != nil {
+		return p, nil, err
+	}
+	if !p.AgentCreated {
+		return p, nil, fmt.Errorf("bottle %s has no agent yet (its run did not get that far): `docker bottle rm %s`", name, name)
+	}
+	if p.Smolvm != nil && svc.Smolvm == nil {
+		return p, nil, fmt.Errorf("bottle %s runs in smolvm, which is not installed here", name)
+	}
+	return p, svc.Smolvm, nil
+}
+
+type logsOptions struct {
+	follow bool
+	tail   string
+}
+
+func logsCmd(dockerCli command.Cli) *cobra.Command {
+	var opts logsOptions
+	cmd := &cobra.Command{
+		Use:               "logs [OPTIONS] BOTTLE",
+		Short:             "Show the agent's output",
+		Args:              cli.ExactArgs(1),
+		ValidArgsFunction: completeBottles(dockerCli),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, _, err := agentOf(dockerCli, args[0])
+			if err != nil {
+				return err
+			}
+			if p.Docker == nil {
+				return fmt.Errorf("bottle %s runs in smolvm, where the agent's output goes to the terminal that ran it; logs of smolvm bottles are not kept yet", p.Slug)
+			}
+			a := []string{"logs", "--tail", opts.tail}
+			if opts.follow {
+				a = append(a, "-f")
+			}
+			return dockerCLI(dockerCli, append(a, p.Docker.Container)...)
+		},
+	}
+	cmd.Flags().BoolVarP(&opts.follow, "follow", "f", false, "Follow the output")
+	cmd.Flags().StringVarP(&opts.tail, "tail", "n", "all", "Number of lines to show from the end")
+	return cmd
+}
+
+type execOptions struct {
+	interactive bool
+	tty         bool
+}
+
+func execCmd(dockerCli command.Cli) *cobra.Command {
+	var opts execOptions
+	cmd := &cobra.Command{
+		Use:               "exec [OPTIONS] BOTTLE -- COMMAND [ARG...]",
+		Short:             "Run a command in a bottle, next to its agent",
+		Args:              cli.RequiresMinArgs(2),
+		ValidArgsFunction: completeBottles(dockerCli),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			command := args[1:]
+			if command[0] == "--" {
+				command = command[1:]
+			}
+			if len(command) == 0 {
+				return fmt.Errorf("exec needs a command after the bottle's name: docker bottle exec %s -- COMMAND", args[0])
+			}
+			p, sm, err := agentOf(dockerCli, args[0])
+			if err != nil {
+				return err
+			}
+			if p.Docker != nil {
+				a := []string{"exec"}
+				if opts.interactive {
+					a = append(a, "-i")
+				}
+				if opts.tty {
+					a = append(a, "-t")
+				}
+				return dockerCLI(dockerCli, append(append(a, p.Docker.Container), command...)...)
+			}
+			code, err := sm.MachineExec(cmd.Context(), smolvm.ExecOptions{Name: p.Smolvm.MachineName, Command: command,
+				Interactive: opts.interactive, TTY: opts.tty, Stdin: dockerCli.In(), Stdout: dockerCli.Out(), Stderr: dockerCli.Err()})
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				return cli.StatusError{StatusCode: code}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&opts.interactive, "interactive", "i", false, "Keep STDIN open")
+	cmd.Flags().BoolVarP(&opts.tty, "tty", "t", false, "Allocate a pseudo-TTY")
+	cmd.Flags().SetInterspersed(false)
+	return cmd
+}
+
+func attachCmd(dockerCli command.Cli) *cobra.Command {
+	return &cobra.Command{
+		Use:               "attach BOTTLE",
+		Short:             "Attach your terminal to a bottle's running agent",
+		Args:              cli.ExactArgs(1),
+		ValidArgsFunction: completeBottles(dockerCli),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, _, err := agentOf(dockerCli, args[0])
+			if err != nil {
+				return err
+			}
+			if p.Docker == nil {
+				return fmt.Errorf("bottle %s runs in smolvm, whose agent runs through `machine exec` and cannot be attached to again; use `docker bottle exec -it %s -- sh`", p.Slug, p.Slug)
+			}
+			return dockerCLI(dockerCli, "attach", p.Docker.Container)
+		},
+	}
+}

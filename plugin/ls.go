@@ -1,0 +1,129 @@
+package plugin
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"text/template"
+	"time"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/docker/go-units"
+	"github.com/spf13/cobra"
+
+)
+
+type lsOptions struct {
+	all    bool
+	quiet  bool
+	format string
+}
+
+// bottleRow is one line of `docker bottle ls`; its fields are what
+// --format templates and JSON show.
+type bottleRow struct {
+	Name        string    `json:"name"`
+	Backend     string    `json:"backend"`
+	NetworkMode string    `json:"network_mode"`
+	State       string    `json:"state"`
+	Bundle      string    `json:"bundle"`
+	Agent       string    `json:"agent"`
+	Provider    string    `json:"provider"`
+	Branch      string    `json:"branch"`
+	Created     time.Time `json:"created"`
+	Workspace   string    `json:"workspace"`
+}
+
+func lsCmd(dockerCli command.Cli) *cobra.Command {
+	var opts lsOptions
+	cmd := &cobra.Command{
+		Use:     "ls [OPTIONS]",
+		Aliases: []string{"list", "ps"},
+		Short:   "List bottles",
+		Args:    cli.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runLs(cmd, dockerCli, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&opts.all, "all", "a", false, "Show all bottles (default shows running ones)")
+	f.BoolVarP(&opts.quiet, "quiet", "q", false, "Only display bottle names")
+	f.StringVar(&opts.format, "format", "table", `Output format: "table", "json", or a Go template such as '{{.Name}} {{.State}}'`)
+	return cmd
+}
+
+func runLs(cmd *cobra.Command, dockerCli command.Cli, o lsOptions) error {
+	svc, err := newService(dockerCli, nil)
+	if err != nil {
+		return err
+	}
+	ps, err := svc.List()
+	if err != nil {
+		return err
+	}
+	var rows []bottleRow
+	for _, p := range ps {
+		st := svc.Status(cmd.Context(), p)
+		if !o.all && !st.Running() {
+			continue
+		}
+		rows = append(rows, bottleRow{Name: p.Slug, Backend: p.Backend, NetworkMode: p.NetworkMode, State: st.State,
+			Bundle: st.Bundle, Agent: st.Agent, Provider: p.Agent.Provider, Branch: p.GitGate.Branch, Created: p.Created,
+			Workspace: p.Workspace})
+	}
+	out := dockerCli.Out()
+	switch {
+	case o.quiet:
+		for _, r := range rows {
+			fmt.Fprintln(out, r.Name)
+		}
+	case o.format == "json":
+		enc := json.NewEncoder(out)
+		for _, r := range rows {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+	case o.format == "table" || o.format == "":
+		w := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
+		fmt.Fprintln(w, "NAME\tBACKEND\tNETWORK\tSTATE\tCREATED\tAGENT\tBRANCH")
+		for _, r := range rows {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s ago\t%s\t%s\n", r.Name, r.Backend, r.NetworkMode, r.State,
+				units.HumanDuration(time.Since(r.Created)), r.Provider, r.Branch)
+		}
+		return w.Flush()
+	default:
+		tmpl, err := template.New("ls").Parse(strings.TrimPrefix(o.format, "table "))
+		if err != nil {
+			return fmt.Errorf("--format: %w", err)
+		}
+		for _, r := range rows {
+			if err := tmpl.Execute(out, r); err != nil {
+				return err
+			}
+			fmt.Fprintln(out)
+		}
+	}
+	return nil
+}
+
+// completeBottles completes bottle names.
+func completeBottles(dockerCli command.Cli) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		svc, err := newService(dockerCli, nil)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		ps, _ := svc.List()
+		var names []string
+		for _, p := range ps {
+			if strings.HasPrefix(p.Slug, toComplete) {
+				names = append(names, p.Slug)
+			}
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+

@@ -1,0 +1,59 @@
+package plugin
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+)
+
+type rmOptions struct {
+	force     bool
+	keepStage bool
+}
+
+func rmCmd(dockerCli command.Cli) *cobra.Command {
+	var opts rmOptions
+	cmd := &cobra.Command{
+		Use:               "rm [OPTIONS] BOTTLE [BOTTLE...]",
+		Aliases:           []string{"remove"},
+		Short:             "Remove bottles: machine or container, bundle, networks, git remote and stage dir",
+		Args:              cli.RequiresMinArgs(1),
+		ValidArgsFunction: completeBottles(dockerCli),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRm(cmd, dockerCli, opts, args)
+		},
+	}
+	cmd.Flags().BoolVarP(&opts.force, "force", "f", false, "Remove running bottles too")
+	cmd.Flags().BoolVar(&opts.keepStage, "keep-stage", false, "Keep the stage dir (audit files, gate repository)")
+	return cmd
+}
+
+func runRm(cmd *cobra.Command, dockerCli command.Cli, o rmOptions, names []string) error {
+	ctx, stop := interruptible(cmd.Context())
+	defer stop()
+	svc, err := newService(dockerCli, nil)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range names {
+		p, err := svc.Load(name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if st := svc.Status(ctx, p); st.Running() && !o.force {
+			errs = append(errs, fmt.Errorf("bottle %s is running: stop it with `docker bottle stop %s` or remove it with -f", name, name))
+			continue
+		}
+		if err := svc.Remove(ctx, name, o.keepStage); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintln(dockerCli.Out(), name)
+	}
+	return interrupted(ctx, errors.Join(errs...))
+}
