@@ -12,7 +12,6 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
-
 )
 
 type lsOptions struct {
@@ -126,4 +125,3 @@ func completeBottles(dockerCli command.Cli) cobra.CompletionFunc {
 		return names, cobra.ShellCompDirectiveNoFileComp
 	}
 }
-
