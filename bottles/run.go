@@ -124,12 +124,11 @@ func (s *Service) Run(ctx context.Context, o RunOptions) (res RunResult, err err
 	}
 	switch p.Backend {
 	case spec.BackendDocker:
-		s.step("image: building the agent image and its bottle layer")
-		local, err := o.Pipeline.Local(ctx, req, map[string]string{plan.LabelRole: plan.RoleImage})
+		built, err := s.build(ctx, p.Backend, req, o)
 		if err != nil {
-			return res, &StepError{"making the agent image", err}
+			return res, err
 		}
-		lo := backend.LaunchOptions{Image: local.Tag, Command: o.Command, TTY: o.TTY, Interactive: o.Interactive,
+		lo := backend.LaunchOptions{Image: built.Tag, Command: o.Command, TTY: o.TTY, Interactive: o.Interactive,
 			Labels: map[string]string{plan.LabelBottle: p.Slug, plan.LabelRole: plan.RoleAgent, plan.LabelVersion: s.Version, plan.LabelBackend: p.Backend}}
 		if m := p.Spec.Resources.Memory; m != nil {
 			lo.Memory = int64(*m)
@@ -179,15 +178,13 @@ func (s *Service) runSmolvm(ctx context.Context, p plan.Plan, req image.Request,
 	if s.Smolvm == nil {
 		return 0, &StepError{"launching the agent", errors.New("smolvm is not installed")}
 	}
-	s.step("image: building, packing and caching the agent's artifact")
-	req.Platform = "linux/" + o.Arch
-	art, err := o.Pipeline.Run(ctx, req)
+	built, err := s.build(ctx, p.Backend, req, o)
 	if err != nil {
-		return 0, &StepError{"making the agent's artifact", err}
+		return 0, err
 	}
 	sm := backend.Smolvm{CLI: s.Smolvm}
 	mo := backend.MachineOptions{
-		Artifact: art.Artifact.Path,
+		Artifact: built.Artifact,
 		Workload: []string{guest.HelperPath, "sleep"},
 		CPUs:     p.Spec.Resources.CPUs,
 		Labels:   map[string]string{plan.LabelBottle: p.Slug, plan.LabelRole: plan.RoleAgent, plan.LabelVersion: s.Version},
@@ -198,6 +195,9 @@ func (s *Service) runSmolvm(ctx context.Context, p plan.Plan, req image.Request,
 	s.step("machine: creating %s", p.Smolvm.MachineName)
 	// Recorded first: a create that fails half way may still leave a
 	// machine for removal to find.
+	sp := *p.Smolvm
+	sp.Artifact = built.Artifact
+	p.Smolvm = &sp
 	if _, err := s.agentCreated(p); err != nil {
 		return 0, err
 	}
@@ -219,6 +219,45 @@ func (s *Service) runSmolvm(ctx context.Context, p plan.Plan, req image.Request,
 		return 0, &StepError{"running the agent", err}
 	}
 	return code, nil
+}
+
+// Built is an agent image ready for a backend.
+type Built struct {
+	// Tag is the image with its bottle layer in the engine (docker).
+	Tag string `json:"tag,omitempty"`
+	// Artifact is the .smolmachine sidecar (smolvm).
+	Artifact string `json:"artifact,omitempty"`
+	// CacheHit says nothing was built, pushed or packed.
+	CacheHit bool `json:"cache_hit"`
+}
+
+// Build makes the agent image for a backend (`docker bottle build`, and
+// the image step of a run): with its bottle layer in the engine for the
+// docker backend, packed into a cached artifact for smolvm.
+func (s *Service) Build(ctx context.Context, backendName string, o RunOptions) (Built, error) {
+	req, err := s.agentImageRequest(o)
+	if err != nil {
+		return Built{}, &StepError{"preparing the bottle layer", err}
+	}
+	return s.build(ctx, backendName, req, o)
+}
+
+func (s *Service) build(ctx context.Context, backendName string, req image.Request, o RunOptions) (Built, error) {
+	if backendName == spec.BackendDocker {
+		s.step("image: building the agent image and its bottle layer")
+		local, err := o.Pipeline.Local(ctx, req, map[string]string{plan.LabelRole: plan.RoleImage})
+		if err != nil {
+			return Built{}, &StepError{"making the agent image", err}
+		}
+		return Built{Tag: local.Tag, CacheHit: local.Reused}, nil
+	}
+	s.step("image: building, packing and caching the agent's artifact")
+	req.Platform = "linux/" + o.Arch
+	art, err := o.Pipeline.Run(ctx, req)
+	if err != nil {
+		return Built{}, &StepError{"making the agent's artifact", err}
+	}
+	return Built{Artifact: art.Artifact.Path, CacheHit: art.CacheHit}, nil
 }
 
 // agentCreated records in the saved plan that the agent's container or

@@ -170,10 +170,13 @@ type HostPorts struct {
 
 // SmolvmPlan is the smolvm backend's part.
 type SmolvmPlan struct {
-	MachineName string   `json:"machine_name"`
-	AgentImage  string   `json:"agent_image"`
-	AllowHosts  []string `json:"allow_hosts"`
-	GuestEnv    []string `json:"guest_env,omitempty"`
+	MachineName string `json:"machine_name"`
+	AgentImage  string `json:"agent_image"`
+	// Artifact is the .smolmachine the machine was made from (prune keeps
+	// it while the bottle exists).
+	Artifact   string   `json:"artifact,omitempty"`
+	AllowHosts []string `json:"allow_hosts"`
+	GuestEnv   []string `json:"guest_env,omitempty"`
 }
 
 // DockerPlan is the docker backend's part.

@@ -49,6 +49,8 @@ func NewRootCmd(dockerCli command.Cli) *cobra.Command {
 		logsCmd(dockerCli),
 		execCmd(dockerCli),
 		attachCmd(dockerCli),
+		buildCmd(dockerCli),
+		pruneCmd(dockerCli),
 		configCmd(dockerCli),
 		doctorCmd(dockerCli),
 		versionCmd(dockerCli),

@@ -1,0 +1,83 @@
+package bottles
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+
+	"github.com/docker-bottle/docker-bottle/image"
+	"github.com/docker-bottle/docker-bottle/image/artifact"
+)
+
+// PruneReport says what prune removed and how much it freed.
+type PruneReport struct {
+	Artifacts  []string `json:"artifacts"`
+	Blobs      int      `json:"blobs"`
+	Images     []string `json:"images"`
+	BytesFreed int64    `json:"bytes_freed"`
+}
+
+// imageRepos are the engine repositories the plugin makes images in.
+var imageRepos = []string{image.LocalRepo, "docker-bottle/bundle", "docker-bottle/probe", "docker-bottle/build"}
+
+// Prune removes what no bottle uses: cached artifacts (but those existing
+// machines were made from), the blobs only they needed, and the plugin's
+// images that no container uses.
+func (s *Service) Prune(ctx context.Context, pipe *image.Pipeline) (PruneReport, error) {
+	ps, err := s.List()
+	if err != nil {
+		return PruneReport{}, err
+	}
+	inUse := map[string]bool{}
+	for _, p := range ps {
+		if p.Smolvm != nil && p.Smolvm.Artifact != "" {
+			inUse[p.Smolvm.Artifact] = true
+		}
+	}
+	cr, err := pipe.Cache().Prune(pipe.Store(), artifact.PruneOptions{Keep: func(a artifact.Artifact) bool { return inUse[a.Path] }})
+	if err != nil {
+		return PruneReport{}, fmt.Errorf("pruning the artifact cache: %w", err)
+	}
+	rep := PruneReport{Artifacts: cr.Artifacts, Blobs: cr.Blobs, BytesFreed: cr.BytesFreed}
+	engine, ok := s.Engine.(client.APIClient)
+	if !ok {
+		return rep, nil
+	}
+	imgs, err := engine.ImageList(ctx, client.ImageListOptions{})
+	if err != nil {
+		return rep, fmt.Errorf("listing images: %w", err)
+	}
+	for _, img := range imgs.Items {
+		for _, tag := range img.RepoTags {
+			if !ours(tag) {
+				continue
+			}
+			// Without force, the engine refuses an image a container uses.
+			_, err := engine.ImageRemove(ctx, tag, client.ImageRemoveOptions{PruneChildren: true})
+			if cerrdefs.IsConflict(err) || cerrdefs.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return rep, fmt.Errorf("removing image %s: %w", tag, err)
+			}
+			rep.Images = append(rep.Images, tag)
+			if len(img.RepoTags) == 1 {
+				rep.BytesFreed += img.Size
+			}
+		}
+	}
+	return rep, nil
+}
+
+func ours(tag string) bool {
+	for _, r := range imageRepos {
+		if strings.HasPrefix(tag, r+":") {
+			return true
+		}
+	}
+	return false
+}
+

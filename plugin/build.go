@@ -1,0 +1,189 @@
+package plugin
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-bottle/docker-bottle/bottles"
+	"github.com/docker-bottle/docker-bottle/image/layer"
+	"github.com/docker-bottle/docker-bottle/pki"
+	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/spec"
+)
+
+type buildOptions struct {
+	spec     specOptions
+	backend  string
+	registry string
+	progress string
+	format   string
+}
+
+func buildCmd(dockerCli command.Cli) *cobra.Command {
+	var opts buildOptions
+	cmd := &cobra.Command{
+		Use:   "build [OPTIONS] [PATH]",
+		Short: "Build the agent image of the repository at PATH and cache it for its backend",
+		Args:  cli.RequiresMaxArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := "."
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			return runBuild(cmd, dockerCli, opts, dir)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&opts.spec.file, "file", "f", "", "Bottle spec file (default: PATH/bottle.yaml when present)")
+	f.StringVar(&opts.backend, "backend", "", `Backend to build for: "auto", "smolvm" or "docker"`)
+	f.StringVar(&opts.registry, "registry", "", "Push the agent image to this repository instead of the embedded registry")
+	f.StringVar(&opts.progress, "progress", "auto", `Progress output: "auto", "tty", "plain", "quiet" or "json"`)
+	f.StringVar(&opts.format, "format", "", `"json" prints the result as JSON`)
+	return cmd
+}
+
+func runBuild(cmd *cobra.Command, dockerCli command.Cli, o buildOptions, dir string) error {
+	if err := checkProgressMode(o.progress); err != nil {
+		return err
+	}
+	ctx, stop := interruptible(cmd.Context())
+	defer stop()
+	workspace, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	ls, err := loadSpec(o.spec, workspace, spec.Overrides{Backend: o.backend, Registry: o.registry})
+	if err != nil {
+		return err
+	}
+	choice, err := plan.Choose(gatherFacts(ctx, dockerCli), ls.spec.Backend, ls.spec.NetworkMode)
+	if err != nil {
+		return err
+	}
+	svc, err := newService(dockerCli, progressOut(dockerCli, o.progress))
+	if err != nil {
+		return err
+	}
+	// The bottle layer holds the user's CA: make it on first use, as a run
+	// would.
+	if _, err := pki.LoadOrCreateCA(svc.Dirs.CA()); err != nil {
+		return err
+	}
+	req, cleanupReq, err := imageRequest(ls, workspace)
+	if err != nil {
+		return err
+	}
+	defer cleanupReq()
+	req.Registry = ls.spec.Registry
+	files, err := ls.provider.BottleFiles(ls.spec)
+	if err != nil {
+		return err
+	}
+	arch, err := engineArch(ctx, dockerCli)
+	if err != nil {
+		return err
+	}
+	pipe, cleanup, err := newPipeline(dockerCli, svc, o.progress)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	ro := bottles.RunOptions{Image: req, Pipeline: pipe, Arch: arch}
+	for _, f := range files {
+		ro.Files = append(ro.Files, layer.File{Path: f.Path, Content: f.Content, Mode: f.Mode})
+	}
+	built, err := svc.Build(ctx, choice.Backend, ro)
+	if err != nil {
+		return interrupted(ctx, err)
+	}
+	if o.format == "json" {
+		return json.NewEncoder(dockerCli.Out()).Encode(built)
+	}
+	what := built.Tag
+	if what == "" {
+		what = built.Artifact
+	}
+	cached := ""
+	if built.CacheHit {
+		cached = " (from the cache)"
+	}
+	fmt.Fprintf(dockerCli.Out(), "%s%s\n", what, cached)
+	return nil
+}
+
+type pruneOptions struct {
+	force  bool
+	format string
+}
+
+func pruneCmd(dockerCli command.Cli) *cobra.Command {
+	var opts pruneOptions
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove cached artifacts, blobs and images no bottle uses",
+		Args:  cli.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !opts.force {
+				if !confirm(dockerCli, "WARNING! This removes every cached artifact, blob and image of docker bottle that no bottle uses.") {
+					return nil
+				}
+			}
+			svc, err := newService(dockerCli, nil)
+			if err != nil {
+				return err
+			}
+			pipe, cleanup, err := newPipeline(dockerCli, svc, "quiet")
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			rep, err := svc.Prune(cmd.Context(), pipe)
+			if err != nil {
+				return err
+			}
+			if opts.format == "json" {
+				return json.NewEncoder(dockerCli.Out()).Encode(rep)
+			}
+			for _, a := range rep.Artifacts {
+				fmt.Fprintln(dockerCli.Out(), "Deleted artifact:", a)
+			}
+			for _, i := range rep.Images {
+				fmt.Fprintln(dockerCli.Out(), "Deleted image:", i)
+			}
+			fmt.Fprintf(dockerCli.Out(), "Total reclaimed space: %s (%d blobs)\n", humanBytes(rep.BytesFreed), rep.Blobs)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&opts.force, "force", "f", false, "Do not prompt for confirmation")
+	cmd.Flags().StringVar(&opts.format, "format", "", `"json" prints the report as JSON`)
+	return cmd
+}
+
+// confirm asks as docker's prune commands do; anything but y or yes, or
+// no terminal input at all, is a no.
+func confirm(dockerCli command.Cli, message string) bool {
+	fmt.Fprintf(dockerCli.Out(), "%s\nAre you sure you want to continue? [y/N] ", message)
+	answer, _ := bufio.NewReader(dockerCli.In()).ReadString('\n')
+	answer = strings.ToLower(strings.TrimSpace(answer))
+	return answer == "y" || answer == "yes"
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
