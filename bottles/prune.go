@@ -80,4 +80,3 @@ func ours(tag string) bool {
 	}
 	return false
 }
-
