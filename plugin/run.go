@@ -190,8 +190,12 @@ func runRun(cmd *cobra.Command, dockerCli command.Cli, o runOptions) error {
 		return err
 	}
 	tty := !o.detach && dockerCli.In().IsTerminal() && dockerCli.Out().IsTerminal()
+	extraCA, err := extraCAFile(ls)
+	if err != nil {
+		return err
+	}
 	ro := bottles.RunOptions{
-		Prepare: prep, Image: req, Pipeline: pipe, Docker: dk, Arch: arch,
+		Prepare: prep, Image: req, Pipeline: pipe, Docker: dk, Arch: arch, BringUp: bottles.BringUpOptions{ExtraCAFile: extraCA},
 		Detach: o.detach, TTY: tty, Interactive: tty, Remove: o.rm, KeepOnFailure: o.keepOnFailure,
 		Stdin: dockerCli.In(), Stdout: dockerCli.Out(), Stderr: dockerCli.Err(),
 	}
@@ -215,6 +219,22 @@ func runRun(cmd *cobra.Command, dockerCli command.Cli, o runOptions) error {
 		return cli.StatusError{StatusCode: res.ExitCode}
 	}
 	return nil
+}
+
+// extraCAFile is egress.extra_ca made absolute (relative to the spec
+// file), checked to exist.
+func extraCAFile(ls loadedSpec) (string, error) {
+	f := ls.spec.Egress.ExtraCA
+	if f == "" {
+		return "", nil
+	}
+	if !filepath.IsAbs(f) && ls.path != "" {
+		f = filepath.Join(filepath.Dir(ls.path), f)
+	}
+	if _, err := os.Stat(f); err != nil {
+		return "", fmt.Errorf("egress.extra_ca: %w", err)
+	}
+	return filepath.Abs(f)
 }
 
 // imageRequest says how the agent image is made: agent.image as it is,

@@ -71,6 +71,10 @@ type Egress struct {
 	Allow   []Rule   `yaml:"allow,omitempty" json:"allow,omitempty"`
 	Deny    []Rule   `yaml:"deny,omitempty" json:"deny,omitempty"`
 	Secrets []Secret `yaml:"secrets,omitempty" json:"secrets,omitempty"`
+	// ExtraCA is a PEM file on the host whose CAs the proxy trusts, besides
+	// the host's roots, for the upstreams it intercepts (a corporate
+	// intercepting proxy's CA, for example). Relative to the spec file.
+	ExtraCA string `yaml:"extra_ca,omitempty" json:"extra_ca,omitempty"`
 }
 
 // Rule matches destinations: an exact host or "*.suffix" (subdomains only),

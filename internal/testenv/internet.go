@@ -121,32 +121,42 @@ func NewInternet(t testing.TB, eng *client.Client) *Internet {
 // cert.pem and key.pem). It returns when the server answers.
 func (in *Internet) Host(t testing.TB, dnsName string, certDir string) Upstream {
 	t.Helper()
+	return StartUpstream(t, in.eng, in.Network, dnsName, certDir, map[string]string{TestLabel: "1"})
+}
+
+// StartUpstream runs `bottle-bundle upstream` on network under the alias
+// dnsName (HTTPS too when certDir holds cert.pem and key.pem; extra flags
+// such as --secret-header follow), labelled with labels, and waits until
+// it answers. It is removed when the test ends.
+func StartUpstream(t testing.TB, eng *client.Client, networkName, dnsName, certDir string, labels map[string]string, extra ...string) Upstream {
+	t.Helper()
 	ctx := context.Background()
-	img := upstreamImage(t, in.eng)
-	cmd := []string{"--name", dnsName}
-	hc := &container.HostConfig{NetworkMode: container.NetworkMode(in.Network), ReadonlyRootfs: true}
+	img := upstreamImage(t, eng)
+	cmd := append([]string{"--name", dnsName}, extra...)
+	hc := &container.HostConfig{NetworkMode: container.NetworkMode(networkName), ReadonlyRootfs: true}
 	if certDir != "" {
 		cmd = append(cmd, "--cert", "/certs/cert.pem", "--key", "/certs/key.pem")
 		hc.Binds = []string{certDir + ":/certs:ro"}
 	}
-	c, err := in.eng.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Config:     &container.Config{Image: img, Cmd: cmd, Labels: map[string]string{TestLabel: "1"}},
+	c, err := eng.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config:     &container.Config{Image: img, Cmd: cmd, Labels: labels},
 		HostConfig: hc,
 		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-			in.Network: {Aliases: []string{dnsName}},
+			networkName: {Aliases: []string{dnsName}},
 		}},
 	})
 	if err != nil {
 		t.Fatalf("creating upstream %s: %v", dnsName, err)
 	}
-	if _, err := in.eng.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
+	t.Cleanup(func() { eng.ContainerRemove(context.Background(), c.ID, client.ContainerRemoveOptions{Force: true}) })
+	if _, err := eng.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
 		t.Fatalf("starting upstream %s: %v", dnsName, err)
 	}
-	res, err := in.eng.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+	res, err := eng.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := Upstream{Name: dnsName, IP: res.Container.NetworkSettings.Networks[in.Network].IPAddress}
+	u := Upstream{Name: dnsName, IP: res.Container.NetworkSettings.Networks[networkName].IPAddress}
 	// The host routes to the container's address (a bridge the test made).
 	hc2 := &http.Client{Timeout: time.Second}
 	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
