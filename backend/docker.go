@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -26,6 +27,7 @@ type DockerEngine interface {
 	ContainerStart(ctx context.Context, containerID string, options client.ContainerStartOptions) (client.ContainerStartResult, error)
 	ContainerInspect(ctx context.Context, containerID string, options client.ContainerInspectOptions) (client.ContainerInspectResult, error)
 	ImageInspect(ctx context.Context, image string, _ ...client.ImageInspectOption) (client.ImageInspectResult, error)
+	ContainerWait(ctx context.Context, containerID string, options client.ContainerWaitOptions) client.ContainerWaitResult
 }
 
 // Docker runs the agent in a hardened container on the bottle's internal
@@ -49,6 +51,8 @@ type LaunchOptions struct {
 	PidsLimit int64
 	Labels    map[string]string
 }
+
+var yes = true
 
 // nobody is the user an image that would run as root gets.
 const nobody = "65534:65534"
@@ -124,6 +128,9 @@ func (d Docker) Create(ctx context.Context, p plan.Plan, o LaunchOptions) (strin
 			// nothing answers (no DNS side channel).
 			DNS:       []netip.Addr{netip.MustParseAddr("127.0.0.1")},
 			Resources: container.Resources{Memory: memory, PidsLimit: &pids},
+			// An init as PID 1 passes signals on, so Ctrl-C reaches the
+			// agent as with `docker run --init`.
+			Init: &yes,
 		},
 	})
 	if err != nil {
@@ -175,15 +182,19 @@ func (d Docker) Start(ctx context.Context, p plan.Plan) error {
 	return nil
 }
 
+// exitCode waits (boundedly) for the agent container to stop: the attached
+// CLI returns when the agent's streams close, a moment before the engine
+// records the exit.
 func (d Docker) exitCode(ctx context.Context, p plan.Plan) (int, error) {
-	res, err := d.Engine.ContainerInspect(ctx, p.Docker.Container, client.ContainerInspectOptions{})
-	if err != nil {
-		return 0, err
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	w := d.Engine.ContainerWait(ctx, p.Docker.Container, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+	select {
+	case r := <-w.Result:
+		return int(r.StatusCode), nil
+	case err := <-w.Error:
+		return 0, fmt.Errorf("waiting for the agent container: %w", err)
 	}
-	if res.Container.State == nil || res.Container.State.Running {
-		return 0, fmt.Errorf("the agent container is still running")
-	}
-	return res.Container.State.ExitCode, nil
 }
 
 // imageHome is the HOME the image's config sets, if any.

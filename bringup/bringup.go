@@ -140,17 +140,20 @@ func Up(ctx context.Context, e Engine, o Options) (_ plan.Plan, err error) {
 	// The engine refuses overlapping networks, which makes network
 	// creation the authoritative claim of a subnet: when another engine
 	// user (another DOCKER_CONFIG, another tool) took the planned one since
-	// prepare, move to the next free one.
+	// prepare, or the engine has not yet released the addresses of a
+	// network just removed, move to the next free subnet and start over.
+	var id string
 	for attempt := 1; ; attempt++ {
-		step, err := createNetworks(ctx, e, p, labels, step)
-		if err == nil {
+		var failed *Error
+		id, failed = placeBundle(ctx, e, p, tag, o, labels, step)
+		if failed == nil {
 			break
 		}
-		if !errors.Is(err, errSubnetTaken) || o.Allocator == nil || attempt == maxSubnetAttempts {
-			return p, &Error{Step: step, Err: err}
+		if !errors.Is(failed.Err, errSubnetTaken) || o.Allocator == nil || attempt == maxSubnetAttempts {
+			return p, failed
 		}
 		if err := Down(ctx, e, p.Slug); err != nil {
-			return p, &Error{Step: step, Err: err}
+			return p, &Error{Step: failed.Step, Err: err}
 		}
 		sub, rerr := o.Allocator.Reserve(ctx, p.Slug)
 		if rerr != nil {
@@ -158,30 +161,9 @@ func Up(ctx context.Context, e Engine, o Options) (_ plan.Plan, err error) {
 		}
 		o.Allocator.Release(p.Bundle.Reserved, p.Slug)
 		p = p.WithSubnet(sub.Prefix)
+		step("moving to subnet " + p.Bundle.Subnet.String() + ": " + failed.Err.Error())
 	}
 
-	step("creating container " + p.Bundle.Container)
-	id, err := createContainer(ctx, e, p, tag, o, labels(plan.RoleBundle))
-	if err != nil {
-		return p, &Error{Step: "creating the bundle container", Err: err}
-	}
-	if p.Backend == spec.BackendDocker {
-		// API < 1.44 takes one network at create; the internal one is
-		// connected before start.
-		if _, err := e.NetworkConnect(ctx, p.Bundle.InternalNetwork, client.NetworkConnectOptions{
-			Container: id,
-			EndpointConfig: &network.EndpointSettings{
-				IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: p.Bundle.InternalIP},
-			},
-		}); err != nil {
-			return p, &Error{Step: "connecting the bundle to the internal network", Err: err}
-		}
-	}
-
-	step("starting the bundle")
-	if _, err := e.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
-		return p, &Error{Step: "starting the bundle container", Err: err, Logs: Logs(ctx, e, id, 20)}
-	}
 	// Published ports are known only after start.
 	ports, err := publishedPorts(ctx, e, id)
 	if err != nil {
@@ -207,6 +189,46 @@ func Up(ctx context.Context, e Engine, o Options) (_ plan.Plan, err error) {
 	}
 	step("up: proxy " + p.Endpoints.HostProxy + ", gate " + p.Endpoints.HostGitGate + ", supervisor " + p.Endpoints.HostSupervise)
 	return p, nil
+}
+
+// placeBundle makes the networks and the bundle container on p's subnet
+// and starts it.
+func placeBundle(ctx context.Context, e Engine, p plan.Plan, tag string, o Options, labels func(string) map[string]string, step func(string)) (string, *Error) {
+	if s, err := createNetworks(ctx, e, p, labels, step); err != nil {
+		return "", &Error{Step: s, Err: err}
+	}
+	step("creating container " + p.Bundle.Container)
+	id, err := createContainer(ctx, e, p, tag, o, labels(plan.RoleBundle))
+	if err != nil {
+		return "", &Error{Step: "creating the bundle container", Err: err}
+	}
+	if p.Backend == spec.BackendDocker {
+		// API < 1.44 takes one network at create; the internal one is
+		// connected before start.
+		if _, err := e.NetworkConnect(ctx, p.Bundle.InternalNetwork, client.NetworkConnectOptions{
+			Container: id,
+			EndpointConfig: &network.EndpointSettings{
+				IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: p.Bundle.InternalIP},
+			},
+		}); err != nil {
+			return id, &Error{Step: "connecting the bundle to the internal network", Err: addressTaken(err)}
+		}
+	}
+	step("starting the bundle")
+	if _, err := e.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+		return id, &Error{Step: "starting the bundle container", Err: addressTaken(err), Logs: Logs(ctx, e, id, 20)}
+	}
+	return id, nil
+}
+
+// addressTaken marks the engine's refusal of a pinned address that is
+// still in use (a network of the same subnet was just removed) as a taken
+// subnet, so that bring-up moves on.
+func addressTaken(err error) error {
+	if err != nil && strings.Contains(err.Error(), "Address already in use") {
+		return fmt.Errorf("%w: %v", errSubnetTaken, err)
+	}
+	return err
 }
 
 // maxSubnetAttempts bounds how often bring-up moves to another subnet.

@@ -86,12 +86,14 @@ egress:
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 
-	// Put the stand-in on the bottle's network once it exists; labelled
-	// with the bottle, its removal takes the stand-in too.
+	// Put the stand-in on the bottle's network once the bundle runs (bring-
+	// up may move the bottle to another subnet before that); labelled with
+	// the bottle, its removal takes the stand-in too.
 	network := "bottle-" + name
 	attached := false
 	for deadline := time.Now().Add(5 * time.Minute); !attached && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if _, err := eng.NetworkInspect(context.Background(), network, client.NetworkInspectOptions{}); err == nil {
+		if res, err := eng.ContainerInspect(context.Background(), network+"-bundle", client.ContainerInspectOptions{}); err == nil &&
+			res.Container.State != nil && res.Container.State.Running {
 			testenv.StartUpstream(t, eng, network, "api.anthropic.com", certDir,
 				map[string]string{plan.LabelBottle: name, testenv.TestLabel: "1"},
 				"--secret-header", "x-api-key", "--secret-sha256", hex.EncodeToString(sum[:]))
@@ -99,7 +101,7 @@ egress:
 		}
 		select {
 		case err := <-done:
-			t.Fatalf("run ended before its network appeared: %v\n%s\n%s", err, out.String(), errb.String())
+			t.Fatalf("run ended before its bundle was up: %v\n%s\n%s", err, out.String(), errb.String())
 		default:
 		}
 	}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/plan"
+)
+
+// interruptRun starts `docker bottle run` in its own process group (as a
+// terminal's foreground job), sends SIGINT to the whole group, as Ctrl-C
+// does, once a stderr line contains when, and returns the exit code.
+func interruptRun(t *testing.T, cfg string, when string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(testenv.DockerCLI(t), append([]string{"bottle", "run", "--progress", "plain"}, args...)...)
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg, "DOCKER_BOTTLE_CACHE="+filepath.Join(cfg, "cache"), "DOCKER_BOTTLE_SMOLVM=")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var seen strings.Builder
+	sent := false
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		seen.WriteString(sc.Text() + "\n")
+		if !sent && strings.Contains(sc.Text(), when) {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+			sent = true
+		}
+	}
+	err = cmd.Wait()
+	if !sent {
+		t.Fatalf("never saw %q:\n%s", when, seen.String())
+	}
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	return code, seen.String()
+}
+
+// leftBehind lists the engine objects of a bottle, and its stage dir.
+func leftBehind(t *testing.T, cfg, name string) []string {
+	t.Helper()
+	eng := testenv.Engine(t)
+	ctx := context.Background()
+	f := make(client.Filters).Add("label", plan.LabelBottle+"="+name)
+	var left []string
+	cs, _ := eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	for _, c := range cs.Items {
+		left = append(left, "container "+c.Names[0])
+	}
+	ns, _ := eng.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	for _, n := range ns.Items {
+		left = append(left, "network "+n.Name)
+	}
+	if _, err := os.Stat(plan.Dirs{State: filepath.Join(cfg, "bottle")}.Stage(name)); err == nil {
+		left = append(left, "stage dir")
+	}
+	return left
+}
+
+// agentRepo makes a repository whose bottle runs a shell agent, built on
+// the local Debian base, that prints a line and waits.
+func agentRepo(t *testing.T, base string) string {
+	t.Helper()
+	repo := gitRepo(t)
+	files := map[string]string{
+		"Dockerfile": "FROM " + base + "\nRUN useradd -m -u 1000 agent && mkdir /workspace && chown agent /workspace\n" +
+			"ENV HOME=/home/agent\nUSER 1000:1000\nWORKDIR /workspace\n",
+		"bottle.yaml": "agent:\n  provider: shell\n  dockerfile: Dockerfile\n  command: [sh, -c, 'echo agent is up >&2; exec sleep 600']\n",
+	}
+	for f, c := range files {
+		if err := os.WriteFile(filepath.Join(repo, f), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return repo
+}
+
+// TestInterruptDuringBringUp: Ctrl-C while the bundle comes up ends the
+// run with 130 and leaves nothing.
+func TestInterruptDuringBringUp(t *testing.T) {
+	eng := testenv.Engine(t)
+	cfg := testenv.DockerConfig(t)
+	repo := agentRepo(t, testenv.Debian(t, eng))
+	name := fmt.Sprintf("ib-%d", time.Now().UnixNano()%1e6)
+	code, stderr := interruptRun(t, cfg, "bundle: starting the bundle", "--backend", "docker", "--name", name, repo)
+	if code != 130 {
+		t.Errorf("exit %d, want 130\n%s", code, stderr)
+	}
+	if left := leftBehind(t, cfg, name); len(left) != 0 {
+		t.Fatalf("an interrupted bring-up left %v\n%s", left, stderr)
+	}
+}
+
+// TestInterruptDuringRun: Ctrl-C while the agent runs reaches the agent
+// (through the docker CLI and the container's init), the run ends, and
+// with --rm nothing is left.
+func TestInterruptDuringRun(t *testing.T) {
+	eng := testenv.Engine(t)
+	cfg := testenv.DockerConfig(t)
+	repo := agentRepo(t, testenv.Debian(t, eng))
+	name := fmt.Sprintf("ir-%d", time.Now().UnixNano()%1e6)
+	code, stderr := interruptRun(t, cfg, "agent is up", "--backend", "docker", "--rm", "--name", name, repo)
+	if code == 0 {
+		t.Errorf("an interrupted agent reported success\n%s", stderr)
+	}
+	if left := leftBehind(t, cfg, name); len(left) != 0 {
+		t.Fatalf("an interrupted run with --rm left %v\n%s", left, stderr)
+	}
+}
