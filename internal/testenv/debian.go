@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"context"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/go-archive"
-	"github.com/moby/go-archive/compression"
 	"github.com/moby/moby/client"
 )
 
@@ -23,21 +20,9 @@ import (
 // says what it holds.
 const DebianBase = "docker-bottle-test/bookworm-base:1"
 
-// debianMirror is where debootstrap fetches from; the environment may
-// point it at a closer mirror.
-func debianMirror() string {
-	if m := os.Getenv("DOCKER_BOTTLE_TEST_DEBIAN_MIRROR"); m != "" {
-		return m
-	}
-	return "http://deb.debian.org/debian"
-}
-
-// hostRoots is the host's CA bundle, copied in so that builds on the base
-// work behind an intercepting proxy, as they do on the host.
-const hostRoots = "/etc/ssl/certs/ca-certificates.crt"
-
-// Debian returns DebianBase, making it first when the engine lacks it. A
-// lock file keeps concurrent test processes from making it twice.
+// Debian returns DebianBase, making it first (hack/debian-base.sh) when the
+// engine lacks it. A lock file keeps concurrent test processes from making
+// it twice.
 func Debian(t testing.TB, eng *client.Client) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -57,45 +42,12 @@ func Debian(t testing.TB, eng *client.Client) string {
 	if _, err := eng.ImageInspect(ctx, DebianBase); err == nil {
 		return DebianBase
 	}
-	if os.Geteuid() != 0 {
-		t.Fatal("debootstrap needs root to make the test base image: run the tests as root")
-	}
-	debootstrap, err := exec.LookPath("debootstrap")
-	if err != nil {
-		t.Fatalf("debootstrap is not installed (%v): `bash hack/tools.sh debootstrap` (make test does)", err)
-	}
-	rootfs := filepath.Join(t.TempDir(), "rootfs")
-	cmd := exec.CommandContext(ctx, debootstrap, "--variant=minbase", "--include=ca-certificates,curl,git,less,procps",
-		"bookworm", rootfs, debianMirror())
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(ModuleRoot(), "hack", "debian-base.sh"), DebianBase)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("debootstrap: %v\n%s", err, tailLines(out, 40))
+		t.Fatalf("making the Debian base image: %v\n%s", err, tailLines(out, 40))
 	}
-	roots, err := os.ReadFile(hostRoots)
-	if err != nil {
-		t.Fatalf("reading the host's CA roots: %v", err)
-	}
-	// Kept by a later update-ca-certificates, and in force at once.
-	if err := os.WriteFile(filepath.Join(rootfs, "usr/local/share/ca-certificates/host-roots.crt"), roots, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(rootfs, "etc/ssl/certs/ca-certificates.crt"), roots, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	os.RemoveAll(filepath.Join(rootfs, "var/cache/apt/archives"))
-	tar, err := archive.Tar(rootfs, compression.None)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tar.Close()
-	res, err := eng.ImageImport(ctx, client.ImageImportSource{Source: tar, SourceName: "-"}, DebianBase,
-		client.ImageImportOptions{Changes: []string{"LABEL " + TestLabel + "=1", `CMD ["bash"]`}})
-	if err != nil {
-		t.Fatalf("docker import: %v", err)
-	}
-	out, _ := io.ReadAll(res)
-	res.Close()
 	if _, err := eng.ImageInspect(ctx, DebianBase); err != nil {
-		t.Fatalf("the imported base is not in the engine: %v\n%s", err, out)
+		t.Fatalf("the Debian base is not in the engine after hack/debian-base.sh: %v", err)
 	}
 	return DebianBase
 }
