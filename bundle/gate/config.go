@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/docker-bottle/docker-bottle/bundle/duration"
 )
 
 // Config is the gate's configuration. The plugin writes it as JSON into the
@@ -61,24 +63,8 @@ type Approvals struct {
 	Timeout Duration `json:"timeout,omitempty"`
 }
 
-// Duration is a time.Duration written in JSON as a Go duration string
-// ("90s", "5m").
-type Duration time.Duration
-
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("duration must be a string such as \"90s\": %w", err)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
+// Duration is a time.Duration in the JSON configuration.
+type Duration = duration.Duration
 
 const (
 	// DefaultMaxPackBytes bounds a push when the config gives no limit.

@@ -490,7 +490,7 @@ func TestLoadConfig(t *testing.T) {
 		`{"listen":"x","bottle":"B A D","repo":"r","token_file":"t"}`,
 		`{"listen":"x","bottle":"b","repo":"r"}`,
 		`{"listen":"x","bottle":"b","repo":"r","token_file":"t","push":{"refs":["heads/x"]}}`,
-		`{"listen":"x","bottle":"b","repo":"r","token_file":"t","approvals":{"timeout":5}}`,
+		`{"listen":"x","bottle":"b","repo":"r","token_file":"t","approvals":{"timeout":"later"}}`,
 		`not json`,
 	} {
 		if _, err := gate.LoadConfig(write(bad)); err == nil {

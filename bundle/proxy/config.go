@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/docker-bottle/docker-bottle/bundle/duration"
 )
 
 // Config is the proxy's whole configuration. The plugin writes it as JSON into
@@ -142,36 +144,8 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// Duration is a time.Duration written in JSON as a Go duration string
-// ("30s"); a plain number is read as seconds.
-type Duration time.Duration
-
-// D returns d as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
-
-// MarshalJSON writes d as a duration string.
-func (d Duration) MarshalJSON() ([]byte, error) {
-	return json.Marshal(time.Duration(d).String())
-}
-
-// UnmarshalJSON reads a duration string or a number of seconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			return fmt.Errorf("invalid duration %q: use a Go duration such as \"30s\" or \"2m\"", s)
-		}
-		*d = Duration(v)
-		return nil
-	}
-	var secs float64
-	if err := json.Unmarshal(b, &secs); err != nil {
-		return fmt.Errorf("invalid duration %s: use a string such as \"30s\" or a number of seconds", b)
-	}
-	*d = Duration(secs * float64(time.Second))
-	return nil
-}
+// Duration is a time.Duration in the JSON configuration.
+type Duration = duration.Duration
 
 // LoadConfig reads and checks a JSON configuration. Unknown fields are
 // errors, so a typo does not silently loosen the rules.
