@@ -13,6 +13,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/image/layer"
+	"github.com/docker-bottle/docker-bottle/image/progress"
 	"github.com/docker-bottle/docker-bottle/pki"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/spec"
@@ -157,7 +158,7 @@ func pruneCmd(dockerCli command.Cli) *cobra.Command {
 			for _, i := range rep.Images {
 				fmt.Fprintln(dockerCli.Out(), "Deleted image:", i)
 			}
-			fmt.Fprintf(dockerCli.Out(), "Total reclaimed space: %s (%d blobs)\n", humanBytes(rep.BytesFreed), rep.Blobs)
+			fmt.Fprintf(dockerCli.Out(), "Total reclaimed space: %s (%d blobs)\n", progress.Bytes(rep.BytesFreed), rep.Blobs)
 			return nil
 		},
 	}
@@ -173,17 +174,4 @@ func confirm(dockerCli command.Cli, message string) bool {
 	answer, _ := bufio.NewReader(dockerCli.In()).ReadString('\n')
 	answer = strings.ToLower(strings.TrimSpace(answer))
 	return answer == "y" || answer == "yes"
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%dB", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

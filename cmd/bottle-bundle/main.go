@@ -6,7 +6,9 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"sort"
@@ -38,4 +40,28 @@ func names() []string {
 	}
 	sort.Strings(n)
 	return n
+}
+
+// configFlag parses the `--config FILE` a daemon run alone takes.
+func configFlag(name string, args []string) (string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	config := fs.String("config", "", name+" configuration file (JSON, written by docker bottle)")
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if *config == "" || fs.NArg() > 0 {
+		return "", fmt.Errorf("usage: bottle-bundle %s --config FILE", name)
+	}
+	return *config, nil
+}
+
+// listenAndServe listens on addr, says so on stderr, and serves until ctx
+// ends.
+func listenAndServe(ctx context.Context, what, addr string, serve func(context.Context, net.Listener) error) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s: listening on %s: %w", what, addr, err)
+	}
+	fmt.Fprintf(os.Stderr, "%s listening on %s\n", what, ln.Addr())
+	return serve(ctx, ln)
 }

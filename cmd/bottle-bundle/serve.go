@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -24,15 +23,11 @@ func init() { daemons["serve"] = runServe }
 // proxy and the gate wired to it (their approvals go to its Decider, their
 // audit lines to its merged stream, their health to its report).
 func runServe(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	configFile := fs.String("config", "", "bundle configuration file (JSON, written by docker bottle)")
-	if err := fs.Parse(args); err != nil {
+	file, err := configFlag("serve", args)
+	if err != nil {
 		return err
 	}
-	if *configFile == "" || fs.NArg() > 0 {
-		return errors.New("usage: bottle-bundle serve --config FILE")
-	}
-	cfg, err := bundle.LoadConfig(*configFile)
+	cfg, err := bundle.LoadConfig(file)
 	if err != nil {
 		return err
 	}

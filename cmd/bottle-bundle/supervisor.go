@@ -2,11 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
-	"net"
-	"os"
 
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor"
 )
@@ -17,15 +12,11 @@ func init() { daemons["supervisor"] = runSupervisor }
 // --config FILE`. Alone it has no proxy or gate to ask it, so it serves
 // events, approvals (empty) and health for itself.
 func runSupervisor(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("supervisor", flag.ContinueOnError)
-	configFile := fs.String("config", "", "supervisor configuration file (JSON, written by docker bottle)")
-	if err := fs.Parse(args); err != nil {
+	file, err := configFlag("supervisor", args)
+	if err != nil {
 		return err
 	}
-	if *configFile == "" || fs.NArg() > 0 {
-		return errors.New("usage: bottle-bundle supervisor --config FILE")
-	}
-	cfg, err := supervisor.LoadConfig(*configFile)
+	cfg, err := supervisor.LoadConfig(file)
 	if err != nil {
 		return err
 	}
@@ -34,14 +25,5 @@ func runSupervisor(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.Close()
-	addr := cfg.Listen
-	if addr == "" {
-		addr = supervisor.DefaultListen
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("supervisor: listening on %s: %w", addr, err)
-	}
-	fmt.Fprintf(os.Stderr, "supervisor listening on %s\n", ln.Addr())
-	return s.Serve(ctx, ln)
+	return listenAndServe(ctx, "supervisor", orDefault(cfg.Listen, supervisor.DefaultListen), s.Serve)
 }
