@@ -3,7 +3,6 @@ package bottles_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -24,20 +23,6 @@ import (
 	"github.com/docker-bottle/docker-bottle/smolvm/smolvmtest"
 	"github.com/docker-bottle/docker-bottle/spec"
 )
-
-func gitRepo(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "repo")
-	for _, args := range [][]string{
-		{"init", "-q", "-b", "main", dir},
-		{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.test", "commit", "-q", "--allow-empty", "-m", "first"},
-	} {
-		if out, err := exec.Command("git", args...).CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
-	return dir
-}
 
 // TestRunSmolvmRecordsThePlan runs a bottle on the smolvm backend through
 // the contract fake, in both network modes: the pipeline packs the agent
@@ -73,7 +58,7 @@ func TestRunSmolvmRecordsThePlan(t *testing.T) {
 				t.Fatal(err)
 			}
 			res, err := svc.Run(ctx, bottles.RunOptions{
-				Prepare: bottles.PrepareOptions{Spec: s.Resolve(spec.Defaults{}), Workspace: gitRepo(t),
+				Prepare: bottles.PrepareOptions{Spec: s.Resolve(spec.Defaults{}), Workspace: testenv.GitRepo(t),
 					Provider: plan.Provider{Name: spec.ProviderShell}, Choice: plan.Choice{Backend: spec.BackendSmolvm, NetworkMode: mode}},
 				Image:    image.Request{Image: probeTag},
 				Pipeline: pipe,

@@ -24,21 +24,6 @@ import (
 	"github.com/docker-bottle/docker-bottle/spec"
 )
 
-// userRepo makes a git repository with one commit, as a user's would be.
-func userRepo(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "repo")
-	for _, args := range [][]string{
-		{"init", "-q", "-b", "main", dir},
-		{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.test", "commit", "-q", "--allow-empty", "-m", "first"},
-	} {
-		if out, err := exec.Command("git", args...).CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
-	return dir
-}
-
 // prepare makes a real plan, stage dir, CA, gate repository and bundle
 // configuration for a bottle called name.
 func prepare(t *testing.T, eng *client.Client, name, backend string) plan.Plan {
@@ -58,7 +43,7 @@ func prepare(t *testing.T, eng *client.Client, name, backend string) plan.Plan {
 		mode = plan.NetworkInternal
 	}
 	pool, _ := plan.PoolFromEnv()
-	repo := userRepo(t)
+	repo := testenv.GitRepo(t)
 	p, err := plan.Prepare(ctx, plan.Options{
 		Spec: s.Resolve(prov.Defaults), NameFlag: name, Workspace: repo, Provider: prov.Plan(),
 		Choice: plan.Choice{Backend: backend, NetworkMode: mode, Why: "test"}, Dirs: dirs,

@@ -25,21 +25,6 @@ import (
 	"github.com/docker-bottle/docker-bottle/spec"
 )
 
-// gitRepo makes a user's repository with one commit.
-func gitRepo(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "repo")
-	for _, args := range [][]string{
-		{"init", "-q", "-b", "main", dir},
-		{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.test", "commit", "-q", "--allow-empty", "-m", "first"},
-	} {
-		if out, err := exec.Command("git", args...).CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
-	return dir
-}
-
 // TestApprovalRoundTrip holds a request through a real bundle's proxy to a
 // host the rules do not list, lists it with `docker bottle approvals`,
 // lets it through with `docker bottle approve`; a second such request is
@@ -54,7 +39,7 @@ func TestApprovalRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := svc.Prepare(ctx, bottles.PrepareOptions{Spec: s.Resolve(prov.Defaults), Workspace: gitRepo(t),
+	p, err := svc.Prepare(ctx, bottles.PrepareOptions{Spec: s.Resolve(prov.Defaults), Workspace: testenv.GitRepo(t),
 		Provider: prov.Plan(), Choice: plan.Choice{Backend: spec.BackendSmolvm, NetworkMode: spec.NetworkBridge}})
 	if err != nil {
 		t.Fatal(err)

@@ -29,7 +29,7 @@ func TestBuildAndPrune(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := testenv.DockerConfig(t)
-	repo := gitRepo(t)
+	repo := testenv.GitRepo(t)
 	if err := os.WriteFile(filepath.Join(repo, "bottle.yaml"), []byte("agent:\n  provider: shell\n  image: "+tag+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func TestClaudeInBottle(t *testing.T) {
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
 	cfg := testenv.DockerConfig(t)
-	repo := gitRepo(t)
+	repo := testenv.GitRepo(t)
 	name := fmt.Sprintf("cl-%d", time.Now().UnixNano()%1e6)
 	realKey := "sk-ant-api03-" + randomHexT(t, 24)
 	sum := sha256.Sum256([]byte(realKey))

@@ -81,7 +81,7 @@ func leftBehind(t *testing.T, cfg, name string) []string {
 // the local Debian base, that prints a line and waits.
 func agentRepo(t *testing.T, base string) string {
 	t.Helper()
-	repo := gitRepo(t)
+	repo := testenv.GitRepo(t)
 	files := map[string]string{
 		"Dockerfile": "FROM " + base + "\nRUN useradd -m -u 1000 agent && mkdir /workspace && chown agent /workspace\n" +
 			"ENV HOME=/home/agent\nUSER 1000:1000\nWORKDIR /workspace\n",

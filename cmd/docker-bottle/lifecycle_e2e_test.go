@@ -25,7 +25,7 @@ func TestRunLifecycleDockerBackend(t *testing.T) {
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
 	cfg := testenv.DockerConfig(t)
-	repo := gitRepo(t)
+	repo := testenv.GitRepo(t)
 	name := fmt.Sprintf("lc-%d", time.Now().UnixNano()%1e6)
 	files := map[string]string{
 		"Dockerfile": "FROM " + base + "\nRUN useradd -m -u 1000 agent && mkdir /workspace && chown agent /workspace\n" +

@@ -287,7 +287,7 @@ func TestExitCodesFollowDocker(t *testing.T) {
 	}
 	// The claude provider with no credential on the host refuses before
 	// anything starts, and says what to set.
-	repo := gitRepo(t)
+	repo := testenv.GitRepo(t)
 	r := docker(t, cfg, []string{"ANTHROPIC_API_KEY=", "CLAUDE_CODE_OAUTH_TOKEN="}, "bottle", "run", repo)
 	if r.code != 1 || !strings.Contains(r.stderr, "ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN") {
 		t.Errorf("run without credentials: exit %d %q", r.code, r.stderr)

@@ -20,28 +20,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker-bottle/docker-bottle/internal/testenv"
+
 	"github.com/moby/moby/client"
 )
 
 // Label marks every engine object the tests make.
-const Label = "dev.dockerbottle.test"
+const Label = testenv.TestLabel
 
-// Engine returns a client of the engine on the default socket (or
-// DOCKER_HOST), failing the test when none answers.
-func Engine(t testing.TB) *client.Client {
-	t.Helper()
-	c, err := client.New(client.FromEnv)
-	if err != nil {
-		t.Fatalf("docker engine client: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
-		t.Fatalf("this test needs a Docker engine on the default socket (or DOCKER_HOST), none answers: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
+// Engine is the shared testenv.Engine.
+func Engine(t testing.TB) *client.Client { return testenv.Engine(t) }
 
 // StaticBinary compiles a static Linux program that prints msg, into dir.
 func StaticBinary(t testing.TB, dir, name, msg string) string {
