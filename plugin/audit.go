@@ -47,35 +47,10 @@ func runAudit(ctx context.Context, dockerCli command.Cli, opts auditOptions) err
 	if err != nil {
 		return err
 	}
-	out := dockerCli.Out()
-	emit := printAudit(out, opts.format)
-	// What is kept first, then (with -f) what comes after it: the header
-	// is printed once the supervisor has answered.
-	ctx, stop := interruptible(ctx)
-	defer stop()
-	es, err := sup.c.Audit(ctx, 0)
-	if err != nil {
-		if opts.follow {
-			return followEnd(ctx, sup, err)
-		}
-		return interrupted(ctx, sup.wrap(err))
-	}
-	if opts.format == "table" {
-		if err := writeRow(out, auditWidths, "TIME", "SOURCE", "DECISION", "WHAT"); err != nil {
-			return err
-		}
-	}
-	var last uint64
-	for _, e := range es {
-		if err := emit(e); err != nil {
-			return err
-		}
-		last = e.Seq
-	}
-	if opts.follow {
-		return followEnd(ctx, sup, sup.c.FollowAudit(ctx, last, emit))
-	}
-	return nil
+	return stream[api.AuditEntry]{
+		list: sup.c.Audit, follow: sup.c.FollowAudit, seq: func(e api.AuditEntry) uint64 { return e.Seq },
+		header: []string{"TIME", "SOURCE", "DECISION", "WHAT"}, widths: auditWidths, print: printAudit,
+	}.show(ctx, dockerCli, sup, opts.follow, opts.format)
 }
 
 func printAudit(out io.Writer, format string) func(api.AuditEntry) error {

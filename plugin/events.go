@@ -44,35 +44,10 @@ func runEvents(ctx context.Context, dockerCli command.Cli, opts eventsOptions) e
 	if err != nil {
 		return err
 	}
-	out := dockerCli.Out()
-	emit := printEvent(out, opts.format)
-	// What is kept first, then (with -f) what comes after it: the header
-	// is printed once the supervisor has answered.
-	ctx, stop := interruptible(ctx)
-	defer stop()
-	evs, err := sup.c.Events(ctx, 0)
-	if err != nil {
-		if opts.follow {
-			return followEnd(ctx, sup, err)
-		}
-		return interrupted(ctx, sup.wrap(err))
-	}
-	if opts.format == "table" {
-		if err := writeRow(out, eventWidths, "TIME", "SOURCE", "TYPE", "MESSAGE"); err != nil {
-			return err
-		}
-	}
-	var last uint64
-	for _, e := range evs {
-		if err := emit(e); err != nil {
-			return err
-		}
-		last = e.Seq
-	}
-	if opts.follow {
-		return followEnd(ctx, sup, sup.c.FollowEvents(ctx, last, emit))
-	}
-	return nil
+	return stream[api.Event]{
+		list: sup.c.Events, follow: sup.c.FollowEvents, seq: func(e api.Event) uint64 { return e.Seq },
+		header: []string{"TIME", "SOURCE", "TYPE", "MESSAGE"}, widths: eventWidths, print: printEvent,
+	}.show(ctx, dockerCli, sup, opts.follow, opts.format)
 }
 
 func printEvent(out io.Writer, format string) func(api.Event) error {
