@@ -11,8 +11,6 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
-	"github.com/docker-bottle/docker-bottle/bottles"
-	"github.com/docker-bottle/docker-bottle/image/layer"
 	"github.com/docker-bottle/docker-bottle/image/progress"
 	"github.com/docker-bottle/docker-bottle/pki"
 	"github.com/docker-bottle/docker-bottle/plan"
@@ -77,29 +75,11 @@ func runBuild(cmd *cobra.Command, dockerCli command.Cli, o buildOptions, dir str
 	if _, err := pki.LoadOrCreateCA(svc.Dirs.CA()); err != nil {
 		return err
 	}
-	req, cleanupReq, err := imageRequest(ls, workspace)
+	ro, done, err := agentImage(ctx, dockerCli, svc, ls, workspace, o.progress)
 	if err != nil {
 		return err
 	}
-	defer cleanupReq()
-	req.Registry = ls.spec.Registry
-	files, err := ls.provider.BottleFiles(ls.spec)
-	if err != nil {
-		return err
-	}
-	arch, err := engineArch(ctx, dockerCli)
-	if err != nil {
-		return err
-	}
-	pipe, cleanup, err := newPipeline(dockerCli, svc, o.progress)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	ro := bottles.RunOptions{Image: req, Pipeline: pipe, Arch: arch}
-	for _, f := range files {
-		ro.Files = append(ro.Files, layer.File{Path: f.Path, Content: f.Content, Mode: f.Mode})
-	}
+	defer done()
 	built, err := svc.Build(ctx, choice.Backend, ro)
 	if err != nil {
 		return interrupted(ctx, err)

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -167,24 +168,11 @@ func runRun(cmd *cobra.Command, dockerCli command.Cli, o runOptions) error {
 		return nil
 	}
 
-	req, cleanupReq, err := imageRequest(ls, workspace)
+	ro, done, err := agentImage(ctx, dockerCli, svc, ls, workspace, o.progress)
 	if err != nil {
 		return err
 	}
-	defer cleanupReq()
-	files, err := ls.provider.BottleFiles(ls.spec)
-	if err != nil {
-		return err
-	}
-	arch, err := engineArch(ctx, dockerCli)
-	if err != nil {
-		return err
-	}
-	pipe, cleanup, err := newPipeline(dockerCli, svc, o.progress)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
+	defer done()
 	dk, err := dockerBackend(dockerCli)
 	if err != nil {
 		return err
@@ -194,14 +182,9 @@ func runRun(cmd *cobra.Command, dockerCli command.Cli, o runOptions) error {
 	if err != nil {
 		return err
 	}
-	ro := bottles.RunOptions{
-		Prepare: prep, Image: req, Pipeline: pipe, Docker: dk, Arch: arch, BringUp: bottles.BringUpOptions{ExtraCAFile: extraCA},
-		Detach: o.detach, TTY: tty, Interactive: tty, Remove: o.rm, KeepOnFailure: o.keepOnFailure,
-		Stdin: dockerCli.In(), Stdout: dockerCli.Out(), Stderr: dockerCli.Err(),
-	}
-	for _, f := range files {
-		ro.Files = append(ro.Files, layer.File{Path: f.Path, Content: f.Content, Mode: f.Mode})
-	}
+	ro.Prepare, ro.Docker, ro.BringUp = prep, dk, bottles.BringUpOptions{ExtraCAFile: extraCA}
+	ro.Detach, ro.TTY, ro.Interactive, ro.Remove, ro.KeepOnFailure = o.detach, tty, tty, o.rm, o.keepOnFailure
+	ro.Stdin, ro.Stdout, ro.Stderr = dockerCli.In(), dockerCli.Out(), dockerCli.Err()
 	res, err := svc.Run(ctx, ro)
 	if err != nil {
 		return interrupted(ctx, err)
@@ -235,6 +218,37 @@ func extraCAFile(ls loadedSpec) (string, error) {
 		return "", fmt.Errorf("egress.extra_ca: %w", err)
 	}
 	return filepath.Abs(f)
+}
+
+// agentImage is what run and build share: the image request (with the
+// registry to push to), the provider's in-guest files, the engine's
+// architecture and the pipeline. done releases what it made.
+func agentImage(ctx context.Context, dockerCli command.Cli, svc *bottles.Service, ls loadedSpec, workspace, progress string) (bottles.RunOptions, func(), error) {
+	req, cleanupReq, err := imageRequest(ls, workspace)
+	if err != nil {
+		return bottles.RunOptions{}, nil, err
+	}
+	req.Registry = ls.spec.Registry
+	files, err := ls.provider.BottleFiles(ls.spec)
+	if err != nil {
+		cleanupReq()
+		return bottles.RunOptions{}, nil, err
+	}
+	arch, err := engineArch(ctx, dockerCli)
+	if err != nil {
+		cleanupReq()
+		return bottles.RunOptions{}, nil, err
+	}
+	pipe, cleanup, err := newPipeline(dockerCli, svc, progress)
+	if err != nil {
+		cleanupReq()
+		return bottles.RunOptions{}, nil, err
+	}
+	ro := bottles.RunOptions{Image: req, Pipeline: pipe, Arch: arch}
+	for _, f := range files {
+		ro.Files = append(ro.Files, layer.File{Path: f.Path, Content: f.Content, Mode: f.Mode})
+	}
+	return ro, func() { cleanup(); cleanupReq() }, nil
 }
 
 // imageRequest says how the agent image is made: agent.image as it is,
