@@ -1,9 +1,10 @@
 package bundle
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
+
+	"github.com/docker-bottle/docker-bottle/bundle/conf"
 
 	"github.com/docker-bottle/docker-bottle/bundle/gate"
 	"github.com/docker-bottle/docker-bottle/bundle/proxy"
@@ -20,18 +21,16 @@ type Config struct {
 	Supervisor supervisor.Config `json:"supervisor"`
 }
 
-// LoadConfig reads a bundle configuration; unknown fields are errors.
+// LoadConfig reads a bundle configuration; unknown fields are errors. Each
+// daemon's constructor checks its own part.
 func LoadConfig(path string) (Config, error) {
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("reading the bundle configuration: %w", err)
 	}
-	defer f.Close()
-	dec := json.NewDecoder(f)
-	dec.DisallowUnknownFields()
-	var c Config
-	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("decoding %s: %w", path, err)
+	c, err := conf.Decode[Config](b)
+	if err != nil {
+		return Config{}, fmt.Errorf("bundle configuration %s: %w", path, err)
 	}
 	return c, nil
 }

@@ -1,8 +1,6 @@
 package gate
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -10,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker-bottle/docker-bottle/bundle/duration"
+	"github.com/docker-bottle/docker-bottle/bundle/conf"
 )
 
 // Config is the gate's configuration. The plugin writes it as JSON into the
@@ -64,7 +62,7 @@ type Approvals struct {
 }
 
 // Duration is a time.Duration in the JSON configuration.
-type Duration = duration.Duration
+type Duration = conf.Duration
 
 const (
 	// DefaultMaxPackBytes bounds a push when the config gives no limit.
@@ -88,18 +86,13 @@ var slugRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
 // LoadConfig reads a JSON config file, rejecting unknown fields, and fills
 // in the defaults.
 func LoadConfig(path string) (Config, error) {
-	var c Config
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return c, fmt.Errorf("reading gate config: %w", err)
+		return Config{}, fmt.Errorf("reading gate config: %w", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	c, err := conf.Decode[Config](b)
+	if err != nil {
 		return c, fmt.Errorf("gate config %s: %w", path, err)
-	}
-	if dec.More() {
-		return c, fmt.Errorf("gate config %s: unexpected data after the JSON object", path)
 	}
 	c, err = c.withDefaults()
 	if err != nil {

@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -11,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker-bottle/docker-bottle/bundle/duration"
+	"github.com/docker-bottle/docker-bottle/bundle/conf"
 )
 
 // Config is the proxy's whole configuration. The plugin writes it as JSON into
@@ -145,7 +143,7 @@ func (l Limits) withDefaults() Limits {
 }
 
 // Duration is a time.Duration in the JSON configuration.
-type Duration = duration.Duration
+type Duration = conf.Duration
 
 // LoadConfig reads and checks a JSON configuration. Unknown fields are
 // errors, so a typo does not silently loosen the rules.
@@ -163,14 +161,9 @@ func LoadConfig(path string) (Config, error) {
 
 // ParseConfig decodes and checks a JSON configuration.
 func ParseConfig(b []byte) (Config, error) {
-	var cfg Config
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		return Config{}, fmt.Errorf("decoding: %w", err)
-	}
-	if dec.More() {
-		return Config{}, errors.New("decoding: trailing data after the JSON object")
+	cfg, err := conf.Decode[Config](b)
+	if err != nil {
+		return Config{}, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err

@@ -1,8 +1,6 @@
 package supervisor
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -10,7 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/docker-bottle/docker-bottle/bundle/duration"
+	"github.com/docker-bottle/docker-bottle/bundle/conf"
 
 	"github.com/docker-bottle/docker-bottle/bundle/approval"
 )
@@ -107,7 +105,7 @@ func (p Policy) timeout() time.Duration {
 func (p Policy) asks(k approval.Kind) bool { return slices.Contains(p.Kinds, k) }
 
 // Duration is a time.Duration in the JSON configuration.
-type Duration = duration.Duration
+type Duration = conf.Duration
 
 // LoadConfig reads and checks a JSON configuration. Unknown fields are
 // errors, so a typo does not silently change the policy.
@@ -125,14 +123,9 @@ func LoadConfig(path string) (Config, error) {
 
 // ParseConfig decodes and checks a JSON configuration.
 func ParseConfig(b []byte) (Config, error) {
-	var cfg Config
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		return Config{}, fmt.Errorf("decoding: %w", err)
-	}
-	if dec.More() {
-		return Config{}, errors.New("decoding: trailing data after the JSON object")
+	cfg, err := conf.Decode[Config](b)
+	if err != nil {
+		return Config{}, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err

@@ -1,13 +1,30 @@
-// Package duration is the time.Duration of the bundle's JSON
-// configuration files: written as a Go duration string ("30s", "5m"), read
-// from such a string or from a number of seconds.
-package duration
+// Package conf is what the bundle's JSON configuration files share: strict
+// decoding (a typo must not silently loosen a rule) and durations written as
+// Go duration strings ("30s", "5m") or numbers of seconds.
+package conf
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
+
+// Decode decodes one JSON object into a T, refusing unknown fields and
+// trailing data.
+func Decode[T any](b []byte) (T, error) {
+	var v T
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		return v, fmt.Errorf("decoding: %w", err)
+	}
+	if dec.More() {
+		return v, errors.New("decoding: trailing data after the JSON object")
+	}
+	return v, nil
+}
 
 // Duration is a time.Duration in JSON.
 type Duration time.Duration

@@ -1,4 +1,4 @@
-package duration
+package conf
 
 import (
 	"encoding/json"
@@ -22,5 +22,19 @@ func TestDuration(t *testing.T) {
 	out, _ := json.Marshal(Duration(90 * time.Second))
 	if string(out) != `"1m30s"` {
 		t.Errorf("marshal %s", out)
+	}
+}
+
+func TestDecodeIsStrict(t *testing.T) {
+	type C struct {
+		A int `json:"a"`
+	}
+	if c, err := Decode[C]([]byte(`{"a": 1}`)); err != nil || c.A != 1 {
+		t.Fatalf("%+v %v", c, err)
+	}
+	for _, bad := range []string{`{"a": 1, "b": 2}`, `{"a": 1} {"a": 2}`, `{"a": "x"}`, ``} {
+		if _, err := Decode[C]([]byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }
