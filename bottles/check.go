@@ -161,10 +161,8 @@ func (s *Service) Check(ctx context.Context, o CheckOptions) (probe.Card, error)
 	card := probe.Card{}
 	if derr == nil {
 		card = probe.Judge(rep, probe.Expect{Backend: res.Plan.Backend, NetworkMode: res.Plan.NetworkMode})
-		card.Add(probe.PromiseResult{Promise: 3, Title: "Its real credentials never enter the bottle (host side)",
-			Items: []probe.Item{s.secretOnHost(context.WithoutCancel(ctx), engine, res.Plan, canary)}})
-		card.Add(probe.PromiseResult{Promise: 4, Title: "Its git changes arrive as branches the user reviews (host side)",
-			Items: []probe.Item{hostFetch(ctx, res.Plan)}})
+		card.Add(probe.PromiseResult{Promise: 3, Items: []probe.Item{s.secretOnHost(context.WithoutCancel(ctx), engine, res.Plan, canary)}})
+		card.Add(probe.PromiseResult{Promise: 4, Items: []probe.Item{hostFetch(ctx, res.Plan)}})
 	}
 	if o.Keep {
 		return card, derr

@@ -138,18 +138,27 @@ func Judge(r Report, e Expect) Card {
 	return card
 }
 
-// Add appends a promise's result (the plugin adds promise 6, the cleanup).
-// An empty Verdict is computed from the items.
+// Add adds a promise's result (the plugin adds its host-side checks and
+// promise 6, the cleanup). Items of a promise the card already has join
+// it, and its verdict becomes the worst of all; an empty Verdict is
+// computed from the items.
 func (c *Card) Add(p PromiseResult) {
-	if p.Title == "" {
-		p.Title = Titles[p.Promise]
-	}
 	if p.Verdict == "" {
 		vs := make([]Verdict, 0, len(p.Items))
 		for _, it := range p.Items {
 			vs = append(vs, it.Verdict)
 		}
 		p.Verdict = worst(vs...)
+	}
+	for i := range c.Promises {
+		if c.Promises[i].Promise == p.Promise {
+			c.Promises[i].Items = append(c.Promises[i].Items, p.Items...)
+			c.Promises[i].Verdict = worst(c.Promises[i].Verdict, p.Verdict)
+			return
+		}
+	}
+	if p.Title == "" {
+		p.Title = Titles[p.Promise]
 	}
 	c.Promises = append(c.Promises, p)
 }

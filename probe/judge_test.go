@@ -206,3 +206,13 @@ func TestCardAddRendersAndMarshals(t *testing.T) {
 		t.Errorf("JSON: %s", data)
 	}
 }
+
+func TestCardAddMergesIntoAPromise(t *testing.T) {
+	var c Card
+	c.Add(PromiseResult{Promise: 3, Items: []Item{{Check: "secrets", Verdict: Pass}}})
+	c.Add(PromiseResult{Promise: 3, Items: []Item{{Check: "secret-on-host", Verdict: Fail}}})
+	c.Add(PromiseResult{Promise: 6, Items: []Item{{Check: "cleanup", Verdict: Pass}}})
+	if len(c.Promises) != 2 || len(c.Promises[0].Items) != 2 || c.Verdict(3) != Fail || c.Verdict(6) != Pass || !c.Failed() {
+		t.Fatalf("card %+v", c)
+	}
+}
