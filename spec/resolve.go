@@ -42,8 +42,6 @@ type Overrides struct {
 	Backend     string
 	NetworkMode string
 	Registry    string
-	Prompt      string
-	PromptFile  string
 	Env         map[string]string
 }
 
@@ -60,9 +58,6 @@ func (s Spec) Apply(o Overrides) (Spec, error) {
 	set(&r.Backend, o.Backend)
 	set(&r.NetworkMode, o.NetworkMode)
 	set(&r.Registry, o.Registry)
-	if o.Prompt != "" || o.PromptFile != "" {
-		r.Agent.Prompt, r.Agent.PromptFile = o.Prompt, o.PromptFile
-	}
 	for k, v := range o.Env {
 		if r.Agent.Env == nil {
 			r.Agent.Env = map[string]string{}

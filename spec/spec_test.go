@@ -182,8 +182,8 @@ func TestApplyValidatesFlags(t *testing.T) {
 	if _, err := s.Apply(Overrides{Env: map[string]string{"OPENAI_API_KEY": "x"}}); err == nil {
 		t.Error("a secret-looking -e was accepted")
 	}
-	r, err := s.Apply(Overrides{Name: "demo", Prompt: "hi"})
-	if err != nil || r.Name != "demo" || r.Agent.Prompt != "hi" {
+	r, err := s.Apply(Overrides{Name: "demo", Env: map[string]string{"LANG": "C"}})
+	if err != nil || r.Name != "demo" || r.Agent.Env["LANG"] != "C" {
 		t.Errorf("Apply: %+v %v", r, err)
 	}
 }

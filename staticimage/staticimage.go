@@ -23,7 +23,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/moby/moby/client"
 )
 
 // File is one file of the image.
@@ -143,14 +142,6 @@ func Load(ctx context.Context, e Engine, tag string, img v1.Image) error {
 		return fmt.Errorf("loading image %s into the engine: %w", tag, err)
 	}
 	return nil
-}
-
-// Exists reports whether the engine has tag.
-func Exists(ctx context.Context, e interface {
-	ImageInspect(ctx context.Context, image string, _ ...client.ImageInspectOption) (client.ImageInspectResult, error)
-}, tag string) bool {
-	_, err := e.ImageInspect(ctx, tag)
-	return err == nil
 }
 
 // WriteTarball writes img as a `docker load` tarball tagged tag.

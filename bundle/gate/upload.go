@@ -96,26 +96,25 @@ func (g *Gate) advertiseV2(w http.ResponseWriter) {
 
 // uploadRequest is a parsed fetch request, v0 or v2.
 type uploadRequest struct {
-	v2                bool
-	wants             []repo.Hash
-	haves             []repo.Hash
-	clientShallow     map[repo.Hash]bool
-	depth             int
-	relative          bool
-	since             int64
-	deepenNot         []string
-	noBlobs           bool
-	filter            string
-	done, sawHaves    bool
-	haveSection       bool // v0: the request went on after the wants' flush
-	ofsDelta, thin    bool
-	sideband          int // largest side-band packet, 0 without side-band
-	noProgress        bool
-	includeTag        bool
-	multiAck, noDone  bool
-	waitForDone       bool
-	flushTerminated   bool // v0: the haves ended with a flush, not done
-	sawDeepenRequests bool
+	v2               bool
+	wants            []repo.Hash
+	haves            []repo.Hash
+	clientShallow    map[repo.Hash]bool
+	depth            int
+	relative         bool
+	since            int64
+	deepenNot        []string
+	noBlobs          bool
+	filter           string
+	done, sawHaves   bool
+	haveSection      bool // v0: the request went on after the wants' flush
+	ofsDelta, thin   bool
+	sideband         int // largest side-band packet, 0 without side-band
+	noProgress       bool
+	includeTag       bool
+	multiAck, noDone bool
+	waitForDone      bool
+	flushTerminated  bool // v0: the haves ended with a flush, not done
 }
 
 func (u *uploadRequest) deepening() bool {
