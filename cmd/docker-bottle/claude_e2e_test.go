@@ -7,16 +7,23 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/client"
+
+	"github.com/docker-bottle/docker-bottle/bundle/approval"
+	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
 
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/pki"
@@ -27,11 +34,18 @@ import (
 // TestClaudeInBottle is the user's main job on the docker backend, through
 // the real CLI: `docker bottle run` in a repository with the claude
 // provider, its built-in image built on a local Debian base (nothing can be
-// pulled). Inside the bottle, `claude --version` works, ANTHROPIC_API_KEY
-// holds only the placeholder, and a request to a stand-in api.anthropic.com
-// (a TLS server the test controls, on the bundle's network, allowed by a
-// private rule) arrives with the real key, which the stand-in checks by
-// its hash. The real key appears nowhere in the bottle's output.
+// pulled), and a real Claude Code session in it. The model is a stand-in
+// api.anthropic.com (a TLS server the test controls, on the bottle's
+// network, allowed by a private rule) that answers only requests carrying
+// the real key, which it checks by hash, and scripts one Bash tool call.
+// So the test sees, end to end: ANTHROPIC_API_KEY in the bottle is the
+// placeholder and the proxy adds the real key; the managed settings' hooks
+// run in a real session: the PreToolUse hook holds the Bash call until
+// `docker bottle approve`, the tool then runs in the bottle and its output
+// reaches the model, and the session's events reach the supervisor. A
+// stand-in npm registry is reached through the allowlist as well, read-only
+// (a GET/HEAD rule: a publish is refused). The real key appears nowhere in
+// the bottle's output.
 func TestClaudeInBottle(t *testing.T) {
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
@@ -41,14 +55,19 @@ func TestClaudeInBottle(t *testing.T) {
 	realKey := "sk-ant-api03-" + randomHexT(t, 24)
 	sum := sha256.Sum256([]byte(realKey))
 
-	// The stand-in API host's certificate, from a CA the proxy is told to
-	// trust (egress.extra_ca).
+	// The stand-ins' certificates, from a CA the proxy is told to trust
+	// (egress.extra_ca).
 	work := t.TempDir()
 	ca, err := pki.LoadOrCreateCA(filepath.Join(work, "ca"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	certDir := standInCert(t, ca, "api.anthropic.com", filepath.Join(work, "certs"))
+	apiCerts := standInCert(t, ca, "api.anthropic.com", filepath.Join(work, "api"))
+	npmCerts := standInCert(t, ca, "registry.npmjs.org", filepath.Join(work, "npm"))
+	const (
+		allowedCommand = `echo "tool ran as $(id -un) on branch $(git branch --show-current)"`
+		deniedCommand  = `touch denied-call-ran; echo "denied call ran as $(id -un)"`
+	)
 	spec := fmt.Sprintf(`agent:
   build_args:
     %s: %s
@@ -59,16 +78,31 @@ func TestClaudeInBottle(t *testing.T) {
       claude --version
       env | grep '^ANTHROPIC_API_KEY='
       for i in $(seq 90); do
-        out=$(curl -sS --max-time 5 https://api.anthropic.com/secret -H "x-api-key: $ANTHROPIC_API_KEY") && break
+        curl -fsS --max-time 5 -o /dev/null -X POST -d '{}' https://api.anthropic.com/v1/messages/count_tokens \
+          -H "x-api-key: $ANTHROPIC_API_KEY" && break
         sleep 1
       done
-      echo "upstream: $out"
+      claude -p 'Run the check.' --dangerously-skip-permissions </dev/null
+      echo "claude exit: $?"
+      test -e denied-call-ran && echo "denied call left its file" || echo "no trace of the denied call"
+      curl -fsS --max-time 20 https://registry.npmjs.org/bottle-standin-pkg | grep -o '"tarball":"[^"]*"'
+      curl -fsS --max-time 20 https://registry.npmjs.org/bottle-standin-pkg/-/bottle-standin-pkg-1.0.0.tgz | tar -xzO package/index.js
+      curl -sS --max-time 20 -X PUT -d '{}' https://registry.npmjs.org/bottle-standin-pkg | head -c 300
+      curl -sS --max-time 20 http://example.org/ | head -c 300
 egress:
   extra_ca: %s
   allow:
     - host: api.anthropic.com
       ports: [443]
       private: true
+    - host: registry.npmjs.org
+      ports: [443]
+      private: true
+      methods: [GET, HEAD]
+supervise:
+  approvals: [tool]
+  tools: [Bash]
+  timeout: 4m
 `, provider.BuildArgBaseImage, base, filepath.Join(work, "ca", pki.CertFile))
 	if err := os.WriteFile(filepath.Join(repo, "bottle.yaml"), []byte(spec), 0o644); err != nil {
 		t.Fatal(err)
@@ -77,7 +111,7 @@ egress:
 	cmd := exec.Command(testenv.DockerCLI(t), "bottle", "run", "--backend", "docker", "--name", name, "--progress", "plain", repo)
 	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg, "DOCKER_BOTTLE_CACHE="+filepath.Join(cfg, "cache"), "DOCKER_BOTTLE_SMOLVM=",
 		"ANTHROPIC_API_KEY="+realKey, "CLAUDE_CODE_OAUTH_TOKEN=")
-	var out, errb bytes.Buffer
+	var out, errb syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -85,26 +119,58 @@ egress:
 	t.Cleanup(func() { docker(t, cfg, nil, "bottle", "rm", "-f", name) })
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-
-	// Put the stand-in on the bottle's network once the bundle runs (bring-
-	// up may move the bottle to another subnet before that); labelled with
-	// the bottle, its removal takes the stand-in too.
-	network := "bottle-" + name
-	attached := false
-	for deadline := time.Now().Add(5 * time.Minute); !attached && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if res, err := eng.ContainerInspect(context.Background(), network+"-bundle", client.ContainerInspectOptions{}); err == nil &&
-			res.Container.State != nil && res.Container.State.Running {
-			testenv.StartUpstream(t, eng, network, "api.anthropic.com", certDir,
-				map[string]string{plan.LabelBottle: name, testenv.TestLabel: "1"},
-				"--secret-header", "x-api-key", "--secret-sha256", hex.EncodeToString(sum[:]))
-			attached = true
-		}
+	ended := func() {
 		select {
 		case err := <-done:
-			t.Fatalf("run ended before its bundle was up: %v\n%s\n%s", err, out.String(), errb.String())
+			t.Fatalf("run ended early: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
 		default:
 		}
 	}
+
+	// Put the stand-ins on the bottle's network once the bundle runs
+	// (bring-up may move the bottle to another subnet before that);
+	// labelled with the bottle, its removal takes them too.
+	network := "bottle-" + name
+	labels := map[string]string{plan.LabelBottle: name, testenv.TestLabel: "1"}
+	var apiHost testenv.Upstream
+	for deadline := time.Now().Add(5 * time.Minute); apiHost.Name == "" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if res, err := eng.ContainerInspect(context.Background(), network+"-bundle", client.ContainerInspectOptions{}); err == nil &&
+			res.Container.State != nil && res.Container.State.Running {
+			apiHost = testenv.StartStandIn(t, eng, network, "api.anthropic.com", apiCerts, labels, "anthropic",
+				"--key-sha256", hex.EncodeToString(sum[:]), "--tool-command", allowedCommand, "--tool-command", deniedCommand)
+			testenv.StartStandIn(t, eng, network, "registry.npmjs.org", npmCerts, labels, "npm")
+		}
+		ended()
+	}
+	if apiHost.Name == "" {
+		t.Fatalf("the bundle never ran\n%s\n%s", out.String(), errb.String())
+	}
+
+	// Each of the session's Bash calls waits for a human: the first is
+	// approved, the second denied.
+	for i, c := range []struct{ verb, command string }{{"approve", allowedCommand}, {"deny", deniedCommand}} {
+		var held api.Approval
+		for deadline := time.Now().Add(8 * time.Minute); held.ID == "" && time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+			ended()
+			r := docker(t, cfg, nil, "bottle", "approvals", name, "--format", "json")
+			for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+				var a api.Approval
+				if json.Unmarshal([]byte(line), &a) == nil && a.Kind == approval.Tool {
+					held = a
+				}
+			}
+		}
+		if held.ID == "" {
+			t.Fatalf("Bash call %d was never held for approval\nstdout:\n%s\nstderr:\n%s\nstand-in:\n%s", i+1, out.String(), errb.String(), containerLogs(t, eng, apiHost))
+		}
+		if held.Subject != "Bash("+c.command+")" {
+			t.Errorf("held approval %d: %+v, want the subject Bash(%s)", i+1, held, c.command)
+		}
+		if r := docker(t, cfg, nil, "bottle", c.verb, name, held.ID); r.code != 0 {
+			t.Fatalf("%s: exit %d %s", c.verb, r.code, r.stderr)
+		}
+	}
+
 	select {
 	case err := <-done:
 		if err != nil {
@@ -115,18 +181,107 @@ egress:
 		t.Fatalf("run did not finish\n%s\n%s", out.String(), errb.String())
 	}
 	got := out.String()
+	audit := docker(t, cfg, nil, "bottle", "audit", name)
+	explain := fmt.Sprintf("\nstdout:\n%s\nstderr:\n%s\nstand-in:\n%s\naudit:\n%s", got, errb.String(), containerLogs(t, eng, apiHost), audit.stdout+audit.stderr)
 	if !strings.Contains(got, provider.ClaudeCodeVersion+" (Claude Code)") {
-		t.Errorf("claude --version did not answer in the bottle:\n%s", got)
+		t.Errorf("claude --version did not answer in the bottle:%s", explain)
 	}
-	if !strings.Contains(got, "ANTHROPIC_API_KEY=sk-ant-api03-") || strings.Contains(got, "ANTHROPIC_API_KEY="+realKey) {
-		t.Errorf("the agent's key is not the placeholder:\n%s", got)
+	if !strings.Contains(got, "ANTHROPIC_API_KEY="+provider.AnthropicAPIKeyPlaceholder) {
+		t.Errorf("the agent's key is not the placeholder:%s", explain)
 	}
-	if !strings.Contains(got, "upstream: secret arrived at api.anthropic.com") {
-		t.Errorf("the real key did not reach the stand-in API host:\n%s\nstderr:\n%s", got, errb.String())
+	// The model saw the tool's output: the call ran in the bottle, as the
+	// agent user, on the bottle's branch.
+	if !regexp.MustCompile(`tool call 1 said: tool ran as agent on branch bottle/`).MatchString(got) {
+		t.Errorf("the approved Bash call's output did not reach the model:%s", explain)
+	}
+	// The denied call never ran; the model read why.
+	if !regexp.MustCompile(`tool call 2 said: .*denied by the human`).MatchString(got) ||
+		strings.Contains(got, "denied call ran as agent") || !strings.Contains(got, "no trace of the denied call") {
+		t.Errorf("the denied Bash call ran, or the model did not read the denial:%s", explain)
+	}
+	if !strings.Contains(got, "claude exit: 0") {
+		t.Errorf("claude -p did not succeed:%s", explain)
+	}
+	if !strings.Contains(got, `"tarball":"https://registry.npmjs.org/bottle-standin-pkg/-/bottle-standin-pkg-1.0.0.tgz"`) ||
+		!strings.Contains(got, "served by the stand-in registry") {
+		t.Errorf("the npm registry was not reached through the allowlist:%s", explain)
+	}
+	// Read-only: a publish (PUT) is refused by the rule's methods.
+	if !regexp.MustCompile(`(?i)PUT[^\n]*registry\.npmjs\.org|registry\.npmjs\.org[^\n]*PUT`).MatchString(got) {
+		t.Errorf("a PUT to the GET-only registry was not refused:%s", explain)
+	}
+	if !strings.Contains(got, "example.org") || !strings.Contains(got, "not on") {
+		t.Errorf("an unlisted host was not refused with the proxy's explanation:%s", explain)
 	}
 	if strings.Contains(got+errb.String(), realKey) {
 		t.Error("the real key appears in the run's output")
 	}
+
+	// The session's hooks posted its life to the supervisor.
+	r := docker(t, cfg, nil, "bottle", "events", name, "--format", "json")
+	if r.code != 0 {
+		t.Fatalf("events: exit %d %s", r.code, r.stderr)
+	}
+	seen := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var e api.Event
+		if json.Unmarshal([]byte(line), &e) == nil && e.Source == api.SourceAgent {
+			seen[e.Type] = e.Message
+		}
+	}
+	for _, typ := range []string{"hook.SessionStart", "hook.UserPromptSubmit", "hook.PostToolUse", "hook.Stop", "hook.SessionEnd"} {
+		if _, ok := seen[typ]; !ok {
+			t.Errorf("no %s event from the session; events:\n%s", typ, r.stdout)
+		}
+	}
+	if !strings.Contains(seen["hook.PostToolUse"], "tool ran as") {
+		t.Errorf("the PostToolUse event does not name the command: %q", seen["hook.PostToolUse"])
+	}
+	if strings.Contains(r.stdout, realKey) {
+		t.Error("the real key appears in the events")
+	}
+}
+
+// syncBuffer is a bytes.Buffer a process writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// containerLogs is what a stand-in logged (its requests, never a value).
+func containerLogs(t *testing.T, eng *client.Client, u testenv.Upstream) string {
+	f := make(client.Filters).Add("label", testenv.TestLabel+"=1")
+	cs, err := eng.ContainerList(context.Background(), client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return err.Error()
+	}
+	for _, c := range cs.Items {
+		for _, n := range c.NetworkSettings.Networks {
+			if n.IPAddress == u.IP {
+				rc, err := eng.ContainerLogs(context.Background(), c.ID, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
+				if err != nil {
+					return err.Error()
+				}
+				defer rc.Close()
+				var b bytes.Buffer
+				stdcopy.StdCopy(&b, &b, rc)
+				return b.String()
+			}
+		}
+	}
+	return "(stand-in not found)"
 }
 
 // standInCert writes cert.pem and key.pem for host, from ca, into dir.

@@ -41,50 +41,64 @@ type Upstream struct {
 	IP   netip.Addr
 }
 
+// binImage is an image made of one static binary of this module.
+type binImage struct {
+	once sync.Once
+	ref  string
+	err  error
+}
+
 var (
-	upstreamOnce sync.Once
-	upstreamImg  string
-	upstreamErr  error
+	upstreamImg = &binImage{}
+	standInImg  = &binImage{}
 )
 
 // upstreamImage builds the upstream server and loads it as an image, once
 // per test process.
 func upstreamImage(t testing.TB, eng *client.Client) string {
 	t.Helper()
-	upstreamOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "bottle-upstream-*")
+	return upstreamImg.get(t, eng, "./cmd/bottle-bundle", "docker-bottle-test/upstream", "upstream")
+}
+
+// get builds pkg as a static Linux binary and loads it into the engine as
+// repo:DIGEST, run as `/BIN ARGS...`; once per test process.
+func (b *binImage) get(t testing.TB, eng *client.Client, pkg, repo string, args ...string) string {
+	t.Helper()
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "bottle-testbin-*")
 		if err != nil {
-			upstreamErr = err
+			b.err = err
 			return
 		}
 		defer os.RemoveAll(dir)
-		bin := filepath.Join(dir, "bottle-bundle")
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/bottle-bundle")
+		bin := filepath.Join(dir, filepath.Base(pkg))
+		cmd := exec.Command("go", "build", "-o", bin, pkg)
 		cmd.Dir = ModuleRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			upstreamErr = fmt.Errorf("building the upstream server: %v\n%s", err, out)
+			b.err = fmt.Errorf("building %s: %v\n%s", pkg, err, out)
 			return
 		}
 		data, err := os.ReadFile(bin)
 		if err != nil {
-			upstreamErr = err
+			b.err = err
 			return
 		}
-		img, err := staticimage.Build([]staticimage.File{{Path: "/bottle-bundle", Mode: 0o755, Data: data}},
-			staticimage.Config{Arch: runtime.GOARCH, Entrypoint: []string{"/bottle-bundle", "upstream"}, Labels: map[string]string{TestLabel: "1"}})
+		path := "/" + filepath.Base(pkg)
+		img, err := staticimage.Build([]staticimage.File{{Path: path, Mode: 0o755, Data: data}},
+			staticimage.Config{Arch: runtime.GOARCH, Entrypoint: append([]string{path}, args...), Labels: map[string]string{TestLabel: "1"}})
 		if err != nil {
-			upstreamErr = err
+			b.err = err
 			return
 		}
 		d, _ := img.Digest()
-		upstreamImg = "docker-bottle-test/upstream:" + d.Hex[:12]
-		upstreamErr = staticimage.Load(context.Background(), eng, upstreamImg, img)
+		b.ref = repo + ":" + d.Hex[:12]
+		b.err = staticimage.Load(context.Background(), eng, b.ref, img)
 	})
-	if upstreamErr != nil {
-		t.Fatal(upstreamErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return upstreamImg
+	return b.ref
 }
 
 // NewInternet makes the network; it and everything on it are removed when
@@ -130,9 +144,25 @@ func (in *Internet) Host(t testing.TB, dnsName string, certDir string) Upstream 
 // it answers. It is removed when the test ends.
 func StartUpstream(t testing.TB, eng *client.Client, networkName, dnsName, certDir string, labels map[string]string, extra ...string) Upstream {
 	t.Helper()
+	return startHost(t, eng, upstreamImage(t, eng), networkName, dnsName, certDir, labels, append([]string{"--name", dnsName}, extra...))
+}
+
+// StartStandIn runs a stand-in of a real internet host (the standin
+// program in mode "anthropic" or "npm", flags such as --key-sha256
+// following) on network under the alias dnsName, serving HTTPS with
+// certDir's cert.pem and key.pem, labelled with labels; it waits until
+// the stand-in answers, and removes it when the test ends.
+func StartStandIn(t testing.TB, eng *client.Client, networkName, dnsName, certDir string, labels map[string]string, mode string, extra ...string) Upstream {
+	t.Helper()
+	img := standInImg.get(t, eng, "./internal/testenv/standin", "docker-bottle-test/standin")
+	return startHost(t, eng, img, networkName, dnsName, certDir, labels, append([]string{"--mode", mode, "--name", dnsName}, extra...))
+}
+
+// startHost runs img with cmd (plus the TLS flags when certDir is set) on
+// network under the alias dnsName and waits until it answers on port 80.
+func startHost(t testing.TB, eng *client.Client, img, networkName, dnsName, certDir string, labels map[string]string, cmd []string) Upstream {
+	t.Helper()
 	ctx := context.Background()
-	img := upstreamImage(t, eng)
-	cmd := append([]string{"--name", dnsName}, extra...)
 	hc := &container.HostConfig{NetworkMode: container.NetworkMode(networkName), ReadonlyRootfs: true}
 	if certDir != "" {
 		cmd = append(cmd, "--cert", "/certs/cert.pem", "--key", "/certs/key.pem")
