@@ -76,27 +76,44 @@ func runHardened(t *testing.T, ctx context.Context, eng *client.Client, image st
 
 func ptr[T any](v T) *T { return &v }
 
-// TestClaudeImageBuild builds the claude provider's Dockerfile for real: on
-// a Debian base made here (nothing can be pulled), with the engine's
-// classic builder, fetching Claude Code from the npm registry and checking
-// its pinned sha512; then runs `claude --version` in a hardened container.
-func TestClaudeImageBuild(t *testing.T) {
+// TestBuiltinImages builds each provider's Dockerfile for real: on a
+// Debian base made here (nothing can be pulled), with the engine's classic
+// builder, fetching Claude Code and Codex from the npm registry and
+// checking their pinned sha512; then runs the agent's --version, and looks
+// at the agent user, git and the workspace, in a hardened container.
+func TestBuiltinImages(t *testing.T) {
 	eng := testenv.Engine(t)
+	start := time.Now()
+	baseTag := testenv.Debian(t, eng)
+	t.Logf("base image ready in %s", time.Since(start).Round(time.Second))
+	for _, c := range []struct {
+		provider, version string
+		want              *regexp.Regexp
+	}{
+		{"claude", "claude --version", regexp.MustCompile(`^` + regexp.QuoteMeta(ClaudeCodeVersion) + ` \(Claude Code\)$`)},
+		{"codex", "codex --version", regexp.MustCompile(`^codex-cli ` + regexp.QuoteMeta(CodexVersion) + `$`)},
+		{"shell", "bash --version | head -1", regexp.MustCompile(`^GNU bash, version 5\.`)},
+	} {
+		t.Run(c.provider, func(t *testing.T) {
+			buildAndRun(t, eng, baseTag, c.provider, c.version, c.want)
+		})
+	}
+}
+
+func buildAndRun(t *testing.T, eng *client.Client, baseTag, name, versionCmd string, want *regexp.Regexp) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	suffix := make([]byte, 4)
 	rand.Read(suffix)
-	id := hex.EncodeToString(suffix)
-	imageTag := "docker-bottle-test/claude:" + id
+	imageTag := "docker-bottle-test/" + name + ":" + hex.EncodeToString(suffix)
 	t.Cleanup(func() {
 		eng.ImageRemove(context.Background(), imageTag, client.ImageRemoveOptions{Force: true, PruneChildren: true})
 	})
 
-	start := time.Now()
-	baseTag := testenv.Debian(t, eng)
-	t.Logf("base image ready in %s", time.Since(start).Round(time.Second))
-
-	p, _ := Get("claude")
+	p, err := Get(name)
+	if err != nil {
+		t.Fatal(err)
+	}
 	df, err := p.Dockerfile()
 	if err != nil {
 		t.Fatal(err)
@@ -115,9 +132,9 @@ func TestClaudeImageBuild(t *testing.T) {
 		Labels:            testLabel,
 	}, pw)
 	if err != nil {
-		t.Fatalf("building the claude image: %v\n%s", err, tail(log.Bytes(), 60))
+		t.Fatalf("building the %s image: %v\n%s", name, err, tail(log.Bytes(), 60))
 	}
-	t.Logf("claude image %s built in %s", res.ImageID, time.Since(buildStart).Round(time.Second))
+	t.Logf("%s image %s built in %s", name, res.ImageID, time.Since(buildStart).Round(time.Second))
 
 	insp, err := eng.ImageInspect(ctx, imageTag)
 	if err != nil {
@@ -132,14 +149,13 @@ func TestClaudeImageBuild(t *testing.T) {
 		}
 	}
 
-	out, code := runHardened(t, ctx, eng, imageTag, []string{"sh", "-c", "claude --version && id -u && git --version && stat -c %U /workspace"})
+	out, code := runHardened(t, ctx, eng, imageTag, []string{"sh", "-c", versionCmd + " && id -u && git --version && stat -c %U /workspace"})
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 4 || lines[3] != "agent" || !regexp.MustCompile(`^`+regexp.QuoteMeta(ClaudeCodeVersion)+` \(Claude Code\)$`).MatchString(lines[0]) ||
+	if len(lines) != 4 || lines[3] != "agent" || !want.MatchString(lines[0]) ||
 		lines[1] != "1000" || !strings.HasPrefix(lines[2], "git version ") {
 		t.Fatalf("in the container:\n%s", out)
 	}
-	t.Logf("total %s", time.Since(start).Round(time.Second))
 }
