@@ -212,25 +212,33 @@ func prepareHome(ctx context.Context, provider string, env *envList, workspace s
 			return fmt.Errorf("preparing Claude Code's settings: %w", err)
 		}
 	case "codex":
-		// Codex reads its API key from its own login; log it in with the
-		// placeholder, through its documented command.
+		// Codex reads its API key from its own login, not from the
+		// environment; log it in with the placeholder, through its
+		// documented command. Whatever the bottle's command is (codex
+		// itself, or a script that runs it), the codex on PATH is the one
+		// it will run.
 		key := env.get("OPENAI_API_KEY")
 		codexHome := env.get("CODEX_HOME")
 		if codexHome == "" && home != "" {
 			codexHome = filepath.Join(home, ".codex")
 		}
-		if key == "" || codexHome == "" || filepath.Base(command[0]) != "codex" {
+		if key == "" || codexHome == "" {
 			return nil
 		}
 		if _, err := os.Stat(filepath.Join(codexHome, "auth.json")); err == nil {
 			return nil
 		}
+		name := "codex"
+		if filepath.Base(command[0]) == "codex" {
+			name = command[0]
+		}
+		path, err := lookPath(name, env.get("PATH"))
+		if err != nil {
+			fmt.Fprintf(stderr, "docker bottle: codex is not on PATH, so it was not logged in: %v\n", err)
+			return nil
+		}
 		if err := os.MkdirAll(codexHome, 0o700); err != nil {
 			return fmt.Errorf("preparing Codex's home: %w", err)
-		}
-		path, err := lookPath(command[0], env.get("PATH"))
-		if err != nil {
-			return err
 		}
 		cmd := exec.CommandContext(ctx, path, "login", "--with-api-key")
 		cmd.Env = env.with("CODEX_HOME", codexHome).list()

@@ -306,6 +306,16 @@ func TestInitCodex(t *testing.T) {
 	if _, err := os.Stat(record); err == nil {
 		t.Error("codex logged in twice")
 	}
+
+	// A command that only wraps codex (a script) gets it logged in too.
+	must(t, os.RemoveAll(filepath.Join(r.home, ".codex")))
+	wrapped := plan.AgentProvision{Provider: "codex", Command: []string{"sh", "-c", "codex exec hi"}, PromptMode: codex.PromptMode}
+	if _, stderr, err := r.run(t, wrapped, env); err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if b, err := os.ReadFile(record); err != nil || string(b) != "login --with-api-key\n"+provider.OpenAIAPIKeyPlaceholder+"\n" {
+		t.Errorf("codex login under sh -c: %q %v", b, err)
+	}
 }
 
 func TestInitRefuses(t *testing.T) {

@@ -11,6 +11,10 @@
 //     as the SDK asks. Every request must carry x-api-key with the value
 //     whose sha256 is --key-sha256, or it gets 401: so a session that gets
 //     anywhere proves the proxy injected the real key.
+//   - openai: the OpenAI Responses API as Codex speaks it (SSE), answering
+//     every turn with a short text that quotes the user's last words. Every
+//     request must carry "Authorization: Bearer KEY" with the key whose
+//     sha256 is --key-sha256.
 //   - npm: a registry serving one package, bottle-standin-pkg 1.0.0, whose
 //     tarball it makes at start.
 //
@@ -45,7 +49,7 @@ func main() {
 	name := flag.String("name", "", "the host this stand-in plays")
 	cert := flag.String("cert", "", "TLS certificate (PEM)")
 	key := flag.String("key", "", "TLS key (PEM)")
-	keySum := flag.String("key-sha256", "", "anthropic: sha256 (hex) of the API key every request must carry")
+	keySum := flag.String("key-sha256", "", "anthropic, openai: sha256 (hex) of the API key every request must carry")
 	var commands []string
 	flag.Func("tool-command", "anthropic: a Bash command the scripted model asks to run (repeat for more calls)", func(v string) error {
 		commands = append(commands, v)
@@ -62,6 +66,12 @@ func main() {
 			log.Fatal("anthropic needs --key-sha256 HEX and --tool-command CMD")
 		}
 		h = &anthropic{keySum: want, commands: commands}
+	case "openai":
+		want, err := hex.DecodeString(*keySum)
+		if err != nil || len(want) != sha256.Size {
+			log.Fatal("openai needs --key-sha256 HEX")
+		}
+		h = &openAI{keySum: want}
 	case "npm":
 		reg, err := newRegistry(*name)
 		if err != nil {
@@ -242,6 +252,85 @@ func apiError(w http.ResponseWriter, code int, typ, msg string) {
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(v)
+}
+
+// openAI answers the Responses API.
+type openAI struct {
+	keySum []byte
+	n      atomic.Int64
+}
+
+func (o *openAI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	got := sha256.Sum256([]byte(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")))
+	if subtle.ConstantTimeCompare(got[:], o.keySum) != 1 {
+		var names []string
+		for k := range r.Header {
+			names = append(names, k)
+		}
+		// Names only: a value may be a secret.
+		log.Printf("  refused: the bearer token is not the expected key (headers: %s)", strings.Join(names, ","))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}`+"\n")
+		return
+	}
+	if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/models") {
+		writeJSON(w, map[string]any{"object": "list", "data": []any{}})
+		return
+	}
+	if r.Method != http.MethodPost || r.URL.Path != "/v1/responses" {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, `{"error":{"message":"not served by the stand-in","type":"invalid_request_error"}}`+"\n")
+		return
+	}
+	var req struct {
+		Model string `json:"model"`
+		Input []struct {
+			Type    string `json:"type"`
+			Role    string `json:"role"`
+			Content []struct {
+				Type string `json:"type"`
+				Text string `json:"text"`
+			} `json:"content"`
+		} `json:"input"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<20)).Decode(&req); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	var said string
+	for _, in := range req.Input {
+		if in.Role == "user" {
+			for _, c := range in.Content {
+				said = c.Text
+			}
+		}
+	}
+	id := fmt.Sprintf("resp_standin%04d", o.n.Add(1))
+	text := "stand-in model heard: " + strings.Join(strings.Fields(said), " ")
+	log.Printf("  model=%s input=%d -> text", req.Model, len(req.Input))
+	w.Header().Set("Content-Type", "text/event-stream")
+	event := func(data map[string]any) {
+		b, _ := json.Marshal(data)
+		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", data["type"], b)
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
+	resp := map[string]any{"id": id, "object": "response", "model": req.Model, "status": "in_progress", "output": []any{}}
+	event(map[string]any{"type": "response.created", "sequence_number": 0, "response": resp})
+	item := map[string]any{"type": "message", "id": "msg_" + id, "role": "assistant", "status": "completed",
+		"content": []any{map[string]any{"type": "output_text", "text": text, "annotations": []any{}}}}
+	event(map[string]any{"type": "response.output_item.added", "sequence_number": 1, "output_index": 0,
+		"item": map[string]any{"type": "message", "id": "msg_" + id, "role": "assistant", "status": "in_progress", "content": []any{}}})
+	event(map[string]any{"type": "response.output_text.delta", "sequence_number": 2, "output_index": 0, "content_index": 0,
+		"item_id": "msg_" + id, "delta": text})
+	event(map[string]any{"type": "response.output_item.done", "sequence_number": 3, "output_index": 0, "item": item})
+	done := map[string]any{"id": id, "object": "response", "model": req.Model, "status": "completed", "output": []any{item},
+		"usage": map[string]any{"input_tokens": 42, "input_tokens_details": map[string]any{"cached_tokens": 0},
+			"output_tokens": 7, "output_tokens_details": map[string]any{"reasoning_tokens": 0}, "total_tokens": 49}}
+	event(map[string]any{"type": "response.completed", "sequence_number": 4, "response": done})
 }
 
 // registry serves one npm package: its packument and its tarball.
