@@ -24,8 +24,9 @@ import (
 // with the codex provider, its built-in image built on the local Debian
 // base, and a real `codex exec` turn against a stand-in api.openai.com (a
 // TLS server the test controls, allowed by a private rule) that answers
-// only requests carrying the real key as a bearer token. OPENAI_API_KEY in
-// the bottle is the placeholder; the proxy swaps in the key.
+// only requests carrying the real key as a bearer token, over the
+// WebSocket transport Codex prefers. OPENAI_API_KEY in the bottle is the
+// placeholder; the proxy swaps in the key, on the upgrade request too.
 func TestCodexInBottle(t *testing.T) {
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
@@ -112,8 +113,10 @@ egress:
 	if !strings.Contains(got, "OPENAI_API_KEY="+provider.OpenAIAPIKeyPlaceholder) {
 		t.Errorf("the agent's key is not the placeholder:%s", explain)
 	}
-	if !strings.Contains(got, "stand-in model heard: Say the bottle word.") || !strings.Contains(got, "codex exit: 0") {
-		t.Errorf("codex exec did not finish a turn with the stand-in model:%s", explain)
+	// Over Codex's preferred transport, a WebSocket: the proxy relays the
+	// upgrade and adds the key to it.
+	if !strings.Contains(got, "stand-in model heard over websocket: Say the bottle word.") || !strings.Contains(got, "codex exit: 0") {
+		t.Errorf("codex exec did not finish a turn with the stand-in model over a WebSocket:%s", explain)
 	}
 	if strings.Contains(got+errb.String()+audit.stdout, realKey) {
 		t.Error("the real key appears in the run's output or the audit")

@@ -11,8 +11,9 @@
 //     as the SDK asks. Every request must carry x-api-key with the value
 //     whose sha256 is --key-sha256, or it gets 401: so a session that gets
 //     anywhere proves the proxy injected the real key.
-//   - openai: the OpenAI Responses API as Codex speaks it (SSE), answering
-//     every turn with a short text that quotes the user's last words. Every
+//   - openai: the OpenAI Responses API as Codex speaks it (over a
+//     WebSocket, or SSE over HTTPS), answering every turn with a short text
+//     that quotes the user's last words and names the transport. Every
 //     request must carry "Authorization: Bearer KEY" with the key whose
 //     sha256 is --key-sha256.
 //   - npm: a registry serving one package, bottle-standin-pkg 1.0.0, whose
@@ -42,6 +43,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 func main() {
@@ -278,27 +281,82 @@ func (o *openAI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{"object": "list", "data": []any{}})
 		return
 	}
+	if r.URL.Path == "/v1/responses" && strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		o.websocket(w, r)
+		return
+	}
 	if r.Method != http.MethodPost || r.URL.Path != "/v1/responses" {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusNotFound)
 		io.WriteString(w, `{"error":{"message":"not served by the stand-in","type":"invalid_request_error"}}`+"\n")
 		return
 	}
-	var req struct {
-		Model string `json:"model"`
-		Input []struct {
-			Type    string `json:"type"`
-			Role    string `json:"role"`
-			Content []struct {
-				Type string `json:"type"`
-				Text string `json:"text"`
-			} `json:"content"`
-		} `json:"input"`
-	}
+	var req responsesRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<20)).Decode(&req); err != nil {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	o.respond(req, "https", func(data map[string]any) error {
+		b, _ := json.Marshal(data)
+		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", data["type"], b)
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		return nil
+	})
+}
+
+// websocket speaks the Responses API over a WebSocket, as Codex prefers:
+// each response.create message is answered with the same events the SSE
+// stream carries, one message each.
+func (o *openAI) websocket(w http.ResponseWriter, r *http.Request) {
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+	if err != nil {
+		log.Printf("  websocket: %v", err)
+		return
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(64 << 20)
+	ctx := r.Context()
+	for {
+		_, msg, err := c.Read(ctx)
+		if err != nil {
+			log.Printf("  websocket closed: %v", err)
+			return
+		}
+		var req responsesRequest
+		if err := json.Unmarshal(msg, &req); err != nil || req.Type != "response.create" {
+			log.Printf("  websocket: not a response.create (%v)", err)
+			continue
+		}
+		err = o.respond(req, "websocket", func(data map[string]any) error {
+			b, _ := json.Marshal(data)
+			return c.Write(ctx, websocket.MessageText, b)
+		})
+		if err != nil {
+			log.Printf("  websocket write: %v", err)
+			return
+		}
+	}
+}
+
+type responsesRequest struct {
+	Type  string `json:"type"`
+	Model string `json:"model"`
+	Input []struct {
+		Type    string `json:"type"`
+		Role    string `json:"role"`
+		Content []struct {
+			Type string `json:"type"`
+			Text string `json:"text"`
+		} `json:"content"`
+	} `json:"input"`
+}
+
+// respond emits one turn's events: a text that quotes the user's last
+// words and names the transport it came over.
+func (o *openAI) respond(req responsesRequest, transport string, emit func(map[string]any) error) error {
 	var said string
 	for _, in := range req.Input {
 		if in.Role == "user" {
@@ -308,29 +366,27 @@ func (o *openAI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	id := fmt.Sprintf("resp_standin%04d", o.n.Add(1))
-	text := "stand-in model heard: " + strings.Join(strings.Fields(said), " ")
-	log.Printf("  model=%s input=%d -> text", req.Model, len(req.Input))
-	w.Header().Set("Content-Type", "text/event-stream")
-	event := func(data map[string]any) {
-		b, _ := json.Marshal(data)
-		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", data["type"], b)
-		if f, ok := w.(http.Flusher); ok {
-			f.Flush()
-		}
-	}
-	resp := map[string]any{"id": id, "object": "response", "model": req.Model, "status": "in_progress", "output": []any{}}
-	event(map[string]any{"type": "response.created", "sequence_number": 0, "response": resp})
+	text := fmt.Sprintf("stand-in model heard over %s: %s", transport, strings.Join(strings.Fields(said), " "))
+	log.Printf("  model=%s input=%d transport=%s -> text", req.Model, len(req.Input), transport)
 	item := map[string]any{"type": "message", "id": "msg_" + id, "role": "assistant", "status": "completed",
 		"content": []any{map[string]any{"type": "output_text", "text": text, "annotations": []any{}}}}
-	event(map[string]any{"type": "response.output_item.added", "sequence_number": 1, "output_index": 0,
-		"item": map[string]any{"type": "message", "id": "msg_" + id, "role": "assistant", "status": "in_progress", "content": []any{}}})
-	event(map[string]any{"type": "response.output_text.delta", "sequence_number": 2, "output_index": 0, "content_index": 0,
-		"item_id": "msg_" + id, "delta": text})
-	event(map[string]any{"type": "response.output_item.done", "sequence_number": 3, "output_index": 0, "item": item})
-	done := map[string]any{"id": id, "object": "response", "model": req.Model, "status": "completed", "output": []any{item},
-		"usage": map[string]any{"input_tokens": 42, "input_tokens_details": map[string]any{"cached_tokens": 0},
-			"output_tokens": 7, "output_tokens_details": map[string]any{"reasoning_tokens": 0}, "total_tokens": 49}}
-	event(map[string]any{"type": "response.completed", "sequence_number": 4, "response": done})
+	usage := map[string]any{"input_tokens": 42, "input_tokens_details": map[string]any{"cached_tokens": 0},
+		"output_tokens": 7, "output_tokens_details": map[string]any{"reasoning_tokens": 0}, "total_tokens": 49}
+	for _, e := range []map[string]any{
+		{"type": "response.created", "sequence_number": 0,
+			"response": map[string]any{"id": id, "object": "response", "model": req.Model, "status": "in_progress", "output": []any{}}},
+		{"type": "response.output_item.added", "sequence_number": 1, "output_index": 0,
+			"item": map[string]any{"type": "message", "id": "msg_" + id, "role": "assistant", "status": "in_progress", "content": []any{}}},
+		{"type": "response.output_text.delta", "sequence_number": 2, "output_index": 0, "content_index": 0, "item_id": "msg_" + id, "delta": text},
+		{"type": "response.output_item.done", "sequence_number": 3, "output_index": 0, "item": item},
+		{"type": "response.completed", "sequence_number": 4,
+			"response": map[string]any{"id": id, "object": "response", "model": req.Model, "status": "completed", "output": []any{item}, "usage": usage}},
+	} {
+		if err := emit(e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // registry serves one npm package: its packument and its tarball.
