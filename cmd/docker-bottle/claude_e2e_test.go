@@ -322,3 +322,98 @@ func randomHexT(t *testing.T, n int) string {
 	}
 	return hex.EncodeToString(b)
 }
+
+// TestClaudeSubscriptionInBottle: with a subscription's OAuth token on the
+// host (CLAUDE_CODE_OAUTH_TOKEN) and no API key, a real Claude Code session
+// in the bottle sees only the token's placeholder, and every model call
+// reaches the stand-in api.anthropic.com with the real token as a bearer
+// credential. The session's Bash call runs unasked (no approvals here).
+func TestClaudeSubscriptionInBottle(t *testing.T) {
+	eng := testenv.Engine(t)
+	base := testenv.Debian(t, eng)
+	cfg := testenv.DockerConfig(t)
+	repo := testenv.GitRepo(t)
+	name := fmt.Sprintf("co-%d", time.Now().UnixNano()%1e6)
+	realToken := "sk-ant-oat01-" + randomHexT(t, 24)
+	sum := sha256.Sum256([]byte(realToken))
+
+	work := t.TempDir()
+	ca, err := pki.LoadOrCreateCA(filepath.Join(work, "ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs := standInCert(t, ca, provider.AnthropicAPIHost, filepath.Join(work, "api"))
+	spec := fmt.Sprintf(`agent:
+  build_args:
+    %s: %s
+  command:
+    - sh
+    - -c
+    - |
+      env | grep -E '^(CLAUDE_CODE_OAUTH_TOKEN|ANTHROPIC_API_KEY)='
+      for i in $(seq 90); do
+        curl -fsS --max-time 5 -o /dev/null -X POST -d '{}' https://api.anthropic.com/v1/messages/count_tokens \
+          -H "Authorization: Bearer $CLAUDE_CODE_OAUTH_TOKEN" && break
+        sleep 1
+      done
+      claude -p 'Run the check.' --dangerously-skip-permissions </dev/null
+      echo "claude exit: $?"
+egress:
+  extra_ca: %s
+  allow:
+    - host: api.anthropic.com
+      ports: [443]
+      private: true
+`, provider.BuildArgBaseImage, base, filepath.Join(work, "ca", pki.CertFile))
+	if err := os.WriteFile(filepath.Join(repo, "bottle.yaml"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(testenv.DockerCLI(t), "bottle", "run", "--backend", "docker", "--name", name, "--progress", "plain", repo)
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg, "DOCKER_BOTTLE_CACHE="+filepath.Join(cfg, "cache"), "DOCKER_BOTTLE_SMOLVM=",
+		"ANTHROPIC_API_KEY=", "CLAUDE_CODE_OAUTH_TOKEN="+realToken)
+	var out, errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { docker(t, cfg, nil, "bottle", "rm", "-f", name) })
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+
+	network := "bottle-" + name
+	var api testenv.Upstream
+	for deadline := time.Now().Add(5 * time.Minute); api.Name == "" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if res, err := eng.ContainerInspect(context.Background(), network+"-bundle", client.ContainerInspectOptions{}); err == nil &&
+			res.Container.State != nil && res.Container.State.Running {
+			api = testenv.StartStandIn(t, eng, network, provider.AnthropicAPIHost, certs,
+				map[string]string{plan.LabelBottle: name, testenv.TestLabel: "1"}, "anthropic", "--auth", "bearer",
+				"--key-sha256", hex.EncodeToString(sum[:]), "--tool-command", `echo "subscription session ran as $(id -un)"`)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run ended before its bundle was up: %v\n%s\n%s", err, out.String(), errb.String())
+		default:
+		}
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
+		}
+	case <-time.After(10 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("run did not finish\n%s\n%s", out.String(), errb.String())
+	}
+	got := out.String()
+	audit := docker(t, cfg, nil, "bottle", "audit", name)
+	explain := fmt.Sprintf("\nstdout:\n%s\nstderr:\n%s\nstand-in:\n%s\naudit:\n%s", got, errb.String(), containerLogs(t, eng, api), audit.stdout+audit.stderr)
+	if !strings.Contains(got, "CLAUDE_CODE_OAUTH_TOKEN="+provider.ClaudeOAuthPlaceholder+"\n") || strings.Contains(got, "ANTHROPIC_API_KEY=") {
+		t.Errorf("the bottle's env is not the token's placeholder alone:%s", explain)
+	}
+	if !strings.Contains(got, "tool call 1 said: subscription session ran as agent") || !strings.Contains(got, "claude exit: 0") {
+		t.Errorf("the subscription session did not complete with the stand-in model:%s", explain)
+	}
+	if strings.Contains(got+errb.String()+audit.stdout, realToken) {
+		t.Error("the real token appears in the run's output or the audit")
+	}
+}

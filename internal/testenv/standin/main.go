@@ -8,7 +8,9 @@
 //     already carries); when the script is done, or for any request
 //     without tools, the answer is a short text that quotes every tool
 //     result, so a test sees what each call did. Streaming (SSE) and plain JSON answers are both spoken,
-//     as the SDK asks. Every request must carry x-api-key with the value
+//     as the SDK asks. Every request must carry x-api-key (or, with
+//     --auth bearer, "Authorization: Bearer", as a subscription's OAuth
+//     token travels) with the value
 //     whose sha256 is --key-sha256, or it gets 401: so a session that gets
 //     anywhere proves the proxy injected the real key.
 //   - openai: the OpenAI Responses API as Codex speaks it (over a
@@ -52,6 +54,7 @@ func main() {
 	name := flag.String("name", "", "the host this stand-in plays")
 	cert := flag.String("cert", "", "TLS certificate (PEM)")
 	key := flag.String("key", "", "TLS key (PEM)")
+	auth := flag.String("auth", "x-api-key", "anthropic: where the credential travels: x-api-key or bearer")
 	keySum := flag.String("key-sha256", "", "anthropic, openai: sha256 (hex) of the API key every request must carry")
 	var commands []string
 	flag.Func("tool-command", "anthropic: a Bash command the scripted model asks to run (repeat for more calls)", func(v string) error {
@@ -68,7 +71,10 @@ func main() {
 		if err != nil || len(want) != sha256.Size || len(commands) == 0 {
 			log.Fatal("anthropic needs --key-sha256 HEX and --tool-command CMD")
 		}
-		h = &anthropic{keySum: want, commands: commands}
+		if *auth != "x-api-key" && *auth != "bearer" {
+			log.Fatalf("unknown --auth %q", *auth)
+		}
+		h = &anthropic{keySum: want, commands: commands, bearer: *auth == "bearer"}
 	case "openai":
 		want, err := hex.DecodeString(*keySum)
 		if err != nil || len(want) != sha256.Size {
@@ -106,6 +112,7 @@ func main() {
 // anthropic answers the Messages API with a script.
 type anthropic struct {
 	keySum   []byte
+	bearer   bool
 	commands []string
 	n        atomic.Int64
 }
@@ -123,10 +130,15 @@ type messagesRequest struct {
 }
 
 func (a *anthropic) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	got := sha256.Sum256([]byte(r.Header.Get("x-api-key")))
+	cred := r.Header.Get("x-api-key")
+	if a.bearer {
+		cred, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	}
+	got := sha256.Sum256([]byte(cred))
 	if subtle.ConstantTimeCompare(got[:], a.keySum) != 1 {
-		log.Printf("  refused: x-api-key is not the expected key (authorization header present: %t)", r.Header.Get("Authorization") != "")
-		apiError(w, http.StatusUnauthorized, "authentication_error", "invalid x-api-key")
+		log.Printf("  refused: the credential is not the expected one (x-api-key present: %t, authorization present: %t)",
+			r.Header.Get("x-api-key") != "", r.Header.Get("Authorization") != "")
+		apiError(w, http.StatusUnauthorized, "authentication_error", "invalid credential")
 		return
 	}
 	switch {
