@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/plugin"
+	"github.com/docker-bottle/docker-bottle/provider"
 	"github.com/docker-bottle/docker-bottle/smolvm/smolvmtest"
 )
 
@@ -316,5 +318,60 @@ func TestGlobalConfigFlag(t *testing.T) {
 	}
 	if !strings.HasPrefix(detail, filepath.Join(cfg, "bottle")) {
 		t.Errorf("state dir %q is not under --config %s", detail, cfg)
+	}
+}
+
+// TestRunWithoutSpecUsesClaude: in a git repository with no bottle.yaml,
+// `docker bottle run` is Claude Code with its defaults: the provider's
+// command, api.anthropic.com alone on the allowlist, the key as a proxy
+// secret and only its placeholder in the agent's env. With no credential
+// on the host, the run stops before making anything and says what to set.
+func TestRunWithoutSpecUsesClaude(t *testing.T) {
+	testenv.Engine(t)
+	cfg := testenv.DockerConfig(t)
+	repo := testenv.GitRepo(t)
+	if _, err := os.Stat(filepath.Join(repo, "bottle.yaml")); !os.IsNotExist(err) {
+		t.Fatalf("the test repository has a bottle.yaml: %v", err)
+	}
+	realKey := "sk-ant-api03-" + randomHexT(t, 16)
+	r := docker(t, cfg, []string{"DOCKER_BOTTLE_SMOLVM=", "ANTHROPIC_API_KEY=" + realKey, "CLAUDE_CODE_OAUTH_TOKEN="},
+		"bottle", "run", "--dry-run", "--format", "json", "--backend", "docker", repo)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stdout+r.stderr, realKey) {
+		t.Error("the real key is in the plan")
+	}
+	var p plan.Plan
+	if err := json.Unmarshal([]byte(r.stdout), &p); err != nil {
+		t.Fatalf("plan is not JSON: %v\n%s", err, r.stdout)
+	}
+	a := p.Spec.Agent
+	if a.Provider != "claude" || !slices.Equal(a.Command, []string{"claude", "--dangerously-skip-permissions"}) ||
+		a.Env["ANTHROPIC_API_KEY"] != provider.AnthropicAPIKeyPlaceholder {
+		t.Errorf("agent %+v", a)
+	}
+	if len(p.Spec.Egress.Allow) != 1 || p.Spec.Egress.Allow[0].Host != provider.AnthropicAPIHost ||
+		!slices.Equal(p.Spec.Egress.Allow[0].Ports, []int{443}) {
+		t.Errorf("egress allow %+v", p.Spec.Egress.Allow)
+	}
+	var headers []string
+	for _, s := range p.Spec.Egress.Secrets {
+		if s.Host != provider.AnthropicAPIHost {
+			t.Errorf("secret for %s", s.Host)
+		}
+		headers = append(headers, s.Header+"<-"+s.FromEnv)
+	}
+	if !slices.Equal(headers, []string{"x-api-key<-ANTHROPIC_API_KEY", "Authorization<-CLAUDE_CODE_OAUTH_TOKEN"}) {
+		t.Errorf("secrets %v", headers)
+	}
+
+	none := docker(t, cfg, []string{"DOCKER_BOTTLE_SMOLVM=", "ANTHROPIC_API_KEY=", "CLAUDE_CODE_OAUTH_TOKEN="},
+		"bottle", "run", "--backend", "docker", repo)
+	if none.code != 1 || !strings.Contains(none.stderr, "export ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN") {
+		t.Errorf("no credential: exit %d %q", none.code, none.stderr)
+	}
+	if ls := docker(t, cfg, nil, "bottle", "ls", "-a", "-q"); ls.code != 0 || strings.TrimSpace(ls.stdout) != "" {
+		t.Errorf("a run refused for want of a credential left a bottle: %q %q", ls.stdout, ls.stderr)
 	}
 }
