@@ -407,6 +407,12 @@ func (p Plan) guestEnv(bundleIP string) []string {
 		"GIT_SSL_CAINFO=" + GuestCABundle,
 		"REQUESTS_CA_BUNDLE=" + GuestCABundle,
 		"CURL_CA_BUNDLE=" + GuestCABundle,
+		// Tools that read only their own variable: pip, the AWS SDKs and
+		// CLI, Deno, cargo.
+		"PIP_CERT=" + GuestCABundle,
+		"AWS_CA_BUNDLE=" + GuestCABundle,
+		"DENO_CERT=" + GuestCABundle,
+		"CARGO_HTTP_CAINFO=" + GuestCABundle,
 		"BOTTLE_NAME=" + p.Slug,
 		"BOTTLE_BRANCH=" + p.GitGate.Branch,
 		"BOTTLE_GATE_URL=http://" + e.AgentGitGateHost + "/",

@@ -59,7 +59,12 @@ func TestPrepareSmolvmBridge(t *testing.T) {
 	}
 	env := strings.Join(p.Smolvm.GuestEnv, "\n")
 	for _, want := range []string{"HTTPS_PROXY=http://10.9.0.2:3128", "NO_PROXY=10.9.0.2", "GIT_CONFIG_COUNT=2",
-		"NODE_EXTRA_CA_CERTS=" + GuestCAFile, "LANG=C.UTF-8", "BOTTLE_BRANCH=bottle/my-repo/work"} {
+		"NODE_EXTRA_CA_CERTS=" + GuestCAFile, "LANG=C.UTF-8", "BOTTLE_BRANCH=bottle/my-repo/work",
+		// Every tool's own CA variable names the bundle (system roots plus
+		// the bottle CA).
+		"SSL_CERT_FILE=" + GuestCABundle, "GIT_SSL_CAINFO=" + GuestCABundle, "REQUESTS_CA_BUNDLE=" + GuestCABundle,
+		"CURL_CA_BUNDLE=" + GuestCABundle, "PIP_CERT=" + GuestCABundle, "AWS_CA_BUNDLE=" + GuestCABundle,
+		"DENO_CERT=" + GuestCABundle, "CARGO_HTTP_CAINFO=" + GuestCABundle} {
 		if !strings.Contains(env, want) {
 			t.Errorf("guest env lacks %q:\n%s", want, env)
 		}
