@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -54,8 +53,8 @@ type LaunchOptions struct {
 
 var yes = true
 
-// nobody is the user an image that would run as root gets.
-const nobody = "65534:65534"
+// RootStandIn is the user an image that would run as root runs as.
+const RootStandIn = "65534:65534"
 
 // Create makes the agent container, not started.
 func (d Docker) Create(ctx context.Context, p plan.Plan, o LaunchOptions) (string, error) {
@@ -71,7 +70,7 @@ func (d Docker) Create(ctx context.Context, p plan.Plan, o LaunchOptions) (strin
 		user = insp.Config.User
 	}
 	if isRoot(user) {
-		user = nobody
+		user = RootStandIn
 	}
 	memory, pids := o.Memory, o.PidsLimit
 	if memory == 0 {
@@ -80,23 +79,24 @@ func (d Docker) Create(ctx context.Context, p plan.Plan, o LaunchOptions) (strin
 	if pids == 0 {
 		pids = 1024
 	}
-	// The root is read-only: the agent's own disk is tmpfs, owned by its
-	// user, at the workspace and at its home.
-	uid, gid := numericIDs(user)
-	owned := func(size string) string {
-		o := "rw,exec,nosuid,nodev,mode=0755,size=" + size
-		if uid != "" {
-			o += ",uid=" + uid + ",gid=" + gid
-		}
-		return o
+	// The root is read-only. The agent's own disk is a volume at the
+	// workspace and one at its home: they outlive a stop (as a machine's
+	// disk does), weigh nothing on its memory, and go with the bottle. The
+	// bottle layer made both directories its user's, which the engine
+	// copies into a new volume.
+	mounts := []mount.Mount{{Type: mount.TypeBind, Source: filepath.Join(p.StageDir, plan.StageGuestDir),
+		Target: plan.GuestDir, ReadOnly: true}}
+	disk := func(suffix, target string) mount.Mount {
+		return mount.Mount{Type: mount.TypeVolume, Source: "bottle-" + p.Slug + "-" + suffix, Target: target,
+			VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{plan.LabelBottle: p.Slug, plan.LabelRole: plan.RoleDisk}}}
 	}
-	tmpfs := map[string]string{"/tmp": "rw,nosuid,nodev,size=1g", plan.GuestWorkspace: owned("4g")}
+	mounts = append(mounts, disk("workspace", plan.GuestWorkspace))
 	var imageEnv []string
 	if insp.Config != nil {
 		imageEnv = insp.Config.Env
 	}
-	if home := imageHome(imageEnv); home != "" && home != "/" {
-		tmpfs[home] = owned("1g")
+	if home := imageHome(imageEnv); home != "" && home != "/" && home != plan.GuestWorkspace {
+		mounts = append(mounts, disk("home", home))
 	}
 	cfg := &container.Config{
 		Image:       o.Image,
@@ -119,10 +119,8 @@ func (d Docker) Create(ctx context.Context, p plan.Plan, o LaunchOptions) (strin
 			ReadonlyRootfs: true,
 			CapDrop:        []string{"ALL"},
 			SecurityOpt:    []string{"no-new-privileges:true"},
-			// The agent's own disk: the workspace clone and its home.
-			Tmpfs: tmpfs,
-			Mounts: []mount.Mount{{Type: mount.TypeBind, Source: filepath.Join(p.StageDir, plan.StageGuestDir),
-				Target: plan.GuestDir, ReadOnly: true}},
+			Tmpfs:          map[string]string{"/tmp": "rw,nosuid,nodev,size=1g"},
+			Mounts:         mounts,
 			// Names outside the bottle resolve to nothing: the engine's
 			// resolver forwards to the container's own loopback, where
 			// nothing answers (no DNS side channel).
@@ -210,19 +208,4 @@ func imageHome(env []string) string {
 func isRoot(user string) bool {
 	name, _, _ := strings.Cut(user, ":")
 	return name == "" || name == "root" || name == "0"
-}
-
-// numericIDs splits "uid:gid" when both are numbers.
-func numericIDs(user string) (string, string) {
-	u, g, ok := strings.Cut(user, ":")
-	if _, err := strconv.Atoi(u); err != nil {
-		return "", ""
-	}
-	if !ok {
-		g = u
-	}
-	if _, err := strconv.Atoi(g); err != nil {
-		return "", ""
-	}
-	return u, g
 }

@@ -252,6 +252,11 @@ func (s *Service) removeAndVerify(ctx context.Context, p plan.Plan) probe.Promis
 				left = append(left, "network "+n.Name)
 			}
 		}
+		if vs, err := engine.VolumeList(ctx, client.VolumeListOptions{Filters: f}); err == nil {
+			for _, v := range vs.Items {
+				left = append(left, "volume "+v.Name)
+			}
+		}
 	}
 	if s.Smolvm != nil && p.Smolvm != nil {
 		if ms, err := s.Smolvm.MachineList(ctx); err == nil {
@@ -269,7 +274,7 @@ func (s *Service) removeAndVerify(ctx context.Context, p plan.Plan) probe.Promis
 		item.Verdict = probe.Fail
 		item.Evidence = fmt.Sprintf("left behind: %v", left)
 	} else {
-		item.Evidence = "no container, network, machine or stage dir of the bottle is left"
+		item.Evidence = "no container, volume, network, machine or stage dir of the bottle is left"
 	}
 	return probe.PromiseResult{Promise: 6, Items: []probe.Item{item}}
 }

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"strings"
 
+	"github.com/moby/moby/client"
+
 	"github.com/docker-bottle/docker-bottle/gitstage"
 	"github.com/docker-bottle/docker-bottle/pki"
 	"github.com/docker-bottle/docker-bottle/plan"
@@ -42,6 +44,7 @@ func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, e
 	p, err = plan.Prepare(ctx, plan.Options{
 		Spec: o.Spec, NameFlag: o.NameFlag, Workspace: o.Workspace, Prompt: o.Prompt,
 		Provider: o.Provider, Choice: o.Choice, Dirs: s.Dirs, Allocator: alloc, DryRun: o.DryRun,
+		InUse: s.nameInUse(ctx),
 	})
 	if err != nil || o.DryRun {
 		return p, err
@@ -66,6 +69,37 @@ func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, e
 		return p, fmt.Errorf("registering the git remote %s: %w", p.GitGate.Remote, err)
 	}
 	return p, nil
+}
+
+// nameInUse reports a bottle name held on the engine or in smolvm by a
+// bottle this state dir does not know (one of another DOCKER_CONFIG): the
+// engine's and smolvm's names are global, the state dir is not.
+func (s *Service) nameInUse(ctx context.Context) func(string) bool {
+	var machines map[string]bool
+	return func(slug string) bool {
+		f := make(client.Filters).Add("label", plan.LabelBottle+"="+slug)
+		if cs, err := s.Engine.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f}); err == nil && len(cs.Items) > 0 {
+			return true
+		}
+		if ns, err := s.Engine.NetworkList(ctx, client.NetworkListOptions{Filters: f}); err == nil && len(ns.Items) > 0 {
+			return true
+		}
+		if vs, err := s.Engine.VolumeList(ctx, client.VolumeListOptions{Filters: f}); err == nil && len(vs.Items) > 0 {
+			return true
+		}
+		if s.Smolvm == nil {
+			return false
+		}
+		if machines == nil {
+			machines = map[string]bool{}
+			if ms, err := s.Smolvm.MachineList(ctx); err == nil {
+				for _, m := range ms {
+					machines[m.Name] = true
+				}
+			}
+		}
+		return machines["bottle-"+slug]
+	}
 }
 
 // checkRepository refuses a workspace that is not a git work tree: the

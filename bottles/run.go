@@ -287,6 +287,11 @@ func (s *Service) agentImageRequest(o RunOptions) (image.Request, error) {
 		CA:         ca.CertPEM(),
 		BundleFile: plan.GuestCABundle,
 		Files:      append([]layer.File{{Path: guest.HelperPath, Mode: 0o755, Content: bin}}, o.Files...),
+		// The agent's own disk is mounted at these; they must be its
+		// user's, whichever user the image runs as.
+		OwnedDirs: []string{plan.GuestWorkspace},
+		OwnHome:   true,
+		RootUser:  backend.RootStandIn,
 	}
 	if req.Build == nil && req.Image == "" {
 		return req, errors.New("no agent image: give agent.image or a Dockerfile")

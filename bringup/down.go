@@ -26,6 +26,17 @@ func Down(ctx context.Context, e Engine, slug string) error {
 			errs = append(errs, fmt.Errorf("removing container %s: %w", c.ID[:12], err))
 		}
 	}
+	// The agent's disks, once no container uses them.
+	vs, err := e.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("listing the bottle's volumes: %w", err))
+	} else {
+		for _, v := range vs.Items {
+			if _, err := e.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil && !isNotFound(err) {
+				errs = append(errs, fmt.Errorf("removing volume %s: %w", v.Name, err))
+			}
+		}
+	}
 	ns, err := e.NetworkList(ctx, client.NetworkListOptions{Filters: f})
 	if err != nil {
 		return errors.Join(append(errs, fmt.Errorf("listing the bottle's networks: %w", err))...)

@@ -22,4 +22,6 @@ const (
 	RoleBundleNetwork   = "bundle-network"
 	RoleInternalNetwork = "internal-network"
 	RoleImage           = "image"
+	// RoleDisk is a volume the agent keeps its workspace or home on.
+	RoleDisk = "disk"
 )

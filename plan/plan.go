@@ -206,6 +206,10 @@ type Options struct {
 	// DryRun computes the plan and writes nothing.
 	DryRun bool
 	Now    func() time.Time
+	// InUse reports a name that bottles of another state dir (another
+	// DOCKER_CONFIG) hold on the same engine or smolvm, whose object names
+	// are global; nil checks only this state dir.
+	InUse func(slug string) bool
 }
 
 // Prepare makes the plan: it claims the bottle's name by creating its stage
@@ -217,8 +221,10 @@ func Prepare(ctx context.Context, o Options) (p Plan, err error) {
 		now = o.Now
 	}
 	taken := func(slug string) bool {
-		_, err := os.Lstat(o.Dirs.Stage(slug))
-		return !errors.Is(err, fs.ErrNotExist)
+		if _, err := os.Lstat(o.Dirs.Stage(slug)); !errors.Is(err, fs.ErrNotExist) {
+			return true
+		}
+		return o.InUse != nil && o.InUse(slug)
 	}
 	slug, err := ChooseSlug(o.NameFlag, o.Spec.Name, o.Workspace, taken)
 	if err != nil {

@@ -174,3 +174,26 @@ func TestPrepareFailureRemovesWhatItMade(t *testing.T) {
 		t.Fatalf("a failed prepare left %d stage dirs", len(entries))
 	}
 }
+
+// TestPrepareSkipsNamesInUseElsewhere: a name that bottles of another
+// state dir hold on the engine is skipped like one of this state dir; an
+// explicit one is refused.
+func TestPrepareSkipsNamesInUseElsewhere(t *testing.T) {
+	o := options(t, "docker", "")
+	var asked []string
+	o.InUse = func(slug string) bool {
+		asked = append(asked, slug)
+		return slug == "my-repo"
+	}
+	p, err := Prepare(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Slug != "my-repo-2" || p.Docker.Container != "bottle-my-repo-2-agent" || !slices.Equal(asked, []string{"my-repo", "my-repo-2"}) {
+		t.Errorf("slug %q, container %q, asked %v", p.Slug, p.Docker.Container, asked)
+	}
+	o.NameFlag = "my-repo"
+	if _, err := Prepare(context.Background(), o); err == nil || !strings.Contains(err.Error(), `a bottle named "my-repo" already exists`) {
+		t.Errorf("an explicit name in use elsewhere: %v", err)
+	}
+}

@@ -160,6 +160,9 @@ func assertGone(t *testing.T, svc *bottles.Service, p plan.Plan) {
 	if ns, err := eng.NetworkList(ctx, client.NetworkListOptions{Filters: f}); err != nil || len(ns.Items) != 0 {
 		t.Errorf("networks left: %v %v", ns.Items, err)
 	}
+	if vs, err := eng.VolumeList(ctx, client.VolumeListOptions{Filters: f}); err != nil || len(vs.Items) != 0 {
+		t.Errorf("volumes left: %v %v", vs.Items, err)
+	}
 	if _, err := os.Stat(p.StageDir); !os.IsNotExist(err) {
 		t.Errorf("stage dir %s left: %v", p.StageDir, err)
 	}

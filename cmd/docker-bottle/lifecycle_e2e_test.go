@@ -19,8 +19,8 @@ import (
 // through the real docker CLI: `run -d` of an agent (built from the user's
 // Dockerfile on a local Debian base) that commits and pushes; `ls`, `logs`,
 // `exec`; the agent's branch fetched on the host through the registered
-// remote; `stop`, `start`; `rm` refused while running, then `rm -f`, which
-// leaves nothing.
+// remote; `stop`, `start`, with the agent's uncommitted files kept on its
+// disk; `rm` refused while running, then `rm -f`, which leaves nothing.
 func TestRunLifecycleDockerBackend(t *testing.T) {
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
@@ -93,6 +93,10 @@ func TestRunLifecycleDockerBackend(t *testing.T) {
 		t.Errorf("agent.txt on %s/work: %q", remote, out)
 	}
 
+	// Work the agent has not committed yet, in its workspace and its home.
+	if e := docker(t, cfg, nil, "bottle", "exec", name, "--", "sh", "-c", "echo draft > /workspace/draft.txt && echo note > $HOME/note.txt"); e.code != 0 {
+		t.Fatalf("exec: exit %d %q", e.code, e.stderr)
+	}
 	if r := docker(t, cfg, nil, "bottle", "stop", name); r.code != 0 {
 		t.Fatalf("stop: %d %s", r.code, r.stderr)
 	}
@@ -107,6 +111,10 @@ func TestRunLifecycleDockerBackend(t *testing.T) {
 	}
 	if a := docker(t, cfg, nil, "bottle", "ls", "--format", "{{.Name}} {{.State}}"); strings.TrimSpace(a.stdout) != name+" running" {
 		t.Errorf("ls after start: %q", a.stdout)
+	}
+	// The agent's disk outlived the stop: nothing uncommitted was lost.
+	if e := docker(t, cfg, nil, "bottle", "exec", name, "--", "sh", "-c", "cat /workspace/draft.txt $HOME/note.txt"); e.code != 0 || e.stdout != "draft\nnote\n" {
+		t.Errorf("after stop and start, the agent's uncommitted files: exit %d %q %q", e.code, e.stdout, e.stderr)
 	}
 
 	if r := docker(t, cfg, nil, "bottle", "rm", name); r.code != 1 || !strings.Contains(r.stderr, "is running") {

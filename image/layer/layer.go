@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -62,6 +63,18 @@ type Spec struct {
 	// the CA alone when the image has no bundle: a fixed path for
 	// SSL_CERT_FILE and friends, which take one file.
 	BundleFile string
+	// OwnedDirs are directories the agent writes (its workspace, its
+	// home): the layer makes each one owned by the image's user, so that a
+	// volume mounted there starts out owned by that user (the engine gives
+	// an empty volume the owner and mode of the image's directory). Nothing
+	// is added when the image runs as root.
+	OwnedDirs []string
+	// OwnHome adds the image's home to OwnedDirs: its HOME variable, or its
+	// user's home in /etc/passwd, unless that is /.
+	OwnHome bool
+	// RootUser ("uid:gid", numbers) owns those directories when the image
+	// runs as root: the user the bottle runs such an image as.
+	RootUser string
 }
 
 // Result describes a bottle layer.
@@ -94,7 +107,25 @@ func (s Spec) Validate() error {
 	if s.BundleFile != "" && (!path.IsAbs(s.BundleFile) || path.Clean(s.BundleFile) != s.BundleFile || len(s.CA) == 0) {
 		return fmt.Errorf("bottle layer: bundle file %q must be an absolute clean path, and needs the CA", s.BundleFile)
 	}
+	if s.RootUser != "" {
+		u, g, ok := strings.Cut(s.RootUser, ":")
+		if _, err := strconv.Atoi(u); err != nil || !ok {
+			return fmt.Errorf("bottle layer: root user %q is not uid:gid", s.RootUser)
+		}
+		if _, err := strconv.Atoi(g); err != nil {
+			return fmt.Errorf("bottle layer: root user %q is not uid:gid", s.RootUser)
+		}
+	}
 	seen := map[string]bool{s.BundleFile: s.BundleFile != ""}
+	for _, d := range s.OwnedDirs {
+		if !path.IsAbs(d) || path.Clean(d) != d || d == "/" || strings.Contains(d, "/.wh.") {
+			return fmt.Errorf("bottle layer: directory %q must be an absolute clean path other than /", d)
+		}
+		if seen[d] {
+			return fmt.Errorf("bottle layer: %s is given twice", d)
+		}
+		seen[d] = true
+	}
 	for _, f := range s.Files {
 		if !path.IsAbs(f.Path) || path.Clean(f.Path) != f.Path || f.Path == "/" {
 			return fmt.Errorf("bottle layer: file path %q must be absolute and clean", f.Path)
@@ -135,6 +166,17 @@ func (s Spec) Digest() string {
 	for _, f := range files {
 		sum := sha256.Sum256(f.Content)
 		fmt.Fprintf(h, "file %q %o %d %d %x\n", f.Path, f.Mode, f.UID, f.GID, sum)
+	}
+	dirs := slices.Clone(s.OwnedDirs)
+	slices.Sort(dirs)
+	for _, d := range dirs {
+		fmt.Fprintf(h, "owned dir %q\n", d)
+	}
+	if s.OwnHome {
+		fmt.Fprintf(h, "owned home\n")
+	}
+	if s.RootUser != "" {
+		fmt.Fprintf(h, "root user %q\n", s.RootUser)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -226,10 +268,22 @@ func build(st *store.Store, base store.Image, spec Spec) ([]byte, []string, erro
 	if spec.BundleFile != "" {
 		targets = append(targets, spec.BundleFile)
 	}
+	ownedPaths := slices.Clone(spec.OwnedDirs)
+	if spec.OwnHome {
+		if home := envHome(base); home != "" && !slices.Contains(ownedPaths, home) {
+			ownedPaths = append(ownedPaths, home)
+		}
+	}
+	targets = append(targets, ownedPaths...)
 	fsys, err := scan(st, base, interestingFor(targets))
 	if err != nil {
 		return nil, nil, err
 	}
+	owned, err := ownedDirs(st, base, fsys, ownedPaths, spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	outs = append(outs, owned...)
 
 	var bundles []string
 	if len(ca) > 0 {
@@ -276,7 +330,7 @@ func build(st *store.Store, base store.Image, spec Spec) ([]byte, []string, erro
 	// image lacks are added so that every extractor creates them alike.
 	dirs := map[string]bool{}
 	for _, o := range outs {
-		for d := path.Dir(o.hdr.Name); d != "."; d = path.Dir(d) {
+		for d := path.Dir(strings.TrimSuffix(o.hdr.Name, "/")); d != "."; d = path.Dir(d) {
 			e, ok := fsys.entries[d]
 			if ok && e.hdr.Typeflag == tar.TypeSymlink {
 				return nil, nil, fmt.Errorf("bottle layer: cannot add /%s: /%s is a symlink in the image; choose another path", o.hdr.Name, d)
@@ -290,7 +344,9 @@ func build(st *store.Store, base store.Image, spec Spec) ([]byte, []string, erro
 		}
 	}
 	for d := range dirs {
-		outs = append(outs, entryOut{hdr: tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755}})
+		if !slices.ContainsFunc(outs, func(o entryOut) bool { return o.hdr.Name == d+"/" }) {
+			outs = append(outs, entryOut{hdr: tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755}})
+		}
 	}
 	slices.SortFunc(outs, func(a, b entryOut) int {
 		return strings.Compare(strings.TrimSuffix(a.hdr.Name, "/"), strings.TrimSuffix(b.hdr.Name, "/"))
@@ -328,6 +384,6 @@ func interestingFor(targets []string) func(string) bool {
 		}
 	}
 	return func(p string) bool {
-		return p == "etc" || strings.HasPrefix(p, "etc/") || parents[p]
+		return p == "etc" || strings.HasPrefix(p, "etc/") || parents[p] || slices.Contains(targets, "/"+p)
 	}
 }

@@ -302,3 +302,103 @@ func TestBundleFile(t *testing.T) {
 		t.Error("the bundle file does not change the spec's digest")
 	}
 }
+
+// TestOwnedDirs: the agent's workspace and home become directories owned by
+// the image's user, however USER names it, keeping the image's mode where
+// the image has the directory; a root image gets none; a user the image
+// does not know, or a file where a directory should be, is an error.
+func TestOwnedDirs(t *testing.T) {
+	st := newStore(t)
+	base := image(t, st, []ent{
+		dir("etc"),
+		reg("etc/passwd", "root:x:0:0::/root:/bin/sh\nagent:x:1000:1001::/home/agent:/bin/sh\n"),
+		reg("etc/group", "root:x:0:\nstaff:x:50:\n"),
+		dir("workspace"),
+		reg("notadir", "x"),
+	})
+	withUser := func(user string) store.Image {
+		img := base
+		img.Config = bytes.Replace(base.Config, []byte(`"history"`), []byte(fmt.Sprintf(`"config":{"User":%q},"history"`, user)), 1)
+		return img
+	}
+	dirs := []string{"/workspace", "/home/agent"}
+	for _, tc := range []struct {
+		user     string
+		uid, gid int
+	}{
+		{"agent", 1000, 1001},
+		{"1000", 1000, 1001},
+		{"1000:staff", 1000, 50},
+		{"agent:7", 1000, 7},
+		{"2000", 2000, 2000},
+	} {
+		res, err := layer.Build(st, "base-"+tc.user, withUser(tc.user), layer.Spec{OwnedDirs: dirs})
+		if err != nil {
+			t.Fatalf("user %q: %v", tc.user, err)
+		}
+		hdrs, _, _ := contents(t, st, res.Layer)
+		for _, d := range dirs {
+			h := hdrs[d]
+			if h == nil || h.Typeflag != tar.TypeDir || h.Uid != tc.uid || h.Gid != tc.gid || h.Mode != 0o755 {
+				t.Errorf("user %q: %s is %+v, want a directory owned by %d:%d", tc.user, d, h, tc.uid, tc.gid)
+			}
+		}
+		if h := hdrs["/home"]; h == nil || h.Uid != 0 || h.Typeflag != tar.TypeDir {
+			t.Errorf("user %q: the parent /home is %+v, want root's directory", tc.user, h)
+		}
+	}
+
+	// The home: the image's HOME, or else its user's home in /etc/passwd.
+	withEnv := withUser("agent")
+	withEnv.Config = bytes.Replace(withEnv.Config, []byte(`"User":"agent"`), []byte(`"User":"agent","Env":["HOME=/srv/agent-home"]`), 1)
+	for _, tc := range []struct {
+		img  store.Image
+		home string
+	}{{withUser("agent"), "/home/agent"}, {withEnv, "/srv/agent-home"}} {
+		res, err := layer.Build(st, "home-"+tc.home, tc.img, layer.Spec{OwnedDirs: []string{"/workspace"}, OwnHome: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hdrs, _, _ := contents(t, st, res.Layer)
+		if h := hdrs[tc.home]; h == nil || h.Uid != 1000 || h.Typeflag != tar.TypeDir {
+			t.Errorf("home %s: %+v (layer %v)", tc.home, h, hdrs)
+		}
+	}
+
+	for _, user := range []string{"", "root", "0"} {
+		res, err := layer.Build(st, "root-"+user, withUser(user), layer.Spec{OwnedDirs: dirs})
+		if err != nil {
+			t.Fatalf("user %q: %v", user, err)
+		}
+		if hdrs, _, _ := contents(t, st, res.Layer); hdrs["/workspace"] != nil || hdrs["/home/agent"] != nil {
+			t.Errorf("user %q: a root image got owned dirs: %v", user, hdrs)
+		}
+	}
+
+	// A root image runs as a stand-in user, who owns them then.
+	res, err := layer.Build(st, "root-stand-in", withUser(""), layer.Spec{OwnedDirs: dirs, RootUser: "65534:65534"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hdrs, _, _ := contents(t, st, res.Layer); hdrs["/workspace"] == nil || hdrs["/workspace"].Uid != 65534 || hdrs["/home/agent"].Gid != 65534 {
+		t.Errorf("root image with a stand-in user: %v", hdrs)
+	}
+	if _, err := layer.Build(st, "bad-root-user", withUser(""), layer.Spec{OwnedDirs: dirs, RootUser: "nobody"}); err == nil {
+		t.Error("a root user that is not uid:gid was accepted")
+	}
+
+	if _, err := layer.Build(st, "ghost", withUser("ghost"), layer.Spec{OwnedDirs: dirs}); err == nil || !strings.Contains(err.Error(), `"ghost" is not in its /etc/passwd`) {
+		t.Errorf("unknown user: %v", err)
+	}
+	if _, err := layer.Build(st, "group", withUser("agent:nogroup"), layer.Spec{OwnedDirs: dirs}); err == nil || !strings.Contains(err.Error(), `"nogroup" is not in its /etc/group`) {
+		t.Errorf("unknown group: %v", err)
+	}
+	if _, err := layer.Build(st, "file", withUser("agent"), layer.Spec{OwnedDirs: []string{"/notadir"}}); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("a file where a directory goes: %v", err)
+	}
+	for _, bad := range [][]string{{"/"}, {"rel"}, {"/a/../b"}, {"/w", "/w"}} {
+		if _, err := layer.Build(st, "bad", withUser("agent"), layer.Spec{OwnedDirs: bad}); err == nil {
+			t.Errorf("owned dirs %q accepted", bad)
+		}
+	}
+}
