@@ -39,6 +39,9 @@ var (
 	nconn     = flag.Int("newconn", 300, "requests with a new tunnel each")
 	tunnels   = flag.Int("tunnels", 200, "concurrent tunnels for the memory measurement")
 	sections  = flag.String("sections", "tput,lat,newconn,https,mem", "measurements to run")
+	netns     = flag.String("netns", "", "network namespace to run the upstream servers in (empty: in this process, on loopback)")
+	upIP      = flag.String("upstream-ip", "127.0.0.1", "address the upstream servers listen on")
+	serveUp   = flag.String("serve-upstream", "", "internal: serve the upstreams with the CA in this directory, print their addresses, run until stdin closes")
 )
 
 func want(section string) bool { return slices.Contains(strings.Split(*sections, ","), section) }
@@ -52,12 +55,26 @@ func main() {
 	check(err)
 	defer os.RemoveAll(dir)
 
-	// Upstreams: a raw TCP source and an HTTPS server, both on loopback,
-	// the HTTPS one with a certificate from a CA of the benchmark's own.
-	rawAddr := rawSource()
+	if *serveUp != "" {
+		serveUpstreams(*serveUp)
+		return
+	}
+
+	// Upstreams: a raw TCP source and an HTTPS server, the HTTPS one with a
+	// certificate from a CA of the benchmark's own; in this process on
+	// loopback, or in a process of their own in the namespace behind the
+	// emulated link.
 	upCA, err := pki.LoadOrCreateCA(filepath.Join(dir, "upstream-ca"))
 	check(err)
-	httpsAddr := httpsServer(upCA)
+	var rawAddr, httpsAddr string
+	upPid := 0
+	if *netns == "" {
+		rawAddr, httpsAddr = rawSource(*upIP), httpsServer(upCA, *upIP)
+	} else {
+		var stop func()
+		rawAddr, httpsAddr, upPid, stop = startUpstreams(filepath.Join(dir, "upstream-ca"))
+		defer stop()
+	}
 	_, rawPort, _ := net.SplitHostPort(rawAddr)
 	_, httpsPort, _ := net.SplitHostPort(httpsAddr)
 
@@ -73,14 +90,14 @@ func main() {
 		return p
 	}
 	tokenFile := write("token", token)
-	rule := fmt.Sprintf(`{"host": "127.0.0.1", "ports": [%s, %s], "private": true}`, rawPort, httpsPort)
+	rule := fmt.Sprintf(`{"host": %q, "ports": [%s, %s], "private": true}`, *upIP, rawPort, httpsPort)
 	tunnelCfg := write("tunnel.json", fmt.Sprintf(`{"listen": "127.0.0.1:0", "bottle": "bench", "token_file": %q,
 		"audit_file": %q, "rules": [%s]}`, tokenFile, filepath.Join(dir, "audit-tunnel.jsonl"), rule))
 	interceptCfg := write("intercept.json", fmt.Sprintf(`{"listen": "127.0.0.1:0", "bottle": "bench", "token_file": %q,
 		"audit_file": %q, "rules": [%s],
-		"secrets": [{"host": "127.0.0.1", "header": "Authorization", "format": "Bearer {value}", "value_file": %q}],
+		"secrets": [{"host": %q, "header": "Authorization", "format": "Bearer {value}", "value_file": %q}],
 		"ca_cert_file": %q, "ca_key_file": %q, "extra_ca_file": %q}`,
-		tokenFile, filepath.Join(dir, "audit-intercept.jsonl"), rule, write("secret", "bench-secret"),
+		tokenFile, filepath.Join(dir, "audit-intercept.jsonl"), rule, *upIP, write("secret", "bench-secret"),
 		filepath.Join(dir, "bottle-ca", pki.CertFile), filepath.Join(dir, "bottle-ca", pki.KeyFile),
 		write("upstream-ca.pem", string(upCA.CertPEM()))))
 
@@ -111,10 +128,10 @@ func main() {
 		cpu, all := map[string]float64{}, map[string]float64{}
 		for range *runs {
 			for _, v := range vias {
-				before, beforeAll := cpuSeconds(pids[v.name]), cpuSeconds(os.Getpid())+cpuSeconds(pids[v.name])
+				before, beforeAll := cpuSeconds(pids[v.name]), benchCPU(upPid)+cpuSeconds(pids[v.name])
 				tput[v.name] = append(tput[v.name], throughput(rawAddr, v.proxy, *size))
 				cpu[v.name] += cpuSeconds(pids[v.name]) - before
-				all[v.name] += cpuSeconds(os.Getpid()) + cpuSeconds(pids[v.name]) - beforeAll
+				all[v.name] += benchCPU(upPid) + cpuSeconds(pids[v.name]) - beforeAll
 			}
 		}
 		gib := float64(*runs) * float64(*size) / (1 << 30)
@@ -179,9 +196,9 @@ func main() {
 				if pa.proxy != nil {
 					u, pid = pa.proxy.url, pa.proxy.cmd.Process.Pid
 				}
-				before := cpuSeconds(os.Getpid()) + cpuSeconds(pid)
+				before := benchCPU(upPid) + cpuSeconds(pid)
 				ht[pa.name] = append(ht[pa.name], httpsThroughput(bigURL, u, pa.roots))
-				all[pa.name] += cpuSeconds(os.Getpid()) + cpuSeconds(pid) - before
+				all[pa.name] += benchCPU(upPid) + cpuSeconds(pid) - before
 			}
 		}
 		gib := float64(*runs) * float64(*size) / (1 << 30)
@@ -253,10 +270,47 @@ func median(v []float64) float64 {
 	return s[len(s)/2]
 }
 
+// benchCPU is the CPU time of this process and of the upstream process
+// (when the upstreams run in one of their own).
+func benchCPU(upPid int) float64 { return cpuSeconds(os.Getpid()) + cpuSeconds(upPid) }
+
+// serveUpstreams is the upstream process behind the emulated link: it loads
+// the CA the parent made, serves, prints the two addresses and runs until
+// its stdin closes (the parent ended).
+func serveUpstreams(caDir string) {
+	ca, err := pki.LoadOrCreateCA(caDir)
+	check(err)
+	fmt.Println(rawSource(*upIP), httpsServer(ca, *upIP))
+	io.Copy(io.Discard, os.Stdin)
+}
+
+// startUpstreams runs this binary again inside the namespace as the
+// upstream process.
+func startUpstreams(caDir string) (rawAddr, httpsAddr string, pid int, stop func()) {
+	self, err := os.Executable()
+	check(err)
+	cmd := exec.Command("ip", "netns", "exec", *netns, self, "-serve-upstream", caDir, "-upstream-ip", *upIP)
+	stdin, err := cmd.StdinPipe()
+	check(err)
+	stdout, err := cmd.StdoutPipe()
+	check(err)
+	cmd.Stderr = os.Stderr
+	check(cmd.Start())
+	if _, err := fmt.Fscanln(stdout, &rawAddr, &httpsAddr); err != nil {
+		log.Fatalf("upstream process in namespace %s: %v", *netns, err)
+	}
+	// ip netns exec replaces itself with the command: the pid is the
+	// upstream process's own.
+	return rawAddr, httpsAddr, cmd.Process.Pid, func() {
+		stdin.Close()
+		cmd.Wait()
+	}
+}
+
 // rawSource serves raw TCP: a client sends an 8-byte big-endian count and
 // gets that many bytes, then EOF.
-func rawSource() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func rawSource(ip string) string {
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	check(err)
 	buf := make([]byte, 256<<10)
 	go func() {
@@ -284,12 +338,12 @@ func rawSource() string {
 	return ln.Addr().String()
 }
 
-func httpsServer(ca *pki.CA) string {
+func httpsServer(ca *pki.CA, ip string) string {
 	m, err := pki.NewMinter(ca, 0)
 	check(err)
-	leaf, err := m.Leaf("127.0.0.1")
+	leaf, err := m.Leaf(ip)
 	check(err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	check(err)
 	small := []byte(strings.Repeat("x", 100))
 	big := make([]byte, 256<<10)
