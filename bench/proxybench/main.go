@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker-bottle/docker-bottle/pki"
@@ -39,6 +40,9 @@ var (
 	nconn     = flag.Int("newconn", 300, "requests with a new tunnel each")
 	tunnels   = flag.Int("tunnels", 200, "concurrent tunnels for the memory measurement")
 	sections  = flag.String("sections", "tput,lat,newconn,https,mem", "measurements to run")
+	netns     = flag.String("netns", "", "network namespace to run the upstream servers in (empty: in this process, on loopback)")
+	upIP      = flag.String("upstream-ip", "127.0.0.1", "address the upstream servers listen on")
+	serveUp   = flag.String("serve-upstream", "", "internal: serve the upstreams with the CA in this directory, print their addresses, run until stdin closes")
 )
 
 func want(section string) bool { return slices.Contains(strings.Split(*sections, ","), section) }
@@ -52,12 +56,26 @@ func main() {
 	check(err)
 	defer os.RemoveAll(dir)
 
-	// Upstreams: a raw TCP source and an HTTPS server, both on loopback,
-	// the HTTPS one with a certificate from a CA of the benchmark's own.
-	rawAddr := rawSource()
+	if *serveUp != "" {
+		serveUpstreams(*serveUp)
+		return
+	}
+
+	// Upstreams: a raw TCP source and an HTTPS server, the HTTPS one with a
+	// certificate from a CA of the benchmark's own; in this process on
+	// loopback, or in a process of their own in the namespace behind the
+	// emulated link.
 	upCA, err := pki.LoadOrCreateCA(filepath.Join(dir, "upstream-ca"))
 	check(err)
-	httpsAddr := httpsServer(upCA)
+	var rawAddr, httpsAddr string
+	upPid := 0
+	if *netns == "" {
+		rawAddr, httpsAddr = rawSource(*upIP), httpsServer(upCA, *upIP)
+	} else {
+		var stop func()
+		rawAddr, httpsAddr, upPid, stop = startUpstreams(filepath.Join(dir, "upstream-ca"))
+		defer stop()
+	}
 	_, rawPort, _ := net.SplitHostPort(rawAddr)
 	_, httpsPort, _ := net.SplitHostPort(httpsAddr)
 
@@ -73,21 +91,30 @@ func main() {
 		return p
 	}
 	tokenFile := write("token", token)
-	rule := fmt.Sprintf(`{"host": "127.0.0.1", "ports": [%s, %s], "private": true}`, rawPort, httpsPort)
+	rule := fmt.Sprintf(`{"host": %q, "ports": [%s, %s], "private": true}`, *upIP, rawPort, httpsPort)
 	tunnelCfg := write("tunnel.json", fmt.Sprintf(`{"listen": "127.0.0.1:0", "bottle": "bench", "token_file": %q,
 		"audit_file": %q, "rules": [%s]}`, tokenFile, filepath.Join(dir, "audit-tunnel.jsonl"), rule))
 	interceptCfg := write("intercept.json", fmt.Sprintf(`{"listen": "127.0.0.1:0", "bottle": "bench", "token_file": %q,
 		"audit_file": %q, "rules": [%s],
-		"secrets": [{"host": "127.0.0.1", "header": "Authorization", "format": "Bearer {value}", "value_file": %q}],
+		"secrets": [{"host": %q, "header": "Authorization", "format": "Bearer {value}", "value_file": %q}],
 		"ca_cert_file": %q, "ca_key_file": %q, "extra_ca_file": %q}`,
-		tokenFile, filepath.Join(dir, "audit-intercept.jsonl"), rule, write("secret", "bench-secret"),
+		tokenFile, filepath.Join(dir, "audit-intercept.jsonl"), rule, *upIP, write("secret", "bench-secret"),
 		filepath.Join(dir, "bottle-ca", pki.CertFile), filepath.Join(dir, "bottle-ca", pki.KeyFile),
 		write("upstream-ca.pem", string(upCA.CertPEM()))))
+
+	rulesCfg := write("rules.json", fmt.Sprintf(`{"listen": "127.0.0.1:0", "bottle": "bench", "token_file": %q,
+		"audit_file": %q, "rules": [%s, {"host": %q, "ports": [%s], "private": true, "methods": ["GET"]}],
+		"ca_cert_file": %q, "ca_key_file": %q, "extra_ca_file": %q}`,
+		tokenFile, filepath.Join(dir, "audit-rules.jsonl"), rule, *upIP, httpsPort,
+		filepath.Join(dir, "bottle-ca", pki.CertFile), filepath.Join(dir, "bottle-ca", pki.KeyFile),
+		filepath.Join(dir, "upstream-ca.pem")))
 
 	tunnelProxy := startBundle(tunnelCfg)
 	defer tunnelProxy.stop()
 	interceptProxy := startBundle(interceptCfg)
 	defer interceptProxy.stop()
+	rulesProxy := startBundle(rulesCfg)
+	defer rulesProxy.stop()
 	var tiny *proc
 	if *tinyBin != "" {
 		tiny = startTinyproxy(dir)
@@ -111,10 +138,10 @@ func main() {
 		cpu, all := map[string]float64{}, map[string]float64{}
 		for range *runs {
 			for _, v := range vias {
-				before, beforeAll := cpuSeconds(pids[v.name]), cpuSeconds(os.Getpid())+cpuSeconds(pids[v.name])
+				before, beforeAll := cpuSeconds(pids[v.name]), benchCPU(upPid)+cpuSeconds(pids[v.name])
 				tput[v.name] = append(tput[v.name], throughput(rawAddr, v.proxy, *size))
 				cpu[v.name] += cpuSeconds(pids[v.name]) - before
-				all[v.name] += cpuSeconds(os.Getpid()) + cpuSeconds(pids[v.name]) - beforeAll
+				all[v.name] += benchCPU(upPid) + cpuSeconds(pids[v.name]) - beforeAll
 			}
 		}
 		gib := float64(*runs) * float64(*size) / (1 << 30)
@@ -163,15 +190,17 @@ func main() {
 
 	if want("https") {
 		fmt.Printf("\n## HTTPS download of %d MiB through interception, median of %d\n\n", *size>>20, *runs)
-		fmt.Println("| path | MB/s | % of direct | all CPU s per GiB | % of direct by CPU |")
-		fmt.Println("|---|---|---|---|---|")
+		fmt.Println("| path | MB/s | % of direct | proxy CPU s per GiB | all CPU s per GiB | % of direct by CPU |")
+		fmt.Println("|---|---|---|---|---|---|")
 		bigURL := "https://" + httpsAddr + "/bytes?n=" + strconv.FormatInt(*size, 10)
-		ht, all := map[string][]float64{}, map[string]float64{}
+		ht, all, own := map[string][]float64{}, map[string]float64{}, map[string]float64{}
+		suites := map[string]string{}
 		paths := []struct {
 			name  string
 			proxy *proc
 			roots *x509.CertPool
-		}{{"direct", nil, upPool}, {"bottle proxy (tunnel)", tunnelProxy, upPool}, {"bottle proxy (intercepted)", interceptProxy, bottlePool}}
+		}{{"direct", nil, upPool}, {"bottle proxy (tunnel)", tunnelProxy, upPool}, {"bottle proxy (intercepted)", interceptProxy, bottlePool},
+			{"bottle proxy (intercepted, rules only)", rulesProxy, bottlePool}}
 		for range *runs {
 			for _, pa := range paths {
 				var u *url.URL
@@ -179,17 +208,30 @@ func main() {
 				if pa.proxy != nil {
 					u, pid = pa.proxy.url, pa.proxy.cmd.Process.Pid
 				}
-				before := cpuSeconds(os.Getpid()) + cpuSeconds(pid)
-				ht[pa.name] = append(ht[pa.name], httpsThroughput(bigURL, u, pa.roots))
-				all[pa.name] += cpuSeconds(os.Getpid()) + cpuSeconds(pid) - before
+				before, ownBefore := benchCPU(upPid)+cpuSeconds(pid), cpuSeconds(pid)
+				mbs, suite := httpsThroughput(bigURL, *size, u, pa.roots)
+				ht[pa.name] = append(ht[pa.name], mbs)
+				all[pa.name] += benchCPU(upPid) + cpuSeconds(pid) - before
+				own[pa.name] += cpuSeconds(pid) - ownBefore
+				suites[pa.name] = suite
 			}
 		}
 		gib := float64(*runs) * float64(*size) / (1 << 30)
 		hd := median(ht["direct"])
 		for _, pa := range paths {
 			m := median(ht[pa.name])
-			fmt.Printf("| %s | %.0f | %.0f%% | %.2f | %.0f%% |\n", pa.name, m, 100*m/hd, all[pa.name]/gib, 100*all["direct"]/all[pa.name])
+			c := "-"
+			if pa.proxy != nil {
+				c = fmt.Sprintf("%.2f", own[pa.name]/gib)
+			}
+			fmt.Printf("| %s | %.0f | %.0f%% | %s | %.2f | %.0f%% |\n", pa.name, m, 100*m/hd, c, all[pa.name]/gib, 100*all["direct"]/all[pa.name])
 		}
+		fmt.Printf("\n\"intercepted\": the host has a secret (set header, no placeholder), so response bodies are redacted and go out chunked; \"rules only\": intercepted for a method rule, no secret, bodies pass as sent.\n")
+		fmt.Printf("TLS negotiated by the client: %s direct, %s with the intercepting proxy", suites["direct"], suites["bottle proxy (intercepted)"])
+		if s := upstreamSuite.Load(); s != nil {
+			fmt.Printf("; the upstream saw %s last", *s)
+		}
+		fmt.Println(".")
 	}
 
 	if !want("mem") {
@@ -253,10 +295,47 @@ func median(v []float64) float64 {
 	return s[len(s)/2]
 }
 
+// benchCPU is the CPU time of this process and of the upstream process
+// (when the upstreams run in one of their own).
+func benchCPU(upPid int) float64 { return cpuSeconds(os.Getpid()) + cpuSeconds(upPid) }
+
+// serveUpstreams is the upstream process behind the emulated link: it loads
+// the CA the parent made, serves, prints the two addresses and runs until
+// its stdin closes (the parent ended).
+func serveUpstreams(caDir string) {
+	ca, err := pki.LoadOrCreateCA(caDir)
+	check(err)
+	fmt.Println(rawSource(*upIP), httpsServer(ca, *upIP))
+	io.Copy(io.Discard, os.Stdin)
+}
+
+// startUpstreams runs this binary again inside the namespace as the
+// upstream process.
+func startUpstreams(caDir string) (rawAddr, httpsAddr string, pid int, stop func()) {
+	self, err := os.Executable()
+	check(err)
+	cmd := exec.Command("ip", "netns", "exec", *netns, self, "-serve-upstream", caDir, "-upstream-ip", *upIP)
+	stdin, err := cmd.StdinPipe()
+	check(err)
+	stdout, err := cmd.StdoutPipe()
+	check(err)
+	cmd.Stderr = os.Stderr
+	check(cmd.Start())
+	if _, err := fmt.Fscanln(stdout, &rawAddr, &httpsAddr); err != nil {
+		log.Fatalf("upstream process in namespace %s: %v", *netns, err)
+	}
+	// ip netns exec replaces itself with the command: the pid is the
+	// upstream process's own.
+	return rawAddr, httpsAddr, cmd.Process.Pid, func() {
+		stdin.Close()
+		cmd.Wait()
+	}
+}
+
 // rawSource serves raw TCP: a client sends an 8-byte big-endian count and
 // gets that many bytes, then EOF.
-func rawSource() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func rawSource(ip string) string {
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	check(err)
 	buf := make([]byte, 256<<10)
 	go func() {
@@ -284,12 +363,12 @@ func rawSource() string {
 	return ln.Addr().String()
 }
 
-func httpsServer(ca *pki.CA) string {
+func httpsServer(ca *pki.CA, ip string) string {
 	m, err := pki.NewMinter(ca, 0)
 	check(err)
-	leaf, err := m.Leaf("127.0.0.1")
+	leaf, err := m.Leaf(ip)
 	check(err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	check(err)
 	small := []byte(strings.Repeat("x", 100))
 	big := make([]byte, 256<<10)
@@ -301,6 +380,8 @@ func httpsServer(ca *pki.CA) string {
 			case "/small":
 				w.Write(small)
 			case "/bytes":
+				s := tlsName(r.TLS)
+				upstreamSuite.Store(&s)
 				n, _ := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
 				w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
 				for n > 0 {
@@ -315,6 +396,17 @@ func httpsServer(ca *pki.CA) string {
 	}
 	go srv.ServeTLS(ln, "", "")
 	return ln.Addr().String()
+}
+
+// upstreamSuite is the TLS the in-process upstream saw on its last
+// download: through interception, what the proxy negotiated upstream.
+var upstreamSuite atomic.Pointer[string]
+
+func tlsName(cs *tls.ConnectionState) string {
+	if cs == nil {
+		return "no TLS"
+	}
+	return tls.VersionName(cs.Version) + " " + tls.CipherSuiteName(cs.CipherSuite)
 }
 
 // dialVia opens a TCP connection to addr, directly or through a CONNECT.
@@ -404,7 +496,11 @@ func latencies(u string, proxy *url.URL, roots *x509.CertPool, n int, keepAlive 
 	return out
 }
 
-func httpsThroughput(u string, proxy *url.URL, roots *x509.CertPool) float64 {
+// httpsThroughput downloads u (which names its size, n) and returns MB/s
+// and the TLS version and cipher suite the client negotiated. Through
+// interception of a host with secrets the body comes chunked (the redaction
+// may change its length), so the count is checked against n.
+func httpsThroughput(u string, n int64, proxy *url.URL, roots *x509.CertPool) (float64, string) {
 	c := client(proxy, roots, false)
 	start := time.Now()
 	resp, err := c.Get(u)
@@ -420,10 +516,10 @@ func httpsThroughput(u string, proxy *url.URL, roots *x509.CertPool) float64 {
 		check(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 200 || got != resp.ContentLength {
+	if resp.StatusCode != 200 || got != n {
 		log.Fatalf("HTTPS download via %v: %s, %d bytes", proxy, resp.Status, got)
 	}
-	return float64(got) / time.Since(start).Seconds() / 1e6
+	return float64(got) / time.Since(start).Seconds() / 1e6, tlsName(resp.TLS)
 }
 
 // manyTunnels opens n tunnels at once, downloads per bytes through each,

@@ -83,8 +83,15 @@ func (p *Proxy) forward(ctx context.Context, cc *clientConn, req *http.Request, 
 		out.Header.Set("Connection", "Upgrade")
 		out.Header.Set("Upgrade", up)
 	}
+	var red *redactor
 	if t.scheme == "https" {
 		p.applySecrets(out.Header, t.host)
+		red = p.pol.redactors[t.host]
+	}
+	if red != nil {
+		// Response bodies are checked for the secret's value as they
+		// stream; a compressed body would hide it.
+		out.Header.Set("Accept-Encoding", "identity")
 	}
 	body := &requestBody{r: req.Body}
 	if out.Body != nil && out.Body != http.NoBody {
@@ -105,8 +112,12 @@ func (p *Proxy) forward(ctx context.Context, cc *clientConn, req *http.Request, 
 		return false
 	}
 	defer resp.Body.Close()
-	p.redact(resp.Header, t.host)
 	rec.Decision, rec.Status = "allow", resp.StatusCode
+	if red != nil {
+		if note := redactResponse(red, resp, req.Method); note != "" {
+			rec.Reason = note
+		}
+	}
 
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		n := p.switchProtocols(cc, resp)
@@ -114,7 +125,7 @@ func (p *Proxy) forward(ctx context.Context, cc *clientConn, req *http.Request, 
 		p.finish(rec)
 		return false
 	}
-	down, keep, err := writeResponse(cc, resp, req, !req.Close)
+	down, keep, err := writeResponse(cc, resp, req, !req.Close, red)
 	rec.BytesDown = down
 	if err != nil {
 		rec.Reason = "response cut short: " + err.Error()
@@ -161,23 +172,43 @@ func (p *Proxy) applySecrets(h http.Header, host string) {
 	}
 }
 
-// redact removes secret values an upstream echoes in response headers, so
-// the agent cannot read them back.
-func (p *Proxy) redact(h http.Header, host string) {
-	ss := p.pol.secrets[host]
-	if len(ss) == 0 {
-		return
+// redactResponse makes resp carry no value of red's secrets: its headers are
+// redacted now, its body as it streams. The body's length changes when a
+// replacement is not as long as its value, so the length is then dropped
+// (the response goes out chunked). A gzip body the upstream sent although
+// the proxy asked for identity is decoded first; a body in another encoding
+// (br, zstd, deflate) cannot be checked and passes as is, which the returned
+// note, for the audit line, says.
+func redactResponse(red *redactor, resp *http.Response, method string) (note string) {
+	red.header(resp.Header)
+	resp.Status = red.string(resp.Status)
+	if !hasBody(method, resp.StatusCode) || resp.StatusCode == http.StatusSwitchingProtocols {
+		return ""
 	}
-	for k, vs := range h {
-		for i, v := range vs {
-			for _, s := range ss {
-				if strings.Contains(v, s.value) {
-					v = strings.ReplaceAll(v, s.value, "[redacted by docker bottle]")
-				}
-			}
-			h[k][i] = v
-		}
+	var body io.Reader = resp.Body
+	switch ce := contentCoding(resp.Header); ce {
+	case "":
+	case "gzip":
+		body = &gzipBody{src: resp.Body}
+		resp.Header.Del("Content-Encoding")
+		resp.ContentLength = -1
+	default:
+		return "response body in Content-Encoding " + ce + " passed on without the check for secrets"
 	}
+	if !red.sameLen {
+		resp.ContentLength = -1
+	}
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{red.reader(body), resp.Body}
+	return ""
+}
+
+// hasBody reports whether a response to method with status carries a body.
+func hasBody(method string, status int) bool {
+	return method != http.MethodHead && status/100 != 1 &&
+		status != http.StatusNoContent && status != http.StatusNotModified
 }
 
 // requestBody is the request body as the transport sees it. The transport
@@ -252,12 +283,11 @@ func rootCause(err error) error {
 // that streamed responses (server-sent events) are not held back. A body of
 // unknown length goes out chunked (to HTTP/1.1 clients). It reports whether
 // the connection can carry another request.
-func writeResponse(cc *clientConn, resp *http.Response, req *http.Request, keep bool) (n int64, kept bool, err error) {
+func writeResponse(cc *clientConn, resp *http.Response, req *http.Request, keep bool, red *redactor) (n int64, kept bool, err error) {
 	defer func() { kept = keep && err == nil }()
 	bw := cc.bw
 	method := req.Method
-	bodyless := method == http.MethodHead || resp.StatusCode/100 == 1 ||
-		resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified
+	bodyless := !hasBody(method, resp.StatusCode)
 	removeHopHeaders(resp.Header)
 	resp.Header.Del("Content-Length")
 	text := http.StatusText(resp.StatusCode)
@@ -313,6 +343,9 @@ func writeResponse(cc *clientConn, resp *http.Response, req *http.Request, keep 
 	}
 	if chunked {
 		bw.WriteString("0\r\n")
+		if red != nil {
+			red.header(resp.Trailer)
+		}
 		resp.Trailer.Write(bw)
 		bw.WriteString("\r\n")
 	} else if resp.ContentLength >= 0 && n != resp.ContentLength {

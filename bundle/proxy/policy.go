@@ -11,8 +11,9 @@ import (
 
 // policy is the compiled form of the rules and secrets.
 type policy struct {
-	rules   []rule
-	secrets map[string][]secret
+	rules     []rule
+	secrets   map[string][]secret
+	redactors map[string]*redactor // per host with secrets: what responses must not carry
 }
 
 type rule struct {
@@ -55,6 +56,12 @@ func compilePolicy(cfg Config, secretValues map[int]string) *policy {
 	for i, s := range cfg.Secrets {
 		h := normHost(s.Host)
 		p.secrets[h] = append(p.secrets[h], secret{Secret: s, value: secretValues[i]})
+	}
+	p.redactors = map[string]*redactor{}
+	for h, ss := range p.secrets {
+		if r := newRedactor(ss); r != nil {
+			p.redactors[h] = r
+		}
 	}
 	return p
 }

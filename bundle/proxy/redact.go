@@ -1,0 +1,194 @@
+package proxy
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// redactedMarker stands for a secret value in what an upstream sends back
+// when the secret has no placeholder the agent knows.
+const redactedMarker = "[redacted by docker bottle]"
+
+// redactor replaces the real values of one host's secrets, wherever an
+// upstream echoes them in a response (headers, body, trailers), with what
+// the agent sent: the secret's placeholder, or redactedMarker.
+type redactor struct {
+	pairs   []redaction // longest value first: at one position the longest match wins
+	maxLen  int
+	sameLen bool // every replacement is as long as its value: body lengths hold
+}
+
+type redaction struct {
+	value, repl []byte
+}
+
+// newRedactor returns nil when there is nothing to redact.
+func newRedactor(ss []secret) *redactor {
+	r := &redactor{sameLen: true}
+	seen := map[string]bool{}
+	for _, s := range ss {
+		if s.value == "" || seen[s.value] {
+			continue
+		}
+		seen[s.value] = true
+		repl := s.Placeholder
+		if repl == "" {
+			repl = redactedMarker
+		}
+		r.pairs = append(r.pairs, redaction{[]byte(s.value), []byte(repl)})
+		r.maxLen = max(r.maxLen, len(s.value))
+		r.sameLen = r.sameLen && len(repl) == len(s.value)
+	}
+	if len(r.pairs) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(r.pairs, func(a, b redaction) int { return len(b.value) - len(a.value) })
+	return r
+}
+
+// header redacts every value of h.
+func (r *redactor) header(h http.Header) {
+	for _, vs := range h {
+		for i, v := range vs {
+			vs[i] = r.string(v)
+		}
+	}
+}
+
+// string redacts s. Its values were checked longest first, so a value
+// inside a longer one does not split the longer one.
+func (r *redactor) string(s string) string {
+	if r == nil {
+		return s
+	}
+	for _, p := range r.pairs {
+		if strings.Contains(s, string(p.value)) {
+			s = strings.ReplaceAll(s, string(p.value), string(p.repl))
+		}
+	}
+	return s
+}
+
+// next finds the leftmost match in b (the longest at that position) and
+// returns its offset, or -1.
+func (r *redactor) next(b []byte) (int, *redaction) {
+	at, which := -1, (*redaction)(nil)
+	for i := range r.pairs {
+		p := &r.pairs[i]
+		search := b
+		if at >= 0 {
+			// Only an earlier match can win; a same-offset one is shorter.
+			search = b[:min(len(b), at+len(p.value)-1)]
+		}
+		if j := bytes.Index(search, p.value); j >= 0 && (at < 0 || j < at) {
+			at, which = j, p
+		}
+	}
+	return at, which
+}
+
+// reader returns src with the secret values replaced, streaming: it holds
+// back at most the longest value's length minus one byte, so a value split
+// across reads (or chunks, or TLS records) is still found, and a body that
+// arrives bit by bit (server-sent events) is passed on as it arrives.
+func (r *redactor) reader(src io.Reader) io.Reader {
+	return &redactReader{r: r, src: src, buf: make([]byte, 0, 32<<10+r.maxLen)}
+}
+
+type redactReader struct {
+	r   *redactor
+	src io.Reader
+	buf []byte // the input being scanned
+	out []byte // scanned output not yet returned; points into buf or scratch
+	// tail is input held back for the next scan (it points into buf); it
+	// moves to buf's start once out is consumed.
+	tail    []byte
+	scratch []byte
+	err     error
+}
+
+func (rr *redactReader) Read(p []byte) (int, error) {
+	for len(rr.out) == 0 {
+		if rr.err != nil {
+			return 0, rr.err
+		}
+		rr.fill()
+	}
+	n := copy(p, rr.out)
+	rr.out = rr.out[n:]
+	return n, nil
+}
+
+// fill reads once from src and scans what it has: all of it at the end of
+// the input, otherwise all but a tail that could start a match.
+func (rr *redactReader) fill() {
+	// The held tail moves to the front of buf; out is empty, so nothing
+	// still points into buf.
+	rr.buf = append(rr.buf[:0], rr.tail...)
+	n, err := rr.src.Read(rr.buf[len(rr.buf):cap(rr.buf)])
+	data := rr.buf[:len(rr.buf)+n]
+	rr.buf = data
+	if err != nil {
+		rr.err = err
+	}
+	// Unless the input ended, a match may start only where the whole of
+	// the longest value would still fit: anything later (a possible start
+	// of a value the next read completes) is held back and scanned again.
+	limit := len(data)
+	if err == nil {
+		limit = max(0, len(data)-(rr.r.maxLen-1))
+	}
+	at, m := rr.r.next(data)
+	if at < 0 || at >= limit {
+		// The common case: no copy beyond the read itself.
+		rr.out, rr.tail = data[:limit], data[limit:]
+		return
+	}
+	out := rr.scratch[:0]
+	i := 0
+	for at >= 0 && i+at < limit {
+		out = append(out, data[i:i+at]...)
+		out = append(out, m.repl...)
+		i += at + len(m.value)
+		at, m = rr.r.next(data[i:])
+	}
+	keep := max(i, limit)
+	out = append(out, data[i:keep]...)
+	rr.scratch = out
+	rr.out, rr.tail = out, data[keep:]
+}
+
+// contentCoding is how a response body is encoded, for redaction: "" for
+// none, "gzip" for one the proxy decodes, anything else it passes on as is.
+func contentCoding(h http.Header) string {
+	ce := strings.ToLower(strings.TrimSpace(h.Get("Content-Encoding")))
+	switch ce {
+	case "", "identity":
+		return ""
+	case "gzip", "x-gzip":
+		return "gzip"
+	}
+	return ce
+}
+
+// gzipBody decodes a gzip body on first read, so that a bad body fails the
+// response as a cut-short body rather than before its headers.
+type gzipBody struct {
+	src io.Reader
+	zr  *gzip.Reader
+	err error
+}
+
+func (g *gzipBody) Read(p []byte) (int, error) {
+	if g.zr == nil && g.err == nil {
+		g.zr, g.err = gzip.NewReader(g.src)
+	}
+	if g.err != nil {
+		return 0, g.err
+	}
+	return g.zr.Read(p)
+}

@@ -1,0 +1,276 @@
+package proxy
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// chunkReader returns its data in reads of the given sizes, cycling.
+type chunkReader struct {
+	data  []byte
+	sizes []int
+	i     int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	n := c.sizes[c.i%len(c.sizes)]
+	c.i++
+	n = min(n, len(p), len(c.data))
+	copy(p, c.data[:n])
+	c.data = c.data[n:]
+	return n, nil
+}
+
+func testRedactor(pairs ...string) *redactor {
+	var ss []secret
+	for i := 0; i < len(pairs); i += 2 {
+		ss = append(ss, secret{Secret: Secret{Placeholder: pairs[i+1]}, value: pairs[i]})
+	}
+	return newRedactor(ss)
+}
+
+// naiveRedact is the reference: leftmost match, longest at one position,
+// over the whole input at once.
+func naiveRedact(r *redactor, in []byte) []byte {
+	var out []byte
+	for i := 0; i < len(in); {
+		matched := false
+		for _, p := range r.pairs { // longest first
+			if bytes.HasPrefix(in[i:], p.value) {
+				out = append(out, p.repl...)
+				i += len(p.value)
+				matched = true
+				break
+			}
+		}
+		if !matched {
+			out = append(out, in[i])
+			i++
+		}
+	}
+	return out
+}
+
+func TestRedactReaderAcrossReadBoundaries(t *testing.T) {
+	const secret = "sk-live-9d8c7b6a5f4e3d2c1b0a"
+	r := testRedactor(secret, "PLACEHOLDER", "abcdef", "", "cd", "[cd]")
+	inputs := []string{
+		"",
+		secret,
+		"before " + secret + " middle " + secret + secret + " after",
+		strings.Repeat("x", 70000) + secret + strings.Repeat("y", 33000) + secret,
+		"sk-live-9d8c7b6a5f4e3d2c1b0", // a prefix only: passes as is
+		"sk-live-sk-live-9d8c7b6a5f4e3d2c1b0a",
+		"abcdef abcd cdef abcabcdef ab",
+		strings.Repeat("a", 5) + "bcdef",
+	}
+	for _, in := range inputs {
+		want := naiveRedact(r, []byte(in))
+		for _, sizes := range [][]int{{1}, {2}, {3}, {7}, {27}, {28}, {29}, {1, 100}, {32 << 10}, {1 << 20}} {
+			got, err := io.ReadAll(r.reader(&chunkReader{data: []byte(in), sizes: sizes}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("input %.60q in reads of %v:\n got %.200q\nwant %.200q", in, sizes, got, want)
+			}
+			if strings.Contains(in, secret) && bytes.Contains(got, []byte(secret)) {
+				t.Fatalf("secret left in output of %.60q", in)
+			}
+		}
+	}
+	if want := "[redacted by docker bottle]"; string(naiveRedact(r, []byte("abcdef"))) != want {
+		t.Errorf("a secret without placeholder becomes %q, want %q", naiveRedact(r, []byte("abcdef")), want)
+	}
+}
+
+func TestRedactReaderPassesDataAsItArrives(t *testing.T) {
+	// A stream (server-sent events) must not be held back beyond the
+	// longest value's length: each read returns what cannot start a match.
+	r := testRedactor("0123456789", "XXXXXXXXXX")
+	pr, pw := io.Pipe()
+	rr := r.reader(pr)
+	go pw.Write([]byte("data: hello world\n\n"))
+	buf := make([]byte, 100)
+	n, err := rr.Read(buf)
+	if err != nil || string(buf[:n]) != "data: hell" {
+		t.Fatalf("first read = %q, %v; want all but the last 9 bytes", buf[:n], err)
+	}
+	pw.Close()
+	rest, _ := io.ReadAll(rr)
+	if string(rest) != "o world\n\n" {
+		t.Fatalf("rest = %q", rest)
+	}
+}
+
+// TestInterceptionRedactsResponses runs a real TLS upstream that echoes the
+// injected secret back in a header, the status line, trailers and the body,
+// written in pieces that split the value across chunks and TLS records,
+// with and without Content-Length, gzip and br.
+func TestInterceptionRedactsResponses(t *testing.T) {
+	const samePH = "sk-live-PLACEHOLDER-same-len" // as long as secretValue
+	if len(samePH) != len(secretValue) {
+		t.Fatalf("test placeholder is %d bytes, secret %d", len(samePH), len(secretValue))
+	}
+	e := newInterceptEnv(t, func(c *Config) {
+		// plain.example.test becomes intercepted in this test.
+		c.Secrets = append(c.Secrets, Secret{Host: "plain.example.test", Header: "X-Api-Key", Placeholder: samePH, ValueFile: c.Secrets[1].ValueFile})
+	})
+	var acceptEnc []string
+	e.up.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		acceptEnc = append(acceptEnc, r.Header.Get("Accept-Encoding"))
+		v := r.Header.Get("X-Api-Key") + r.Header.Get("Authorization")
+		mode := r.URL.Query().Get("mode")
+		body := "echo: " + v + " | again: " + v + " | end"
+		w.Header().Set("X-Echo", "key="+v)
+		switch mode {
+		case "length":
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		case "gzip", "br":
+			w.Header().Set("Content-Encoding", mode)
+			var b bytes.Buffer
+			zw := gzip.NewWriter(&b)
+			zw.Write([]byte(body))
+			zw.Close()
+			if mode == "br" { // not really brotli: the proxy must not touch it
+				b.Reset()
+				b.WriteString(body)
+			}
+			w.Write(b.Bytes())
+			return
+		case "head":
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			return
+		default:
+			w.Header().Set("Trailer", "X-Trailer-Echo")
+		}
+		// Split the value across writes: each Flush ends a chunk (and a TLS
+		// record), the value straddling two of them.
+		cut := len("echo: ") + len(v)/2
+		for _, piece := range []string{body[:cut], body[cut : cut+3], body[cut+3 : cut+len(v)], body[cut+len(v):]} {
+			io.WriteString(w, piece)
+			w.(http.Flusher).Flush()
+		}
+		if mode == "" {
+			w.Header().Set("X-Trailer-Echo", v)
+		}
+	})
+	c := e.tp.client(e.bottleCA)
+	get := func(host, mode, method string, h http.Header) (*http.Response, string) {
+		t.Helper()
+		h = h.Clone()
+		if h == nil {
+			h = http.Header{}
+		}
+		h.Set("Accept-Encoding", "gzip") // what the agent's client asks for; the proxy asks for identity
+		req, _ := http.NewRequest(method, e.url(host, "/echo?mode="+mode), nil)
+		req.Header = h
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s mode %s: %v", method, host, mode, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("%s mode %s: reading the body: %v", host, mode, err)
+		}
+		if s := dumpResponse(resp, string(b)) + fmt.Sprint(resp.Trailer); strings.Contains(s, secretValue) {
+			t.Errorf("%s mode %s: the secret reached the client:\n%s", host, mode, s)
+		}
+		return resp, string(b)
+	}
+	ph := http.Header{"X-Api-Key": {placeholder}}
+	wantBody := func(v string) string { return "echo: " + v + " | again: " + v + " | end" }
+
+	// Chunked, a placeholder of another length: the agent reads its own
+	// placeholder back, in the body, the header and the trailer.
+	resp, body := get("ph.example.test", "", "GET", ph)
+	if body != wantBody(placeholder) || resp.Header.Get("X-Echo") != "key="+placeholder || resp.Trailer.Get("X-Trailer-Echo") != placeholder {
+		t.Errorf("chunked: body %q, X-Echo %q, trailer %q", body, resp.Header.Get("X-Echo"), resp.Trailer.Get("X-Trailer-Echo"))
+	}
+	// Content-Length, length changes: the response goes out chunked.
+	resp, body = get("ph.example.test", "length", "GET", ph)
+	if body != wantBody(placeholder) || resp.ContentLength != -1 || len(resp.TransferEncoding) == 0 {
+		t.Errorf("content-length, other length: body %q, length %d, transfer-encoding %v", body, resp.ContentLength, resp.TransferEncoding)
+	}
+	// Content-Length, same length: kept.
+	resp, body = get("plain.example.test", "length", "GET", http.Header{"X-Api-Key": {samePH}})
+	if body != wantBody(samePH) || resp.ContentLength != int64(len(body)) {
+		t.Errorf("content-length, same length: body %q, length %d", body, resp.ContentLength)
+	}
+	// No placeholder (the proxy sets the header): the marker.
+	_, body = get("api.example.test", "length", "GET", nil)
+	if want := wantBody("Bearer " + redactedMarker); body != want {
+		t.Errorf("no placeholder: body %q, want %q", body, want)
+	}
+	// gzip despite identity: decoded, redacted, sent as identity.
+	resp, body = get("ph.example.test", "gzip", "GET", ph)
+	if body != wantBody(placeholder) || resp.Header.Get("Content-Encoding") != "" {
+		t.Errorf("gzip: body %q, Content-Encoding %q", body, resp.Header.Get("Content-Encoding"))
+	}
+	// HEAD keeps the upstream's length.
+	resp, _ = get("ph.example.test", "head", "HEAD", ph)
+	if resp.ContentLength != int64(len(wantBody(secretValue))) || resp.Header.Get("X-Echo") != "key="+placeholder {
+		t.Errorf("HEAD: length %d, X-Echo %q", resp.ContentLength, resp.Header.Get("X-Echo"))
+	}
+	for _, ae := range acceptEnc {
+		if ae != "identity" {
+			t.Errorf("upstream got Accept-Encoding %q for a host with secrets, want identity", ae)
+		}
+	}
+	// An encoding the proxy cannot decode passes as is (documented), and
+	// the audit line says so.
+	req, _ := http.NewRequest("GET", e.url("ph.example.test", "/echo?mode=br"), nil)
+	req.Header.Set("X-Api-Key", placeholder)
+	req.Header.Set("Accept-Encoding", "br")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != wantBody(secretValue) || resp.Header.Get("Content-Encoding") != "br" || resp.Header.Get("X-Echo") != "key="+placeholder {
+		t.Errorf("br: body %q, Content-Encoding %q, X-Echo %q", b, resp.Header.Get("Content-Encoding"), resp.Header.Get("X-Echo"))
+	}
+	c.CloseIdleConnections()
+	e.tp.waitAudit(map[string]any{"host": "ph.example.test", "path": "/echo", "reason": "response body in Content-Encoding br passed on without the check for secrets"})
+}
+
+// FuzzRedact checks the streaming redaction against the whole-input
+// reference for any input, secrets and read sizes.
+func FuzzRedact(f *testing.F) {
+	f.Add([]byte("xx sk-secret yy sk-secret"), "sk-secret", "ph", "secret", []byte{1, 3, 200})
+	f.Add([]byte("abcdefcdab"), "abcdef", "", "cd", []byte{2})
+	f.Fuzz(func(t *testing.T, data []byte, v1, v2, p2 string, sizes []byte) {
+		if len(v1) > 64 || len(v2) > 64 {
+			return
+		}
+		r := testRedactor(v1, "", v2, p2)
+		if r == nil {
+			return
+		}
+		var sz []int
+		for _, s := range sizes {
+			sz = append(sz, int(s)+1)
+		}
+		if len(sz) == 0 {
+			sz = []int{1}
+		}
+		got, err := io.ReadAll(r.reader(&chunkReader{data: data, sizes: sz}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := naiveRedact(r, data); !bytes.Equal(got, want) {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	})
+}
