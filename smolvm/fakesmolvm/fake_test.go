@@ -607,9 +607,17 @@ func TestMachineFromArtifact(t *testing.T) {
 		t.Errorf("exec -d: %q", r.stdout)
 	}
 
+	// A process exec -d started (a session of its own) ends with the VM.
+	r = e.ok("machine", "exec", "--name", "b1", "-d", "--", "probe", "sleep")
+	dpid, err := strconv.Atoi(strings.TrimSpace(r.stdout))
+	if err != nil {
+		t.Fatalf("exec -d: %q", r.stdout)
+	}
+
 	expect(t, e.ok("machine", "stop", "--name", "b1"), 0, "stdout", "Stopped machine: b1\n")
 	waitGone(t, pid)
 	waitGone(t, wpid)
+	waitGone(t, dpid)
 	if mps := mountsUnder(fakestate.DataDir(e.state, "b1")); len(mps) != 0 {
 		t.Errorf("volumes still mounted after stop: %v", mps)
 	}
