@@ -26,8 +26,9 @@ The agent's session in a bottle: the agent runs under a terminal of its own,
 its output is kept in a log, and terminals attach to it and detach again.
 
 Commands:
-  start [--dir DIR] [--id ID] -- COMMAND [ARG...]
-        run COMMAND as the session, in the foreground, until it exits
+  start [--dir DIR] [--id ID] [-- COMMAND [ARG...]]
+        run COMMAND as the session, in the foreground, until it exits;
+        without COMMAND, the last session's command again
   attach [--dir DIR] [--id ID] [--wait DURATION]
         attach this terminal to the agent; detach with Ctrl-P Ctrl-Q (the
         agent keeps running); the exit code is the agent's
@@ -59,9 +60,6 @@ func runSession(ctx context.Context, args []string) error {
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		if fs.NArg() == 0 {
-			return errors.New("usage: bottle-bundle session start [--dir DIR] [--id ID] -- COMMAND [ARG...]")
-		}
 		if *id == "" {
 			*id = newSessionID()
 		}
@@ -69,8 +67,11 @@ func runSession(ctx context.Context, args []string) error {
 		// (if any) it came from.
 		_, _ = syscall.Setsid()
 		signal.Ignore(syscall.SIGHUP)
-		code, err := runSessionServer(ctx, serverOptions{Dir: *dir, ID: *id, Argv: fs.Args()})
+		code, err := startSession(ctx, *dir, *id, fs.Args())
 		if err != nil {
+			// Started with exec -d, nobody reads stderr: the log is where
+			// `docker bottle logs` shows why.
+			logSessionError(*dir, err)
 			return err
 		}
 		if code != 0 {
@@ -147,6 +148,42 @@ func runSession(ctx context.Context, args []string) error {
 	}
 	fmt.Fprint(os.Stderr, sessionUsage)
 	return fmt.Errorf("unknown session command %q", args[0])
+}
+
+// startSession runs argv, or without argv the last session's command, as
+// the session (as a container re-runs its command when started again).
+func startSession(ctx context.Context, dir, id string, argv []string) (int, error) {
+	f := sessionFiles{dir: dir}
+	if len(argv) == 0 {
+		b, err := os.ReadFile(f.command())
+		if err == nil {
+			err = json.Unmarshal(b, &argv)
+		}
+		if err != nil || len(argv) == 0 {
+			return 0, fmt.Errorf("no command given and no earlier session's command in %s: usage: bottle-bundle session start [--dir DIR] [--id ID] -- COMMAND [ARG...]", dir)
+		}
+	} else {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return 0, fmt.Errorf("making the session directory: %w", err)
+		}
+		b, _ := json.Marshal(argv)
+		if err := os.WriteFile(f.command(), b, 0o600); err != nil {
+			return 0, fmt.Errorf("recording the session's command: %w", err)
+		}
+	}
+	return runSessionServer(ctx, serverOptions{Dir: dir, ID: id, Argv: argv})
+}
+
+func logSessionError(dir string, err error) {
+	if os.MkdirAll(dir, 0o700) != nil {
+		return
+	}
+	lf, ferr := os.OpenFile(sessionFiles{dir: dir}.log(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if ferr != nil {
+		return
+	}
+	defer lf.Close()
+	fmt.Fprintf(lf, "docker bottle: the agent's session did not start: %v\r\n", err)
 }
 
 func newSessionID() string {

@@ -33,8 +33,8 @@ type runningSession struct {
 	err    error
 }
 
-// startSession runs argv as a session in dir and waits until it listens.
-func startSession(t *testing.T, dir, id string, argv ...string) *runningSession {
+// runTestSession runs argv as a session in dir and waits until it listens.
+func runTestSession(t *testing.T, dir, id string, argv ...string) *runningSession {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	rs := &runningSession{cancel: cancel, done: make(chan struct{})}
@@ -134,7 +134,7 @@ func (a *attachRun) wait(t *testing.T) attachResult {
 // agent exits while attached.
 func TestSessionAttachFromATerminal(t *testing.T) {
 	dir := sessionDir(t)
-	rs := startSession(t, dir, "s1", "sh", "-c",
+	rs := runTestSession(t, dir, "s1", "sh", "-c",
 		`read a; echo "got:$a"; while read l; do [ "$l" = end ] && exit 3; stty size; done`)
 
 	umaster, uslave, err := openPTY()
@@ -220,7 +220,7 @@ func waitRaw(t *testing.T, f *os.File, raw bool) {
 // the agent while attached; a late attach gets the recorded exit code.
 func TestSessionDetachAndAttachAgain(t *testing.T) {
 	dir := sessionDir(t)
-	rs := startSession(t, dir, "s2", "sh", "-c",
+	rs := runTestSession(t, dir, "s2", "sh", "-c",
 		`stty -echo; while read l; do echo "echo:$l"; [ "$l" = end ] && exit 5; done`)
 
 	inR, inW := io.Pipe()
@@ -274,7 +274,7 @@ func TestSessionLogs(t *testing.T) {
 	if err := sessionLogs(context.Background(), logsOptions{Dir: dir, Tail: -1, Out: &none}); err != nil || none.Len() != 0 {
 		t.Errorf("logs before any session: %q %v", none.String(), err)
 	}
-	rs := startSession(t, dir, "s3", "sh", "-c",
+	rs := runTestSession(t, dir, "s3", "sh", "-c",
 		`stty -echo; for i in 1 2 3 4 5; do echo line$i; done; read x; echo line6; exit 0`)
 	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
 		b, _ := os.ReadFile(sessionFiles{dir}.log())
@@ -333,7 +333,7 @@ func TestSessionLogs(t *testing.T) {
 	rs.wait(t)
 
 	// A second session appends to the same log.
-	rs2 := startSession(t, dir, "s4", "sh", "-c", "echo again")
+	rs2 := runTestSession(t, dir, "s4", "sh", "-c", "echo again")
 	rs2.wait(t)
 	if got := logs(2); got != "line6\r\nagain\r\n" {
 		t.Errorf("log after a second session: %q", got)
@@ -346,7 +346,7 @@ func TestSessionLogs(t *testing.T) {
 // stops its agent.
 func TestSessionStartAndWait(t *testing.T) {
 	dir := sessionDir(t)
-	rs := startSession(t, dir, "a", "sleep", "600")
+	rs := runTestSession(t, dir, "a", "sleep", "600")
 	if _, err := runSessionServer(context.Background(), serverOptions{Dir: dir, ID: "b", Argv: []string{"true"}}); err == nil ||
 		!strings.Contains(err.Error(), "already runs") {
 		t.Errorf("a second session: %v", err)
@@ -433,5 +433,28 @@ func TestTailOffset(t *testing.T) {
 		if err != nil || c.content[off:] != c.want {
 			t.Errorf("tail %d of %.20q: %q %v", c.n, c.content, c.content[off:], err)
 		}
+	}
+}
+
+// TestSessionStartAgainRunsTheLastCommand: `session start` without a
+// command runs the last session's command again, appending to the log; with
+// none recorded it says so in the log.
+func TestSessionStartAgainRunsTheLastCommand(t *testing.T) {
+	dir := sessionDir(t)
+	if _, err := startSession(context.Background(), dir, "x", nil); err == nil || !strings.Contains(err.Error(), "no command given") {
+		t.Errorf("start again with no earlier session: %v", err)
+	}
+	if code, err := startSession(context.Background(), dir, "a", []string{"sh", "-c", "echo run; exit 4"}); err != nil || code != 4 {
+		t.Fatalf("first: %d %v", code, err)
+	}
+	if code, err := startSession(context.Background(), dir, "b", nil); err != nil || code != 4 {
+		t.Fatalf("again: %d %v", code, err)
+	}
+	log, _ := os.ReadFile(sessionFiles{dir}.log())
+	if string(log) != "run\r\nrun\r\n" {
+		t.Errorf("log %q", log)
+	}
+	if st, _ := sessionStatus(dir); st.ID != "b" || st.ExitCode == nil || *st.ExitCode != 4 {
+		t.Errorf("status %+v", st)
 	}
 }

@@ -66,6 +66,10 @@ func (f sessionFiles) log() string    { return filepath.Join(f.dir, "agent.log")
 func (f sessionFiles) socket() string { return filepath.Join(f.dir, "attach.sock") }
 func (f sessionFiles) record() string { return filepath.Join(f.dir, "exit.json") }
 
+// command holds the last session's command, which `session start` without
+// a command runs again.
+func (f sessionFiles) command() string { return filepath.Join(f.dir, "command.json") }
+
 // sessionRecord is written when a session's agent has ended.
 type sessionRecord struct {
 	ID       string `json:"id"`
