@@ -1,7 +1,9 @@
 package backend
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/provider/guest"
 	"github.com/docker-bottle/docker-bottle/smolvm"
 )
 
@@ -65,13 +68,92 @@ func (s Smolvm) Start(ctx context.Context, p plan.Plan) error {
 	return s.CLI.MachineStart(ctx, p.Smolvm.MachineName)
 }
 
-// Exec runs the agent command in the machine with the user's terminal and
-// returns its exit code.
+// Exec runs a command in the machine (next to the agent) and returns its
+// exit code. It passes the bundle's current endpoints (EndpointEnv), so a
+// shell in a restarted loopback bottle sees the right proxy.
 func (s Smolvm) Exec(ctx context.Context, p plan.Plan, command []string, tty, interactive bool, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	return s.CLI.MachineExec(ctx, smolvm.ExecOptions{
-		Name: p.Smolvm.MachineName, Command: command, TTY: tty, Interactive: interactive,
+		Name: p.Smolvm.MachineName, Command: command, Env: endpointEnv(p), TTY: tty, Interactive: interactive,
 		Stdin: stdin, Stdout: stdout, Stderr: stderr,
 	})
+}
+
+// endpointEnv is `exec -e` for the bundle's current endpoints: the
+// machine's recorded env names the ports of the bundle's first start.
+func endpointEnv(p plan.Plan) []smolvm.EnvVar {
+	var env []smolvm.EnvVar
+	for _, kv := range p.EndpointEnv() {
+		k, v, _ := strings.Cut(kv, "=")
+		// Addresses and git settings, never a token (plan.EndpointEnv).
+		env = append(env, smolvm.NotSecretEnv(k, v))
+	}
+	return env
+}
+
+// StartSession starts the agent's session in the machine: the helper runs
+// command (nil: the last session's command again) under a terminal of its
+// own, keeping its output, known by id. `exec -d` keeps the session alive
+// beyond the exec (each exec is a container of its own in smolvm, whose
+// processes end with its first). With wait, it returns once the session
+// runs.
+func (s Smolvm) StartSession(ctx context.Context, p plan.Plan, id string, command []string, wait bool) error {
+	if _, err := s.CLI.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName,
+		Command: guest.SessionStart(id, command), Env: endpointEnv(p), Detach: true}); err != nil {
+		return fmt.Errorf("starting the agent's session: %w", err)
+	}
+	if !wait {
+		return nil
+	}
+	var out bytes.Buffer
+	code, err := s.CLI.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName,
+		Command: guest.SessionWait(id), Env: endpointEnv(p), Stdout: &out, Stderr: &out})
+	if err != nil {
+		return fmt.Errorf("waiting for the agent's session: %w", err)
+	}
+	if code != 0 {
+		return fmt.Errorf("the agent's session did not start (`docker bottle logs %s` may say why): %s", p.Slug, strings.TrimSpace(out.String()))
+	}
+	return nil
+}
+
+// Attach attaches the user's streams to the agent's session (id, or the
+// running one when empty) and returns the agent's exit code, or 0 when the
+// user detached. The exec streams (-i) even without a terminal; stdin is
+// forwarded only when interactive.
+func (s Smolvm) Attach(ctx context.Context, p plan.Plan, id string, tty, interactive bool, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	o := smolvm.ExecOptions{Name: p.Smolvm.MachineName, Command: guest.SessionAttach(id), Env: endpointEnv(p),
+		Interactive: true, TTY: tty, Stdout: stdout, Stderr: stderr}
+	if interactive {
+		o.Stdin = stdin
+	}
+	return s.CLI.MachineExec(ctx, o)
+}
+
+// Logs prints the agent's output kept by its session: the last tail lines
+// ("all": everything), following while the agent runs. Following streams
+// the exec's output (-i with no input), which otherwise smolvm holds until
+// the command exits.
+func (s Smolvm) Logs(ctx context.Context, p plan.Plan, follow bool, tail string, stdout, stderr io.Writer) (int, error) {
+	return s.CLI.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName, Command: guest.SessionLogs(follow, tail),
+		Env: endpointEnv(p), Interactive: follow, Stdout: stdout, Stderr: stderr})
+}
+
+// SessionStatus asks the machine whether the agent's session runs.
+func (s Smolvm) SessionStatus(ctx context.Context, p plan.Plan) (guest.SessionStatus, error) {
+	var out, errb bytes.Buffer
+	code, err := s.CLI.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName, Command: guest.SessionStatusCommand(),
+		Env: endpointEnv(p), Stdout: &out, Stderr: &errb})
+	if err != nil {
+		return guest.SessionStatus{}, fmt.Errorf("asking for the agent's session: %w", err)
+	}
+	var st guest.SessionStatus
+	if code != 0 {
+		return st, fmt.Errorf("asking for the agent's session: exit code %d: %s", code, strings.TrimSpace(errb.String()))
+	}
+	if err := json.Unmarshal(out.Bytes(), &st); err != nil {
+		return st, fmt.Errorf("asking for the agent's session: %w (%q)", err, out.String())
+	}
+	return st, nil
 }
 
 // Delete removes the machine; an unknown machine is not an error.
