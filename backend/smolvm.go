@@ -111,7 +111,9 @@ func (s Smolvm) StartSession(ctx context.Context, p plan.Plan, id string, comman
 		return fmt.Errorf("waiting for the agent's session: %w", err)
 	}
 	if code != 0 {
-		return fmt.Errorf("the agent's session did not start (`docker bottle logs %s` may say why): %s", p.Slug, strings.TrimSpace(out.String()))
+		var logs bytes.Buffer
+		_, _ = s.Logs(ctx, p, false, "20", &logs, &logs)
+		return fmt.Errorf("the agent's session did not start (exit code %d): %s\n%s", code, strings.TrimSpace(out.String()), strings.TrimSpace(logs.String()))
 	}
 	return nil
 }
