@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -74,8 +75,32 @@ func (s Smolvm) Start(ctx context.Context, p plan.Plan) error {
 func (s Smolvm) Exec(ctx context.Context, p plan.Plan, command []string, tty, interactive bool, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	return s.CLI.MachineExec(ctx, smolvm.ExecOptions{
 		Name: p.Smolvm.MachineName, Command: command, Env: endpointEnv(p), TTY: tty, Interactive: interactive,
-		Stdin: stdin, Stdout: stdout, Stderr: stderr,
+		Stdin: inFile(stdin), Stdout: outFile(stdout), Stderr: outFile(stderr),
 	})
+}
+
+// inFile and outFile give smolvm the process's own stdin or stdout when a
+// stream wraps one (as the docker CLI's streams do): smolvm -t needs the
+// user's terminal itself (to make it raw and read its size), and an exec's
+// stdin copied through a pipe would keep the exec waiting for one more key
+// after the command ended.
+func inFile(r io.Reader) io.Reader {
+	if f, ok := r.(interface{ FD() uintptr }); ok && f.FD() == os.Stdin.Fd() {
+		return os.Stdin
+	}
+	return r
+}
+
+func outFile(w io.Writer) io.Writer {
+	if f, ok := w.(interface{ FD() uintptr }); ok {
+		switch f.FD() {
+		case os.Stdout.Fd():
+			return os.Stdout
+		case os.Stderr.Fd():
+			return os.Stderr
+		}
+	}
+	return w
 }
 
 // endpointEnv is `exec -e` for the bundle's current endpoints: the
@@ -124,9 +149,9 @@ func (s Smolvm) StartSession(ctx context.Context, p plan.Plan, id string, comman
 // forwarded only when interactive.
 func (s Smolvm) Attach(ctx context.Context, p plan.Plan, id string, tty, interactive bool, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	o := smolvm.ExecOptions{Name: p.Smolvm.MachineName, Command: guest.SessionAttach(id), Env: endpointEnv(p),
-		Interactive: true, TTY: tty, Stdout: stdout, Stderr: stderr}
+		Interactive: true, TTY: tty, Stdout: outFile(stdout), Stderr: outFile(stderr)}
 	if interactive {
-		o.Stdin = stdin
+		o.Stdin = inFile(stdin)
 	}
 	return s.CLI.MachineExec(ctx, o)
 }
@@ -137,7 +162,7 @@ func (s Smolvm) Attach(ctx context.Context, p plan.Plan, id string, tty, interac
 // the command exits.
 func (s Smolvm) Logs(ctx context.Context, p plan.Plan, follow bool, tail string, stdout, stderr io.Writer) (int, error) {
 	return s.CLI.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName, Command: guest.SessionLogs(follow, tail),
-		Env: endpointEnv(p), Interactive: follow, Stdout: stdout, Stderr: stderr})
+		Env: endpointEnv(p), Interactive: follow, Stdout: outFile(stdout), Stderr: outFile(stderr)})
 }
 
 // SessionStatus asks the machine whether the agent's session runs.
