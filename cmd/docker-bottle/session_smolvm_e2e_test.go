@@ -30,7 +30,8 @@ import (
 // that types to the agent and ends with its exit code; `stop` and `start`,
 // which runs the agent again, in loopback mode with the bundle's new ports
 // (in the agent's env, and in the -e of the exec smolvm was given); `exec`
-// with those ports; `rm -f`, which leaves nothing.
+// with those ports; `rm -f`, which leaves nothing; and `run --rm` attached
+// to a terminal, whose exit code is the agent's.
 func TestSmolvmAgentSessions(t *testing.T) {
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
@@ -112,7 +113,7 @@ func TestSmolvmAgentSessions(t *testing.T) {
 			followDone := make(chan error, 1)
 			go func() { followDone <- follow.Wait() }()
 
-			code, screen := attachFromTerminal(t, cfg, env, name, "line3", "bye\r")
+			code, screen := onTerminal(t, cfg, env, []string{"bottle", "attach", name}, "line3", "bye\r")
 			if code != 7 || !strings.Contains(screen, "read:bye") {
 				t.Errorf("attach: exit %d, screen:\n%q", code, screen)
 			}
@@ -171,6 +172,21 @@ func TestSmolvmAgentSessions(t *testing.T) {
 			if left := guestProcesses(fakestate.RootfsDir(fakeState, p.Smolvm.MachineName)); len(left) > 0 {
 				t.Errorf("guest processes left after rm: %v", left)
 			}
+			if mode != "bridge" {
+				return
+			}
+
+			// Attached from a terminal: the user types to the agent, the
+			// exit code is the agent's, --rm removes the bottle.
+			name2 := name + "-a"
+			code, screen = onTerminal(t, cfg, env, []string{"bottle", "run", "--rm", "--backend", "smolvm", "--network-mode", mode,
+				"--name", name2, "--progress", "quiet", repo}, "line3", "attached\r")
+			if code != 7 || !strings.Contains(screen, "read:attached") {
+				t.Errorf("run attached: exit %d, screen:\n%q", code, screen)
+			}
+			if _, err := svc.Load(name2); err == nil {
+				t.Errorf("bottle %s left after run --rm", name2)
+			}
 		})
 	}
 }
@@ -189,14 +205,14 @@ func waitLogs(t *testing.T, cfg string, env []string, name, want string) string 
 	return ""
 }
 
-// attachFromTerminal runs `docker bottle attach` on a pseudo-terminal the
-// test holds, waits for seen on the screen, types keys, and returns the exit
-// code and the screen.
-func attachFromTerminal(t *testing.T, cfg string, env []string, name, seen, keys string) (int, string) {
+// onTerminal runs the docker CLI on a pseudo-terminal the test holds,
+// waits for seen on the screen, types keys, and returns the exit code and
+// the screen.
+func onTerminal(t *testing.T, cfg string, env []string, args []string, seen, keys string) (int, string) {
 	t.Helper()
 	master, slave := openTestPTY(t)
 	defer master.Close()
-	cmd := exec.Command(testenv.DockerCLI(t), "bottle", "attach", name)
+	cmd := exec.Command(testenv.DockerCLI(t), args...)
 	cmd.Env = append(append(os.Environ(), "DOCKER_CONFIG="+cfg), env...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
@@ -224,7 +240,7 @@ func attachFromTerminal(t *testing.T, cfg string, env []string, name, seen, keys
 	for start := time.Now(); !strings.Contains(get(), seen); time.Sleep(50 * time.Millisecond) {
 		if time.Since(start) > 60*time.Second {
 			cmd.Process.Kill()
-			t.Fatalf("attach shows no %q:\n%q", seen, get())
+			t.Fatalf("%v shows no %q:\n%q", args, seen, get())
 		}
 	}
 	if _, err := io.WriteString(master, keys); err != nil {
@@ -242,7 +258,7 @@ func attachFromTerminal(t *testing.T, cfg string, env []string, name, seen, keys
 		return code, get()
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
-		t.Fatalf("attach did not end with the agent:\n%q", get())
+		t.Fatalf("%v did not end with the agent:\n%q", args, get())
 	}
 	return 0, ""
 }
