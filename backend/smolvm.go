@@ -1,14 +1,18 @@
 package backend
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/provider/guest"
 	"github.com/docker-bottle/docker-bottle/smolvm"
 )
 
@@ -65,13 +69,118 @@ func (s Smolvm) Start(ctx context.Context, p plan.Plan) error {
 	return s.CLI.MachineStart(ctx, p.Smolvm.MachineName)
 }
 
-// Exec runs the agent command in the machine with the user's terminal and
-// returns its exit code.
+// Exec runs a command in the machine (next to the agent) and returns its
+// exit code. It passes the bundle's current endpoints (EndpointEnv), so a
+// shell in a restarted loopback bottle sees the right proxy.
 func (s Smolvm) Exec(ctx context.Context, p plan.Plan, command []string, tty, interactive bool, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	return s.CLI.MachineExec(ctx, smolvm.ExecOptions{
-		Name: p.Smolvm.MachineName, Command: command, TTY: tty, Interactive: interactive,
-		Stdin: stdin, Stdout: stdout, Stderr: stderr,
+		Name: p.Smolvm.MachineName, Command: command, Env: endpointEnv(p), TTY: tty, Interactive: interactive,
+		Stdin: inFile(stdin), Stdout: outFile(stdout), Stderr: outFile(stderr),
 	})
+}
+
+// inFile and outFile give smolvm the process's own stdin or stdout when a
+// stream wraps one (as the docker CLI's streams do): smolvm -t needs the
+// user's terminal itself (to make it raw and read its size), and an exec's
+// stdin copied through a pipe would keep the exec waiting for one more key
+// after the command ended.
+func inFile(r io.Reader) io.Reader {
+	if f, ok := r.(interface{ FD() uintptr }); ok && f.FD() == os.Stdin.Fd() {
+		return os.Stdin
+	}
+	return r
+}
+
+func outFile(w io.Writer) io.Writer {
+	if f, ok := w.(interface{ FD() uintptr }); ok {
+		switch f.FD() {
+		case os.Stdout.Fd():
+			return os.Stdout
+		case os.Stderr.Fd():
+			return os.Stderr
+		}
+	}
+	return w
+}
+
+// endpointEnv is `exec -e` for the bundle's current endpoints: the
+// machine's recorded env names the ports of the bundle's first start.
+func endpointEnv(p plan.Plan) []smolvm.EnvVar {
+	var env []smolvm.EnvVar
+	for _, kv := range p.EndpointEnv() {
+		k, v, _ := strings.Cut(kv, "=")
+		// Addresses and git settings, never a token (plan.EndpointEnv).
+		env = append(env, smolvm.NotSecretEnv(k, v))
+	}
+	return env
+}
+
+// StartSession starts the agent's session in the machine: the helper runs
+// command (nil: the last session's command again) under a terminal of its
+// own, keeping its output, known by id. `exec -d` keeps the session alive
+// beyond the exec (each exec is a container of its own in smolvm, whose
+// processes end with its first). With wait, it returns once the session
+// runs.
+func (s Smolvm) StartSession(ctx context.Context, p plan.Plan, id string, command []string, wait bool) error {
+	if _, err := s.CLI.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName,
+		Command: guest.SessionStart(id, command), Env: endpointEnv(p), Detach: true}); err != nil {
+		return fmt.Errorf("starting the agent's session: %w", err)
+	}
+	if !wait {
+		return nil
+	}
+	var out bytes.Buffer
+	code, err := s.CLI.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName,
+		Command: guest.SessionWait(id), Env: endpointEnv(p), Stdout: &out, Stderr: &out})
+	if err != nil {
+		return fmt.Errorf("waiting for the agent's session: %w", err)
+	}
+	if code != 0 {
+		var logs bytes.Buffer
+		_, _ = s.Logs(ctx, p, false, "20", &logs, &logs)
+		return fmt.Errorf("the agent's session did not start (exit code %d): %s\n%s", code, strings.TrimSpace(out.String()), strings.TrimSpace(logs.String()))
+	}
+	return nil
+}
+
+// Attach attaches the user's streams to the agent's session (id, or the
+// running one when empty) and returns the agent's exit code, or 0 when the
+// user detached. The exec streams (-i) even without a terminal; stdin is
+// forwarded only when interactive.
+func (s Smolvm) Attach(ctx context.Context, p plan.Plan, id string, tty, interactive bool, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	o := smolvm.ExecOptions{Name: p.Smolvm.MachineName, Command: guest.SessionAttach(id), Env: endpointEnv(p),
+		Interactive: true, TTY: tty, Stdout: outFile(stdout), Stderr: outFile(stderr)}
+	if interactive {
+		o.Stdin = inFile(stdin)
+	}
+	return s.CLI.MachineExec(ctx, o)
+}
+
+// Logs prints the agent's output kept by its session: the last tail lines
+// ("all": everything), following while the agent runs. Following streams
+// the exec's output (-i with no input), which otherwise smolvm holds until
+// the command exits.
+func (s Smolvm) Logs(ctx context.Context, p plan.Plan, follow bool, tail string, stdout, stderr io.Writer) (int, error) {
+	return s.CLI.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName, Command: guest.SessionLogs(follow, tail),
+		Env: endpointEnv(p), Interactive: follow, Stdout: outFile(stdout), Stderr: outFile(stderr)})
+}
+
+// SessionStatus asks the machine whether the agent's session runs.
+func (s Smolvm) SessionStatus(ctx context.Context, p plan.Plan) (guest.SessionStatus, error) {
+	var out, errb bytes.Buffer
+	code, err := s.CLI.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName, Command: guest.SessionStatusCommand(),
+		Env: endpointEnv(p), Stdout: &out, Stderr: &errb})
+	if err != nil {
+		return guest.SessionStatus{}, fmt.Errorf("asking for the agent's session: %w", err)
+	}
+	var st guest.SessionStatus
+	if code != 0 {
+		return st, fmt.Errorf("asking for the agent's session: exit code %d: %s", code, strings.TrimSpace(errb.String()))
+	}
+	if err := json.Unmarshal(out.Bytes(), &st); err != nil {
+		return st, fmt.Errorf("asking for the agent's session: %w (%q)", err, out.String())
+	}
+	return st, nil
 }
 
 // Delete removes the machine; an unknown machine is not an error.

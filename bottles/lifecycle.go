@@ -9,9 +9,9 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 
+	"github.com/docker-bottle/docker-bottle/backend"
 	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/plan"
-	"github.com/docker-bottle/docker-bottle/spec"
 )
 
 // States of a bottle's parts, and of the bottle as a whole.
@@ -112,17 +112,13 @@ func (s *Service) stopContainer(ctx context.Context, name string) error {
 
 // Start starts a stopped bottle again: the bundle (its published ports
 // are read back, as they change on restart) and then the agent, in the
-// background.
+// background. A smolvm agent runs its command again in a new session, as a
+// container does; in loopback mode the session gets the bundle's new ports
+// through exec's env, which wins over the machine's recorded env.
 func (s *Service) Start(ctx context.Context, name string) (plan.Plan, error) {
 	p, err := s.Load(name)
 	if err != nil {
 		return p, err
-	}
-	if p.Backend == spec.BackendSmolvm && p.NetworkMode == spec.NetworkLoopback && p.AgentCreated {
-		// The machine's env names the bundle's published ports, which a
-		// restart changes, and smolvm cannot update a machine's env in
-		// place.
-		return p, fmt.Errorf("bottle %s uses the loopback network mode, whose machine cannot follow the bundle's new ports after a restart: remove it and run again", name)
 	}
 	if _, err := s.Engine.ContainerStart(ctx, p.Bundle.Container, client.ContainerStartOptions{}); err != nil {
 		return p, fmt.Errorf("starting the bundle of %s: %w", name, err)
@@ -143,10 +139,27 @@ func (s *Service) Start(ctx context.Context, name string) (plan.Plan, error) {
 		case s.Smolvm == nil:
 			return q, errors.New("smolvm is not installed, so the machine cannot be started")
 		default:
-			if err := s.Smolvm.MachineStart(ctx, q.Smolvm.MachineName); err != nil {
-				return q, err
+			if err := s.startMachine(ctx, q); err != nil {
+				return q, fmt.Errorf("starting the agent of %s: %w", name, err)
 			}
 		}
 	}
 	return q, nil
+}
+
+// startMachine starts the bottle's machine and, unless it still runs one,
+// a new session of the agent's last command.
+func (s *Service) startMachine(ctx context.Context, p plan.Plan) error {
+	sm := backend.Smolvm{CLI: s.Smolvm}
+	if err := sm.Start(ctx, p); err != nil {
+		return err
+	}
+	st, err := sm.SessionStatus(ctx, p)
+	if err != nil {
+		return err
+	}
+	if st.Running {
+		return nil
+	}
+	return sm.StartSession(ctx, p, NewSessionID(), nil, true)
 }

@@ -2,6 +2,8 @@ package bottles
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +19,6 @@ import (
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/provider"
 	"github.com/docker-bottle/docker-bottle/provider/guest"
-	"github.com/docker-bottle/docker-bottle/smolvm"
 	"github.com/docker-bottle/docker-bottle/spec"
 )
 
@@ -59,6 +60,9 @@ type RunOptions struct {
 type RunResult struct {
 	Plan     plan.Plan
 	ExitCode int
+	// Detached: the user detached from the agent (Ctrl-P Ctrl-Q), which
+	// keeps running; --rm leaves the bottle then.
+	Detached bool
 }
 
 // StepError says which step of a run failed.
@@ -156,15 +160,15 @@ func (s *Service) Run(ctx context.Context, o RunOptions) (res RunResult, err err
 		}
 		res.ExitCode = code
 	case spec.BackendSmolvm:
-		code, err := s.runSmolvm(ctx, p, req, o, &launched)
+		code, detached, err := s.runSmolvm(ctx, p, req, o, &launched)
 		if err != nil {
 			return res, err
 		}
-		res.ExitCode = code
+		res.ExitCode, res.Detached = code, detached
 	default:
 		return res, &StepError{"launching the agent", fmt.Errorf("unknown backend %q", p.Backend)}
 	}
-	if o.Remove {
+	if o.Remove && !res.Detached {
 		if err := s.Remove(context.WithoutCancel(ctx), p.Slug, false); err != nil {
 			return res, &StepError{"removing the bottle (--rm)", err}
 		}
@@ -174,13 +178,13 @@ func (s *Service) Run(ctx context.Context, o RunOptions) (res RunResult, err err
 
 // runSmolvm packs the agent image into an artifact (or finds it in the
 // cache), makes and starts the machine and runs the agent in it.
-func (s *Service) runSmolvm(ctx context.Context, p plan.Plan, req image.Request, o RunOptions, launched *bool) (int, error) {
+func (s *Service) runSmolvm(ctx context.Context, p plan.Plan, req image.Request, o RunOptions, launched *bool) (code int, detached bool, err error) {
 	if s.Smolvm == nil {
-		return 0, &StepError{"launching the agent", errors.New("smolvm is not installed")}
+		return 0, false, &StepError{"launching the agent", errors.New("smolvm is not installed")}
 	}
 	built, err := s.build(ctx, p.Backend, req, o)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	sm := backend.Smolvm{CLI: s.Smolvm}
 	mo := backend.MachineOptions{
@@ -199,26 +203,48 @@ func (s *Service) runSmolvm(ctx context.Context, p plan.Plan, req image.Request,
 	sp.Artifact = built.Artifact
 	p.Smolvm = &sp
 	if _, err := s.agentCreated(p); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if err := sm.Create(ctx, p, mo); err != nil {
-		return 0, &StepError{"creating the machine", err}
+		return 0, false, &StepError{"creating the machine", err}
 	}
 	if err := sm.Start(ctx, p); err != nil {
-		return 0, &StepError{"starting the machine", err}
+		return 0, false, &StepError{"starting the machine", err}
 	}
 	*launched = true
+	// The agent runs in a session of the bottle's helper, which keeps its
+	// output for logs and lets attach come and go, as the engine does for
+	// a container.
+	id := NewSessionID()
+	if err := sm.StartSession(ctx, p, id, o.Command, o.Detach); err != nil {
+		return 0, false, &StepError{"starting the agent", err}
+	}
 	if o.Detach {
-		if _, err := s.Smolvm.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName, Command: o.Command, Detach: true}); err != nil {
-			return 0, &StepError{"starting the agent", err}
-		}
-		return 0, nil
+		return 0, false, nil
 	}
-	code, err := sm.Exec(context.WithoutCancel(ctx), p, o.Command, o.TTY, o.Interactive, o.Stdin, o.Stdout, o.Stderr)
+	// Attached, Ctrl-C belongs to the agent, so the attach must not end
+	// when ctx does.
+	actx := context.WithoutCancel(ctx)
+	code, err = sm.Attach(actx, p, id, o.TTY, o.Interactive, o.Stdin, o.Stdout, o.Stderr)
 	if err != nil {
-		return 0, &StepError{"running the agent", err}
+		return 0, false, &StepError{"attaching to the agent", err}
 	}
-	return code, nil
+	if code == 0 {
+		// 0 is also what a detach (Ctrl-P Ctrl-Q) ends with: the session
+		// says which.
+		if st, err := sm.SessionStatus(actx, p); err == nil && st.Running && st.ID == id {
+			return 0, true, nil
+		}
+	}
+	return code, false, nil
+}
+
+// NewSessionID names an agent session, so that an attach or a wait made
+// right after its start finds this session and not an earlier one.
+func NewSessionID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // Built is an agent image ready for a backend.

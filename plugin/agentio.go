@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-bottle/docker-bottle/backend"
 	"github.com/docker-bottle/docker-bottle/internal/dockercli"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/smolvm"
@@ -69,12 +71,14 @@ func logsCmd(dockerCli command.Cli) *cobra.Command {
 		Args:              cli.ExactArgs(1),
 		ValidArgsFunction: completeBottles(dockerCli),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, _, err := agentOf(dockerCli, args[0])
+			p, sm, err := agentOf(dockerCli, args[0])
 			if err != nil {
 				return err
 			}
 			if p.Docker == nil {
-				return fmt.Errorf("bottle %s runs in smolvm, where the agent's output goes to the terminal that ran it; logs of smolvm bottles are not kept yet", p.Slug)
+				// The agent's session in the machine keeps its output.
+				code, err := backend.Smolvm{CLI: sm}.Logs(cmd.Context(), p, opts.follow, opts.tail, dockerCli.Out(), dockerCli.Err())
+				return exitStatus(code, err)
 			}
 			a := []string{"logs", "--tail", opts.tail}
 			if opts.follow {
@@ -122,15 +126,11 @@ func execCmd(dockerCli command.Cli) *cobra.Command {
 				}
 				return dockerCLI(dockerCli, append(append(a, p.Docker.Container), command...)...)
 			}
-			code, err := sm.MachineExec(cmd.Context(), smolvm.ExecOptions{Name: p.Smolvm.MachineName, Command: command,
-				Interactive: opts.interactive, TTY: opts.tty, Stdin: dockerCli.In(), Stdout: dockerCli.Out(), Stderr: dockerCli.Err()})
-			if err != nil {
-				return err
-			}
-			if code != 0 {
-				return cli.StatusError{StatusCode: code}
-			}
-			return nil
+			// With the bundle's current endpoints in its env: a shell in a
+			// restarted loopback bottle sees the right proxy.
+			code, err := backend.Smolvm{CLI: sm}.Exec(cmd.Context(), p, command, opts.tty, opts.interactive,
+				dockerCli.In(), dockerCli.Out(), dockerCli.Err())
+			return exitStatus(code, err)
 		},
 	}
 	cmd.Flags().BoolVarP(&opts.interactive, "interactive", "i", false, "Keep STDIN open")
@@ -141,19 +141,37 @@ func execCmd(dockerCli command.Cli) *cobra.Command {
 
 func attachCmd(dockerCli command.Cli) *cobra.Command {
 	return &cobra.Command{
-		Use:               "attach BOTTLE",
-		Short:             "Attach your terminal to a bottle's running agent",
+		Use:   "attach BOTTLE",
+		Short: "Attach your terminal to a bottle's running agent",
+		Long: "Attach your terminal to a bottle's running agent. Detach with Ctrl-P Ctrl-Q: the agent keeps running.\n" +
+			"The exit code is the agent's when it ends while attached.",
 		Args:              cli.ExactArgs(1),
 		ValidArgsFunction: completeBottles(dockerCli),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, _, err := agentOf(dockerCli, args[0])
+			p, sm, err := agentOf(dockerCli, args[0])
 			if err != nil {
 				return err
 			}
 			if p.Docker == nil {
-				return fmt.Errorf("bottle %s runs in smolvm, whose agent runs through `machine exec` and cannot be attached to again; use `docker bottle exec -it %s -- sh`", p.Slug, p.Slug)
+				tty := dockerCli.In().IsTerminal() && dockerCli.Out().IsTerminal()
+				// Ctrl-C belongs to the agent (the terminal is raw); the
+				// attach ends when the agent does or on Ctrl-P Ctrl-Q.
+				code, err := backend.Smolvm{CLI: sm}.Attach(context.WithoutCancel(cmd.Context()), p, "", tty, true,
+					dockerCli.In(), dockerCli.Out(), dockerCli.Err())
+				return exitStatus(code, err)
 			}
 			return dockerCLI(dockerCli, "attach", p.Docker.Container)
 		},
 	}
+}
+
+// exitStatus turns a command's exit code in a bottle into ours.
+func exitStatus(code int, err error) error {
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return cli.StatusError{StatusCode: code}
+	}
+	return nil
 }

@@ -84,3 +84,74 @@ func Apply(mode string, argv []string, promptFile string, prompt []byte, getenv 
 	}
 	return l, nil
 }
+
+// SubcommandSession is the helper's agent session: `session start` runs the
+// agent under a terminal of its own and keeps its output, `session attach`
+// and `session logs` reach it from other execs (smolvm has no attach or
+// logs of its own).
+const SubcommandSession = "session"
+
+// SessionDirName is where a session keeps its log, socket and exit code,
+// under the agent user's home.
+const SessionDirName = ".local/state/docker-bottle/session"
+
+// SessionDir is the session directory for an environment: under HOME,
+// which the agent user can write and which is on the machine's own
+// persistent disk, so the log survives a stop and start as a container's
+// log does; in /tmp when there is no home.
+func SessionDir(getenv func(string) string, uid int) string {
+	if h := getenv("HOME"); h != "" && h != "/" && path.IsAbs(h) {
+		return path.Join(h, SessionDirName)
+	}
+	return fmt.Sprintf("/tmp/docker-bottle-session-%d", uid)
+}
+
+// SessionStart is the helper command that runs command as the agent's
+// session, known by id.
+func SessionStart(id string, command []string) []string {
+	return append([]string{HelperPath, SubcommandSession, "start", "--id", id, "--"}, command...)
+}
+
+// SessionWait is the helper command that waits until the session id has
+// started (or ended already).
+func SessionWait(id string) []string {
+	return []string{HelperPath, SubcommandSession, "wait", "--id", id}
+}
+
+// SessionAttach is the helper command that attaches to the session (id,
+// or the current one when id is empty).
+func SessionAttach(id string) []string {
+	a := []string{HelperPath, SubcommandSession, "attach"}
+	if id != "" {
+		a = append(a, "--id", id)
+	}
+	return a
+}
+
+// SessionLogs is the helper command that prints the session's log: the
+// last tail lines ("all" or empty: everything), following while it runs.
+func SessionLogs(follow bool, tail string) []string {
+	a := []string{HelperPath, SubcommandSession, "logs"}
+	if follow {
+		a = append(a, "-f")
+	}
+	if tail != "" {
+		a = append(a, "--tail", tail)
+	}
+	return a
+}
+
+// SessionStatusCommand is the helper command that prints the session's
+// state as JSON (SessionStatus).
+func SessionStatusCommand() []string {
+	return []string{HelperPath, SubcommandSession, "status"}
+}
+
+// SessionStatus is what `session status` prints.
+type SessionStatus struct {
+	// ID of the current or last session; empty when none ever ran.
+	ID      string `json:"id,omitempty"`
+	Running bool   `json:"running"`
+	// ExitCode of the last session, when it ended.
+	ExitCode *int `json:"exit_code,omitempty"`
+}

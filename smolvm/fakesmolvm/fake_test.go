@@ -596,6 +596,19 @@ func TestMachineFromArtifact(t *testing.T) {
 	if r := e.ok("machine", "exec", "--name", "b1", "-t", "--", "probe", "isatty"); !strings.Contains(r.stdout, "stdin=true stdout=true stderr=true") {
 		t.Errorf("exec -t: %q", r.stdout)
 	}
+	// The guest has a /dev of its own, terminals included.
+	expect(t, e.ok("machine", "exec", "--name", "b1", "--", "probe", "write", "/dev/null", "x"), 0, "stdout", "")
+	if fi, err := os.Stat(filepath.Join(fakestate.RootfsDir(e.state, "b1"), "dev", "null")); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		t.Errorf("the guest's /dev/null is not a device: %v", err)
+	}
+	// Terminals: /dev/ptmx is the ptmx of the devpts mounted at /dev/pts.
+	devDir := filepath.Join(fakestate.RootfsDir(e.state, "b1"), "dev")
+	if l, err := os.Readlink(filepath.Join(devDir, "ptmx")); err != nil || l != "pts/ptmx" {
+		t.Errorf("the guest's /dev/ptmx: %q %v", l, err)
+	}
+	if _, err := os.Lstat(filepath.Join(devDir, "pts", "ptmx")); err != nil {
+		t.Errorf("no devpts at the guest's /dev/pts: %v", err)
+	}
 	if r := e.ok("machine", "exec", "--name", "b1", "--", "probe", "isatty"); r.stdout != "stdin=false stdout=false stderr=false\n" {
 		t.Errorf("exec without -t: %q", r.stdout)
 	}
@@ -607,9 +620,17 @@ func TestMachineFromArtifact(t *testing.T) {
 		t.Errorf("exec -d: %q", r.stdout)
 	}
 
+	// A process exec -d started (a session of its own) ends with the VM.
+	r = e.ok("machine", "exec", "--name", "b1", "-d", "--", "probe", "sleep")
+	dpid, err := strconv.Atoi(strings.TrimSpace(r.stdout))
+	if err != nil {
+		t.Fatalf("exec -d: %q", r.stdout)
+	}
+
 	expect(t, e.ok("machine", "stop", "--name", "b1"), 0, "stdout", "Stopped machine: b1\n")
 	waitGone(t, pid)
 	waitGone(t, wpid)
+	waitGone(t, dpid)
 	if mps := mountsUnder(fakestate.DataDir(e.state, "b1")); len(mps) != 0 {
 		t.Errorf("volumes still mounted after stop: %v", mps)
 	}

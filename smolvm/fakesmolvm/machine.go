@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -545,9 +546,42 @@ func stopVM(r *fakestate.Record) error {
 	if r.WorkloadPID > 0 {
 		_ = syscall.Kill(-r.WorkloadPID, syscall.SIGKILL)
 	}
+	// A stopped VM runs nothing: processes started by `machine exec` (-d
+	// ones, which live in sessions of their own, included) end with it.
+	killGuestProcesses(fakestate.RootfsDir(stateDir(), r.Name))
 	r.PID, r.WorkloadPID = 0, 0
 	if err := unmountAll(fakestate.RootfsDir(stateDir(), r.Name)); err != nil {
 		return fmt.Errorf("mount operation failed: unmount volumes: %v", err)
 	}
 	return nil
+}
+
+// killGuestProcesses kills every process whose root directory is rootfs:
+// the fake's guest processes, which are chrooted there.
+func killGuestProcesses(rootfs string) {
+	if real, err := filepath.EvalSymlinks(rootfs); err == nil {
+		rootfs = real
+	}
+	for range 3 {
+		ents, err := os.ReadDir("/proc")
+		if err != nil {
+			return
+		}
+		found := false
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == os.Getpid() {
+				continue
+			}
+			if root, err := os.Readlink(fmt.Sprintf("/proc/%d/root", pid)); err == nil && root == rootfs {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+				found = true
+			}
+		}
+		if !found {
+			return
+		}
+		// Processes forked meanwhile are caught by the next pass.
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -41,6 +41,9 @@ func startVM(r *fakestate.Record) (int, error) {
 		r.RootfsLoaded = true
 		saveRecord(*r)
 	}
+	if err := mountDev(rootfs); err != nil {
+		return 0, err
+	}
 	if err := mountVolumes(rootfs, r.Volumes); err != nil {
 		return 0, err
 	}
@@ -475,6 +478,54 @@ func mountVolumes(rootfs string, vols []fakestate.Volume) error {
 				return fmt.Errorf("mount operation failed: read-only %s: %v", v.Guest, err)
 			}
 		}
+	}
+	return nil
+}
+
+// guestDevices are the device nodes a guest has (smolvm's guest runs
+// commands in a container with a populated /dev): the image's own /dev
+// holds none after extraction, so the fake binds the host's.
+var guestDevices = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+// mountDev gives the guest a /dev: the basic device nodes and the host's
+// devpts (terminals the guest allocates itself, as a session helper does).
+func mountDev(rootfs string) error {
+	dev := filepath.Join(rootfs, "dev")
+	if fi, err := os.Lstat(dev); err == nil && !fi.IsDir() {
+		if err := os.Remove(dev); err != nil {
+			return fmt.Errorf("mount operation failed: /dev: %v", err)
+		}
+	}
+	if fi, err := os.Lstat(filepath.Join(dev, "pts")); err == nil && !fi.IsDir() {
+		_ = os.Remove(filepath.Join(dev, "pts"))
+	}
+	if err := os.MkdirAll(filepath.Join(dev, "pts"), 0o755); err != nil {
+		return fmt.Errorf("mount operation failed: /dev: %v", err)
+	}
+	for _, d := range guestDevices {
+		target := filepath.Join(dev, d)
+		if fi, err := os.Lstat(target); err == nil && !fi.Mode().IsRegular() {
+			_ = os.Remove(target) // a symlink from the image, say
+		}
+		if err := os.WriteFile(target, nil, 0o666); err != nil {
+			return fmt.Errorf("mount operation failed: /dev/%s: %v", d, err)
+		}
+		if err := syscall.Mount("/dev/"+d, target, "", syscall.MS_BIND, ""); err != nil {
+			return fmt.Errorf("mount operation failed: bind /dev/%s: %v (the fake smolvm needs root)", d, err)
+		}
+	}
+	if err := syscall.Mount("/dev/pts", filepath.Join(dev, "pts"), "", syscall.MS_BIND, ""); err != nil {
+		return fmt.Errorf("mount operation failed: bind /dev/pts: %v (the fake smolvm needs root)", err)
+	}
+	// A ptmx bound alone cannot find its devpts (the kernel looks for pts
+	// next to it in its own mount): point it at the devpts's own, as
+	// containers do.
+	ptmx := filepath.Join(dev, "ptmx")
+	if fi, err := os.Lstat(ptmx); err == nil && fi.Mode()&os.ModeSymlink == 0 {
+		_ = os.Remove(ptmx)
+	}
+	if err := os.Symlink("pts/ptmx", ptmx); err != nil && !os.IsExist(err) {
+		return fmt.Errorf("mount operation failed: /dev/ptmx: %v", err)
 	}
 	return nil
 }
