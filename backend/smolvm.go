@@ -158,11 +158,11 @@ func (s Smolvm) Attach(ctx context.Context, p plan.Plan, id string, tty, interac
 
 // Logs prints the agent's output kept by its session: the last tail lines
 // ("all": everything), following while the agent runs. Following streams
-// the exec's output (-i with no input), which otherwise smolvm holds until
-// the command exits.
+// the exec's output (--stream), which otherwise smolvm holds until the
+// command exits.
 func (s Smolvm) Logs(ctx context.Context, p plan.Plan, follow bool, tail string, stdout, stderr io.Writer) (int, error) {
 	return s.CLI.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName, Command: guest.SessionLogs(follow, tail),
-		Env: endpointEnv(p), Interactive: follow, Stdout: outFile(stdout), Stderr: outFile(stderr)})
+		Env: endpointEnv(p), Stream: follow, Stdout: outFile(stdout), Stderr: outFile(stderr)})
 }
 
 // SessionStatus asks the machine whether the agent's session runs.

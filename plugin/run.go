@@ -194,6 +194,11 @@ func runRun(cmd *cobra.Command, dockerCli command.Cli, o runOptions) error {
 		fmt.Fprintln(dockerCli.Out(), p.Slug)
 		return nil
 	}
+	if res.Detached {
+		fmt.Fprintf(dockerCli.Err(), "\nbottle %s: detached; the agent keeps running: `docker bottle attach %s`, `docker bottle logs -f %s`\n",
+			p.Slug, p.Slug, p.Slug)
+		return nil
+	}
 	if !o.rm {
 		fmt.Fprintf(dockerCli.Err(), "\nbottle %s: the agent exited with code %d. Its branches: `git fetch %s`; remove the bottle: `docker bottle rm %s`\n",
 			p.Slug, res.ExitCode, p.GitGate.Remote, p.Slug)

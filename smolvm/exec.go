@@ -22,8 +22,10 @@ type ExecOptions struct {
 	// Without either, smolvm buffers all output until the command exits.
 	Interactive bool
 	TTY         bool
+	// Stream (--stream) passes output on as it comes, without -i or -t.
+	Stream bool
 	// Detach (-d) starts the command in the background: smolvm prints its
-	// PID and returns. It excludes Interactive and TTY.
+	// PID and returns. It excludes Interactive, TTY and Stream.
 	Detach bool
 	// Timeout (--timeout) makes smolvm kill the command; the exit code is
 	// then 124. Zero: smolvm's default.
@@ -51,8 +53,8 @@ func (c *CLI) MachineExec(ctx context.Context, o ExecOptions) (int, error) {
 	if len(o.Command) == 0 {
 		return -1, fmt.Errorf("%s: %w: no command", op, ErrInvalidOption)
 	}
-	if o.Detach && (o.Interactive || o.TTY) {
-		return -1, fmt.Errorf("%s: %w: -d excludes -i and -t", op, ErrInvalidOption)
+	if o.Detach && (o.Interactive || o.TTY || o.Stream) {
+		return -1, fmt.Errorf("%s: %w: -d excludes -i, -t and --stream", op, ErrInvalidOption)
 	}
 	// exec has no -n short form: always --name.
 	args := []string{"machine", "exec", "--name", o.Name}
@@ -64,6 +66,9 @@ func (c *CLI) MachineExec(ctx context.Context, o ExecOptions) (int, error) {
 	}
 	if o.TTY {
 		args = append(args, "-t")
+	}
+	if o.Stream {
+		args = append(args, "--stream")
 	}
 	env, err := envArgs(o.Env)
 	if err != nil {

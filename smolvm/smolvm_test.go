@@ -4,10 +4,12 @@ package smolvm_test
 // built once in TestMain.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -374,6 +376,34 @@ func TestMachineLifecycle(t *testing.T) {
 	if code, err := cli.MachineExec(ctx, smolvm.ExecOptions{Name: "bottle-life", Command: []string{"probe", "isatty"}, TTY: true,
 		Stdout: &out}); err != nil || code != 0 || !strings.Contains(out.String(), "stdout=true") {
 		t.Errorf("TTY: %q %d %v", out.String(), code, err)
+	}
+	// --stream passes output on while the command still runs (it sleeps
+	// until cancelled).
+	sctx, cancel := context.WithCancel(ctx)
+	// Without streaming the line would never come: give up then.
+	stop := time.AfterFunc(time.Minute, cancel)
+	defer stop.Stop()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := cli.MachineExec(sctx, smolvm.ExecOptions{Name: "bottle-life", Command: []string{"probe", "say-sleep", "early"},
+			Stream: true, Stdout: pw})
+		pw.Close()
+		done <- err
+	}()
+	if line, err := bufio.NewReader(pr).ReadString('\n'); line != "early\n" {
+		t.Errorf("--stream: %q %v", line, err)
+	}
+	select {
+	case err := <-done:
+		t.Errorf("--stream: the output came only when the command ended (%v)", err)
+	default:
+	}
+	cancel()
+	go io.Copy(io.Discard, pr)
+	<-done
+	if _, err := cli.MachineExec(ctx, smolvm.ExecOptions{Name: "bottle-life", Command: []string{"true"}, Stream: true, Detach: true}); !errors.Is(err, smolvm.ErrInvalidOption) {
+		t.Errorf("--stream with -d: %v", err)
 	}
 	code, err = cli.MachineExec(ctx, smolvm.ExecOptions{Name: "bottle-life", Command: []string{"probe", "sleep"}, Timeout: time.Second})
 	if err != nil || code != 124 {

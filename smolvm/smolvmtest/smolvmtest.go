@@ -117,6 +117,11 @@ func main() {
 		}
 	case "isatty":
 		fmt.Printf("stdin=%v stdout=%v stderr=%v\n", isatty(0), isatty(1), isatty(2))
+	case "say-sleep":
+		fmt.Fprintln(os.Stdout, a[1])
+		for {
+			time.Sleep(time.Hour)
+		}
 	case "sleep":
 		for {
 			time.Sleep(time.Hour)
