@@ -458,3 +458,31 @@ func TestSessionStartAgainRunsTheLastCommand(t *testing.T) {
 		t.Errorf("status %+v", st)
 	}
 }
+
+// TestSessionLogBound: a log past its bound becomes agent.log.1 when the
+// next session starts; a log within it is appended to.
+func TestSessionLogBound(t *testing.T) {
+	dir := sessionDir(t)
+	f := sessionFiles{dir}
+	run := func(id, word string) {
+		t.Helper()
+		code, err := runSessionServer(context.Background(), serverOptions{Dir: dir, ID: id, Argv: []string{"echo", word}, MaxLog: 64})
+		if err != nil || code != 0 {
+			t.Fatalf("session %s: %d %v", id, code, err)
+		}
+	}
+	run("a", "first")
+	run("b", "second")
+	if log, _ := os.ReadFile(f.log()); !strings.Contains(string(log), "first") || !strings.Contains(string(log), "second") {
+		t.Fatalf("log within its bound: %q", log)
+	}
+	if err := os.WriteFile(f.log(), []byte(strings.Repeat("old output\n", 10)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run("c", "third")
+	log, _ := os.ReadFile(f.log())
+	old, _ := os.ReadFile(f.log() + ".1")
+	if strings.Contains(string(log), "old output") || !strings.Contains(string(log), "third") || !strings.Contains(string(old), "old output") {
+		t.Errorf("after rotation: log %q, agent.log.1 %q", log, old)
+	}
+}

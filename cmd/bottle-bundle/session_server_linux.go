@@ -26,7 +26,13 @@ type serverOptions struct {
 	// Ready, when set, is closed once the socket listens and the agent
 	// has started (tests wait on it).
 	Ready chan<- struct{}
+	// MaxLog bounds the log kept across sessions; 0: maxSessionLog.
+	MaxLog int64
 }
+
+// maxSessionLog is the default bound of the session log, as a docker log
+// driver's max-size.
+const maxSessionLog = 64 << 20
 
 // session is a running agent under its own terminal.
 type session struct {
@@ -84,6 +90,17 @@ func runSessionServer(ctx context.Context, o serverOptions) (int, error) {
 	// Only the agent's user may attach (type into the agent).
 	if err := os.Chmod(f.socket(), 0o600); err != nil {
 		return 0, fmt.Errorf("securing the session socket: %w", err)
+	}
+	// The log is kept across sessions, and bounded across them as
+	// docker's log drivers bound a container's: a log past the bound
+	// becomes the one old log kept (agent.log.1) when a session starts.
+	if o.MaxLog <= 0 {
+		o.MaxLog = maxSessionLog
+	}
+	if st, err := os.Stat(f.log()); err == nil && st.Size() > o.MaxLog {
+		if err := os.Rename(f.log(), f.log()+".1"); err != nil {
+			return 0, fmt.Errorf("rotating the session log: %w", err)
+		}
 	}
 	logf, err := os.OpenFile(f.log(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
