@@ -25,16 +25,17 @@ import (
 )
 
 type approvalsOptions struct {
-	name    string
-	format  string
-	noTrunc bool
+	name        string
+	format      string
+	noTrunc     bool
+	interactive bool
 }
 
 func approvalsCmd(dockerCli command.Cli) *cobra.Command {
 	var opts approvalsOptions
 	cmd := &cobra.Command{
 		Use:   "approvals [OPTIONS] NAME",
-		Short: "List the requests of a bottle that wait for your decision",
+		Short: "List the requests of a bottle that wait for your decision, or decide them as they come (-i)",
 		Args:  cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.name = args[0]
@@ -43,6 +44,7 @@ func approvalsCmd(dockerCli command.Cli) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&opts.format, "format", "table", `Output format: "table" or "json"`)
 	cmd.Flags().BoolVar(&opts.noTrunc, "no-trunc", false, "Do not truncate request IDs")
+	cmd.Flags().BoolVarP(&opts.interactive, "interactive", "i", false, "Show each held request as it arrives and ask for the decision")
 	return cmd
 }
 
@@ -56,6 +58,9 @@ func runApprovals(ctx context.Context, dockerCli command.Cli, opts approvalsOpti
 	}
 	ctx, stop := interruptible(ctx)
 	defer stop()
+	if opts.interactive {
+		return runAsk(ctx, dockerCli, sup)
+	}
 	as, err := sup.c.Approvals(ctx)
 	if err != nil {
 		return interrupted(ctx, sup.wrap(err))

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -138,6 +139,74 @@ func TestApprovalRoundTrip(t *testing.T) {
 	audit := docker(t, cfg, nil, "bottle", "audit", p.Slug, "--format", "json")
 	if audit.code != 0 || !strings.Contains(audit.stdout, "slow.approve.test") || !strings.Contains(audit.stdout, "timeout") {
 		t.Errorf("audit: exit %d\n%s", audit.code, audit.stdout)
+	}
+
+	// Interactive: each held request is shown as it arrives and decided
+	// by the answer typed for it.
+	ask := exec.Command(testenv.DockerCLI(t), "bottle", "approvals", "-i", p.Slug)
+	ask.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg)
+	stdin, err := ask.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := ask.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ask.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer ask.Process.Kill()
+	shown := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			shown <- sc.Text()
+		}
+		close(shown)
+	}()
+	var transcript []string
+	expect := func(want string) {
+		t.Helper()
+		for deadline := time.After(30 * time.Second); ; {
+			select {
+			case line, ok := <-shown:
+				if !ok {
+					t.Fatalf("approvals -i ended before %q:\n%s", want, strings.Join(transcript, "\n"))
+				}
+				transcript = append(transcript, line)
+				if strings.Contains(line, want) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("approvals -i never showed %q:\n%s", want, strings.Join(transcript, "\n"))
+			}
+		}
+	}
+	expect("Waiting for requests")
+	io.WriteString(stdin, "y\n") // with nothing shown, an answer is dropped
+	expect("that answer is dropped")
+	third := get("http://api.approve.test/")
+	expect("egress request")
+	io.WriteString(stdin, "y\n")
+	expect("Allowed once")
+	if r := <-third; !strings.HasPrefix(r, "200") {
+		t.Errorf("allowed interactively: %s", r)
+	}
+	fourth := get("http://slow.approve.test/")
+	expect("slow.approve.test")
+	io.WriteString(stdin, "maybe\nn\n")
+	expect("is not an answer")
+	expect("Denied")
+	if r := <-fourth; !strings.HasPrefix(r, "403") {
+		t.Errorf("denied interactively: %s", r)
+	}
+	stdin.Close()
+	if err := ask.Wait(); err != nil {
+		t.Errorf("approvals -i at the end of its input: %v\n%s", err, strings.Join(transcript, "\n"))
+	}
+	if audit := docker(t, cfg, nil, "bottle", "audit", p.Slug); !regexp.MustCompile(`deny\s+approval\.decided egress slow\.approve\.test[^\n]*by operator`).MatchString(audit.stdout) {
+		t.Errorf("the interactive denial is not in the audit as the operator's:\n%s", audit.stdout)
 	}
 
 	// Removing the bottle leaves nothing: no engine object with its
