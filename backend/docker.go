@@ -156,7 +156,7 @@ func (d Docker) Attach(ctx context.Context, p plan.Plan, interactive bool, stdin
 	}
 	cmd := exec.CommandContext(ctx, docker, append(args, p.Docker.Container)...)
 	cmd.Env = env
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = dockercli.InFile(stdin), dockercli.OutFile(stdout), dockercli.OutFile(stderr)
 	err = cmd.Run()
 	if ee, ok := err.(*exec.ExitError); ok {
 		// The CLI exits with the container's code; make sure it was the

@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/docker-bottle/docker-bottle/internal/dockercli"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/provider/guest"
 	"github.com/docker-bottle/docker-bottle/smolvm"
@@ -75,32 +75,8 @@ func (s Smolvm) Start(ctx context.Context, p plan.Plan) error {
 func (s Smolvm) Exec(ctx context.Context, p plan.Plan, command []string, tty, interactive bool, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	return s.CLI.MachineExec(ctx, smolvm.ExecOptions{
 		Name: p.Smolvm.MachineName, Command: command, Env: endpointEnv(p), TTY: tty, Interactive: interactive,
-		Stdin: inFile(stdin), Stdout: outFile(stdout), Stderr: outFile(stderr),
+		Stdin: dockercli.InFile(stdin), Stdout: dockercli.OutFile(stdout), Stderr: dockercli.OutFile(stderr),
 	})
-}
-
-// inFile and outFile give smolvm the process's own stdin or stdout when a
-// stream wraps one (as the docker CLI's streams do): smolvm -t needs the
-// user's terminal itself (to make it raw and read its size), and an exec's
-// stdin copied through a pipe would keep the exec waiting for one more key
-// after the command ended.
-func inFile(r io.Reader) io.Reader {
-	if f, ok := r.(interface{ FD() uintptr }); ok && f.FD() == os.Stdin.Fd() {
-		return os.Stdin
-	}
-	return r
-}
-
-func outFile(w io.Writer) io.Writer {
-	if f, ok := w.(interface{ FD() uintptr }); ok {
-		switch f.FD() {
-		case os.Stdout.Fd():
-			return os.Stdout
-		case os.Stderr.Fd():
-			return os.Stderr
-		}
-	}
-	return w
 }
 
 // endpointEnv is `exec -e` for the bundle's current endpoints: the
@@ -149,9 +125,9 @@ func (s Smolvm) StartSession(ctx context.Context, p plan.Plan, id string, comman
 // forwarded only when interactive.
 func (s Smolvm) Attach(ctx context.Context, p plan.Plan, id string, tty, interactive bool, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	o := smolvm.ExecOptions{Name: p.Smolvm.MachineName, Command: guest.SessionAttach(id), Env: endpointEnv(p),
-		Interactive: true, TTY: tty, Stdout: outFile(stdout), Stderr: outFile(stderr)}
+		Interactive: true, TTY: tty, Stdout: dockercli.OutFile(stdout), Stderr: dockercli.OutFile(stderr)}
 	if interactive {
-		o.Stdin = inFile(stdin)
+		o.Stdin = dockercli.InFile(stdin)
 	}
 	return s.CLI.MachineExec(ctx, o)
 }
@@ -162,7 +138,7 @@ func (s Smolvm) Attach(ctx context.Context, p plan.Plan, id string, tty, interac
 // command exits.
 func (s Smolvm) Logs(ctx context.Context, p plan.Plan, follow bool, tail string, stdout, stderr io.Writer) (int, error) {
 	return s.CLI.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName, Command: guest.SessionLogs(follow, tail),
-		Env: endpointEnv(p), Stream: follow, Stdout: outFile(stdout), Stderr: outFile(stderr)})
+		Env: endpointEnv(p), Stream: follow, Stdout: dockercli.OutFile(stdout), Stderr: dockercli.OutFile(stderr)})
 }
 
 // SessionStatus asks the machine whether the agent's session runs.

@@ -30,7 +30,7 @@ func dockerCLI(dockerCli command.Cli, args ...string) error {
 	defer cleanup()
 	c := exec.Command(docker, args...)
 	c.Env = env
-	c.Stdin, c.Stdout, c.Stderr = dockerCli.In(), dockerCli.Out(), dockerCli.Err()
+	c.Stdin, c.Stdout, c.Stderr = dockercli.InFile(dockerCli.In()), dockercli.OutFile(dockerCli.Out()), dockercli.OutFile(dockerCli.Err())
 	err = c.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

@@ -93,6 +93,11 @@ func TestRunLifecycleDockerBackend(t *testing.T) {
 		t.Errorf("agent.txt on %s/work: %q", remote, out)
 	}
 
+	// On the user's terminal, exec -it gives the command a terminal.
+	if code, screen := onTerminal(t, cfg, nil, []string{"bottle", "exec", "-it", name, "--", "sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty"},
+		"on-a-tty", ""); code != 0 {
+		t.Errorf("exec -it on a terminal: exit %d\n%s", code, screen)
+	}
 	// Work the agent has not committed yet, in its workspace and its home.
 	if e := docker(t, cfg, nil, "bottle", "exec", name, "--", "sh", "-c", "echo draft > /workspace/draft.txt && echo note > $HOME/note.txt"); e.code != 0 {
 		t.Fatalf("exec: exit %d %q", e.code, e.stderr)

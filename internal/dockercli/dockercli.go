@@ -3,6 +3,7 @@
 package dockercli
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,4 +72,30 @@ func EndpointEnv(cli Endpoint) ([]string, func(), error) {
 		}
 	}
 	return env, cleanup, nil
+}
+
+// InFile and OutFile give a child process the plugin's own stdin, stdout
+// or stderr file when r or w is the docker CLI's stream wrapping it: a
+// child given the wrapper gets a pipe instead, and then cannot see the
+// terminal (no raw mode, no window size, `docker exec -t` refusing), and
+// its stdin copy would keep it waiting for one more key after the command
+// ended.
+func InFile(r io.Reader) io.Reader {
+	if f, ok := r.(interface{ FD() uintptr }); ok && f.FD() == os.Stdin.Fd() {
+		return os.Stdin
+	}
+	return r
+}
+
+// OutFile is InFile for stdout and stderr.
+func OutFile(w io.Writer) io.Writer {
+	if f, ok := w.(interface{ FD() uintptr }); ok {
+		switch f.FD() {
+		case os.Stdout.Fd():
+			return os.Stdout
+		case os.Stderr.Fd():
+			return os.Stderr
+		}
+	}
+	return w
 }

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+	"golang.org/x/sys/unix"
+
+	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/pki"
+	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/provider"
+)
+
+// ansi matches terminal control sequences, to read a TUI's screen as text;
+// cursorForward is the one a TUI draws a space with.
+var (
+	ansi          = regexp.MustCompile(`\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[()][0-9A-Za-z]|[=>78DEHMNOZc])`)
+	cursorForward = regexp.MustCompile(`\x1b\[[0-9]*C`)
+)
+
+// TestClaudeInteractiveInBottle is the user's main job as a user does it:
+// `docker bottle run` in a repository, no bottle.yaml command, on a real
+// terminal. Claude Code's interactive TUI starts with the provider's
+// defaults and none of its first-run questions (onboarding, trusting the
+// folder, the key found in the environment, bypass-permissions mode): the
+// first thing typed is the task. The stand-in model scripts a Bash call,
+// whose output the TUI shows back; /exit ends the session and the run.
+func TestClaudeInteractiveInBottle(t *testing.T) {
+	eng := testenv.Engine(t)
+	base := testenv.Debian(t, eng)
+	cfg := testenv.DockerConfig(t)
+	repo := testenv.GitRepo(t)
+	name := fmt.Sprintf("ct-%d", time.Now().UnixNano()%1e6)
+	realKey := "sk-ant-api03-" + randomHexT(t, 24)
+	sum := sha256.Sum256([]byte(realKey))
+
+	work := t.TempDir()
+	ca, err := pki.LoadOrCreateCA(filepath.Join(work, "ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs := standInCert(t, ca, provider.AnthropicAPIHost, filepath.Join(work, "api"))
+	// Only what a test must add: the local base image, and the stand-in's
+	// CA and address. The command is the provider's.
+	spec := fmt.Sprintf(`agent:
+  build_args:
+    %s: %s
+egress:
+  extra_ca: %s
+  allow:
+    - host: api.anthropic.com
+      ports: [443]
+      private: true
+`, provider.BuildArgBaseImage, base, filepath.Join(work, "ca", pki.CertFile))
+	if err := os.WriteFile(filepath.Join(repo, "bottle.yaml"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	master, slave := openTestPTY(t)
+	defer master.Close()
+	_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 120})
+	cmd := exec.Command(testenv.DockerCLI(t), "bottle", "run", "--backend", "docker", "--name", name, "--progress", "plain", repo)
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg, "DOCKER_BOTTLE_CACHE="+filepath.Join(cfg, "cache"), "DOCKER_BOTTLE_SMOLVM=",
+		"ANTHROPIC_API_KEY="+realKey, "CLAUDE_CODE_OAUTH_TOKEN=")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	t.Cleanup(func() { docker(t, cfg, nil, "bottle", "rm", "-f", name) })
+	var mu sync.Mutex
+	var raw bytes.Buffer
+	go func() {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := master.Read(buf)
+			mu.Lock()
+			raw.Write(buf[:n])
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	screen := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return ansi.ReplaceAllString(cursorForward.ReplaceAllString(raw.String(), " "), "")
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var api testenv.Upstream
+	waitFor := func(what string, ok func(string) bool, limit time.Duration) {
+		t.Helper()
+		for start := time.Now(); !ok(screen()); time.Sleep(100 * time.Millisecond) {
+			if api.Name == "" {
+				if res, err := eng.ContainerInspect(context.Background(), "bottle-"+name+"-bundle", client.ContainerInspectOptions{}); err == nil &&
+					res.Container.State != nil && res.Container.State.Running {
+					api = testenv.StartStandIn(t, eng, "bottle-"+name, provider.AnthropicAPIHost, certs,
+						map[string]string{plan.LabelBottle: name, testenv.TestLabel: "1"}, "anthropic",
+						"--key-sha256", hex.EncodeToString(sum[:]), "--tool-command", `echo "interactive tool ran as $(id -un)"`)
+				}
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("the run ended (%v) before %s; screen:\n%s\nstand-in:\n%s", err, what, screen(), containerLogs(t, eng, api))
+			default:
+			}
+			if time.Since(start) > limit {
+				t.Fatalf("never saw %s; screen:\n%s\nstand-in:\n%s", what, screen(), containerLogs(t, eng, api))
+			}
+		}
+	}
+	// The TUI is up and waiting for input: its banner, then the rule of
+	// the input box.
+	waitFor("Claude Code's prompt", func(s string) bool {
+		i := strings.Index(s, "Claude Code")
+		return i >= 0 && strings.Contains(s[i:], "────") && api.Name != ""
+	}, 5*time.Minute)
+	time.Sleep(2 * time.Second) // let it settle before typing, as a person would
+	// The TUI moves the cursor instead of printing some spaces: compare
+	// without spaces.
+	squash := func(s string) string { return strings.Join(strings.Fields(s), "") }
+	if _, err := master.WriteString("Run the check."); err != nil {
+		t.Fatal(err)
+	}
+	// Enter, typed apart from the text (a TUI reads a fast burst ending in
+	// a newline as a paste), and again while the screen shows no answer.
+	for i := 0; i < 5 && !strings.Contains(squash(screen()), "toolcall1said"); i++ {
+		time.Sleep(time.Second)
+		if i == 0 || !strings.Contains(containerLogs(t, eng, api), "/v1/messages") {
+			master.WriteString("\r")
+		}
+		time.Sleep(2 * time.Second)
+	}
+	waitFor("the model's answer with the tool's output", func(s string) bool {
+		return strings.Contains(squash(s), squash("tool call 1 said: interactive tool ran as agent"))
+	}, 3*time.Minute)
+	for _, k := range []string{"/exit", "\r"} {
+		master.WriteString(k)
+		time.Sleep(500 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("the run did not end cleanly after /exit: %v\nscreen:\n%s", err, screen())
+		}
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("the run did not end after /exit; screen:\n%s", screen())
+	}
+	got := screen()
+	for _, question := range []string{"Do you trust", "Detected a custom API key", "Bypass Permissions mode", "Choose the text style"} {
+		if strings.Contains(got, question) {
+			t.Errorf("Claude Code asked a first-run question (%q); screen:\n%s", question, got)
+		}
+	}
+	if strings.Contains(raw.String(), realKey) {
+		t.Error("the real key reached the terminal")
+	}
+}
