@@ -50,7 +50,10 @@ func newService(dockerCli command.Cli, out io.Writer) (*bottles.Service, error) 
 }
 
 // newPipeline makes the image pipeline: buildx when installed, the
-// keychain of the docker CLI's credentials, smolvm when installed.
+// keychain of the docker CLI's credentials, smolvm when installed. Its
+// progress display also carries the service's step lines; the returned
+// cleanup closes the display (its final frame, the cursor below it), so
+// call it before printing anything else on the terminal.
 func newPipeline(dockerCli command.Cli, s *bottles.Service, mode string) (*image.Pipeline, func(), error) {
 	eng, err := engine(dockerCli)
 	if err != nil {
@@ -60,9 +63,28 @@ func newPipeline(dockerCli command.Cli, s *bottles.Service, mode string) (*image
 	if err != nil {
 		return nil, func() {}, err
 	}
-	b, cleanup, err := build.New(dockerCli, eng, build.BuildxProgress(mode, dockerCli.Err().IsTerminal()))
+	// buildx gets a pipe, not the terminal, so it cannot draw there itself
+	// (`--progress tty` fails on a pipe); under the live display it prints
+	// plain lines, which scroll above the display's own lines.
+	buildxMode := build.BuildxProgress(mode, dockerCli.Err().IsTerminal())
+	if progress.UsesTTY(mode, dockerCli.Err()) {
+		buildxMode = progress.ModePlain
+	}
+	b, cleanup, err := build.New(dockerCli, eng, buildxMode)
 	if err != nil {
+		pw.Close()
 		return nil, func() {}, err
+	}
+	// Step lines must not be printed over the live area: they go through
+	// the display, which prints them above it.
+	stepOut := s.Progress
+	if stepOut != nil {
+		s.Progress = pw
+	}
+	done := func() {
+		pw.Close()
+		s.Progress = stepOut
+		cleanup()
 	}
 	var packer pack.Packer
 	if s.Smolvm != nil {
@@ -70,10 +92,10 @@ func newPipeline(dockerCli command.Cli, s *bottles.Service, mode string) (*image
 	}
 	p, err := image.New(eng, packer, s.Dirs.Cache, image.WithBuilder(b), image.WithKeychain(push.Keychain(dockerCli.ConfigFile())), image.WithProgress(pw))
 	if err != nil {
-		cleanup()
+		done()
 		return nil, func() {}, err
 	}
-	return p, cleanup, nil
+	return p, done, nil
 }
 
 // dockerBackend is the docker backend on the current context.

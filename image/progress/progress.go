@@ -9,6 +9,8 @@ import (
 	"io"
 	"strings"
 	"sync"
+
+	"github.com/moby/term"
 )
 
 // Stage names the pipeline step an event belongs to.
@@ -71,61 +73,133 @@ const (
 	ModeJSON  = "json"
 )
 
-// NewWriter returns the display for a `--progress` value. tty output is
-// rendered as plain lines for now: the events carry all a richer display
-// needs, and plain lines never garble a log.
-func NewWriter(mode string, out io.Writer) (Writer, error) {
+// Display is a Writer that owns an output for the length of a command.
+// Write prints text that is not an event (the plugin's step lines) the way
+// the display wants it: above the live area of a terminal display, as is
+// elsewhere. Close finishes the display (a terminal display draws its
+// final frame and leaves the cursor below it); it is idempotent, and
+// events and writes after it are printed as plain lines.
+type Display interface {
+	Writer
+	io.Writer
+	Close() error
+}
+
+// NewWriter returns the display for a `--progress` value: "tty", and
+// "auto" when out is a terminal, update one line per object in place (see
+// TTY); "plain" and "auto" elsewhere print one line per event.
+func NewWriter(mode string, out io.Writer) (Display, error) {
 	switch mode {
 	case "", ModeAuto, ModeTTY, ModePlain:
-		return Plain(out), nil
+		if UsesTTY(mode, out) {
+			return TTY(out, TTYOptions{}), nil
+		}
+		return &plain{out: out}, nil
 	case ModeQuiet:
-		return Discard, nil
+		return discard{}, nil
 	case ModeJSON:
-		return JSON(out), nil
+		return &jsonLines{out: out}, nil
 	}
 	return nil, fmt.Errorf("unknown progress mode %q: use auto, tty, plain, quiet or json", mode)
 }
 
+// UsesTTY says whether NewWriter(mode, out) renders a live terminal
+// display: then nothing else may draw on out while it is open (buildx,
+// for one, must print plain lines, which the display scrolls).
+func UsesTTY(mode string, out io.Writer) bool {
+	switch mode {
+	case ModeTTY:
+		return true
+	case "", ModeAuto:
+		return IsTerminal(out)
+	}
+	return false
+}
+
+// IsTerminal says whether out is a terminal: the docker CLI's streams say
+// so themselves, files are asked.
+func IsTerminal(out io.Writer) bool {
+	if t, ok := out.(interface{ IsTerminal() bool }); ok {
+		return t.IsTerminal()
+	}
+	_, ok := term.GetFdInfo(out)
+	return ok
+}
+
 // Plain writes one line per event: "[stage] id: text".
-func Plain(out io.Writer) Writer {
-	var mu sync.Mutex
-	return WriterFunc(func(e Event) {
-		var b strings.Builder
-		fmt.Fprintf(&b, "[%s]", e.Stage)
-		if e.ID != "" {
-			fmt.Fprintf(&b, " %s:", e.ID)
-		}
-		if e.Text != "" {
-			b.WriteString(" " + e.Text)
-		}
-		if e.Total > 0 {
-			fmt.Fprintf(&b, " (%s/%s)", Bytes(e.Current), Bytes(e.Total))
-		} else if e.Current > 0 {
-			fmt.Fprintf(&b, " (%s)", Bytes(e.Current))
-		}
-		if e.Status == Error {
-			b.WriteString(" ERROR")
-		}
-		b.WriteByte('\n')
-		mu.Lock()
-		defer mu.Unlock()
-		_, _ = io.WriteString(out, b.String())
-	})
+func Plain(out io.Writer) Writer { return &plain{out: out} }
+
+type plain struct {
+	mu  sync.Mutex
+	out io.Writer
+}
+
+func (p *plain) Event(e Event) {
+	line := plainLine(e) + "\n"
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, _ = io.WriteString(p.out, line)
+}
+
+func (p *plain) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+func (p *plain) Close() error { return nil }
+
+func plainLine(e Event) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[%s]", e.Stage)
+	if e.ID != "" {
+		fmt.Fprintf(&b, " %s:", e.ID)
+	}
+	if e.Text != "" {
+		b.WriteString(" " + e.Text)
+	}
+	if e.Total > 0 {
+		fmt.Fprintf(&b, " (%s/%s)", Bytes(e.Current), Bytes(e.Total))
+	} else if e.Current > 0 {
+		fmt.Fprintf(&b, " (%s)", Bytes(e.Current))
+	}
+	if e.Status == Error {
+		b.WriteString(" ERROR")
+	}
+	return b.String()
 }
 
 // JSON writes one JSON object per event and line.
-func JSON(out io.Writer) Writer {
-	var mu sync.Mutex
-	return WriterFunc(func(e Event) {
-		line, err := json.Marshal(e)
-		if err != nil {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		_, _ = out.Write(append(line, '\n'))
-	})
+func JSON(out io.Writer) Writer { return &jsonLines{out: out} }
+
+type jsonLines struct {
+	mu  sync.Mutex
+	out io.Writer
 }
+
+func (j *jsonLines) Event(e Event) {
+	line, err := json.Marshal(e)
+	if err != nil {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	_, _ = j.out.Write(append(line, '\n'))
+}
+
+func (j *jsonLines) Write(b []byte) (int, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.out.Write(b)
+}
+
+func (j *jsonLines) Close() error { return nil }
+
+type discard struct{}
+
+func (discard) Event(Event)                 {}
+func (discard) Write(b []byte) (int, error) { return len(b), nil }
+func (discard) Close() error                { return nil }
 
 // Bytes formats n in binary units, as docker does for sizes.
 func Bytes(n int64) string {

@@ -15,7 +15,6 @@ func TestModes(t *testing.T) {
 	for mode, want := range map[string]string{
 		"auto":  "[push] 127.0.0.1:5000/bottle/agent: (512.0MiB/1.0GiB)\n",
 		"plain": "[push] 127.0.0.1:5000/bottle/agent: (512.0MiB/1.0GiB)\n",
-		"tty":   "[push] 127.0.0.1:5000/bottle/agent: (512.0MiB/1.0GiB)\n",
 		"quiet": "",
 	} {
 		var buf bytes.Buffer
@@ -24,6 +23,7 @@ func TestModes(t *testing.T) {
 			t.Fatal(err)
 		}
 		w.Event(e)
+		w.Close()
 		if buf.String() != want {
 			t.Errorf("%s: %q, want %q", mode, buf.String(), want)
 		}

@@ -1,0 +1,355 @@
+package progress_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/docker-bottle/docker-bottle/image/progress"
+	"github.com/docker-bottle/docker-bottle/image/progress/progresstest"
+)
+
+// syncBuffer is a terminal stand-in the display may write to from its
+// goroutine while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newTTY is a display of a fixed width whose ticker never fires during a
+// test: every frame on screen comes from an event, a write or Close.
+func newTTY(width int) (progress.Display, *syncBuffer) {
+	var buf syncBuffer
+	return progress.TTY(&buf, progress.TTYOptions{Width: func() int { return width }, Interval: time.Hour}), &buf
+}
+
+func screen(t *testing.T, out string, width int) []string {
+	t.Helper()
+	s := progresstest.Replay(out, width)
+	if len(s.Unhandled) > 0 {
+		t.Errorf("unexpected escape sequences %q in %q", s.Unhandled, out)
+	}
+	return s.Lines()
+}
+
+func equal(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Errorf("%s:\n got %q\nwant %q", what, got, want)
+	}
+}
+
+func TestTTYUpdatesLinesInPlace(t *testing.T) {
+	d, buf := newTTY(80)
+	d.Event(progress.Event{Stage: progress.StageExport, ID: "abc", Status: progress.Working, Text: "exporting", Total: 1000})
+	d.Event(progress.Event{Stage: progress.StageExport, ID: "layer 1", Status: progress.Working, Total: 4 << 20})
+	equal(t, "first frame", screen(t, buf.String(), 80), []string{
+		"⠋ [export] abc      exporting [>                   ] 0B/1000B",
+		"⠋ [export] layer 1  [>                   ] 0B/4.0MiB",
+	})
+	d.Event(progress.Event{Stage: progress.StageExport, ID: "layer 1", Status: progress.Done, Text: "stored", Current: 4 << 20})
+	// The finished line is drawn at once, over the working one.
+	out := buf.String()
+	if !strings.Contains(out, "\r\x1b[2A\x1b[2K") {
+		t.Errorf("no move up over the live area: %q", out)
+	}
+	equal(t, "after done", screen(t, out, 80), []string{
+		"⠋ [export] abc      exporting [>                   ] 0B/1000B",
+		"✔ [export] layer 1  stored (4.0MiB)",
+	})
+	d.Event(progress.Event{Stage: progress.StageExport, ID: "abc", Status: progress.Done, Text: "exported", Current: 1000})
+	d.Close()
+	lines := screen(t, buf.String(), 80)
+	equal(t, "final", lines, []string{
+		"✔ [export] abc      exported (1000B)",
+		"✔ [export] layer 1  stored (4.0MiB)",
+	})
+	row, col := progresstest.Replay(buf.String(), 80).Cursor()
+	if row != len(lines) || col != 0 {
+		t.Errorf("cursor at %d:%d, want below the %d lines", row, col, len(lines))
+	}
+}
+
+func TestTTYLogsScrollAboveTheLiveArea(t *testing.T) {
+	d, buf := newTTY(80)
+	d.Event(progress.Event{Stage: progress.StageBuild, ID: "agent:1", Status: progress.Working, Text: "building"})
+	d.Event(progress.Event{Stage: progress.StageBuild, ID: "agent:1", Status: progress.Log, Text: "Step 1/2 : FROM scratch"})
+	fmt.Fprint(d, "image: building the agent image\nand a line in two ")
+	fmt.Fprint(d, "writes\n")
+	d.Event(progress.Event{Stage: progress.StageBuild, ID: "agent:1", Status: progress.Log, Text: "Step 2/2 : COPY a /a"})
+	equal(t, "live", screen(t, buf.String(), 80), []string{
+		"Step 1/2 : FROM scratch",
+		"image: building the agent image",
+		"and a line in two writes",
+		"Step 2/2 : COPY a /a",
+		"⠋ [build] agent:1  building",
+	})
+	d.Event(progress.Event{Stage: progress.StageBuild, ID: "agent:1", Status: progress.Error, Text: "COPY failed"})
+	fmt.Fprint(d, "no newline")
+	d.Close()
+	equal(t, "final", screen(t, buf.String(), 80), []string{
+		"Step 1/2 : FROM scratch",
+		"image: building the agent image",
+		"and a line in two writes",
+		"Step 2/2 : COPY a /a",
+		"✘ [build] agent:1  ERROR COPY failed",
+		"no newline",
+	})
+}
+
+func TestTTYTruncatesToTheWidth(t *testing.T) {
+	const width = 30
+	d, buf := newTTY(width)
+	long := "a very long text that a terminal of thirty columns would wrap"
+	d.Event(progress.Event{Stage: progress.StagePush, ID: "127.0.0.1:5000/bottle/agent", Status: progress.Working, Text: long, Current: 1, Total: 2})
+	d.Event(progress.Event{Stage: progress.StagePack, ID: "smolvm", Status: progress.Working, Text: long})
+	d.Event(progress.Event{Stage: progress.StagePack, ID: "smolvm", Status: progress.Log, Text: "a log line is kept whole, it wraps above the live area"})
+	d.Event(progress.Event{Stage: progress.StagePack, ID: "smolvm", Status: progress.Done, Text: long})
+	d.Close()
+	s := progresstest.Replay(buf.String(), width)
+	lines := s.Lines()
+	// The log line wraps (two screen lines); the live line does not.
+	equal(t, "final", lines, []string{
+		"a log line is kept whole, it w",
+		"raps above the live area",
+		"✔ [pack] smolvm  a very long…",
+	})
+	for _, l := range lines {
+		if n := utf8.RuneCountInString(l); n > width {
+			t.Errorf("%q is %d columns wide", l, n)
+		}
+	}
+	for _, frame := range strings.Split(buf.String(), "\n") {
+		if i := strings.LastIndex(frame, "\x1b[2K"); i >= 0 {
+			if n := utf8.RuneCountInString(frame[i+4:]); n > width-1 {
+				t.Errorf("live line %q is %d columns, more than %d", frame[i+4:], n, width-1)
+			}
+		}
+	}
+}
+
+func TestTTYThrottlesProgressButKeepsTheFinalState(t *testing.T) {
+	d, buf := newTTY(80)
+	d.Event(progress.Event{Stage: progress.StagePush, ID: "repo", Status: progress.Working, Total: 1000})
+	first := len(buf.String())
+	for i := int64(1); i <= 999; i++ {
+		d.Event(progress.Event{Stage: progress.StagePush, ID: "repo", Status: progress.Working, Current: i, Total: 1000})
+	}
+	if n := len(buf.String()); n != first {
+		t.Errorf("progress drawn without a tick: %d bytes, then %d", first, n)
+	}
+	d.Close()
+	equal(t, "final", screen(t, buf.String(), 80), []string{"- [push] repo  [===================>] 999B/1000B"})
+
+	// With a ticker, progress is drawn from the display's goroutine.
+	var live syncBuffer
+	d = progress.TTY(&live, progress.TTYOptions{Width: func() int { return 80 }, Interval: time.Millisecond})
+	d.Event(progress.Event{Stage: progress.StagePush, ID: "repo", Status: progress.Working, Total: 1000})
+	d.Event(progress.Event{Stage: progress.StagePush, ID: "repo", Status: progress.Working, Current: 500, Total: 1000})
+	for start := time.Now(); !strings.Contains(live.String(), "500B/1000B"); time.Sleep(time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the ticker drew nothing: %q", live.String())
+		}
+	}
+	d.Event(progress.Event{Stage: progress.StagePush, ID: "repo", Status: progress.Done, Text: "pushed", Current: 1000})
+	d.Close()
+	equal(t, "ticked", screen(t, live.String(), 80), []string{"✔ [push] repo  pushed (1000B)"})
+}
+
+func TestTTYCloseIsIdempotentAndLeavesTheCursorBelow(t *testing.T) {
+	d, buf := newTTY(80)
+	d.Event(progress.Event{Stage: progress.StagePack, ID: "smolvm", Status: progress.Working, Text: "packing"})
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after := buf.String()
+	if err := d.Close(); err != nil || buf.String() != after {
+		t.Errorf("second Close: %v, wrote %q", err, strings.TrimPrefix(buf.String(), after))
+	}
+	// What comes after Close (the agent, an error) starts below the final
+	// frame and is never redrawn over.
+	fmt.Fprint(d, "Error: interrupted\n")
+	d.Event(progress.Event{Stage: progress.StagePack, ID: "smolvm", Status: progress.Error, Text: "killed"})
+	time.Sleep(10 * time.Millisecond)
+	equal(t, "after close", screen(t, buf.String(), 80), []string{
+		"- [pack] smolvm  packing",
+		"Error: interrupted",
+		"[pack] smolvm: killed ERROR",
+	})
+	if rest := strings.TrimPrefix(buf.String(), after); strings.Contains(rest, "\x1b") {
+		t.Errorf("escape sequences after Close: %q", rest)
+	}
+}
+
+func TestTTYFreezesWhenNothingWorks(t *testing.T) {
+	d, buf := newTTY(80)
+	d.Event(progress.Event{Stage: progress.StageBuild, ID: "t", Status: progress.Working})
+	d.Event(progress.Event{Stage: progress.StageBuild, ID: "t", Status: progress.Done, Text: "built"})
+	frozen := buf.String()
+	// A later stage draws below, never over the finished lines, and the
+	// agent may write freely after the last event: nothing is redrawn.
+	d.Event(progress.Event{Stage: progress.StagePush, ID: "r", Status: progress.Working})
+	d.Event(progress.Event{Stage: progress.StagePush, ID: "r", Status: progress.Done, Text: "pushed"})
+	rest := strings.TrimPrefix(buf.String(), frozen)
+	if strings.Contains(rest, "\x1b[2A") || strings.Count(rest, "\x1b[1A") != 1 {
+		t.Errorf("the push redraw moved over the frozen build line: %q", rest)
+	}
+	before := buf.String()
+	time.Sleep(20 * time.Millisecond)
+	d.Close()
+	if buf.String() != before {
+		t.Errorf("Close redrew a finished display: %q", strings.TrimPrefix(buf.String(), before))
+	}
+	equal(t, "final", screen(t, buf.String(), 80), []string{"✔ [build] t  built", "✔ [push] r  pushed"})
+}
+
+func TestTTYDropsWorkOfAFinishedStage(t *testing.T) {
+	// The export names a layer by its archive path while working, by its
+	// digest when done: the working line goes when the next stage starts.
+	d, buf := newTTY(80)
+	d.Event(progress.Event{Stage: progress.StageExport, ID: "layer 0a1b", Status: progress.Working, Current: 5, Total: 10})
+	d.Event(progress.Event{Stage: progress.StageExport, ID: "layer ffee", Status: progress.Done, Text: "stored", Current: 10})
+	d.Event(progress.Event{Stage: progress.StageLayer, ID: "1234", Status: progress.Done, Text: "bottle layer"})
+	d.Close()
+	equal(t, "final", screen(t, buf.String(), 80), []string{
+		"✔ [export] layer ffee  stored (10B)",
+		"✔ [layer] 1234         bottle layer",
+	})
+}
+
+func TestTTYSanitizesText(t *testing.T) {
+	d, buf := newTTY(80)
+	d.Event(progress.Event{Stage: progress.StagePack, ID: "smolvm", Status: progress.Log, Text: "\x1b[2J\x1b[31mred\x1b[0m\rback\tx\x1b]0;title\x07!"})
+	d.Event(progress.Event{Stage: progress.StagePack, ID: "sm\x1b[1Aolvm", Status: progress.Done, Text: "a\nb"})
+	d.Close()
+	equal(t, "final", screen(t, buf.String(), 80), []string{"redback x!", "✔ [pack] smolvm  ab"})
+}
+
+func TestTTYConcurrentEvents(t *testing.T) {
+	var buf syncBuffer
+	d := progress.TTY(&buf, progress.TTYOptions{Width: func() int { return 100 }, Interval: time.Millisecond})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			id := "layer " + strconv.Itoa(g)
+			for i := range 200 {
+				d.Event(progress.Event{Stage: progress.StagePush, ID: id, Status: progress.Working, Current: int64(i), Total: 200})
+				if i%50 == 0 {
+					fmt.Fprintf(d, "step %d.%d\n", g, i)
+					d.Event(progress.Event{Stage: progress.StagePush, ID: id, Status: progress.Log, Text: fmt.Sprintf("log %d.%d", g, i)})
+				}
+			}
+			d.Event(progress.Event{Stage: progress.StagePush, ID: id, Status: progress.Done, Text: "pushed"})
+		})
+	}
+	wg.Wait()
+	d.Close()
+	lines := screen(t, buf.String(), 100)
+	var done, logs int
+	for _, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "✔ [push] layer ") && strings.HasSuffix(l, "pushed"):
+			done++
+		case strings.HasPrefix(l, "step ") || strings.HasPrefix(l, "log "):
+			logs++
+		default:
+			t.Errorf("unexpected line %q", l)
+		}
+	}
+	if done != 8 || logs != 64 {
+		t.Errorf("%d done lines, %d logs, want 8 and 64:\n%s", done, logs, strings.Join(lines, "\n"))
+	}
+}
+
+// openPTY opens a pseudo-terminal pair 50 columns wide.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("a pty is needed: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 50}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return m, s
+}
+
+func TestNewWriterPicksTheTerminalDisplay(t *testing.T) {
+	_, slave := openPTY(t)
+	for _, c := range []struct {
+		mode  string
+		term  bool
+		isTTY bool
+	}{
+		{"auto", true, true}, {"", true, true}, {"auto", false, false},
+		{"tty", false, true}, {"tty", true, true},
+		{"plain", true, false}, {"json", true, false}, {"quiet", true, false},
+	} {
+		var out interface{ Write([]byte) (int, error) } = &bytes.Buffer{}
+		if c.term {
+			out = slave
+		}
+		if got := progress.UsesTTY(c.mode, out); got != c.isTTY {
+			t.Errorf("UsesTTY(%q, terminal %v) = %v", c.mode, c.term, got)
+		}
+	}
+	// On a pty, auto draws in place and cuts lines to the pty's width.
+	master, slave := openPTY(t)
+	d, err := progress.NewWriter("auto", slave)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Event(progress.Event{Stage: progress.StagePack, ID: "smolvm", Status: progress.Working, Text: strings.Repeat("x", 100)})
+	d.Event(progress.Event{Stage: progress.StagePack, ID: "smolvm", Status: progress.Done, Text: strings.Repeat("y", 100)})
+	d.Close()
+	slave.Close()
+	var got bytes.Buffer
+	b := make([]byte, 4096)
+	for {
+		n, err := master.Read(b)
+		got.Write(b[:n])
+		if err != nil {
+			break
+		}
+	}
+	want := "✔ [pack] smolvm  " + strings.Repeat("y", 49-18) + "…"
+	equal(t, "pty", screen(t, got.String(), 50), []string{want})
+	if !strings.Contains(got.String(), "\x1b[1A") {
+		t.Errorf("no update in place on the pty: %q", got.String())
+	}
+}
