@@ -226,11 +226,12 @@ func copyBlob(r io.Reader, st *store.Store, name string, size int64, pw progress
 	if err != nil {
 		return c, err
 	}
-	text := "stored"
+	text := "stored as " + short(c.Digest.String())
 	if !c.New {
-		text = "already in cache"
+		text = "already in cache as " + short(c.Digest.String())
 	}
-	pw.Event(progress.Event{Stage: progress.StageExport, ID: "layer " + short(c.Digest.String()), Status: progress.Done, Text: text, Current: c.Size})
+	// The same ID as its progress, so a display finishes that line.
+	pw.Event(progress.Event{Stage: progress.StageExport, ID: "layer " + id, Status: progress.Done, Text: text, Current: c.Size})
 	return c, nil
 }
 

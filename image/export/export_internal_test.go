@@ -71,9 +71,28 @@ func TestLegacyArchive(t *testing.T) {
 		entry{name: "manifest.json", body: fmt.Sprintf(`[{"Config":"%s.json","RepoTags":null,"Layers":["111/layer.tar","222/layer.tar","333/layer.tar"]}]`, sum(cfg))},
 		entry{name: "repositories", body: "{}"},
 	)
-	img, stored, err := fromSave(ar, st, progress.Discard)
+	var events []progress.Event
+	img, stored, err := fromSave(ar, st, progress.WriterFunc(func(e progress.Event) { events = append(events, e) }))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Each blob's progress and its end are one line to a display: the same
+	// ID.
+	working := map[string]bool{}
+	dones := 0
+	for _, e := range events {
+		switch e.Status {
+		case progress.Working:
+			working[e.ID] = true
+		case progress.Done:
+			dones++
+			if !working[e.ID] {
+				t.Errorf("done event %+v has no working event with its ID (%v)", e, working)
+			}
+		}
+	}
+	if dones == 0 {
+		t.Errorf("no done events: %+v", events)
 	}
 	if img.ConfigDigest().Hex != sum(cfg) || len(img.Layers) != 3 {
 		t.Fatalf("image %+v", img)
