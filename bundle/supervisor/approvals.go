@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/docker-bottle/docker-bottle/bundle/approval"
@@ -42,8 +44,13 @@ type alwaysKey struct {
 }
 
 type pending struct {
-	a    api.Approval
-	done chan outcome // receives the outcome once, from whoever settles it
+	a api.Approval
+	// waiters are the askers waiting for this request: the same request
+	// asked again while it is held (two hooks for one tool call, two
+	// connections to one host) joins it rather than asking twice.
+	waiters int
+	out     outcome       // set once, before done is closed
+	done    chan struct{} // closed by whoever settles the request
 }
 
 // outcome is how a request was settled.
@@ -78,7 +85,7 @@ func (s *Supervisor) decide(ctx context.Context, req approval.Request) (outcome,
 		a: api.Approval{
 			Kind: req.Kind, Subject: req.Subject, Detail: req.Detail, Requester: req.Requester, Since: now,
 		},
-		done: make(chan outcome, 1),
+		done: make(chan struct{}),
 	}
 	key := alwaysKey{req.Kind, req.Subject}
 	timeout := s.cfg.Approvals.timeout()
@@ -95,11 +102,15 @@ func (s *Supervisor) decide(ctx context.Context, req approval.Request) (outcome,
 		by, reason = byPolicy, fmt.Sprintf("%s requests are not sent for approval in this bottle", req.Kind)
 	case timeout == 0:
 		by, reason = byPolicy, "the approval timeout is 0 (unattended run): denied without asking"
+	case s.joinable(req) != nil:
+		p = s.joinable(req)
+		p.waiters++
 	case len(s.pending) >= s.limits.MaxPending:
 		by, reason = byLimit, fmt.Sprintf("%d requests are already waiting for a decision", len(s.pending))
 	default:
 		p.a.ID = newID()
 		p.a.Deadline = now.Add(timeout)
+		p.waiters = 1
 		s.pending[p.a.ID] = p
 		// Recorded under the lock, so that its line comes before the
 		// decision's whoever decides.
@@ -108,27 +119,85 @@ func (s *Supervisor) decide(ctx context.Context, req approval.Request) (outcome,
 	s.mu.Unlock()
 	if p.a.ID == "" {
 		s.settle(p, decision, by, reason)
-		return <-p.done, "", nil
+		<-p.done
+		return p.out, "", nil
 	}
 
-	timer := time.NewTimer(timeout)
+	// Every waiter keeps the request's deadline: whichever of them sees it
+	// pass first denies the request for all.
+	timer := time.NewTimer(time.Until(p.a.Deadline))
 	defer timer.Stop()
 	select {
-	case o := <-p.done:
-		return o, p.a.ID, nil
+	case <-p.done:
+		return p.out, p.a.ID, nil
 	case <-timer.C:
 		if s.take(p.a.ID) {
 			s.settle(p, approval.Deny, byTimeout, fmt.Sprintf("no one decided within %s", timeout))
 		}
-		return <-p.done, p.a.ID, nil
+		<-p.done
+		return p.out, p.a.ID, nil
 	case <-ctx.Done():
-		if s.take(p.a.ID) {
+		switch s.leave(p) {
+		case lastWaiter:
 			s.settle(p, approval.Deny, byRequester, fmt.Sprintf("the request was withdrawn (%v)", ctx.Err()))
-			return <-p.done, p.a.ID, ctx.Err()
+			<-p.done
+			return p.out, p.a.ID, ctx.Err()
+		case othersWait:
+			// The request stays for the others; this asker gave up.
+			return outcome{d: approval.Deny, by: byRequester, reason: "withdrawn"}, p.a.ID, ctx.Err()
 		}
 		// Decided meanwhile: the decision stands, and is already recorded.
-		return <-p.done, p.a.ID, nil
+		<-p.done
+		return p.out, p.a.ID, nil
 	}
+}
+
+// joinable is the held request that req repeats (same kind, subject and
+// detail, from the same address on another connection), if any. Call with
+// s.mu held.
+func (s *Supervisor) joinable(req approval.Request) *pending {
+	for _, p := range s.pending {
+		if p.a.Kind == req.Kind && p.a.Subject == req.Subject && p.a.Detail == req.Detail &&
+			withoutPort(p.a.Requester) == withoutPort(req.Requester) {
+			return p
+		}
+	}
+	return nil
+}
+
+// withoutPort drops a trailing ":port" from a requester ("agent
+// 10.0.0.3:41234", "10.0.0.3:41234"): each connection has its own port.
+func withoutPort(requester string) string {
+	i := strings.LastIndexByte(requester, ':')
+	if i < 0 {
+		return requester
+	}
+	if _, err := strconv.Atoi(requester[i+1:]); err != nil {
+		return requester
+	}
+	return requester[:i]
+}
+
+// What leave found.
+const (
+	settledMeanwhile = iota
+	lastWaiter       // the request was taken: the caller settles it
+	othersWait       // other askers still wait for it
+)
+
+// leave is a waiter giving up on p.
+func (s *Supervisor) leave(p *pending) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending[p.a.ID] != p {
+		return settledMeanwhile
+	}
+	p.waiters--
+	if p.waiters > 0 {
+		return othersWait
+	}
+	delete(s.pending, p.a.ID)
+	return lastWaiter
 }
 
 // Resolve is the operator's decision on a pending request. An allow-always
@@ -216,7 +285,8 @@ func (s *Supervisor) settle(p *pending, d approval.Decision, by, reason string) 
 		msg += ": " + reason
 	}
 	s.Emit(api.Event{Time: now, Source: api.SourceSupervisor, Type: EventApprovalDecided, Message: msg, Data: data})
-	p.done <- outcome{d, by, reason}
+	p.out = outcome{d, by, reason}
+	close(p.done)
 }
 
 // asked records a request that is now held.

@@ -237,10 +237,44 @@ func TestApprovalDecisions(t *testing.T) {
 		}
 	})
 
+	t.Run("the same request asked again joins the one held", func(t *testing.T) {
+		f := start(t, nil)
+		// Two hooks for one tool call, or two connections to one host:
+		// one request for the human, one answer for both askers.
+		first := f.ask(context.Background(), req)
+		f.waitPending(t, 1)
+		fromAnotherConn := req
+		fromAnotherConn.Requester = "10.0.0.3:7"
+		second := f.ask(context.Background(), fromAnotherConn)
+		// One asker giving up leaves the request to the other.
+		ctx, cancel := context.WithCancel(context.Background())
+		third := f.ask(ctx, req)
+		time.Sleep(100 * time.Millisecond)
+		cancel()
+		if a := wait(t, third); a.d != approval.Deny || !errors.Is(a.err, context.Canceled) {
+			t.Fatalf("withdrawn asker: %+v", a)
+		}
+		ps := f.pending(t, f.operator)
+		if len(ps) != 1 {
+			t.Fatalf("want the one request pending, have %+v", ps)
+		}
+		f.decide(t, f.operator, ps[0].ID, approval.AllowOnce)
+		if a, b := wait(t, first), wait(t, second); a.d != approval.AllowOnce || b.d != approval.AllowOnce || a.err != nil || b.err != nil {
+			t.Fatalf("outcomes %+v %+v", a, b)
+		}
+		lines := f.auditLines(t)
+		if len(lines) != 2 || lines[0]["decision"] != "pending" || lines[1]["decision"] != "allow-once" {
+			t.Fatalf("one request, one decision in the audit: %v", lines)
+		}
+	})
+
 	t.Run("allow-always settles the same requests already waiting", func(t *testing.T) {
 		f := start(t, nil)
 		first := f.ask(context.Background(), req)
-		second := f.ask(context.Background(), req)
+		// The same subject from another address: a request of its own.
+		again := req
+		again.Requester = "10.0.0.4:1"
+		second := f.ask(context.Background(), again)
 		ps := f.waitPending(t, 2)
 		f.decide(t, f.operator, ps[0].ID, approval.AllowAlways)
 		if a, b := wait(t, first), wait(t, second); !a.d.Allowed() || !b.d.Allowed() {

@@ -65,6 +65,8 @@ func TestClaudeInBottle(t *testing.T) {
 	apiCerts := standInCert(t, ca, "api.anthropic.com", filepath.Join(work, "api"))
 	npmCerts := standInCert(t, ca, "registry.npmjs.org", filepath.Join(work, "npm"))
 	const (
+		// No rule names this one: it runs unasked.
+		unaskedCommand = `pwd`
 		allowedCommand = `echo "tool ran as $(id -un) on branch $(git branch --show-current)"`
 		deniedCommand  = `touch denied-call-ran; echo "denied call ran as $(id -un)"`
 	)
@@ -101,7 +103,7 @@ egress:
       methods: [GET, HEAD]
 supervise:
   approvals: [tool]
-  tools: [Bash]
+  tools: ["Bash(echo *)", "Bash(touch *)"]
   timeout: 4m
 `, provider.BuildArgBaseImage, base, filepath.Join(work, "ca", pki.CertFile))
 	if err := os.WriteFile(filepath.Join(repo, "bottle.yaml"), []byte(spec), 0o644); err != nil {
@@ -137,7 +139,7 @@ supervise:
 		if res, err := eng.ContainerInspect(context.Background(), network+"-bundle", client.ContainerInspectOptions{}); err == nil &&
 			res.Container.State != nil && res.Container.State.Running {
 			apiHost = testenv.StartStandIn(t, eng, network, "api.anthropic.com", apiCerts, labels, "anthropic",
-				"--key-sha256", hex.EncodeToString(sum[:]), "--tool-command", allowedCommand, "--tool-command", deniedCommand)
+				"--key-sha256", hex.EncodeToString(sum[:]), "--tool-command", unaskedCommand, "--tool-command", allowedCommand, "--tool-command", deniedCommand)
 			testenv.StartStandIn(t, eng, network, "registry.npmjs.org", npmCerts, labels, "npm")
 		}
 		ended()
@@ -146,8 +148,8 @@ supervise:
 		t.Fatalf("the bundle never ran\n%s\n%s", out.String(), errb.String())
 	}
 
-	// Each of the session's Bash calls waits for a human: the first is
-	// approved, the second denied.
+	// The Bash calls the rules name wait for a human: the first is
+	// approved, the second denied. The one no rule names is not held.
 	for i, c := range []struct{ verb, command string }{{"approve", allowedCommand}, {"deny", deniedCommand}} {
 		var held api.Approval
 		for deadline := time.Now().Add(8 * time.Minute); held.ID == "" && time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
@@ -155,9 +157,15 @@ supervise:
 			r := docker(t, cfg, nil, "bottle", "approvals", name, "--format", "json")
 			for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
 				var a api.Approval
-				if json.Unmarshal([]byte(line), &a) == nil && a.Kind == approval.Tool {
-					held = a
+				if json.Unmarshal([]byte(line), &a) != nil || a.Kind != approval.Tool {
+					continue
 				}
+				if a.Subject == "Bash("+unaskedCommand+")" {
+					t.Errorf("a call no rule names was held: %+v", a)
+					docker(t, cfg, nil, "bottle", "approve", name, a.ID)
+					continue
+				}
+				held = a
 			}
 		}
 		if held.ID == "" {
@@ -191,11 +199,14 @@ supervise:
 	}
 	// The model saw the tool's output: the call ran in the bottle, as the
 	// agent user, on the bottle's branch.
-	if !regexp.MustCompile(`tool call 1 said: tool ran as agent on branch bottle/`).MatchString(got) {
+	if !strings.Contains(got, "tool call 1 said: /workspace") {
+		t.Errorf("the unasked Bash call did not run:%s", explain)
+	}
+	if !regexp.MustCompile(`tool call 2 said: tool ran as agent on branch bottle/`).MatchString(got) {
 		t.Errorf("the approved Bash call's output did not reach the model:%s", explain)
 	}
 	// The denied call never ran; the model read why.
-	if !regexp.MustCompile(`tool call 2 said: .*denied by the human`).MatchString(got) ||
+	if !regexp.MustCompile(`tool call 3 said: .*denied by the human`).MatchString(got) ||
 		strings.Contains(got, "denied call ran as agent") || !strings.Contains(got, "no trace of the denied call") {
 		t.Errorf("the denied Bash call ran, or the model did not read the denial:%s", explain)
 	}
