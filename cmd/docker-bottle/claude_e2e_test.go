@@ -42,7 +42,9 @@ import (
 // placeholder and the proxy adds the real key; the managed settings' hooks
 // run in a real session: the PreToolUse hook holds the Bash call until
 // `docker bottle approve`, the tool then runs in the bottle and its output
-// reaches the model, and the session's events reach the supervisor. A
+// reaches the model, and the session's events reach the supervisor. The
+// rules name commands (Bash(echo *), Bash(touch *)): a call no rule names
+// runs unasked, and a compound command two rules name is asked once. A
 // stand-in npm registry is reached through the allowlist as well, read-only
 // (a GET/HEAD rule: a publish is refused). The real key appears nowhere in
 // the bottle's output.
