@@ -55,6 +55,10 @@ func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, e
 		}
 	}()
 	s.step("prepare: bottle %s in %s", p.Slug, p.StageDir)
+	if n := uncommitted(ctx, p.Workspace); n > 0 {
+		s.step("prepare: note: %d uncommitted change(s) in %s stay here: the bottle gets the repository's commits "+
+			"(commit or stash them first to give them to the agent)", n, p.Workspace)
+	}
 	if _, err := pki.LoadOrCreateCA(s.Dirs.CA()); err != nil {
 		return p, fmt.Errorf("preparing the bottle CA: %w", err)
 	}
@@ -100,6 +104,17 @@ func (s *Service) nameInUse(ctx context.Context) func(string) bool {
 		}
 		return machines["bottle-"+slug]
 	}
+}
+
+// uncommitted counts the work tree's changes that a clone does not carry
+// (modified, staged and untracked files, not ignored ones); 0 when git
+// cannot tell.
+func uncommitted(ctx context.Context, dir string) int {
+	out, err := exec.CommandContext(ctx, "git", "-C", dir, "status", "--porcelain").Output()
+	if err != nil {
+		return 0
+	}
+	return strings.Count(string(out), "\n")
 }
 
 // checkRepository refuses a workspace that is not a git work tree: the

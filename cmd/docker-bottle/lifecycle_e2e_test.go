@@ -50,12 +50,19 @@ func TestRunLifecycleDockerBackend(t *testing.T) {
 	}
 	gitIn(t, repo, "add", ".")
 	gitIn(t, repo, "commit", "-qm", "bottle spec")
+	// Work the user has not committed stays with the user; run says so.
+	if err := os.WriteFile(filepath.Join(repo, "wip.txt"), []byte("mine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	r := docker(t, cfg, []string{"DOCKER_BOTTLE_SMOLVM="}, "bottle", "run", "-d", "--backend", "docker", "--name", name, "--progress", "plain", repo)
 	if r.code != 0 || strings.TrimSpace(r.stdout) != name {
 		t.Fatalf("run -d: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
 	}
 	t.Cleanup(func() { docker(t, cfg, nil, "bottle", "rm", "-f", name) })
+	if !strings.Contains(r.stderr, "1 uncommitted change(s)") {
+		t.Errorf("run did not say that uncommitted work stays behind:\n%s", r.stderr)
+	}
 
 	var logs string
 	for start := time.Now(); time.Since(start) < 90*time.Second; time.Sleep(300 * time.Millisecond) {
@@ -78,6 +85,9 @@ func TestRunLifecycleDockerBackend(t *testing.T) {
 	}
 	if q := docker(t, cfg, nil, "bottle", "ls", "-q"); strings.TrimSpace(q.stdout) != name {
 		t.Errorf("ls -q: %q", q.stdout)
+	}
+	if e := docker(t, cfg, nil, "bottle", "exec", name, "--", "test", "-e", "/workspace/wip.txt"); e.code != 1 {
+		t.Errorf("the user's uncommitted file reached the bottle: exit %d", e.code)
 	}
 	if e := docker(t, cfg, nil, "bottle", "exec", name, "--", "cat", "/workspace/agent.txt"); e.code != 0 || e.stdout != "work\n" {
 		t.Errorf("exec: exit %d %q %q", e.code, e.stdout, e.stderr)
