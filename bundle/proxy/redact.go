@@ -73,19 +73,43 @@ func (r *redactor) string(s string) string {
 	return s
 }
 
-// next finds the leftmost match in b (the longest at that position) and
-// returns its offset, or -1.
-func (r *redactor) next(b []byte) (int, *redaction) {
+// matcher finds matches in one input, left to right. It keeps each
+// value's next occurrence and looks again only for a value whose kept
+// occurrence fell behind, so a scan costs about one pass per value
+// however many matches the input holds.
+type matcher struct {
+	pairs []redaction
+	data  []byte
+	pos   []int // each pair's next occurrence in data; -1: none left
+}
+
+func (r *redactor) matcher(data []byte) *matcher {
+	m := &matcher{pairs: r.pairs, data: data, pos: make([]int, len(r.pairs))}
+	for k := range m.pos {
+		m.pos[k] = -2 // not looked for yet
+	}
+	return m
+}
+
+// from returns the leftmost match at or after i (the longest value where
+// several start there) and its offset in data, or -1.
+func (m *matcher) from(i int) (int, *redaction) {
 	at, which := -1, (*redaction)(nil)
-	for i := range r.pairs {
-		p := &r.pairs[i]
-		search := b
-		if at >= 0 {
-			// Only an earlier match can win; a same-offset one is shorter.
-			search = b[:min(len(b), at+len(p.value)-1)]
+	for k := range m.pairs {
+		if m.pos[k] == -1 {
+			continue
 		}
-		if j := bytes.Index(search, p.value); j >= 0 && (at < 0 || j < at) {
-			at, which = j, p
+		if m.pos[k] < i {
+			j := bytes.Index(m.data[i:], m.pairs[k].value)
+			if j < 0 {
+				m.pos[k] = -1
+				continue
+			}
+			m.pos[k] = i + j
+		}
+		// Pairs are longest first: at the same offset the first one wins.
+		if at < 0 || m.pos[k] < at {
+			at, which = m.pos[k], &m.pairs[k]
 		}
 	}
 	return at, which
@@ -142,7 +166,8 @@ func (rr *redactReader) fill() {
 	if err == nil {
 		limit = max(0, len(data)-(rr.r.maxLen-1))
 	}
-	at, m := rr.r.next(data)
+	mt := rr.r.matcher(data)
+	at, m := mt.from(0)
 	if at < 0 || at >= limit {
 		// The common case: no copy beyond the read itself.
 		rr.out, rr.tail = data[:limit], data[limit:]
@@ -150,11 +175,11 @@ func (rr *redactReader) fill() {
 	}
 	out := rr.scratch[:0]
 	i := 0
-	for at >= 0 && i+at < limit {
-		out = append(out, data[i:i+at]...)
+	for at >= 0 && at < limit {
+		out = append(out, data[i:at]...)
 		out = append(out, m.repl...)
-		i += at + len(m.value)
-		at, m = rr.r.next(data[i:])
+		i = at + len(m.value)
+		at, m = mt.from(i)
 	}
 	keep := max(i, limit)
 	out = append(out, data[i:keep]...)
