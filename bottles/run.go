@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/docker-bottle/docker-bottle/backend"
@@ -132,6 +133,7 @@ func (s *Service) Run(ctx context.Context, o RunOptions) (res RunResult, err err
 		if err != nil {
 			return res, err
 		}
+		s.announceApprovals(p)
 		lo := backend.LaunchOptions{Image: built.Tag, Command: o.Command, TTY: o.TTY, Interactive: o.Interactive,
 			Labels: map[string]string{plan.LabelBottle: p.Slug, plan.LabelRole: plan.RoleAgent, plan.LabelVersion: s.Version, plan.LabelBackend: p.Backend}}
 		if m := p.Spec.Resources.Memory; m != nil {
@@ -186,6 +188,7 @@ func (s *Service) runSmolvm(ctx context.Context, p plan.Plan, req image.Request,
 	if err != nil {
 		return 0, false, err
 	}
+	s.announceApprovals(p)
 	sm := backend.Smolvm{CLI: s.Smolvm}
 	mo := backend.MachineOptions{
 		Artifact: built.Artifact,
@@ -245,6 +248,22 @@ func NewSessionID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// announceApprovals says, before the agent takes the terminal, where the
+// requests it holds for a human can be decided: the agent's terminal is
+// the agent's, so the question cannot be asked there.
+func (s *Service) announceApprovals(p plan.Plan) {
+	sup := p.Spec.Supervise
+	if len(sup.Approvals) == 0 || (sup.Timeout != nil && *sup.Timeout == 0) {
+		return
+	}
+	wait := spec.DefaultApprovalTimeout
+	if sup.Timeout != nil {
+		wait = time.Duration(*sup.Timeout)
+	}
+	s.step("supervise: %s requests wait up to %s for your decision: run `docker bottle approvals -i %s` in another terminal",
+		strings.Join(sup.Approvals, ", "), wait, p.Slug)
 }
 
 // Built is an agent image ready for a backend.

@@ -229,6 +229,10 @@ supervise:
 	if strings.Contains(got+errb.String(), realKey) {
 		t.Error("the real key appears in the run's output")
 	}
+	// Before the agent took the terminal, run said where to decide.
+	if want := "supervise: tool requests wait up to 4m0s for your decision: run `docker bottle approvals -i " + name + "`"; !strings.Contains(errb.String(), want) {
+		t.Errorf("run did not say where held requests are decided (%q):\n%s", want, errb.String())
+	}
 
 	// The session's hooks posted its life to the supervisor.
 	r := docker(t, cfg, nil, "bottle", "events", name, "--format", "json")
