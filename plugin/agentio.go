@@ -59,8 +59,11 @@ func agentOf(dockerCli command.Cli, name string) (plan.Plan, *smolvm.CLI, error)
 }
 
 type logsOptions struct {
-	follow bool
-	tail   string
+	follow     bool
+	tail       string
+	timestamps bool
+	since      string
+	until      string
 }
 
 func logsCmd(dockerCli command.Cli) *cobra.Command {
@@ -76,6 +79,9 @@ func logsCmd(dockerCli command.Cli) *cobra.Command {
 				return err
 			}
 			if p.Docker == nil {
+				if opts.timestamps || opts.since != "" || opts.until != "" {
+					return fmt.Errorf("bottle %s runs in smolvm, whose agent log is its terminal's output as it came, without times: --timestamps, --since and --until work with the docker backend only", p.Slug)
+				}
 				// The agent's session in the machine keeps its output.
 				code, err := backend.Smolvm{CLI: sm}.Logs(cmd.Context(), p, opts.follow, opts.tail, dockerCli.Out(), dockerCli.Err())
 				return exitStatus(code, err)
@@ -84,11 +90,23 @@ func logsCmd(dockerCli command.Cli) *cobra.Command {
 			if opts.follow {
 				a = append(a, "-f")
 			}
+			if opts.timestamps {
+				a = append(a, "-t")
+			}
+			if opts.since != "" {
+				a = append(a, "--since", opts.since)
+			}
+			if opts.until != "" {
+				a = append(a, "--until", opts.until)
+			}
 			return dockerCLI(dockerCli, append(a, p.Docker.Container)...)
 		},
 	}
 	cmd.Flags().BoolVarP(&opts.follow, "follow", "f", false, "Follow the output")
 	cmd.Flags().StringVarP(&opts.tail, "tail", "n", "all", "Number of lines to show from the end")
+	cmd.Flags().BoolVarP(&opts.timestamps, "timestamps", "t", false, "Show timestamps (docker backend)")
+	cmd.Flags().StringVar(&opts.since, "since", "", `Show logs since a timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m"), as docker logs (docker backend)`)
+	cmd.Flags().StringVar(&opts.until, "until", "", `Show logs before a timestamp or relative time, as docker logs (docker backend)`)
 	return cmd
 }
 

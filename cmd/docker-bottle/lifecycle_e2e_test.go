@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,14 @@ func TestRunLifecycleDockerBackend(t *testing.T) {
 		t.Errorf("the push to main was not refused with the gate's reason:\n%s", logs)
 	}
 
+	// As docker logs: times on each line, and a window.
+	if l := docker(t, cfg, nil, "bottle", "logs", "-t", "--since", "10m", name); l.code != 0 ||
+		!regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z hello from the agent`).MatchString(l.stdout) {
+		t.Errorf("logs -t --since: exit %d %q %q", l.code, l.stdout, l.stderr)
+	}
+	if l := docker(t, cfg, nil, "bottle", "logs", "--until", "2000-01-01T00:00:00Z", name); l.code != 0 || strings.Contains(l.stdout, "hello") {
+		t.Errorf("logs --until before the run: exit %d %q", l.code, l.stdout)
+	}
 	var row struct{ Name, State, Backend, Branch string }
 	ls := docker(t, cfg, nil, "bottle", "ls", "--format", "json")
 	if err := json.Unmarshal([]byte(strings.TrimSpace(ls.stdout)), &row); err != nil || row.Name != name || row.State != "running" || row.Backend != "docker" {
