@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
+
+	"github.com/docker-bottle/docker-bottle/bottles"
 )
 
 type lsOptions struct {
@@ -33,6 +36,9 @@ type bottleRow struct {
 	Branch      string    `json:"branch"`
 	Created     time.Time `json:"created"`
 	Workspace   string    `json:"workspace"`
+	// Waiting is how many requests the bottle holds for a decision; -1
+	// when its supervisor did not answer (or the bundle does not run).
+	Waiting int `json:"waiting"`
 }
 
 func lsCmd(dockerCli command.Cli) *cobra.Command {
@@ -68,9 +74,13 @@ func runLs(cmd *cobra.Command, dockerCli command.Cli, o lsOptions) error {
 		if !o.all && !st.Running() {
 			continue
 		}
+		waiting := -1
+		if st.Bundle == bottles.StateRunning {
+			waiting = heldRequests(cmd.Context(), p.Slug)
+		}
 		rows = append(rows, bottleRow{Name: p.Slug, Backend: p.Backend, NetworkMode: p.NetworkMode, State: st.State,
 			Bundle: st.Bundle, Agent: st.Agent, Provider: p.Agent.Provider, Branch: p.GitGate.Branch, Created: p.Created,
-			Workspace: p.Workspace})
+			Workspace: p.Workspace, Waiting: waiting})
 	}
 	out := dockerCli.Out()
 	switch {
@@ -87,9 +97,13 @@ func runLs(cmd *cobra.Command, dockerCli command.Cli, o lsOptions) error {
 		}
 	case o.format == "table" || o.format == "":
 		w := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
-		fmt.Fprintln(w, "NAME\tBACKEND\tNETWORK\tSTATE\tCREATED\tAGENT\tBRANCH")
+		fmt.Fprintln(w, "NAME\tBACKEND\tNETWORK\tSTATE\tWAITING\tCREATED\tAGENT\tBRANCH")
 		for _, r := range rows {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s ago\t%s\t%s\n", r.Name, r.Backend, r.NetworkMode, r.State,
+			waiting := "-"
+			if r.Waiting >= 0 {
+				waiting = fmt.Sprint(r.Waiting)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s ago\t%s\t%s\n", r.Name, r.Backend, r.NetworkMode, r.State, waiting,
 				units.HumanDuration(time.Since(r.Created)), r.Provider, r.Branch)
 		}
 		return w.Flush()
@@ -106,6 +120,22 @@ func runLs(cmd *cobra.Command, dockerCli command.Cli, o lsOptions) error {
 		}
 	}
 	return nil
+}
+
+// heldRequests asks a bottle's supervisor how many requests wait for a
+// decision, briefly: ls must not hang on a bundle that does not answer.
+func heldRequests(ctx context.Context, name string) int {
+	sup, err := openSupervisor(name)
+	if err != nil {
+		return -1
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	as, err := sup.c.Approvals(ctx)
+	if err != nil {
+		return -1
+	}
+	return len(as)
 }
 
 // completeBottles completes bottle names.

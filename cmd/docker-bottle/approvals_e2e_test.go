@@ -103,6 +103,10 @@ func TestApprovalRoundTrip(t *testing.T) {
 
 	first := get("http://api.approve.test/")
 	a := waitPending("api.approve.test")
+	// ls counts what waits for a decision.
+	if ls := docker(t, cfg, nil, "bottle", "ls", "--format", "{{.Name}} {{.Waiting}}"); strings.TrimSpace(ls.stdout) != p.Slug+" 1" {
+		t.Errorf("ls while a request waits: %q %q", ls.stdout, ls.stderr)
+	}
 	if a.Kind != "egress" {
 		t.Errorf("pending %+v", a)
 	}
