@@ -27,6 +27,7 @@ type DockerEngine interface {
 	ContainerInspect(ctx context.Context, containerID string, options client.ContainerInspectOptions) (client.ContainerInspectResult, error)
 	ImageInspect(ctx context.Context, image string, _ ...client.ImageInspectOption) (client.ImageInspectResult, error)
 	ContainerWait(ctx context.Context, containerID string, options client.ContainerWaitOptions) client.ContainerWaitResult
+	VolumeInspect(ctx context.Context, volumeID string, options client.VolumeInspectOptions) (client.VolumeInspectResult, error)
 }
 
 // Docker runs the agent in a hardened container on the bottle's internal
@@ -97,6 +98,16 @@ func (d Docker) Create(ctx context.Context, p plan.Plan, o LaunchOptions) (strin
 	}
 	if home := imageHome(imageEnv); home != "" && home != "/" && home != plan.GuestWorkspace {
 		mounts = append(mounts, disk("home", home))
+	}
+	// A volume of that name that is not this bottle's (the user's own, or
+	// another bottle's) would be mounted as it is: the agent would get
+	// someone else's files, and rm would leave it.
+	for _, m := range mounts[1:] {
+		v, err := d.Engine.VolumeInspect(ctx, m.Source, client.VolumeInspectOptions{})
+		if err == nil && v.Volume.Labels[plan.LabelBottle] != p.Slug {
+			return "", fmt.Errorf("a volume named %s exists and is not this bottle's disk: remove or rename it (`docker volume rm %s`), or run the bottle under another --name",
+				m.Source, m.Source)
+		}
 	}
 	cfg := &container.Config{
 		Image:       o.Image,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moby/moby/client"
 
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
@@ -163,4 +166,39 @@ func gitIn(t *testing.T, dir string, args ...string) string {
 		t.Fatalf("git %v: %v\n%s", args, err, out)
 	}
 	return string(out)
+}
+
+// TestRunRefusesAForeignVolume: a volume that has the name of the bottle's
+// disk but is not the bottle's (the user's own) is never mounted into the
+// bottle: the run stops with the reason and leaves nothing of its own.
+func TestRunRefusesAForeignVolume(t *testing.T) {
+	eng := testenv.Engine(t)
+	base := testenv.Debian(t, eng)
+	cfg := testenv.DockerConfig(t)
+	repo := testenv.GitRepo(t)
+	name := fmt.Sprintf("fv-%d", time.Now().UnixNano()%1e6)
+	spec := fmt.Sprintf("agent:\n  provider: shell\n  image: %s\n  command: [sh, -c, 'echo should not run']\n", base)
+	if err := os.WriteFile(filepath.Join(repo, "bottle.yaml"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	volume := "bottle-" + name + "-workspace"
+	if _, err := eng.VolumeCreate(context.Background(), client.VolumeCreateOptions{Name: volume}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.VolumeRemove(context.Background(), volume, client.VolumeRemoveOptions{Force: true}) })
+
+	r := docker(t, cfg, []string{"DOCKER_BOTTLE_SMOLVM="}, "bottle", "run", "--backend", "docker", "--name", name, "--progress", "plain", repo)
+	if r.code != 1 || !strings.Contains(r.stderr, "a volume named "+volume+" exists and is not this bottle's disk") || strings.Contains(r.stdout, "should not run") {
+		t.Fatalf("run with a foreign volume: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	f := make(client.Filters).Add("label", plan.LabelBottle+"="+name)
+	if cs, _ := eng.ContainerList(context.Background(), client.ContainerListOptions{All: true, Filters: f}); len(cs.Items) != 0 {
+		t.Errorf("containers left: %v", cs.Items)
+	}
+	if ls := docker(t, cfg, nil, "bottle", "ls", "-a", "-q"); strings.TrimSpace(ls.stdout) != "" {
+		t.Errorf("the failed run left a bottle: %q", ls.stdout)
+	}
+	if v, err := eng.VolumeInspect(context.Background(), volume, client.VolumeInspectOptions{}); err != nil || len(v.Volume.Labels) != 0 {
+		t.Errorf("the user's volume was changed or removed: %+v %v", v.Volume, err)
+	}
 }
