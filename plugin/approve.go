@@ -96,11 +96,13 @@ func runDecide(ctx context.Context, dockerCli command.Cli, opts decideOptions) e
 		}
 		return interrupted(ctx, sup.wrap(err))
 	}
-	verb := map[approval.Decision]string{
-		approval.AllowOnce:   "Allowed once",
-		approval.AllowAlways: "Allowed for the bottle's life",
-		approval.Deny:        "Denied",
-	}[d.Decision]
-	_, err = fmt.Fprintf(dockerCli.Out(), "%s: %s %s (%s)\n", verb, clean(string(d.Kind)), clean(d.Subject), d.ID)
+	_, err = fmt.Fprintf(dockerCli.Out(), "%s: %s %s (%s)\n", decisionVerbs[d.Decision], clean(string(d.Kind)), clean(d.Subject), d.ID)
 	return err
+}
+
+// decisionVerbs say what a decision did, for the operator.
+var decisionVerbs = map[approval.Decision]string{
+	approval.AllowOnce:   "Allowed once",
+	approval.AllowAlways: "Allowed for the bottle's life",
+	approval.Deny:        "Denied",
 }

@@ -109,9 +109,7 @@ func runAsk(ctx context.Context, dockerCli command.Cli, sup *supervised) error {
 			case err != nil:
 				return interrupted(ctx, sup.wrap(err))
 			default:
-				fmt.Fprintf(out, "%s.\n", map[approval.Decision]string{
-					approval.AllowOnce: "Allowed once", approval.AllowAlways: "Allowed for the bottle's life", approval.Deny: "Denied",
-				}[res.Decision])
+				fmt.Fprintf(out, "%s.\n", decisionVerbs[res.Decision])
 			}
 		}
 	}
