@@ -49,6 +49,7 @@ func NewRootCmd(dockerCli command.Cli) *cobra.Command {
 		logsCmd(dockerCli),
 		execCmd(dockerCli),
 		attachCmd(dockerCli),
+		diffCmd(dockerCli),
 		buildCmd(dockerCli),
 		pruneCmd(dockerCli),
 		configCmd(dockerCli),

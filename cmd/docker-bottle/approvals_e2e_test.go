@@ -103,6 +103,10 @@ func TestApprovalRoundTrip(t *testing.T) {
 
 	first := get("http://api.approve.test/")
 	a := waitPending("api.approve.test")
+	// No agent ran here, so nothing was pushed: diff says so.
+	if d := docker(t, cfg, nil, "bottle", "diff", p.Slug); d.code != 1 || !strings.Contains(d.stderr, "has pushed nothing to bottle/"+p.Slug+"/work yet") {
+		t.Errorf("diff before any push: exit %d %q", d.code, d.stderr)
+	}
 	// ls counts what waits for a decision.
 	if ls := docker(t, cfg, nil, "bottle", "ls", "--format", "{{.Name}} {{.Waiting}}"); strings.TrimSpace(ls.stdout) != p.Slug+" 1" {
 		t.Errorf("ls while a request waits: %q %q", ls.stdout, ls.stderr)

@@ -114,6 +114,14 @@ func TestRunLifecycleDockerBackend(t *testing.T) {
 	if out := gitIn(t, repo, "show", remote+"/work:agent.txt"); out != "work\n" {
 		t.Errorf("agent.txt on %s/work: %q", remote, out)
 	}
+	// Or in one command: what the agent changed since it left main.
+	if d := docker(t, cfg, nil, "bottle", "diff", name, "--", "--stat"); d.code != 0 ||
+		!regexp.MustCompile(`agent\.txt \| 1 \+\n 1 file changed, 1 insertion`).MatchString(d.stdout) {
+		t.Errorf("diff --stat: exit %d %q %q", d.code, d.stdout, d.stderr)
+	}
+	if d := docker(t, cfg, nil, "bottle", "diff", name); d.code != 0 || !strings.Contains(d.stdout, "+work") {
+		t.Errorf("diff: exit %d %q %q", d.code, d.stdout, d.stderr)
+	}
 
 	// On the user's terminal, exec -it gives the command a terminal.
 	if code, screen := onTerminal(t, cfg, nil, []string{"bottle", "exec", "-it", name, "--", "sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty"},
