@@ -200,8 +200,8 @@ func runRun(cmd *cobra.Command, dockerCli command.Cli, o runOptions) error {
 		return nil
 	}
 	if !o.rm {
-		fmt.Fprintf(dockerCli.Err(), "\nbottle %s: the agent exited with code %d. Its branches: `git fetch %s`; remove the bottle: `docker bottle rm %s`\n",
-			p.Slug, res.ExitCode, p.GitGate.Remote, p.Slug)
+		fmt.Fprintf(dockerCli.Err(), "\nbottle %s: the agent exited with code %d. Its work: `docker bottle diff %s`, its branches: `git fetch %s`; remove the bottle: `docker bottle rm %s`\n",
+			p.Slug, res.ExitCode, p.Slug, p.GitGate.Remote, p.Slug)
 	}
 	if res.ExitCode != 0 {
 		return cli.StatusError{StatusCode: res.ExitCode}
