@@ -19,7 +19,7 @@ func rmCmd(dockerCli command.Cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:               "rm [OPTIONS] BOTTLE [BOTTLE...]",
 		Aliases:           []string{"remove"},
-		Short:             "Remove bottles: machine or container, bundle, networks, git remote and stage dir",
+		Short:             "Remove bottles: machine or container, bundle, networks, volumes, git remote and stage dir",
 		Args:              cli.RequiresMinArgs(1),
 		ValidArgsFunction: completeBottles(dockerCli),
 		RunE: func(cmd *cobra.Command, args []string) error {
