@@ -281,7 +281,7 @@ func TestInterruptedBringUpLeavesNothing(t *testing.T) {
 		}
 		return errors.New("not yet")
 	}
-	_, err = Up(ctx, eng, Options{Plan: p, Mounts: mounts, Health: never})
+	_, err = Up(ctx, eng, Options{Plan: p, Mounts: mounts, Health: never, Allocator: allocator(p, eng)})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Up after cancel: %v", err)
 	}
@@ -302,7 +302,7 @@ func TestFailedBringUpShowsTheBundleLog(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(p.StageDir, ConfigFile), []byte(`{"bottle": "x", "nonsense": 1}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Up(context.Background(), eng, Options{Plan: p, Mounts: mounts, Health: Health, HealthTimeout: 20 * time.Second})
+	_, err = Up(context.Background(), eng, Options{Plan: p, Mounts: mounts, Health: Health, HealthTimeout: 20 * time.Second, Allocator: allocator(p, eng)})
 	var be *Error
 	if !errors.As(err, &be) || !strings.Contains(be.Err.Error(), "exited") || !strings.Contains(be.Logs, "nonsense") {
 		t.Fatalf("error %v", err)
