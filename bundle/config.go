@@ -1,9 +1,6 @@
 package bundle
 
 import (
-	"fmt"
-	"os"
-
 	"github.com/docker-bottle/docker-bottle/bundle/conf"
 
 	"github.com/docker-bottle/docker-bottle/bundle/gate"
@@ -24,13 +21,5 @@ type Config struct {
 // LoadConfig reads a bundle configuration; unknown fields are errors. Each
 // daemon's constructor checks its own part.
 func LoadConfig(path string) (Config, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return Config{}, fmt.Errorf("reading the bundle configuration: %w", err)
-	}
-	c, err := conf.Decode[Config](b)
-	if err != nil {
-		return Config{}, fmt.Errorf("bundle configuration %s: %w", path, err)
-	}
-	return c, nil
+	return conf.Load(path, "bundle configuration", conf.Decode[Config])
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 )
 
@@ -22,6 +23,36 @@ func Decode[T any](b []byte) (T, error) {
 	}
 	if dec.More() {
 		return v, errors.New("decoding: trailing data after the JSON object")
+	}
+	return v, nil
+}
+
+// Checker is a configuration that checks itself once decoded.
+type Checker interface{ Validate() error }
+
+// Parse decodes b as Decode does, then has the result check itself.
+func Parse[T Checker](b []byte) (T, error) {
+	v, err := Decode[T](b)
+	if err != nil {
+		return v, err
+	}
+	if err := v.Validate(); err != nil {
+		return v, err
+	}
+	return v, nil
+}
+
+// Load reads the file at path and hands it to parse; what names the file
+// in errors ("proxy config").
+func Load[T any](path, what string, parse func([]byte) (T, error)) (T, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		var zero T
+		return zero, fmt.Errorf("reading %s: %w", what, err)
+	}
+	v, err := parse(b)
+	if err != nil {
+		return v, fmt.Errorf("%s %s: %w", what, path, err)
 	}
 	return v, nil
 }

@@ -3,7 +3,6 @@ package gate
 import (
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -86,19 +85,13 @@ var slugRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
 // LoadConfig reads a JSON config file, rejecting unknown fields, and fills
 // in the defaults.
 func LoadConfig(path string) (Config, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return Config{}, fmt.Errorf("reading gate config: %w", err)
-	}
-	c, err := conf.Decode[Config](b)
-	if err != nil {
-		return c, fmt.Errorf("gate config %s: %w", path, err)
-	}
-	c, err = c.withDefaults()
-	if err != nil {
-		return c, fmt.Errorf("gate config %s: %w", path, err)
-	}
-	return c, nil
+	return conf.Load(path, "gate config", func(b []byte) (Config, error) {
+		c, err := conf.Decode[Config](b)
+		if err != nil {
+			return c, err
+		}
+		return c.withDefaults()
+	})
 }
 
 // withDefaults validates c and fills in defaults.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -148,28 +147,11 @@ type Duration = conf.Duration
 // LoadConfig reads and checks a JSON configuration. Unknown fields are
 // errors, so a typo does not silently loosen the rules.
 func LoadConfig(path string) (Config, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return Config{}, fmt.Errorf("reading proxy config: %w", err)
-	}
-	cfg, err := ParseConfig(b)
-	if err != nil {
-		return Config{}, fmt.Errorf("proxy config %s: %w", path, err)
-	}
-	return cfg, nil
+	return conf.Load(path, "proxy config", ParseConfig)
 }
 
 // ParseConfig decodes and checks a JSON configuration.
-func ParseConfig(b []byte) (Config, error) {
-	cfg, err := conf.Decode[Config](b)
-	if err != nil {
-		return Config{}, err
-	}
-	if err := cfg.Validate(); err != nil {
-		return Config{}, err
-	}
-	return cfg, nil
-}
+func ParseConfig(b []byte) (Config, error) { return conf.Parse[Config](b) }
 
 // Validate checks the configuration without touching any file.
 func (c Config) Validate() error {
