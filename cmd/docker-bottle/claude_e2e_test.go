@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -11,23 +9,17 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/moby/moby/api/pkg/stdcopy"
-	"github.com/moby/moby/client"
 
 	"github.com/docker-bottle/docker-bottle/bundle/approval"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
 
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/pki"
-	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/provider"
 )
 
@@ -57,15 +49,9 @@ func TestClaudeInBottle(t *testing.T) {
 	realKey := "sk-ant-api03-" + randomHexT(t, 24)
 	sum := sha256.Sum256([]byte(realKey))
 
-	// The stand-ins' certificates, from a CA the proxy is told to trust
-	// (egress.extra_ca).
-	work := t.TempDir()
-	ca, err := pki.LoadOrCreateCA(filepath.Join(work, "ca"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	apiCerts := standInCert(t, ca, "api.anthropic.com", filepath.Join(work, "api"))
-	npmCerts := standInCert(t, ca, "registry.npmjs.org", filepath.Join(work, "npm"))
+	ca, caFile := standInCA(t)
+	apiCerts := standInCert(t, ca, "api.anthropic.com", filepath.Join(t.TempDir(), "api"))
+	npmCerts := standInCert(t, ca, "registry.npmjs.org", filepath.Join(t.TempDir(), "npm"))
 	const (
 		// No rule names this one: it runs unasked.
 		unaskedCommand = `pwd`
@@ -107,55 +93,21 @@ supervise:
   approvals: [tool]
   tools: ["Bash(echo *)", "Bash(touch *)"]
   timeout: 4m
-`, provider.BuildArgBaseImage, base, filepath.Join(work, "ca", pki.CertFile))
-	if err := os.WriteFile(filepath.Join(repo, "bottle.yaml"), []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	cmd := exec.Command(testenv.DockerCLI(t), "bottle", "run", "--backend", "docker", "--name", name, "--progress", "plain", repo)
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg, "DOCKER_BOTTLE_CACHE="+filepath.Join(cfg, "cache"), "DOCKER_BOTTLE_SMOLVM=",
-		"ANTHROPIC_API_KEY="+realKey, "CLAUDE_CODE_OAUTH_TOKEN=")
-	var out, errb syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { docker(t, cfg, nil, "bottle", "rm", "-f", name) })
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	ended := func() {
-		select {
-		case err := <-done:
-			t.Fatalf("run ended early: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
-		default:
-		}
-	}
-
-	// Put the stand-ins on the bottle's network once the bundle runs
-	// (bring-up may move the bottle to another subnet before that);
-	// labelled with the bottle, its removal takes them too.
-	network := "bottle-" + name
-	labels := map[string]string{plan.LabelBottle: name, testenv.TestLabel: "1"}
+`, provider.BuildArgBaseImage, base, caFile)
+	run := startAgentRun(t, eng, cfg, repo, name, spec, []string{"ANTHROPIC_API_KEY=" + realKey, "CLAUDE_CODE_OAUTH_TOKEN="}, nil)
 	var apiHost testenv.Upstream
-	for deadline := time.Now().Add(5 * time.Minute); apiHost.Name == "" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if res, err := eng.ContainerInspect(context.Background(), network+"-bundle", client.ContainerInspectOptions{}); err == nil &&
-			res.Container.State != nil && res.Container.State.Running {
-			apiHost = testenv.StartStandIn(t, eng, network, "api.anthropic.com", apiCerts, labels, "anthropic",
-				"--key-sha256", hex.EncodeToString(sum[:]), "--tool-command", unaskedCommand, "--tool-command", allowedCommand, "--tool-command", deniedCommand)
-			testenv.StartStandIn(t, eng, network, "registry.npmjs.org", npmCerts, labels, "npm")
-		}
-		ended()
-	}
-	if apiHost.Name == "" {
-		t.Fatalf("the bundle never ran\n%s\n%s", out.String(), errb.String())
-	}
+	run.whenBundleRuns(func(network string, labels map[string]string) {
+		apiHost = testenv.StartStandIn(t, eng, network, "api.anthropic.com", apiCerts, labels, "anthropic",
+			"--key-sha256", hex.EncodeToString(sum[:]), "--tool-command", unaskedCommand, "--tool-command", allowedCommand, "--tool-command", deniedCommand)
+		testenv.StartStandIn(t, eng, network, "registry.npmjs.org", npmCerts, labels, "npm")
+	})
 
 	// The Bash calls the rules name wait for a human: the first is
 	// approved, the second denied. The one no rule names is not held.
 	for i, c := range []struct{ verb, command string }{{"approve", allowedCommand}, {"deny", deniedCommand}} {
 		var held api.Approval
 		for deadline := time.Now().Add(8 * time.Minute); held.ID == "" && time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
-			ended()
+			run.ended()
 			r := docker(t, cfg, nil, "bottle", "approvals", name, "--format", "json")
 			for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
 				var a api.Approval
@@ -171,7 +123,7 @@ supervise:
 			}
 		}
 		if held.ID == "" {
-			t.Fatalf("Bash call %d was never held for approval\nstdout:\n%s\nstderr:\n%s\nstand-in:\n%s", i+1, out.String(), errb.String(), containerLogs(t, eng, apiHost))
+			t.Fatalf("Bash call %d was never held for approval%s", i+1, run.explain(apiHost))
 		}
 		if held.Subject != "Bash("+c.command+")" {
 			t.Errorf("held approval %d: %+v, want the subject Bash(%s)", i+1, held, c.command)
@@ -181,18 +133,10 @@ supervise:
 		}
 	}
 
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
-		}
-	case <-time.After(10 * time.Minute):
-		cmd.Process.Kill()
-		t.Fatalf("run did not finish\n%s\n%s", out.String(), errb.String())
+	if err := run.wait(10 * time.Minute); err != nil {
+		t.Fatalf("run: %v%s", err, run.explain(apiHost))
 	}
-	got := out.String()
-	audit := docker(t, cfg, nil, "bottle", "audit", name)
-	explain := fmt.Sprintf("\nstdout:\n%s\nstderr:\n%s\nstand-in:\n%s\naudit:\n%s", got, errb.String(), containerLogs(t, eng, apiHost), audit.stdout+audit.stderr)
+	got, stderr, explain := run.out.String(), run.errb.String(), run.explain(apiHost)
 	if !strings.Contains(got, provider.ClaudeCodeVersion+" (Claude Code)") {
 		t.Errorf("claude --version did not answer in the bottle:%s", explain)
 	}
@@ -226,12 +170,12 @@ supervise:
 	if !strings.Contains(got, "example.org") || !strings.Contains(got, "not on") {
 		t.Errorf("an unlisted host was not refused with the proxy's explanation:%s", explain)
 	}
-	if strings.Contains(got+errb.String(), realKey) {
-		t.Error("the real key appears in the run's output")
+	if strings.Contains(got+stderr, realKey) || strings.Contains(explain, realKey) {
+		t.Error("the real key appears in the run's output or the audit")
 	}
 	// Before the agent took the terminal, run said where to decide.
-	if want := "supervise: tool requests wait up to 4m0s for your decision: run `docker bottle approvals -i " + name + "`"; !strings.Contains(errb.String(), want) {
-		t.Errorf("run did not say where held requests are decided (%q):\n%s", want, errb.String())
+	if want := "supervise: tool requests wait up to 4m0s for your decision: run `docker bottle approvals -i " + name + "`"; !strings.Contains(stderr, want) {
+		t.Errorf("run did not say where held requests are decided (%q):\n%s", want, stderr)
 	}
 
 	// The session's hooks posted its life to the supervisor.
@@ -257,48 +201,6 @@ supervise:
 	if strings.Contains(r.stdout, realKey) {
 		t.Error("the real key appears in the events")
 	}
-}
-
-// syncBuffer is a bytes.Buffer a process writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// containerLogs is what a stand-in logged (its requests, never a value).
-func containerLogs(t *testing.T, eng *client.Client, u testenv.Upstream) string {
-	f := make(client.Filters).Add("label", testenv.TestLabel+"=1")
-	cs, err := eng.ContainerList(context.Background(), client.ContainerListOptions{All: true, Filters: f})
-	if err != nil {
-		return err.Error()
-	}
-	for _, c := range cs.Items {
-		for _, n := range c.NetworkSettings.Networks {
-			if n.IPAddress == u.IP {
-				rc, err := eng.ContainerLogs(context.Background(), c.ID, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
-				if err != nil {
-					return err.Error()
-				}
-				defer rc.Close()
-				var b bytes.Buffer
-				stdcopy.StdCopy(&b, &b, rc)
-				return b.String()
-			}
-		}
-	}
-	return "(stand-in not found)"
 }
 
 // standInCert writes cert.pem and key.pem for host, from ca, into dir.
@@ -354,12 +256,8 @@ func TestClaudeSubscriptionInBottle(t *testing.T) {
 	realToken := "sk-ant-oat01-" + randomHexT(t, 24)
 	sum := sha256.Sum256([]byte(realToken))
 
-	work := t.TempDir()
-	ca, err := pki.LoadOrCreateCA(filepath.Join(work, "ca"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	certs := standInCert(t, ca, provider.AnthropicAPIHost, filepath.Join(work, "api"))
+	ca, caFile := standInCA(t)
+	certs := standInCert(t, ca, provider.AnthropicAPIHost, filepath.Join(t.TempDir(), "api"))
 	spec := fmt.Sprintf(`agent:
   build_args:
     %s: %s
@@ -381,56 +279,24 @@ egress:
     - host: api.anthropic.com
       ports: [443]
       private: true
-`, provider.BuildArgBaseImage, base, filepath.Join(work, "ca", pki.CertFile))
-	if err := os.WriteFile(filepath.Join(repo, "bottle.yaml"), []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(testenv.DockerCLI(t), "bottle", "run", "--backend", "docker", "--name", name, "--progress", "plain", repo)
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg, "DOCKER_BOTTLE_CACHE="+filepath.Join(cfg, "cache"), "DOCKER_BOTTLE_SMOLVM=",
-		"ANTHROPIC_API_KEY=", "CLAUDE_CODE_OAUTH_TOKEN="+realToken)
-	var out, errb syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { docker(t, cfg, nil, "bottle", "rm", "-f", name) })
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-
-	network := "bottle-" + name
+`, provider.BuildArgBaseImage, base, caFile)
+	run := startAgentRun(t, eng, cfg, repo, name, spec, []string{"ANTHROPIC_API_KEY=", "CLAUDE_CODE_OAUTH_TOKEN=" + realToken}, nil)
 	var api testenv.Upstream
-	for deadline := time.Now().Add(5 * time.Minute); api.Name == "" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if res, err := eng.ContainerInspect(context.Background(), network+"-bundle", client.ContainerInspectOptions{}); err == nil &&
-			res.Container.State != nil && res.Container.State.Running {
-			api = testenv.StartStandIn(t, eng, network, provider.AnthropicAPIHost, certs,
-				map[string]string{plan.LabelBottle: name, testenv.TestLabel: "1"}, "anthropic", "--auth", "bearer",
-				"--key-sha256", hex.EncodeToString(sum[:]), "--tool-command", `echo "subscription session ran as $(id -un)"`)
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("run ended before its bundle was up: %v\n%s\n%s", err, out.String(), errb.String())
-		default:
-		}
+	run.whenBundleRuns(func(network string, labels map[string]string) {
+		api = testenv.StartStandIn(t, eng, network, provider.AnthropicAPIHost, certs, labels, "anthropic", "--auth", "bearer",
+			"--key-sha256", hex.EncodeToString(sum[:]), "--tool-command", `echo "subscription session ran as $(id -un)"`)
+	})
+	if err := run.wait(10 * time.Minute); err != nil {
+		t.Fatalf("run: %v%s", err, run.explain(api))
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
-		}
-	case <-time.After(10 * time.Minute):
-		cmd.Process.Kill()
-		t.Fatalf("run did not finish\n%s\n%s", out.String(), errb.String())
-	}
-	got := out.String()
-	audit := docker(t, cfg, nil, "bottle", "audit", name)
-	explain := fmt.Sprintf("\nstdout:\n%s\nstderr:\n%s\nstand-in:\n%s\naudit:\n%s", got, errb.String(), containerLogs(t, eng, api), audit.stdout+audit.stderr)
+	got, explain := run.out.String(), run.explain(api)
 	if !strings.Contains(got, "CLAUDE_CODE_OAUTH_TOKEN="+provider.ClaudeOAuthPlaceholder+"\n") || strings.Contains(got, "ANTHROPIC_API_KEY=") {
 		t.Errorf("the bottle's env is not the token's placeholder alone:%s", explain)
 	}
 	if !strings.Contains(got, "tool call 1 said: subscription session ran as agent") || !strings.Contains(got, "claude exit: 0") {
 		t.Errorf("the subscription session did not complete with the stand-in model:%s", explain)
 	}
-	if strings.Contains(got+errb.String()+audit.stdout, realToken) {
+	if strings.Contains(run.errb.String()+explain, realToken) {
 		t.Error("the real token appears in the run's output or the audit")
 	}
 }

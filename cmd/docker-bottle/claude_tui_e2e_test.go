@@ -2,26 +2,19 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/moby/moby/client"
 	"golang.org/x/sys/unix"
 
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
-	"github.com/docker-bottle/docker-bottle/pki"
-	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/provider"
 )
 
@@ -48,12 +41,8 @@ func TestClaudeInteractiveInBottle(t *testing.T) {
 	realKey := "sk-ant-api03-" + randomHexT(t, 24)
 	sum := sha256.Sum256([]byte(realKey))
 
-	work := t.TempDir()
-	ca, err := pki.LoadOrCreateCA(filepath.Join(work, "ca"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	certs := standInCert(t, ca, provider.AnthropicAPIHost, filepath.Join(work, "api"))
+	ca, caFile := standInCA(t)
+	certs := standInCert(t, ca, provider.AnthropicAPIHost, filepath.Join(t.TempDir(), "api"))
 	// Only what a test must add: the local base image, and the stand-in's
 	// CA and address. The command is the provider's.
 	spec := fmt.Sprintf(`agent:
@@ -65,25 +54,14 @@ egress:
     - host: api.anthropic.com
       ports: [443]
       private: true
-`, provider.BuildArgBaseImage, base, filepath.Join(work, "ca", pki.CertFile))
-	if err := os.WriteFile(filepath.Join(repo, "bottle.yaml"), []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
+`, provider.BuildArgBaseImage, base, caFile)
 
 	master, slave := openTestPTY(t)
 	defer master.Close()
 	_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 120})
 	// No --progress: on a terminal, auto is the live display, as a user sees it.
-	cmd := exec.Command(testenv.DockerCLI(t), "bottle", "run", "--backend", "docker", "--name", name, repo)
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg, "DOCKER_BOTTLE_CACHE="+filepath.Join(cfg, "cache"), "DOCKER_BOTTLE_SMOLVM=",
-		"ANTHROPIC_API_KEY="+realKey, "CLAUDE_CODE_OAUTH_TOKEN=")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	run := startAgentRun(t, eng, cfg, repo, name, spec, []string{"ANTHROPIC_API_KEY=" + realKey, "CLAUDE_CODE_OAUTH_TOKEN="}, slave)
 	slave.Close()
-	t.Cleanup(func() { docker(t, cfg, nil, "bottle", "rm", "-f", name) })
 	var mu sync.Mutex
 	var raw bytes.Buffer
 	go func() {
@@ -103,22 +81,16 @@ egress:
 		defer mu.Unlock()
 		return ansi.ReplaceAllString(cursorForward.ReplaceAllString(raw.String(), " "), "")
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	var api testenv.Upstream
+	run.whenBundleRuns(func(network string, labels map[string]string) {
+		api = testenv.StartStandIn(t, eng, network, provider.AnthropicAPIHost, certs, labels, "anthropic",
+			"--key-sha256", hex.EncodeToString(sum[:]), "--tool-command", `echo "interactive tool ran as $(id -un)"`)
+	})
 	waitFor := func(what string, ok func(string) bool, limit time.Duration) {
 		t.Helper()
 		for start := time.Now(); !ok(screen()); time.Sleep(100 * time.Millisecond) {
-			if api.Name == "" {
-				if res, err := eng.ContainerInspect(context.Background(), "bottle-"+name+"-bundle", client.ContainerInspectOptions{}); err == nil &&
-					res.Container.State != nil && res.Container.State.Running {
-					api = testenv.StartStandIn(t, eng, "bottle-"+name, provider.AnthropicAPIHost, certs,
-						map[string]string{plan.LabelBottle: name, testenv.TestLabel: "1"}, "anthropic",
-						"--key-sha256", hex.EncodeToString(sum[:]), "--tool-command", `echo "interactive tool ran as $(id -un)"`)
-				}
-			}
 			select {
-			case err := <-done:
+			case err := <-run.done:
 				t.Fatalf("the run ended (%v) before %s; screen:\n%s\nstand-in:\n%s", err, what, screen(), containerLogs(t, eng, api))
 			default:
 			}
@@ -131,7 +103,7 @@ egress:
 	// the input box.
 	waitFor("Claude Code's prompt", func(s string) bool {
 		i := strings.Index(s, "Claude Code")
-		return i >= 0 && strings.Contains(s[i:], "────") && api.Name != ""
+		return i >= 0 && strings.Contains(s[i:], "────")
 	}, 5*time.Minute)
 	time.Sleep(2 * time.Second) // let it settle before typing, as a person would
 	// The TUI moves the cursor instead of printing some spaces: compare
@@ -157,12 +129,12 @@ egress:
 		time.Sleep(500 * time.Millisecond)
 	}
 	select {
-	case err := <-done:
+	case err := <-run.done:
 		if err != nil {
 			t.Errorf("the run did not end cleanly after /exit: %v\nscreen:\n%s", err, screen())
 		}
 	case <-time.After(2 * time.Minute):
-		cmd.Process.Kill()
+		run.cmd.Process.Kill()
 		t.Fatalf("the run did not end after /exit; screen:\n%s", screen())
 	}
 	got := screen()
@@ -171,7 +143,10 @@ egress:
 			t.Errorf("Claude Code asked a first-run question (%q); screen:\n%s", question, got)
 		}
 	}
-	if strings.Contains(raw.String(), realKey) {
+	mu.Lock()
+	leaked := strings.Contains(raw.String(), realKey)
+	mu.Unlock()
+	if leaked {
 		t.Error("the real key reached the terminal")
 	}
 }

@@ -1,22 +1,15 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/moby/moby/client"
-
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
-	"github.com/docker-bottle/docker-bottle/pki"
-	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/provider"
 )
 
@@ -36,12 +29,8 @@ func TestCodexInBottle(t *testing.T) {
 	realKey := "sk-proj-" + randomHexT(t, 24)
 	sum := sha256.Sum256([]byte(realKey))
 
-	work := t.TempDir()
-	ca, err := pki.LoadOrCreateCA(filepath.Join(work, "ca"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	certs := standInCert(t, ca, provider.OpenAIAPIHost, filepath.Join(work, "api"))
+	ca, caFile := standInCA(t)
+	certs := standInCert(t, ca, provider.OpenAIAPIHost, filepath.Join(t.TempDir(), "api"))
 	spec := fmt.Sprintf(`agent:
   provider: codex
   build_args:
@@ -64,49 +53,16 @@ egress:
     - host: api.openai.com
       ports: [443]
       private: true
-`, provider.BuildArgBaseImage, base, filepath.Join(work, "ca", pki.CertFile))
-	if err := os.WriteFile(filepath.Join(repo, "bottle.yaml"), []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	cmd := exec.Command(testenv.DockerCLI(t), "bottle", "run", "--backend", "docker", "--name", name, "--progress", "plain", repo)
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg, "DOCKER_BOTTLE_CACHE="+filepath.Join(cfg, "cache"), "DOCKER_BOTTLE_SMOLVM=",
-		"OPENAI_API_KEY="+realKey)
-	var out, errb syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { docker(t, cfg, nil, "bottle", "rm", "-f", name) })
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-
-	network := "bottle-" + name
+`, provider.BuildArgBaseImage, base, caFile)
+	run := startAgentRun(t, eng, cfg, repo, name, spec, []string{"OPENAI_API_KEY=" + realKey}, nil)
 	var api testenv.Upstream
-	for deadline := time.Now().Add(5 * time.Minute); api.Name == "" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if res, err := eng.ContainerInspect(context.Background(), network+"-bundle", client.ContainerInspectOptions{}); err == nil &&
-			res.Container.State != nil && res.Container.State.Running {
-			api = testenv.StartStandIn(t, eng, network, provider.OpenAIAPIHost, certs,
-				map[string]string{plan.LabelBottle: name, testenv.TestLabel: "1"}, "openai", "--key-sha256", hex.EncodeToString(sum[:]))
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("run ended before its bundle was up: %v\n%s\n%s", err, out.String(), errb.String())
-		default:
-		}
+	run.whenBundleRuns(func(network string, labels map[string]string) {
+		api = testenv.StartStandIn(t, eng, network, provider.OpenAIAPIHost, certs, labels, "openai", "--key-sha256", hex.EncodeToString(sum[:]))
+	})
+	if err := run.wait(10 * time.Minute); err != nil {
+		t.Fatalf("run: %v%s", err, run.explain(api))
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
-		}
-	case <-time.After(10 * time.Minute):
-		cmd.Process.Kill()
-		t.Fatalf("run did not finish\n%s\n%s", out.String(), errb.String())
-	}
-	got := out.String()
-	audit := docker(t, cfg, nil, "bottle", "audit", name)
-	explain := fmt.Sprintf("\nstdout:\n%s\nstderr:\n%s\nstand-in:\n%s\naudit:\n%s", got, errb.String(), containerLogs(t, eng, api), audit.stdout+audit.stderr)
+	got, explain := run.out.String(), run.explain(api)
 	if !strings.Contains(got, "codex-cli "+provider.CodexVersion) {
 		t.Errorf("codex --version did not answer in the bottle:%s", explain)
 	}
@@ -118,7 +74,7 @@ egress:
 	if !strings.Contains(got, "stand-in model heard over websocket: Say the bottle word.") || !strings.Contains(got, "codex exit: 0") {
 		t.Errorf("codex exec did not finish a turn with the stand-in model over a WebSocket:%s", explain)
 	}
-	if strings.Contains(got+errb.String()+audit.stdout, realKey) {
+	if strings.Contains(run.errb.String()+explain, realKey) {
 		t.Error("the real key appears in the run's output or the audit")
 	}
 }
