@@ -29,26 +29,7 @@ var (
 	probeBin string
 )
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "smolvm-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := func() int {
-		if fakeBin, err = smolvmtest.BuildFake(dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		if probeBin, err = smolvmtest.BuildProbe(dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		return m.Run()
-	}()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(smolvmtest.Main(m, &fakeBin, &probeBin)) }
 
 // newCLI returns a CLI on the fake with its own state dir; every machine
 // left at the end of the test is deleted.

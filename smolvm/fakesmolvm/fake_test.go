@@ -30,26 +30,7 @@ var (
 	probeBin string
 )
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "fakesmolvm-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := func() int {
-		if fakeBin, err = smolvmtest.BuildFake(dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		if probeBin, err = smolvmtest.BuildProbe(dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		return m.Run()
-	}()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(smolvmtest.Main(m, &fakeBin, &probeBin)) }
 
 // env is one fake smolvm "host": a state dir and extra variables.
 type env struct {

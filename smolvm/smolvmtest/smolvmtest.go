@@ -34,6 +34,28 @@ import (
 	"github.com/docker-bottle/docker-bottle/smolvm/fakesmolvm/fakestate"
 )
 
+// Main is a TestMain for packages tested against the fake: it builds the
+// fake and the probe into a temporary directory, sets *fake and *probe to
+// their paths, runs the tests and removes the directory. TestMain exits
+// with its result.
+func Main(m *testing.M, fake, probe *string) int {
+	dir, err := os.MkdirTemp("", "smolvm-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *fake, err = BuildFake(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if *probe, err = BuildProbe(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
 // BuildFake builds the fake smolvm into dir/smolvm.
 func BuildFake(dir string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
