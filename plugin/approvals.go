@@ -126,6 +126,12 @@ func openSupervisor(name string) (*supervised, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bottle %q: %w", name, err)
 	}
+	return supervisorOf(p)
+}
+
+// supervisorOf is openSupervisor for a plan already loaded.
+func supervisorOf(p plan.Plan) (*supervised, error) {
+	name := p.Slug
 	if p.Endpoints == nil || p.Endpoints.HostSupervise == "" {
 		return nil, fmt.Errorf("the bundle of bottle %q is not up, so there is no supervisor to ask: "+
 			"run the bottle with `docker bottle run`, or remove it with `docker bottle rm %s`", name, name)

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-bottle/docker-bottle/bottles"
+	"github.com/docker-bottle/docker-bottle/plan"
 )
 
 type lsOptions struct {
@@ -76,7 +77,7 @@ func runLs(cmd *cobra.Command, dockerCli command.Cli, o lsOptions) error {
 		}
 		waiting := -1
 		if st.Bundle == bottles.StateRunning {
-			waiting = heldRequests(cmd.Context(), p.Slug)
+			waiting = heldRequests(cmd.Context(), p)
 		}
 		rows = append(rows, bottleRow{Name: p.Slug, Backend: p.Backend, NetworkMode: p.NetworkMode, State: st.State,
 			Bundle: st.Bundle, Agent: st.Agent, Provider: p.Agent.Provider, Branch: p.GitGate.Branch, Created: p.Created,
@@ -124,8 +125,8 @@ func runLs(cmd *cobra.Command, dockerCli command.Cli, o lsOptions) error {
 
 // heldRequests asks a bottle's supervisor how many requests wait for a
 // decision, briefly: ls must not hang on a bundle that does not answer.
-func heldRequests(ctx context.Context, name string) int {
-	sup, err := openSupervisor(name)
+func heldRequests(ctx context.Context, p plan.Plan) int {
+	sup, err := supervisorOf(p)
 	if err != nil {
 		return -1
 	}
