@@ -36,19 +36,24 @@ engine:
 	@hack/engine.sh
 
 # What the tests need besides the engine: docker-buildx (built from the
-# module proxy) and debootstrap (hack/tools.sh skips what is there).
+# module proxy), debootstrap, and the pinned real smolvm (from PyPI's
+# smolmachines wheel); hack/tools.sh skips what is there.
 tools:
-	@bash hack/tools.sh buildx debootstrap
+	@bash hack/tools.sh buildx debootstrap smolvm
 
 test: engine tools lint bundle-bins
 	PATH="$$($(GO) env GOPATH)/bin:$$PATH" $(GO) test -count=1 -timeout 45m ./...
 	$(MAKE) fuzz
 
 # The main job on a built-in default: install the plugin, check this host,
-# then run the probe agent in a real bottle and print the report card.
+# then run the probe agent in a real bottle and print the report card. The
+# pinned smolvm is installed and used unless DOCKER_BOTTLE_SMOLVM or a
+# smolvm on PATH says otherwise; `auto` picks the microVM backend only
+# where a test microVM boots.
 quickstart: engine install
-	docker bottle doctor
-	docker bottle check
+	@bash hack/tools.sh smolvm
+	@smolvm=$${DOCKER_BOTTLE_SMOLVM:-$$(command -v smolvm || bash hack/tools.sh smolvm-path)}; \
+		DOCKER_BOTTLE_SMOLVM=$$smolvm docker bottle doctor && DOCKER_BOTTLE_SMOLVM=$$smolvm docker bottle check
 
 # Fuzz targets, each for a bounded number of inputs (CI runs this from make test).
 # A count, not a duration: a timed run can end in Go's fuzzing engine with

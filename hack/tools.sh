@@ -5,9 +5,16 @@
 #   crane          go-containerregistry's crane (v0.22.1), for the benchmark
 #   debootstrap    Debian's, for the test that builds the claude image on a
 #                  locally made Debian base (nothing can be pulled)
+#   smolvm         smol-machines' smolvm (pinned below), from the PyPI wheel
+#                  smolmachines, which carries smolvm's CLI, libkrun,
+#                  libkrunfw (the guest kernel) and the agent rootfs; checked
+#                  against the pinned sha256, unpacked into
+#                  $(go env GOPATH)/share/docker-bottle/smolvm-VERSION (never
+#                  the source tree; not put on PATH). `bash hack/tools.sh
+#                  smolvm-path` prints the binary's path.
 # into $GOBIN (default $(go env GOPATH)/bin), which the tests search. Skips a
-# tool already there. Usage: bash hack/tools.sh [crane] [buildx]
-# (both when none is named).
+# tool already there. Usage: bash hack/tools.sh [crane] [buildx] [debootstrap]
+# [smolvm] (all but smolvm when none is named).
 set -euo pipefail
 
 want=" ${*:-crane buildx debootstrap} "
@@ -24,6 +31,18 @@ fi
 
 BUILDX_VERSION=v0.30.1
 CRANE_VERSION=v0.22.1
+# smolvm: one pinned release. The wheel is manylinux x86_64 only; other
+# platforms install smolvm their own way (https://smolmachines.com).
+SMOLVM_VERSION=1.32.2
+SMOLVM_WHEEL=smolmachines-1.32.2-cp39-abi3-manylinux_2_28_x86_64.whl
+SMOLVM_WHEEL_SHA256=81b104e2622aa0b187b6b7054397c391151b83db2638a16d0e54c517684f0dc2
+smolvm_dir="$(go env GOPATH)/share/docker-bottle/smolvm-$SMOLVM_VERSION"
+
+if [[ $want == " smolvm-path " ]]; then
+	echo "$smolvm_dir/smolvm"
+	exit 0
+fi
+
 gobin=$(go env GOBIN)
 [ -n "$gobin" ] || gobin="$(go env GOPATH)/bin"
 mkdir -p "$gobin"
@@ -50,3 +69,61 @@ if [[ $want == *" buildx "* && ! -x "$gobin/docker-buildx" ]]; then
 fi
 [[ $want != *" buildx "* ]] || "$gobin/docker-buildx" version
 [[ $want != *" crane "* ]] || echo "crane $("$gobin/crane" version)"
+
+if [[ $want == *" smolvm "* ]]; then
+	if [ ! -x "$smolvm_dir/smolvm" ]; then
+		if [ "$(uname -s)/$(uname -m)" != Linux/x86_64 ]; then
+			echo "tools: smolvm $SMOLVM_VERSION is pinned for Linux x86_64 only; install smolvm yourself and set DOCKER_BOTTLE_SMOLVM" >&2
+			exit 1
+		fi
+		echo "tools: installing smolvm $SMOLVM_VERSION (PyPI wheel smolmachines==$SMOLVM_VERSION)"
+		swork=$(mktemp -d)
+		trap 'rm -rf "${work:-}" "$swork"' EXIT
+		if ! python3 -m pip download --quiet --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \
+			--python-version 3.11 --dest "$swork" "smolmachines==$SMOLVM_VERSION"; then
+			echo "tools: could not download smolmachines==$SMOLVM_VERSION from PyPI (is PyPI reachable? is pip installed?)" >&2
+			exit 1
+		fi
+		if [ ! -f "$swork/$SMOLVM_WHEEL" ]; then
+			echo "tools: pip downloaded $(ls "$swork"), not the pinned $SMOLVM_WHEEL" >&2
+			exit 1
+		fi
+		got=$(sha256sum "$swork/$SMOLVM_WHEEL" | cut -d' ' -f1)
+		if [ "$got" != "$SMOLVM_WHEEL_SHA256" ]; then
+			echo "tools: $SMOLVM_WHEEL has sha256 $got, not the pinned $SMOLVM_WHEEL_SHA256; refusing it" >&2
+			exit 1
+		fi
+		# smolvm finds libkrun, libkrunfw, the agent rootfs and the disk
+		# templates next to its own executable.
+		python3 - "$swork/$SMOLVM_WHEEL" "$swork/unpacked" <<'PY'
+import sys, zipfile
+want = {"smol-vmm", "libkrun.so", "libkrunfw.so.5", "agent-rootfs.tar.zst",
+        "overlay-template.ext4.zst", "storage-template.ext4.zst", "THIRD_PARTY_NOTICES.md"}
+with zipfile.ZipFile(sys.argv[1]) as z:
+    names = [n for n in z.namelist() if n.startswith("smol/") and (n[5:] in want or n.startswith("smol/licenses/"))]
+    missing = want - {n[5:] for n in names}
+    if missing:
+        sys.exit("tools: the wheel lacks " + ", ".join(sorted(missing)))
+    z.extractall(sys.argv[2], names)
+PY
+		mv "$swork/unpacked/smol/smol-vmm" "$swork/unpacked/smol/smolvm"
+		chmod 0755 "$swork/unpacked/smol/smolvm"
+		mkdir -p "$(dirname "$smolvm_dir")"
+		rm -rf "$smolvm_dir"
+		mv "$swork/unpacked/smol" "$smolvm_dir"
+	fi
+	if ! out=$("$smolvm_dir/smolvm" --version 2>&1) || [ "$out" != "smolvm $SMOLVM_VERSION" ]; then
+		echo "tools: $smolvm_dir/smolvm does not start: \`smolvm --version\` printed: $out" >&2
+		exit 1
+	fi
+	echo "tools: $out at $smolvm_dir/smolvm"
+	# As root, smolvm runs each VM's monitor as a uid of its own and reaches
+	# /dev/kvm through the kvm group, as udev sets it up on a usual Linux
+	# host (root:kvm 0660). A machine without udev (a container, a bare VM)
+	# leaves /dev/kvm root-only; give it the usual group access.
+	if [ "$(id -u)" = 0 ] && [ -c /dev/kvm ] && [ "$(stat -c %G /dev/kvm)" != kvm ]; then
+		getent group kvm >/dev/null || groupadd --system kvm
+		chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
+		echo "tools: /dev/kvm is now root:kvm 0660 (as udev sets it), for smolvm's per-VM users"
+	fi
+fi

@@ -5,10 +5,12 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,4 +121,32 @@ func GitRepo(t testing.TB) string {
 		}
 	}
 	return dir
+}
+
+var (
+	smolvmOnce sync.Once
+	smolvmPath string
+	smolvmErr  error
+)
+
+// RealSmolvm returns the pinned real smolvm that `bash hack/tools.sh smolvm`
+// installs (make test does): tests of what this host's smolvm really does
+// fail, never skip, without it.
+func RealSmolvm(t testing.TB) string {
+	t.Helper()
+	smolvmOnce.Do(func() {
+		out, err := exec.Command("bash", filepath.Join(ModuleRoot(), "hack", "tools.sh"), "smolvm-path").Output()
+		if err != nil {
+			smolvmErr = err
+			return
+		}
+		smolvmPath = strings.TrimSpace(string(out))
+		if fi, err := os.Stat(smolvmPath); err != nil || fi.Mode().Perm()&0o111 == 0 {
+			smolvmErr = fmt.Errorf("%s is not installed", smolvmPath)
+		}
+	})
+	if smolvmErr != nil {
+		t.Fatalf("no real smolvm (%v): install the pinned one with `bash hack/tools.sh smolvm` (make test does)", smolvmErr)
+	}
+	return smolvmPath
 }
