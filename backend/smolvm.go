@@ -94,9 +94,8 @@ func endpointEnv(p plan.Plan) []smolvm.EnvVar {
 // StartSession starts the agent's session in the machine: the helper runs
 // command (nil: the last session's command again) under a terminal of its
 // own, keeping its output, known by id. `exec -d` keeps the session alive
-// beyond the exec (each exec is a container of its own in smolvm, whose
-// processes end with its first). With wait, it returns once the session
-// runs.
+// beyond the exec (it runs in the machine's keep-alive container and lives
+// as long as the machine). With wait, it returns once the session runs.
 func (s Smolvm) StartSession(ctx context.Context, p plan.Plan, id string, command []string, wait bool) error {
 	if _, err := s.CLI.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName,
 		Command: guest.SessionStart(id, command), Env: endpointEnv(p), Detach: true}); err != nil {
@@ -129,7 +128,13 @@ func (s Smolvm) Attach(ctx context.Context, p plan.Plan, id string, tty, interac
 	if interactive {
 		o.Stdin = dockercli.InFile(stdin)
 	}
-	return s.CLI.MachineExec(ctx, o)
+	code, err := s.CLI.MachineExec(ctx, o)
+	if errors.Is(err, smolvm.ErrMachineStopped) {
+		// The bottle was stopped under the user: the agent was killed, as
+		// `docker run` reports for a container stopped while attached.
+		return 137, nil
+	}
+	return code, err
 }
 
 // Logs prints the agent's output kept by its session: the last tail lines
@@ -137,8 +142,13 @@ func (s Smolvm) Attach(ctx context.Context, p plan.Plan, id string, tty, interac
 // the exec's output (--stream), which otherwise smolvm holds until the
 // command exits.
 func (s Smolvm) Logs(ctx context.Context, p plan.Plan, follow bool, tail string, stdout, stderr io.Writer) (int, error) {
-	return s.CLI.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName, Command: guest.SessionLogs(follow, tail),
+	code, err := s.CLI.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName, Command: guest.SessionLogs(follow, tail),
 		Env: endpointEnv(p), Stream: follow, Stdout: dockercli.OutFile(stdout), Stderr: dockercli.OutFile(stderr)})
+	if follow && errors.Is(err, smolvm.ErrMachineStopped) {
+		// Following ends when the bottle stops, as `docker logs -f` does.
+		return 0, nil
+	}
+	return code, err
 }
 
 // SessionStatus asks the machine whether the agent's session runs.

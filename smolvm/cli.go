@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -60,7 +61,7 @@ func WithEnv(kv ...string) Option { return func(c *CLI) { c.env = append(c.env, 
 // `Pulling image X... done.`) to w as it arrives.
 func WithProgress(w io.Writer) Option { return func(c *CLI) { c.progress = w } }
 
-// WithGracePeriod sets how long a cancelled smolvm gets between SIGTERM and
+// WithGracePeriod sets how long a cancelled smolvm gets between SIGINT and
 // SIGKILL (default 10s).
 func WithGracePeriod(d time.Duration) Option { return func(c *CLI) { c.grace = d } }
 
@@ -95,12 +96,47 @@ type result struct {
 
 func (c *CLI) command(ctx context.Context, inv invocation) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, c.path, inv.args...)
-	cmd.Env = append(append(os.Environ(), c.env...), inv.env...)
-	// A cancelled run gets SIGTERM first so smolvm can tear its VM down,
-	// then SIGKILL after the grace period.
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.Env = append(append(scrubEnv(os.Environ()), c.env...), inv.env...)
+	// smolvm handles SIGINT (it tears down the VM it is starting) and has
+	// no SIGTERM handler, so a cancelled run gets SIGINT first, then
+	// SIGKILL after the grace period.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
 	cmd.WaitDelay = c.grace
 	return cmd
+}
+
+// passedSmolvmVars are the SMOLVM_* variables of the user's environment
+// that reach smolvm: where its files are, how it logs, and its time and
+// size bounds. smolvm reads many more, some of which change a machine's
+// network or lift its egress floor (SMOLVM_PUBLISH_ADDR,
+// SMOLVM_GUEST_HOST_SERVICE, SMOLVM_EGRESS_FLOOR, SMOLVM_EGRESS_ALLOW_PRIVATE,
+// SMOLVM_ALLOW_HOST_LOOPBACK, SMOLVM_NETWORK_*, SMOLVM_PORT_FORWARD, ...)
+// or its isolation (SMOLVM_VM_UID_DROP, SMOLVM_SECCOMP, SMOLVM_LANDLOCK), and
+// a future release may add others: a bottle's confinement must not depend
+// on what happens to be exported, so every other SMOLVM_* is dropped.
+// SMOLVM_FAKE_* steer the contract fake used in tests; no smolvm reads
+// them.
+var passedSmolvmVars = map[string]bool{
+	"SMOLVM_CONFIG": true, "SMOLVM_DATA_DIR": true, "SMOLVM_LIB_DIR": true,
+	"SMOLVM_AGENT_ROOTFS": true, "SMOLVM_AGENT_ROOTFS_TAR": true,
+	"SMOLVM_LOG_FORMAT": true, "SMOLVM_KRUN_LOG_LEVEL": true,
+	"SMOLVM_PACK_STAGING": true, "SMOLVM_MAX_IMAGE_BYTES": true, "SMOLVM_PACK_MAX_ENTRIES": true,
+	"SMOLVM_START_TIMEOUT_SECS": true, "SMOLVM_AGENT_READY_TIMEOUT_SECS": true, "SMOLVM_FLATTEN_TIMEOUT_SECS": true,
+	"SMOLVM_BLOB_CACHE_MAX_BYTES": true, "SMOLVM_PACK_CACHE_MAX_BYTES": true,
+}
+
+// scrubEnv drops the SMOLVM_* variables smolvm must not see (see
+// passedSmolvmVars).
+func scrubEnv(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "SMOLVM_") && !passedSmolvmVars[name] && !strings.HasPrefix(name, "SMOLVM_FAKE_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }
 
 // run executes smolvm and returns its output. A non-zero exit becomes a

@@ -32,6 +32,14 @@ var (
 	ErrMachineNotFound = errors.New("machine not found")
 	// ErrNotRunning: the machine exists but is not running.
 	ErrNotRunning = errors.New("machine not running")
+	// ErrBootFailed: the hypervisor opened but the microVM did not boot
+	// (for example a nested hypervisor that cannot run smolvm's guest
+	// kernel). No machine can run on this host.
+	ErrBootFailed = errors.New("the microVM did not boot")
+	// ErrMachineStopped: the machine stopped (or its VM died) while a
+	// command ran in it; smolvm reports the lost connection, not an exit
+	// code.
+	ErrMachineStopped = errors.New("the machine stopped while the command ran")
 	// ErrUsage: smolvm rejected the command line (clap, exit 2). This is a
 	// bug in this package or a smolvm whose flags changed.
 	ErrUsage = errors.New("smolvm rejected the command line")
@@ -77,7 +85,7 @@ func (e *CommandError) Error() string {
 func (e *CommandError) Unwrap() error { return e.kind }
 
 // knownErrorPrefixes are the Display forms of smolvm's error enum
-// (src/data/errors.rs at v1.9.3). A final stderr line `Error: <one of these>`
+// (src/data/errors.rs at v1.9.3; the same on 1.32.2). A final stderr line `Error: <one of these>`
 // is smolvm's own failure, not a guest command's output.
 var knownErrorPrefixes = []string{
 	"vm creation failed:", "vm not found:", "hypervisor not available:",
@@ -129,8 +137,7 @@ func lastLines(s string, n int) string {
 // stderr.
 func newCommandError(op string, args []string, code int, stderr []byte, machine string) *CommandError {
 	e := &CommandError{Op: op, Args: args, ExitCode: code, Stderr: string(stderr)}
-	if code == 2 {
-		// clap usage errors print `error: ...` (lower case) and exit 2.
+	if code == 2 && isUsageError(stderr) {
 		e.Message = lastErrorLine(stderr, "error: ")
 		e.kind = ErrUsage
 		e.Remedy = "this smolvm does not accept the flags docker bottle uses; check `smolvm --version` against the supported range"
@@ -142,12 +149,46 @@ func newCommandError(op string, args []string, code int, stderr []byte, machine 
 	return e
 }
 
+// isUsageError tells clap's refusal of a command line (exit 2) from a
+// guest command that exits 2 after printing its own `error:` line (git and
+// many CLIs do): clap always adds its usage or help hint after the line.
+func isUsageError(stderr []byte) bool {
+	if lastErrorLine(stderr, "error: ") == "" {
+		return false
+	}
+	s := string(stderr)
+	return strings.Contains(s, "Usage: ") || strings.Contains(s, "For more information, try '--help'")
+}
+
+// Remedies shared by the KVM checks of this package and smolvm's own
+// failures.
+const (
+	remedyKVMMissing    = "load the KVM module (`sudo modprobe kvm_intel` or `kvm_amd`) and enable virtualisation in the firmware, or use --backend docker"
+	remedyKVMPermission = "give your user read/write access to /dev/kvm (`sudo usermod -aG kvm $USER`, then log in again), or use --backend docker"
+	// Run as root, smolvm starts each VM's monitor as a uid of its own,
+	// which reaches /dev/kvm only through the kvm group (observed on
+	// 1.32.2: `KvmContext(KvmOpen(Error(13)))` with /dev/kvm root:root 0600).
+	remedyKVMGroup = "smolvm runs each VM as an unprivileged user of its own that opens /dev/kvm through the kvm group: " +
+		"make /dev/kvm root:kvm mode 0660 as udev does (`sudo groupadd -f -r kvm; sudo chgrp kvm /dev/kvm; sudo chmod 0660 /dev/kvm`), or use --backend docker"
+	remedyBoot = "this host's hypervisor cannot run smolvm's guest kernel (a nested or paravirtualised KVM, for example); " +
+		"run bottles with --backend docker here, or on a host with hardware virtualisation"
+)
+
 func classify(msg, machine string) (error, string) {
+	// On `machine start` smolvm wraps these in "agent operation failed:
+	// start machine: ...", so they are matched anywhere in the line.
 	switch {
-	case strings.HasPrefix(msg, "kvm not available"):
-		return ErrKVMUnavailable, "load the KVM module (`sudo modprobe kvm_intel` or `kvm_amd`) and enable virtualisation in the firmware, or use --backend docker"
-	case strings.HasPrefix(msg, "kvm permission denied"):
-		return ErrKVMPermission, "give your user read/write access to /dev/kvm (`sudo usermod -aG kvm $USER`, then log in again), or use --backend docker"
+	case strings.Contains(msg, "kvm not available"):
+		return ErrKVMUnavailable, remedyKVMMissing
+	case strings.Contains(msg, "kvm permission denied"):
+		return ErrKVMPermission, remedyKVMPermission
+	case strings.Contains(msg, "KvmOpen(Error(13))"), strings.Contains(msg, "KvmOpen(Error(1))"):
+		return ErrKVMPermission, remedyKVMGroup
+	case strings.Contains(msg, "KVM_EXIT_INTERNAL_ERROR"), strings.Contains(msg, "before the agent was ready"),
+		strings.Contains(msg, "agent did not become ready"):
+		return ErrBootFailed, remedyBoot
+	case strings.Contains(msg, "connection to VM lost"):
+		return ErrMachineStopped, fmt.Sprintf("the machine stopped; start it again with `smolvm machine start --name %s`", machine)
 	case strings.Contains(msg, "already exists"):
 		return ErrAlreadyExists, fmt.Sprintf("remove it with `smolvm machine delete --name %s -f` or choose another name", machine)
 	case strings.Contains(msg, "is not running"):

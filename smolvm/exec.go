@@ -42,9 +42,11 @@ type ExecOptions struct {
 //
 // The two are told apart by smolvm's failure line: exit status 1 with a
 // last stderr line of the form `Error: <smolvm error>` (agent/config
-// operation failed, vm not found, ...). A guest command printing exactly
-// such a line and exiting 1 would be misread; docker bottle's own guest
-// commands do not.
+// operation failed, vm not found, ...), or clap's usage error (exit 2 with
+// its usage hint). A guest command printing exactly such a line and
+// exiting 1 would be misread; docker bottle's own guest commands do not. A
+// machine stopped while the command runs is ErrMachineStopped: smolvm
+// reports the lost connection, not an exit code.
 func (c *CLI) MachineExec(ctx context.Context, o ExecOptions) (int, error) {
 	op := fmt.Sprintf("running a command in smolvm machine %q", o.Name)
 	if err := ValidateName(o.Name); err != nil {
@@ -114,7 +116,7 @@ func (c *CLI) MachineExec(ctx context.Context, o ExecOptions) (int, error) {
 	code := ee.ExitCode()
 	stderr := tail.bytes()
 	switch {
-	case code == 2 && lastErrorLine(stderr, "error: ") != "":
+	case code == 2 && isUsageError(stderr):
 		return -1, newCommandError(op, args, code, stderr, o.Name)
 	case code == 1:
 		if _, ours := smolvmErrorLine(stderr); ours {

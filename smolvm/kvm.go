@@ -23,11 +23,9 @@ func checkKVM(dev string) error {
 	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		_, remedy := classify("kvm not available", "")
-		return fmt.Errorf("%w: %s does not exist (%s)", ErrKVMUnavailable, dev, remedy)
+		return fmt.Errorf("%w: %s does not exist (%s)", ErrKVMUnavailable, dev, remedyKVMMissing)
 	case errors.Is(err, fs.ErrPermission):
-		_, remedy := classify("kvm permission denied", "")
-		return fmt.Errorf("%w: cannot open %s read/write (%s)", ErrKVMPermission, dev, remedy)
+		return fmt.Errorf("%w: cannot open %s read/write (%s)", ErrKVMPermission, dev, remedyKVMPermission)
 	}
 	return fmt.Errorf("%w: opening %s: %v", ErrKVMUnavailable, dev, err)
 }

@@ -218,13 +218,20 @@ func (c *CLI) MachineStop(ctx context.Context, name string) error {
 	return err
 }
 
-// MachineDelete stops and removes a machine and its data dir. It always
-// passes -f: without it smolvm prompts on stdin and exits 0 on EOF having
-// deleted nothing.
+// MachineDelete stops and removes a machine and its data dir. It stops the
+// machine first: a start that was interrupted or failed can leave the VM's
+// monitor (`_boot-vm`) running, which `machine stop` ends and `machine
+// delete` alone does not (observed on 1.32.2). It always passes -f:
+// without it smolvm prompts on stdin and exits 0 on EOF having deleted
+// nothing.
 func (c *CLI) MachineDelete(ctx context.Context, name string) error {
 	op := fmt.Sprintf("deleting smolvm machine %q", name)
 	if err := ValidateName(name); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
+	}
+	// A stop that fails is not the end: delete says what is wrong.
+	if err := c.MachineStop(ctx, name); err != nil && ctx.Err() != nil {
+		return err
 	}
 	res, err := c.run(ctx, invocation{op: op, machine: name, args: []string{"machine", "delete", "--name", name, "-f"}})
 	if err == nil && strings.Contains(string(res.stdout), "Cancelled") {

@@ -83,11 +83,14 @@ func TestVersionGates(t *testing.T) {
 		warn    string
 		err     error
 	}{
-		{"1.9.3", "", nil},
-		{"1.8.3", "", nil},
-		{"2.0.0", "", nil},
-		{"1.8.2", "host.smolvm.internal", nil},
-		{"1.8.0", "TCP FIN", nil},
+		{"1.32.2", "", nil},
+		{"1.14.5", "", nil},
+		{"1.32.3", "newer than 1.32.2", nil},
+		{"2.0.0", "newer than 1.32.2", nil},
+		{"1.14.4", "runs as root", nil},
+		{"1.9.3", "runs as root", nil},
+		{"1.8.1", "runs as root", nil},
+		{"1.8.0", "", smolvm.ErrTooOld},
 		{"1.7.5", "", smolvm.ErrTooOld},
 		{"0.8.0", "", smolvm.ErrTooOld},
 	} {
@@ -103,12 +106,16 @@ func TestVersionGates(t *testing.T) {
 		if !errors.Is(err, c.err) || (c.warn == "") != (warn == "") || !strings.Contains(warn, c.warn) {
 			t.Errorf("%s.Check() = %q, %v; want warning with %q, error %v", c.version, warn, err, c.warn, c.err)
 		}
-		if err != nil && !strings.Contains(err.Error(), "no egress restriction") {
-			t.Errorf("the too-old error does not say why: %v", err)
+		why := "loses its files' owners"
+		if c.version < "1.8.0" {
+			why = "no egress restriction"
+		}
+		if err != nil && !strings.Contains(err.Error(), why) {
+			t.Errorf("the too-old error for %s does not say why (%q): %v", c.version, why, err)
 		}
 	}
-	if smolvm.MinVersion.String() != "1.8.0" || smolvm.RecommendedVersion.String() != "1.8.3" {
-		t.Errorf("gates: %v %v", smolvm.MinVersion, smolvm.RecommendedVersion)
+	if smolvm.MinVersion.String() != "1.8.1" || smolvm.RecommendedVersion.String() != "1.14.5" || smolvm.CheckedVersion.String() != "1.32.2" {
+		t.Errorf("gates: %v %v %v", smolvm.MinVersion, smolvm.RecommendedVersion, smolvm.CheckedVersion)
 	}
 }
 
@@ -339,7 +346,8 @@ func TestMachineLifecycle(t *testing.T) {
 	if err != nil || code != 0 {
 		t.Fatal(code, err)
 	}
-	for _, kv := range []string{"SHARED=image", "CREATE_ONLY=yes", "IMAGE_ONLY=image", "EXEC_ONLY=e"} {
+	// A machine's own -e beats its image's ENV; exec -e beats both.
+	for _, kv := range []string{"SHARED=create", "CREATE_ONLY=yes", "IMAGE_ONLY=image", "EXEC_ONLY=e"} {
 		if !strings.Contains(out.String(), kv+"\n") {
 			t.Errorf("exec env lacks %s:\n%s", kv, out.String())
 		}
@@ -559,7 +567,8 @@ func TestKVMErrors(t *testing.T) {
 		}
 		err := cli.MachineStart(ctx, "k")
 		var ce *smolvm.CommandError
-		if !errors.Is(err, want) || !errors.As(err, &ce) || !strings.HasPrefix(ce.Message, "Error: kvm ") || ce.Remedy == "" ||
+		// machine start wraps smolvm's KVM errors (CONTRACT.md section 6).
+		if !errors.Is(err, want) || !errors.As(err, &ce) || !strings.HasPrefix(ce.Message, "Error: agent operation failed: start machine: kvm ") || ce.Remedy == "" ||
 			!strings.Contains(err.Error(), "--backend docker") {
 			t.Errorf("%s: %v", mode, err)
 		}
@@ -611,5 +620,41 @@ func TestPackCreateCancel(t *testing.T) {
 	left, _ := os.ReadDir(filepath.Dir(out))
 	if len(left) != 0 {
 		t.Errorf("a cancelled pack left files: %v", left)
+	}
+}
+
+// TestExecWhenTheMachineStops: a machine stopped under a running exec ends
+// it with smolvm's lost-connection error, not a guest exit code
+// (CONTRACT.md section 4).
+func TestExecWhenTheMachineStops(t *testing.T) {
+	cli, _ := newCLI(t)
+	reg := smolvmtest.NewRegistry(t, "")
+	art, err := packProbe(t, cli, reg, smolvm.PackOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vol := t.TempDir()
+	ctx := context.Background()
+	if err := cli.MachineCreate(ctx, smolvm.CreateOptions{Name: "s1", From: art.Sidecar, Volumes: []smolvm.Volume{{Host: vol, Guest: "/vol"}},
+		Workload: []string{"probe", "sleep"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.MachineStart(ctx, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		code, err := cli.MachineExec(ctx, smolvm.ExecOptions{Name: "s1", Command: []string{"probe", "workload", "/vol/exec.pid"}})
+		if err == nil {
+			err = fmt.Errorf("exit code %d", code)
+		}
+		done <- err
+	}()
+	waitForFile(t, filepath.Join(vol, "exec.pid"))
+	if err := cli.MachineStop(ctx, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, smolvm.ErrMachineStopped) || !strings.Contains(err.Error(), "connection to VM lost") {
+		t.Errorf("exec under a stopped machine: %v", err)
 	}
 }

@@ -8,16 +8,24 @@ import (
 	"strings"
 )
 
-// Version gates (smolvm-cli.md, section 0).
+// Version gates (CONTRACT.md, section 0).
 var (
-	// MinVersion: before 1.8.0, `machine create --from` silently dropped
+	// MinVersion: before 1.8.0 `machine create --from` silently dropped
 	// --allow-host/--allow-cidr, so a bottle would have no egress
-	// restriction at all; --label also arrived in 1.8.0.
-	MinVersion = Version{Major: 1, Minor: 8, Patch: 0}
-	// RecommendedVersion: 1.8.3 resolves host.smolvm.internal in the guest
-	// and relays the guest's TCP FIN over virtio-net (half-closed
-	// connections hang before it).
-	RecommendedVersion = Version{Major: 1, Minor: 8, Patch: 3}
+	// restriction at all; before 1.8.1 a pack made by a non-root user lost
+	// its files' owners (every file one owner: the agent's home breaks) and
+	// `exec -i` deadlocked on large input.
+	MinVersion = Version{Major: 1, Minor: 8, Patch: 1}
+	// RecommendedVersion: before 1.14.5 a `--from` machine runs its
+	// workload and every exec as root, not as the image's user; before
+	// 1.13.0 a first boot that unpacks a large image times out after 120 s.
+	RecommendedVersion = Version{Major: 1, Minor: 14, Patch: 5}
+	// CheckedVersion is the newest smolvm whose command line this package
+	// was checked against (the transcripts of CONTRACT.md). A newer one is
+	// used, with a warning: its flags, output or behaviour may have moved.
+	CheckedVersion = Version{Major: 1, Minor: 32, Patch: 2}
+	// UserFlagVersion added `--user` to machine create and exec.
+	UserFlagVersion = Version{Major: 1, Minor: 14, Patch: 2}
 )
 
 // Version is a smolvm release number.
@@ -40,17 +48,24 @@ func (v Version) Less(o Version) bool {
 }
 
 // Check applies the version gates: an error (ErrTooOld) below MinVersion, a
-// warning below RecommendedVersion, each with its reason.
+// warning below RecommendedVersion or above CheckedVersion, each with its
+// reason.
 func (v Version) Check() (warning string, err error) {
-	if v.Less(MinVersion) {
-		return "", fmt.Errorf("%w: smolvm %s is older than %s: before %s `machine create --from` drops the "+
+	switch {
+	case v.Less(Version{Major: 1, Minor: 8}):
+		return "", fmt.Errorf("%w: smolvm %s is older than %s: before 1.8.0 `machine create --from` drops the "+
 			"--allow-host/--allow-cidr allowlist, so the bottle would have no egress restriction at all; "+
-			"upgrade smolvm to %s or later, or use --backend docker", ErrTooOld, v, MinVersion, MinVersion, RecommendedVersion)
-	}
-	if v.Less(RecommendedVersion) {
-		return fmt.Sprintf("smolvm %s is older than the recommended %s: the guest name host.smolvm.internal "+
-			"does not resolve, and the virtio-net relay does not forward the guest's TCP FIN (half-closed "+
-			"connections can hang); upgrade smolvm", v, RecommendedVersion), nil
+			"upgrade smolvm to %s or later, or use --backend docker", ErrTooOld, v, MinVersion, RecommendedVersion)
+	case v.Less(MinVersion):
+		return "", fmt.Errorf("%w: smolvm %s is older than %s: before it a pack made by a non-root user loses its files' "+
+			"owners (the agent's home and workspace break) and `exec -i` can hang on large input; "+
+			"upgrade smolvm to %s or later, or use --backend docker", ErrTooOld, v, MinVersion, RecommendedVersion)
+	case v.Less(RecommendedVersion):
+		return fmt.Sprintf("smolvm %s is older than the recommended %s: the agent runs as root in the machine, not as "+
+			"its image's user, and a first boot of a large image can time out; upgrade smolvm", v, RecommendedVersion), nil
+	case CheckedVersion.Less(v):
+		return fmt.Sprintf("smolvm %s is newer than %s, the newest release docker bottle was checked against: "+
+			"if a bottle fails, try --backend docker and report the smolvm version", v, CheckedVersion), nil
 	}
 	return "", nil
 }

@@ -45,10 +45,11 @@ func machineExec(args []string) {
 	name := nameOr(p)
 	r, ok := loadRecord(name)
 	if !ok {
-		fail("agent operation failed: connect: machine '%s' not found", name)
+		fail("vm not found: %s", name)
 	}
 	if !vmAlive(r.PID, r.Name) {
-		fail("agent operation failed: connect: machine '%s' is not running. Use 'smolvm machine start --name %s' first.", name, name)
+		fail("agent operation failed: connect: machine '%s' is not running. Start it with 'smolvm machine start --name %s'; "+
+			"if a start is already in progress, retry once it finishes.", name, name)
 	}
 	var timeout time.Duration
 	if p.has("timeout") {
@@ -151,7 +152,44 @@ loop:
 	if timedOut {
 		os.Exit(124)
 	}
+	// A machine stopped under the command: smolvm loses its connection to
+	// the VM and says so, rather than giving the guest's exit code.
+	if !vmAlive(r.PID, r.Name) {
+		fail("agent operation failed: run interactive: connection to VM lost")
+	}
 	os.Exit(exitCode(waitErr))
+}
+
+var runSpec = &cmdSpec{
+	path:  "machine run",
+	usage: "machine run [OPTIONS] [-- <COMMAND>...]",
+	flags: []flagSpec{
+		{long: "image", short: 'I', value: "IMAGE"},
+		{long: "cpus", value: "N"},
+		{long: "mem", value: "MiB"},
+		{long: "env", short: 'e', value: "KEY=VALUE", multi: true},
+		{long: "net"},
+	},
+	trailing: lastTrailing,
+}
+
+// machineRun is the ephemeral `machine run --image DIR -- CMD` of a rootfs
+// directory (what docker bottle's boot check uses): the command runs
+// chrooted into DIR and its exit code becomes ours.
+func machineRun(args []string) {
+	p := runSpec.parse(args)
+	dir := p.str("image")
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() || len(p.trailing) == 0 {
+		fail("config operation failed: the fake runs only `machine run --image ROOTFS-DIR -- COMMAND`")
+	}
+	checkKVM("start machine")
+	fmt.Fprintf(os.Stderr, "Starting ephemeral machine (vm-%08x)...\n", os.Getpid())
+	cmd, err := guestCommand(dir, fakestate.Record{}, guestEnv([]string{defaultPath}, p.list("env")), "", p.trailing)
+	if err != nil {
+		fail("agent operation failed: run: %v", err)
+	}
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	os.Exit(exitCode(cmd.Run()))
 }
 
 func exitCode(err error) int {

@@ -115,8 +115,8 @@ func TestVersion(t *testing.T) {
 	e := newEnv(t)
 	for _, flag := range []string{"--version", "-V"} {
 		r := e.ok(flag)
-		if r.stdout != "smolvm 1.9.3\n" {
-			t.Errorf("%s printed %q, want %q", flag, r.stdout, "smolvm 1.9.3\n")
+		if r.stdout != "smolvm "+fakestate.DefaultVersion+"\n" {
+			t.Errorf("%s printed %q, want smolvm %s", flag, r.stdout, fakestate.DefaultVersion)
 		}
 	}
 	e = newEnv(t, fakestate.EnvVersion+"=1.7.5")
@@ -275,13 +275,13 @@ func TestLifecycleOutputs(t *testing.T) {
 	expect(t, e.run("", "machine", "data-dir", "--name", "nope"), 1, "stderr", "Error: vm not found: nope")
 	expect(t, e.run("", "machine", "status", "--name", "nope", "--json"), 1, "stderr",
 		"Error: config operation failed: machine status: machine 'nope' not found")
-	expect(t, e.run("", "machine", "exec", "--name", "nope", "--", "true"), 1, "stderr", "machine 'nope' not found")
+	expect(t, e.run("", "machine", "exec", "--name", "nope", "--", "true"), 1, "stderr", "Error: vm not found: nope")
 
 	e.ok("machine", "create", "--name", "m1", "--label", "k=v")
 	expect(t, e.ok("machine", "status", "-n", "m1"), 0, "stdout", "Machine 'm1': created\n")
 	expect(t, e.ok("machine", "stop", "-n", "m1"), 0, "stdout", "Machine 'm1' is not running (state: created)\n")
 	expect(t, e.run("", "machine", "exec", "--name", "m1", "--", "true"), 1, "stderr",
-		"Error: agent operation failed: connect: machine 'm1' is not running. Use 'smolvm machine start --name m1' first.\n")
+		"Error: agent operation failed: connect: machine 'm1' is not running. Start it with 'smolvm machine start --name m1'; if a start is already in progress, retry once it finishes.\n")
 
 	// ls --json and status --json: the same documented object.
 	var list []map[string]any
@@ -370,7 +370,7 @@ func TestPackCreate(t *testing.T) {
 	}
 	want := smolvmtest.ProbeImageConfig
 	if m.Image != ref || !strings.HasPrefix(m.Digest, "sha256:") || m.Platform != "linux/"+runtime.GOARCH ||
-		m.SmolvmVersion != "1.9.3" || m.Workdir != want.WorkingDir || m.Created == "" || m.CPUs != 4 || m.MemoryMiB != 8192 ||
+		m.SmolvmVersion != fakestate.DefaultVersion || m.Workdir != want.WorkingDir || m.Created == "" || m.CPUs != 4 || m.MemoryMiB != 8192 ||
 		strings.Join(m.Entrypoint, " ") != "/bin/probe" || strings.Join(m.Cmd, " ") != "sleep" ||
 		strings.Join(m.Env, " ") != strings.Join(want.Env, " ") {
 		t.Errorf("manifest %+v", m)
@@ -530,14 +530,15 @@ func TestMachineFromArtifact(t *testing.T) {
 	}
 	expect(t, e.run("", "machine", "exec", "--name", "b1", "--", "no-such-tool"), 1, "stderr", "Error: agent operation failed: exec:")
 
-	// Env: record env, then image ENV, then exec -e; the last wins.
+	// Env: image ENV, then the record env (create -e), then exec -e; the
+	// last wins.
 	envOut := e.ok("machine", "exec", "--name", "b1", "-e", "EXEC_ONLY=exec", "--", "probe", "env").stdout
 	envMap := map[string]string{}
 	for _, l := range strings.Split(strings.TrimSpace(envOut), "\n") {
 		k, v, _ := strings.Cut(l, "=")
 		envMap[k] = v
 	}
-	for k, v := range map[string]string{"SHARED": "image", "CREATE_ONLY": "create", "IMAGE_ONLY": "image", "EXEC_ONLY": "exec", "PATH": "/usr/local/bin:/bin"} {
+	for k, v := range map[string]string{"SHARED": "create", "CREATE_ONLY": "create", "IMAGE_ONLY": "image", "EXEC_ONLY": "exec", "PATH": "/usr/local/bin:/bin"} {
 		if envMap[k] != v {
 			t.Errorf("exec env %s=%q, want %q (env: %v)", k, envMap[k], v, envMap)
 		}
@@ -637,11 +638,17 @@ func TestMachineFromArtifact(t *testing.T) {
 }
 
 func TestKVMSimulation(t *testing.T) {
-	for mode, want := range map[string]string{"missing": "Error: kvm not available: ", "denied": "Error: kvm permission denied: "} {
+	for mode, want := range map[string]string{"missing": "kvm not available: ", "denied": "kvm permission denied: ",
+		"noboot": "KVM_EXIT_INTERNAL_ERROR"} {
 		e := newEnv(t, fakestate.EnvKVM+"="+mode)
 		e.ok("machine", "create", "--name", "k")
+		// machine start and run wrap the error; pack create does not.
+		expect(t, e.run("", "machine", "start", "--name", "k"), 1, "stderr", "Error: agent operation failed: start machine: ")
 		expect(t, e.run("", "machine", "start", "--name", "k"), 1, "stderr", want)
-		expect(t, e.run("", "pack", "create", "--image", "127.0.0.1:1/x:1", "-o", filepath.Join(t.TempDir(), "o")), 1, "stderr", want)
+		expect(t, e.run("", "machine", "run", "--image", t.TempDir(), "--", "/x"), 1, "stderr", want)
+		if mode != "noboot" {
+			expect(t, e.run("", "pack", "create", "--image", "127.0.0.1:1/x:1", "-o", filepath.Join(t.TempDir(), "o")), 1, "stderr", "Error: "+want)
+		}
 	}
 }
 

@@ -40,6 +40,8 @@ func machineMain(args []string) {
 		machineStatus(args[1:])
 	case "exec":
 		machineExec(args[1:])
+	case "run":
+		machineRun(args[1:])
 	case "data-dir":
 		machineDataDir(args[1:])
 	case "-h", "--help":
@@ -238,6 +240,10 @@ func machineCreate(args []string) {
 	if !reserveRecord(r) {
 		fail("config operation failed: create machine: machine '%s' already exists or is being created", name)
 	}
+	// smolvm makes the machine's data dir at create (1.32.2).
+	if err := os.MkdirAll(fakestate.DataDir(stateDir(), name), 0o700); err != nil {
+		fail("io operation failed: %v", err)
+	}
 	fmt.Printf("Created machine: %s\n", name)
 }
 
@@ -349,7 +355,7 @@ func machineStart(args []string) {
 		fmt.Printf("Machine '%s' already running (PID: %d)\n", name, r.PID)
 		return
 	}
-	checkKVM()
+	checkKVM("start machine")
 	fmt.Fprintf(os.Stderr, "Starting machine '%s'...\n", name)
 	pid, err := startVM(&r)
 	if err != nil {

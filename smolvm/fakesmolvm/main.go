@@ -19,6 +19,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/docker-bottle/docker-bottle/smolvm/fakesmolvm/fakestate"
 )
@@ -89,12 +90,27 @@ func fail(format string, a ...any) {
 }
 
 // checkKVM simulates the host's /dev/kvm for commands that boot a VM.
-func checkKVM() {
+// `pack create` prints smolvm's KVM errors as they are; `machine start` and
+// `machine run` wrap them (CONTRACT.md, section 6). "noboot" is a host
+// whose hypervisor opens but cannot boot the guest kernel, with the error
+// smolvm 1.32.2 printed on such a host (a paravirtualised nested KVM).
+func checkKVM(wrap string) {
+	prefix := ""
+	if wrap != "" {
+		prefix = "agent operation failed: " + wrap + ": "
+	}
 	switch os.Getenv(fakestate.EnvKVM) {
 	case "missing":
-		fail("kvm not available: /dev/kvm does not exist. Load the KVM module with `sudo modprobe kvm` (kvm_intel or kvm_amd) and enable virtualization in the BIOS")
+		fail("%skvm not available: KVM not available. Ensure KVM kernel module is loaded.", prefix)
 	case "denied":
-		fail("kvm permission denied: Cannot access /dev/kvm (permission denied). Add your user to the kvm group: sudo usermod -aG kvm $USER, then log out and back in")
+		fail("%skvm permission denied: Cannot access /dev/kvm (permission denied).", prefix)
+	case "noboot":
+		if wrap == "" {
+			wrap = "start agent"
+		}
+		fail("agent operation failed: %s: agent operation failed: monitor agent: [%s ERROR krun_vmm::linux::vstate] "+
+			"Received KVM_EXIT_INTERNAL_ERROR signal (boot process exited (code 1) before the agent was ready)",
+			wrap, time.Now().UTC().Format("2006-01-02T15:04:05.000000Z"))
 	}
 }
 

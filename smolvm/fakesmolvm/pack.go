@@ -80,7 +80,7 @@ func packCreate(args []string) {
 	if err != nil {
 		usageError(packSpec, "%v", err)
 	}
-	checkKVM()
+	checkKVM("")
 
 	ref := p.str("image")
 	if err := checkImageRef(ref); err != nil {

@@ -193,10 +193,11 @@ func workloadEnv(r fakestate.Record) []string {
 	return guestEnv([]string{defaultPath}, imageEnv(r), r.Env)
 }
 
-// execEnv is an exec's environment: record env, secrets, image ENV, then
-// exec -e (smolvm-cli.md section 4; later values win).
+// execEnv is an exec's environment: image ENV, the record env (create
+// -e), secrets, then exec -e; later values win (CONTRACT.md section 4: a
+// machine's own -e beats its image's ENV).
 func execEnv(r fakestate.Record, secrets, env []string) []string {
-	return guestEnv([]string{defaultPath}, r.Env, secrets, imageEnv(r), env)
+	return guestEnv([]string{defaultPath}, imageEnv(r), r.Env, secrets, env)
 }
 
 func imageEnv(r fakestate.Record) []string {

@@ -24,13 +24,15 @@ const (
 	EnvState = "SMOLVM_FAKE_STATE"
 	// EnvVersion is what `smolvm --version` prints (default DefaultVersion).
 	EnvVersion = "SMOLVM_FAKE_VERSION"
-	// EnvKVM simulates the host: "missing" or "denied" make create, start
-	// and pack fail with smolvm's kvm errors.
+	// EnvKVM simulates the host: "missing" or "denied" make start, run
+	// and pack fail with smolvm's kvm errors; "noboot" makes them fail as
+	// on a host whose hypervisor cannot boot the guest kernel.
 	EnvKVM = "SMOLVM_FAKE_KVM"
 )
 
-// DefaultVersion is the smolvm release the fake follows (smolvm-cli.md).
-const DefaultVersion = "1.9.3"
+// DefaultVersion is the smolvm release whose recorded behaviour the fake
+// follows (smolvm/CONTRACT.md).
+const DefaultVersion = "1.32.2"
 
 // Dir returns the state directory the fake uses under the given
 // environment lookup.
