@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/smolvm"
 )
 
 // Status of one check.
@@ -81,14 +82,15 @@ func Diagnose(f plan.Facts, x Extra) Report {
 	}
 
 	s := f.Smolvm
+	recommended := smolvm.RecommendedVersion.String()
 	switch {
 	case !s.Found:
 		cs = append(cs, Check{"smolvm", Warn, "not found (set DOCKER_BOTTLE_SMOLVM or put smolvm on PATH)",
-			"install smolvm 1.8.3 or later for the microVM backend; without it bottles use the docker backend"})
+			"install smolvm " + recommended + " or later for the microVM backend; without it bottles use the docker backend"})
 	case s.Error != "":
-		cs = append(cs, Check{"smolvm", Fail, s.Path + ": " + s.Error, "install smolvm 1.8.3 or later, or use --backend docker"})
+		cs = append(cs, Check{"smolvm", Fail, s.Path + ": " + s.Error, "install smolvm " + recommended + " or later, or use --backend docker"})
 	case s.Warning != "":
-		cs = append(cs, Check{"smolvm", Warn, s.Path + ": smolvm " + s.Version + ": " + s.Warning, "upgrade smolvm to 1.8.3 or later"})
+		cs = append(cs, Check{"smolvm", Warn, s.Path + ": smolvm " + s.Version + ": " + s.Warning, ""})
 	default:
 		cs = append(cs, Check{"smolvm", OK, s.Path + ": smolvm " + s.Version, ""})
 	}
@@ -98,6 +100,13 @@ func Diagnose(f plan.Facts, x Extra) Report {
 		hv.Status, hv.Remedy = Warn, "the smolvm backend needs it; the docker backend does not"
 	}
 	cs = append(cs, hv)
+	if f.Hypervisor.BootChecked {
+		boot := Check{"microvm boot", OK, f.Hypervisor.BootDetail, ""}
+		if !f.Hypervisor.Boots {
+			boot.Status, boot.Remedy = Warn, "the smolvm backend needs a microVM that boots; bottles use the docker backend here"
+		}
+		cs = append(cs, boot)
+	}
 
 	for _, d := range []struct {
 		name, dir string

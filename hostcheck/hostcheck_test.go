@@ -65,6 +65,25 @@ func TestDiagnose(t *testing.T) {
 		t.Errorf("statuses %v", status)
 	}
 
+	// /dev/kvm opens but no microVM boots: auto falls back to docker and
+	// says why, and the boot check shows as a warning.
+	f.Hypervisor = plan.HypervisorFacts{Usable: true, Detail: "ok", BootChecked: true, BootDetail: "smolvm: Error: KVM_EXIT_INTERNAL_ERROR"}
+	r = Diagnose(f, Extra{})
+	status = map[string]Status{}
+	for _, c := range r.Checks {
+		status[c.Name] = c.Status
+	}
+	if !r.CanRun || r.Choice.Backend != "docker" || !strings.Contains(r.Choice.Why, "KVM_EXIT_INTERNAL_ERROR") || status["microvm boot"] != Warn {
+		t.Errorf("no boot: %+v %v", r.Choice, status)
+	}
+	if _, err := plan.Choose(f, "smolvm", "auto"); err == nil || !strings.Contains(err.Error(), "no microVM boots here") {
+		t.Errorf("explicit smolvm where nothing boots: %v", err)
+	}
+	f.Hypervisor.Boots = true
+	if r = Diagnose(f, Extra{}); r.Choice.Backend != "smolvm" {
+		t.Errorf("a machine boots: %+v", r.Choice)
+	}
+
 	f.Engine.Remote = true
 	r = Diagnose(f, Extra{})
 	if r.CanRun || !strings.Contains(r.Reason, "remote") {

@@ -48,6 +48,13 @@ type SmolvmFacts struct {
 type HypervisorFacts struct {
 	Usable bool   `json:"usable"`
 	Detail string `json:"detail"`
+	// BootChecked says a test microVM was booted (or its recent verdict
+	// reused); Boots is its outcome and BootDetail says how it went or
+	// what smolvm said. /dev/kvm can open and still refuse to run a guest
+	// kernel (a nested or paravirtualised KVM): only a boot shows it.
+	BootChecked bool   `json:"boot_checked"`
+	Boots       bool   `json:"boots"`
+	BootDetail  string `json:"boot_detail,omitempty"`
 }
 
 // Choice is the backend and network mode a run will use, and why.
@@ -73,6 +80,8 @@ func (f Facts) SmolvmUsable() (bool, string) {
 		return false, f.Smolvm.Error
 	case !f.Hypervisor.Usable:
 		return false, f.Hypervisor.Detail
+	case f.Hypervisor.BootChecked && !f.Hypervisor.Boots:
+		return false, "no microVM boots here: " + f.Hypervisor.BootDetail
 	}
 	return true, ""
 }

@@ -62,7 +62,7 @@ func runBuild(cmd *cobra.Command, dockerCli command.Cli, o buildOptions, dir str
 	if err != nil {
 		return err
 	}
-	choice, err := plan.Choose(gatherFacts(ctx, dockerCli), ls.spec.Backend, ls.spec.NetworkMode)
+	choice, err := plan.Choose(gatherFacts(ctx, dockerCli, false), ls.spec.Backend, ls.spec.NetworkMode)
 	if err != nil {
 		return err
 	}

@@ -51,7 +51,7 @@ func runCheck(cmd *cobra.Command, dockerCli command.Cli, o checkOptions) error {
 	}
 	ctx, stop := interruptible(cmd.Context())
 	defer stop()
-	choice, err := plan.Choose(gatherFacts(ctx, dockerCli), o.backend, o.networkMode)
+	choice, err := plan.Choose(gatherFacts(ctx, dockerCli, false), o.backend, o.networkMode)
 	if err != nil {
 		return err
 	}

@@ -61,9 +61,19 @@ func loadSpec(opts specOptions, dir string, o spec.Overrides) (loadedSpec, error
 	return loadedSpec{path: path, spec: applied.Resolve(p.Defaults), provider: p}, nil
 }
 
-// gatherFacts looks at the engine, smolvm and the hypervisor.
-func gatherFacts(ctx context.Context, dockerCli command.Cli) plan.Facts {
-	return hostcheck.Gather(ctx, dockerCli, smolvmFacts)
+// gatherFacts looks at the engine, smolvm and the hypervisor, and where
+// smolvm could run, whether a microVM boots: a recent verdict is reused
+// unless fresh (doctor asks afresh).
+func gatherFacts(ctx context.Context, dockerCli command.Cli, fresh bool) plan.Facts {
+	f := hostcheck.Gather(ctx, dockerCli, smolvmFacts)
+	if f.Smolvm.Found && f.Smolvm.Error == "" && f.Hypervisor.Usable {
+		state := ""
+		if dirs, err := plan.DefaultDirs(); err == nil && plan.Ensure(dirs.State) == nil {
+			state = dirs.State
+		}
+		f.Hypervisor = hostcheck.Boot(ctx, smolvm.New(f.Smolvm.Path), f.Hypervisor, state, fresh)
+	}
+	return f
 }
 
 // smolvmFacts finds smolvm ($DOCKER_BOTTLE_SMOLVM or PATH) and checks its

@@ -52,7 +52,7 @@ func runDoctor(cmd *cobra.Command, dockerCli command.Cli, opts doctorOptions) er
 	x.StateErr = hostcheck.Writable(dirs.State)
 	x.CacheErr = hostcheck.Writable(dirs.Cache)
 
-	r := hostcheck.Diagnose(gatherFacts(ctx, dockerCli), x)
+	r := hostcheck.Diagnose(gatherFacts(ctx, dockerCli, true), x)
 	if opts.format == "json" {
 		enc := json.NewEncoder(dockerCli.Out())
 		enc.SetIndent("", "  ")

@@ -144,7 +144,7 @@ func runRun(cmd *cobra.Command, dockerCli command.Cli, o runOptions) error {
 	if err != nil {
 		return err
 	}
-	choice, err := plan.Choose(gatherFacts(ctx, dockerCli), ls.spec.Backend, ls.spec.NetworkMode)
+	choice, err := plan.Choose(gatherFacts(ctx, dockerCli, false), ls.spec.Backend, ls.spec.NetworkMode)
 	if err != nil {
 		return err
 	}

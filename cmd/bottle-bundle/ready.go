@@ -1,0 +1,35 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+)
+
+func init() { daemons["ready"] = runReady }
+
+// ReadyMarker starts what `bottle-bundle ready` prints: the host's boot
+// check (`docker bottle doctor`) looks for it in a test microVM's output.
+const ReadyMarker = "bottle-bundle ready"
+
+// runReady prints that the helper runs, with the kernel and user it runs
+// under: proof that a machine booted and ran a command.
+func runReady(_ context.Context, args []string) error {
+	if len(args) > 0 {
+		return errors.New("usage: bottle-bundle ready")
+	}
+	var u syscall.Utsname
+	_ = syscall.Uname(&u)
+	release := make([]byte, 0, len(u.Release))
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		release = append(release, byte(c))
+	}
+	fmt.Printf("%s: kernel %s, uid %d\n", ReadyMarker, strings.TrimSpace(string(release)), os.Getuid())
+	return nil
+}
