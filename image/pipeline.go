@@ -26,6 +26,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/image/progress"
 	"github.com/docker-bottle/docker-bottle/image/push"
 	"github.com/docker-bottle/docker-bottle/image/registry"
+	"github.com/docker-bottle/docker-bottle/image/squash"
 	"github.com/docker-bottle/docker-bottle/image/store"
 )
 
@@ -165,7 +166,7 @@ func (p *Pipeline) Run(ctx context.Context, req Request) (Result, error) {
 		return Result{}, fmt.Errorf("agent image %s is for %s, but the bottle runs %s; build it for %s", imageRef, got, platform, platform)
 	}
 	res := Result{ImageID: insp.ID}
-	key := artifact.Key{Image: insp.ID, Smolvm: version, Platform: platform}
+	key := artifact.Key{Image: insp.ID, Smolvm: version, Platform: platform, Layout: artifact.LayoutSquashed}
 
 	// Warm path: the bottle layer for this image is known, so is the key.
 	if bl, ok := layer.Cached(p.store, insp.ID, req.Bottle); ok {
@@ -198,6 +199,11 @@ func (p *Pipeline) Run(ctx context.Context, req Request) (Result, error) {
 		return res, nil
 	}
 	if _, err := p.store.PutBytes(img.Config); err != nil {
+		return Result{}, err
+	}
+	// One layer: smolvm's own merge of several does not apply deletions
+	// reliably (see package squash).
+	if img, err = squash.Image(ctx, p.store, img, p.pw); err != nil {
 		return Result{}, err
 	}
 

@@ -31,7 +31,14 @@ type Key struct {
 	Smolvm string `json:"smolvm"`
 	// Platform is the guest os/arch.
 	Platform string `json:"platform"`
+	// Layout says how the image was handed to smolvm; artifacts packed
+	// from another layout are not reused.
+	Layout string `json:"layout,omitempty"`
 }
+
+// LayoutSquashed: the agent image and its bottle layer flattened into one
+// layer before the pack (package squash).
+const LayoutSquashed = "squashed"
 
 // ID is the key's hash: the artifact's directory name.
 func (k Key) ID() string {

@@ -67,7 +67,7 @@ func gzipLayer(ctx context.Context, st *store.Store, l store.Layer, pw progress.
 		w.Abort()
 		return store.Layer{}, err
 	}
-	if _, err := io.Copy(zw, &ctxReader{ctx: ctx, r: src}); err != nil {
+	if _, err := io.Copy(zw, store.ContextReader(ctx, src)); err != nil {
 		w.Abort()
 		return store.Layer{}, fmt.Errorf("compress layer %s: %w", l.Digest, err)
 	}
@@ -81,16 +81,4 @@ func gzipLayer(ctx context.Context, st *store.Store, l store.Layer, pw progress.
 	}
 	pw.Event(progress.Event{Stage: progress.StagePush, ID: id, Status: progress.Done, Text: "compressed", Current: c.Size})
 	return store.Layer{MediaType: store.MediaTypeLayerGzip, Digest: c.Digest, Size: c.Size, DiffID: l.DiffID}, nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -17,10 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/docker-bottle/docker-bottle/image/progress"
 	"github.com/docker-bottle/docker-bottle/image/store"
@@ -65,12 +63,7 @@ func Image(ctx context.Context, st *store.Store, img store.Image, dst string, op
 			return Result{}, err
 		}
 	}
-	manifest, err := img.Manifest()
-	if err != nil {
-		return Result{}, err
-	}
-	core := &storeImage{st: st, img: img, manifest: manifest}
-	vimg, err := partial.CompressedToImage(core)
+	vimg, err := st.V1Image(img)
 	if err != nil {
 		return Result{}, err
 	}
@@ -148,39 +141,6 @@ func explain(ref name.Reference, err error) error {
 	}
 	return fmt.Errorf("push to %s: %w", ref.Context(), err)
 }
-
-// storeImage is a v1.Image core over blobs in the store.
-type storeImage struct {
-	st       *store.Store
-	img      store.Image
-	manifest []byte
-}
-
-func (s *storeImage) RawConfigFile() ([]byte, error)      { return s.img.Config, nil }
-func (s *storeImage) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
-func (s *storeImage) RawManifest() ([]byte, error)        { return s.manifest, nil }
-
-func (s *storeImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
-	if h == s.img.ConfigDigest() {
-		return &storeLayer{st: s.st, l: store.Layer{MediaType: types.OCIConfigJSON, Digest: h, Size: int64(len(s.img.Config))}}, nil
-	}
-	for _, l := range s.img.Layers {
-		if l.Digest == h {
-			return &storeLayer{st: s.st, l: l}, nil
-		}
-	}
-	return nil, fmt.Errorf("image has no blob %s", h)
-}
-
-type storeLayer struct {
-	st *store.Store
-	l  store.Layer
-}
-
-func (l *storeLayer) Digest() (v1.Hash, error)            { return l.l.Digest, nil }
-func (l *storeLayer) Size() (int64, error)                { return l.l.Size, nil }
-func (l *storeLayer) MediaType() (types.MediaType, error) { return l.l.MediaType, nil }
-func (l *storeLayer) Compressed() (io.ReadCloser, error)  { return l.st.Open(l.l.Digest) }
 
 // countingTransport counts the bodies of blob uploads.
 type countingTransport struct {
