@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/docker-bottle/docker-bottle/internal/dockercli"
@@ -61,7 +62,29 @@ func (s Smolvm) Create(ctx context.Context, p plan.Plan, o MachineOptions) error
 		CPUs:      o.CPUs,
 		MemoryMiB: o.MemoryMiB,
 		Workload:  o.Workload,
+		User:      s.user(ctx, p),
 	})
+}
+
+// AgentUser is who the agent runs as in a machine: the image's USER, or
+// RootStandIn for an image that would run as root, as on the docker
+// backend.
+func AgentUser(imageUser string) string {
+	name, _, _ := strings.Cut(imageUser, ":")
+	if n, err := strconv.Atoi(name); (err == nil && n == 0) || isRoot(imageUser) {
+		return RootStandIn
+	}
+	return imageUser
+}
+
+// user is the --user of the machine and its execs: the plan's agent user,
+// where smolvm takes --user (1.14.2 and later). Older ones run the agent
+// as root; doctor warns about them.
+func (s Smolvm) user(ctx context.Context, p plan.Plan) string {
+	if p.Smolvm.User == "" || !s.CLI.HasUserFlag(ctx) {
+		return ""
+	}
+	return p.Smolvm.User
 }
 
 // Start boots the machine and its workload.
@@ -97,7 +120,7 @@ func endpointEnv(p plan.Plan) []smolvm.EnvVar {
 // beyond the exec (it runs in the machine's keep-alive container and lives
 // as long as the machine). With wait, it returns once the session runs.
 func (s Smolvm) StartSession(ctx context.Context, p plan.Plan, id string, command []string, wait bool) error {
-	if _, err := s.CLI.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName,
+	if _, err := s.CLI.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName, User: s.user(ctx, p),
 		Command: guest.SessionStart(id, command), Env: endpointEnv(p), Detach: true}); err != nil {
 		return fmt.Errorf("starting the agent's session: %w", err)
 	}
@@ -105,7 +128,7 @@ func (s Smolvm) StartSession(ctx context.Context, p plan.Plan, id string, comman
 		return nil
 	}
 	var out bytes.Buffer
-	code, err := s.CLI.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName,
+	code, err := s.CLI.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName, User: s.user(ctx, p),
 		Command: guest.SessionWait(id), Env: endpointEnv(p), Stdout: &out, Stderr: &out})
 	if err != nil {
 		return fmt.Errorf("waiting for the agent's session: %w", err)
@@ -123,7 +146,7 @@ func (s Smolvm) StartSession(ctx context.Context, p plan.Plan, id string, comman
 // user detached. The exec streams (-i) even without a terminal; stdin is
 // forwarded only when interactive.
 func (s Smolvm) Attach(ctx context.Context, p plan.Plan, id string, tty, interactive bool, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	o := smolvm.ExecOptions{Name: p.Smolvm.MachineName, Command: guest.SessionAttach(id), Env: endpointEnv(p),
+	o := smolvm.ExecOptions{Name: p.Smolvm.MachineName, User: s.user(ctx, p), Command: guest.SessionAttach(id), Env: endpointEnv(p),
 		Interactive: true, TTY: tty, Stdout: dockercli.OutFile(stdout), Stderr: dockercli.OutFile(stderr)}
 	if interactive {
 		o.Stdin = dockercli.InFile(stdin)
@@ -142,7 +165,7 @@ func (s Smolvm) Attach(ctx context.Context, p plan.Plan, id string, tty, interac
 // the exec's output (--stream), which otherwise smolvm holds until the
 // command exits.
 func (s Smolvm) Logs(ctx context.Context, p plan.Plan, follow bool, tail string, stdout, stderr io.Writer) (int, error) {
-	code, err := s.CLI.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName, Command: guest.SessionLogs(follow, tail),
+	code, err := s.CLI.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName, User: s.user(ctx, p), Command: guest.SessionLogs(follow, tail),
 		Env: endpointEnv(p), Stream: follow, Stdout: dockercli.OutFile(stdout), Stderr: dockercli.OutFile(stderr)})
 	if follow && errors.Is(err, smolvm.ErrMachineStopped) {
 		// Following ends when the bottle stops, as `docker logs -f` does.
@@ -154,7 +177,7 @@ func (s Smolvm) Logs(ctx context.Context, p plan.Plan, follow bool, tail string,
 // SessionStatus asks the machine whether the agent's session runs.
 func (s Smolvm) SessionStatus(ctx context.Context, p plan.Plan) (guest.SessionStatus, error) {
 	var out, errb bytes.Buffer
-	code, err := s.CLI.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName, Command: guest.SessionStatusCommand(),
+	code, err := s.CLI.MachineExec(ctx, smolvm.ExecOptions{Name: p.Smolvm.MachineName, User: s.user(ctx, p), Command: guest.SessionStatusCommand(),
 		Env: endpointEnv(p), Stdout: &out, Stderr: &errb})
 	if err != nil {
 		return guest.SessionStatus{}, fmt.Errorf("asking for the agent's session: %w", err)

@@ -204,6 +204,7 @@ func (s *Service) runSmolvm(ctx context.Context, p plan.Plan, req image.Request,
 	// machine for removal to find.
 	sp := *p.Smolvm
 	sp.Artifact = built.Artifact
+	sp.User = backend.AgentUser(built.User)
 	p.Smolvm = &sp
 	if _, err := s.agentCreated(p); err != nil {
 		return 0, false, err
@@ -272,6 +273,8 @@ type Built struct {
 	Tag string `json:"tag,omitempty"`
 	// Artifact is the .smolmachine sidecar (smolvm).
 	Artifact string `json:"artifact,omitempty"`
+	// User is the agent image's USER (smolvm).
+	User string `json:"user,omitempty"`
 	// CacheHit says nothing was built, pushed or packed.
 	CacheHit bool `json:"cache_hit"`
 }
@@ -302,7 +305,7 @@ func (s *Service) build(ctx context.Context, backendName string, req image.Reque
 	if err != nil {
 		return Built{}, &StepError{"making the agent's artifact", err}
 	}
-	return Built{Artifact: art.Artifact.Path, CacheHit: art.CacheHit}, nil
+	return Built{Artifact: art.Artifact.Path, User: art.User, CacheHit: art.CacheHit}, nil
 }
 
 // agentCreated records in the saved plan that the agent's container or

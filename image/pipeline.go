@@ -119,6 +119,8 @@ type Result struct {
 	Artifact artifact.Artifact
 	// ImageID is the agent image (without the bottle layer) in the engine.
 	ImageID string
+	// User is the image's USER (the bottle layer keeps it).
+	User string
 	// CacheHit is true when the artifact was already cached.
 	CacheHit bool
 	// Ref is what smolvm packed (empty on a cache hit).
@@ -166,6 +168,9 @@ func (p *Pipeline) Run(ctx context.Context, req Request) (Result, error) {
 		return Result{}, fmt.Errorf("agent image %s is for %s, but the bottle runs %s; build it for %s", imageRef, got, platform, platform)
 	}
 	res := Result{ImageID: insp.ID}
+	if insp.Config != nil {
+		res.User = insp.Config.User
+	}
 	key := artifact.Key{Image: insp.ID, Smolvm: version, Platform: platform, Layout: artifact.LayoutSquashed}
 
 	// Warm path: the bottle layer for this image is known, so is the key.

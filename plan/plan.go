@@ -177,6 +177,9 @@ type SmolvmPlan struct {
 	Artifact   string   `json:"artifact,omitempty"`
 	AllowHosts []string `json:"allow_hosts"`
 	GuestEnv   []string `json:"guest_env,omitempty"`
+	// User is who the agent runs as in the machine: the image's USER, or
+	// the stand-in for an image that runs as root.
+	User string `json:"user,omitempty"`
 }
 
 // DockerPlan is the docker backend's part.

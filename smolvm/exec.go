@@ -18,6 +18,9 @@ type ExecOptions struct {
 	Command []string
 	Env     []EnvVar
 	Workdir string
+	// User runs the command as a name of the image or a numeric
+	// uid[:gid] (-u, smolvm 1.14.2 and later).
+	User string
 	// Interactive (-i) forwards Stdin; TTY (-t) asks for a guest terminal.
 	// Without either, smolvm buffers all output until the command exits.
 	Interactive bool
@@ -79,6 +82,12 @@ func (c *CLI) MachineExec(ctx context.Context, o ExecOptions) (int, error) {
 	args = append(args, env...)
 	if o.Workdir != "" {
 		args = append(args, "-w", o.Workdir)
+	}
+	if err := c.checkUserFlag(o.User); err != nil {
+		return -1, fmt.Errorf("%s: %w", op, err)
+	}
+	if o.User != "" {
+		args = append(args, "--user", o.User)
 	}
 	if o.Timeout > 0 {
 		args = append(args, "--timeout", strconv.FormatInt(int64((o.Timeout+time.Second-1)/time.Second), 10)+"s")

@@ -102,6 +102,9 @@ type CreateOptions struct {
 	// Workload is the persistent command launched on every start, in
 	// place of the image's ENTRYPOINT+CMD (e.g. sleep infinity).
 	Workload []string
+	// User runs the workload as a name of the image or a numeric
+	// uid[:gid] (--user, smolvm 1.14.2 and later).
+	User string
 }
 
 func (o CreateOptions) args() ([]string, error) {
@@ -168,6 +171,9 @@ func (o CreateOptions) args() ([]string, error) {
 		return nil, err
 	}
 	args = append(args, env...)
+	if o.User != "" {
+		args = append(args, "--user", o.User)
+	}
 	if len(o.Workload) > 0 {
 		args = append(args, "--")
 		args = append(args, o.Workload...)
@@ -193,6 +199,9 @@ func (c *CLI) MachineCreate(ctx context.Context, o CreateOptions) error {
 	if v != nil && v.Less(MinVersion) && o.From != "" && len(o.AllowHosts)+len(o.AllowCIDRs) > 0 {
 		_, verr := v.Check()
 		return fmt.Errorf("%s: %w", op, verr)
+	}
+	if err := c.checkUserFlag(o.User); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	_, err = c.run(ctx, invocation{op: op, machine: o.Name, args: args})
 	return err

@@ -658,3 +658,42 @@ func TestExecWhenTheMachineStops(t *testing.T) {
 		t.Errorf("exec under a stopped machine: %v", err)
 	}
 }
+
+// TestUser: --user on create runs the workload and every exec as that
+// user, exec -u overrides it, and a smolvm older than 1.14.2 (no --user)
+// is refused before it runs.
+func TestUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("the fake changes user only when run as root (CI runs as root)")
+	}
+	cli, _ := newCLI(t)
+	reg := smolvmtest.NewRegistry(t, "")
+	art, err := packProbe(t, cli, reg, smolvm.PackOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if !cli.HasUserFlag(ctx) {
+		t.Fatal("the fake of 1.32.2 has no --user")
+	}
+	if err := cli.MachineCreate(ctx, smolvm.CreateOptions{Name: "u1", From: art.Sidecar, User: "1234:1235", Workload: []string{"probe", "sleep"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.MachineStart(ctx, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	for user, want := range map[string]string{"": "1234 1235\n", "4321": "4321 4321\n"} {
+		var out bytes.Buffer
+		if code, err := cli.MachineExec(ctx, smolvm.ExecOptions{Name: "u1", User: user, Command: []string{"probe", "uid"}, Stdout: &out}); err != nil || code != 0 || out.String() != want {
+			t.Errorf("exec as %q: %q, %d, %v; want %q", user, out.String(), code, err, want)
+		}
+	}
+
+	old, _ := newCLI(t, fakestate.EnvVersion+"=1.14.1")
+	if old.HasUserFlag(ctx) {
+		t.Error("1.14.1 said to have --user")
+	}
+	if err := old.MachineCreate(ctx, smolvm.CreateOptions{Name: "u2", User: "1000"}); !errors.Is(err, smolvm.ErrInvalidOption) || !strings.Contains(err.Error(), "1.14.2") {
+		t.Errorf("--user on 1.14.1: %v", err)
+	}
+}

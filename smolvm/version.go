@@ -183,3 +183,30 @@ func firstLine(s string) string {
 	}
 	return s
 }
+
+// HasUserFlag reports whether this smolvm takes --user on machine create
+// and exec (asking its version if it was not asked yet).
+func (c *CLI) HasUserFlag(ctx context.Context) bool {
+	c.mu.Lock()
+	v := c.version
+	c.mu.Unlock()
+	if v == nil {
+		got, err := c.Version(ctx)
+		if err != nil {
+			return false
+		}
+		v = &got
+	}
+	return !v.Less(UserFlagVersion)
+}
+
+// checkUserFlag refuses --user on a smolvm known to lack it.
+func (c *CLI) checkUserFlag(user string) error {
+	c.mu.Lock()
+	v := c.version
+	c.mu.Unlock()
+	if user != "" && v != nil && v.Less(UserFlagVersion) {
+		return fmt.Errorf("%w: smolvm %s has no --user (it came in %s); upgrade smolvm", ErrInvalidOption, v, UserFlagVersion)
+	}
+	return nil
+}

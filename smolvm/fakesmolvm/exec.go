@@ -22,6 +22,7 @@ var execSpec = &cmdSpec{
 	flags: []flagSpec{
 		{long: "name", value: "NAME"}, // no -n on exec
 		{long: "workdir", short: 'w', value: "DIR"},
+		{long: "user", short: 'u', value: "USER"},
 		{long: "env", short: 'e', value: "KEY=VALUE", multi: true},
 		{long: "secret-env", value: "GUEST_VAR=HOST_VAR", multi: true},
 		{long: "secret-file", value: "GUEST_VAR=PATH", multi: true},
@@ -84,7 +85,11 @@ func machineExec(args []string) {
 		secrets = append(secrets, g+"="+strings.TrimRight(string(b), "\n"))
 	}
 	rootfs := fakestate.RootfsDir(stateDir(), name)
-	cmd, err := guestCommand(rootfs, r, execEnv(r, secrets, env), p.str("workdir"), p.trailing)
+	user := r.User
+	if p.has("user") {
+		user = p.str("user")
+	}
+	cmd, err := guestCommand(rootfs, r, execEnv(r, secrets, env), p.str("workdir"), user, p.trailing)
 	if err != nil {
 		fail("agent operation failed: exec: %v", err)
 	}
@@ -184,7 +189,7 @@ func machineRun(args []string) {
 	}
 	checkKVM("start machine")
 	fmt.Fprintf(os.Stderr, "Starting ephemeral machine (vm-%08x)...\n", os.Getpid())
-	cmd, err := guestCommand(dir, fakestate.Record{}, guestEnv([]string{defaultPath}, p.list("env")), "", p.trailing)
+	cmd, err := guestCommand(dir, fakestate.Record{}, guestEnv([]string{defaultPath}, p.list("env")), "", "", p.trailing)
 	if err != nil {
 		fail("agent operation failed: run: %v", err)
 	}

@@ -74,6 +74,7 @@ var createSpec = &cmdSpec{
 		{long: "init", value: "COMMAND", multi: true},
 		{long: "env", short: 'e', value: "KEY=VALUE", multi: true},
 		{long: "workdir", short: 'w', value: "DIR"},
+		{long: "user", short: 'u', value: "USER"},
 		{long: "ssh-agent"},
 		{long: "secret-env", value: "GUEST_VAR=HOST_VAR", multi: true},
 		{long: "secret-file", value: "GUEST_VAR=PATH", multi: true},
@@ -110,7 +111,7 @@ func machineCreate(args []string) {
 		Env: []string{}, AllowHosts: []string{}, AllowCIDRs: []string{}, Volumes: []fakestate.Volume{},
 		Ports: []string{}, Init: p.list("init"), Workload: p.trailing,
 		Net: p.has("net"), NetBackend: p.str("net-backend"), DNS: p.str("dns"),
-		OutboundLocalhostOnly: p.has("outbound-localhost-only"), Workdir: p.str("workdir"),
+		OutboundLocalhostOnly: p.has("outbound-localhost-only"), Workdir: p.str("workdir"), User: p.str("user"),
 		SSHAgent: p.has("ssh-agent"),
 	}
 	if r.Init == nil {

@@ -115,7 +115,7 @@ func vmProcessMain(args []string) {
 	rootfs := fakestate.RootfsDir(stateDir(), r.Name)
 	if !r.InitDone {
 		for _, c := range r.Init {
-			cmd, err := guestCommand(rootfs, r, workloadEnv(r), "", []string{"/bin/sh", "-c", c})
+			cmd, err := guestCommand(rootfs, r, workloadEnv(r), "", "", []string{"/bin/sh", "-c", c})
 			if err == nil {
 				cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 				err = cmd.Run()
@@ -133,7 +133,7 @@ func vmProcessMain(args []string) {
 	var workload *exec.Cmd
 	done := make(chan struct{})
 	if len(argv) > 0 {
-		cmd, err := guestCommand(rootfs, r, workloadEnv(r), "", argv)
+		cmd, err := guestCommand(rootfs, r, workloadEnv(r), "", r.User, argv)
 		if err != nil {
 			reply("error agent operation failed: start workload: " + err.Error())
 			os.Exit(1)
@@ -210,7 +210,7 @@ func imageEnv(r fakestate.Record) []string {
 // guestCommand builds a host process that runs argv inside the machine's
 // root filesystem (chroot), with the given environment, in workdir (or the
 // image's).
-func guestCommand(rootfs string, r fakestate.Record, env []string, workdir string, argv []string) (*exec.Cmd, error) {
+func guestCommand(rootfs string, r fakestate.Record, env []string, workdir, user string, argv []string) (*exec.Cmd, error) {
 	wd := "/"
 	if r.Manifest != nil && r.Manifest.Workdir != "" {
 		wd = r.Manifest.Workdir
@@ -241,7 +241,45 @@ func guestCommand(rootfs string, r fakestate.Record, env []string, workdir strin
 	}
 	cmd := &exec.Cmd{Path: bin, Args: argv, Env: env, Dir: wd}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: rootfs}
+	if user != "" {
+		cred, err := credential(rootfs, user)
+		if err != nil {
+			return nil, err
+		}
+		// Only root can change user; the fake run by anyone else runs
+		// guests as itself.
+		if os.Geteuid() == 0 {
+			cmd.SysProcAttr.Credential = cred
+		}
+	}
 	return cmd, nil
+}
+
+// credential resolves a --user value as smolvm does: a numeric uid[:gid],
+// or a name of the image's /etc/passwd (its primary group).
+func credential(rootfs, user string) (*syscall.Credential, error) {
+	name, group, _ := strings.Cut(user, ":")
+	if uid, err := strconv.ParseUint(name, 10, 32); err == nil {
+		gid := uid
+		if group != "" {
+			if gid, err = strconv.ParseUint(group, 10, 32); err != nil {
+				return nil, fmt.Errorf("user %q: the group must be numeric", user)
+			}
+		}
+		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+	}
+	b, _ := os.ReadFile(filepath.Join(rootfs, "etc", "passwd"))
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Split(l, ":")
+		if len(f) >= 4 && f[0] == name {
+			uid, err1 := strconv.ParseUint(f[2], 10, 32)
+			gid, err2 := strconv.ParseUint(f[3], 10, 32)
+			if err1 == nil && err2 == nil {
+				return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("unable to find user %s: no matching entries in passwd file", name)
 }
 
 // lookGuestPath resolves a command name the way a guest's execvp would,
@@ -359,8 +397,9 @@ func loadRootfs(r *fakestate.Record, rootfs string) error {
 func extractTar(r io.Reader, root string) error {
 	tr := tar.NewReader(r)
 	type dirMode struct {
-		path string
-		mode os.FileMode
+		path     string
+		mode     os.FileMode
+		uid, gid int
 	}
 	var dirs []dirMode
 	for {
@@ -385,7 +424,7 @@ func extractTar(r io.Reader, root string) error {
 			if err := os.MkdirAll(dst, 0o755); err != nil {
 				return err
 			}
-			dirs = append(dirs, dirMode{dst, mode})
+			dirs = append(dirs, dirMode{dst, mode, h.Uid, h.Gid})
 		case tar.TypeReg:
 			_ = os.RemoveAll(dst)
 			f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -423,7 +462,10 @@ func extractTar(r io.Reader, root string) error {
 			// fake needs none of them.
 		}
 	}
+	// Directories keep their owners too, as smolvm's packs do since 1.8.1
+	// (an agent's home must stay its own).
 	for i := len(dirs) - 1; i >= 0; i-- {
+		_ = os.Lchown(dirs[i].path, dirs[i].uid, dirs[i].gid)
 		_ = os.Chmod(dirs[i].path, dirs[i].mode)
 	}
 	return nil
@@ -515,8 +557,11 @@ func mountDev(rootfs string) error {
 			return fmt.Errorf("mount operation failed: bind /dev/%s: %v (the fake smolvm needs root)", d, err)
 		}
 	}
-	if err := syscall.Mount("/dev/pts", filepath.Join(dev, "pts"), "", syscall.MS_BIND, ""); err != nil {
-		return fmt.Errorf("mount operation failed: bind /dev/pts: %v (the fake smolvm needs root)", err)
+	// A devpts of the guest's own, as a VM (or a container) has: any user
+	// of the guest can open its ptmx, and the host's ptys stay the host's.
+	if err := syscall.Mount("devpts", filepath.Join(dev, "pts"), "devpts", syscall.MS_NOSUID|syscall.MS_NOEXEC,
+		"newinstance,ptmxmode=0666,mode=0620"); err != nil {
+		return fmt.Errorf("mount operation failed: devpts: %v (the fake smolvm needs root)", err)
 	}
 	// A ptmx bound alone cannot find its devpts (the kernel looks for pts
 	// next to it in its own mount): point it at the devpts's own, as

@@ -76,6 +76,7 @@ func BuildFake(dir string) (string, error) {
 //	workload FILE     write its pid to FILE, then sleep until killed
 //	sleep             sleep until killed
 //	isatty            print whether stdin, stdout and stderr are terminals
+//	uid               print its user and group ids
 const probeSource = `package main
 
 import (
@@ -139,6 +140,8 @@ func main() {
 		}
 	case "isatty":
 		fmt.Printf("stdin=%v stdout=%v stderr=%v\n", isatty(0), isatty(1), isatty(2))
+	case "uid":
+		fmt.Printf("%d %d\n", os.Getuid(), os.Getgid())
 	case "say-sleep":
 		fmt.Fprintln(os.Stdout, a[1])
 		for {

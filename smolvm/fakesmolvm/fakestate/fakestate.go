@@ -79,6 +79,7 @@ type Record struct {
 	DNS                   string   `json:"dns,omitempty"`
 	Init                  []string `json:"init"`
 	Workdir               string   `json:"workdir,omitempty"` // -w as given (ignored with --from)
+	User                  string   `json:"user,omitempty"`    // --user: the workload's and execs' user
 	Workload              []string `json:"workload"`          // after --
 	SSHAgent              bool     `json:"ssh_agent"`
 	// Manifest is the artifact's manifest (with --from).
