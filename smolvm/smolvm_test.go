@@ -84,10 +84,10 @@ func TestVersionGates(t *testing.T) {
 		err     error
 	}{
 		{"1.32.2", "", nil},
-		{"1.14.5", "", nil},
+		{"1.14.2", "", nil},
 		{"1.32.3", "newer than 1.32.2", nil},
 		{"2.0.0", "newer than 1.32.2", nil},
-		{"1.14.4", "runs as root", nil},
+		{"1.14.1", "runs as root", nil},
 		{"1.9.3", "runs as root", nil},
 		{"1.8.1", "runs as root", nil},
 		{"1.8.0", "", smolvm.ErrTooOld},
@@ -114,7 +114,7 @@ func TestVersionGates(t *testing.T) {
 			t.Errorf("the too-old error for %s does not say why (%q): %v", c.version, why, err)
 		}
 	}
-	if smolvm.MinVersion.String() != "1.8.1" || smolvm.RecommendedVersion.String() != "1.14.5" || smolvm.CheckedVersion.String() != "1.32.2" {
+	if smolvm.MinVersion.String() != "1.8.1" || smolvm.RecommendedVersion.String() != "1.14.2" || smolvm.CheckedVersion.String() != "1.32.2" {
 		t.Errorf("gates: %v %v %v", smolvm.MinVersion, smolvm.RecommendedVersion, smolvm.CheckedVersion)
 	}
 }

@@ -16,10 +16,11 @@ var (
 	// its files' owners (every file one owner: the agent's home breaks) and
 	// `exec -i` deadlocked on large input.
 	MinVersion = Version{Major: 1, Minor: 8, Patch: 1}
-	// RecommendedVersion: before 1.14.5 a `--from` machine runs its
-	// workload and every exec as root, not as the image's user; before
+	// RecommendedVersion: before 1.14.2 smolvm has no --user, and a
+	// `--from` machine runs its workload and every exec as root, not as
+	// the image's user (the plugin passes --user where it can); before
 	// 1.13.0 a first boot that unpacks a large image times out after 120 s.
-	RecommendedVersion = Version{Major: 1, Minor: 14, Patch: 5}
+	RecommendedVersion = Version{Major: 1, Minor: 14, Patch: 2}
 	// CheckedVersion is the newest smolvm whose command line this package
 	// was checked against (the transcripts of CONTRACT.md). A newer one is
 	// used, with a warning: its flags, output or behaviour may have moved.
