@@ -4,6 +4,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/internal/dockercli"
 	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/provider/guest"
 )
 
 // DockerEngine is what the docker backend asks of the engine.
@@ -181,6 +183,59 @@ func (d Docker) Attach(ctx context.Context, p plan.Plan, interactive bool, stdin
 		return 0, err
 	}
 	return d.exitCode(ctx, p)
+}
+
+// ExecOptions say how `docker bottle exec` runs a command next to the
+// agent.
+type ExecOptions struct {
+	Command []string
+	// Env are the user's variables: KEY=VALUE, or KEY for the caller's
+	// value.
+	Env         []string
+	Workdir     string
+	TTY         bool
+	Interactive bool
+	Stdin       io.Reader
+	Stdout      io.Writer
+	Stderr      io.Writer
+}
+
+// Exec runs a command in the agent container with the agent's network
+// (guest.Exec) through the docker CLI, which handles the terminal as
+// `docker exec` does, and returns the command's exit code.
+func (d Docker) Exec(ctx context.Context, p plan.Plan, o ExecOptions) (int, error) {
+	docker, err := dockercli.Path()
+	if err != nil {
+		return 0, fmt.Errorf("finding the docker CLI to exec with: %w", err)
+	}
+	env, cleanup, err := dockercli.EndpointEnv(d.CLI)
+	if err != nil {
+		return 0, err
+	}
+	defer cleanup()
+	args := []string{"exec"}
+	if o.Interactive {
+		args = append(args, "-i")
+	}
+	if o.TTY {
+		args = append(args, "-t")
+	}
+	for _, kv := range o.Env {
+		args = append(args, "-e", kv)
+	}
+	if o.Workdir != "" {
+		args = append(args, "-w", o.Workdir)
+	}
+	args = append(append(args, p.Docker.Container), guest.Exec(o.Command)...)
+	cmd := exec.CommandContext(ctx, docker, args...)
+	cmd.Env = env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = dockercli.InFile(o.Stdin), dockercli.OutFile(o.Stdout), dockercli.OutFile(o.Stderr)
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	return 0, err
 }
 
 // Start starts the agent container in the background.

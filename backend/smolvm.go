@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -92,13 +93,27 @@ func (s Smolvm) Start(ctx context.Context, p plan.Plan) error {
 	return s.CLI.MachineStart(ctx, p.Smolvm.MachineName)
 }
 
-// Exec runs a command in the machine (next to the agent) and returns its
-// exit code. It passes the bundle's current endpoints (EndpointEnv), so a
-// shell in a restarted loopback bottle sees the right proxy.
-func (s Smolvm) Exec(ctx context.Context, p plan.Plan, command []string, tty, interactive bool, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+// Exec runs a command in the machine next to the agent, with the agent's
+// network (guest.Exec), and returns its exit code. It passes the bundle's
+// current endpoints (EndpointEnv), so a shell in a restarted loopback
+// bottle sees the right proxy, then the user's variables, which smolvm
+// refuses when their names look like secrets (it shows -e values).
+func (s Smolvm) Exec(ctx context.Context, p plan.Plan, o ExecOptions) (int, error) {
+	env := endpointEnv(p)
+	for _, kv := range o.Env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			// A bare name takes the caller's value, as with docker exec.
+			if v, ok = os.LookupEnv(k); !ok {
+				continue
+			}
+		}
+		env = append(env, smolvm.PlainEnv(k, v))
+	}
 	return s.CLI.MachineExec(ctx, smolvm.ExecOptions{
-		Name: p.Smolvm.MachineName, Command: command, Env: endpointEnv(p), TTY: tty, Interactive: interactive,
-		Stdin: dockercli.InFile(stdin), Stdout: dockercli.OutFile(stdout), Stderr: dockercli.OutFile(stderr),
+		Name: p.Smolvm.MachineName, Command: guest.Exec(o.Command), Env: env, Workdir: o.Workdir,
+		TTY: o.TTY, Interactive: o.Interactive,
+		Stdin: dockercli.InFile(o.Stdin), Stdout: dockercli.OutFile(o.Stdout), Stderr: dockercli.OutFile(o.Stderr),
 	})
 }
 

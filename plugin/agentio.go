@@ -110,53 +110,6 @@ func logsCmd(dockerCli command.Cli) *cobra.Command {
 	return cmd
 }
 
-type execOptions struct {
-	interactive bool
-	tty         bool
-}
-
-func execCmd(dockerCli command.Cli) *cobra.Command {
-	var opts execOptions
-	cmd := &cobra.Command{
-		Use:               "exec [OPTIONS] BOTTLE -- COMMAND [ARG...]",
-		Short:             "Run a command in a bottle, next to its agent",
-		Args:              cli.RequiresMinArgs(2),
-		ValidArgsFunction: completeBottles(dockerCli),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			command := args[1:]
-			if command[0] == "--" {
-				command = command[1:]
-			}
-			if len(command) == 0 {
-				return fmt.Errorf("exec needs a command after the bottle's name: docker bottle exec %s -- COMMAND", args[0])
-			}
-			p, sm, err := agentOf(dockerCli, args[0])
-			if err != nil {
-				return err
-			}
-			if p.Docker != nil {
-				a := []string{"exec"}
-				if opts.interactive {
-					a = append(a, "-i")
-				}
-				if opts.tty {
-					a = append(a, "-t")
-				}
-				return dockerCLI(dockerCli, append(append(a, p.Docker.Container), command...)...)
-			}
-			// With the bundle's current endpoints in its env: a shell in a
-			// restarted loopback bottle sees the right proxy.
-			code, err := backend.Smolvm{CLI: sm}.Exec(cmd.Context(), p, command, opts.tty, opts.interactive,
-				dockerCli.In(), dockerCli.Out(), dockerCli.Err())
-			return exitStatus(code, err)
-		},
-	}
-	cmd.Flags().BoolVarP(&opts.interactive, "interactive", "i", false, "Keep STDIN open")
-	cmd.Flags().BoolVarP(&opts.tty, "tty", "t", false, "Allocate a pseudo-TTY")
-	cmd.Flags().SetInterspersed(false)
-	return cmd
-}
-
 func attachCmd(dockerCli command.Cli) *cobra.Command {
 	return &cobra.Command{
 		Use:   "attach BOTTLE",

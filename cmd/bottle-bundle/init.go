@@ -76,13 +76,9 @@ func bootstrap(ctx context.Context, args, environ []string, stderr io.Writer, ex
 			return fmt.Errorf("%s is not set: run the bootstrap in a bottle, whose environment sets it", k)
 		}
 	}
-	tok, err := os.ReadFile(env.get(envTokenFile))
+	token, err := readToken(env)
 	if err != nil {
-		return fmt.Errorf("reading the bottle token: %w", err)
-	}
-	token := strings.TrimSpace(string(tok))
-	if token == "" {
-		return fmt.Errorf("the bottle token file %s is empty", env.get(envTokenFile))
+		return err
 	}
 	var prompt []byte
 	if pf := env.get(envPromptFile); pf != "" {
@@ -109,7 +105,7 @@ func bootstrap(ctx context.Context, args, environ []string, stderr io.Writer, ex
 	}
 	path, err := lookPath(launch.Argv[0], agentEnv.get("PATH"))
 	if err != nil {
-		return err
+		return fmt.Errorf("the agent command is not in the image: %w; install it, or set agent.command in bottle.yaml", err)
 	}
 	return execve(*workspace, path, launch.Argv, agentEnv.list())
 }
@@ -250,9 +246,31 @@ func prepareHome(ctx context.Context, provider string, env *envList, workspace s
 	return nil
 }
 
+// readToken reads the bottle's token from the file the guest env names.
+func readToken(env *envList) (string, error) {
+	file := env.get(envTokenFile)
+	if file == "" {
+		return "", fmt.Errorf("%s is not set: run this in a bottle, whose environment sets it", envTokenFile)
+	}
+	tok, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("reading the bottle token: %w", err)
+	}
+	token := strings.TrimSpace(string(tok))
+	if token == "" {
+		return "", fmt.Errorf("the bottle token file %s is empty", file)
+	}
+	return token, nil
+}
+
 // withProxyToken returns env with the bottle's token as the password of
-// each proxy URL.
+// each proxy URL that points at the bundle (the git gate's host): a proxy
+// set to anything else (an exec's own -e) does not get the token.
 func withProxyToken(env *envList, token string) *envList {
+	gate, err := url.Parse(env.get(envGateURL))
+	if err != nil || gate.Hostname() == "" {
+		return env
+	}
 	out := env
 	for _, k := range proxyVars {
 		v := env.get(k)
@@ -260,7 +278,7 @@ func withProxyToken(env *envList, token string) *envList {
 			continue
 		}
 		u, err := url.Parse(v)
-		if err != nil || u.Host == "" || u.User != nil {
+		if err != nil || u.Host == "" || u.User != nil || u.Hostname() != gate.Hostname() {
 			continue
 		}
 		u.User = url.UserPassword("bottle", token)
@@ -276,7 +294,7 @@ func writePrivate(path string, content []byte) error {
 	return os.WriteFile(path, content, 0o600)
 }
 
-// lookPath finds the agent's command on the agent's PATH.
+// lookPath finds a command on a PATH (the agent's, or an exec's).
 func lookPath(name, path string) (string, error) {
 	if strings.Contains(name, "/") {
 		return name, nil
@@ -290,7 +308,7 @@ func lookPath(name, path string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("the agent command %q is not in the image (PATH=%s): install it, or set agent.command in bottle.yaml", name, path)
+	return "", fmt.Errorf("%q is not found in PATH=%s", name, path)
 }
 
 // envList is an environment in os.Environ's form, changed by copying.

@@ -24,7 +24,16 @@ const HelperPath = "/usr/local/libexec/docker-bottle/bottle-bundle"
 const (
 	SubcommandInit = "init"
 	SubcommandHook = "hook"
+	// SubcommandExec runs a command of `docker bottle exec` with the
+	// agent's network (the proxy's token added in its own process).
+	SubcommandExec = "exec"
 )
+
+// Exec is the helper command that runs command next to the agent, with
+// the agent's proxy settings, CA variables, git configuration and token.
+func Exec(command []string) []string {
+	return append([]string{HelperPath, SubcommandExec, "--"}, command...)
+}
 
 // Prompt modes: how an agent receives the bottle's prompt file. Every mode
 // does nothing when the file is empty (or only white space).

@@ -1,0 +1,69 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/opts"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-bottle/docker-bottle/backend"
+)
+
+type execOptions struct {
+	interactive bool
+	tty         bool
+	env         opts.ListOpts
+	workdir     string
+}
+
+func execCmd(dockerCli command.Cli) *cobra.Command {
+	o := execOptions{env: opts.NewListOpts(opts.ValidateEnv)}
+	cmd := &cobra.Command{
+		Use:   "exec [OPTIONS] BOTTLE -- COMMAND [ARG...]",
+		Short: "Run a command in a bottle, next to its agent",
+		Long: "Run a command in a bottle, next to its agent, with the agent's network: its proxy (and the proxy's token), " +
+			"CA and git settings.",
+		Args:              cli.RequiresMinArgs(2),
+		ValidArgsFunction: completeBottles(dockerCli),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runExec(cmd.Context(), dockerCli, args[0], args[1:], o)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&o.interactive, "interactive", "i", false, "Keep STDIN open")
+	f.BoolVarP(&o.tty, "tty", "t", false, "Allocate a pseudo-TTY")
+	f.VarP(&o.env, "env", "e", "Set an environment variable for the command")
+	f.StringVarP(&o.workdir, "workdir", "w", "", "Working directory of the command")
+	f.SetInterspersed(false)
+	return cmd
+}
+
+func runExec(ctx context.Context, dockerCli command.Cli, name string, command []string, o execOptions) error {
+	if command[0] == "--" {
+		command = command[1:]
+	}
+	if len(command) == 0 {
+		return fmt.Errorf("exec needs a command after the bottle's name: docker bottle exec %s -- COMMAND", name)
+	}
+	p, sm, err := agentOf(dockerCli, name)
+	if err != nil {
+		return err
+	}
+	eo := backend.ExecOptions{Command: command, Env: o.env.GetSlice(), Workdir: o.workdir, TTY: o.tty, Interactive: o.interactive,
+		Stdin: dockerCli.In(), Stdout: dockerCli.Out(), Stderr: dockerCli.Err()}
+	if p.Docker != nil {
+		dk, err := dockerBackend(dockerCli)
+		if err != nil {
+			return err
+		}
+		// The docker CLI passes Ctrl-C on to the command, as `docker exec`
+		// does: the exec ends when the command does.
+		code, err := dk.Exec(context.WithoutCancel(ctx), p, eo)
+		return exitStatus(code, err)
+	}
+	code, err := backend.Smolvm{CLI: sm}.Exec(ctx, p, eo)
+	return exitStatus(code, err)
+}
