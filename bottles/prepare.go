@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 
 	"github.com/moby/moby/client"
@@ -30,12 +31,11 @@ type PrepareOptions struct {
 // Prepare makes the bottle's plan and everything it needs on the host, with
 // nothing started: stage dir, tokens, subnet, the user's bottle CA, the
 // gate's repository and the git remote the user fetches the agent's work
-// from. On error it removes what it made.
+// from. On error it removes what it made. With DryRun it makes the same
+// checks (the repository, the names in use) and only computes the plan.
 func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, err error) {
-	if !o.DryRun {
-		if err := checkRepository(ctx, o.Workspace); err != nil {
-			return plan.Plan{}, err
-		}
+	if err := checkRepository(ctx, o.Workspace); err != nil {
+		return plan.Plan{}, err
 	}
 	alloc, err := s.allocator()
 	if err != nil {
@@ -46,8 +46,17 @@ func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, e
 		Provider: o.Provider, Choice: o.Choice, Dirs: s.Dirs, Allocator: alloc, DryRun: o.DryRun,
 		InUse: s.nameInUse(ctx),
 	})
-	if err != nil || o.DryRun {
+	if err != nil {
 		return p, err
+	}
+	if err := s.checkObjectNames(ctx, p); err != nil {
+		if !o.DryRun {
+			s.removeHostSide(context.Background(), p)
+		}
+		return plan.Plan{}, err
+	}
+	if o.DryRun {
+		return p, nil
 	}
 	defer func() {
 		if err != nil {
@@ -104,6 +113,62 @@ func (s *Service) nameInUse(ctx context.Context) func(string) bool {
 		}
 		return machines["bottle-"+slug]
 	}
+}
+
+// checkObjectNames refuses engine objects that are not a bottle's yet hold
+// a name the plan gives the bottle's own (a user's container or volume
+// that happens to be called so): making the bottle would fail half way, or
+// mount someone else's volume as the agent's disk.
+func (s *Service) checkObjectNames(ctx context.Context, p plan.Plan) error {
+	type object struct{ kind, name, role string }
+	objects := []object{{"container", p.Bundle.Container, "bundle"}, {"network", p.Bundle.Network, "network"}}
+	if p.Docker != nil {
+		objects = append(objects, object{"container", p.Docker.Container, "agent"},
+			object{"network", p.Bundle.InternalNetwork, "internal network"},
+			object{"volume", "bottle-" + p.Slug + "-workspace", "disk"}, object{"volume", "bottle-" + p.Slug + "-home", "disk"})
+	}
+	for _, o := range objects {
+		if s.objectExists(ctx, o.kind, o.name) {
+			return fmt.Errorf("a %s named %s exists and is not this bottle's %s: remove or rename it (`docker %s rm %s`), or run the bottle under another --name",
+				o.kind, o.name, o.role, o.kind, o.name)
+		}
+	}
+	return nil
+}
+
+// objectExists reports whether the engine has a container, network or
+// volume of exactly that name (the engine's name filters match parts).
+func (s *Service) objectExists(ctx context.Context, kind, name string) bool {
+	f := make(client.Filters).Add("name", name)
+	var names []string
+	switch kind {
+	case "container":
+		cs, err := s.Engine.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+		if err != nil {
+			return false
+		}
+		for _, c := range cs.Items {
+			names = append(names, c.Names...)
+		}
+		name = "/" + name
+	case "network":
+		ns, err := s.Engine.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+		if err != nil {
+			return false
+		}
+		for _, n := range ns.Items {
+			names = append(names, n.Name)
+		}
+	case "volume":
+		vs, err := s.Engine.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+		if err != nil {
+			return false
+		}
+		for _, v := range vs.Items {
+			names = append(names, v.Name)
+		}
+	}
+	return slices.Contains(names, name)
 }
 
 // uncommitted counts the work tree's changes that a clone does not carry

@@ -268,11 +268,8 @@ func (p *Pipeline) Run(ctx context.Context, req Request) (Result, error) {
 // agentImage builds the agent image or checks the given one.
 func (p *Pipeline) agentImage(ctx context.Context, req Request) (string, error) {
 	if req.Build == nil {
-		if _, err := p.engine.ImageInspect(ctx, req.Image); err != nil {
-			if isNotFound(err) {
-				return "", fmt.Errorf("agent image %s is not in the engine; pull it first (`docker pull %s`) or give a Dockerfile", req.Image, req.Image)
-			}
-			return "", fmt.Errorf("agent image %s: %w", req.Image, err)
+		if err := CheckImage(ctx, p.engine, req.Image); err != nil {
+			return "", err
 		}
 		return req.Image, nil
 	}

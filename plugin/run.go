@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-bottle/docker-bottle/bottles"
+	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/image"
 	"github.com/docker-bottle/docker-bottle/image/build"
 	"github.com/docker-bottle/docker-bottle/image/layer"
@@ -105,46 +106,7 @@ func runRun(cmd *cobra.Command, dockerCli command.Cli, o runOptions) error {
 	}
 	ctx, stop := interruptible(cmd.Context())
 	defer stop()
-
-	workspace, err := filepath.Abs(o.workspace)
-	if err != nil {
-		return err
-	}
-	if st, err := os.Stat(workspace); err != nil || !st.IsDir() {
-		return fmt.Errorf("%s is not a directory: give the path of the repository the agent works on", o.workspace)
-	}
-	env := map[string]string{}
-	for _, kv := range o.env.GetSlice() {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
-	ls, err := loadSpec(o.spec, workspace, spec.Overrides{
-		Name: o.name, Backend: o.backend, NetworkMode: o.networkMode, Registry: o.registry, Env: env,
-	})
-	if err != nil {
-		return err
-	}
-	if len(o.agentArgs) > 0 {
-		ls.spec.Agent.Command = append(ls.spec.Agent.Command, o.agentArgs...)
-	}
-	// The agent sees placeholders for the credentials present on the
-	// host; the proxy swaps in the real values.
-	for k, v := range provider.PlaceholderEnv(ls.spec.Egress.Secrets, provider.HostSecretPresent) {
-		if ls.spec.Agent.Env == nil {
-			ls.spec.Agent.Env = map[string]string{}
-		}
-		ls.spec.Agent.Env[k] = v
-	}
-	if !o.dryRun {
-		if err := ls.provider.CheckCredentials(ls.spec.Egress.Secrets, provider.HostSecretPresent); err != nil {
-			return err
-		}
-	}
-	prompt, err := readPrompt(ls, o)
-	if err != nil {
-		return err
-	}
-	choice, err := plan.Choose(gatherFacts(ctx, dockerCli, false), ls.spec.Backend, ls.spec.NetworkMode)
+	in, err := checkRun(ctx, dockerCli, o)
 	if err != nil {
 		return err
 	}
@@ -152,23 +114,23 @@ func runRun(cmd *cobra.Command, dockerCli command.Cli, o runOptions) error {
 	if err != nil {
 		return err
 	}
-	prep := bottles.PrepareOptions{Spec: ls.spec, NameFlag: o.name, Workspace: workspace, Prompt: prompt,
-		Provider: ls.provider.Plan(), Choice: choice, DryRun: o.dryRun}
 	if o.dryRun {
-		p, err := svc.Prepare(ctx, prep)
+		// Through Run, which stops after Prepare: its checks and its
+		// errors are a real run's.
+		res, err := svc.Run(ctx, bottles.RunOptions{Prepare: in.prepare})
 		if err != nil {
 			return interrupted(ctx, err)
 		}
 		if o.format == "json" {
 			enc := json.NewEncoder(dockerCli.Out())
 			enc.SetIndent("", "  ")
-			return enc.Encode(p)
+			return enc.Encode(res.Plan)
 		}
-		printPlan(dockerCli.Out(), p)
+		printPlan(dockerCli.Out(), res.Plan)
 		return nil
 	}
 
-	ro, done, err := agentImage(ctx, dockerCli, svc, ls, workspace, o.progress)
+	ro, done, err := agentImage(ctx, dockerCli, svc, in.spec, in.prepare.Workspace, o.progress)
 	if err != nil {
 		return err
 	}
@@ -178,11 +140,7 @@ func runRun(cmd *cobra.Command, dockerCli command.Cli, o runOptions) error {
 		return err
 	}
 	tty := !o.detach && dockerCli.In().IsTerminal() && dockerCli.Out().IsTerminal()
-	extraCA, err := extraCAFile(ls)
-	if err != nil {
-		return err
-	}
-	ro.Prepare, ro.Docker, ro.BringUp = prep, dk, bottles.BringUpOptions{ExtraCAFile: extraCA}
+	ro.Prepare, ro.Docker, ro.BringUp = in.prepare, dk, bottles.BringUpOptions{ExtraCAFile: in.extraCA}
 	ro.Detach, ro.TTY, ro.Interactive, ro.Remove, ro.KeepOnFailure = o.detach, tty, tty, o.rm, o.keepOnFailure
 	ro.Stdin, ro.Stdout, ro.Stderr = dockerCli.In(), dockerCli.Out(), dockerCli.Err()
 	res, err := svc.Run(ctx, ro)
@@ -205,6 +163,105 @@ func runRun(cmd *cobra.Command, dockerCli command.Cli, o runOptions) error {
 	}
 	if res.ExitCode != 0 {
 		return cli.StatusError{StatusCode: res.ExitCode}
+	}
+	return nil
+}
+
+// runInput is what a run starts from, checked.
+type runInput struct {
+	spec    loadedSpec
+	prepare bottles.PrepareOptions
+	extraCA string
+}
+
+// checkRun reads what a run starts from and makes every check of it that
+// needs nothing made first: the workspace, the spec, the provider's
+// credentials and the spec's secrets, the prompt, the backend and network
+// mode on this engine, the extra CA, the agent's image. Run and --dry-run
+// both go through it and then through Prepare (the repository, the names
+// in use), in this order, so a dry run refuses what a run would, with the
+// same message.
+func checkRun(ctx context.Context, dockerCli command.Cli, o runOptions) (runInput, error) {
+	workspace, err := filepath.Abs(o.workspace)
+	if err != nil {
+		return runInput{}, err
+	}
+	if st, err := os.Stat(workspace); err != nil || !st.IsDir() {
+		return runInput{}, fmt.Errorf("%s is not a directory: give the path of the repository the agent works on", o.workspace)
+	}
+	env := map[string]string{}
+	for _, kv := range o.env.GetSlice() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	ls, err := loadSpec(o.spec, workspace, spec.Overrides{
+		Name: o.name, Backend: o.backend, NetworkMode: o.networkMode, Registry: o.registry, Env: env,
+	})
+	if err != nil {
+		return runInput{}, err
+	}
+	if len(o.agentArgs) > 0 {
+		ls.spec.Agent.Command = append(ls.spec.Agent.Command, o.agentArgs...)
+	}
+	// The agent sees placeholders for the credentials present on the
+	// host; the proxy swaps in the real values.
+	for k, v := range provider.PlaceholderEnv(ls.spec.Egress.Secrets, provider.HostSecretPresent) {
+		if ls.spec.Agent.Env == nil {
+			ls.spec.Agent.Env = map[string]string{}
+		}
+		ls.spec.Agent.Env[k] = v
+	}
+	if err := ls.provider.CheckCredentials(ls.spec.Egress.Secrets, provider.HostSecretPresent); err != nil {
+		return runInput{}, err
+	}
+	if err := bringup.CheckSecrets(ls.spec.Egress.Secrets, nil); err != nil {
+		return runInput{}, err
+	}
+	prompt, err := readPrompt(ls, o)
+	if err != nil {
+		return runInput{}, err
+	}
+	choice, err := plan.Choose(gatherFacts(ctx, dockerCli, false), ls.spec.Backend, ls.spec.NetworkMode)
+	if err != nil {
+		return runInput{}, err
+	}
+	extraCA, err := extraCAFile(ls)
+	if err != nil {
+		return runInput{}, err
+	}
+	eng, err := engine(dockerCli)
+	if err != nil {
+		return runInput{}, err
+	}
+	if err := checkAgentImage(ctx, eng, ls, workspace); err != nil {
+		return runInput{}, err
+	}
+	return runInput{spec: ls, extraCA: extraCA, prepare: bottles.PrepareOptions{Spec: ls.spec, NameFlag: o.name, Workspace: workspace,
+		Prompt: prompt, Provider: ls.provider.Plan(), Choice: choice, DryRun: o.dryRun}}, nil
+}
+
+// checkAgentImage refuses an agent image a run could not make: the
+// provider's in-guest files from the spec, agent.image missing from the
+// engine, agent.dockerfile or its context missing. A run would find out only
+// after bringing the bundle up.
+func checkAgentImage(ctx context.Context, eng image.ImageInspector, ls loadedSpec, workspace string) error {
+	if _, err := ls.provider.BottleFiles(ls.spec); err != nil {
+		return err
+	}
+	a := ls.spec.Agent
+	switch {
+	case a.Image != "":
+		return image.CheckImage(ctx, eng, a.Image)
+	case a.Dockerfile != "":
+		dockerfile, contextDir := agentDockerfile(ls, workspace)
+		if st, err := os.Stat(dockerfile); err != nil || st.IsDir() {
+			return fmt.Errorf("agent.dockerfile %s: %s is not a file: give the path of the agent's Dockerfile, relative to the spec file",
+				a.Dockerfile, dockerfile)
+		}
+		if st, err := os.Stat(contextDir); err != nil || !st.IsDir() {
+			return fmt.Errorf("agent.context %s: %s is not a directory: give the build context of the agent's Dockerfile, relative to the spec file",
+				a.Context, contextDir)
+		}
 	}
 	return nil
 }
@@ -265,25 +322,10 @@ func imageRequest(ls loadedSpec, workspace string) (image.Request, func(), error
 	if a.Image != "" {
 		return image.Request{Image: a.Image}, noop, nil
 	}
-	base := workspace
-	if ls.path != "" {
-		base = filepath.Dir(ls.path)
-	}
-	tag := "docker-bottle/build:" + plan.SlugFromDir(workspace)
 	if a.Dockerfile != "" {
-		ctxDir := a.Context
-		if ctxDir == "" {
-			ctxDir = "."
-		}
-		if !filepath.IsAbs(ctxDir) {
-			ctxDir = filepath.Join(base, ctxDir)
-		}
-		dockerfile := a.Dockerfile
-		if !filepath.IsAbs(dockerfile) {
-			dockerfile = filepath.Join(base, dockerfile)
-		}
+		dockerfile, ctxDir := agentDockerfile(ls, workspace)
 		return image.Request{Build: &build.Options{ContextDir: ctxDir, Dockerfile: dockerfile, BuildArgs: a.BuildArgs,
-			Target: a.Target, Tag: tag}}, noop, nil
+			Target: a.Target, Tag: "docker-bottle/build:" + plan.SlugFromDir(workspace)}}, noop, nil
 	}
 	content, err := ls.provider.Dockerfile()
 	if err != nil {
@@ -296,6 +338,27 @@ func imageRequest(ls loadedSpec, workspace string) (image.Request, func(), error
 	}
 	return image.Request{Build: &build.Options{ContextDir: dir, DockerfileContent: content,
 		Tag: "docker-bottle/" + ls.provider.Name + ":builtin", BuildArgs: a.BuildArgs}}, func() { os.RemoveAll(dir) }, nil
+}
+
+// agentDockerfile is agent.dockerfile and its build context (default: the
+// spec file's directory), relative to the spec file, or to the workspace
+// when there is none.
+func agentDockerfile(ls loadedSpec, workspace string) (dockerfile, contextDir string) {
+	base := workspace
+	if ls.path != "" {
+		base = filepath.Dir(ls.path)
+	}
+	abs := func(p string) string {
+		if filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(base, p)
+	}
+	contextDir = ls.spec.Agent.Context
+	if contextDir == "" {
+		contextDir = "."
+	}
+	return abs(ls.spec.Agent.Dockerfile), abs(contextDir)
 }
 
 // readPrompt takes the prompt from the flags, else from the spec (a

@@ -12,7 +12,6 @@ import (
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/plan"
-	"github.com/docker-bottle/docker-bottle/smolvm/smolvmtest"
 )
 
 // TestExecHasTheAgentsNetwork: a command run with `docker bottle exec`
@@ -46,18 +45,8 @@ egress:
       methods: [GET]
 `, caFile, allowed)
 
-	dir := t.TempDir()
-	fake, err := smolvmtest.BuildFake(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Every smolvm command line is kept, to look for the token in it.
-	calls := filepath.Join(dir, "calls")
-	wrapper := filepath.Join(dir, "smolvm-recorded")
-	script := "#!/bin/sh\nprintf '%s\\n' \"$*\" >> " + calls + "\nexec " + fake + " \"$@\"\n"
-	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	wrapper, calls := recordedSmolvm(t)
 	fakeState := t.TempDir()
 
 	for _, tc := range []struct {

@@ -187,6 +187,8 @@ func TestRunDryRunPrintsThePlanAndMakesNothing(t *testing.T) {
 	if err := os.Mkdir(repo, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	gitIn(t, repo, "init", "-q")
+	gitIn(t, repo, "commit", "-q", "--allow-empty", "-m", "first")
 	spec := "agent:\n  provider: shell\negress:\n  allow:\n    - host: example.test\n"
 	if err := os.WriteFile(filepath.Join(repo, "bottle.yaml"), []byte(spec), 0o644); err != nil {
 		t.Fatal(err)

@@ -35,20 +35,7 @@ import (
 func TestSmolvmAgentSessions(t *testing.T) {
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
-	dir := t.TempDir()
-	fake, err := smolvmtest.BuildFake(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Every smolvm invocation is recorded, one a line, arguments separated
-	// by \x1f.
-	calls := filepath.Join(dir, "calls")
-	wrapper := filepath.Join(dir, "smolvm-recorded")
-	script := "#!/bin/sh\nline=''\nfor a in \"$@\"; do line=\"$line$a$(printf '\\037')\"; done\nprintf '%s\\n' \"$line\" >> " +
-		calls + "\nexec " + fake + " \"$@\"\n"
-	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	wrapper, calls := recordedSmolvm(t)
 	fakeState := t.TempDir()
 	env := []string{"DOCKER_BOTTLE_SMOLVM=" + wrapper, "SMOLVM_FAKE_STATE=" + fakeState, "SMOLVM_FAKE_VERSION=1.9.3"}
 	cfg := testenv.DockerConfig(t)
@@ -189,6 +176,26 @@ func TestSmolvmAgentSessions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// recordedSmolvm builds the contract fake behind a wrapper that records
+// every smolvm invocation in calls, one a line, arguments separated by
+// \x1f (readCalls reads them).
+func recordedSmolvm(t *testing.T) (wrapper, calls string) {
+	t.Helper()
+	dir := t.TempDir()
+	fake, err := smolvmtest.BuildFake(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls = filepath.Join(dir, "calls")
+	wrapper = filepath.Join(dir, "smolvm-recorded")
+	script := "#!/bin/sh\nline=''\nfor a in \"$@\"; do line=\"$line$a$(printf '\\037')\"; done\nprintf '%s\\n' \"$line\" >> " +
+		calls + "\nexec " + fake + " \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return wrapper, calls
 }
 
 // waitLogs polls `docker bottle logs` until it holds want.
