@@ -111,7 +111,7 @@ func (s Smolvm) Exec(ctx context.Context, p plan.Plan, o ExecOptions) (int, erro
 		env = append(env, smolvm.PlainEnv(k, v))
 	}
 	return s.CLI.MachineExec(ctx, smolvm.ExecOptions{
-		Name: p.Smolvm.MachineName, Command: guest.Exec(o.Command), Env: env, Workdir: o.Workdir,
+		Name: p.Smolvm.MachineName, User: s.user(ctx, p), Command: guest.Exec(o.Command), Env: env, Workdir: o.Workdir,
 		TTY: o.TTY, Interactive: o.Interactive,
 		Stdin: dockercli.InFile(o.Stdin), Stdout: dockercli.OutFile(o.Stdout), Stderr: dockercli.OutFile(o.Stderr),
 	})

@@ -98,6 +98,11 @@ func TestDoctorWithTheRealSmolvm(t *testing.T) {
 		t.Fatal(err)
 	}
 	repo := testenv.GitRepo(t)
+	if err := os.WriteFile(filepath.Join(repo, "bottle.yaml"), []byte("agent:\n  provider: shell\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitIn(t, repo, "add", ".")
+	gitIn(t, repo, "commit", "-qm", "bottle spec")
 	r = docker(t, cfg, env, "bottle", "run", "--dry-run", "--backend", "smolvm", repo)
 	if r.code == 0 || !strings.Contains(r.stderr, "no microVM boots here: MARK ") || !strings.Contains(r.stderr, "--backend docker") {
 		t.Errorf("run --backend smolvm where nothing boots: exit %d, %q", r.code, r.stderr)
