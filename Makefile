@@ -15,13 +15,14 @@ BIN       := bin
 
 all: build
 
-# The bundle's static Linux binaries, embedded by the plugin (internal/bundlebin).
+# The static Linux binaries the plugin embeds (internal/bundlebin): the
+# bundle's (daemons and the agent's helper) and the probe's (check's tools).
 BUNDLE_BINS := internal/bundlebin/bin
 bundle-bins:
-	@for arch in amd64 arm64; do \
+	@for arch in amd64 arm64; do for bin in bottle-bundle bottle-probe; do \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '-s -w' \
-			-o $(BUNDLE_BINS)/bottle-bundle-linux-$$arch ./cmd/bottle-bundle || exit 1; \
-	done
+			-o $(BUNDLE_BINS)/$$bin-linux-$$arch ./cmd/$$bin || exit 1; \
+	done; done
 
 build: bundle-bins
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/docker-bottle ./cmd/docker-bottle
@@ -83,4 +84,4 @@ fake-smolvm:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/fake-smolvm/smolvm ./smolvm/fakesmolvm
 
 clean:
-	rm -rf $(BIN) $(BUNDLE_BINS)/bottle-bundle-linux-*
+	rm -rf $(BIN) $(BUNDLE_BINS)/bottle-*-linux-*

@@ -81,10 +81,6 @@ func (s *Service) Check(ctx context.Context, o CheckOptions) (probe.Card, error)
 	if err != nil {
 		return probe.Card{}, fmt.Errorf("preparing the probe image: %w", err)
 	}
-	bundleTag, err := bringup.EnsureImage(ctx, s.Engine)
-	if err != nil {
-		return probe.Card{}, err
-	}
 	// Something that listens on the host, on every address, and is not the
 	// bundle: the probe must not reach it (a WARN in loopback mode).
 	hostLn, err := net.Listen("tcp", ":0")
@@ -114,23 +110,23 @@ func (s *Service) Check(ctx context.Context, o CheckOptions) (probe.Card, error)
 	sum := sha256.Sum256([]byte(canary))
 	var probeCfg probe.Config
 	ro := o.Run
-	ro.Prepare = PrepareOptions{Spec: sp.Resolve(spec.Defaults{Command: []string{"/bottle-bundle", "probe"}}), Workspace: repo,
+	ro.Prepare = PrepareOptions{Spec: sp.Resolve(spec.Defaults{Command: []string{probeimage.BinaryPath, "probe"}}), Workspace: repo,
 		Provider: plan.Provider{Name: spec.ProviderShell}, Choice: o.Choice}
 	ro.Image = image.Request{Image: probeTag}
 	ro.Pipeline = o.Pipeline
 	ro.Arch = o.Arch
 	ro.BringUp = BringUpOptions{ExtraCAFile: extraCA}
-	ro.Command = []string{"/bottle-bundle", "probe", "--config", plan.GuestDir + "/probe.json"}
+	ro.Command = []string{probeimage.BinaryPath, "probe", "--config", plan.GuestDir + "/probe.json"}
 	var report bytes.Buffer
 	ro.Stdout = &report
 	ro.BeforeLaunch = func(ctx context.Context, p plan.Plan) error {
 		hex := hex.EncodeToString(sum[:])
-		allowedIP, err := startUpstream(ctx, engine, p, bundleTag, checkAllowed, certDir,
+		allowedIP, err := startUpstream(ctx, engine, p, probeTag, checkAllowed, certDir,
 			"--secret-header", checkHeader, "--secret-sha256", hex)
 		if err != nil {
 			return err
 		}
-		if _, err := startUpstream(ctx, engine, p, bundleTag, checkUnlisted, ""); err != nil {
+		if _, err := startUpstream(ctx, engine, p, probeTag, checkUnlisted, ""); err != nil {
 			return err
 		}
 		loopback := plan.SmolvmGateway + ":" + hostPort
@@ -279,8 +275,9 @@ func (s *Service) removeAndVerify(ctx context.Context, p plan.Plan) probe.Promis
 	return probe.PromiseResult{Promise: 6, Items: []probe.Item{item}}
 }
 
-// startUpstream runs a stand-in host on the bundle's network under name,
-// labelled with the bottle so its removal takes it too; it returns its IP.
+// startUpstream runs a stand-in host (the probe binary's upstream) on the
+// bundle's network under name, labelled with the bottle so its removal
+// takes it too; it returns its IP.
 func startUpstream(ctx context.Context, e client.APIClient, p plan.Plan, image, name, certDir string, extra ...string) (string, error) {
 	cmd := append([]string{"upstream", "--name", name}, extra...)
 	var mounts []mount.Mount
@@ -289,7 +286,7 @@ func startUpstream(ctx context.Context, e client.APIClient, p plan.Plan, image, 
 		mounts = []mount.Mount{{Type: mount.TypeBind, Source: certDir, Target: "/certs", ReadOnly: true}}
 	}
 	c, err := e.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Config: &container.Config{Image: image, Cmd: cmd, User: "65534:65534",
+		Config: &container.Config{Image: image, Entrypoint: []string{probeimage.BinaryPath}, Cmd: cmd, User: "65534:65534",
 			Labels: map[string]string{plan.LabelBottle: p.Slug, plan.LabelRole: roleUpstream}},
 		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(p.Bundle.Network), ReadonlyRootfs: true,
 			CapDrop: []string{"ALL"}, Mounts: mounts},

@@ -181,7 +181,7 @@ func ParseArgs(args []string, stderr io.Writer, getenv func(string) string) (Con
 	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: bottle-bundle probe [flags]\n\nTries every way out of the bottle and prints one JSON report on stdout.\n\nFlags:")
+		fmt.Fprintln(stderr, "usage: bottle-probe probe [flags]\n\nTries every way out of the bottle and prints one JSON report on stdout.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&configFile, "config", "", "JSON file holding these settings (flags add to it)")

@@ -1,7 +1,9 @@
-// Package bundlebin carries the bundle's static Linux binary, for amd64 and
-// arm64, inside the plugin: whatever the plugin runs on (macOS included), it
-// can assemble a Linux bundle image for the engine's architecture. The
-// Makefile builds the binaries into bin/ before it builds the plugin.
+// Package bundlebin carries the plugin's static Linux binaries, for amd64
+// and arm64: the bundle's (its daemons and the helper in every agent image)
+// and the probe's (the probe agent and stand-in hosts of `check`).
+// Whatever the plugin runs on (macOS included), it can assemble their
+// images for the engine's architecture. The Makefile builds the binaries
+// into bin/ before it builds the plugin.
 package bundlebin
 
 import (
@@ -21,8 +23,13 @@ var Arches = []string{"amd64", "arm64"}
 var ErrMissing = errors.New("this docker-bottle was built without its bundle binaries")
 
 // Binary returns the bundle binary for a linux architecture.
-func Binary(arch string) ([]byte, error) {
-	data, err := bins.ReadFile("bin/" + FileName(arch))
+func Binary(arch string) ([]byte, error) { return read(FileName(arch), arch) }
+
+// ProbeBinary returns the probe binary for a linux architecture.
+func ProbeBinary(arch string) ([]byte, error) { return read(ProbeFileName(arch), arch) }
+
+func read(name, arch string) ([]byte, error) {
+	data, err := bins.ReadFile("bin/" + name)
 	if errors.Is(err, fs.ErrNotExist) {
 		known := false
 		for _, a := range Arches {
@@ -36,5 +43,8 @@ func Binary(arch string) ([]byte, error) {
 	return data, err
 }
 
-// FileName is the name of the binary for arch in bin/.
+// FileName is the name of the bundle binary for arch in bin/.
 func FileName(arch string) string { return "bottle-bundle-linux-" + arch }
+
+// ProbeFileName is the name of the probe binary for arch in bin/.
+func ProbeFileName(arch string) string { return "bottle-probe-linux-" + arch }

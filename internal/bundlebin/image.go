@@ -16,11 +16,19 @@ import (
 // BinaryPath is where the bundle binary sits in the images made of it.
 const BinaryPath = "/bottle-bundle"
 
-// ImageSpec is an image made of the bundle binary alone: the bundle (its
-// `serve` subcommand) and the probe agent (`probe`) are such images.
+// ProbeBinaryPath is where the probe binary sits in the images made of it.
+const ProbeBinaryPath = "/bottle-probe"
+
+// ImageSpec is an image made of one binary the plugin carries: the bundle
+// (the bundle binary's `serve`) and the probe agent (the probe binary's
+// `probe`) are such images.
 type ImageSpec struct {
 	// Repo is the image's repository; the tag comes from the binary.
-	Repo       string
+	Repo string
+	// Binary gives the binary for an architecture (nil: the bundle's);
+	// Path is where it sits in the image (empty: BinaryPath).
+	Binary     func(arch string) ([]byte, error)
+	Path       string
 	Entrypoint []string
 	Cmd        []string
 }
@@ -29,7 +37,11 @@ type ImageSpec struct {
 // the plugin carries. The tag is derived from the binary's digest, so a
 // plugin upgrade makes a new image and an unchanged one reuses it.
 func (spec ImageSpec) Image(arch string) (tag string, img v1.Image, err error) {
-	bin, err := Binary(arch)
+	binary := spec.Binary
+	if binary == nil {
+		binary = Binary
+	}
+	bin, err := binary(arch)
 	if err != nil {
 		return "", nil, err
 	}
@@ -40,8 +52,12 @@ func (spec ImageSpec) Image(arch string) (tag string, img v1.Image, err error) {
 func (spec ImageSpec) FromBinary(bin []byte, arch string) (string, v1.Image, error) {
 	sum := sha256.Sum256(bin)
 	tag := spec.Repo + ":" + hex.EncodeToString(sum[:])[:16] + "-" + arch
+	path := spec.Path
+	if path == "" {
+		path = BinaryPath
+	}
 	img, err := staticimage.Build(
-		[]staticimage.File{{Path: BinaryPath, Mode: 0o755, Data: bin}},
+		[]staticimage.File{{Path: path, Mode: 0o755, Data: bin}},
 		staticimage.Config{Arch: arch, Entrypoint: spec.Entrypoint, Cmd: spec.Cmd,
 			Labels: map[string]string{plan.LabelRole: plan.RoleImage}})
 	if err != nil {

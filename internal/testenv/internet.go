@@ -57,7 +57,7 @@ var (
 // per test process.
 func upstreamImage(t testing.TB, eng *client.Client) string {
 	t.Helper()
-	return upstreamImg.get(t, eng, "./cmd/bottle-bundle", "docker-bottle-test/upstream", "upstream")
+	return upstreamImg.get(t, eng, "./cmd/bottle-probe", "docker-bottle-test/upstream", "upstream")
 }
 
 // get builds pkg as a static Linux binary and loads it into the engine as

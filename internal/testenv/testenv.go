@@ -71,11 +71,13 @@ func Plugin(t testing.TB) string {
 		// The plugin embeds the bundle binaries: build them first, as
 		// `make build` does.
 		for _, arch := range []string{"amd64", "arm64"} {
-			cmd := exec.Command("go", "build", "-trimpath", "-o", "internal/bundlebin/bin/bottle-bundle-linux-"+arch, "./cmd/bottle-bundle")
-			cmd.Dir = ModuleRoot()
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
-			if buildOut, buildErr = cmd.CombinedOutput(); buildErr != nil {
-				return
+			for _, bin := range []string{"bottle-bundle", "bottle-probe"} {
+				cmd := exec.Command("go", "build", "-trimpath", "-o", "internal/bundlebin/bin/"+bin+"-linux-"+arch, "./cmd/"+bin)
+				cmd.Dir = ModuleRoot()
+				cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
+				if buildOut, buildErr = cmd.CombinedOutput(); buildErr != nil {
+					return
+				}
 			}
 		}
 		cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, "docker-bottle"), "./cmd/docker-bottle")

@@ -1,6 +1,7 @@
-// Package probeimage assembles the probe agent's image from the bundle
-// binary the plugin carries (the probe is its `probe` subcommand): one
-// static file, no shell, no git, no base image, no pull.
+// Package probeimage assembles the probe agent's image from the probe
+// binary the plugin carries (the probe is its `probe` subcommand, the
+// stand-in hosts its `upstream`): one static file, no shell, no git, no
+// base image, no pull.
 package probeimage
 
 import (
@@ -15,16 +16,14 @@ import (
 const Repo = "docker-bottle/probe"
 
 // BinaryPath is where the binary sits in the image.
-const BinaryPath = bundlebin.BinaryPath
+const BinaryPath = bundlebin.ProbeBinaryPath
 
-// probeImage runs `bottle-bundle probe`: the arguments (or a --config
+// probeImage runs `bottle-probe probe`: the arguments (or a --config
 // FILE) come as the container's command.
-var probeImage = bundlebin.ImageSpec{Repo: Repo, Entrypoint: []string{BinaryPath, "probe"}}
+var probeImage = bundlebin.ImageSpec{Repo: Repo, Binary: bundlebin.ProbeBinary, Path: BinaryPath,
+	Entrypoint: []string{BinaryPath, "probe"}}
 
-// Image assembles the probe image for a linux architecture.
-func Image(arch string) (tag string, img v1.Image, err error) { return probeImage.Image(arch) }
-
-// FromBinary assembles the probe image from a given bundle binary.
+// FromBinary assembles the probe image from a given probe binary.
 func FromBinary(bin []byte, arch string) (string, v1.Image, error) {
 	return probeImage.FromBinary(bin, arch)
 }

@@ -46,7 +46,7 @@ func TestImageConfig(t *testing.T) {
 	if cf.OS != "linux" || cf.Architecture != "arm64" || !slices.Equal(cf.Config.Entrypoint, []string{BinaryPath, "probe"}) || len(cf.Config.Cmd) != 0 {
 		t.Errorf("config %+v", cf.Config)
 	}
-	if _, _, err := Image("riscv64"); err == nil || !strings.Contains(err.Error(), "linux/amd64 and linux/arm64") {
+	if _, _, err := probeImage.Image("riscv64"); err == nil || !strings.Contains(err.Error(), "linux/amd64 and linux/arm64") {
 		t.Errorf("an unsupported architecture: %v", err)
 	}
 }

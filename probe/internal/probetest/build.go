@@ -19,7 +19,7 @@ var (
 	out  []byte
 )
 
-// Binary builds bottle-bundle (static, CGO_ENABLED=0, for the host's
+// Binary builds bottle-probe (static, CGO_ENABLED=0, for the host's
 // architecture) once per test process and returns its path. Cleanup removes
 // the build directory.
 func Binary(t testing.TB) string {
@@ -29,15 +29,15 @@ func Binary(t testing.TB) string {
 		if err != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(dir, "bottle-bundle"), "./cmd/bottle-bundle")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(dir, "bottle-probe"), "./cmd/bottle-probe")
 		cmd.Dir = testenv.ModuleRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 		out, err = cmd.CombinedOutput()
 	})
 	if err != nil {
-		t.Fatalf("building bottle-bundle: %v\n%s", err, out)
+		t.Fatalf("building bottle-probe: %v\n%s", err, out)
 	}
-	return filepath.Join(dir, "bottle-bundle")
+	return filepath.Join(dir, "bottle-probe")
 }
 
 // Cleanup removes what Binary built; call it from TestMain.

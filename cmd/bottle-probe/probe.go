@@ -7,9 +7,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/probe/agent"
 )
 
-func init() { daemons["probe"] = runProbe }
-
-// runProbe plays the agent: `bottle-bundle probe [flags]` tries every way
+// runProbe plays the agent: `bottle-probe probe [flags]` tries every way
 // out of the bottle and prints one JSON report on stdout (see probe/agent).
 func runProbe(ctx context.Context, args []string) error {
 	return agent.Main(ctx, args, os.Stdout, os.Stderr)

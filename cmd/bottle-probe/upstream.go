@@ -14,8 +14,6 @@ import (
 	"time"
 )
 
-func init() { daemons["upstream"] = runUpstream }
-
 // runUpstream is a stand-in for a host on the internet, for `docker bottle
 // check` and the end-to-end tests: it says who it is, and on /secret it
 // answers 200 only when the request carries a header whose value hashes to
@@ -33,7 +31,7 @@ func runUpstream(ctx context.Context, args []string) error {
 	}
 	want, err := hex.DecodeString(*sum)
 	if err != nil || (*header != "") != (len(want) == sha256.Size) {
-		return errors.New("usage: bottle-bundle upstream [--name N] [--secret-header H --secret-sha256 HEX] [--cert F --key F]")
+		return errors.New("usage: bottle-probe upstream [--name N] [--secret-header H --secret-sha256 HEX] [--cert F --key F]")
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/secret", func(w http.ResponseWriter, r *http.Request) {
