@@ -85,7 +85,7 @@ func TestSecretsThroughTheProxy(t *testing.T) {
 		s := resolved(t, name)
 		for _, r := range s.Egress.Allow {
 			// The stand-in listens on a loopback port, not 443.
-			cfg.Rules = append(cfg.Rules, proxy.Rule{Host: r.Host, Ports: []int{upPort}, Private: true})
+			cfg.Rules = append(cfg.Rules, proxy.Rule{Host: r.Host, Ports: []int{upPort}, Loopback: true})
 		}
 		for _, sec := range s.Egress.Secrets {
 			cfg.Secrets = append(cfg.Secrets, proxy.Secret{Host: sec.Host, Header: sec.Header, Format: sec.Format,

@@ -91,7 +91,7 @@ func main() {
 		return p
 	}
 	tokenFile := write("token", token)
-	rule := fmt.Sprintf(`{"host": %q, "ports": [%s, %s], "private": true}`, *upIP, rawPort, httpsPort)
+	rule := fmt.Sprintf(`{"host": %q, "ports": [%s, %s], "private": true, "loopback": true}`, *upIP, rawPort, httpsPort)
 	tunnelCfg := write("tunnel.json", fmt.Sprintf(`{"listen": "127.0.0.1:0", "bottle": "bench", "token_file": %q,
 		"audit_file": %q, "rules": [%s]}`, tokenFile, filepath.Join(dir, "audit-tunnel.jsonl"), rule))
 	interceptCfg := write("intercept.json", fmt.Sprintf(`{"listen": "127.0.0.1:0", "bottle": "bench", "token_file": %q,
@@ -103,7 +103,7 @@ func main() {
 		write("upstream-ca.pem", string(upCA.CertPEM()))))
 
 	rulesCfg := write("rules.json", fmt.Sprintf(`{"listen": "127.0.0.1:0", "bottle": "bench", "token_file": %q,
-		"audit_file": %q, "rules": [%s, {"host": %q, "ports": [%s], "private": true, "methods": ["GET"]}],
+		"audit_file": %q, "rules": [%s, {"host": %q, "ports": [%s], "private": true, "loopback": true, "methods": ["GET"]}],
 		"ca_cert_file": %q, "ca_key_file": %q, "extra_ca_file": %q}`,
 		tokenFile, filepath.Join(dir, "audit-rules.jsonl"), rule, *upIP, httpsPort,
 		filepath.Join(dir, "bottle-ca", pki.CertFile), filepath.Join(dir, "bottle-ca", pki.KeyFile),

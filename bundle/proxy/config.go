@@ -57,9 +57,17 @@ type Rule struct {
 	Host string `json:"host"`
 	// Ports the rule covers; empty means 443 and 80.
 	Ports []int `json:"ports,omitempty"`
-	// Private lets the host resolve to loopback, private, link-local or
-	// CGNAT addresses, which are refused otherwise.
+	// Private lets the host resolve to private (RFC 1918, ULA, site-local)
+	// or CGNAT addresses, which are refused otherwise. It does not open
+	// loopback or the cloud metadata addresses: those are opt-ins of their
+	// own.
 	Private bool `json:"private,omitempty"`
+	// Loopback lets the host resolve to loopback (the bundle itself).
+	Loopback bool `json:"loopback,omitempty"`
+	// Metadata lets the host resolve to link-local addresses and the other
+	// addresses where cloud metadata services answer (169.254.169.254,
+	// fd00:ec2::254, 100.100.100.200).
+	Metadata bool `json:"metadata,omitempty"`
 	// Deny refuses what the rule matches, whatever other rules allow.
 	Deny bool `json:"deny,omitempty"`
 	// Methods and Paths narrow the rule to some HTTP requests. A host with
@@ -191,6 +199,21 @@ func (c Config) Validate() error {
 }
 
 func (r Rule) l7() bool { return len(r.Methods) > 0 || len(r.Paths) > 0 }
+
+// reach is what the rule opts its host in to beyond public addresses.
+func (r Rule) reach() reach {
+	var out reach
+	if r.Private {
+		out |= reachPrivate
+	}
+	if r.Loopback {
+		out |= reachLoopback
+	}
+	if r.Metadata {
+		out |= reachMetadata
+	}
+	return out
+}
 
 func (r Rule) validate() error {
 	if err := validHostPattern(r.Host); err != nil {

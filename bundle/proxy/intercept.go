@@ -18,7 +18,7 @@ import (
 func (p *Proxy) intercept(ctx context.Context, cc *clientConn, rec *record, t *target) bool {
 	// The guard's verdict comes before the tunnel is answered; the transport
 	// checks again, on the addresses it dials.
-	if _, err := p.checkedAddrs(ctx, t.host, p.pol.privateAllowed(t.host, t.port)); err != nil {
+	if _, err := p.checkedAddrs(ctx, t.host, p.pol.reachAllowed(t.host, t.port)); err != nil {
 		p.upstreamFailed(cc, rec, t.host, t.port, err)
 		return false
 	}

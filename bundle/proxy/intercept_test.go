@@ -113,11 +113,11 @@ func newInterceptEnv(t testing.TB, mutate func(*Config)) *interceptEnv {
 		CAKeyFile:   filepath.Join(dir, "bottle-ca", pki.KeyFile),
 		ExtraCAFile: writeFile(t, dir, "extra-ca.pem", string(upCA.CertPEM())),
 		Rules: []Rule{
-			{Host: "api.example.test", Ports: []int{port}, Private: true},
-			{Host: "ph.example.test", Ports: []int{port}, Private: true},
-			{Host: "plain.example.test", Ports: []int{port}, Private: true},
-			{Host: "narrow.example.test", Ports: []int{port}, Private: true, Methods: []string{"GET"}, Paths: []string{"/v1/*", "/health"}},
-			{Host: "nodelete.example.test", Ports: []int{port}, Private: true},
+			{Host: "api.example.test", Ports: []int{port}, Loopback: true},
+			{Host: "ph.example.test", Ports: []int{port}, Loopback: true},
+			{Host: "plain.example.test", Ports: []int{port}, Loopback: true},
+			{Host: "narrow.example.test", Ports: []int{port}, Loopback: true, Methods: []string{"GET"}, Paths: []string{"/v1/*", "/health"}},
+			{Host: "nodelete.example.test", Ports: []int{port}, Loopback: true},
 			{Host: "nodelete.example.test", Ports: []int{port}, Deny: true, Methods: []string{"DELETE"}},
 		},
 		Secrets: []Secret{
@@ -337,7 +337,7 @@ func TestInterceptionOfPlainHTTPInTunnel(t *testing.T) {
 	}
 	tp := startProxy(t, Config{
 		CACertFile: filepath.Join(dir, pki.CertFile), CAKeyFile: filepath.Join(dir, pki.KeyFile),
-		Rules:   []Rule{{Host: "api.example.test", Ports: []int{port}, Private: true}},
+		Rules:   []Rule{{Host: "api.example.test", Ports: []int{port}, Loopback: true}},
 		Secrets: []Secret{{Host: "api.example.test", Header: "Authorization", ValueFile: writeFile(t, dir, "s", secretValue)}},
 	}, WithResolver(loopbackResolver("api.example.test")))
 	resp, _, conn := tp.raw(connectReq(fmt.Sprintf("api.example.test:%d", port), testToken))

@@ -33,7 +33,7 @@ type secret struct {
 type verdict struct {
 	allow     bool
 	listed    bool   // some rule names host:port (so approvals do not apply)
-	private   bool   // an allowing rule lets the host be a private address
+	reach     reach  // the address classes allowing rules opt the host in to
 	intercept bool   // TLS must be terminated: secrets or method/path rules
 	rule      string // label of the deciding rule, empty when unlisted
 	reason    string // why a request is refused, for the agent
@@ -176,7 +176,7 @@ func (p *policy) connect(host string, port int) verdict {
 			return verdict{listed: true, rule: r.label, reason: fmt.Sprintf("%s:%d is refused by egress rule %s", host, port, r.label)}
 		case !r.Deny:
 			v.allow = true
-			v.private = v.private || r.Private
+			v.reach |= r.reach()
 			if allowedBy == "" || !r.l7() {
 				allowedBy = r.label
 			}
@@ -213,7 +213,7 @@ func (p *policy) request(host string, port int, method, rawPath string) verdict 
 				reason: fmt.Sprintf("%s %s on %s:%d is refused by egress rule %s", method, rawPath, host, port, r.label)}
 		}
 		v.allow = true
-		v.private = v.private || r.Private
+		v.reach |= r.reach()
 		if allowedBy == "" {
 			allowedBy = r.label
 		}
@@ -225,16 +225,17 @@ func (p *policy) request(host string, port int, method, rawPath string) verdict 
 	return v
 }
 
-// privateAllowed reports whether some allowing rule for host:port sets
-// private: true.
-func (p *policy) privateAllowed(host string, port int) bool {
+// reachAllowed returns the address classes the allowing rules for host:port
+// opt it in to.
+func (p *policy) reachAllowed(host string, port int) reach {
+	var out reach
 	for i := range p.rules {
 		r := &p.rules[i]
-		if !r.Deny && r.Private && r.matchHost(host) && r.matchPort(port) {
-			return true
+		if !r.Deny && r.matchHost(host) && r.matchPort(port) {
+			out |= r.reach()
 		}
 	}
-	return false
+	return out
 }
 
 // requestPath returns the path of a request's URL as a rule sees it: decoded,

@@ -609,7 +609,7 @@ func (p *Proxy) handleConnect(ctx context.Context, cc *clientConn, req *http.Req
 	if v.intercept {
 		return p.intercept(ctx, cc, rec, &target{host: host, port: port, inner: true, approved: !v.listed})
 	}
-	up, err := p.dialChecked(ctx, host, port, v.private)
+	up, err := p.dialChecked(ctx, host, port, v.reach)
 	if err != nil {
 		p.upstreamFailed(cc, rec, host, port, err)
 		return false
@@ -649,7 +649,7 @@ func (p *Proxy) upstreamFailed(cc *clientConn, rec *record, host string, port in
 	switch {
 	case errors.As(err, &ge):
 		rec.Status, rec.Reason = http.StatusForbidden, ge.Error()
-		p.refuse(cc, rec, "docker bottle egress proxy: "+ge.Error()+".\nIf the user means the bottle to reach it, they add an egress rule for it with private: true.\n", nil)
+		p.refuse(cc, rec, "docker bottle egress proxy: "+ge.Error()+".\n"+ge.hint(), nil)
 		return
 	case errors.As(err, &re):
 		rec.Status, rec.Reason = http.StatusBadGateway, re.Error()

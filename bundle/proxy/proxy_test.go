@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,7 +37,7 @@ func TestHTTPAllowedAndDenied(t *testing.T) {
 	}))
 	defer other.Close()
 
-	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Private: true}}})
+	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Loopback: true}}})
 	c := tp.client(nil)
 
 	for range 2 { // twice: the second request rides the kept-alive connection
@@ -87,7 +88,7 @@ func TestConnectAllowedAndDenied(t *testing.T) {
 	}))
 	defer up.Close()
 	_, port := hostPortOf(t, up.URL)
-	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Private: true}}})
+	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Loopback: true}}})
 
 	// The tunnel is untouched: the client verifies the upstream's own
 	// certificate.
@@ -126,7 +127,7 @@ func TestConnectAllowedAndDenied(t *testing.T) {
 
 func TestConnectForwardsBytesSentBehindTheRequest(t *testing.T) {
 	host, port := echoServer(t)
-	tp := startProxy(t, Config{Rules: []Rule{{Host: host, Ports: []int{port}, Private: true}}})
+	tp := startProxy(t, Config{Rules: []Rule{{Host: host, Ports: []int{port}, Loopback: true}}})
 	hp := fmt.Sprintf("%s:%d", host, port)
 	// One write: the CONNECT and the first tunnel bytes together, as
 	// clients that pipeline their TLS hello do.
@@ -159,7 +160,7 @@ func TestProxyAuthentication(t *testing.T) {
 	}))
 	defer up.Close()
 	_, port := hostPortOf(t, up.URL)
-	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Private: true}}})
+	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Loopback: true}}})
 	hp := fmt.Sprintf("127.0.0.1:%d", port)
 	for name, req := range map[string]string{
 		"CONNECT without token":    connectReq(hp, ""),
@@ -187,9 +188,9 @@ func TestWildcardPortAndDenyRules(t *testing.T) {
 	_ = host
 	res := loopbackResolver("api.example.test", "deep.api.example.test", "example.test", "bad.example.test", "other.test")
 	tp := startProxy(t, Config{Rules: []Rule{
-		{Host: "*.example.test", Ports: []int{port}, Private: true},
+		{Host: "*.example.test", Ports: []int{port}, Loopback: true},
 		{Host: "bad.example.test", Deny: true, Ports: []int{port}},
-		{Host: "other.test", Private: true}, // default ports only
+		{Host: "other.test", Loopback: true}, // default ports only
 	}}, WithResolver(res))
 	for _, c := range []struct {
 		target string
@@ -251,17 +252,17 @@ func TestDestinationGuard(t *testing.T) {
 		{Host: "::ffff:127.0.0.1", Ports: []int{443}},
 	}}) // the system resolver: localhost is 127.0.0.1 (and ::1)
 
-	for _, c := range []struct{ req, want string }{
-		{connectReq(fmt.Sprintf("localhost:%d", port), testToken), "localhost resolves to"},
-		{connectReq("169.254.169.254:443", testToken), "169.254.169.254 is a link-local (cloud metadata) address"},
-		{"GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\nProxy-Authorization: " + basic(testToken) + "\r\n\r\n", "link-local"},
-		{"GET http://localhost/ HTTP/1.1\r\nHost: localhost\r\nProxy-Authorization: " + basic(testToken) + "\r\n\r\n", "loopback"},
-		{connectReq("10.1.2.3:443", testToken), "10.1.2.3 is a private address"},
-		{connectReq("[::ffff:127.0.0.1]:443", testToken), "127.0.0.1 is a loopback address"},
+	for _, c := range []struct{ req, want, opt string }{
+		{connectReq(fmt.Sprintf("localhost:%d", port), testToken), "localhost resolves to", "loopback: true"},
+		{connectReq("169.254.169.254:443", testToken), "169.254.169.254 is a link-local (cloud metadata) address", "metadata: true"},
+		{"GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\nProxy-Authorization: " + basic(testToken) + "\r\n\r\n", "link-local", "metadata: true"},
+		{"GET http://localhost/ HTTP/1.1\r\nHost: localhost\r\nProxy-Authorization: " + basic(testToken) + "\r\n\r\n", "loopback", "loopback: true"},
+		{connectReq("10.1.2.3:443", testToken), "10.1.2.3 is a private address", "private: true"},
+		{connectReq("[::ffff:127.0.0.1]:443", testToken), "127.0.0.1 is a loopback address", "loopback: true"},
 	} {
 		resp, body, _ := tp.raw(c.req)
-		if resp.StatusCode != 403 || !strings.Contains(body, c.want) || !strings.Contains(body, "private: true") {
-			t.Errorf("%q: %d %q, want 403 saying %q and how to opt in", strings.SplitN(c.req, "\r\n", 2)[0], resp.StatusCode, body, c.want)
+		if resp.StatusCode != 403 || !strings.Contains(body, c.want) || !strings.Contains(body, c.opt) {
+			t.Errorf("%q: %d %q, want 403 saying %q and how to opt in (%s)", strings.SplitN(c.req, "\r\n", 2)[0], resp.StatusCode, body, c.want, c.opt)
 		}
 	}
 	if n := tp.dials.Load(); n != 0 {
@@ -272,11 +273,11 @@ func TestDestinationGuard(t *testing.T) {
 	}
 	tp.waitAudit(map[string]any{"host": "169.254.169.254", "decision": "deny", "status": 403})
 
-	// With private: true the same name is reached, at the address checked.
-	tp2 := startProxy(t, Config{Rules: []Rule{{Host: "localhost", Ports: []int{port}, Private: true}}})
+	// With loopback: true the same name is reached, at the address checked.
+	tp2 := startProxy(t, Config{Rules: []Rule{{Host: "localhost", Ports: []int{port}, Loopback: true}}})
 	resp, _, _ := tp2.raw(connectReq(fmt.Sprintf("localhost:%d", port), testToken))
 	if resp.StatusCode != 200 {
-		t.Errorf("localhost with private: true: %d", resp.StatusCode)
+		t.Errorf("localhost with loopback: true: %d", resp.StatusCode)
 	}
 	if d := tp2.dialed; len(d) == 0 || !strings.HasPrefix(d[0], "127.0.0.1:") && !strings.HasPrefix(d[0], "[::1]:") {
 		t.Errorf("dialed %v, want an IP literal from the lookup", d)
@@ -315,14 +316,150 @@ func TestClassify(t *testing.T) {
 	for addr, want := range map[string]string{
 		"127.0.0.1": "loopback", "127.9.9.9": "loopback", "::1": "loopback",
 		"169.254.169.254": "link-local (cloud metadata)", "fe80::1": "link-local",
+		"fd00:ec2::254": "cloud metadata", "100.100.100.200": "cloud metadata",
 		"10.0.0.1": "private", "172.16.5.4": "private", "172.31.255.255": "private", "192.168.1.1": "private", "fd00::1": "private",
-		"100.64.0.1": "CGNAT", "100.127.255.254": "CGNAT",
+		"fec0::1": "site-local", "100.64.0.1": "CGNAT", "100.127.255.254": "CGNAT",
 		"0.0.0.0": "unspecified", "::": "unspecified", "224.0.0.1": "multicast", "ff02::1": "multicast", "255.255.255.255": "reserved",
 		"::ffff:10.0.0.1": "private", "64:ff9b::7f00:1": "loopback",
+		// IPv6 forms that carry a refused IPv4 address.
+		"::7f00:1": "loopback", "::a9fe:a9fe": "link-local (cloud metadata)", "::2": "unspecified",
+		"::ffff:0:a00:1":               "private",
+		"64:ff9b:1::a9fe:a9fe":         "link-local (cloud metadata)", // a /96 local-use NAT64 prefix
+		"64:ff9b:1:7f00:0:100::":       "loopback",                    // a /48 one: bytes 6, 7, 9, 10
+		"64:ff9b:1:ff0a:0:a::":         "private",                     // a /56 one: 10.0.0.10 at bytes 7, 9, 10, 11
+		"2002:a9fe:a9fe::1":            "link-local (cloud metadata)",
+		"2001:0:808:808:0:0:80ff:fffe": "loopback", // Teredo, client 127.0.0.1 (obfuscated)
+		"2001:0:7f00:1::":              "loopback", // Teredo, server 127.0.0.1
+		// Public, embedded or not.
 		"8.8.8.8": "", "172.32.0.1": "", "100.128.0.1": "", "2606:4700::1111": "", "203.0.113.7": "",
+		"2002:808:808::1": "", "::808:808": "", "64:ff9b:1::808:808": "",
 	} {
-		if got, _ := classify(netip.MustParseAddr(addr)); got != want {
+		if got := classify(netip.MustParseAddr(addr)).class; got != want {
 			t.Errorf("classify(%s) = %q, want %q", addr, got, want)
+		}
+	}
+}
+
+// refusingDialer records the addresses it is asked for and connects none.
+type refusingDialer struct {
+	mu     sync.Mutex
+	dialed []string
+}
+
+func (d *refusingDialer) dial(_ context.Context, _, addr string) (net.Conn, error) {
+	d.mu.Lock()
+	d.dialed = append(d.dialed, addr)
+	d.mu.Unlock()
+	return nil, errors.New("test network: refused")
+}
+
+func (d *refusingDialer) addrs() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.dialed...)
+}
+
+func TestGuardRefusesEmbeddedIPv4(t *testing.T) {
+	names := map[string]string{
+		"compat.test":    "::7f00:1",
+		"siit.test":      "::ffff:0:a00:1",
+		"nat64.test":     "64:ff9b:1::a9fe:a9fe",
+		"sixtofour.test": "2002:a9fe:a9fe::1",
+		"teredo.test":    "2001:0:808:808:0:0:80ff:fffe",
+		"sitelocal.test": "fec0::1",
+		"public.test":    "2002:808:808::1",
+	}
+	res := &mapResolver{m: map[string][]netip.Addr{}}
+	var rules []Rule
+	for n, a := range names {
+		res.m[n] = []netip.Addr{netip.MustParseAddr(a)}
+		rules = append(rules, Rule{Host: n})
+	}
+	rules = append(rules, Rule{Host: "::a9fe:a9fe"})
+	d := &refusingDialer{}
+	tp := startProxy(t, Config{Rules: rules}, WithResolver(res), WithDialer(d.dial))
+	for _, c := range []struct{ target, want string }{
+		{"compat.test:443", "an IPv4-compatible IPv6 address that carries 127.0.0.1, a loopback address"},
+		{"siit.test:443", "carries 10.0.0.1, a private address"},
+		{"nat64.test:443", "a local-use NAT64 IPv6 address that carries 169.254.169.254"},
+		{"sixtofour.test:443", "a 6to4 IPv6 address that carries 169.254.169.254"},
+		{"teredo.test:443", "a Teredo IPv6 address that carries 127.0.0.1"},
+		{"sitelocal.test:443", "a site-local address"},
+		{"[::a9fe:a9fe]:80", "::a9fe:a9fe is an IPv4-compatible IPv6 address that carries 169.254.169.254"},
+	} {
+		resp, body, _ := tp.raw(connectReq(c.target, testToken))
+		if resp.StatusCode != 403 || !strings.Contains(body, c.want) {
+			t.Errorf("CONNECT %s: %d %q, want 403 saying %q", c.target, resp.StatusCode, body, c.want)
+		}
+	}
+	if got := d.addrs(); len(got) != 0 {
+		t.Errorf("the guard let dials through to %v", got)
+	}
+	// A 6to4 address of a public IPv4 address is public.
+	if resp, body, _ := tp.raw(connectReq("public.test:443", testToken)); resp.StatusCode != 502 {
+		t.Errorf("CONNECT public.test (6to4 of 8.8.8.8): %d %q, want the dial tried (502 here)", resp.StatusCode, body)
+	}
+}
+
+func TestPrivateDoesNotOpenLoopbackOrMetadata(t *testing.T) {
+	res := &mapResolver{m: map[string][]netip.Addr{
+		"lo.test":    {netip.MustParseAddr("127.0.0.1")},
+		"meta.test":  {netip.MustParseAddr("169.254.169.254")},
+		"meta6.test": {netip.MustParseAddr("fd00:ec2::254")},
+		"ali.test":   {netip.MustParseAddr("100.100.100.200")},
+		"lan.test":   {netip.MustParseAddr("10.1.2.3")},
+	}}
+	d := &refusingDialer{}
+	tp := startProxy(t, Config{Rules: []Rule{{Host: "*.test", Private: true}}}, WithResolver(res), WithDialer(d.dial))
+	for _, c := range []struct{ host, want string }{
+		{"lo.test", "a loopback address"},
+		{"meta.test", "a link-local (cloud metadata) address"},
+		{"meta6.test", "a cloud metadata address"},
+		{"ali.test", "a cloud metadata address"},
+	} {
+		resp, body, _ := tp.raw(connectReq(c.host+":443", testToken))
+		if resp.StatusCode != 403 || !strings.Contains(body, c.want) {
+			t.Errorf("CONNECT %s with private: true: %d %q, want 403 saying %q", c.host, resp.StatusCode, body, c.want)
+		}
+	}
+	if got := d.addrs(); len(got) != 0 {
+		t.Errorf("private: true let dials through to %v", got)
+	}
+	if resp, body, _ := tp.raw(connectReq("lan.test:443", testToken)); resp.StatusCode != 502 || fmt.Sprint(d.addrs()) != "[10.1.2.3:443]" {
+		t.Errorf("CONNECT lan.test with private: true: %d %q, dialed %v; want the private address dialled", resp.StatusCode, body, d.addrs())
+	}
+}
+
+func TestLoopbackAndMetadataOptIns(t *testing.T) {
+	res := &mapResolver{m: map[string][]netip.Addr{
+		"lo.test":   {netip.MustParseAddr("127.0.0.1")},
+		"meta.test": {netip.MustParseAddr("169.254.169.254")},
+	}}
+	d := &refusingDialer{}
+	tp := startProxy(t, Config{Rules: []Rule{
+		{Host: "lo.test", Loopback: true},
+		{Host: "meta.test", Metadata: true},
+	}}, WithResolver(res), WithDialer(d.dial))
+	for _, h := range []string{"lo.test", "meta.test"} {
+		if resp, body, _ := tp.raw(connectReq(h+":443", testToken)); resp.StatusCode != 502 {
+			t.Errorf("CONNECT %s with its opt-in: %d %q, want the dial tried (502 here)", h, resp.StatusCode, body)
+		}
+	}
+	if got := fmt.Sprint(d.addrs()); got != "[127.0.0.1:443 169.254.169.254:443]" {
+		t.Errorf("dialed %s", got)
+	}
+	// Each opt-in opens its own class only.
+	for _, c := range []struct {
+		rule Rule
+		addr string
+	}{
+		{Rule{Host: "x.test", Loopback: true}, "169.254.169.254"},
+		{Rule{Host: "x.test", Metadata: true}, "127.0.0.1"},
+		{Rule{Host: "x.test", Loopback: true, Metadata: true}, "10.0.0.1"},
+	} {
+		r := compilePolicy(Config{Rules: []Rule{c.rule}}, nil).reachAllowed("x.test", 443)
+		if cl := classify(netip.MustParseAddr(c.addr)); cl.lift&r != 0 {
+			t.Errorf("rule %+v opens %s (%s)", c.rule, c.addr, cl.class)
 		}
 	}
 }
@@ -424,7 +561,7 @@ func TestApprovedHostIsReached(t *testing.T) {
 func TestLimits(t *testing.T) {
 	host, port := echoServer(t)
 	tp := startProxy(t, Config{
-		Rules: []Rule{{Host: host, Ports: []int{port}, Private: true}},
+		Rules: []Rule{{Host: host, Ports: []int{port}, Loopback: true}},
 		Limits: Limits{
 			MaxHeaderBytes: 4096,
 			HeaderTimeout:  Duration(400 * time.Millisecond),
@@ -514,7 +651,7 @@ func TestTunnelNotIdleWhileOneDirectionStreams(t *testing.T) {
 	}()
 	port := ln.Addr().(*net.TCPAddr).Port
 	tp := startProxy(t, Config{
-		Rules:  []Rule{{Host: "127.0.0.1", Ports: []int{port}, Private: true}},
+		Rules:  []Rule{{Host: "127.0.0.1", Ports: []int{port}, Loopback: true}},
 		Limits: Limits{IdleTimeout: Duration(time.Second)},
 	})
 	resp, _, conn := tp.raw(connectReq(fmt.Sprintf("127.0.0.1:%d", port), testToken))
@@ -535,7 +672,7 @@ func TestServeStopsAndHealth(t *testing.T) {
 	host, port := echoServer(t)
 	dir := t.TempDir()
 	auditFile := filepath.Join(dir, "audit.jsonl")
-	p, err := New(Config{TokenFile: writeFile(t, dir, "tok", testToken), AuditFile: auditFile, Rules: []Rule{{Host: host, Ports: []int{port}, Private: true}}})
+	p, err := New(Config{TokenFile: writeFile(t, dir, "tok", testToken), AuditFile: auditFile, Rules: []Rule{{Host: host, Ports: []int{port}, Loopback: true}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -600,7 +737,7 @@ func TestHTTP10AndUpgrade(t *testing.T) {
 	}))
 	defer up.Close()
 	_, port := hostPortOf(t, up.URL)
-	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Private: true}}})
+	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Loopback: true}}})
 	hp := fmt.Sprintf("127.0.0.1:%d", port)
 	auth := "Proxy-Authorization: " + basic(testToken) + "\r\n"
 
@@ -639,7 +776,7 @@ func TestStreamedResponseIsFlushed(t *testing.T) {
 	defer up.Close()
 	defer close(release)
 	_, port := hostPortOf(t, up.URL)
-	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Private: true}}})
+	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Loopback: true}}})
 	resp, err := tp.client(nil).Get(up.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -663,7 +800,7 @@ func TestTLSUpstreamUnreachable(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Private: true}}})
+	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Loopback: true}}})
 	resp, body, _ := tp.raw(connectReq(fmt.Sprintf("127.0.0.1:%d", port), testToken))
 	if resp.StatusCode != 502 || !strings.Contains(body, "connecting to 127.0.0.1") {
 		t.Errorf("closed port: %d %q", resp.StatusCode, body)

@@ -40,7 +40,7 @@ func TestRunProxy(t *testing.T) {
 	os.WriteFile(tok, []byte("s3cret\n"), 0o600)
 	cfg := filepath.Join(dir, "proxy.json")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`{"listen": %q, "bottle": "cmd", "token_file": %q, "audit_file": %q,
-		"rules": [{"host": "127.0.0.1", "ports": [%d], "private": true}]}`, addr, tok, filepath.Join(dir, "audit.jsonl"), upPort)), 0o600)
+		"rules": [{"host": "127.0.0.1", "ports": [%d], "loopback": true}]}`, addr, tok, filepath.Join(dir, "audit.jsonl"), upPort)), 0o600)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -264,9 +264,9 @@ func newBottle(t *testing.T, l leaks) *bottle {
 	b.unlisted = fmt.Sprintf("https://%s:%d/", unlistedHost, port(unlistedAddr))
 
 	// The proxy.
-	rules := []proxy.Rule{{Host: allowedHost, Ports: []int{port(tlsAddr), port(httpAddr)}, Private: true}}
+	rules := []proxy.Rule{{Host: allowedHost, Ports: []int{port(tlsAddr), port(httpAddr)}, Loopback: true}}
 	if l.unlistedAllowed {
-		rules = append(rules, proxy.Rule{Host: unlistedHost, Ports: []int{port(unlistedAddr)}, Private: true})
+		rules = append(rules, proxy.Rule{Host: unlistedHost, Ports: []int{port(unlistedAddr)}, Loopback: true})
 	}
 	pcfg := proxy.Config{Bottle: slug, TokenFile: agentTokenFile, Rules: rules,
 		Secrets:    []proxy.Secret{{Host: allowedHost, Header: "Authorization", Format: "Bearer {value}", ValueFile: secretFile}},
