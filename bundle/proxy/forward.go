@@ -64,6 +64,10 @@ func (p *Proxy) forward(ctx context.Context, cc *clientConn, req *http.Request, 
 		v = p.decide(ctx, cc, v, t.host, t.port, req.Method+" http://"+hostPort(t)+path)
 	}
 	rec.Rule = v.rule
+	if v.err != nil {
+		p.upstreamFailed(cc, rec, t.host, t.port, v.err)
+		return false
+	}
 	if !v.allow {
 		rec.Decision, rec.Reason, rec.Status = "deny", v.reason, http.StatusForbidden
 		return p.refuseRequest(cc, req, rec, p.refusalText(v), nil)

@@ -37,6 +37,7 @@ type verdict struct {
 	intercept bool   // TLS must be terminated: secrets or method/path rules
 	rule      string // label of the deciding rule, empty when unlisted
 	reason    string // why a request is refused, for the agent
+	err       error  // the guard refused the destination, or it does not resolve
 }
 
 func compilePolicy(cfg Config, secretValues map[int]string) *policy {

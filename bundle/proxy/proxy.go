@@ -540,6 +540,13 @@ func (p *Proxy) decide(ctx context.Context, cc *clientConn, v verdict, host stri
 	if !p.cfg.Approvals || p.decider == nil {
 		return v
 	}
+	// A human is never asked about a destination the guard refuses anyway
+	// (an approval opts the host in to no address class), nor about a name
+	// that does not resolve: the question would only be noise, or a lure.
+	if _, err := p.checkedAddrs(ctx, host, 0); err != nil {
+		v.err = err
+		return v
+	}
 	actx, cancel := context.WithTimeout(ctx, p.cfg.ApprovalTimeout.D())
 	defer cancel()
 	d, err := p.decider.Decide(actx, approval.Request{Kind: approval.Egress, Subject: key, Detail: what, Requester: cc.client})
@@ -590,6 +597,10 @@ func (p *Proxy) handleConnect(ctx context.Context, cc *clientConn, req *http.Req
 	rec.Host, rec.Port = host, port
 	v := p.decide(ctx, cc, p.pol.connect(host, port), host, port, "CONNECT "+net.JoinHostPort(host, portString(port)))
 	rec.Rule = v.rule
+	if v.err != nil {
+		p.upstreamFailed(cc, rec, host, port, v.err)
+		return false
+	}
 	if !v.allow {
 		rec.Decision, rec.Reason, rec.Status = "deny", v.reason, http.StatusForbidden
 		p.refuse(cc, rec, p.refusalText(v), nil)

@@ -464,10 +464,26 @@ func TestLoopbackAndMetadataOptIns(t *testing.T) {
 	}
 }
 
-func TestApprovals(t *testing.T) {
+// publicResolver answers a public test address for each name; echoDialer
+// connects every dial to a local echo server, so that approved hosts (which
+// get no opt-in to loopback) are reached in tests.
+func publicResolver(names ...string) *mapResolver {
+	r := &mapResolver{m: map[string][]netip.Addr{}}
+	for i, n := range names {
+		r.m[n] = []netip.Addr{netip.AddrFrom4([4]byte{203, 0, 113, byte(10 + i)})}
+	}
+	return r
+}
+
+func echoDialer(t *testing.T) DialFunc {
 	host, port := echoServer(t)
-	_ = host
-	res := loopbackResolver("once.test", "always.test", "no.test", "slow.test", "denied.test")
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, net.JoinHostPort(host, fmt.Sprint(port)))
+	}
+}
+
+func TestApprovals(t *testing.T) {
+	res := publicResolver("once.test", "always.test", "no.test", "slow.test", "denied.test")
 	var asked atomic.Int64
 	var lastReq approval.Request
 	decider := approval.DeciderFunc(func(ctx context.Context, req approval.Request) (approval.Decision, error) {
@@ -488,29 +504,27 @@ func TestApprovals(t *testing.T) {
 		Approvals:       true,
 		ApprovalTimeout: Duration(300 * time.Millisecond),
 		Rules: []Rule{
-			{Host: "denied.test", Ports: []int{port}, Deny: true},
+			{Host: "denied.test", Ports: []int{443}, Deny: true},
 		},
 	}
-	// Approved hosts get no private: true, so reaching the loopback echo
-	// server proves nothing; the test checks the decision and the guard's
-	// refusal that follows it.
-	tp := startProxy(t, cfg, WithResolver(res), WithDecider(decider))
+	tp := startProxy(t, cfg, WithResolver(res), WithDecider(decider), WithDialer(echoDialer(t)))
 	check := func(host string, wantStatus int, wantBody string) {
 		t.Helper()
-		resp, body, _ := tp.raw(connectReq(fmt.Sprintf("%s:%d", host, port), testToken))
+		resp, body, conn := tp.raw(connectReq(host+":443", testToken))
+		conn.Close() // ends an allowed tunnel, which writes its audit line
 		if resp.StatusCode != wantStatus || !strings.Contains(body, wantBody) {
 			t.Errorf("CONNECT %s: %d %q, want %d %q", host, resp.StatusCode, body, wantStatus, wantBody)
 		}
 	}
-	check("once.test", 403, "loopback") // allowed by the human, then refused by the guard
-	if lastReq.Kind != approval.Egress || lastReq.Subject != fmt.Sprintf("once.test:%d", port) || lastReq.Requester == "" {
+	check("once.test", 200, "")
+	if lastReq.Kind != approval.Egress || lastReq.Subject != "once.test:443" || lastReq.Requester == "" {
 		t.Errorf("approval request: %+v", lastReq)
 	}
 	check("no.test", 403, "and the user denied it")
 	check("slow.test", 403, "no one approved it within 300ms")
-	check("always.test", 403, "loopback")
+	check("always.test", 200, "")
 	n := asked.Load()
-	check("always.test", 403, "loopback")
+	check("always.test", 200, "")
 	if asked.Load() != n {
 		t.Error("an allow-always host was asked about again")
 	}
@@ -526,9 +540,60 @@ func TestApprovals(t *testing.T) {
 	cfg.Approvals = false
 	tp2 := startProxy(t, cfg, WithResolver(res), WithDecider(decider))
 	n = asked.Load()
-	resp, body, _ := tp2.raw(connectReq(fmt.Sprintf("once.test:%d", port), testToken))
+	resp, body, _ := tp2.raw(connectReq("once.test:443", testToken))
 	if resp.StatusCode != 403 || !strings.Contains(body, "not on the egress allowlist") || asked.Load() != n {
 		t.Errorf("approvals off: %d %q, asked %d times", resp.StatusCode, body, asked.Load()-n)
+	}
+}
+
+func TestApprovalsNotAskedForGuardedDestinations(t *testing.T) {
+	// A human is asked only about destinations the proxy would then reach:
+	// never about one the guard refuses, nor about a name that does not
+	// resolve.
+	res := &mapResolver{m: map[string][]netip.Addr{
+		"lo.test":     {netip.MustParseAddr("127.0.0.1")},
+		"meta.test":   {netip.MustParseAddr("::a9fe:a9fe")},
+		"lan.test":    {netip.MustParseAddr("10.0.0.7")},
+		"public.test": {netip.MustParseAddr("203.0.113.9")},
+	}}
+	var asked []string
+	var mu sync.Mutex
+	decider := approval.DeciderFunc(func(ctx context.Context, req approval.Request) (approval.Decision, error) {
+		mu.Lock()
+		asked = append(asked, req.Subject)
+		mu.Unlock()
+		return approval.AllowOnce, nil
+	})
+	d := &refusingDialer{}
+	tp := startProxy(t, Config{Approvals: true}, WithResolver(res), WithDecider(decider), WithDialer(d.dial))
+	for _, c := range []struct {
+		req    string
+		status int
+		want   string
+	}{
+		{connectReq("lo.test:443", testToken), 403, "lo.test resolves to 127.0.0.1, a loopback address"},
+		{connectReq("meta.test:443", testToken), 403, "carries 169.254.169.254"},
+		{connectReq("lan.test:443", testToken), 403, "a private address"},
+		{connectReq("169.254.169.254:80", testToken), 403, "link-local"},
+		{connectReq("nx.test:443", testToken), 502, "cannot resolve nx.test"},
+		{"GET http://lo.test/ HTTP/1.1\r\nHost: lo.test\r\nProxy-Authorization: " + basic(testToken) + "\r\n\r\n", 403, "loopback"},
+	} {
+		resp, body, _ := tp.raw(c.req)
+		if resp.StatusCode != c.status || !strings.Contains(body, c.want) {
+			t.Errorf("%q: %d %q, want %d %q", strings.SplitN(c.req, "\r\n", 2)[0], resp.StatusCode, body, c.status, c.want)
+		}
+	}
+	mu.Lock()
+	if len(asked) != 0 {
+		t.Errorf("a human was asked about %v, which the guard refuses or which do not resolve", asked)
+	}
+	mu.Unlock()
+	// A public destination is still asked about.
+	tp.raw(connectReq("public.test:443", testToken))
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(asked) != "[public.test:443]" {
+		t.Errorf("asked %v, want [public.test:443]", asked)
 	}
 }
 
