@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,8 +140,26 @@ func TestPolicy(t *testing.T) {
 		{"GET", "/v1/secret-stuff", false},
 		{"GET", "/v1/x/../secret", false},
 	} {
-		if v := pol.request("paths.org", 443, c.method, c.path); v.allow != c.allow {
+		if v := pol.request("paths.org", 443, c.method, &url.URL{Path: c.path}, nil); v.allow != c.allow {
 			t.Errorf("request %s %s: allow=%v (%s), want %v", c.method, c.path, v.allow, v.reason, c.allow)
+		}
+	}
+	// A deny rule's paths and methods match in any case: some servers fold
+	// them.
+	open := compilePolicy(Config{Rules: []Rule{
+		{Host: "open.org"},
+		{Host: "open.org", Deny: true, Paths: []string{"/admin*"}},
+		{Host: "open.org", Deny: true, Methods: []string{"DELETE"}},
+	}}, nil)
+	for _, c := range []struct {
+		method, path string
+		allow        bool
+	}{
+		{"GET", "/x", true}, {"GET", "/admin", false}, {"GET", "/ADMIN/x", false}, {"GET", "/Admin", false},
+		{"DELETE", "/x", false}, {"delete", "/x", false}, {"dElEtE", "/x", false}, {"POST", "/x", true},
+	} {
+		if v := open.request("open.org", 443, c.method, &url.URL{Path: c.path}, nil); v.allow != c.allow {
+			t.Errorf("deny rules, request %s %s: allow=%v (%s), want %v", c.method, c.path, v.allow, v.reason, c.allow)
 		}
 	}
 	for in, want := range map[string]string{

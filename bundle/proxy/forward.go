@@ -55,7 +55,7 @@ func (p *Proxy) forward(ctx context.Context, cc *clientConn, req *http.Request, 
 	defer req.Body.Close()
 	path := requestPath(req.URL)
 	rec.Path = path
-	v := p.pol.request(t.host, t.port, req.Method, path)
+	v := p.pol.request(t.host, t.port, req.Method, req.URL, req.Header)
 	switch {
 	case t.inner && t.approved && !v.listed:
 		// A human allowed the host at CONNECT; no rule narrows it.

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -166,7 +167,7 @@ func FuzzParseConfig(f *testing.F) {
 				h = "x." + h
 			}
 			pol.connect(normHost(h), 443)
-			pol.request(normHost(h), 443, "GET", "/")
+			pol.request(normHost(h), 443, "GET", &url.URL{Path: "/"}, nil)
 		}
 	})
 }

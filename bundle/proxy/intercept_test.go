@@ -353,3 +353,79 @@ func TestInterceptionOfPlainHTTPInTunnel(t *testing.T) {
 		t.Errorf("upstream saw %s with Authorization %q; the secret must not go out in the clear", got.path, got.header.Get("Authorization"))
 	}
 }
+
+// TestInterceptionRefusesAmbiguousPathsAndMethodOverrides writes requests by
+// hand inside an intercepted tunnel (clients would clean these paths) to a
+// real TLS upstream: none that an upstream could read as another path or
+// another method than the rules saw reaches it.
+func TestInterceptionRefusesAmbiguousPathsAndMethodOverrides(t *testing.T) {
+	e := newInterceptEnv(t, nil)
+	for _, c := range []struct {
+		host, line, header, want string
+	}{
+		{"narrow.example.test", "GET /v1/..;/admin", "", `holds ";"`},
+		{"narrow.example.test", "GET /v1/x;jsessionid=1", "", `holds ";"`},
+		{"narrow.example.test", "GET /v1/..%3b/admin", "", `holds ";"`},
+		{"narrow.example.test", `GET /v1/..\admin`, "", "backslash"},
+		{"narrow.example.test", "GET /v1/..%5cadmin", "", "backslash"},
+		{"narrow.example.test", "GET /v1/..%5Cadmin", "", "backslash"},
+		{"narrow.example.test", "GET /v1/a%2fb", "", "encoded slash"},
+		{"narrow.example.test", "GET /v1/..%2Fadmin", "", "encoded slash"},
+		{"narrow.example.test", "GET /v1/%252e%252e/admin", "", "encoded twice"},
+		{"narrow.example.test", "GET /v1/%00x", "", "control characters"},
+		{"narrow.example.test", "GET /v1/%c0%af", "", "not UTF-8"},
+		{"narrow.example.test", "GET /v1/x", "X-HTTP-Method-Override: DELETE", "header X-Http-Method-Override"},
+		{"narrow.example.test", "GET /v1/x", "X-HTTP-Method: DELETE", "header X-Http-Method"},
+		{"narrow.example.test", "GET /v1/x", "X-Method-Override: PUT", "header X-Method-Override"},
+		{"narrow.example.test", "GET /v1/x?_method=DELETE", "", "query parameter _method"},
+		{"nodelete.example.test", "GET /a", "X-HTTP-Method-Override: DELETE", "header X-Http-Method-Override"},
+		{"nodelete.example.test", "delete /a", "", "refused by egress rule rules[5]"},
+		{"nodelete.example.test", "Delete /a", "", "refused by egress rule rules[5]"},
+	} {
+		conn := tlsTunnel(t, e, c.host)
+		before := e.seen.count()
+		req := c.line + " HTTP/1.1\r\nHost: " + c.host + "\r\n"
+		if c.header != "" {
+			req += c.header + "\r\n"
+		}
+		io.WriteString(conn, req+"\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s %s: %v", c.host, c.line, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		conn.Close()
+		if resp.StatusCode != 403 || !strings.Contains(string(body), c.want) {
+			t.Errorf("%s %q %q: %d %q, want 403 saying %q", c.host, c.line, c.header, resp.StatusCode, body, c.want)
+		}
+		if e.seen.count() != before {
+			t.Errorf("%s %q %q reached the upstream", c.host, c.line, c.header)
+		}
+	}
+	// Plain paths and methods still pass, with percent-encoding of ordinary
+	// characters, and an override header on a host without method rules.
+	for _, c := range []struct{ host, line, header string }{
+		{"narrow.example.test", "GET /v1/a%20b", ""},
+		{"narrow.example.test", "GET /v1/%61dmin", ""},
+		{"plain.example.test", "POST /x;y", "X-HTTP-Method-Override: DELETE"},
+	} {
+		c2 := e.tp.client(e.bottleCA)
+		if c.host == "plain.example.test" {
+			// plain.example.test is not intercepted: its tunnel is raw.
+			c2 = e.tp.client(e.upCA)
+		}
+		req, _ := http.NewRequest(strings.Fields(c.line)[0], e.url(c.host, ""), nil)
+		req.URL.Opaque = "//" + c.host + ":" + strconv.Itoa(e.port) + strings.Fields(c.line)[1]
+		if k, v, ok := strings.Cut(c.header, ": "); ok {
+			req.Header.Set(k, v)
+		}
+		resp, err := c2.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s %q %q: %d, want 200", c.host, c.line, c.header, resp.StatusCode)
+		}
+	}
+}

@@ -2,11 +2,14 @@ package proxy
 
 import (
 	"fmt"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"path"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // policy is the compiled form of the rules and secrets.
@@ -112,10 +115,13 @@ func (r *rule) matchPort(port int) bool { return slices.Contains(r.ports, port) 
 
 // matchRequest reports whether a request falls under the rule's methods and
 // paths. A deny rule matches a path if either the raw or the cleaned form
-// does; an allow rule needs a path that is already clean, so that "/a/../b"
-// cannot ride on an allowed "/a/*".
+// does, in any case (some servers fold it), and a method in any case; an
+// allow rule needs a path that is already clean, so that "/a/../b" cannot
+// ride on an allowed "/a/*", and the method as the rule spells it.
 func (r *rule) matchRequest(method, rawPath string) bool {
-	if len(r.Methods) > 0 && !slices.Contains(r.Methods, method) {
+	if len(r.Methods) > 0 && !slices.ContainsFunc(r.Methods, func(m string) bool {
+		return m == method || r.Deny && strings.EqualFold(m, method)
+	}) {
 		return false
 	}
 	if len(r.Paths) == 0 {
@@ -124,7 +130,8 @@ func (r *rule) matchRequest(method, rawPath string) bool {
 	clean := cleanPath(rawPath)
 	for _, pat := range r.Paths {
 		if r.Deny {
-			if matchPath(pat, rawPath) || matchPath(pat, clean) {
+			lp, lraw, lclean := strings.ToLower(pat), strings.ToLower(rawPath), strings.ToLower(clean)
+			if matchPath(lp, lraw) || matchPath(lp, lclean) {
 				return true
 			}
 		} else if clean == rawPath && matchPath(pat, rawPath) {
@@ -132,6 +139,48 @@ func (r *rule) matchRequest(method, rawPath string) bool {
 		}
 	}
 	return false
+}
+
+// ambiguousPath says why an upstream could read a request's path as another
+// path than the one the rules see, or returns "". path is the decoded path,
+// raw the path as sent when its escaping differs from the usual one.
+func ambiguousPath(path, raw string) string {
+	lraw := strings.ToLower(raw)
+	switch {
+	case strings.Contains(path, ";"):
+		return "it holds \";\" (a path parameter such as \"..;\" takes some servers to another path)"
+	case strings.Contains(path, "\\"):
+		return "it holds a backslash, which some servers read as \"/\""
+	case strings.Contains(lraw, "%2f"):
+		return "it holds an encoded slash (%2F)"
+	case strings.Contains(path, "%"):
+		return "it is encoded twice (%25), which some servers decode twice"
+	case !utf8.ValidString(path) || strings.ContainsFunc(path, unicode.IsControl):
+		return "it holds control characters or bytes that are not UTF-8"
+	}
+	return ""
+}
+
+// methodOverrides are the headers with which some servers take a request's
+// method from the client instead of its request line.
+var methodOverrides = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
+// methodOverride names the header or query parameter of u and h that could
+// override the method, or returns "".
+func methodOverride(u *url.URL, h http.Header) string {
+	for _, k := range methodOverrides {
+		if _, ok := h[k]; ok {
+			return "header " + k
+		}
+	}
+	if strings.Contains(u.RawQuery, "_method") {
+		for k := range u.Query() {
+			if strings.EqualFold(k, "_method") {
+				return "query parameter " + k
+			}
+		}
+	}
+	return ""
 }
 
 func cleanPath(p string) string {
@@ -190,11 +239,34 @@ func (p *policy) connect(host string, port int) verdict {
 	return v
 }
 
-// request decides one HTTP request to host:port.
-func (p *policy) request(host string, port int, method, rawPath string) verdict {
+// request decides one HTTP request to host:port. On a host with path
+// rules, a path an upstream could read as another is refused; on a host
+// with method rules, so is a request that could override its method.
+func (p *policy) request(host string, port int, method string, u *url.URL, h http.Header) verdict {
 	v := verdict{}
 	_, v.intercept = p.secrets[host]
+	path := requestPath(u)
 	allowedBy := ""
+	var paths, methods bool
+	for i := range p.rules {
+		r := &p.rules[i]
+		if r.matchHost(host) && r.matchPort(port) {
+			paths = paths || len(r.Paths) > 0
+			methods = methods || len(r.Methods) > 0
+		}
+	}
+	if paths {
+		if why := ambiguousPath(path, u.RawPath); why != "" {
+			return verdict{listed: true, intercept: true,
+				reason: fmt.Sprintf("the path of %s %s on %s:%d is refused: %s, and the egress rules for this host match paths; send the path plainly", method, u.EscapedPath(), host, port, why)}
+		}
+	}
+	if methods {
+		if what := methodOverride(u, h); what != "" {
+			return verdict{listed: true, intercept: true,
+				reason: fmt.Sprintf("%s %s on %s:%d is refused: it carries the %s, and the egress rules for this host allow only some methods; send the method in the request line", method, path, host, port, what)}
+		}
+	}
 	for i := range p.rules {
 		r := &p.rules[i]
 		if !r.matchHost(host) || !r.matchPort(port) {
@@ -206,12 +278,12 @@ func (p *policy) request(host string, port int, method, rawPath string) verdict 
 		if !r.Deny {
 			v.listed = true
 		}
-		if !r.matchRequest(method, rawPath) {
+		if !r.matchRequest(method, path) {
 			continue
 		}
 		if r.Deny {
 			return verdict{listed: true, intercept: v.intercept, rule: r.label,
-				reason: fmt.Sprintf("%s %s on %s:%d is refused by egress rule %s", method, rawPath, host, port, r.label)}
+				reason: fmt.Sprintf("%s %s on %s:%d is refused by egress rule %s", method, path, host, port, r.label)}
 		}
 		v.allow = true
 		v.reach |= r.reach()
@@ -221,7 +293,7 @@ func (p *policy) request(host string, port int, method, rawPath string) verdict 
 	}
 	v.rule = allowedBy
 	if !v.allow && v.listed {
-		v.reason = fmt.Sprintf("%s %s on %s:%d is not allowed: the egress rules for this host allow only some methods and paths", method, rawPath, host, port)
+		v.reason = fmt.Sprintf("%s %s on %s:%d is not allowed: the egress rules for this host allow only some methods and paths", method, path, host, port)
 	}
 	return v
 }
