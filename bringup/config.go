@@ -98,7 +98,7 @@ func WriteConfig(p plan.Plan, o ConfigOptions) ([]Mount, error) {
 		pc.ExtraCAFile = extraMount
 	}
 	for _, r := range p.Egress.Allow {
-		pc.Rules = append(pc.Rules, proxy.Rule{Host: r.Host, Ports: r.Ports, Private: r.Private, Methods: r.Methods, Paths: r.Paths})
+		pc.Rules = append(pc.Rules, proxy.Rule{Host: r.Host, Ports: r.Ports, Private: r.Private, Methods: r.Methods, Paths: r.Paths, WebSocket: r.WebSocket})
 	}
 	for _, r := range p.Egress.Deny {
 		pc.Rules = append(pc.Rules, proxy.Rule{Host: r.Host, Ports: r.Ports, Deny: true})

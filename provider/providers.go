@@ -68,7 +68,8 @@ func codex() Provider {
 			// is redundant in a bottle; its update check would reach a host
 			// the bottle does not allow.
 			Command: []string{"codex", "--dangerously-bypass-approvals-and-sandbox", "-c", "check_for_update_on_startup=false"},
-			Allow:   []spec.Rule{{Host: OpenAIAPIHost, Ports: []int{443}}},
+			// Codex prefers a WebSocket for its model calls.
+			Allow: []spec.Rule{{Host: OpenAIAPIHost, Ports: []int{443}, WebSocket: true}},
 			Secrets: []spec.Secret{{Host: OpenAIAPIHost, Header: "Authorization",
 				FromEnv: "OPENAI_API_KEY", Placeholder: OpenAIAPIKeyPlaceholder}},
 			// Codex reads extra roots from here (the bundle file has the

@@ -90,6 +90,10 @@ type Rule struct {
 	// each request.
 	Methods []string `yaml:"methods,omitempty" json:"methods,omitempty"`
 	Paths   []string `yaml:"paths,omitempty" json:"paths,omitempty"`
+	// WebSocket lets WebSocket upgrades through to a host the proxy
+	// intercepts (secrets, methods or paths); inside a WebSocket nothing is
+	// checked or redacted. Other hosts take WebSockets without it.
+	WebSocket bool `yaml:"websocket,omitempty" json:"websocket,omitempty"`
 }
 
 // Secret is a credential the proxy adds on the way out, for Host only. The

@@ -71,7 +71,7 @@ func (s *Spec) validate() []problem {
 					add(fmt.Sprintf("%s.paths[%d]", p, j), "path pattern %q must start with /", pp)
 				}
 			}
-			if kind == "deny" && (r.Private || len(r.Methods) > 0 || len(r.Paths) > 0) {
+			if kind == "deny" && (r.Private || r.WebSocket || len(r.Methods) > 0 || len(r.Paths) > 0) {
 				add(p, "deny rules take host and ports only")
 			}
 		}

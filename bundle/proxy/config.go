@@ -75,6 +75,12 @@ type Rule struct {
 	// or a prefix when it ends in "*" ("/repos/*").
 	Methods []string `json:"methods,omitempty"`
 	Paths   []string `json:"paths,omitempty"`
+	// WebSocket lets WebSocket upgrades through to a host the proxy
+	// intercepts (it has secrets, or method or path rules). Nothing inside
+	// a WebSocket is checked against the rules or redacted, so this is an
+	// opt-in; other hosts take WebSocket upgrades without it. No other
+	// upgrade (h2c) ever passes.
+	WebSocket bool `json:"websocket,omitempty"`
 }
 
 // Secret is a credential the proxy adds to requests for one host, so that the

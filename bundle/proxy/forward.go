@@ -21,6 +21,7 @@ import (
 var hopHeaders = []string{
 	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+	"Http2-Settings",
 }
 
 func removeHopHeaders(h http.Header) {
@@ -72,6 +73,11 @@ func (p *Proxy) forward(ctx context.Context, cc *clientConn, req *http.Request, 
 		rec.Decision, rec.Reason, rec.Status = "deny", v.reason, http.StatusForbidden
 		return p.refuseRequest(cc, req, rec, p.refusalText(v), nil)
 	}
+	up := upgradeType(req.Header)
+	if why := upgradeRefusal(up, v, t); why != "" {
+		rec.Decision, rec.Reason, rec.Status = "deny", why, http.StatusForbidden
+		return p.refuseRequest(cc, req, rec, "docker bottle egress proxy: "+why+".\n", nil)
+	}
 
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -81,7 +87,6 @@ func (p *Proxy) forward(ctx context.Context, cc *clientConn, req *http.Request, 
 	out.RequestURI = ""
 	out.Close = false
 	out.Header = req.Header.Clone()
-	up := upgradeType(req.Header)
 	removeHopHeaders(out.Header)
 	if up != "" {
 		out.Header.Set("Connection", "Upgrade")
@@ -124,6 +129,13 @@ func (p *Proxy) forward(ctx context.Context, cc *clientConn, req *http.Request, 
 	}
 
 	if resp.StatusCode == http.StatusSwitchingProtocols {
+		if got := upgradeType(resp.Header); up == "" || !strings.EqualFold(got, up) {
+			rec.BytesUp = body.n.Load()
+			rec.Decision, rec.Status = "error", http.StatusBadGateway
+			rec.Reason = fmt.Sprintf("the upstream switched protocols to %q, which the request did not ask for", got)
+			p.refuse(cc, rec, "docker bottle egress proxy: "+rec.Reason+".\n", nil)
+			return false
+		}
 		n := p.switchProtocols(cc, resp)
 		rec.BytesUp, rec.BytesDown = body.n.Load()+n[0], n[1]
 		p.finish(rec)
@@ -143,6 +155,23 @@ func (p *Proxy) forward(ctx context.Context, cc *clientConn, req *http.Request, 
 	rec.BytesUp = body.n.Load()
 	p.finish(rec)
 	return keep
+}
+
+// upgradeRefusal says why a request's Upgrade (up, "" for none) may not
+// pass to t, or returns "". Only WebSocket passes: an h2c connection would
+// carry requests the rules never see. A host the proxy intercepts takes a
+// WebSocket only where a rule opts in, since nothing inside it is checked or
+// redacted.
+func upgradeRefusal(up string, v verdict, t *target) string {
+	switch {
+	case up == "":
+		return ""
+	case !strings.EqualFold(up, "websocket"):
+		return fmt.Sprintf("Upgrade: %s is refused: only WebSocket upgrades pass the bottle's egress proxy; send the request without Upgrade (for h2c, over HTTP/1.1)", up)
+	case v.intercept && !v.websocket:
+		return fmt.Sprintf("a WebSocket to %s:%d is refused: the proxy adds secrets to or checks the methods and paths of this host's requests, which it cannot do inside a WebSocket; the user can allow it with websocket: true on the host's egress rule", t.host, t.port)
+	}
+	return ""
 }
 
 func hostPort(t *target) string {

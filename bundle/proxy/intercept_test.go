@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -128,7 +129,7 @@ func newInterceptEnv(t testing.TB, mutate func(*Config)) *interceptEnv {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	res := loopbackResolver("api.example.test", "ph.example.test", "plain.example.test", "narrow.example.test", "nodelete.example.test")
+	res := loopbackResolver("api.example.test", "ph.example.test", "plain.example.test", "narrow.example.test", "nodelete.example.test", "ws.example.test")
 	tp := startProxy(t, cfg, WithResolver(res))
 	bp := x509.NewCertPool()
 	bp.AddCert(bottleCA.Certificate())
@@ -427,5 +428,58 @@ func TestInterceptionRefusesAmbiguousPathsAndMethodOverrides(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Errorf("%s %q %q: %d, want 200", c.host, c.line, c.header, resp.StatusCode)
 		}
+	}
+}
+
+// TestInterceptedHostsTakeWebSocketsOnlyWhenARuleOptsIn runs the upgrade
+// through a real TLS upstream: hosts with secrets or method/path rules
+// refuse a WebSocket unless a rule says websocket: true, and refuse h2c
+// always.
+func TestInterceptedHostsTakeWebSocketsOnlyWhenARuleOptsIn(t *testing.T) {
+	e := newInterceptEnv(t, func(c *Config) {
+		port := c.Rules[0].Ports[0]
+		c.Rules = append(c.Rules, Rule{Host: "ws.example.test", Ports: []int{port}, Loopback: true, Methods: []string{"GET"}, WebSocket: true})
+	})
+	e.up.Config.Handler = upgradeHandler(e.seen)
+	send := func(host, headers string) (*http.Response, string, net.Conn) {
+		t.Helper()
+		conn := tlsTunnel(t, e, host)
+		io.WriteString(conn, "GET /v1/ws HTTP/1.1\r\nHost: "+host+"\r\n"+headers+"\r\n")
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", host, err)
+		}
+		if resp.StatusCode == 101 {
+			return resp, "", &bufferedConn{Conn: conn, r: br}
+		}
+		body, _ := io.ReadAll(resp.Body)
+		conn.Close()
+		return resp, string(body), nil
+	}
+	const ws = "Connection: Upgrade\r\nUpgrade: websocket\r\n"
+	for _, c := range []struct{ host, headers, want string }{
+		{"narrow.example.test", ws, "websocket: true"},
+		{"api.example.test", ws, "websocket: true"},
+		{"ws.example.test", "Connection: Upgrade\r\nUpgrade: h2c\r\n", "Upgrade: h2c is refused"},
+	} {
+		before := e.seen.count()
+		resp, body, _ := send(c.host, c.headers)
+		if resp.StatusCode != 403 || !strings.Contains(body, c.want) {
+			t.Errorf("%s %q: %d %q, want 403 saying %q", c.host, c.headers, resp.StatusCode, body, c.want)
+		}
+		if e.seen.count() != before {
+			t.Errorf("%s %q reached the upstream", c.host, c.headers)
+		}
+	}
+	resp, _, conn := send("ws.example.test", ws)
+	if resp.StatusCode != 101 {
+		t.Fatalf("WebSocket to a host whose rule opts in: %d", resp.StatusCode)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "frame")
+	b := make([]byte, 5)
+	if _, err := io.ReadFull(conn, b); err != nil || string(b) != "frame" {
+		t.Errorf("echo through the WebSocket: %q %v", b, err)
 	}
 }

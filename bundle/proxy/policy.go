@@ -37,6 +37,7 @@ type verdict struct {
 	allow     bool
 	listed    bool   // some rule names host:port (so approvals do not apply)
 	reach     reach  // the address classes allowing rules opt the host in to
+	websocket bool   // an allowing rule lets WebSocket upgrades through
 	intercept bool   // TLS must be terminated: secrets or method/path rules
 	rule      string // label of the deciding rule, empty when unlisted
 	reason    string // why a request is refused, for the agent
@@ -287,6 +288,7 @@ func (p *policy) request(host string, port int, method string, u *url.URL, h htt
 		}
 		v.allow = true
 		v.reach |= r.reach()
+		v.websocket = v.websocket || r.WebSocket
 		if allowedBy == "" {
 			allowedBy = r.label
 		}

@@ -784,22 +784,33 @@ func TestServeStopsAndHealth(t *testing.T) {
 	}
 }
 
-func TestHTTP10AndUpgrade(t *testing.T) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") == "echo" {
+// upgradeHandler answers any Upgrade with a 101 and then echoes; on
+// /rogue101 it switches protocols unasked. It records the headers it saw.
+func upgradeHandler(seen *upstreamSeen) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		seen.add(r)
+		if up := r.Header.Get("Upgrade"); up != "" || r.URL.Path == "/rogue101" {
+			if up == "" {
+				up = "rogue"
+			}
 			c, brw, err := w.(http.Hijacker).Hijack()
 			if err != nil {
 				return
 			}
 			defer c.Close()
-			brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+			brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + up + "\r\n\r\n")
 			brw.Flush()
 			io.Copy(c, brw)
 			return
 		}
 		w.(http.Flusher).Flush() // no Content-Length: the body's length is unknown
 		io.WriteString(w, "streamed body")
-	}))
+	}
+}
+
+func TestHTTP10AndUpgrade(t *testing.T) {
+	seen := &upstreamSeen{}
+	up := httptest.NewServer(upgradeHandler(seen))
 	defer up.Close()
 	_, port := hostPortOf(t, up.URL)
 	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Loopback: true}}})
@@ -817,8 +828,8 @@ func TestHTTP10AndUpgrade(t *testing.T) {
 		t.Errorf("HTTP/1.1: %d %q TE=%v", resp.StatusCode, body, resp.TransferEncoding)
 	}
 
-	// An upgraded connection (WebSocket-like) is relayed both ways.
-	resp, _, conn := tp.raw("GET http://" + hp + "/ws HTTP/1.1\r\nHost: " + hp + "\r\nConnection: Upgrade\r\nUpgrade: echo\r\n" + auth + "\r\n")
+	// A WebSocket is relayed both ways.
+	resp, _, conn := tp.raw("GET http://" + hp + "/ws HTTP/1.1\r\nHost: " + hp + "\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" + auth + "\r\n")
 	if resp.StatusCode != 101 {
 		t.Fatalf("upgrade: %d", resp.StatusCode)
 	}
@@ -827,6 +838,45 @@ func TestHTTP10AndUpgrade(t *testing.T) {
 	if _, err := io.ReadFull(conn, b); err != nil || string(b) != "frame" {
 		t.Errorf("upgraded echo: %q %v", b, err)
 	}
+	conn.Close()
+}
+
+func TestOnlyWebSocketUpgradesPass(t *testing.T) {
+	seen := &upstreamSeen{}
+	up := httptest.NewServer(upgradeHandler(seen))
+	defer up.Close()
+	_, port := hostPortOf(t, up.URL)
+	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Loopback: true}}})
+	hp := fmt.Sprintf("127.0.0.1:%d", port)
+	auth := "Proxy-Authorization: " + basic(testToken) + "\r\n"
+	for _, c := range []struct{ headers, want string }{
+		{"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n", "Upgrade: h2c is refused: only WebSocket upgrades pass"},
+		{"Connection: Upgrade\r\nUpgrade: echo\r\n", "Upgrade: echo is refused"},
+		{"Connection: Upgrade\r\nUpgrade: websocket, h2c\r\n", "Upgrade: websocket, h2c is refused"},
+	} {
+		before := seen.count()
+		resp, body, _ := tp.raw("GET http://" + hp + "/v1/x HTTP/1.1\r\nHost: " + hp + "\r\n" + c.headers + auth + "\r\n")
+		if resp.StatusCode != 403 || !strings.Contains(body, c.want) {
+			t.Errorf("%q: %d %q, want 403 saying %q", c.headers, resp.StatusCode, body, c.want)
+		}
+		if seen.count() != before {
+			t.Errorf("%q reached the upstream", c.headers)
+		}
+	}
+	// HTTP2-Settings is never passed on, listed in Connection or not.
+	resp, _, _ := tp.raw("GET http://" + hp + "/ HTTP/1.1\r\nHost: " + hp + "\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nConnection: close\r\n" + auth + "\r\n")
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET with HTTP2-Settings: %d", resp.StatusCode)
+	}
+	if h := seen.last(t).header; h.Get("Http2-Settings") != "" {
+		t.Errorf("the upstream got HTTP2-Settings %q", h.Get("Http2-Settings"))
+	}
+	// An upstream that switches protocols unasked gets no tunnel.
+	resp, body, conn := tp.raw("GET http://" + hp + "/rogue101 HTTP/1.1\r\nHost: " + hp + "\r\n" + auth + "\r\n")
+	if resp.StatusCode != 502 || !strings.Contains(body, "did not ask for") {
+		t.Errorf("unasked 101: %d %q, want 502", resp.StatusCode, body)
+	}
+	conn.Close()
 }
 
 func TestStreamedResponseIsFlushed(t *testing.T) {

@@ -53,6 +53,7 @@ egress:
     - host: api.openai.com
       ports: [443]
       private: true
+      websocket: true
 `, provider.BuildArgBaseImage, base, caFile)
 	run := startAgentRun(t, eng, cfg, repo, name, spec, []string{"OPENAI_API_KEY=" + realKey}, nil)
 	var api testenv.Upstream
@@ -69,8 +70,9 @@ egress:
 	if !strings.Contains(got, "OPENAI_API_KEY="+provider.OpenAIAPIKeyPlaceholder) {
 		t.Errorf("the agent's key is not the placeholder:%s", explain)
 	}
-	// Over Codex's preferred transport, a WebSocket: the proxy relays the
-	// upgrade and adds the key to it.
+	// Over Codex's preferred transport, a WebSocket (the rule opts in: the
+	// host has a secret): the proxy relays the upgrade and adds the key to
+	// it.
 	if !strings.Contains(got, "stand-in model heard over websocket: Say the bottle word.") || !strings.Contains(got, "codex exit: 0") {
 		t.Errorf("codex exec did not finish a turn with the stand-in model over a WebSocket:%s", explain)
 	}
