@@ -99,8 +99,11 @@ func (p *Proxy) forward(ctx context.Context, cc *clientConn, req *http.Request, 
 	}
 	if red != nil {
 		// Response bodies are checked for the secret's value as they
-		// stream; a compressed body would hide it.
+		// stream; a compressed body would hide it, and a range of one
+		// could hold a piece of the value too short to be recognised.
 		out.Header.Set("Accept-Encoding", "identity")
+		out.Header.Del("Range")
+		out.Header.Del("If-Range")
 	}
 	body := &requestBody{r: req.Body}
 	if out.Body != nil && out.Body != http.NoBody {
@@ -123,8 +126,11 @@ func (p *Proxy) forward(ctx context.Context, cc *clientConn, req *http.Request, 
 	defer resp.Body.Close()
 	rec.Decision, rec.Status = "allow", resp.StatusCode
 	if red != nil {
-		if note := redactResponse(red, resp, req.Method); note != "" {
-			rec.Reason = note
+		if err := redactResponse(red, resp, req.Method); err != nil {
+			rec.BytesUp = body.n.Load()
+			rec.Decision, rec.Status, rec.Reason = "error", http.StatusBadGateway, err.Error()
+			p.refuse(cc, rec, "docker bottle egress proxy: "+rec.Reason+".\n", nil)
+			return false
 		}
 	}
 
@@ -210,13 +216,13 @@ func (p *Proxy) applySecrets(h http.Header, host string) {
 // replacement is not as long as its value, so the length is then dropped
 // (the response goes out chunked). A gzip body the upstream sent although
 // the proxy asked for identity is decoded first; a body in another encoding
-// (br, zstd, deflate) cannot be checked and passes as is, which the returned
-// note, for the audit line, says.
-func redactResponse(red *redactor, resp *http.Response, method string) (note string) {
+// (br, zstd, deflate, gzip twice) cannot be checked, so it is an error: the
+// response must not reach the agent.
+func redactResponse(red *redactor, resp *http.Response, method string) error {
 	red.header(resp.Header)
 	resp.Status = red.string(resp.Status)
 	if !hasBody(method, resp.StatusCode) || resp.StatusCode == http.StatusSwitchingProtocols {
-		return ""
+		return nil
 	}
 	var body io.Reader = resp.Body
 	switch ce := contentCoding(resp.Header); ce {
@@ -226,7 +232,7 @@ func redactResponse(red *redactor, resp *http.Response, method string) (note str
 		resp.Header.Del("Content-Encoding")
 		resp.ContentLength = -1
 	default:
-		return "response body in Content-Encoding " + ce + " passed on without the check for secrets"
+		return fmt.Errorf("the upstream answered in Content-Encoding %q although the proxy asked for identity, and the proxy cannot check such a body for the secret it adds to this host's requests, so it withholds the response", ce)
 	}
 	if !red.sameLen {
 		resp.ContentLength = -1
@@ -235,7 +241,7 @@ func redactResponse(red *redactor, resp *http.Response, method string) (note str
 		io.Reader
 		io.Closer
 	}{red.reader(body), resp.Body}
-	return ""
+	return nil
 }
 
 // hasBody reports whether a response to method with status carries a body.

@@ -188,16 +188,24 @@ func (rr *redactReader) fill() {
 }
 
 // contentCoding is how a response body is encoded, for redaction: "" for
-// none, "gzip" for one the proxy decodes, anything else it passes on as is.
+// none, "gzip" for one gzip layer, which the proxy decodes, and otherwise
+// the codings as the upstream listed them (in one header or several).
 func contentCoding(h http.Header) string {
-	ce := strings.ToLower(strings.TrimSpace(h.Get("Content-Encoding")))
-	switch ce {
-	case "", "identity":
+	var codings []string
+	for _, v := range h.Values("Content-Encoding") {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.ToLower(strings.TrimSpace(c)); c != "" && c != "identity" {
+				codings = append(codings, c)
+			}
+		}
+	}
+	switch {
+	case len(codings) == 0:
 		return ""
-	case "gzip", "x-gzip":
+	case len(codings) == 1 && (codings[0] == "gzip" || codings[0] == "x-gzip"):
 		return "gzip"
 	}
-	return ce
+	return strings.Join(codings, ", ")
 }
 
 // gzipBody decodes a gzip body on first read, so that a bad body fails the
