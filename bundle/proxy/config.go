@@ -81,6 +81,10 @@ type Rule struct {
 	// opt-in; other hosts take WebSocket upgrades without it. No other
 	// upgrade (h2c) ever passes.
 	WebSocket bool `json:"websocket,omitempty"`
+	// AllowNoSNI lets a raw tunnel to the host start with a TLS ClientHello
+	// that names no server. Without it such a tunnel is refused: a server
+	// picked without a name could be any tenant of a shared front end.
+	AllowNoSNI bool `json:"allow_no_sni,omitempty"`
 }
 
 // Secret is a credential the proxy adds to requests for one host, so that the

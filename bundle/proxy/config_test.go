@@ -17,7 +17,8 @@ func TestParseConfig(t *testing.T) {
 			{"host": "*.npmjs.org", "ports": [443]},
 			{"host": "10.0.0.5", "ports": [8080], "private": true},
 			{"host": "api.github.com", "methods": ["DELETE"], "deny": true},
-			{"host": "uploads.example.com", "methods": ["GET", "HEAD"], "paths": ["/v1/*", "/health"]}
+			{"host": "uploads.example.com", "methods": ["GET", "HEAD"], "paths": ["/v1/*", "/health"]},
+			{"host": "local.test", "loopback": true, "metadata": true, "allow_no_sni": true, "websocket": true}
 		],
 		"secrets": [{"host": "api.anthropic.com", "header": "x-api-key", "value_file": "/stage/s1", "placeholder": "PH"}],
 		"ca_cert_file": "/ca/ca.pem", "ca_key_file": "/ca/ca-key.pem",
@@ -31,7 +32,10 @@ func TestParseConfig(t *testing.T) {
 	if cfg.ApprovalTimeout.D() != 90*time.Second || cfg.Limits.IdleTimeout.D() != 120*time.Second || cfg.Limits.MaxTunnels != 64 {
 		t.Errorf("durations/limits: %+v %+v", cfg.ApprovalTimeout, cfg.Limits)
 	}
-	if len(cfg.Rules) != 5 || cfg.Rules[2].Private != true || cfg.Secrets[0].Placeholder != "PH" {
+	if r := cfg.Rules[5]; !r.Loopback || !r.Metadata || !r.AllowNoSNI || !r.WebSocket || r.Private {
+		t.Errorf("rule options: %+v", r)
+	}
+	if len(cfg.Rules) != 6 || cfg.Rules[2].Private != true || cfg.Secrets[0].Placeholder != "PH" {
 		t.Errorf("parsed: %+v", cfg)
 	}
 

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -69,6 +70,15 @@ type interceptEnv struct {
 	port     int
 	bottleCA *x509.CertPool
 	upCA     *x509.CertPool
+
+	mu     sync.Mutex
+	hellos []string // the server names of the TLS handshakes the upstream saw
+}
+
+func (e *interceptEnv) helloNames() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.hellos...)
 }
 
 func newInterceptEnv(t testing.TB, mutate func(*Config)) *interceptEnv {
@@ -99,7 +109,14 @@ func newInterceptEnv(t testing.TB, mutate func(*Config)) *interceptEnv {
 		body, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "%s %s ok, %d bytes in", r.Method, r.URL.Path, len(body))
 	}))
+	e := &interceptEnv{up: up, seen: seen}
 	up.TLS = &tls.Config{GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		e.mu.Lock()
+		e.hellos = append(e.hellos, hello.ServerName)
+		e.mu.Unlock()
+		if hello.ServerName == "" {
+			return m.Leaf("nosni.example.test") // a front end's default
+		}
 		return m.Leaf(hello.ServerName)
 	}}
 	up.Config.ErrorLog = log.New(io.Discard, "", 0) // the negative test's handshake failures
@@ -129,13 +146,14 @@ func newInterceptEnv(t testing.TB, mutate func(*Config)) *interceptEnv {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	res := loopbackResolver("api.example.test", "ph.example.test", "plain.example.test", "narrow.example.test", "nodelete.example.test", "ws.example.test")
+	res := loopbackResolver("api.example.test", "ph.example.test", "plain.example.test", "narrow.example.test", "nodelete.example.test", "ws.example.test", "nosni.example.test")
 	tp := startProxy(t, cfg, WithResolver(res))
 	bp := x509.NewCertPool()
 	bp.AddCert(bottleCA.Certificate())
 	upPool := x509.NewCertPool()
 	upPool.AddCert(upCA.Certificate())
-	return &interceptEnv{tp: tp, up: up, seen: seen, port: port, bottleCA: bp, upCA: upPool}
+	e.tp, e.port, e.bottleCA, e.upCA = tp, port, bp, upPool
+	return e
 }
 
 // serveBytes answers /bytes?n=N with N bytes (benchmarks).
@@ -482,4 +500,82 @@ func TestInterceptedHostsTakeWebSocketsOnlyWhenARuleOptsIn(t *testing.T) {
 	if _, err := io.ReadFull(conn, b); err != nil || string(b) != "frame" {
 		t.Errorf("echo through the WebSocket: %q %v", b, err)
 	}
+}
+
+// TestRawTunnelChecksTheClientHello runs raw (not intercepted) tunnels to a
+// real TLS upstream that serves any name, like a CDN's shared front end:
+// only a ClientHello naming the host the CONNECT named reaches it.
+func TestRawTunnelChecksTheClientHello(t *testing.T) {
+	e := newInterceptEnv(t, func(c *Config) {
+		c.Rules = append(c.Rules, Rule{Host: "nosni.example.test", Ports: c.Rules[0].Ports, Loopback: true, AllowNoSNI: true})
+	})
+	// handshake opens a tunnel to host and speaks TLS naming serverName.
+	handshake := func(host, serverName string) error {
+		resp, _, conn := e.tp.raw(connectReq(fmt.Sprintf("%s:%d", host, e.port), testToken))
+		if resp.StatusCode != 200 {
+			t.Fatalf("CONNECT %s: %d", host, resp.StatusCode)
+		}
+		defer conn.Close()
+		cfg := &tls.Config{ServerName: serverName, RootCAs: e.upCA}
+		if serverName == "" {
+			cfg.InsecureSkipVerify = true // so that Go sends no name
+		}
+		tc := tls.Client(conn, cfg)
+		if err := tc.Handshake(); err != nil {
+			return err
+		}
+		fmt.Fprintf(tc, "GET /hello HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", host)
+		r, err := http.ReadResponse(bufio.NewReader(tc), nil)
+		if err != nil {
+			return err
+		}
+		r.Body.Close()
+		if r.StatusCode != 200 {
+			return fmt.Errorf("status %d", r.StatusCode)
+		}
+		return nil
+	}
+	for _, c := range []struct{ host, serverName, wantErr string }{
+		{"plain.example.test", "plain.example.test", ""},
+		{"plain.example.test", "Plain.Example.TEST", ""},
+		{"plain.example.test", "other-tenant.example.test", "unrecognized name"},
+		{"plain.example.test", "nosni.example.test", "unrecognized name"},
+		{"plain.example.test", "", "access denied"},
+		{"nosni.example.test", "", ""},
+		{"nosni.example.test", "nosni.example.test", ""},
+		{"nosni.example.test", "plain.example.test", "unrecognized name"},
+	} {
+		err := handshake(c.host, c.serverName)
+		if c.wantErr == "" && err != nil || c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)) {
+			t.Errorf("tunnel to %s, TLS naming %q: %v, want %q", c.host, c.serverName, err, c.wantErr)
+		}
+	}
+	for _, n := range e.helloNames() {
+		if n != "plain.example.test" && n != "Plain.Example.TEST" && n != "nosni.example.test" && n != "" {
+			t.Errorf("the upstream saw a ClientHello for %q", n)
+		}
+	}
+
+	// Encrypted Client Hello hides the name the upstream would act on: a
+	// ClientHello that carries it is refused, whatever its outer name.
+	hello := editHello(t, goHello(t, "plain.example.test"), func(l []helloExt) []helloExt {
+		return append(l, helloExt{extECH, []byte{0, 0, 1, 0, 1, 7, 0, 0, 0, 0}})
+	})
+	before := len(e.helloNames())
+	resp, _, conn := e.tp.raw(connectReq(fmt.Sprintf("plain.example.test:%d", e.port), testToken))
+	if resp.StatusCode != 200 {
+		t.Fatal(resp.Status)
+	}
+	conn.Write(hello)
+	got, _ := io.ReadAll(conn)
+	if !bytes.Equal(got, []byte{0x15, 3, 1, 0, 2, 2, alertAccessDenied}) {
+		t.Errorf("after an ECH ClientHello the client read %x, want an access_denied alert", got)
+	}
+	if len(e.helloNames()) != before {
+		t.Error("an ECH ClientHello reached the upstream")
+	}
+	e.tp.waitAudit(map[string]any{"method": "CONNECT", "host": "plain.example.test", "decision": "deny", "status": 403,
+		"reason": `the TLS ClientHello names the server "other-tenant.example.test", not plain.example.test which the CONNECT asked for and the rules allow`})
+	e.tp.waitAudit(map[string]any{"method": "CONNECT", "decision": "deny", "status": 403,
+		"reason": "the TLS ClientHello to plain.example.test carries Encrypted Client Hello, which hides the server it asks for; the bottle's egress proxy refuses it (turn ECH off in the client)"})
 }

@@ -38,6 +38,7 @@ type verdict struct {
 	listed    bool   // some rule names host:port (so approvals do not apply)
 	reach     reach  // the address classes allowing rules opt the host in to
 	websocket bool   // an allowing rule lets WebSocket upgrades through
+	noSNI     bool   // an allowing rule lets a raw tunnel's TLS name no server
 	intercept bool   // TLS must be terminated: secrets or method/path rules
 	rule      string // label of the deciding rule, empty when unlisted
 	reason    string // why a request is refused, for the agent
@@ -228,6 +229,7 @@ func (p *policy) connect(host string, port int) verdict {
 		case !r.Deny:
 			v.allow = true
 			v.reach |= r.reach()
+			v.noSNI = v.noSNI || r.AllowNoSNI
 			if allowedBy == "" || !r.l7() {
 				allowedBy = r.label
 			}

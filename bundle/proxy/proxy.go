@@ -632,22 +632,120 @@ func (p *Proxy) handleConnect(ctx context.Context, cc *clientConn, req *http.Req
 		return false
 	}
 	rec.Decision, rec.Status = "allow", http.StatusOK
-	// Bytes the client sent right behind its CONNECT (a TLS hello) are in
-	// the read buffer: pass them on before splicing the raw connections.
-	if n := cc.br.Buffered(); n > 0 {
-		b, _ := cc.br.Peek(n)
-		w, err := up.Write(b)
-		rec.BytesUp += int64(w)
-		if err != nil {
-			p.writeAudit(rec)
-			return false
-		}
+	upN, downN, err := p.pipe(cc.Conn, up, func(last *atomic.Int64) (int64, error) {
+		return p.tunnelStart(cc, up, host, port, v.noSNI, last)
+	})
+	rec.BytesUp, rec.BytesDown = upN, downN
+	var refused *tunnelRefused
+	switch {
+	case errors.As(err, &refused):
+		p.nDenied.Add(1)
+		rec.Decision, rec.Status, rec.Reason = "deny", http.StatusForbidden, refused.why
+	case err != nil:
+		rec.Reason = err.Error()
 	}
-	upN, downN := p.pipe(cc.Conn, up)
-	rec.BytesUp += upN
-	rec.BytesDown = downN
 	p.finish(rec)
 	return false
+}
+
+// tlsPort is where a tunnel must carry TLS.
+const tlsPort = 443
+
+// tunnelRefused is a tunnel refused on its first bytes.
+type tunnelRefused struct{ why string }
+
+func (e *tunnelRefused) Error() string { return e.why }
+
+// tunnelStart passes the first bytes of a raw tunnel to the upstream once
+// they are judged: a TLS ClientHello must name host (see sniRefusal), and
+// be read within the header timeout and maxHelloBytes. A tunnel to port 443
+// must start with TLS. On another port a protocol that is not TLS passes as
+// it is (the rule names the port), and since its server may speak first,
+// the client's first byte is awaited as long as the tunnel is not idle
+// (last). It returns the bytes passed on; a *tunnelRefused error once it has
+// told the client why, another error when the client went away first.
+func (p *Proxy) tunnelStart(cc *clientConn, up net.Conn, host string, port int, noSNI bool, last *atomic.Int64) (int64, error) {
+	hdrTimeout, idle := p.lim.HeaderTimeout.D(), p.lim.IdleTimeout.D()
+	var first []byte
+	var err error
+	for start := time.Now(); ; {
+		if port == tlsPort {
+			cc.SetReadDeadline(start.Add(hdrTimeout))
+		} else {
+			cc.SetReadDeadline(time.Now().Add(idle / 4))
+		}
+		first, err = cc.br.Peek(1)
+		if err == nil || !isTimeout(err) || port == tlsPort || time.Since(time.Unix(0, last.Load())) >= idle {
+			break
+		}
+	}
+	switch {
+	case err != nil && port == tlsPort && isTimeout(err):
+		return 0, &tunnelRefused{fmt.Sprintf("the tunnel to %s:%d sent no TLS ClientHello within %s", host, port, hdrTimeout)}
+	case err != nil:
+		return 0, fmt.Errorf("the tunnel ended before the client sent a byte: %w", err)
+	}
+	var raw []byte
+	tls := first[0] == recordHandshake
+	if tls {
+		cc.SetReadDeadline(time.Now().Add(hdrTimeout))
+		var hello clientHello
+		raw, hello, err = readClientHello(cc.br)
+		switch {
+		case errors.Is(err, errNotTLS):
+			tls = false
+		case isTimeout(err):
+			return 0, &tunnelRefused{fmt.Sprintf("the tunnel to %s:%d did not complete its TLS ClientHello within %s", host, port, hdrTimeout)}
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+			return 0, fmt.Errorf("the tunnel ended inside the TLS ClientHello: %w", err)
+		case err != nil:
+			tlsAlert(cc, alertDecodeError)
+			return 0, &tunnelRefused{err.Error()}
+		default:
+			if why := sniRefusal(hello, host, noSNI); why != "" {
+				alert := byte(alertAccessDenied)
+				if hello.hasSNI && !hello.ech {
+					alert = alertUnrecognizedName
+				}
+				tlsAlert(cc, alert)
+				return 0, &tunnelRefused{why}
+			}
+		}
+	}
+	if !tls && port == tlsPort {
+		why := fmt.Sprintf("the tunnel to %s:%d carries no TLS; the bottle's egress proxy passes only TLS to port %d", host, port, tlsPort)
+		// Most likely plain HTTP: say it in HTTP.
+		cc.SetWriteDeadline(time.Now().Add(hdrTimeout))
+		p.writeText(cc, http.StatusForbidden, "docker bottle egress proxy: "+why+".\n", nil, false)
+		return 0, &tunnelRefused{why}
+	}
+	cc.SetReadDeadline(time.Time{})
+	// Bytes the client sent behind the hello (or right behind its CONNECT)
+	// are in the read buffer: pass them on before splicing the raw
+	// connections.
+	rest, _ := cc.br.Peek(cc.br.Buffered())
+	n, err := up.Write(append(raw, rest...))
+	cc.br.Discard(len(rest))
+	last.Store(time.Now().UnixNano())
+	return int64(n), err
+}
+
+// TLS alerts (RFC 8446 6) the proxy ends a refused tunnel with: the
+// client's TLS library then reports a named failure instead of a reset.
+const (
+	alertAccessDenied     = 49
+	alertDecodeError      = 50
+	alertUnrecognizedName = 112
+)
+
+func tlsAlert(c net.Conn, desc byte) {
+	c.SetWriteDeadline(time.Now().Add(time.Second))
+	c.Write([]byte{0x15, 3, 1, 0, 2, 2, desc})
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // upstreamFailed answers a failed connection to the upstream: 403 when the
@@ -713,8 +811,10 @@ func (p *Proxy) writeText(cc *clientConn, status int, body string, h http.Header
 
 // pipe copies both ways between the client and the upstream until both
 // directions end, half-closing as each does, and returns the bytes sent up
-// and down.
-func (p *Proxy) pipe(client, up net.Conn) (upN, downN int64) {
+// and down. The upstream's bytes flow from the start; the client's only
+// after start has judged (and passed on) its first ones. When start fails,
+// pipe closes both ends and returns its error.
+func (p *Proxy) pipe(client, up net.Conn, start func(last *atomic.Int64) (int64, error)) (upN, downN int64, err error) {
 	client.SetDeadline(time.Time{})
 	var last atomic.Int64 // unix nanoseconds of the last progress either way
 	last.Store(time.Now().UnixNano())
@@ -730,7 +830,14 @@ func (p *Proxy) pipe(client, up net.Conn) (upN, downN int64) {
 		}
 		closeWrite(client)
 	}()
-	upN, err := p.copyIdle(up, client, &last)
+	if upN, err = start(&last); err != nil {
+		client.Close()
+		up.Close()
+		<-done
+		return upN, downN, err
+	}
+	n, err := p.copyIdle(up, client, &last)
+	upN += n
 	if err != nil {
 		client.Close()
 		up.Close()
@@ -738,7 +845,7 @@ func (p *Proxy) pipe(client, up net.Conn) (upN, downN int64) {
 		closeWrite(up)
 	}
 	<-done
-	return upN, downN
+	return upN, downN, nil
 }
 
 // tunnelChunk is how much one splice call may move before the idle deadline

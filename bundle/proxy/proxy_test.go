@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -599,11 +600,12 @@ func TestApprovalsNotAskedForGuardedDestinations(t *testing.T) {
 
 func TestApprovedHostIsReached(t *testing.T) {
 	// An approved host is dialled like a listed one; here the dialer maps
-	// the public test address to the local echo server.
+	// the public test address to the local echo server. (Port 2222: a
+	// tunnel to 443 must carry TLS.)
 	host, port := echoServer(t)
 	res := &mapResolver{m: map[string][]netip.Addr{"new.test": {netip.MustParseAddr("203.0.113.9")}}}
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if addr != "203.0.113.9:443" {
+		if addr != "203.0.113.9:2222" {
 			return nil, fmt.Errorf("unexpected dial to %s", addr)
 		}
 		return net.Dial("tcp", net.JoinHostPort(host, fmt.Sprint(port)))
@@ -612,7 +614,7 @@ func TestApprovedHostIsReached(t *testing.T) {
 		return approval.AllowOnce, nil
 	})
 	tp := startProxy(t, Config{Approvals: true}, WithResolver(res), WithDialer(dial), WithDecider(decider))
-	resp, _, conn := tp.raw(connectReq("new.test:443", testToken))
+	resp, _, conn := tp.raw(connectReq("new.test:2222", testToken))
 	if resp.StatusCode != 200 {
 		t.Fatalf("approved CONNECT: %d", resp.StatusCode)
 	}
@@ -687,11 +689,6 @@ func TestLimits(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("a tunnel after the idle one closed: %d", resp.StatusCode)
 	}
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func TestTunnelNotIdleWhileOneDirectionStreams(t *testing.T) {
@@ -922,4 +919,124 @@ func TestTLSUpstreamUnreachable(t *testing.T) {
 	}
 	tp.waitAudit(map[string]any{"decision": "error", "status": 502})
 	_ = tls.VersionTLS12
+}
+
+// bannerServer greets each connection first (as SSH and SMTP servers do),
+// then echoes.
+func bannerServer(t *testing.T, banner string) DialFunc {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.WriteString(c, banner)
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	return func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, ln.Addr().String())
+	}
+}
+
+func TestRawTunnelPorts(t *testing.T) {
+	const banner = "SSH-2.0-stand-in\r\n"
+	res := &mapResolver{m: map[string][]netip.Addr{"web.test": {netip.MustParseAddr("203.0.113.5")}}}
+	tp := startProxy(t, Config{
+		Rules: []Rule{
+			{Host: "web.test", Ports: []int{443, 2222}},
+			{Host: "203.0.113.5", Ports: []int{443}},
+		},
+		Limits: Limits{HeaderTimeout: Duration(300 * time.Millisecond), IdleTimeout: Duration(2 * time.Second)},
+	}, WithResolver(res), WithDialer(bannerServer(t, banner)))
+	open := func(target string) net.Conn {
+		t.Helper()
+		resp, _, conn := tp.raw(connectReq(target, testToken))
+		if resp.StatusCode != 200 {
+			t.Fatalf("CONNECT %s: %d", target, resp.StatusCode)
+		}
+		return conn
+	}
+	readBanner := func(conn net.Conn) {
+		t.Helper()
+		b := make([]byte, len(banner))
+		if _, err := io.ReadFull(conn, b); err != nil || string(b) != banner {
+			t.Fatalf("banner: %q %v", b, err)
+		}
+	}
+
+	// Port 443 carries TLS only: plain HTTP in the tunnel is answered in
+	// HTTP, and reaches nothing.
+	conn := open("web.test:443")
+	io.WriteString(conn, "GET / HTTP/1.1\r\nHost: web.test\r\n\r\n")
+	all, _ := io.ReadAll(conn)
+	if !strings.Contains(string(all), "403 Forbidden") || !strings.Contains(string(all), "carries no TLS") || strings.Contains(string(all), "GET /") {
+		t.Errorf("plain HTTP through a tunnel to 443: %q", all)
+	}
+	// A client that sends nothing is closed after the header timeout.
+	conn = open("web.test:443")
+	start := time.Now()
+	io.ReadAll(conn)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a silent tunnel to 443 stayed open %s", d)
+	}
+	tp.waitAudit(map[string]any{"decision": "deny", "reason": "the tunnel to web.test:443 sent no TLS ClientHello within 300ms"})
+
+	// A ClientHello naming the host passes (the upstream, an echo here,
+	// gets it as sent), one naming another is refused.
+	hello := goHello(t, "web.test")
+	conn = open("web.test:443")
+	conn.Write(hello)
+	readBanner(conn)
+	echo := make([]byte, len(hello))
+	if _, err := io.ReadFull(conn, echo); err != nil || !bytes.Equal(echo, hello) {
+		t.Errorf("the ClientHello naming web.test did not reach the upstream as sent: %v", err)
+	}
+	conn.Close()
+	// (The stand-in greets first even here, and echoes: what it echoes is
+	// what reached it.)
+	conn = open("web.test:443")
+	other := goHello(t, "other.test")
+	conn.Write(other)
+	if all, _ := io.ReadAll(conn); bytes.Contains(all, other[:40]) || !bytes.HasSuffix(all, []byte{0x15, 3, 1, 0, 2, 2, alertUnrecognizedName}) {
+		t.Errorf("a ClientHello naming other.test: the client read %q, want an alert and no echo", all)
+	}
+	// An IP address is reached without a name, not with another one.
+	conn = open("203.0.113.5:443")
+	conn.Write(goHello(t, ""))
+	readBanner(conn)
+	conn.Close()
+	conn = open("203.0.113.5:443")
+	cdn := goHello(t, "cdn.test")
+	conn.Write(cdn)
+	if all, _ := io.ReadAll(conn); bytes.Contains(all, cdn[:40]) {
+		t.Errorf("a ClientHello naming cdn.test through an IP address reached the upstream: %q", all)
+	}
+
+	// Another port carries what its server speaks, the server first, for
+	// longer than the header timeout, and TLS on it is still checked.
+	conn = open("web.test:2222")
+	readBanner(conn)
+	time.Sleep(500 * time.Millisecond)
+	io.WriteString(conn, "SSH-2.0-client\r\n")
+	b := make([]byte, len("SSH-2.0-client\r\n"))
+	if _, err := io.ReadFull(conn, b); err != nil || string(b) != "SSH-2.0-client\r\n" {
+		t.Errorf("a server-first protocol on port 2222: %q %v", b, err)
+	}
+	conn.Close()
+	conn = open("web.test:2222")
+	readBanner(conn)
+	conn.Write(other)
+	if all, _ := io.ReadAll(conn); len(all) == 0 || all[0] != 0x15 {
+		t.Errorf("a ClientHello naming other.test on port 2222: read %q, want a TLS alert", all)
+	}
 }
