@@ -121,6 +121,11 @@ type Limits struct {
 	// MaxConns bounds concurrent client connections; more wait to be
 	// accepted.
 	MaxConns int `json:"max_conns,omitempty"`
+	// MaxAuthFailures is how many requests without the right token (407)
+	// one connection may make before the proxy closes it. The default, 1,
+	// closes it with the first 407: clients that answer the challenge (curl,
+	// git) do so on a new connection.
+	MaxAuthFailures int `json:"max_auth_failures,omitempty"`
 }
 
 // Defaults for the listen address, Limits and approvals.
@@ -132,6 +137,7 @@ const (
 	DefaultDialTimeout     = 15 * time.Second
 	DefaultMaxTunnels      = 512
 	DefaultApprovalTimeout = 2 * time.Minute
+	DefaultMaxAuthFailures = 1
 )
 
 // DefaultPorts are the ports of a rule that names none.
@@ -155,6 +161,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxConns <= 0 {
 		l.MaxConns = 2 * l.MaxTunnels
+	}
+	if l.MaxAuthFailures <= 0 {
+		l.MaxAuthFailures = DefaultMaxAuthFailures
 	}
 	return l
 }

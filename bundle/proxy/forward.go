@@ -71,12 +71,12 @@ func (p *Proxy) forward(ctx context.Context, cc *clientConn, req *http.Request, 
 	}
 	if !v.allow {
 		rec.Decision, rec.Reason, rec.Status = "deny", v.reason, http.StatusForbidden
-		return p.refuseRequest(cc, req, rec, p.refusalText(v), nil)
+		return p.refuseRequest(cc, req, rec, p.refusalText(v), nil, true)
 	}
 	up := upgradeType(req.Header)
 	if why := upgradeRefusal(up, v, t); why != "" {
 		rec.Decision, rec.Reason, rec.Status = "deny", why, http.StatusForbidden
-		return p.refuseRequest(cc, req, rec, "docker bottle egress proxy: "+why+".\n", nil)
+		return p.refuseRequest(cc, req, rec, "docker bottle egress proxy: "+why+".\n", nil, true)
 	}
 
 	rctx, cancel := context.WithCancel(ctx)

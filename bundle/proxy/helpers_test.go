@@ -220,6 +220,22 @@ func (tp *testProxy) waitAudit(want map[string]any) map[string]any {
 	}
 }
 
+// countAudit counts the decisions of the audit lines matching want, a line
+// that sums up repeated refusals for as many as it stands for.
+func (tp *testProxy) countAudit(want map[string]any) int {
+	n := 0
+	for _, l := range tp.auditLines() {
+		if !matches(l, want) {
+			continue
+		}
+		n++
+		if r, ok := l["repeated"].(float64); ok {
+			n += int(r) - 1
+		}
+	}
+	return n
+}
+
 func matches(l, want map[string]any) bool {
 	for k, v := range want {
 		got, ok := l[k]

@@ -56,6 +56,8 @@ type Proxy struct {
 	approvedMu sync.Mutex
 	approved   map[string]bool // host:port a human allowed always
 
+	refusals refusals // repeated refusals, summed up in the audit
+
 	mu      sync.Mutex
 	active  map[net.Conn]struct{}
 	serving atomic.Bool
@@ -237,6 +239,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	p.serving.Store(true)
 	defer p.serving.Store(false)
 	var handlers sync.WaitGroup
+	defer p.flushRefusals() // after the handlers' last lines
 	defer handlers.Wait()
 	stop := context.AfterFunc(ctx, func() {
 		ln.Close()
@@ -281,8 +284,10 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	}
 }
 
-// Close releases the audit file the proxy opened itself.
+// Close writes what the audit still owes (the sums of repeated refusals)
+// and releases the audit file the proxy opened itself.
 func (p *Proxy) Close() error {
+	p.writeRefusalSums(p.refusals.take(true))
 	p.transport.CloseIdleConnections()
 	if p.ownAudit {
 		return p.audit.Close()
@@ -323,10 +328,11 @@ func (p *Proxy) closeAll() {
 // the TLS connection inside an intercepted tunnel.
 type clientConn struct {
 	net.Conn
-	lr     *limitReader
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	client string
+	lr           *limitReader
+	br           *bufio.Reader
+	bw           *bufio.Writer
+	client       string
+	authFailures int // requests refused with 407
 }
 
 // newClientConn wraps c with buffers of bufSize: small for the proxy's own
@@ -454,9 +460,12 @@ func (p *Proxy) handleProxyRequest(ctx context.Context, cc *clientConn, req *htt
 	rec := p.newRecord(cc, start)
 	rec.Method = req.Method
 	if !p.authorized(req) {
+		// A connection that keeps failing is closed: pipelined requests
+		// without the token would otherwise cost the agent nothing.
+		cc.authFailures++
 		rec.Decision, rec.Reason, rec.Status = "deny", "missing or wrong proxy token", http.StatusProxyAuthRequired
 		return p.refuseRequest(cc, req, rec, "docker bottle egress proxy: this proxy needs the bottle's token (Proxy-Authorization: Basic, any user name, the token as password).\n",
-			http.Header{"Proxy-Authenticate": {`Basic realm="docker bottle"`}})
+			http.Header{"Proxy-Authenticate": {`Basic realm="docker bottle"`}}, cc.authFailures < p.lim.MaxAuthFailures)
 	}
 	if req.Method == http.MethodConnect {
 		return p.handleConnect(ctx, cc, req, rec)
@@ -780,14 +789,14 @@ func (p *Proxy) refuse(cc *clientConn, rec *record, body string, h http.Header) 
 }
 
 // refuseRequest refuses req and reports whether the connection can carry
-// another request: it can when the request's body could be read off it.
-// Either way the body is read first (bounded), so that closing does not
-// reset the connection before the client reads the refusal.
-func (p *Proxy) refuseRequest(cc *clientConn, req *http.Request, rec *record, body string, h http.Header) bool {
+// another request: it can when the request's body could be read off it,
+// and mayKeep. Either way the body is read first (bounded), so that closing
+// does not reset the connection before the client reads the refusal.
+func (p *Proxy) refuseRequest(cc *clientConn, req *http.Request, rec *record, body string, h http.Header, mayKeep bool) bool {
 	cc.SetReadDeadline(time.Now().Add(p.lim.HeaderTimeout.D()))
 	_, err := io.CopyN(io.Discard, req.Body, 1<<20)
 	cc.SetReadDeadline(time.Time{})
-	keep := errors.Is(err, io.EOF) && !req.Close
+	keep := mayKeep && errors.Is(err, io.EOF) && !req.Close
 	p.nDenied.Add(1)
 	p.writeText(cc, rec.Status, body, h, keep)
 	p.finish(rec)

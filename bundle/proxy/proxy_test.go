@@ -1040,3 +1040,76 @@ func TestRawTunnelPorts(t *testing.T) {
 		t.Errorf("a ClientHello naming other.test on port 2222: read %q, want a TLS alert", all)
 	}
 }
+
+// TestAuthFailuresCloseTheConnection pipelines requests without the token
+// on one connection: the first 407 closes it, so the rest cost the proxy
+// (and its audit) nothing.
+func TestAuthFailuresCloseTheConnection(t *testing.T) {
+	for _, max := range []int{0, 3} {
+		tp := startProxy(t, Config{Limits: Limits{MaxAuthFailures: max}})
+		c, err := net.Dial("tcp", tp.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		go func() {
+			for range 2000 {
+				if _, err := io.WriteString(c, "GET http://x.test/ HTTP/1.1\r\nHost: x.test\r\n\r\n"); err != nil {
+					return
+				}
+			}
+		}()
+		out, _ := io.ReadAll(c)
+		want := max
+		if want == 0 {
+			want = 1
+		}
+		if n := strings.Count(string(out), "407 Proxy Authentication Required"); n != want {
+			t.Errorf("max_auth_failures %d: %d 407s on one connection, want %d then the close", max, n, want)
+		}
+		if !strings.Contains(string(out), "Connection: close") {
+			t.Errorf("max_auth_failures %d: the last 407 does not say Connection: close", max)
+		}
+	}
+}
+
+// TestRepeatedRefusalsAreSummed floods the proxy with refusals, each on a
+// connection of its own, as an agent rotating the audit would: the audit
+// gets the first of each kind and a line that sums up the rest.
+func TestRepeatedRefusalsAreSummed(t *testing.T) {
+	host, port := echoServer(t)
+	tp := startProxy(t, Config{Rules: []Rule{{Host: host, Ports: []int{port}, Loopback: true}}})
+	const flood = 300
+	for range flood {
+		tp.raw("GET http://x.test/ HTTP/1.1\r\nHost: x.test\r\n\r\n")
+		tp.raw(connectReq("unlisted.test:443", testToken))
+	}
+	// An allowed tunnel in the middle of the flood is written as ever.
+	_, _, conn := tp.raw(connectReq(fmt.Sprintf("%s:%d", host, port), testToken))
+	conn.Close()
+	// Many kinds: beyond maxRefusalKinds a second they are only counted.
+	for i := range 2 * maxRefusalKinds {
+		tp.raw(connectReq(fmt.Sprintf("unlisted-%d.test:443", i), testToken))
+	}
+	// The sums are written when each second's window ends.
+	want := 2*flood + 2*maxRefusalKinds
+	var lines []map[string]any
+	counted := 0
+	for deadline := time.Now().Add(10 * time.Second); counted != want && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		lines, counted = tp.auditLines(), tp.countAudit(map[string]any{"decision": "deny"})
+	}
+	for _, l := range lines {
+		if reason, _ := l["reason"].(string); l["repeated"] != nil && !strings.Contains(reason, "more like this in the last second") && !strings.Contains(reason, "were only counted") {
+			t.Errorf("a summing line does not say what it sums: %v", l)
+		}
+	}
+	if counted != want {
+		t.Errorf("the audit accounts for %d refusals, want %d: %v", counted, want, lines)
+	}
+	// A window of a second holds the flood (or a few, on a slow machine).
+	if len(lines) > want/4 {
+		t.Errorf("%d refusals made %d audit lines", want, len(lines))
+	}
+	tp.waitAudit(map[string]any{"method": "CONNECT", "host": host, "decision": "allow"})
+}
