@@ -83,8 +83,10 @@ type Rule struct {
 	Host string `yaml:"host" json:"host"`
 	// Ports defaults to 443 and 80.
 	Ports []int `yaml:"ports,omitempty" json:"ports,omitempty"`
-	// Private opts this host in to loopback, link-local, private and CGNAT
-	// addresses, which the proxy refuses otherwise.
+	// Private opts this host in to private and CGNAT addresses, which the
+	// proxy refuses otherwise. It never opens loopback or the cloud metadata
+	// addresses (the proxy's loopback and metadata options, which the spec
+	// does not carry yet).
 	Private bool `yaml:"private,omitempty" json:"private,omitempty"`
 	// Methods and Paths make the proxy intercept TLS for the host and check
 	// each request.

@@ -3,10 +3,12 @@
 // CONNECT) that demands the bottle's token, allows only what the egress rules
 // list, resolves names itself and refuses private destinations, terminates
 // TLS only for hosts with secrets or method/path rules, and writes one audit
-// line per decision. What such a host sends back is redacted: a secret's
-// real value, echoed in a response header, status line, trailer or body, is
-// replaced by the placeholder the agent sent (see redactResponse). It
-// imports nothing of the plugin side.
+// line per decision (repeated refusals summed up). What such a host sends
+// back is redacted: a secret's real value, echoed in a response header,
+// status line, trailer or body, is replaced by the placeholder the agent
+// sent (see redactResponse). A tunnel it does not intercept must start with
+// a TLS ClientHello that names the host the CONNECT named (see
+// tunnelStart). It imports nothing of the plugin side.
 package proxy
 
 import (
