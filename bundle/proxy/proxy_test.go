@@ -805,14 +805,18 @@ func upgradeHandler(seen *upstreamSeen) http.HandlerFunc {
 	}
 }
 
-func TestHTTP10AndUpgrade(t *testing.T) {
-	seen := &upstreamSeen{}
+// upgradeEnv is a proxy in front of upgradeHandler, on hp.
+func upgradeEnv(t *testing.T) (tp *testProxy, seen *upstreamSeen, hp, auth string) {
+	seen = &upstreamSeen{}
 	up := httptest.NewServer(upgradeHandler(seen))
-	defer up.Close()
+	t.Cleanup(up.Close)
 	_, port := hostPortOf(t, up.URL)
-	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Loopback: true}}})
-	hp := fmt.Sprintf("127.0.0.1:%d", port)
-	auth := "Proxy-Authorization: " + basic(testToken) + "\r\n"
+	tp = startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Loopback: true}}})
+	return tp, seen, fmt.Sprintf("127.0.0.1:%d", port), "Proxy-Authorization: " + basic(testToken) + "\r\n"
+}
+
+func TestHTTP10AndUpgrade(t *testing.T) {
+	tp, _, hp, auth := upgradeEnv(t)
 
 	// An HTTP/1.0 client cannot read chunked bodies: it gets the body
 	// until the connection closes.
@@ -839,13 +843,7 @@ func TestHTTP10AndUpgrade(t *testing.T) {
 }
 
 func TestOnlyWebSocketUpgradesPass(t *testing.T) {
-	seen := &upstreamSeen{}
-	up := httptest.NewServer(upgradeHandler(seen))
-	defer up.Close()
-	_, port := hostPortOf(t, up.URL)
-	tp := startProxy(t, Config{Rules: []Rule{{Host: "127.0.0.1", Ports: []int{port}, Loopback: true}}})
-	hp := fmt.Sprintf("127.0.0.1:%d", port)
-	auth := "Proxy-Authorization: " + basic(testToken) + "\r\n"
+	tp, seen, hp, auth := upgradeEnv(t)
 	for _, c := range []struct{ headers, want string }{
 		{"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n", "Upgrade: h2c is refused: only WebSocket upgrades pass"},
 		{"Connection: Upgrade\r\nUpgrade: echo\r\n", "Upgrade: echo is refused"},
@@ -921,30 +919,11 @@ func TestTLSUpstreamUnreachable(t *testing.T) {
 	_ = tls.VersionTLS12
 }
 
-// bannerServer greets each connection first (as SSH and SMTP servers do),
-// then echoes.
+// bannerServer dials every address to an echo server that greets first.
 func bannerServer(t *testing.T, banner string) DialFunc {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.WriteString(c, banner)
-				io.Copy(c, c)
-			}()
-		}
-	}()
+	addr := startEcho(t, banner).String()
 	return func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, network, ln.Addr().String())
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
 	}
 }
 

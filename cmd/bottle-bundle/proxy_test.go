@@ -30,30 +30,7 @@ func TestRunProxy(t *testing.T) {
 	defer up.Close()
 	upPort := uln.Addr().(*net.TCPAddr).Port
 
-	// A free port for the proxy: the config names its address.
-	pl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := pl.Addr().String()
-	pl.Close()
-
-	dir := t.TempDir()
-	tok := filepath.Join(dir, "token")
-	os.WriteFile(tok, []byte("s3cret\n"), 0o600)
-	cfg := filepath.Join(dir, "proxy.json")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`{"listen": %q, "bottle": "cmd", "token_file": %q, "audit_file": %q,
-		"rules": [{"host": "127.0.0.1", "ports": [%d], "loopback": true}]}`, addr, tok, filepath.Join(dir, "audit.jsonl"), upPort)), 0o600)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- daemons["proxy"](ctx, []string{"--config", cfg}) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("proxy daemon: %v", err)
-		}
-	}()
+	addr, dir := runProxyDaemon(t, fmt.Sprintf(`[{"host": "127.0.0.1", "ports": [%d], "loopback": true}]`, upPort))
 
 	var resp *http.Response
 	for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(20 * time.Millisecond) {
@@ -101,6 +78,39 @@ func mustURL(t *testing.T, s string) *url.URL {
 	return u
 }
 
+// runProxyDaemon runs `bottle-bundle proxy --config FILE` in process, for
+// the bottle "cmd", with token "s3cret" and rules (JSON), on a free port,
+// until the test ends. It returns the address and the dir of the config
+// and the audit file.
+func runProxyDaemon(t *testing.T, rules string) (addr, dir string) {
+	t.Helper()
+	// A free port for the proxy: the config names its address.
+	pl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = pl.Addr().String()
+	pl.Close()
+
+	dir = t.TempDir()
+	tok := filepath.Join(dir, "token")
+	os.WriteFile(tok, []byte("s3cret\n"), 0o600)
+	cfg := filepath.Join(dir, "proxy.json")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`{"listen": %q, "bottle": "cmd", "token_file": %q, "audit_file": %q, "rules": %s}`,
+		addr, tok, filepath.Join(dir, "audit.jsonl"), rules)), 0o600)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- daemons["proxy"](ctx, []string{"--config", cfg}) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("proxy daemon: %v", err)
+		}
+	})
+	return addr, dir
+}
+
 // TestRunProxyHoldsItsRules runs `bottle-bundle proxy --config FILE` with
 // the rule options a bottle's config carries and tries the ways around the
 // rules the proxy refuses: a TLS name other than the CONNECT's, h2c, a
@@ -115,31 +125,10 @@ func TestRunProxyHoldsItsRules(t *testing.T) {
 	defer plain.Close()
 	plainPort := plain.Listener.Addr().(*net.TCPAddr).Port
 
-	pl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := pl.Addr().String()
-	pl.Close()
-	dir := t.TempDir()
-	tok := filepath.Join(dir, "token")
-	os.WriteFile(tok, []byte("s3cret\n"), 0o600)
-	cfg := filepath.Join(dir, "proxy.json")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`{"listen": %q, "bottle": "cmd", "token_file": %q, "audit_file": %q,
-		"rules": [
-			{"host": "localhost", "ports": [%d], "loopback": true},
-			{"host": "127.0.0.1", "ports": [%d], "loopback": true},
-			{"host": "localhost", "ports": [%d], "private": true}
-		]}`, addr, tok, filepath.Join(dir, "audit.jsonl"), upPort, plainPort, plainPort)), 0o600)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- daemons["proxy"](ctx, []string{"--config", cfg}) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("proxy daemon: %v", err)
-		}
-	}()
+	addr, _ := runProxyDaemon(t, fmt.Sprintf(`[
+		{"host": "localhost", "ports": [%d], "loopback": true},
+		{"host": "127.0.0.1", "ports": [%d], "loopback": true},
+		{"host": "localhost", "ports": [%d], "private": true}]`, upPort, plainPort, plainPort))
 	auth := "Proxy-Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("x:s3cret")) + "\r\n"
 	send := func(req string) (*http.Response, net.Conn) {
 		t.Helper()
