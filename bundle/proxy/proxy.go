@@ -697,14 +697,14 @@ func (p *Proxy) tunnelStart(cc *clientConn, up net.Conn, host string, port int, 
 		return 0, fmt.Errorf("the tunnel ended before the client sent a byte: %w", err)
 	}
 	var raw []byte
-	tls := first[0] == recordHandshake
-	if tls {
+	isTLS := first[0] == recordHandshake
+	if isTLS {
 		cc.SetReadDeadline(time.Now().Add(hdrTimeout))
 		var hello clientHello
 		raw, hello, err = readClientHello(cc.br)
 		switch {
 		case errors.Is(err, errNotTLS):
-			tls = false
+			isTLS = false
 		case isTimeout(err):
 			return 0, &tunnelRefused{fmt.Sprintf("the tunnel to %s:%d did not complete its TLS ClientHello within %s", host, port, hdrTimeout)}
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
@@ -723,7 +723,7 @@ func (p *Proxy) tunnelStart(cc *clientConn, up net.Conn, host string, port int, 
 			}
 		}
 	}
-	if !tls && port == tlsPort {
+	if !isTLS && port == tlsPort {
 		why := fmt.Sprintf("the tunnel to %s:%d carries no TLS; the bottle's egress proxy passes only TLS to port %d", host, port, tlsPort)
 		// Most likely plain HTTP: say it in HTTP.
 		cc.SetWriteDeadline(time.Now().Add(hdrTimeout))
