@@ -28,13 +28,20 @@ import (
 // configuration for a bottle called name.
 func prepare(t *testing.T, eng *client.Client, name, backend string) plan.Plan {
 	t.Helper()
+	return prepareSpec(t, eng, name, backend, "egress:\n  allow:\n    - host: example.test\n", testenv.GitRepo(t))
+}
+
+// prepareSpec is prepare with the bottle.yaml text given and the user's
+// repository made by the caller.
+func prepareSpec(t *testing.T, eng *client.Client, name, backend, specYAML, repo string) plan.Plan {
+	t.Helper()
 	ctx := context.Background()
 	dirs := plan.Dirs{State: filepath.Join(t.TempDir(), "state"), Cache: t.TempDir()}
 	if _, err := pki.LoadOrCreateCA(dirs.CA()); err != nil {
 		t.Fatal(err)
 	}
 	prov, _ := provider.Get(spec.ProviderShell)
-	s, err := spec.Parse("bottle.yaml", []byte("egress:\n  allow:\n    - host: example.test\n"))
+	s, err := spec.Parse("bottle.yaml", []byte(specYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +50,6 @@ func prepare(t *testing.T, eng *client.Client, name, backend string) plan.Plan {
 		mode = plan.NetworkInternal
 	}
 	pool, _ := plan.PoolFromEnv()
-	repo := testenv.GitRepo(t)
 	p, err := plan.Prepare(ctx, plan.Options{
 		Spec: s.Resolve(prov.Defaults), NameFlag: name, Workspace: repo, Provider: prov.Plan(),
 		Choice: plan.Choice{Backend: backend, NetworkMode: mode, Why: "test"}, Dirs: dirs,

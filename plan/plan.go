@@ -291,7 +291,7 @@ func Prepare(ctx context.Context, o Options) (p Plan, err error) {
 			AllowForce:     s.Git.AllowForce,
 			AllowDelete:    s.Git.AllowDelete,
 			AllowTags:      s.Git.AllowTags,
-			ProtectedPaths: slices.Clone(s.Git.ProtectedPaths),
+			ProtectedPaths: s.Git.ProtectedPaths.List(),
 		},
 		Egress: EgressPlan{Allow: s.Egress.Allow, Deny: s.Egress.Deny, Secrets: s.Egress.Secrets},
 		Supervise: SupervisePlan{

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/docker/cli/cli/command"
@@ -58,7 +60,31 @@ func loadSpec(opts specOptions, dir string, o spec.Overrides) (loadedSpec, error
 	if err != nil {
 		return loadedSpec{}, err
 	}
-	return loadedSpec{path: path, spec: applied.Resolve(p.Defaults), provider: p}, nil
+	d := p.Defaults
+	d.ProtectFiles = spec.RepoFiles(repoRoot(dir), specBase(path, dir), path, applied)
+	return loadedSpec{path: path, spec: applied.Resolve(d), provider: p}, nil
+}
+
+// specBase is the folder the spec's relative paths start from: the spec
+// file's, or dir without one.
+func specBase(specPath, dir string) string {
+	if specPath == "" {
+		return dir
+	}
+	if abs, err := filepath.Abs(specPath); err == nil {
+		return filepath.Dir(abs)
+	}
+	return filepath.Dir(specPath)
+}
+
+// repoRoot is the top of the git work tree dir is in (protected paths are
+// relative to it), or dir itself outside one.
+func repoRoot(dir string) string {
+	out, err := exec.Command("git", "-C", dir, "rev-parse", "--show-toplevel").Output()
+	if root := strings.TrimSpace(string(out)); err == nil && root != "" {
+		return root
+	}
+	return dir
 }
 
 // gatherFacts looks at the engine, smolvm and the hypervisor, and where

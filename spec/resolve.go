@@ -20,11 +20,6 @@ func ProviderNames() []string { return []string{ProviderClaude, ProviderCodex, P
 // DefaultApprovalTimeout is how long a held request waits for a human.
 const DefaultApprovalTimeout = 5 * time.Minute
 
-// DefaultProtectedPaths are refused in pushes unless the spec says
-// otherwise: CI definitions and git hook locations, which would run code
-// outside the bottle.
-var DefaultProtectedPaths = []string{".github/workflows/**", ".githooks/**", ".husky/**", ".gitlab-ci.yml"}
-
 // DefaultPushPattern lets the agent push only to its own branch prefix.
 const DefaultPushPattern = "refs/heads/bottle/{name}/*"
 
@@ -34,6 +29,9 @@ type Defaults struct {
 	Allow   []Rule
 	Secrets []Secret
 	Env     map[string]string
+	// ProtectFiles are files of the repository this run reads and the
+	// host acts on (RepoFiles), protected besides protect.Defaults.
+	ProtectFiles []string
 }
 
 // Overrides are the values flags give; empty fields leave the file's value.
@@ -76,7 +74,7 @@ func (s Spec) Apply(o Overrides) (Spec, error) {
 
 // Resolve returns a copy of s with every default filled in: the provider's
 // command, rules, secrets and env (the spec's own entries win), and the
-// project's git and supervise defaults.
+// project's git and supervise defaults, with the effective protected paths.
 func (s Spec) Resolve(d Defaults) Spec {
 	r := s.clone()
 	if r.Backend == "" {
@@ -129,9 +127,7 @@ func (s Spec) Resolve(d Defaults) Spec {
 	if len(r.Git.Push) == 0 {
 		r.Git.Push = []string{DefaultPushPattern}
 	}
-	if r.Git.ProtectedPaths == nil {
-		r.Git.ProtectedPaths = slices.Clone(DefaultProtectedPaths)
-	}
+	r.Git.ProtectedPaths = r.Git.ProtectedPaths.resolve(d.ProtectFiles)
 	if r.Supervise.Timeout == nil {
 		t := Duration(DefaultApprovalTimeout)
 		r.Supervise.Timeout = &t
@@ -159,7 +155,7 @@ func (s Spec) clone() Spec {
 	r.Egress.Deny = cloneRules(s.Egress.Deny)
 	r.Egress.Secrets = slices.Clone(s.Egress.Secrets)
 	r.Git.Push = slices.Clone(s.Git.Push)
-	r.Git.ProtectedPaths = slices.Clone(s.Git.ProtectedPaths)
+	r.Git.ProtectedPaths = s.Git.ProtectedPaths.clone()
 	r.Supervise.Approvals = slices.Clone(s.Supervise.Approvals)
 	r.Supervise.Tools = slices.Clone(s.Supervise.Tools)
 	return r

@@ -119,11 +119,13 @@ type Secret struct {
 type Git struct {
 	// Push lists ref patterns the agent may update; "{name}" stands for the
 	// bottle's name. Default: refs/heads/bottle/{name}/*.
-	Push           []string `yaml:"push,omitempty" json:"push,omitempty"`
-	AllowForce     bool     `yaml:"allow_force,omitempty" json:"allow_force,omitempty"`
-	AllowDelete    bool     `yaml:"allow_delete,omitempty" json:"allow_delete,omitempty"`
-	AllowTags      bool     `yaml:"allow_tags,omitempty" json:"allow_tags,omitempty"`
-	ProtectedPaths []string `yaml:"protected_paths,omitempty" json:"protected_paths,omitempty"`
+	Push        []string `yaml:"push,omitempty" json:"push,omitempty"`
+	AllowForce  bool     `yaml:"allow_force,omitempty" json:"allow_force,omitempty"`
+	AllowDelete bool     `yaml:"allow_delete,omitempty" json:"allow_delete,omitempty"`
+	AllowTags   bool     `yaml:"allow_tags,omitempty" json:"allow_tags,omitempty"`
+	// ProtectedPaths adds to (or removes from) the default protected
+	// paths; see ProtectedPaths.
+	ProtectedPaths ProtectedPaths `yaml:"protected_paths,omitempty" json:"protected_paths,omitzero"`
 }
 
 // Supervise sets which actions wait for a human, and for how long.

@@ -165,7 +165,7 @@ func TestResolveFillsDefaultsAndKeepsSpecValues(t *testing.T) {
 	if got := r.PushPatterns("x"); len(got) != 1 || got[0] != "refs/heads/bottle/x/*" {
 		t.Errorf("push %v", got)
 	}
-	if len(r.Git.ProtectedPaths) == 0 || time.Duration(*r.Supervise.Timeout) != DefaultApprovalTimeout {
+	if len(r.Git.ProtectedPaths.Effective) == 0 || time.Duration(*r.Supervise.Timeout) != DefaultApprovalTimeout {
 		t.Errorf("git/supervise defaults: %+v %+v", r.Git, r.Supervise)
 	}
 	// The receiver is untouched.

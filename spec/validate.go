@@ -3,7 +3,6 @@ package spec
 import (
 	"fmt"
 	"net/netip"
-	"path"
 	"regexp"
 	"strings"
 )
@@ -110,14 +109,7 @@ func (s *Spec) validate() []problem {
 			add(fmt.Sprintf("$.git.push[%d]", i), "%v", err)
 		}
 	}
-	for i, pp := range s.Git.ProtectedPaths {
-		if pp == "" || strings.HasPrefix(pp, "/") || strings.Contains("/"+pp+"/", "/../") {
-			add(fmt.Sprintf("$.git.protected_paths[%d]", i),
-				"protected path %q must be relative to the repository root, without ..", pp)
-		} else if _, err := path.Match(pp, ""); err != nil {
-			add(fmt.Sprintf("$.git.protected_paths[%d]", i), "protected path %q is not a valid pattern", pp)
-		}
-	}
+	s.Git.ProtectedPaths.validate(add)
 
 	for i, k := range s.Supervise.Approvals {
 		if !oneOf(k, ApproveEgress, ApprovePush, ApproveTool) {

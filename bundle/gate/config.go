@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/docker-bottle/docker-bottle/bundle/conf"
+	"github.com/docker-bottle/docker-bottle/bundle/protect"
 )
 
 // Config is the gate's configuration. The plugin writes it as JSON into the
@@ -27,7 +28,8 @@ type Config struct {
 	Push PushRules `json:"push"`
 	// ProtectedPaths are globs of paths (relative to the repository root)
 	// that a push must not touch without a human's approval. Nil means
-	// DefaultProtectedPaths; an empty list protects nothing.
+	// protect.Defaults(), the list the spec fills in too; an empty list
+	// protects nothing.
 	ProtectedPaths []string `json:"protected_paths"`
 	// MaxPackBytes bounds the pack of one push; 0 means DefaultMaxPackBytes.
 	MaxPackBytes int64 `json:"max_pack_bytes,omitempty"`
@@ -70,16 +72,6 @@ const (
 	DefaultApprovalTimeout = 5 * time.Minute
 )
 
-// DefaultProtectedPaths are CI definitions and git hook folders: what would
-// run code with someone else's secrets or on someone else's machine once
-// the agent's branch is pushed or checked out.
-var DefaultProtectedPaths = []string{
-	".github/workflows/**",
-	".github/actions/**",
-	".githooks/**",
-	".husky/**",
-}
-
 var slugRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
 
 // LoadConfig reads a JSON config file, rejecting unknown fields, and fills
@@ -120,13 +112,11 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	if c.ProtectedPaths == nil {
-		c.ProtectedPaths = append([]string(nil), DefaultProtectedPaths...)
+		c.ProtectedPaths = protect.Defaults()
 	}
 	for _, p := range c.ProtectedPaths {
-		if p == "" || strings.HasPrefix(p, "/") {
-			errs = append(errs, fmt.Errorf("protected path %q must be a glob relative to the repository root", p))
-		} else if err := checkGlob(p); err != nil {
-			errs = append(errs, fmt.Errorf("protected path %q: %w", p, err))
+		if err := protect.Check(p); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	switch {

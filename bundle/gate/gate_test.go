@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/bundle/approval"
 	"github.com/docker-bottle/docker-bottle/bundle/gate"
+	"github.com/docker-bottle/docker-bottle/bundle/protect"
 	"github.com/docker-bottle/docker-bottle/gitstage"
 )
 
@@ -479,7 +481,7 @@ func TestLoadConfig(t *testing.T) {
 	if len(c.Push.Refs) != 1 || c.Push.Refs[0] != "refs/heads/bottle/fix-1/*" || c.Push.AllowForce || c.Push.AllowDelete || c.Push.AllowTags {
 		t.Errorf("default push rules: %+v", c.Push)
 	}
-	if len(c.ProtectedPaths) == 0 || c.ProtectedPaths[0] != ".github/workflows/**" || c.MaxPackBytes != gate.DefaultMaxPackBytes {
+	if !slices.Equal(c.ProtectedPaths, protect.Defaults()) || c.MaxPackBytes != gate.DefaultMaxPackBytes {
 		t.Errorf("defaults: %+v", c)
 	}
 	if c.Approvals.Timeout != gate.Duration(90e9) {
