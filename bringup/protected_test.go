@@ -84,8 +84,9 @@ func (c agentClone) pushRefused(ref, want string) {
 
 // TestBundleProtectsPlantedFiles brings up a real bundle for a bottle whose
 // bottle.yaml says nothing of protected paths, and pushes files the host or
-// CI runs after a merge (review H2, attack 5) with the real git: the spec's
-// defaults reach the gate, and hold each one.
+// CI runs after a merge (review H2, attack 5) with the real git, some
+// spelled as another file system would read them (M1): the spec's defaults
+// reach the gate, and hold each one.
 func TestBundleProtectsPlantedFiles(t *testing.T) {
 	eng := testenv.Engine(t)
 	repo := testenv.GitRepo(t)
@@ -94,7 +95,9 @@ func TestBundleProtectsPlantedFiles(t *testing.T) {
 	c := cloneGate(t, p)
 	prefix := "refs/heads/bottle/" + p.Slug + "/"
 	for i, f := range []string{"bottle.yaml", ".github/actions/build/action.yml", ".pre-commit-config.yaml",
-		"lint-staged.config.js", ".claude/settings.json", ".vscode/tasks.json", ".gitmodules", ".husky/pre-commit"} {
+		"lint-staged.config.js", ".claude/settings.json", ".vscode/tasks.json", ".gitmodules", ".husky/pre-commit",
+		// Spellings a macOS or Windows checkout writes over .husky (M1).
+		".huſky/pre-commit", ".hus\u200cky/pre-commit", "HUSKY~1/pre-commit", ".husky./pre-commit"} {
 		c.git("reset", "-q", "--hard", "origin/main")
 		c.commit(f, "payload\n")
 		c.pushRefused(fmt.Sprint(prefix, "plant-", i), "touches protected path "+f)

