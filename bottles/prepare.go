@@ -77,6 +77,14 @@ func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, e
 	if err := gitstage.Prepare(ctx, p.Workspace, p.GitGate.Repo); err != nil {
 		return p, fmt.Errorf("making the gate's repository: %w", err)
 	}
+	ref, commit, err := gitstage.Start(ctx, p.GitGate.Repo)
+	if err != nil {
+		return p, err
+	}
+	p = p.WithStart(ref, commit)
+	if err := p.Save(); err != nil {
+		return p, err
+	}
 	if err := gitstage.AddRemote(ctx, p.Workspace, p.GitGate.Remote, p.GitGate.Repo,
 		gitstage.WithFetchRefspecs(gitstage.BottleRefspec(p.Slug))); err != nil {
 		return p, fmt.Errorf("registering the git remote %s: %w", p.GitGate.Remote, err)

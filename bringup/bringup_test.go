@@ -65,6 +65,11 @@ func prepareSpec(t *testing.T, eng *client.Client, name, backend, specYAML, repo
 	if err := gitstage.Prepare(ctx, repo, p.GitGate.Repo); err != nil {
 		t.Fatal(err)
 	}
+	ref, commit, err := gitstage.Start(ctx, p.GitGate.Repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = p.WithStart(ref, commit)
 	if _, err := WriteConfig(p, ConfigOptions{CADir: dirs.CA()}); err != nil {
 		t.Fatal(err)
 	}

@@ -138,6 +138,7 @@ func WriteConfig(p plan.Plan, o ConfigOptions) ([]Mount, error) {
 		Push: gate.PushRules{Refs: p.GitGate.Push, AllowForce: p.GitGate.AllowForce,
 			AllowDelete: p.GitGate.AllowDelete, AllowTags: p.GitGate.AllowTags},
 		ProtectedPaths: p.GitGate.ProtectedPaths,
+		Start:          gate.Start{Commit: p.GitGate.StartCommit, Ref: p.GitGate.StartRef},
 		AuditFile:      in("audit-gate.jsonl"),
 		Approvals:      gate.Approvals{Enabled: hasApproval(p, spec.ApprovePush), Timeout: gate.Duration(daemonWait)},
 	}

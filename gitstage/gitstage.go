@@ -114,6 +114,22 @@ func Prepare(ctx context.Context, userRepo, dest string, opts ...Option) error {
 	return nil
 }
 
+// Start reads where a bottle starts from the stage repository Prepare
+// made: the branch HEAD names (the one the user had checked out) and its
+// commit. The gate checks pushes against that commit.
+func Start(ctx context.Context, stage string, opts ...Option) (ref, commit string, err error) {
+	o := collect(opts)
+	out, err := run(ctx, o, stage, "rev-parse", "--verify", "-q", "HEAD^{commit}")
+	if err != nil {
+		return "", "", fmt.Errorf("the stage repository %s has no commit at HEAD: %w", stage, err)
+	}
+	commit = strings.TrimSpace(out)
+	if out, err := run(ctx, o, stage, "symbolic-ref", "-q", "HEAD"); err == nil {
+		ref = strings.TrimSpace(out)
+	}
+	return ref, commit, nil
+}
+
 // Sync brings the branches and tags of userRepo that changed since Prepare
 // into the stage repository, leaving refs matching WithExclude alone (the
 // bottle's own branches, which only the agent writes).

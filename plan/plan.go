@@ -124,6 +124,11 @@ type GitGatePlan struct {
 	AllowDelete    bool     `json:"allow_delete"`
 	AllowTags      bool     `json:"allow_tags"`
 	ProtectedPaths []string `json:"protected_paths"`
+	// StartRef and StartCommit are the user's branch and its commit when
+	// the gate's repository was made: the gate checks protected paths
+	// against them (see WithStart).
+	StartRef    string `json:"start_ref,omitempty"`
+	StartCommit string `json:"start_commit,omitempty"`
 }
 
 // EgressPlan is the proxy's rules. Secrets name their host-side source;
@@ -361,6 +366,15 @@ func Prepare(ctx context.Context, o Options) (p Plan, err error) {
 		return Plan{}, err
 	}
 	return p, nil
+}
+
+// WithStart returns a copy of p that records where the bottle starts: the
+// branch and commit of the gate's repository once it is made
+// (gitstage.Start).
+func (p Plan) WithStart(ref, commit string) Plan {
+	q := p
+	q.GitGate.StartRef, q.GitGate.StartCommit = ref, commit
+	return q
 }
 
 // WithEndpoints returns a copy of p completed with the bundle's endpoints

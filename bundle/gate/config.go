@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/docker-bottle/docker-bottle/bundle/conf"
+	"github.com/docker-bottle/docker-bottle/bundle/gate/internal/repo"
 	"github.com/docker-bottle/docker-bottle/bundle/protect"
 )
 
@@ -31,6 +32,10 @@ type Config struct {
 	// protect.Defaults(), the list the spec fills in too; an empty list
 	// protects nothing.
 	ProtectedPaths []string `json:"protected_paths"`
+	// Start is where the bottle started. A push is checked for the
+	// protected paths its new tips change relative to it, besides those
+	// its new commits change.
+	Start Start `json:"start,omitzero"`
 	// MaxPackBytes bounds the pack of one push; 0 means DefaultMaxPackBytes.
 	MaxPackBytes int64 `json:"max_pack_bytes,omitempty"`
 	// AuditFile is where the JSON-lines audit goes; empty means none.
@@ -38,6 +43,17 @@ type Config struct {
 	// Approvals sends pushes that touch protected paths to a human instead
 	// of refusing them.
 	Approvals Approvals `json:"approvals"`
+}
+
+// Start is the user's branch when the bottle was prepared.
+type Start struct {
+	// Commit is the branch's commit then; empty means the commit HEAD
+	// names when the gate starts.
+	Commit string `json:"commit,omitempty"`
+	// Ref is the branch (e.g. refs/heads/main). While the bottle cannot
+	// write it, its current commit (the user's later work) counts as a
+	// start too.
+	Ref string `json:"ref,omitempty"`
 }
 
 // PushRules are the refs a push may update and how.
@@ -118,6 +134,14 @@ func (c Config) withDefaults() (Config, error) {
 		if err := protect.Check(p); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if c.Start.Commit != "" {
+		if _, err := repo.ParseHash(c.Start.Commit); err != nil {
+			errs = append(errs, fmt.Errorf("start.commit %q is not a commit id", c.Start.Commit))
+		}
+	}
+	if c.Start.Ref != "" && !validRefName(c.Start.Ref) {
+		errs = append(errs, fmt.Errorf("start.ref %q is not a ref name", c.Start.Ref))
 	}
 	switch {
 	case c.MaxPackBytes < 0:

@@ -43,6 +43,9 @@ type Gate struct {
 	logger    *log.Logger
 	refRules  []string
 	protected pathMatcher
+	// start and startRef are where the bottle started (Config.Start).
+	start    repo.Hash
+	startRef string
 
 	// pushMu serialises pushes: each checks and updates refs as one step.
 	pushMu sync.Mutex
@@ -88,6 +91,10 @@ func New(cfg Config, opts ...Option) (*Gate, error) {
 	}
 	if g.repo, err = repo.Open(cfg.Repo); err != nil {
 		return nil, fmt.Errorf("opening the bottle's repository: %w", err)
+	}
+	if g.start, g.startRef, err = g.startPoint(); err != nil {
+		g.repo.Close()
+		return nil, err
 	}
 	g.repo.RemoveStaleQuarantines()
 	if g.audit == nil && cfg.AuditFile != "" {

@@ -34,6 +34,9 @@ type command struct {
 type touch struct {
 	commit repo.Hash
 	path   string
+	// sinceStart marks a path where the pushed tip (commit) differs from
+	// where the bottle started, though no new commit changes it.
+	sinceStart bool
 }
 
 func (c *command) refuse(format string, args ...any) {
@@ -445,14 +448,14 @@ func (g *Gate) checkObjects(c *command, st *repo.Store, ix *repo.Indexed, shallo
 			return
 		}
 	}
-	touches, err := g.protectedTouches(st, w, en.Commits)
+	touches, err := g.protectedTouches(st, w, c.new, en.Commits)
 	if err != nil {
 		c.refuse("checking protected paths: %v", err)
 		return
 	}
 	if len(touches) > 0 {
 		c.protected = touches
-		c.refuse("%s touches protected path %s (commit %s)%s", c.ref, touches[0].path, touches[0].commit.String()[:12], more(len(touches)-1))
+		c.refuse("%s", touchesText(c.ref, touches))
 	}
 }
 
@@ -501,54 +504,54 @@ func dedup(s []string) []string {
 	return out
 }
 
-// protectedTouches lists the protected paths the new commits change. A
-// commit changes a path when its version differs from that of every parent
-// (what a combined diff shows); a root commit changes every path it has.
-func (g *Gate) protectedTouches(st *repo.Store, w *repo.Walker, commits []repo.Hash) ([]touch, error) {
+// protectedTouches lists the protected paths a ref update to tip changes:
+// those each new commit changes, where a commit changes a path when its
+// version differs from that of every parent (what a combined diff shows; a
+// root commit changes every path it has), and then those where tip differs
+// from where the bottle started, so that history cannot bring back what
+// the new commits do not show (an old commit revived, a branch merged).
+func (g *Gate) protectedTouches(st *repo.Store, w *repo.Walker, tip repo.Hash, commits []repo.Hash) ([]touch, error) {
 	if len(g.protected) == 0 {
 		return nil, nil
 	}
 	var out []touch
+	seen := map[string]bool{}
 	for _, h := range commits {
 		ci, err := w.CommitInfo(h)
 		if err != nil {
 			return nil, err
 		}
-		parents := ci.Parents
+		var parents []repo.Hash
+		for _, p := range ci.Parents {
+			pci, err := w.CommitInfo(p)
+			if err != nil {
+				return nil, err
+			}
+			parents = append(parents, pci.Tree)
+		}
 		if len(parents) == 0 {
 			parents = []repo.Hash{repo.Zero}
 		}
-		var changed map[string]bool
-		for i, p := range parents {
-			ptree := repo.Zero
-			if !p.IsZero() {
-				pci, err := w.CommitInfo(p)
-				if err != nil {
-					return nil, err
-				}
-				ptree = pci.Tree
-			}
-			cur := map[string]bool{}
-			if err := diffTrees(st, ci.Tree, ptree, "", g.protected, cur); err != nil {
-				return nil, err
-			}
-			if i == 0 {
-				changed = cur
-				continue
-			}
-			for k := range changed {
-				if !cur[k] {
-					delete(changed, k)
-				}
-			}
+		changed, err := changedVersus(st, ci.Tree, parents, g.protected)
+		if err != nil {
+			return nil, err
 		}
-		var ps []string
-		for p := range changed {
-			ps = append(ps, p)
-		}
-		sort.Strings(ps)
-		for _, p := range ps {
+		for _, p := range sortedKeys(changed) {
 			out = append(out, touch{commit: h, path: p})
+			seen[p] = true
+		}
+	}
+	bases, err := g.startBases(st, w)
+	if err != nil {
+		return nil, err
+	}
+	since, err := g.tipTouches(st, w, tip, bases)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range since {
+		if !seen[t.path] {
+			out = append(out, t)
 		}
 	}
 	return out, nil

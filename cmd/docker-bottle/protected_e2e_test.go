@@ -1,16 +1,21 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/bundle/protect"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/provider"
+	"github.com/docker-bottle/docker-bottle/spec"
 )
 
 // TestConfigShowsEffectiveProtectedPaths: `docker bottle config` in a
@@ -68,4 +73,116 @@ func TestConfigShowsEffectiveProtectedPaths(t *testing.T) {
 	if !slices.Equal(p.GitGate.ProtectedPaths, want) {
 		t.Errorf("the gate's plan protects\n%v\nwant\n%v", p.GitGate.ProtectedPaths, want)
 	}
+}
+
+// gitRun runs the real git in dir as the agent would, and returns its
+// combined output.
+func gitRun(dir string, args ...string) (string, error) {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_TERMINAL_PROMPT=0",
+		"GIT_AUTHOR_NAME=agent", "GIT_AUTHOR_EMAIL=agent@example.test",
+		"GIT_COMMITTER_NAME=agent", "GIT_COMMITTER_EMAIL=agent@example.test")
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+func mustGit(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, err := gitRun(dir, args...)
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func commitFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	full := filepath.Join(dir, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustGit(t, dir, "add", "-A")
+	mustGit(t, dir, "commit", "-q", "-m", "commit "+name)
+	return mustGit(t, dir, "rev-parse", "HEAD")
+}
+
+// upBottle prepares a bottle on repo from specYAML and brings its real
+// bundle up, as run does before it starts the agent.
+func upBottle(t *testing.T, cfg, specYAML, repo string) (*bottles.Service, plan.Plan) {
+	t.Helper()
+	eng := testenv.Engine(t)
+	ctx := context.Background()
+	svc := &bottles.Service{Engine: eng, Dirs: plan.Dirs{State: filepath.Join(cfg, "bottle"), Cache: filepath.Join(cfg, "cache")}}
+	prov, _ := provider.Get(spec.ProviderShell)
+	s, err := spec.Parse("bottle.yaml", []byte(specYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := svc.Prepare(ctx, bottles.PrepareOptions{Spec: s.Resolve(prov.Defaults), Workspace: repo,
+		Provider: prov.Plan(), Choice: plan.Choice{Backend: spec.BackendSmolvm, NetworkMode: spec.NetworkBridge}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Remove(context.Background(), p.Slug, false) })
+	if p, err = svc.BringUp(ctx, p, bottles.BringUpOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return svc, p
+}
+
+// agentClone clones the bottle's gate as the agent does.
+func agentClone(t *testing.T, p plan.Plan) string {
+	t.Helper()
+	tok, err := os.ReadFile(p.AgentTokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "clone")
+	mustGit(t, filepath.Dir(dir), "clone", "-q", "http://bottle:"+strings.TrimSpace(string(tok))+"@"+p.Endpoints.HostGitGate+"/repo.git", dir)
+	return dir
+}
+
+// TestPushCheckedAgainstTheStart: the bottle records where it starts (the
+// user's branch at prepare) and its real gate refuses a branch that revives
+// a workflow deleted before that, though no new commit touches it (review
+// M3, attack 7).
+func TestPushCheckedAgainstTheStart(t *testing.T) {
+	cfg := testenv.DockerConfig(t)
+	repo := testenv.GitRepo(t)
+	old := commitFile(t, repo, ".github/workflows/deploy.yml", "on: push\njobs: {deploy: {runs-on: x, steps: [{run: deploy}]}}\n")
+	mustGit(t, repo, "rm", "-q", ".github/workflows/deploy.yml")
+	mustGit(t, repo, "commit", "-q", "-m", "drop the deploy workflow")
+	start := mustGit(t, repo, "rev-parse", "HEAD")
+
+	_, p := upBottle(t, cfg, "name: start-"+strings.ToLower(randomHexT(t, 3))+"\n", repo)
+	if p.GitGate.StartCommit != start || p.GitGate.StartRef != "refs/heads/main" {
+		t.Errorf("plan start %s %s, want %s refs/heads/main", p.GitGate.StartRef, p.GitGate.StartCommit, start)
+	}
+	data, err := os.ReadFile(filepath.Join(p.StageDir, "bundle.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bc struct {
+		Gate struct {
+			Start struct{ Commit, Ref string } `json:"start"`
+		} `json:"gate"`
+	}
+	if err := json.Unmarshal(data, &bc); err != nil || bc.Gate.Start.Commit != start {
+		t.Errorf("the gate's configuration starts at %+v (%v), want %s", bc.Gate.Start, err, start)
+	}
+
+	c := agentClone(t, p)
+	mustGit(t, c, "checkout", "-q", "-b", "revive", old)
+	commitFile(t, c, "notes.txt", "harmless\n")
+	out, err := gitRun(c, "push", "origin", "HEAD:refs/heads/"+p.GitGate.Branch)
+	if err == nil || !strings.Contains(out, "touches protected path .github/workflows/deploy.yml") {
+		t.Errorf("push reviving a deleted workflow: %v\n%s", err, out)
+	}
+	mustGit(t, c, "checkout", "-q", "-b", "fine", "origin/main")
+	commitFile(t, c, "notes.txt", "harmless\n")
+	mustGit(t, c, "push", "-q", "origin", "HEAD:refs/heads/"+p.GitGate.Branch)
 }
