@@ -22,9 +22,14 @@ const (
 type Request struct {
 	Kind Kind `json:"kind"`
 	// Subject is what is asked for, short and stable, e.g. "example.com:443"
-	// or "refs/heads/bottle/x/fix". Allow-always decisions match on Kind and
-	// Subject.
+	// or "refs/heads/bottle/x/fix". Allow-always decisions match on Kind,
+	// Subject and Scope.
 	Subject string `json:"subject"`
+	// Scope narrows what an allow-always covers to requests with the same
+	// Scope: the gate gives a digest of the protected paths a push changes
+	// and their contents, so that allowing one push always does not allow
+	// every later push to the ref.
+	Scope string `json:"scope,omitempty"`
 	// Detail is a human-readable elaboration, e.g. the protected paths a
 	// push touches.
 	Detail string `json:"detail,omitempty"`

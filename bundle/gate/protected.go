@@ -1,8 +1,11 @@
 package gate
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/docker-bottle/docker-bottle/bundle/gate/internal/repo"
 )
@@ -134,4 +137,135 @@ func touchesText(ref string, ts []touch) string {
 		where = fmt.Sprintf("at %.12s it differs from where the bottle started", t.commit)
 	}
 	return fmt.Sprintf("%s touches protected path %s (%s)%s", ref, t.path, where, more(len(ts)-1))
+}
+
+// entryAt finds the entry at the slash path p in tree; ok is false when
+// there is none.
+func entryAt(st *repo.Store, tree repo.Hash, p string) (repo.TreeEntry, bool, error) {
+	parts := strings.Split(p, "/")
+	for i, name := range parts {
+		es, err := treeEntries(st, tree)
+		if err != nil {
+			return repo.TreeEntry{}, false, err
+		}
+		e, ok := es[name]
+		if !ok || (i < len(parts)-1 && !e.IsTree()) {
+			return repo.TreeEntry{}, false, nil
+		}
+		if i == len(parts)-1 {
+			return e, true, nil
+		}
+		tree = e.Hash
+	}
+	return repo.TreeEntry{}, false, nil
+}
+
+// commitTree is the tree of commit h (tags peeled); Zero when h names no
+// commit.
+func commitTree(st *repo.Store, w *repo.Walker, h repo.Hash) repo.Hash {
+	h, _, err := st.Peel(h)
+	if err != nil {
+		return repo.Zero
+	}
+	if t, _, err := st.Read(h); err != nil || t != repo.Commit {
+		return repo.Zero
+	}
+	ci, err := w.CommitInfo(h)
+	if err != nil {
+		return repo.Zero
+	}
+	return ci.Tree
+}
+
+// Bounds on what a push approval shows, within the supervisor's bound on
+// a request's detail.
+const (
+	maxDetailPaths = 3000
+	maxShownPath   = 200
+)
+
+// describeTouches returns what a human is shown about a push of tip that
+// touches protected paths ts (each path with its size where the bottle
+// started and at the tip, and how many new commits the push brings), and its
+// scope: a digest of every version of those paths the push carries, so
+// that an allow-always covers exactly these paths with exactly these
+// contents.
+func (g *Gate) describeTouches(st *repo.Store, w *repo.Walker, tip repo.Hash, ts []touch, commits int) (detail, scope string) {
+	// Sizes are shown against the latest start: the user's branch now
+	// when it counts as one, else the start commit.
+	startTree, tipTree := repo.Zero, commitTree(st, w, tip)
+	if bases, err := g.startBases(st, w); err == nil && len(bases) > 0 {
+		startTree = bases[len(bases)-1]
+	}
+	version := func(tree repo.Hash, p string) (repo.TreeEntry, bool) {
+		e, ok, err := entryAt(st, tree, p)
+		return e, ok && err == nil
+	}
+	size := func(e repo.TreeEntry) string {
+		switch {
+		case e.IsTree():
+			return "a folder"
+		case e.IsGitlink():
+			return "a submodule"
+		case e.Mode&0o170000 == 0o120000:
+			return "a symlink"
+		}
+		if _, data, err := st.Read(e.Hash); err == nil {
+			return fmt.Sprintf("%d bytes", len(data))
+		}
+		return "? bytes"
+	}
+	var versions, paths []string
+	seen := map[string]bool{}
+	for _, t := range ts {
+		for _, tree := range []repo.Hash{commitTree(st, w, t.commit), tipTree} {
+			v := t.path + "\x00-"
+			if e, ok := version(tree, t.path); ok {
+				v = fmt.Sprintf("%s\x00%o %s", t.path, e.Mode, e.Hash)
+			}
+			versions = append(versions, v)
+		}
+		if !seen[t.path] {
+			seen[t.path] = true
+			paths = append(paths, t.path)
+		}
+	}
+	sort.Strings(versions)
+	sum := sha256.New()
+	for i, v := range versions {
+		if i == 0 || v != versions[i-1] {
+			fmt.Fprintf(sum, "%s\n", v)
+		}
+	}
+	sort.Strings(paths)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d protected path(s) changed in %d new commit(s), tip %.12s:", len(paths), commits, tip)
+	for i, p := range paths {
+		if b.Len() > maxDetailPaths {
+			fmt.Fprintf(&b, " and %d more", len(paths)-i)
+			break
+		}
+		shown := p
+		if len(shown) > maxShownPath {
+			shown = shown[:maxShownPath] + "..."
+		}
+		was, hadIt := version(startTree, p)
+		now, hasIt := version(tipTree, p)
+		switch {
+		case !hadIt && hasIt:
+			fmt.Fprintf(&b, " %s (new, %s)", shown, size(now))
+		case hadIt && !hasIt:
+			fmt.Fprintf(&b, " %s (deleted, was %s)", shown, size(was))
+		case hadIt && was.Hash == now.Hash && was.Mode == now.Mode:
+			fmt.Fprintf(&b, " %s (changed in between, as it was at the tip)", shown)
+		case hadIt:
+			fmt.Fprintf(&b, " %s (%s -> %s)", shown, size(was), size(now))
+		default:
+			fmt.Fprintf(&b, " %s (added and removed in between)", shown)
+		}
+		if i < len(paths)-1 {
+			b.WriteByte(',')
+		}
+	}
+	return b.String(), hex.EncodeToString(sum.Sum(nil))
 }

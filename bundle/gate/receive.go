@@ -29,6 +29,9 @@ type command struct {
 	reason    string
 	protected []touch
 	approval  string
+	// detail and scope describe the protected paths for a human
+	// (describeTouches).
+	detail, scope string
 }
 
 type touch struct {
@@ -455,6 +458,7 @@ func (g *Gate) checkObjects(c *command, st *repo.Store, ix *repo.Indexed, shallo
 	}
 	if len(touches) > 0 {
 		c.protected = touches
+		c.detail, c.scope = g.describeTouches(st, w, c.new, touches, len(en.Commits))
 		c.refuse("%s", touchesText(c.ref, touches))
 	}
 }
@@ -477,8 +481,7 @@ func (g *Gate) askHuman(ctx context.Context, c *command, say func(string, ...any
 	say("push to %s touches protected paths (%s): waiting up to %s for a human to approve it", c.ref, strings.Join(paths, ", "), timeout)
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	d, err := g.decider.Decide(actx, approval.Request{Kind: approval.Push, Subject: c.ref,
-		Detail: "touches " + strings.Join(paths, ", ") + " (commits " + c.new.String()[:12] + ")"})
+	d, err := g.decider.Decide(actx, approval.Request{Kind: approval.Push, Subject: c.ref, Scope: c.scope, Detail: c.detail})
 	c.approval = string(d)
 	switch {
 	case err == nil && d.Allowed():

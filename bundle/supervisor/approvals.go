@@ -18,7 +18,7 @@ import (
 // Who or what settled a request, in audit lines and events.
 const (
 	byOperator   = "operator"   // a human, with the operator's token
-	byRemembered = "remembered" // an earlier allow-always for the same kind and subject
+	byRemembered = "remembered" // an earlier allow-always for the same kind, subject and scope
 	byPolicy     = "policy"     // the kind is not held, or the timeout is 0
 	byLimit      = "limit"      // too many requests pending
 	byTimeout    = "timeout"    // no one decided in time
@@ -38,13 +38,20 @@ const (
 	maxDetail  = 4096
 )
 
+// alwaysKey is what an allow-always remembers: the kind, the subject and
+// the request's scope (for a push, which protected paths with which
+// contents), so that it allows exactly the same request again.
 type alwaysKey struct {
 	kind    approval.Kind
 	subject string
+	scope   string
 }
 
+func keyOf(req approval.Request) alwaysKey { return alwaysKey{req.Kind, req.Subject, req.Scope} }
+
 type pending struct {
-	a api.Approval
+	a   api.Approval
+	key alwaysKey
 	// waiters are the askers waiting for this request: the same request
 	// asked again while it is held (two hooks for one tool call, two
 	// connections to one host) joins it rather than asking twice.
@@ -67,7 +74,7 @@ var ErrNotPending = errors.New("no such pending approval")
 // it, or ctx ends (then the request is withdrawn and ctx's error returned).
 // Requests of a kind the policy does not hold, and every request when the
 // timeout is 0, are denied at once; an allow-always given earlier for the
-// same kind and subject allows at once. Every outcome is an audit line and
+// same kind, subject and scope allows at once. Every outcome is an audit line and
 // an event.
 func (s *Supervisor) Decide(ctx context.Context, req approval.Request) (approval.Decision, error) {
 	o, _, err := s.decide(ctx, req)
@@ -85,9 +92,10 @@ func (s *Supervisor) decide(ctx context.Context, req approval.Request) (outcome,
 		a: api.Approval{
 			Kind: req.Kind, Subject: req.Subject, Detail: req.Detail, Requester: req.Requester, Since: now,
 		},
+		key:  keyOf(req),
 		done: make(chan struct{}),
 	}
-	key := alwaysKey{req.Kind, req.Subject}
+	key := p.key
 	timeout := s.cfg.Approvals.timeout()
 
 	s.mu.Lock()
@@ -152,12 +160,12 @@ func (s *Supervisor) decide(ctx context.Context, req approval.Request) (outcome,
 	}
 }
 
-// joinable is the held request that req repeats (same kind, subject and
-// detail, from the same address on another connection), if any. Call with
+// joinable is the held request that req repeats (same kind, subject, scope
+// and detail, from the same address on another connection), if any. Call with
 // s.mu held.
 func (s *Supervisor) joinable(req approval.Request) *pending {
 	for _, p := range s.pending {
-		if p.a.Kind == req.Kind && p.a.Subject == req.Subject && p.a.Detail == req.Detail &&
+		if p.key == keyOf(req) && p.a.Detail == req.Detail &&
 			withoutPort(p.a.Requester) == withoutPort(req.Requester) {
 			return p
 		}
@@ -202,7 +210,7 @@ func (s *Supervisor) leave(p *pending) int {
 
 // Resolve is the operator's decision on a pending request. An allow-always
 // is remembered for the bottle's lifetime and also settles the other
-// requests pending for the same kind and subject.
+// requests pending for the same kind, subject and scope.
 func (s *Supervisor) Resolve(id string, d approval.Decision) (api.Decided, error) {
 	switch d {
 	case approval.AllowOnce, approval.AllowAlways, approval.Deny:
@@ -218,10 +226,9 @@ func (s *Supervisor) Resolve(id string, d approval.Decision) (api.Decided, error
 	delete(s.pending, id)
 	var same []*pending
 	if d == approval.AllowAlways {
-		key := alwaysKey{p.a.Kind, p.a.Subject}
-		s.always[key] = true
+		s.always[p.key] = true
 		for oid, o := range s.pending {
-			if o.a.Kind == key.kind && o.a.Subject == key.subject {
+			if o.key == p.key {
 				delete(s.pending, oid)
 				same = append(same, o)
 			}

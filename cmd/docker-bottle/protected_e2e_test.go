@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/bundle/protect"
+	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/provider"
@@ -185,4 +187,66 @@ func TestPushCheckedAgainstTheStart(t *testing.T) {
 	mustGit(t, c, "checkout", "-q", "-b", "fine", "origin/main")
 	commitFile(t, c, "notes.txt", "harmless\n")
 	mustGit(t, c, "push", "-q", "origin", "HEAD:refs/heads/"+p.GitGate.Branch)
+}
+
+// TestPushAllowAlwaysIsScoped is the review's attack 6 (M2) through a real
+// bundle and the real CLI: `docker bottle approve --always` on a push that
+// changes a workflow lets a later push with the same change through, and a
+// push that changes it again is held again, its request naming the paths
+// and their sizes.
+func TestPushAllowAlwaysIsScoped(t *testing.T) {
+	cfg := testenv.DockerConfig(t)
+	repo := testenv.GitRepo(t)
+	commitFile(t, repo, ".github/workflows/lint.yml", "on: push\n")
+	_, p := upBottle(t, cfg, "name: always-"+strings.ToLower(randomHexT(t, 3))+"\nsupervise:\n  approvals: [push]\n  timeout: 60s\n", repo)
+	c := agentClone(t, p)
+	ref := "HEAD:refs/heads/" + p.GitGate.Branch
+
+	pushHeld := func(decide ...string) (api.Approval, string, error) {
+		type result struct {
+			out string
+			err error
+		}
+		ch := make(chan result, 1)
+		go func() { out, err := gitRun(c, "push", "origin", ref); ch <- result{out, err} }()
+		var held api.Approval
+		for start := time.Now(); held.ID == "" && time.Since(start) < 30*time.Second; time.Sleep(100 * time.Millisecond) {
+			r := docker(t, cfg, nil, "bottle", "approvals", p.Slug, "--format", "json")
+			for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+				if line != "" && json.Unmarshal([]byte(line), &held) == nil && held.Kind == "push" {
+					break
+				}
+				held = api.Approval{}
+			}
+		}
+		if held.ID == "" {
+			t.Fatal("no push was held for a decision")
+		}
+		if r := docker(t, cfg, nil, append(append([]string{"bottle"}, decide...), p.Slug, held.ID)...); r.code != 0 {
+			t.Fatalf("%v: exit %d %s", decide, r.code, r.stderr)
+		}
+		res := <-ch
+		return held, res.out, res.err
+	}
+
+	commitFile(t, c, ".github/workflows/lint.yml", "# lint\non: push\n")
+	held, out, err := pushHeld("approve", "--always")
+	if err != nil {
+		t.Fatalf("approved push: %v\n%s", err, out)
+	}
+	if !strings.Contains(held.Detail, ".github/workflows/lint.yml (9 bytes -> 16 bytes)") {
+		t.Errorf("the request shows %q", held.Detail)
+	}
+	commitFile(t, c, "src/more.txt", "more\n")
+	if out, err := gitRun(c, "push", "origin", ref); err != nil {
+		t.Fatalf("a push with the change allowed always was not let through: %v\n%s", err, out)
+	}
+	commitFile(t, c, ".github/workflows/lint.yml", "on: push\njobs: {x: {runs-on: y, steps: [{run: curl evil}]}}\n")
+	held, out, err = pushHeld("deny")
+	if err == nil || !strings.Contains(out, "a human denied it") {
+		t.Errorf("the changed workflow: %v\n%s", err, out)
+	}
+	if !strings.Contains(held.Detail, ".github/workflows/lint.yml (9 bytes -> ") {
+		t.Errorf("the second request shows %q", held.Detail)
+	}
 }
