@@ -99,7 +99,7 @@ func TestBundleProtectsPlantedFiles(t *testing.T) {
 		// Spellings a macOS or Windows checkout writes over .husky (M1).
 		".huſky/pre-commit", ".hus\u200cky/pre-commit", "HUSKY~1/pre-commit", ".husky./pre-commit"} {
 		c.git("reset", "-q", "--hard", "origin/main")
-		c.commit(f, "payload\n")
+		c.commit(f, "# payload\n")
 		c.pushRefused(fmt.Sprint(prefix, "plant-", i), "touches protected path "+f)
 	}
 	c.git("reset", "-q", "--hard", "origin/main")

@@ -241,7 +241,7 @@ func shortNameOf(name, pat string) bool {
 		// short name must agree with it as far as both go.
 		lit := clean(strings.TrimLeft(pat[:i], "."))
 		agree := func(a, b string) bool { return strings.HasPrefix(a, b) || strings.HasPrefix(b, a) }
-		return agree(short, lit) || len(short) > 2 && agree(short[:2], lit) && isHex(short[2:])
+		return agree(short, lit) || hashedShort(short) && agree(short[:2], lit)
 	}
 	long := strings.TrimLeft(pat, ".")
 	base, ext := long, ""
@@ -249,12 +249,16 @@ func shortNameOf(name, pat string) bool {
 		base, ext = long[:i], long[i+1:]
 	}
 	base, ext = clean(base), clean(ext)
-	hashed := len(short) > 2 && strings.HasPrefix(base, short[:2]) && isHex(short[2:])
+	hashed := hashedShort(short) && strings.HasPrefix(base, short[:2])
 	if !strings.HasPrefix(base, short) && !hashed {
 		return false
 	}
 	return shortExt == "" || strings.HasPrefix(ext, shortExt)
 }
+
+// hashedShort reports the base of a short name Windows makes past a few
+// collisions: two characters of the long name and four hex digits.
+func hashedShort(short string) bool { return len(short) == 6 && isHex(short[2:]) }
 
 func isHex(s string) bool {
 	for _, r := range s {

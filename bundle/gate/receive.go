@@ -630,23 +630,3 @@ func diffTrees(st *repo.Store, a, b repo.Hash, prefix string, m pathMatcher, out
 	}
 	return nil
 }
-
-// checkTreeNames refuses entries git itself would refuse to check out.
-func checkTreeNames(st *repo.Store, h repo.Hash) error {
-	data, err := st.ReadType(h, repo.Tree)
-	if err != nil {
-		return err
-	}
-	it := repo.NewTreeIter(data)
-	for {
-		e, ok := it.Next()
-		if !ok {
-			break
-		}
-		n := string(e.Name)
-		if n == "" || n == "." || n == ".." || strings.EqualFold(n, ".git") || strings.ContainsAny(n, "/\x00") {
-			return fmt.Errorf("tree %s has an entry named %q, which git refuses", h, n)
-		}
-	}
-	return it.Err()
-}
