@@ -6,7 +6,6 @@ import (
 	"strings"
 	"unicode"
 
-	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -150,16 +149,18 @@ func foldPath(p string) []string {
 	return out
 }
 
-var foldCase = cases.Fold()
+// fullFold spells out the full case foldings that NFKC and simple folding
+// leave: "ß" folds to "ss" (the ligatures NFKC already splits).
+var fullFold = strings.NewReplacer("ß", "ss", "ẞ", "ss")
 
 // foldName is the key under which the file systems of Linux, macOS (HFS+,
 // APFS) and Windows (NTFS) checkouts would take two names for the same
 // file: without an NTFS stream suffix (":$DATA"), without the code points
 // HFS+ and Unicode ignore (joiners, direction marks, byte order mark),
 // compatibility-normalised (NFKC, which also unifies NFC and NFD),
-// case-folded (full folding: "ß" is "ss", "ſ" is "s"), with every rune
-// replaced by one representative of the runes upper- and lower-casing and
-// simple folding join (so NTFS's "ı" upper-cases to "I" as "i" does), and
+// case-folded with every rune replaced by one representative of the runes
+// upper- and lower-casing and simple folding join ("ſ" is "s", and NTFS's
+// "ı" upper-cases to "I" as "i" does; "ß" is "ss" as in full folding), and
 // without the trailing dots and spaces Windows drops. Names that only this
 // folding makes equal are rare in real trees, and treating them as the same
 // is what protects.
@@ -173,7 +174,7 @@ func foldName(s string) string {
 		}
 		return r
 	}, s)
-	s = foldCase.String(norm.NFKC.String(s))
+	s = fullFold.Replace(norm.NFKC.String(s))
 	s = norm.NFC.String(strings.Map(caseClass, s))
 	if strings.Trim(s, ".") == "" {
 		return s // "." and "..": foldPath reads them as Windows does

@@ -117,4 +117,9 @@ func TestPathMatcherSpellings(t *testing.T) {
 	if !newPathMatcher([]string{"CAFE\u0301/**"}).match("café/x") {
 		t.Error("an NFD pattern does not match an NFC path")
 	}
+	for _, p := range []string{"straße/x", "STRAẞE/x", "Strasse/x"} {
+		if !newPathMatcher([]string{"strasse/**"}).match(p) {
+			t.Errorf("%q does not match strasse/** (full case folding)", p)
+		}
+	}
 }
