@@ -172,11 +172,11 @@ func (p ProtectedPaths) validate(add func(path, format string, args ...any)) {
 
 // RepoFiles lists, as globs relative to the repository at root, the files
 // of the repository that this run reads and the host acts on: the spec
-// file in use (specPath, relative to the working directory, "" for none)
-// and, when the agent is built from
-// agent.dockerfile, that Dockerfile and the .dockerignore files of its
+// file in use (specPath, relative to the working directory, "" for none),
+// the CA the proxy trusts (egress.extra_ca) and, when the agent is built
+// from agent.dockerfile, that Dockerfile and the .dockerignore files of its
 // build. Relative paths in the spec are resolved against base (the spec
-// file's folder, or the workspace without one), as the build does. A file
+// file's folder, or the workspace without one), as run does. A file
 // reached through a symlink is listed under both names; files outside the
 // repository are left out (no push can change them).
 func RepoFiles(root, base, specPath string, s Spec) []string {
@@ -191,6 +191,9 @@ func RepoFiles(root, base, specPath string, s Spec) []string {
 		if p, err := filepath.Abs(specPath); err == nil {
 			files = append(files, p)
 		}
+	}
+	if s.Egress.ExtraCA != "" {
+		files = append(files, abs(s.Egress.ExtraCA))
 	}
 	if df := s.Agent.Dockerfile; df != "" && s.Agent.Image == "" {
 		ctx := s.Agent.Context

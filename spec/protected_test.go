@@ -137,9 +137,9 @@ func TestRepoFiles(t *testing.T) {
 	if err := os.Symlink("../conf/real[1].yaml", filepath.Join(root, "ci", "linked.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	s := Spec{Agent: Agent{Dockerfile: "../docker/agent.Dockerfile", Context: ".."}}
+	s := Spec{Agent: Agent{Dockerfile: "../docker/agent.Dockerfile", Context: ".."}, Egress: Egress{ExtraCA: "corp.pem"}}
 	got := RepoFiles(root, filepath.Join(root, "ci"), filepath.Join(root, "ci", "bottle.yaml"), s)
-	want := []string{"ci/bottle.yaml", "docker/agent.Dockerfile", "docker/agent.Dockerfile.dockerignore", ".dockerignore"}
+	want := []string{"ci/bottle.yaml", "ci/corp.pem", "docker/agent.Dockerfile", "docker/agent.Dockerfile.dockerignore", ".dockerignore"}
 	if !slices.Equal(got, want) {
 		t.Errorf("RepoFiles = %v, want %v", got, want)
 	}
