@@ -96,6 +96,9 @@ func New(cfg Config, opts ...Option) (*Gate, error) {
 		g.repo.Close()
 		return nil, err
 	}
+	if targets := g.linkTargets(); len(targets) > 0 {
+		g.protected = newPathMatcher(append(append([]string(nil), cfg.ProtectedPaths...), targets...))
+	}
 	g.repo.RemoveStaleQuarantines()
 	if g.audit == nil && cfg.AuditFile != "" {
 		if g.audit, err = audit.Open(cfg.AuditFile, 0); err != nil {

