@@ -74,8 +74,8 @@ var ErrNotPending = errors.New("no such pending approval")
 // it, or ctx ends (then the request is withdrawn and ctx's error returned).
 // Requests of a kind the policy does not hold, and every request when the
 // timeout is 0, are denied at once; an allow-always given earlier for the
-// same kind, subject and scope allows at once. Every outcome is an audit line and
-// an event.
+// same kind, subject and scope allows at once. Every outcome is an audit
+// line and an event.
 func (s *Supervisor) Decide(ctx context.Context, req approval.Request) (approval.Decision, error) {
 	o, _, err := s.decide(ctx, req)
 	return o.d, err
@@ -161,8 +161,8 @@ func (s *Supervisor) decide(ctx context.Context, req approval.Request) (outcome,
 }
 
 // joinable is the held request that req repeats (same kind, subject, scope
-// and detail, from the same address on another connection), if any. Call with
-// s.mu held.
+// and detail, from the same address on another connection), if any. Call
+// with s.mu held.
 func (s *Supervisor) joinable(req approval.Request) *pending {
 	for _, p := range s.pending {
 		if p.key == keyOf(req) && p.a.Detail == req.Detail &&
