@@ -37,6 +37,10 @@ func TestConfigShowsEffectiveProtectedPaths(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(sub, "bottle.yaml"), []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// run --dry-run checks the Dockerfile exists, as run does.
+	if err := os.WriteFile(filepath.Join(sub, "image", "Dockerfile"), []byte("FROM scratch\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	want := slices.DeleteFunc(protect.Defaults(), func(s string) bool { return s == ".envrc" })
 	want = append(want, "agent/bottle.yaml", "agent/image/Dockerfile", "agent/image/Dockerfile.dockerignore",
 		"agent/image/.dockerignore", "deploy/**")
