@@ -72,7 +72,9 @@ func Plugin(t testing.TB) string {
 		// `make build` does.
 		for _, arch := range []string{"amd64", "arm64"} {
 			for _, bin := range []string{"bottle-bundle", "bottle-probe"} {
-				cmd := exec.Command("go", "build", "-trimpath", "-o", "internal/bundlebin/bin/"+bin+"-linux-"+arch, "./cmd/"+bin)
+				// Stripped, as `make bundle-bins` builds them: the helper goes
+				// into every agent image.
+				cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", "internal/bundlebin/bin/"+bin+"-linux-"+arch, "./cmd/"+bin)
 				cmd.Dir = ModuleRoot()
 				cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
 				if buildOut, buildErr = cmd.CombinedOutput(); buildErr != nil {
