@@ -11,7 +11,7 @@ DOCKER_CONFIG ?= $(HOME)/.docker
 PLUGIN_DIR ?= $(DOCKER_CONFIG)/cli-plugins
 BIN       := bin
 
-.PHONY: all build bundle-bins install test lint cross engine tools quickstart fake-smolvm fuzz clean
+.PHONY: all build bundle-bins install test lint cross engine tools quickstart fake-smolvm fuzz docs clean
 
 all: build
 
@@ -68,6 +68,11 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzRedact$$' -fuzztime=$(FUZZTIME) ./bundle/proxy
 	$(GO) test -run='^$$' -fuzz='^FuzzClientHello$$' -fuzztime=$(FUZZTIME) ./bundle/proxy
 	$(GO) test -run='^$$' -fuzz='^FuzzGitmodules$$' -fuzztime=$(FUZZTIME) ./bundle/gate
+
+# The reference of every command (docs/reference), from the cobra tree;
+# a test fails when the committed files are stale.
+docs:
+	$(GO) run ./docs/generate
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
