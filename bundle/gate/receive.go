@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"path"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -166,9 +167,7 @@ func (g *Gate) receivePack(w http.ResponseWriter, r *http.Request, body io.Reade
 		defer ix.Discard()
 	}
 	if unpack == "ok" {
-		g.pushMu.Lock()
-		g.decide(r.Context(), cmds, ix, say)
-		g.pushMu.Unlock()
+		g.decideLocked(r.Context(), cmds, ix, say)
 	}
 	for _, c := range cmds {
 		if c.reason != "" && c.reason != "unpacker error" {
@@ -296,6 +295,24 @@ func validRefName(name string) bool {
 		}
 	}
 	return true
+}
+
+// decideLocked runs decide under pushMu. A panic in it (a bug that crafted
+// objects reach, or one in the decider) refuses the push instead of
+// escaping to net/http, and the lock is released whatever happens: one bad
+// push must not wedge every later one.
+func (g *Gate) decideLocked(ctx context.Context, cmds []*command, ix *repo.Indexed, say func(string, ...any)) {
+	g.pushMu.Lock()
+	defer g.pushMu.Unlock()
+	defer func() {
+		if p := recover(); p != nil {
+			g.logger.Printf("push: internal error: %v\n%s", p, debug.Stack())
+			for _, c := range cmds {
+				c.reason = "internal error in the git gate (logged in the bundle); the push was not applied"
+			}
+		}
+	}()
+	g.decide(ctx, cmds, ix, say)
 }
 
 // decide checks every update against the objects and the current refs,
