@@ -138,6 +138,7 @@ func (g *Gate) receivePack(w http.ResponseWriter, r *http.Request, body io.Reade
 	for _, c := range cmds {
 		g.checkRule(c)
 	}
+	refuseConflicts(cmds)
 	unpack := "ok"
 	var ix *repo.Indexed
 	needPack := false
@@ -275,6 +276,21 @@ func (g *Gate) checkRule(c *command) {
 	}
 	if c.new.IsZero() && !g.cfg.Push.AllowDelete {
 		c.refuse("%s: deleting refs is not allowed from this bottle", c.ref)
+	}
+}
+
+// refuseConflicts refuses a push whose refs cannot all exist at once (a
+// and a/b), before anything is read or written: such a batch would
+// otherwise fail halfway through its ref updates.
+func refuseConflicts(cmds []*command) {
+	names := make([]string, len(cmds))
+	for i, c := range cmds {
+		names[i] = c.ref
+	}
+	if err := repo.RefConflict(names); err != nil {
+		for _, c := range cmds {
+			c.refuse("%v: push them under names that do not nest", err)
+		}
 	}
 }
 

@@ -251,6 +251,13 @@ type RefUpdate struct {
 // ref first (so the host's git sees the same locks), checks every old value,
 // and only then moves the new values into place.
 func (r *Repo) UpdateRefs(updates []RefUpdate) error {
+	names := make([]string, len(updates))
+	for i, u := range updates {
+		names[i] = u.Name
+	}
+	if err := RefConflict(names); err != nil {
+		return err
+	}
 	existing, err := r.Refs(nil)
 	if err != nil {
 		return err
@@ -336,6 +343,28 @@ func (r *Repo) UpdateRefs(updates []RefUpdate) error {
 		if err := os.Rename(locks[i], path); err != nil {
 			release()
 			return fmt.Errorf("updating %s: %w", u.Name, err)
+		}
+	}
+	return nil
+}
+
+// RefConflict reports two names that cannot be refs at once: the same name
+// twice, or a name and a name below it (a/b needs a folder a, a needs a
+// file a). Checking this before anything is written keeps a batch from
+// failing halfway through.
+func RefConflict(names []string) error {
+	seen := make(map[string]bool, len(names))
+	for _, n := range names {
+		if seen[n] {
+			return fmt.Errorf("%s is updated twice", n)
+		}
+		seen[n] = true
+	}
+	for _, n := range names {
+		for i := 0; i < len(n); i++ {
+			if n[i] == '/' && seen[n[:i]] {
+				return fmt.Errorf("%s and %s conflict: a ref cannot also be a folder of refs", n[:i], n)
+			}
 		}
 	}
 	return nil
