@@ -18,7 +18,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker-bottle/docker-bottle/bundle/approval"
@@ -47,8 +47,13 @@ type Gate struct {
 	start    repo.Hash
 	startRef string
 
-	// pushMu serialises pushes: each checks and updates refs as one step.
-	pushMu sync.Mutex
+	// memory is the process's memory limit, which bounds a push.
+	memory int64
+	// pushSlot lets one push at a time be indexed and decided: each checks
+	// and updates refs as one step, and the memory a push may take is
+	// derived from the whole process's. queued counts the pushes waiting.
+	pushSlot chan struct{}
+	queued   atomic.Int32
 	// packs bounds the pack generations running at once, and with them the
 	// memory that concurrent clones take.
 	packs chan struct{}
@@ -79,7 +84,7 @@ func New(cfg Config, opts ...Option) (*Gate, error) {
 		return nil, fmt.Errorf("gate config: %w", err)
 	}
 	g := &Gate{cfg: cfg, refRules: cfg.Push.Refs, protected: newPathMatcher(cfg.ProtectedPaths),
-		packs: make(chan struct{}, MaxConcurrentPacks)}
+		packs: make(chan struct{}, MaxConcurrentPacks), pushSlot: make(chan struct{}, 1), memory: DefaultMemoryLimit}
 	for _, o := range opts {
 		o(g)
 	}

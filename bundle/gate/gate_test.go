@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -363,10 +364,8 @@ func TestAuditRecords(t *testing.T) {
 func TestOversizedPackRefused(t *testing.T) {
 	e := newEnv(t, func(c *gate.Config) { c.MaxPackBytes = 64 << 10 })
 	c := e.clone("work")
-	big := make([]byte, 300<<10)
-	for i := range big {
-		big[i] = byte(i*7919 + i>>5)
-	}
+	big := make([]byte, 300<<10) // random: the pack is as large as the file
+	rand.NewChaCha8([32]byte{}).Read(big)
 	must(t, os.WriteFile(filepath.Join(c, "big.bin"), big, 0o644))
 	e.git(c, "add", "big.bin")
 	e.git(c, "commit", "-q", "-m", "big")

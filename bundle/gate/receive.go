@@ -19,8 +19,13 @@ import (
 	"github.com/docker-bottle/docker-bottle/bundle/gate/internal/repo"
 )
 
-// maxCommands bounds the ref updates of one push.
-const maxCommands = 10000
+// maxCommands bounds the ref updates of one push, and maxRefName the name
+// of each (git's own limit is the pkt-line's): the commands are held in
+// memory before anything else is checked.
+const (
+	maxCommands = 1000
+	maxRefName  = 1024
+)
 
 type command struct {
 	old, new repo.Hash
@@ -91,6 +96,9 @@ func readCommands(pr *pktline.Reader) ([]*command, []string, error) {
 		if err1 != nil || err2 != nil {
 			return nil, nil, badRequest("malformed push command %q", truncate(line))
 		}
+		if len(f[2]) > maxRefName {
+			return nil, nil, badRequest("ref name of %d bytes in a push command: the git gate takes at most %d", len(f[2]), maxRefName)
+		}
 		cmds = append(cmds, &command{old: old, new: nw, ref: f[2]})
 		if len(cmds) > maxCommands {
 			return nil, nil, badRequest("more than %d ref updates in one push", maxCommands)
@@ -139,37 +147,17 @@ func (g *Gate) receivePack(w http.ResponseWriter, r *http.Request, body io.Reade
 		g.checkRule(c)
 	}
 	refuseConflicts(cmds)
+	// A push is all or nothing: one update the rules refuse refuses it
+	// whole, before its pack is read, let alone indexed.
+	allOrNothing(cmds)
 	unpack := "ok"
-	var ix *repo.Indexed
-	needPack := false
-	for _, c := range cmds {
-		if !c.new.IsZero() {
-			needPack = true
-		}
+	lim := pushLimits(g.memory, g.cfg.MaxPackBytes)
+	if !refusedAny(cmds) {
+		unpack = g.applyPush(r.Context(), pr, cmds, lim, say)
 	}
-	if needPack {
-		max := g.cfg.MaxPackBytes
-		ix, err = g.repo.IndexPack(pr.Buffered(), g.repo.Store(), repo.IndexLimits{
-			MaxPackBytes: max, MaxObjectBytes: max, MaxLiveBytes: 2 * max})
-		if err != nil {
-			if errors.Is(err, repo.ErrTooLarge) {
-				// Read on (boundedly) so that git gets the report rather
-				// than a broken connection.
-				io.Copy(io.Discard, io.LimitReader(pr.Buffered(), max))
-				unpack = fmt.Sprintf("%v (the gate's max_pack_bytes is %d)", err, max)
-			} else {
-				unpack = err.Error()
-			}
-			g.logger.Printf("push: unpacking: %v", err)
-			for _, c := range cmds {
-				c.refuse("unpacker error")
-			}
-		}
-		defer ix.Discard()
-	}
-	if unpack == "ok" {
-		g.decideLocked(r.Context(), cmds, ix, say)
-	}
+	// Read what is left of the pack (boundedly) so that git gets the
+	// report rather than a broken connection.
+	io.Copy(io.Discard, io.LimitReader(pr.Buffered(), lim.MaxPackBytes+1))
 	for _, c := range cmds {
 		if c.reason != "" && c.reason != "unpacker error" {
 			say("refused: %s", c.reason)
@@ -279,6 +267,29 @@ func (g *Gate) checkRule(c *command) {
 	}
 }
 
+// allOrNothing refuses every update of a push once one is refused, and
+// reports whether it did.
+func allOrNothing(cmds []*command) bool {
+	for _, c := range cmds {
+		if c.reason != "" {
+			for _, o := range cmds {
+				o.refuse("not applied: the update of %s was refused and a push is all or nothing", c.ref)
+			}
+			return true
+		}
+	}
+	return false
+}
+
+func refusedAny(cmds []*command) bool {
+	for _, c := range cmds {
+		if c.reason != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // refuseConflicts refuses a push whose refs cannot all exist at once (a
 // and a/b), before anything is read or written: such a batch would
 // otherwise fail halfway through its ref updates.
@@ -313,13 +324,47 @@ func validRefName(name string) bool {
 	return true
 }
 
-// decideLocked runs decide under pushMu. A panic in it (a bug that crafted
-// objects reach, or one in the decider) refuses the push instead of
-// escaping to net/http, and the lock is released whatever happens: one bad
-// push must not wedge every later one.
-func (g *Gate) decideLocked(ctx context.Context, cmds []*command, ix *repo.Indexed, say func(string, ...any)) {
-	g.pushMu.Lock()
-	defer g.pushMu.Unlock()
+// applyPush takes the push slot, indexes the pack when the push has one
+// and decides the push; it returns the unpack status for the report.
+func (g *Gate) applyPush(ctx context.Context, pr *pktline.Reader, cmds []*command, lim repo.IndexLimits, say func(string, ...any)) string {
+	release, err := g.takePushSlot(ctx)
+	if err != nil {
+		for _, c := range cmds {
+			c.refuse("%v", err)
+		}
+		return "ok"
+	}
+	defer release()
+	needPack := false
+	for _, c := range cmds {
+		if !c.new.IsZero() {
+			needPack = true
+		}
+	}
+	var ix *repo.Indexed
+	if needPack {
+		ix, err = g.repo.IndexPack(pr.Buffered(), g.repo.Store(), lim)
+		if err != nil {
+			g.logger.Printf("push: unpacking: %v", err)
+			for _, c := range cmds {
+				c.refuse("unpacker error")
+			}
+			if errors.Is(err, repo.ErrTooLarge) {
+				return fmt.Sprintf("%v (%s)", err, g.limitsHint(lim))
+			}
+			return err.Error()
+		}
+		defer ix.Discard()
+	}
+	g.decideSafely(ctx, cmds, ix, say)
+	return "ok"
+}
+
+// decideSafely runs decide. A panic in it (a bug that crafted objects
+// reach, or one in the decider) refuses the push instead of escaping to
+// net/http; the push slot is released by its holder's defer whatever
+// happens: one bad push must not wedge every later one.
+func (g *Gate) decideSafely(ctx context.Context, cmds []*command, ix *repo.Indexed, say func(string, ...any)) {
 	defer func() {
 		if p := recover(); p != nil {
 			g.logger.Printf("push: internal error: %v\n%s", p, debug.Stack())
@@ -390,17 +435,7 @@ func (g *Gate) decide(ctx context.Context, cmds []*command, ix *repo.Indexed, sa
 			}
 		}
 	}
-	failed := ""
-	for _, c := range cmds {
-		if c.reason != "" {
-			failed = c.ref
-			break
-		}
-	}
-	if failed != "" {
-		for _, c := range cmds {
-			c.refuse("not applied: the update of %s was refused and a push is all or nothing", failed)
-		}
+	if allOrNothing(cmds) {
 		return
 	}
 	if err := g.repo.Accept(ix); err != nil {

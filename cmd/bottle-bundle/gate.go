@@ -18,7 +18,7 @@ func runGate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	g, err := gate.New(cfg)
+	g, err := gate.New(cfg, gate.WithMemoryLimit(applyMemoryLimit()))
 	if err != nil {
 		return err
 	}

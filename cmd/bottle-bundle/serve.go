@@ -31,6 +31,7 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	mem := applyMemoryLimit()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -56,7 +57,7 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	defer px.Close()
-	gt, err := gate.New(cfg.Gate, gate.WithDecider(sup.Decider()), gate.WithAudit(gateAudit))
+	gt, err := gate.New(cfg.Gate, gate.WithDecider(sup.Decider()), gate.WithAudit(gateAudit), gate.WithMemoryLimit(mem))
 	if err != nil {
 		return err
 	}

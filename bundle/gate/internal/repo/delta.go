@@ -44,7 +44,7 @@ func applyDelta(base, delta []byte, maxSize int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: delta expects a base of %d bytes, got %d", ErrCorrupt, src, len(base))
 	}
 	if maxSize > 0 && dst > uint64(maxSize) {
-		return nil, fmt.Errorf("%w: delta result of %d bytes exceeds the limit of %d", ErrCorrupt, dst, maxSize)
+		return nil, fmt.Errorf("%w: a delta makes an object of %d bytes, more than the limit of %d", ErrTooLarge, dst, maxSize)
 	}
 	out := make([]byte, 0, dst)
 	for i < len(delta) {

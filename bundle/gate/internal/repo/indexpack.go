@@ -17,18 +17,33 @@ import (
 )
 
 // ErrTooLarge is wrapped when a received pack exceeds its limit.
-var ErrTooLarge = errors.New("pack exceeds the size limit")
+var ErrTooLarge = errors.New("the pack is beyond the gate's limits")
 
-// IndexLimits bounds the work a received pack may cause.
+// IndexLimits bounds the work a received pack may cause. Zero means no
+// limit. What indexing holds in memory at once is about MaxObjects times
+// EntryBytes, plus MaxLiveBytes, plus three objects of MaxObjectBytes (a
+// delta's base, the delta and its result).
 type IndexLimits struct {
 	// MaxPackBytes bounds the pack as sent.
 	MaxPackBytes int64
-	// MaxObjectBytes bounds every object, inflated.
+	// MaxObjectBytes bounds every object, inflated: whole objects, deltas
+	// and the results of deltas.
 	MaxObjectBytes int64
-	// MaxLiveBytes bounds the objects held at once while resolving a chain
-	// of deltas.
+	// MaxLiveBytes bounds the delta bases held at once for deltas still to
+	// resolve.
 	MaxLiveBytes int64
+	// MaxObjects bounds the entries of the pack, checked against its
+	// header before anything is allocated for them.
+	MaxObjects int64
+	// MaxInflatedBytes bounds the bytes inflated and rebuilt from deltas in
+	// all, and with them the time indexing takes (and the cost of reading
+	// any object of the pack later).
+	MaxInflatedBytes int64
 }
+
+// EntryBytes is about what indexing holds per entry of a pack until it is
+// done; IndexLimits.MaxObjects times EntryBytes is their share of memory.
+const EntryBytes = 256
 
 // Indexed is a received pack, checked, completed (a thin pack gets the
 // bases it borrowed appended) and indexed, waiting in a quarantine
@@ -77,7 +92,7 @@ func (c *counter) Read(p []byte) (int, error) {
 		var one [1]byte
 		n, err := c.r.Read(one[:])
 		if n > 0 {
-			return 0, fmt.Errorf("%w of %d bytes", ErrTooLarge, c.max)
+			return 0, fmt.Errorf("%w: it is larger than %d bytes", ErrTooLarge, c.max)
 		}
 		return 0, err
 	}
@@ -133,6 +148,10 @@ func (r *Repo) IndexPack(src io.Reader, base *Store, lim IndexLimits) (_ *Indexe
 		return nil, fmt.Errorf("%w: not a version 2 pack", ErrCorrupt)
 	}
 	n := binary.BigEndian.Uint32(hdr[8:])
+	if lim.MaxObjects > 0 && int64(n) > lim.MaxObjects {
+		return nil, fmt.Errorf("%w: the pack has %d objects, more than the limit of %d", ErrTooLarge, n, lim.MaxObjects)
+	}
+	var inflated int64
 	var entries []pentry
 	var zr io.ReadCloser
 	var one [1]byte
@@ -186,6 +205,11 @@ func (r *Repo) IndexPack(src io.Reader, base *Store, lim IndexLimits) (_ *Indexe
 		default:
 			return nil, fmt.Errorf("%w: unknown entry type %d", ErrCorrupt, e.typ)
 		}
+		inflated += size
+		if lim.MaxInflatedBytes > 0 && inflated > lim.MaxInflatedBytes {
+			return nil, fmt.Errorf("%w: its objects inflate to more than %d bytes", ErrTooLarge, lim.MaxInflatedBytes)
+		}
+		dataStart := pos()
 		if zr == nil {
 			if zr, err = zlib.NewReader(br); err != nil {
 				return nil, streamErr(err)
@@ -209,6 +233,11 @@ func (r *Repo) IndexPack(src io.Reader, base *Store, lim IndexLimits) (_ *Indexe
 			return nil, fmt.Errorf("%w: object data longer than its header says", ErrCorrupt)
 		}
 		e.end = pos()
+		if int64(e.end-dataStart) > maxCompressed(size) {
+			// Padding (empty deflate blocks) would make reading the object
+			// later cost far more memory than its size.
+			return nil, fmt.Errorf("%w: an object of %d bytes takes %d bytes compressed", ErrCorrupt, size, e.end-dataStart)
+		}
 		if e.typ != OfsDelta && e.typ != RefDelta {
 			sum.Sum(e.hash[:0])
 			e.rtype, e.done = e.typ, true
@@ -239,11 +268,10 @@ func (r *Repo) IndexPack(src io.Reader, base *Store, lim IndexLimits) (_ *Indexe
 		return nil, fmt.Errorf("%w: pack checksum mismatch", ErrCorrupt)
 	}
 
-	rs := &resolver{f: f, entries: entries, lim: lim, base: base,
-		byOff: make(map[uint64]int, len(entries)), byHash: make(map[Hash]int, len(entries)),
+	rs := &resolver{f: f, entries: entries, lim: lim, base: base, inflated: inflated,
+		byHash:  make(map[Hash]int, len(entries)),
 		ofsKids: map[uint64][]int{}, refKids: map[Hash][]int{}, appendOff: packEnd}
 	for i, e := range entries {
-		rs.byOff[e.off] = i
 		if e.done {
 			if _, dup := rs.byHash[e.hash]; dup {
 				return nil, fmt.Errorf("%w: object %s appears twice", ErrCorrupt, e.hash)
@@ -254,7 +282,7 @@ func (r *Repo) IndexPack(src io.Reader, base *Store, lim IndexLimits) (_ *Indexe
 	for i, e := range entries {
 		switch e.typ {
 		case OfsDelta:
-			if _, ok := rs.byOff[e.baseOff]; !ok {
+			if _, ok := rs.at(e.baseOff); !ok {
 				return nil, fmt.Errorf("%w: delta base offset %d is not an object", ErrCorrupt, e.baseOff)
 			}
 			rs.ofsKids[e.baseOff] = append(rs.ofsKids[e.baseOff], i)
@@ -333,6 +361,10 @@ func (r *Repo) Accept(ix *Indexed) error {
 	return r.Refresh()
 }
 
+// maxCompressed is more than zlib ever needs for size bytes, even stored
+// uncompressed.
+func maxCompressed(size int64) int64 { return size + size>>8 + 256 }
+
 func streamErr(err error) error {
 	if errors.Is(err, ErrTooLarge) {
 		return err
@@ -387,30 +419,52 @@ func hashFile(f *os.File, end uint64) (Hash, error) {
 
 type resolver struct {
 	f         *os.File
-	entries   []pentry
+	entries   []pentry // in pack order, so sorted by offset
 	lim       IndexLimits
 	base      *Store
-	byOff     map[uint64]int
 	byHash    map[Hash]int
 	ofsKids   map[uint64][]int
 	refKids   map[Hash][]int
 	appendOff uint64
 	appended  []Hash
 	live      int64
+	inflated  int64
+	zr        io.ReadCloser
 	zw        *zlib.Writer
 }
 
+// at finds the entry at off.
+func (rs *resolver) at(off uint64) (int, bool) {
+	i := sort.Search(len(rs.entries), func(i int) bool { return rs.entries[i].off >= off })
+	return i, i < len(rs.entries) && rs.entries[i].off == off
+}
+
+// read inflates entry i straight from the pack file: only the inflated
+// bytes are held, never the compressed ones besides.
 func (rs *resolver) read(i int) ([]byte, error) {
 	e := rs.entries[i]
-	raw := make([]byte, e.end-e.off)
-	if _, err := rs.f.ReadAt(raw, int64(e.off)); err != nil {
+	var hdr [32]byte
+	k, err := rs.f.ReadAt(hdr[:min(uint64(len(hdr)), e.end-e.off)], int64(e.off))
+	if err != nil && err != io.EOF {
 		return nil, err
 	}
-	en := entry{raw: raw}
+	en := entry{raw: hdr[:k]}
 	if err := parseEntryHeader(&en, e.off); err != nil {
 		return nil, err
 	}
-	return inflate(raw[en.hdrLen:], e.size)
+	src := io.NewSectionReader(rs.f, int64(e.off)+int64(en.hdrLen), int64(e.end-e.off)-int64(en.hdrLen))
+	if rs.zr == nil {
+		if rs.zr, err = zlib.NewReader(src); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+	} else if err := rs.zr.(zlib.Resetter).Reset(src, nil); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	out := make([]byte, e.size)
+	if _, err := io.ReadFull(rs.zr, out); err != nil {
+		return nil, fmt.Errorf("%w: inflating: %v", ErrCorrupt, err)
+	}
+	return out, nil
 }
 
 func (rs *resolver) run() error {
@@ -426,7 +480,7 @@ func (rs *resolver) run() error {
 		if err != nil {
 			return err
 		}
-		if err := rs.kids(data, e.rtype, e.off, true, e.hash, 0); err != nil {
+		if err := rs.resolveFrom(data, e.rtype, e.off, true, e.hash, 0); err != nil {
 			return err
 		}
 	}
@@ -457,7 +511,7 @@ func (rs *resolver) run() error {
 			if err := rs.appendBase(h, t, data); err != nil {
 				return err
 			}
-			if err := rs.kids(data, t, 0, false, h, 0); err != nil {
+			if err := rs.resolveFrom(data, t, 0, false, h, 0); err != nil {
 				return err
 			}
 			progress = true
@@ -478,47 +532,84 @@ func (rs *resolver) run() error {
 	return nil
 }
 
-// kids resolves the deltas whose base is (off, h), depth first, holding
-// only the chain being resolved in memory.
-func (rs *resolver) kids(data []byte, t Type, off uint64, inPack bool, h Hash, depth int) error {
-	if depth > maxChain {
-		return fmt.Errorf("%w: delta chain longer than %d", ErrCorrupt, maxChain)
-	}
+// pending lists the deltas still to resolve whose base is the object at
+// off (when it is in the pack) or named h.
+func (rs *resolver) pending(off uint64, inPack bool, h Hash) []int {
 	var kids []int
 	if inPack {
 		kids = append(kids, rs.ofsKids[off]...)
 	}
 	kids = append(kids, rs.refKids[h]...)
+	out := kids[:0]
 	for _, k := range kids {
-		if rs.entries[k].done {
-			continue
-		}
-		delta, err := rs.read(k)
-		if err != nil {
-			return err
-		}
-		out, err := applyDelta(data, delta, rs.lim.MaxObjectBytes)
-		if err != nil {
-			return fmt.Errorf("delta at offset %d: %w", rs.entries[k].off, err)
-		}
-		kh := HashObject(t, out)
-		if _, dup := rs.byHash[kh]; dup {
-			return fmt.Errorf("%w: object %s appears twice", ErrCorrupt, kh)
-		}
-		e := &rs.entries[k]
-		e.hash, e.rtype, e.done = kh, t, true
-		rs.byHash[kh] = k
-		rs.live += int64(len(out))
-		if rs.lim.MaxLiveBytes > 0 && rs.live > rs.lim.MaxLiveBytes {
-			return fmt.Errorf("%w: resolving its deltas needs more than %d bytes at once", ErrTooLarge, rs.lim.MaxLiveBytes)
-		}
-		err = rs.kids(out, t, e.off, true, kh, depth+1)
-		rs.live -= int64(len(out))
-		if err != nil {
-			return err
+		if !rs.entries[k].done {
+			out = append(out, k)
 		}
 	}
-	return nil
+	return out
+}
+
+// resolveFrom resolves the deltas whose base is data (the object at off,
+// or named h), depth first. A base is dropped once its last delta is
+// applied, so a chain holds one object at a time however long it is; the
+// bases held for deltas still to come are counted in live, which
+// MaxLiveBytes bounds.
+func (rs *resolver) resolveFrom(data []byte, t Type, off uint64, inPack bool, h Hash, depth int) error {
+next:
+	for {
+		if depth > maxChain {
+			return fmt.Errorf("%w: delta chain longer than %d", ErrCorrupt, maxChain)
+		}
+		kids := rs.pending(off, inPack, h)
+		held := int64(0)
+		if len(kids) > 1 {
+			held = int64(len(data))
+			rs.live += held
+			if rs.lim.MaxLiveBytes > 0 && rs.live > rs.lim.MaxLiveBytes {
+				return fmt.Errorf("%w: resolving its deltas needs more than %d bytes at once", ErrTooLarge, rs.lim.MaxLiveBytes)
+			}
+		}
+		for i, k := range kids {
+			out, kh, err := rs.apply(k, data, t)
+			if err != nil {
+				return err
+			}
+			if i == len(kids)-1 {
+				rs.live -= held
+				data, off, inPack, h = out, rs.entries[k].off, true, kh
+				depth++
+				continue next
+			}
+			if err := rs.resolveFrom(out, t, rs.entries[k].off, true, kh, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// apply resolves delta k against base and records the object it makes.
+func (rs *resolver) apply(k int, base []byte, t Type) ([]byte, Hash, error) {
+	delta, err := rs.read(k)
+	if err != nil {
+		return nil, Zero, err
+	}
+	out, err := applyDelta(base, delta, rs.lim.MaxObjectBytes)
+	if err != nil {
+		return nil, Zero, fmt.Errorf("delta at offset %d: %w", rs.entries[k].off, err)
+	}
+	rs.inflated += int64(len(out))
+	if rs.lim.MaxInflatedBytes > 0 && rs.inflated > rs.lim.MaxInflatedBytes {
+		return nil, Zero, fmt.Errorf("%w: its objects inflate to more than %d bytes", ErrTooLarge, rs.lim.MaxInflatedBytes)
+	}
+	kh := HashObject(t, out)
+	if _, dup := rs.byHash[kh]; dup {
+		return nil, Zero, fmt.Errorf("%w: object %s appears twice", ErrCorrupt, kh)
+	}
+	e := &rs.entries[k]
+	e.hash, e.rtype, e.done = kh, t, true
+	rs.byHash[kh] = k
+	return out, kh, nil
 }
 
 func (rs *resolver) appendBase(h Hash, t Type, data []byte) error {
@@ -539,7 +630,6 @@ func (rs *resolver) appendBase(h Hash, t Type, data []byte) error {
 	e := pentry{off: rs.appendOff, end: rs.appendOff + uint64(b.Len()), typ: t, size: int64(len(data)),
 		hash: h, rtype: t, done: true, crc: crc32.ChecksumIEEE(b.Bytes())}
 	rs.appendOff = e.end
-	rs.byOff[e.off] = len(rs.entries)
 	rs.byHash[h] = len(rs.entries)
 	rs.entries = append(rs.entries, e)
 	rs.appended = append(rs.appended, h)

@@ -202,10 +202,12 @@ func (s *Store) ReadType(h Hash, want Type) ([]byte, error) {
 const maxChain = 10000
 
 func (s *Store) readPacked(p *pack, off uint64) (Type, []byte, error) {
+	// The chain keeps where its deltas are, not their data: each is read
+	// again when applied, so a long chain of large deltas is never held
+	// whole.
 	type link struct {
 		p   *pack
 		off uint64
-		e   entry
 	}
 	var chain []link
 	var baseType Type
@@ -222,10 +224,10 @@ func (s *Store) readPacked(p *pack, off uint64) (Type, []byte, error) {
 		}
 		switch e.typ {
 		case OfsDelta:
-			chain = append(chain, link{cp, coff, e})
+			chain = append(chain, link{cp, coff})
 			coff = e.baseOff
 		case RefDelta:
-			chain = append(chain, link{cp, coff, e})
+			chain = append(chain, link{cp, coff})
 			if pos, ok := cp.find(e.baseHash); ok {
 				o, err := cp.offsetAt(pos)
 				if err != nil {
@@ -262,7 +264,11 @@ func (s *Store) readPacked(p *pack, off uint64) (Type, []byte, error) {
 resolve:
 	for i := len(chain) - 1; i >= 0; i-- {
 		l := chain[i]
-		delta, err := inflate(l.e.raw[l.e.hdrLen:], l.e.size)
+		e, err := l.p.readEntry(l.off, nil)
+		if err != nil {
+			return Invalid, nil, err
+		}
+		delta, err := inflate(e.raw[e.hdrLen:], e.size)
 		if err != nil {
 			return Invalid, nil, fmt.Errorf("%s at %d: %w", l.p.name, l.off, err)
 		}
