@@ -41,11 +41,11 @@ func pushLimits(mem, maxPack int64) repo.IndexLimits {
 	}
 }
 
-// What a waiting push may do: pushes beyond maxQueuedPushes, or waiting
+// What a waiting push may do: pushes beyond MaxQueuedPushes, or waiting
 // longer than pushQueueWait (another push may be waiting for a human),
 // are refused and may be tried again.
 const (
-	maxQueuedPushes = 8
+	MaxQueuedPushes = 8
 	pushQueueWait   = 2 * time.Minute
 )
 
@@ -53,7 +53,7 @@ var errBusy = errors.New("the git gate is busy with other pushes (it checks one 
 
 // takePushSlot waits for the one push slot and returns its release.
 func (g *Gate) takePushSlot(ctx context.Context) (func(), error) {
-	if g.queued.Add(1) > maxQueuedPushes {
+	if g.queued.Add(1) > MaxQueuedPushes {
 		g.queued.Add(-1)
 		return nil, errBusy
 	}
