@@ -38,6 +38,9 @@ type Config struct {
 	Start Start `json:"start,omitzero"`
 	// MaxPackBytes bounds the pack of one push; 0 means DefaultMaxPackBytes.
 	MaxPackBytes int64 `json:"max_pack_bytes,omitempty"`
+	// MaxPushedBytes is the bottle's quota for pushed data: what its
+	// accepted pushes may store in all; 0 means DefaultMaxPushedBytes.
+	MaxPushedBytes int64 `json:"max_pushed_bytes,omitempty"`
 	// AuditFile is where the JSON-lines audit goes; empty means none.
 	AuditFile string `json:"audit_file,omitempty"`
 	// Approvals sends pushes that touch protected paths to a human instead
@@ -84,6 +87,9 @@ type Duration = conf.Duration
 const (
 	// DefaultMaxPackBytes bounds a push when the config gives no limit.
 	DefaultMaxPackBytes = 512 << 20
+	// DefaultMaxPushedBytes is a bottle's quota for pushed data when the
+	// config gives none: the stage directory is on the user's own disk.
+	DefaultMaxPushedBytes = 2 << 30
 	// DefaultApprovalTimeout is how long a held push waits for a human.
 	DefaultApprovalTimeout = 5 * time.Minute
 )
@@ -148,6 +154,12 @@ func (c Config) withDefaults() (Config, error) {
 		errs = append(errs, fmt.Errorf("max_pack_bytes must not be negative"))
 	case c.MaxPackBytes == 0:
 		c.MaxPackBytes = DefaultMaxPackBytes
+	}
+	switch {
+	case c.MaxPushedBytes < 0:
+		errs = append(errs, fmt.Errorf("max_pushed_bytes must not be negative"))
+	case c.MaxPushedBytes == 0:
+		c.MaxPushedBytes = DefaultMaxPushedBytes
 	}
 	if c.Approvals.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("approvals.timeout must not be negative"))

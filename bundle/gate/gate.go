@@ -104,7 +104,7 @@ func New(cfg Config, opts ...Option) (*Gate, error) {
 	if targets := g.linkTargets(); len(targets) > 0 {
 		g.protected = newPathMatcher(append(append([]string(nil), cfg.ProtectedPaths...), targets...))
 	}
-	g.repo.RemoveStaleQuarantines()
+	g.sweep()
 	if g.audit == nil && cfg.AuditFile != "" {
 		if g.audit, err = audit.Open(cfg.AuditFile, 0); err != nil {
 			g.repo.Close()

@@ -480,7 +480,7 @@ func TestLoadConfig(t *testing.T) {
 	if len(c.Push.Refs) != 1 || c.Push.Refs[0] != "refs/heads/bottle/fix-1/*" || c.Push.AllowForce || c.Push.AllowDelete || c.Push.AllowTags {
 		t.Errorf("default push rules: %+v", c.Push)
 	}
-	if !slices.Equal(c.ProtectedPaths, protect.Defaults()) || c.MaxPackBytes != gate.DefaultMaxPackBytes {
+	if !slices.Equal(c.ProtectedPaths, protect.Defaults()) || c.MaxPackBytes != gate.DefaultMaxPackBytes || c.MaxPushedBytes != gate.DefaultMaxPushedBytes {
 		t.Errorf("defaults: %+v", c)
 	}
 	if c.Approvals.Timeout != gate.Duration(90e9) {

@@ -70,8 +70,9 @@ func (g *Gate) takePushSlot(ctx context.Context) (func(), error) {
 	}
 }
 
-// limitsHint says what the limits of a refused pack are and what to do.
-func (g *Gate) limitsHint(lim repo.IndexLimits) string {
-	return fmt.Sprintf("this gate takes packs of at most %d MiB (max_pack_bytes), objects of at most %d MiB and %d objects per push, from the bundle's memory of %d MiB: push fewer commits at a time, and keep large files out of git",
-		lim.MaxPackBytes>>20, lim.MaxObjectBytes>>20, lim.MaxObjects, g.memory>>20)
+// limitsHint says what the limits of a refused pack are and what to do;
+// packWhy names the limit on its size.
+func (g *Gate) limitsHint(lim repo.IndexLimits, packWhy string) string {
+	return fmt.Sprintf("this gate takes packs of at most %s (%s), objects of at most %s and %d objects per push, from the bundle's memory of %s: push fewer commits at a time, and keep large files out of git",
+		size(lim.MaxPackBytes), packWhy, size(lim.MaxObjectBytes), lim.MaxObjects, size(g.memory))
 }

@@ -158,6 +158,7 @@ func (g *Gate) receivePack(w http.ResponseWriter, r *http.Request, body io.Reade
 	// Read what is left of the pack (boundedly) so that git gets the
 	// report rather than a broken connection.
 	io.Copy(io.Discard, io.LimitReader(pr.Buffered(), lim.MaxPackBytes+1))
+	g.sweepIfIdle()
 	for _, c := range cmds {
 		if c.reason != "" && c.reason != "unpacker error" {
 			say("refused: %s", c.reason)
@@ -343,6 +344,14 @@ func (g *Gate) applyPush(ctx context.Context, pr *pktline.Reader, cmds []*comman
 	}
 	var ix *repo.Indexed
 	if needPack {
+		room, why, err := g.packRoom()
+		if err != nil {
+			for _, c := range cmds {
+				c.refuse("%v", err)
+			}
+			return "ok"
+		}
+		lim.MaxPackBytes = room
 		ix, err = g.repo.IndexPack(pr.Buffered(), g.repo.Store(), lim)
 		if err != nil {
 			g.logger.Printf("push: unpacking: %v", err)
@@ -350,7 +359,7 @@ func (g *Gate) applyPush(ctx context.Context, pr *pktline.Reader, cmds []*comman
 				c.refuse("unpacker error")
 			}
 			if errors.Is(err, repo.ErrTooLarge) {
-				return fmt.Sprintf("%v (%s)", err, g.limitsHint(lim))
+				return fmt.Sprintf("%v (%s)", err, g.limitsHint(lim, why))
 			}
 			return err.Error()
 		}
@@ -438,12 +447,18 @@ func (g *Gate) decide(ctx context.Context, cmds []*command, ix *repo.Indexed, sa
 	if allOrNothing(cmds) {
 		return
 	}
+	pack := ix.PackName()
 	if err := g.repo.Accept(ix); err != nil {
 		g.logger.Printf("push: %v", err)
 		for _, c := range cmds {
 			c.refuse("storing the pushed objects failed: %v", err)
 		}
 		return
+	}
+	if pack != "" {
+		if err := g.recordPushed(pack); err != nil {
+			g.logger.Printf("push: counting %s against the quota: %v", pack, err)
+		}
 	}
 	var ups []repo.RefUpdate
 	for _, c := range cmds {

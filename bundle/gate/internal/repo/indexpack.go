@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // ErrTooLarge is wrapped when a received pack exceeds its limit.
@@ -328,14 +330,51 @@ func (r *Repo) IndexPack(src io.Reader, base *Store, lim IndexLimits) (_ *Indexe
 
 const quarantinePrefix = "gate-incoming-"
 
-// RemoveStaleQuarantines deletes quarantines left by a crash.
-func (r *Repo) RemoveStaleQuarantines() {
+// RemoveGarbage deletes what pushes that crashed or failed left behind:
+// every quarantine (call it only when no push is being indexed), and ref
+// and packed-refs lock files older than lockAge (git holds its locks for
+// moments; a younger one may be the host's git at work). It returns what
+// it removed.
+func (r *Repo) RemoveGarbage(lockAge time.Duration) []string {
+	var removed []string
 	ents, _ := os.ReadDir(r.objDir)
 	for _, e := range ents {
 		if e.IsDir() && strings.HasPrefix(e.Name(), quarantinePrefix) {
-			os.RemoveAll(filepath.Join(r.objDir, e.Name()))
+			p := filepath.Join(r.objDir, e.Name())
+			if os.RemoveAll(p) == nil {
+				removed = append(removed, p)
+			}
 		}
 	}
+	stale := func(p string, d fs.DirEntry) {
+		if info, err := d.Info(); err == nil && info.Mode().IsRegular() && time.Since(info.ModTime()) > lockAge {
+			if os.Remove(p) == nil {
+				removed = append(removed, p)
+			}
+		}
+	}
+	filepath.WalkDir(filepath.Join(r.dir, "refs"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".lock") {
+			stale(p, d)
+		}
+		return nil
+	})
+	for _, name := range []string{"packed-refs.lock", "HEAD.lock"} {
+		p := filepath.Join(r.dir, name)
+		if info, err := os.Lstat(p); err == nil {
+			stale(p, fs.FileInfoToDirEntry(info))
+		}
+	}
+	return removed
+}
+
+// PackName is the name the pack will have in objects/pack, without its
+// extension ("pack-<checksum>").
+func (ix *Indexed) PackName() string {
+	if ix == nil || ix.pack == nil {
+		return ""
+	}
+	return filepath.Base(strings.TrimSuffix(ix.pack.name, ".pack"))
 }
 
 // Accept moves an indexed pack into the repository.
