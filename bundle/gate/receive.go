@@ -352,7 +352,7 @@ func (g *Gate) applyPush(ctx context.Context, pr *pktline.Reader, cmds []*comman
 			return "ok"
 		}
 		lim.MaxPackBytes = room
-		ix, err = g.repo.IndexPack(pr.Buffered(), g.repo.Store(), lim)
+		ix, err = g.repo.IndexPack(pr.Buffered(), repo.Thin{Store: g.repo.Store(), Allow: g.lendBases}, lim)
 		if err != nil {
 			g.logger.Printf("push: unpacking: %v", err)
 			for _, c := range cmds {
@@ -410,6 +410,11 @@ func (g *Gate) decide(ctx context.Context, cmds []*command, ix *repo.Indexed, sa
 		tips = append(tips, ref.Hash)
 	}
 	shallow, _ := g.repo.Shallow()
+	// First what each update uses without sending it, which the bottle
+	// must have been given; only then anything else about the objects.
+	seen := map[repo.Hash]bool{}
+	used := map[*command][]repo.Hash{}
+	var all []repo.Hash
 	for _, c := range cmds {
 		if c.reason != "" {
 			continue
@@ -421,7 +426,32 @@ func (g *Gate) decide(ctx context.Context, cmds []*command, ix *repo.Indexed, sa
 		if c.new.IsZero() {
 			continue
 		}
-		g.checkObjects(c, st, ix, shallow, tips)
+		hs, err := usedNotSent(st, ix, c.new, seen)
+		if err != nil {
+			c.refuse("%v", err)
+			continue
+		}
+		used[c], all = hs, append(all, hs...)
+	}
+	missing, err := g.notGiven(all)
+	if err != nil {
+		for _, c := range cmds {
+			c.refuse("checking the pushed objects: %v", err)
+		}
+	}
+	for _, c := range cmds {
+		hs, ok := used[c]
+		if !ok || c.reason != "" {
+			continue
+		}
+		for _, h := range hs {
+			if missing[h] {
+				c.refuse("%v", neverGiven(h))
+			}
+		}
+		if c.reason == "" {
+			g.checkObjects(c, st, ix, shallow, tips)
+		}
 	}
 	refused := false
 	for _, c := range cmds {
@@ -471,10 +501,12 @@ func (g *Gate) decide(ctx context.Context, cmds []*command, ix *repo.Indexed, sa
 	}
 }
 
+// checkObjects applies the rules on what an update's objects are; every
+// object it uses is one the push sent or one the bottle was given.
 func (g *Gate) checkObjects(c *command, st *repo.Store, ix *repo.Indexed, shallow map[repo.Hash]bool, tips []repo.Hash) {
 	t, _, err := st.Read(c.new)
 	if err != nil {
-		c.refuse("missing necessary objects: %s", c.new)
+		c.refuse("reading the pushed objects: %v", err)
 		return
 	}
 	if strings.HasPrefix(c.ref, "refs/heads/") && t != repo.Commit {
@@ -484,16 +516,12 @@ func (g *Gate) checkObjects(c *command, st *repo.Store, ix *repo.Indexed, shallo
 	w := repo.NewWalker(st, shallow)
 	en, err := w.Enumerate(repo.EnumOptions{Wants: []repo.Hash{c.new}, Haves: tips, CheckBlobs: true})
 	if err != nil {
-		c.refuse("missing necessary objects (%v)", err)
+		c.refuse("reading the pushed objects: %v", err)
 		return
 	}
-	// Objects the push did not send must be ones the bottle was given:
-	// never an unreachable object lying in the store.
-	var borrowed []repo.Hash
 	for _, o := range en.Objects {
 		pt, sent := ix.Types[o.Hash]
 		if !sent {
-			borrowed = append(borrowed, o.Hash)
 			continue
 		}
 		if pt != o.Type {
@@ -505,17 +533,6 @@ func (g *Gate) checkObjects(c *command, st *repo.Store, ix *repo.Indexed, shallo
 				c.refuse("%v", err)
 				return
 			}
-		}
-	}
-	if len(borrowed) > 0 {
-		missing, err := repo.NewWalker(st, shallow).Reachable(borrowed, tips)
-		if err != nil {
-			c.refuse("checking the pushed objects: %v", err)
-			return
-		}
-		if len(missing) > 0 {
-			c.refuse("the push uses object %s, which this bottle was never given", missing[0])
-			return
 		}
 	}
 	if !c.old.IsZero() {

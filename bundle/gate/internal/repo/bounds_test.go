@@ -69,7 +69,7 @@ func TestIndexPackBounds(t *testing.T) {
 		{"padding in a compressed object", bytes.NewReader(padded(1000)), lim, "takes 5012 bytes compressed"},
 		{"a little padding is fine", bytes.NewReader(padded(10)), lim, ""},
 	} {
-		ix, err := r.IndexPack(c.src, r.Store(), c.lim)
+		ix, err := r.IndexPack(c.src, Thin{Store: r.Store()}, c.lim)
 		switch {
 		case c.want == "" && err != nil:
 			t.Errorf("%s: %v", c.name, err)

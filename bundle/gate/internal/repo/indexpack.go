@@ -53,8 +53,21 @@ const EntryBytes = 256
 type Indexed struct {
 	dir  string
 	pack *pack
-	// Types has the type of every object in the pack.
+	// Types has the type of every object the pack was sent with: the
+	// bases appended to complete a thin pack are not among them.
 	Types map[Hash]Type
+	// Borrowed are the bases appended to complete a thin pack.
+	Borrowed []Hash
+}
+
+// Thin says where the delta bases a thin pack lacks may come from.
+type Thin struct {
+	// Store holds them; nil refuses every thin pack.
+	Store *Store
+	// Allow, when set, is asked about the bases the pack lacks before any
+	// is read (and about those found nowhere), and its error refuses the
+	// pack: the gate lets a push borrow only what the bottle was given.
+	Allow func([]Hash) error
 }
 
 // Discard removes the quarantine and its objects.
@@ -114,10 +127,11 @@ func (c *counter) Read(p []byte) (int, error) {
 // IndexPack reads a pack from src into a new quarantine directory under the
 // repository's objects directory, in the manner of `git index-pack
 // --fix-thin`: every object is hashed, deltas are resolved (against the
-// pack or, for a thin pack, against base), missing bases are appended, and
+// pack or, for a thin pack, against thin's store), missing bases are
+// appended, and
 // an index is written. Nothing becomes visible to the repository until
 // Accept.
-func (r *Repo) IndexPack(src io.Reader, base *Store, lim IndexLimits) (_ *Indexed, err error) {
+func (r *Repo) IndexPack(src io.Reader, thin Thin, lim IndexLimits) (_ *Indexed, err error) {
 	dir, err := os.MkdirTemp(r.objDir, quarantinePrefix)
 	if err != nil {
 		return nil, fmt.Errorf("making quarantine: %w", err)
@@ -270,7 +284,7 @@ func (r *Repo) IndexPack(src io.Reader, base *Store, lim IndexLimits) (_ *Indexe
 		return nil, fmt.Errorf("%w: pack checksum mismatch", ErrCorrupt)
 	}
 
-	rs := &resolver{f: f, entries: entries, lim: lim, base: base, inflated: inflated,
+	rs := &resolver{f: f, entries: entries, lim: lim, thin: thin, inflated: inflated,
 		byHash:  make(map[Hash]int, len(entries)),
 		ofsKids: map[uint64][]int{}, refKids: map[Hash][]int{}, appendOff: packEnd}
 	for i, e := range entries {
@@ -313,8 +327,11 @@ func (r *Repo) IndexPack(src io.Reader, base *Store, lim IndexLimits) (_ *Indexe
 		return nil, err
 	}
 	for _, e := range entries {
-		ix.Types[e.hash] = e.rtype
+		if e.off < packEnd {
+			ix.Types[e.hash] = e.rtype
+		}
 	}
+	ix.Borrowed = rs.appended
 	base16 := filepath.Join(dir, "pack-"+final.String())
 	if err := writeIdx(base16+".idx", entries, final); err != nil {
 		return nil, err
@@ -460,7 +477,7 @@ type resolver struct {
 	f         *os.File
 	entries   []pentry // in pack order, so sorted by offset
 	lim       IndexLimits
-	base      *Store
+	thin      Thin
 	byHash    map[Hash]int
 	ofsKids   map[uint64][]int
 	refKids   map[Hash][]int
@@ -523,29 +540,31 @@ func (rs *resolver) run() error {
 			return err
 		}
 	}
-	// Bases the pack lacks: a thin pack's, borrowed from the repository.
+	// Bases the pack lacks: a thin pack's, borrowed from the repository
+	// round by round, as deltas resolved in a round may make the bases of
+	// the next.
 	for {
-		progress := false
-		var missing []Hash
-		for h, kids := range rs.refKids {
-			if _, ok := rs.byHash[h]; ok {
-				continue
-			}
-			for _, k := range kids {
-				if !rs.entries[k].done {
-					missing = append(missing, h)
-					break
-				}
+		var stored []Hash
+		for _, h := range rs.missingBases() {
+			if rs.thin.Store != nil && rs.thin.Store.Has(h) {
+				stored = append(stored, h)
 			}
 		}
-		sort.Slice(missing, func(i, j int) bool { return bytes.Compare(missing[i][:], missing[j][:]) < 0 })
-		for _, h := range missing {
-			if rs.base == nil {
-				break
+		if len(stored) == 0 {
+			break
+		}
+		if rs.thin.Allow != nil {
+			if err := rs.thin.Allow(stored); err != nil {
+				return err
 			}
-			t, data, err := rs.base.Read(h)
+		}
+		for _, h := range stored {
+			if _, ok := rs.byHash[h]; ok {
+				continue // made by a delta resolved meanwhile
+			}
+			t, data, err := rs.thin.Store.Read(h)
 			if err != nil {
-				continue
+				return err
 			}
 			if err := rs.appendBase(h, t, data); err != nil {
 				return err
@@ -553,10 +572,13 @@ func (rs *resolver) run() error {
 			if err := rs.resolveFrom(data, t, 0, false, h, 0); err != nil {
 				return err
 			}
-			progress = true
 		}
-		if !progress {
-			break
+	}
+	// Bases found nowhere get Allow's answer too, so that a caller can
+	// answer alike for what it does not lend and what does not exist.
+	if missing := rs.missingBases(); len(missing) > 0 && rs.thin.Allow != nil {
+		if err := rs.thin.Allow(missing); err != nil {
+			return err
 		}
 	}
 	for _, e := range rs.entries {
@@ -569,6 +591,25 @@ func (rs *resolver) run() error {
 		}
 	}
 	return nil
+}
+
+// missingBases lists, sorted, the bases of unresolved deltas that the pack
+// has not made.
+func (rs *resolver) missingBases() []Hash {
+	var missing []Hash
+	for h, kids := range rs.refKids {
+		if _, ok := rs.byHash[h]; ok {
+			continue
+		}
+		for _, k := range kids {
+			if !rs.entries[k].done {
+				missing = append(missing, h)
+				break
+			}
+		}
+	}
+	sort.Slice(missing, func(i, j int) bool { return bytes.Compare(missing[i][:], missing[j][:]) < 0 })
+	return missing
 }
 
 // pending lists the deltas still to resolve whose base is the object at

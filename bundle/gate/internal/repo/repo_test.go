@@ -2,6 +2,7 @@ package repo
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -163,13 +164,39 @@ func TestIndexPackThin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	ix, err := r.IndexPack(strings.NewReader(pack), r.Store(), IndexLimits{MaxPackBytes: 1 << 20, MaxObjectBytes: 1 << 20})
+	ix, err := r.IndexPack(strings.NewReader(pack), Thin{Store: r.Store()}, IndexLimits{MaxPackBytes: 1 << 20, MaxObjectBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	nh, _ := ParseHash(newHead)
 	if ix.Types[nh] != Commit {
 		t.Fatalf("new commit not indexed: %v", ix.Types)
+	}
+	// The bases appended to complete the pack were not sent: they are
+	// borrowed, and a caller may refuse to lend them.
+	if len(ix.Borrowed) == 0 {
+		t.Fatalf("a thin pack borrowed no base")
+	}
+	for _, b := range ix.Borrowed {
+		if _, sent := ix.Types[b]; sent {
+			t.Errorf("borrowed base %s counted as sent", b)
+		}
+	}
+	refuse := errors.New("not yours")
+	var asked []Hash
+	_, err = r.IndexPack(strings.NewReader(pack), Thin{Store: r.Store(), Allow: func(hs []Hash) error { asked = hs; return refuse }},
+		IndexLimits{MaxPackBytes: 1 << 20, MaxObjectBytes: 1 << 20})
+	borrowed := map[Hash]bool{}
+	for _, b := range ix.Borrowed {
+		borrowed[b] = true
+	}
+	if !errors.Is(err, refuse) || len(asked) == 0 {
+		t.Errorf("a refused base: %v after asking about %v", err, asked)
+	}
+	for _, h := range asked {
+		if !borrowed[h] {
+			t.Errorf("asked about %s, which the pack needs not borrow (it borrows %v)", h, ix.Borrowed)
+		}
 	}
 	if _, _, err := r.Store().With(ix).Read(nh); err != nil {
 		t.Fatalf("reading through the quarantine: %v", err)
@@ -196,11 +223,11 @@ func TestIndexPackThin(t *testing.T) {
 	bad := []byte(pack)
 	bad[len(bad)/2] ^= 0xff
 	for _, p := range [][]byte{bad, []byte(pack)[:len(pack)-30], []byte("PACK\x00\x00\x00\x02\x00\x00\x00\x01")} {
-		if _, err := r.IndexPack(bytes.NewReader(p), r.Store(), IndexLimits{MaxPackBytes: 1 << 20}); err == nil {
+		if _, err := r.IndexPack(bytes.NewReader(p), Thin{Store: r.Store()}, IndexLimits{MaxPackBytes: 1 << 20}); err == nil {
 			t.Errorf("bad pack accepted")
 		}
 	}
-	if _, err := r.IndexPack(strings.NewReader(pack), r.Store(), IndexLimits{MaxPackBytes: 100}); err == nil || !strings.Contains(err.Error(), "limit") {
+	if _, err := r.IndexPack(strings.NewReader(pack), Thin{Store: r.Store()}, IndexLimits{MaxPackBytes: 100}); err == nil || !strings.Contains(err.Error(), "limit") {
 		t.Errorf("oversized pack: %v", err)
 	}
 	ents, _ := os.ReadDir(filepath.Join(bare, "objects"))
