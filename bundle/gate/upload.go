@@ -376,6 +376,7 @@ type session struct {
 	start  time.Time
 
 	common     []repo.Hash
+	given      map[repo.Hash]bool // the haves the refs reach
 	theyHave   map[repo.Hash]bool
 	oldestHave int64
 	deep       *repo.DeepenResult
@@ -392,25 +393,20 @@ func (g *Gate) newSession(r *http.Request, u *uploadRequest) (*session, error) {
 	if s.refs, err = g.repo.Refs(s.store); err != nil {
 		return s, err
 	}
-	return s, s.checkWants()
+	if err := s.checkWants(); err != nil {
+		return s, err
+	}
+	return s, s.filterHaves()
 }
 
 // checkWants makes sure every want is reachable from a ref: the repository
 // can hold objects it was never meant to give (a local clone hard-links the
 // user's whole object store, unreachable objects included).
 func (s *session) checkWants() error {
+	tipList := s.g.tips(s.refs)
 	tips := map[repo.Hash]bool{}
-	var tipList []repo.Hash
-	for _, ref := range s.refs {
-		tips[ref.Hash] = true
-		tipList = append(tipList, ref.Hash)
-		if !ref.Peeled.IsZero() {
-			tips[ref.Peeled] = true
-		}
-	}
-	if head, err := s.g.repo.Head(); err == nil && !head.Hash.IsZero() {
-		tips[head.Hash] = true
-		tipList = append(tipList, head.Hash)
+	for _, h := range tipList {
+		tips[h] = true
 	}
 	var other []repo.Hash
 	for _, h := range s.u.wants {
@@ -490,9 +486,45 @@ func protoName(v2 bool) string {
 	return "v0"
 }
 
-// addHave records a have line and reports whether we have the object.
+// filterHaves finds the haves the client may be told the gate has:
+// commits the refs reach. Acknowledging any other stored object would
+// tell the client that it exists (the store holds objects the bottle was
+// never given).
+func (s *session) filterHaves() error {
+	s.given = map[repo.Hash]bool{}
+	var stored []repo.Hash
+	for _, h := range s.u.haves {
+		if s.store.Has(h) {
+			stored = append(stored, h)
+		}
+	}
+	if len(stored) == 0 {
+		return nil
+	}
+	shallow, err := s.g.repo.Shallow()
+	if err != nil {
+		return err
+	}
+	missing, err := repo.NewWalker(s.store, shallow).ReachableCommits(stored, s.g.tips(s.refs))
+	if err != nil {
+		return err
+	}
+	notGiven := map[repo.Hash]bool{}
+	for _, h := range missing {
+		notGiven[h] = true
+	}
+	for _, h := range stored {
+		if !notGiven[h] {
+			s.given[h] = true
+		}
+	}
+	return nil
+}
+
+// addHave records a have line and reports whether the client may be told
+// we have the object.
 func (s *session) addHave(h repo.Hash) bool {
-	if !s.store.Has(h) {
+	if !s.given[h] {
 		return false
 	}
 	if !s.theyHave[h] {

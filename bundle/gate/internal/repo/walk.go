@@ -541,3 +541,65 @@ func (w *Walker) Reachable(targets, tips []Hash) ([]Hash, error) {
 	}
 	return out, nil
 }
+
+// ReachableCommits returns the targets that are not commits reachable
+// from tips (annotated tags are followed). It walks commits only, newest
+// first, and stops as soon as every target is found.
+func (w *Walker) ReachableCommits(targets, tips []Hash) ([]Hash, error) {
+	left := map[Hash]bool{}
+	for _, t := range targets {
+		left[t] = true
+	}
+	seen := map[Hash]bool{}
+	q := &cqueue{}
+	push := func(h Hash) error {
+		if seen[h] {
+			return nil
+		}
+		seen[h] = true
+		delete(left, h)
+		c, err := w.commit(h)
+		if err != nil {
+			return err
+		}
+		heap.Push(q, c)
+		return nil
+	}
+	for _, h := range tips {
+		for i := 0; i < 16 && len(left) > 0; i++ {
+			t, data, err := w.s.Read(h)
+			if err != nil {
+				return nil, err
+			}
+			if t == Commit {
+				if err := push(h); err != nil {
+					return nil, err
+				}
+				break
+			}
+			if t != Tag {
+				break
+			}
+			ti, err := ParseTag(data)
+			if err != nil {
+				return nil, err
+			}
+			h = ti.Object
+		}
+	}
+	for q.Len() > 0 && len(left) > 0 {
+		c := heap.Pop(q).(*cnode)
+		for _, p := range w.parents(c) {
+			if err := push(p); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var out []Hash
+	for _, t := range targets {
+		if left[t] {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
