@@ -121,3 +121,43 @@ func TestBundleSurvivesHostilePushes(t *testing.T) {
 		t.Errorf("health at the end: %v", err)
 	}
 }
+
+// The review's M4 proof through a real bundle: a push whose thin pack
+// borrows, and whose tree names, a blob no ref reaches is refused, and the
+// real git cannot fetch it back.
+func TestBundleRefusesLaunderedObjects(t *testing.T) {
+	eng := testenv.Engine(t)
+	p := up(t, eng, prepare(t, eng, uniqueName("gl"), spec.BackendSmolvm))
+	secret := "TOP SECRET the user deleted\n"
+	cmd := exec.Command("git", "hash-object", "-w", "--stdin")
+	cmd.Dir, cmd.Stdin = p.GitGate.Repo, strings.NewReader(secret)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := strings.TrimSpace(string(out))
+	tokb, err := os.ReadFile(p.AgentTokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := strings.TrimSpace(string(tokb))
+	ref := "refs/heads/bottle/" + p.Slug + "/leak"
+	commit, pack := gatetest.Leak(gitIn(t, p.GitGate.Repo, "rev-parse", "HEAD"), u, u, len(secret))
+	body := gatetest.ReceivePackBody([]gatetest.Command{{Old: gatetest.ZeroID, New: commit, Ref: ref}}, pack)
+	status, report, err := gatetest.Push(&http.Client{Timeout: time.Minute}, "http://"+p.Endpoints.HostGitGate+"/repo.git", tok, body)
+	if err != nil || status != http.StatusOK || !strings.Contains(report, "ng "+ref) || !strings.Contains(report, "never given") {
+		t.Errorf("push of the laundering pack: %d %v %q, want it refused as using an object never given", status, err, report)
+	}
+	dst := filepath.Join(t.TempDir(), "fetch")
+	gitIn(t, filepath.Dir(dst), "init", "-q", dst)
+	fetch := exec.Command("git", "fetch", "-q", "http://x:"+tok+"@"+p.Endpoints.HostGitGate+"/repo.git", ref)
+	fetch.Dir = dst
+	if out, err := fetch.CombinedOutput(); err == nil {
+		show := exec.Command("git", "cat-file", "-p", "FETCH_HEAD:leak.txt")
+		show.Dir = dst
+		leaked, _ := show.Output()
+		t.Errorf("the pushed branch could be fetched: leak.txt reads %q", leaked)
+	} else if strings.Contains(string(out), "TOP SECRET") {
+		t.Errorf("the secret reached the client: %s", out)
+	}
+}

@@ -1,7 +1,6 @@
 package gate_test
 
 import (
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"os"
@@ -37,26 +36,8 @@ func newGiven(t *testing.T) *given {
 	return g
 }
 
-func raw(t *testing.T, h string) string {
-	b, err := hex.DecodeString(h)
-	must(t, err)
-	return string(b)
-}
-
-// leak builds a push of a commit on main whose tree names entry as
-// leak.txt, plus, when base is set, a delta on base that copies it whole
-// and adds "x" (a thin pack's delta).
-func (g *given) leak(entry, base string, baseSize int) (commit string, pack []byte) {
-	p := gatetest.NewPack()
-	tree := "100644 leak.txt\x00" + raw(g.t, entry)
-	p.Whole(gatetest.Tree, []byte(tree))
-	c := fmt.Sprintf("tree %s\nparent %s\nauthor A <a@example.test> 1700000000 +0000\ncommitter A <a@example.test> 1700000000 +0000\n\nleak\n",
-		gatetest.Hash(gatetest.Tree, []byte(tree)), g.head)
-	p.Whole(gatetest.Commit, []byte(c))
-	if base != "" {
-		p.RefDelta(base, gatetest.Delta(int64(baseSize), int64(baseSize+1), gatetest.Copy(0, uint32(baseSize)), gatetest.Insert([]byte("x"))))
-	}
-	return gatetest.Hash(gatetest.Commit, []byte(c)), p.Bytes()
+func (g *given) leak(entry, base string, baseSize int) (string, []byte) {
+	return gatetest.Leak(g.head, entry, base, baseSize)
 }
 
 func (g *given) push(ref, newID string, pack []byte) string {

@@ -223,6 +223,28 @@ func DeltaComb(depth int, size uint32) []byte {
 	return p.Bytes()
 }
 
+// Leak is the review's M4 push: a commit on parent whose tree names entry
+// as leak.txt, plus, when base is set, a delta on base (of baseSize bytes)
+// that copies it whole and adds "x", as a thin pack's delta would. With
+// entry or base an object the bottle was never given, a gate that let it
+// through would serve that object, or one made from it, to a fetch.
+func Leak(parent, entry, base string, baseSize int) (commit string, pack []byte) {
+	p := NewPack()
+	raw, err := hex.DecodeString(entry)
+	if err != nil || len(raw) != 20 {
+		panic("gatetest: bad object name " + entry)
+	}
+	tree := "100644 leak.txt\x00" + string(raw)
+	p.Whole(Tree, []byte(tree))
+	c := fmt.Sprintf("tree %s\nparent %s\nauthor A <a@example.test> 1700000000 +0000\ncommitter A <a@example.test> 1700000000 +0000\n\nleak\n",
+		Hash(Tree, []byte(tree)), parent)
+	p.Whole(Commit, []byte(c))
+	if base != "" {
+		p.RefDelta(base, Delta(int64(baseSize), int64(baseSize+1), Copy(0, uint32(baseSize)), Insert([]byte("x"))))
+	}
+	return Hash(Commit, []byte(c)), p.Bytes()
+}
+
 // Command is one ref update of a push.
 type Command struct {
 	Old, New, Ref string
