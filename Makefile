@@ -61,6 +61,8 @@ quickstart: engine install
 # "context deadline exceeded" when a worker is busy at the deadline (a
 # loaded machine), which would fail CI for nothing the code did.
 FUZZTIME ?= 40000x
+# A whole push is costlier per input (it builds and checks objects).
+FUZZTIME_PUSH ?= 10000x
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzServeConn$$' -fuzztime=$(FUZZTIME) ./bundle/proxy
 	$(GO) test -run='^$$' -fuzz='^FuzzHostMatch$$' -fuzztime=$(FUZZTIME) ./bundle/proxy
@@ -68,6 +70,11 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzRedact$$' -fuzztime=$(FUZZTIME) ./bundle/proxy
 	$(GO) test -run='^$$' -fuzz='^FuzzClientHello$$' -fuzztime=$(FUZZTIME) ./bundle/proxy
 	$(GO) test -run='^$$' -fuzz='^FuzzGitmodules$$' -fuzztime=$(FUZZTIME) ./bundle/gate
+	$(GO) test -run='^$$' -fuzz='^FuzzReader$$' -fuzztime=$(FUZZTIME) ./bundle/gate/internal/pktline
+	$(GO) test -run='^$$' -fuzz='^FuzzReadCommands$$' -fuzztime=$(FUZZTIME) ./bundle/gate
+	$(GO) test -run='^$$' -fuzz='^FuzzReceivePack$$' -fuzztime=$(FUZZTIME_PUSH) ./bundle/gate
+	$(GO) test -run='^$$' -fuzz='^FuzzIndexPack$$' -fuzztime=$(FUZZTIME) ./bundle/gate/internal/repo
+	$(GO) test -run='^$$' -fuzz='^FuzzApplyDelta$$' -fuzztime=$(FUZZTIME) ./bundle/gate/internal/repo
 
 # The reference of every command (docs/reference), from the cobra tree;
 # a test fails when the committed files are stale.
