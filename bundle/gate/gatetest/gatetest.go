@@ -42,6 +42,7 @@ type Pack struct {
 	buf  bytes.Buffer
 	n    uint32
 	offs []int
+	zw   *zlib.Writer
 }
 
 // NewPack starts an empty pack.
@@ -65,9 +66,13 @@ func (p *Pack) header(typ int, size int) {
 }
 
 func (p *Pack) deflate(data []byte) {
-	zw, _ := zlib.NewWriterLevel(&p.buf, zlib.BestCompression)
-	zw.Write(data)
-	zw.Close()
+	if p.zw == nil {
+		p.zw, _ = zlib.NewWriterLevel(&p.buf, zlib.BestCompression)
+	} else {
+		p.zw.Reset(&p.buf)
+	}
+	p.zw.Write(data)
+	p.zw.Close()
 }
 
 // Whole adds a whole object and returns its entry number.

@@ -54,6 +54,8 @@ func TestIndexPackBounds(t *testing.T) {
 	lim := IndexLimits{MaxPackBytes: 64 << 20, MaxObjectBytes: 8 << 20, MaxLiveBytes: 8 << 20,
 		MaxObjects: 1000, MaxInflatedBytes: 256 << 20}
 	tiny := gatetest.TinyEntries(1001)
+	deep := lim
+	deep.MaxObjects = 10000
 	for _, c := range []struct {
 		name string
 		src  io.Reader
@@ -66,6 +68,8 @@ func TestIndexPackBounds(t *testing.T) {
 		{"a comb holds its links", bytes.NewReader(gatetest.DeltaComb(100, 1<<20)), lim, "more than 8388608 bytes at once"},
 		{"inflating is bounded in all", bytes.NewReader(gatetest.DeepChain(100, 1<<20)),
 			IndexLimits{MaxPackBytes: 64 << 20, MaxObjectBytes: 8 << 20, MaxInflatedBytes: 50 << 20}, "inflate to more than"},
+		{"a chain deeper than git writes", bytes.NewReader(gatetest.DeepChain(maxChain+1, 16)), deep, "delta chain longer than 4095"},
+		{"the deepest chain git writes", bytes.NewReader(gatetest.DeepChain(maxChain, 16)), deep, ""},
 		{"padding in a compressed object", bytes.NewReader(padded(1000)), lim, "takes 5012 bytes compressed"},
 		{"a little padding is fine", bytes.NewReader(padded(10)), lim, ""},
 	} {

@@ -273,35 +273,35 @@ func (r *Repo) UpdateRefs(updates []RefUpdate) error {
 		}
 	}
 	var locks []string
-	release := func() {
-		for _, l := range locks {
+	held := map[string]bool{}
+	defer func() {
+		// However the update ends (an error, a panic), it leaves no lock
+		// to block the next one.
+		for l := range held {
 			os.Remove(l)
 		}
-	}
+	}()
 	for _, u := range updates {
 		path := filepath.Join(r.dir, filepath.FromSlash(u.Name))
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			release()
 			return fmt.Errorf("cannot create %s: %w", u.Name, err)
 		}
 		f, err := os.OpenFile(path+".lock", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err != nil {
-			release()
 			if errors.Is(err, fs.ErrExist) {
 				return fmt.Errorf("%w: %s (another update is in progress; retry)", ErrLocked, u.Name)
 			}
 			return fmt.Errorf("locking %s: %w", u.Name, err)
 		}
 		locks = append(locks, path+".lock")
+		held[path+".lock"] = true
 		cur, _, err := r.resolve(u.Name, 0)
 		if err != nil {
 			f.Close()
-			release()
 			return err
 		}
 		if cur != u.Old {
 			f.Close()
-			release()
 			return fmt.Errorf("%w: %s is at %s, expected %s", ErrStale, u.Name, cur, u.Old)
 		}
 		if !u.New.IsZero() {
@@ -314,7 +314,6 @@ func (r *Repo) UpdateRefs(updates []RefUpdate) error {
 			err = cerr
 		}
 		if err != nil {
-			release()
 			return fmt.Errorf("writing %s: %w", u.Name, err)
 		}
 	}
@@ -326,7 +325,6 @@ func (r *Repo) UpdateRefs(updates []RefUpdate) error {
 	}
 	if len(deletes) > 0 {
 		if err := r.removePacked(deletes); err != nil {
-			release()
 			return err
 		}
 	}
@@ -334,16 +332,16 @@ func (r *Repo) UpdateRefs(updates []RefUpdate) error {
 		path := filepath.Join(r.dir, filepath.FromSlash(u.Name))
 		if u.New.IsZero() {
 			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				release()
 				return fmt.Errorf("deleting %s: %w", u.Name, err)
 			}
 			os.Remove(locks[i])
+			delete(held, locks[i])
 			continue
 		}
 		if err := os.Rename(locks[i], path); err != nil {
-			release()
 			return fmt.Errorf("updating %s: %w", u.Name, err)
 		}
+		delete(held, locks[i])
 	}
 	return nil
 }

@@ -198,8 +198,9 @@ func (s *Store) ReadType(h Hash, want Type) ([]byte, error) {
 	return data, nil
 }
 
-// maxChain bounds delta chains; git writes at most 50 by default.
-const maxChain = 10000
+// maxChain bounds delta chains: git writes 50 by default and never more
+// than 4095 (the most pack.depth takes).
+const maxChain = 4095
 
 func (s *Store) readPacked(p *pack, off uint64) (Type, []byte, error) {
 	// The chain keeps where its deltas are, not their data: each is read
