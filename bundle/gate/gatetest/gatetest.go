@@ -196,15 +196,19 @@ func DeepChain(depth int, size uint32) []byte {
 	prev := p.Whole(Blob, data)
 	n := size
 	for i := 0; i < depth; i++ {
-		var ops [][]byte
-		for off := uint32(0); off < n; off += 1 << 16 {
-			ops = append(ops, Copy(off, min(1<<16, n-off)))
-		}
-		ops = append(ops, Insert([]byte{byte(i)}))
-		prev = p.OfsDelta(prev, Delta(int64(n), int64(n+1), ops...))
+		prev = p.OfsDelta(prev, Delta(int64(n), int64(n+1), append(copyAll(n), Insert([]byte{byte(i)}))...))
 		n++
 	}
 	return p.Bytes()
+}
+
+// copyAll is the delta instructions that copy a whole base of n bytes.
+func copyAll(n uint32) [][]byte {
+	var ops [][]byte
+	for off := uint32(0); off < n; off += 1 << 16 {
+		ops = append(ops, Copy(off, min(1<<16, n-off)))
+	}
+	return ops
 }
 
 // DeltaComb is DeepChain with a second delta on every link, written after
@@ -216,11 +220,7 @@ func DeltaComb(depth int, size uint32) []byte {
 	prev := p.Whole(Blob, data)
 	n := size
 	for i := 0; i < depth; i++ {
-		var ops [][]byte
-		for off := uint32(0); off < n; off += 1 << 16 {
-			ops = append(ops, Copy(off, min(1<<16, n-off)))
-		}
-		next := p.OfsDelta(prev, Delta(int64(n), int64(n+1), append(ops, Insert([]byte{byte(i)}))...))
+		next := p.OfsDelta(prev, Delta(int64(n), int64(n+1), append(copyAll(n), Insert([]byte{byte(i)}))...))
 		p.OfsDelta(prev, Delta(int64(n), 2, Insert([]byte{'t', byte(i)})))
 		prev = next
 		n++

@@ -435,6 +435,16 @@ func (w *Walker) IsAncestor(anc, new Hash) (bool, error) {
 // commits newest first and stops as soon as every target is found, so the
 // usual question (objects of a recent tree) is answered quickly.
 func (w *Walker) Reachable(targets, tips []Hash) ([]Hash, error) {
+	return w.reachable(targets, tips, true)
+}
+
+// ReachableCommits is Reachable for commits: it walks no trees, so a
+// target that is no commit counts as unreachable unless a tip names it.
+func (w *Walker) ReachableCommits(targets, tips []Hash) ([]Hash, error) {
+	return w.reachable(targets, tips, false)
+}
+
+func (w *Walker) reachable(targets, tips []Hash, trees bool) ([]Hash, error) {
 	left := map[Hash]bool{}
 	for _, t := range targets {
 		left[t] = true
@@ -505,13 +515,13 @@ func (w *Walker) Reachable(targets, tips []Hash) ([]Hash, error) {
 				}
 				break
 			}
-			seen[h] = true
-			delete(left, h)
-			if t == Tree {
+			if t == Tree && trees {
 				if err := visitTree(h); err != nil {
 					return nil, err
 				}
 			}
+			seen[h] = true
+			delete(left, h)
 			if t != Tag {
 				break
 			}
@@ -524,73 +534,13 @@ func (w *Walker) Reachable(targets, tips []Hash) ([]Hash, error) {
 	}
 	for q.Len() > 0 && len(left) > 0 {
 		c := heap.Pop(q).(*cnode)
-		if err := visitTree(c.tree); err != nil {
-			return nil, err
+		if trees {
+			if err := visitTree(c.tree); err != nil {
+				return nil, err
+			}
 		}
 		for _, p := range w.parents(c) {
 			if err := pushCommit(p); err != nil {
-				return nil, err
-			}
-		}
-	}
-	var out []Hash
-	for _, t := range targets {
-		if left[t] {
-			out = append(out, t)
-		}
-	}
-	return out, nil
-}
-
-// ReachableCommits returns the targets that are not commits reachable
-// from tips (annotated tags are followed). It walks commits only, newest
-// first, and stops as soon as every target is found.
-func (w *Walker) ReachableCommits(targets, tips []Hash) ([]Hash, error) {
-	left := map[Hash]bool{}
-	for _, t := range targets {
-		left[t] = true
-	}
-	seen := map[Hash]bool{}
-	q := &cqueue{}
-	push := func(h Hash) error {
-		if seen[h] {
-			return nil
-		}
-		seen[h] = true
-		delete(left, h)
-		c, err := w.commit(h)
-		if err != nil {
-			return err
-		}
-		heap.Push(q, c)
-		return nil
-	}
-	for _, h := range tips {
-		for i := 0; i < 16 && len(left) > 0; i++ {
-			t, data, err := w.s.Read(h)
-			if err != nil {
-				return nil, err
-			}
-			if t == Commit {
-				if err := push(h); err != nil {
-					return nil, err
-				}
-				break
-			}
-			if t != Tag {
-				break
-			}
-			ti, err := ParseTag(data)
-			if err != nil {
-				return nil, err
-			}
-			h = ti.Object
-		}
-	}
-	for q.Len() > 0 && len(left) > 0 {
-		c := heap.Pop(q).(*cnode)
-		for _, p := range w.parents(c) {
-			if err := push(p); err != nil {
 				return nil, err
 			}
 		}
