@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker-bottle/docker-bottle/bundle/gate"
 	"github.com/docker-bottle/docker-bottle/bundle/gate/gatetest"
 )
 
@@ -110,5 +111,26 @@ func TestHostilePacksStayWithinMemory(t *testing.T) {
 	e.git(c, "push", "origin", "HEAD:refs/heads/bottle/b1/after")
 	if got := e.stageRef("refs/heads/bottle/b1/after"); got != ok {
 		t.Errorf("normal push after the attacks: %q, want %s", got, ok)
+	}
+}
+
+// The bounds follow the memory the gate is given: an object of 10 MiB is
+// too large for a bundle of 128 MiB and fine for one of 512 MiB.
+func TestPushLimitsFollowMemory(t *testing.T) {
+	p := gatetest.NewPack()
+	p.Whole(gatetest.Blob, make([]byte, 10<<20))
+	pack := p.Bytes()
+	for _, c := range []struct {
+		mem  int64
+		want string
+	}{{128 << 20, "objects of at most 8 MiB"}, {512 << 20, "ok refs/heads/bottle/b1/big"}} {
+		e := newEnv(t, nil, gate.WithMemoryLimit(c.mem))
+		tok, err := os.ReadFile(e.tokenFile)
+		must(t, err)
+		body := gatetest.ReceivePackBody([]gatetest.Command{{Old: gatetest.ZeroID, New: e.stageRef("HEAD"), Ref: "refs/heads/bottle/b1/big"}}, pack)
+		_, report, err := gatetest.Push(&http.Client{Timeout: time.Minute}, e.url, strings.TrimSpace(string(tok)), body)
+		if err != nil || !strings.Contains(report, c.want) {
+			t.Errorf("memory %d MiB: %q %v, want %q", c.mem>>20, report, err, c.want)
+		}
 	}
 }

@@ -90,8 +90,9 @@ func (g *Gate) sweep() {
 	}
 }
 
+// size writes a byte count for people, in MiB from 1 MiB on.
 func size(n int64) string {
-	if n >= 10<<20 || n <= -10<<20 {
+	if n >= 1<<20 {
 		return fmt.Sprintf("%d MiB", n>>20)
 	}
 	return fmt.Sprintf("%d KiB", n>>10)
