@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 
 	"github.com/docker/cli/cli"
@@ -19,6 +20,11 @@ import (
 // dockerCLI runs the docker CLI on the current context with the user's
 // terminal, as the user would type it; its exit code becomes ours.
 func dockerCLI(dockerCli command.Cli, args ...string) error {
+	return dockerCLITo(dockerCli, dockercli.OutFile(dockerCli.Out()), dockercli.OutFile(dockerCli.Err()), args...)
+}
+
+// dockerCLITo is dockerCLI with its output going to stdout and stderr.
+func dockerCLITo(dockerCli command.Cli, stdout, stderr io.Writer, args ...string) error {
 	docker, err := dockercli.Path()
 	if err != nil {
 		return err
@@ -30,7 +36,7 @@ func dockerCLI(dockerCli command.Cli, args ...string) error {
 	defer cleanup()
 	c := exec.Command(docker, args...)
 	c.Env = env
-	c.Stdin, c.Stdout, c.Stderr = dockercli.InFile(dockerCli.In()), dockercli.OutFile(dockerCli.Out()), dockercli.OutFile(dockerCli.Err())
+	c.Stdin, c.Stdout, c.Stderr = dockercli.InFile(dockerCli.In()), stdout, stderr
 	err = c.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -78,12 +84,19 @@ func logsCmd(dockerCli command.Cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The agent's output is the agent's: on a terminal, what could
+			// take the terminal over is shown escaped (an attached
+			// session stays raw: it is the agent's terminal).
+			stdout, closeOut := agentOutput(dockerCli.Out())
+			stderr, closeErr := agentOutput(dockerCli.Err())
+			defer closeErr()
+			defer closeOut()
 			if p.Docker == nil {
 				if opts.timestamps || opts.since != "" || opts.until != "" {
 					return fmt.Errorf("bottle %s runs in smolvm, whose agent log is its terminal's output as it came, without times: --timestamps, --since and --until work with the docker backend only", p.Slug)
 				}
 				// The agent's session in the machine keeps its output.
-				code, err := backend.Smolvm{CLI: sm}.Logs(cmd.Context(), p, opts.follow, opts.tail, dockerCli.Out(), dockerCli.Err())
+				code, err := backend.Smolvm{CLI: sm}.Logs(cmd.Context(), p, opts.follow, opts.tail, stdout, stderr)
 				return exitStatus(code, err)
 			}
 			a := []string{"logs", "--tail", opts.tail}
@@ -99,7 +112,7 @@ func logsCmd(dockerCli command.Cli) *cobra.Command {
 			if opts.until != "" {
 				a = append(a, "--until", opts.until)
 			}
-			return dockerCLI(dockerCli, append(a, p.Docker.Container)...)
+			return dockerCLITo(dockerCli, stdout, stderr, append(a, p.Docker.Container)...)
 		},
 	}
 	cmd.Flags().BoolVarP(&opts.follow, "follow", "f", false, "Follow the output")

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
@@ -112,21 +111,30 @@ type supervised struct {
 // openSupervisor loads the bottle's plan, reads its operator token from its
 // file and returns a client for the supervisor's published port.
 func openSupervisor(name string) (*supervised, error) {
-	if err := spec.ValidateName(name); err != nil {
+	p, err := loadPlan(name)
+	if err != nil {
 		return nil, err
+	}
+	return supervisorOf(p)
+}
+
+// loadPlan loads a bottle's plan from its stage dir, without the engine.
+func loadPlan(name string) (plan.Plan, error) {
+	if err := spec.ValidateName(name); err != nil {
+		return plan.Plan{}, err
 	}
 	dirs, err := plan.DefaultDirs()
 	if err != nil {
-		return nil, err
+		return plan.Plan{}, err
 	}
 	p, err := plan.Load(dirs.Stage(name))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("no bottle named %q: check the name, or start one with `docker bottle run --name %s`", name, name)
+		return p, fmt.Errorf("no bottle named %q: check the name, or start one with `docker bottle run --name %s`", name, name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("bottle %q: %w", name, err)
+		return p, fmt.Errorf("bottle %q: %w", name, err)
 	}
-	return supervisorOf(p)
+	return p, nil
 }
 
 // supervisorOf is openSupervisor for a plan already loaded.
@@ -170,28 +178,6 @@ func followEnd(ctx context.Context, s *supervised, err error) error {
 		return nil
 	}
 	return s.wrap(err)
-}
-
-// clean makes text that came from the bottle safe for a terminal: control
-// characters (escape sequences could forge output) are shown escaped.
-func clean(s string) string {
-	if strings.IndexFunc(s, unicode.IsControl) < 0 {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\t':
-			b.WriteByte(' ')
-		case unicode.IsControl(r):
-			fmt.Fprintf(&b, `\x%02x`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
 }
 
 // writeRow prints a row of fixed-width columns (the last one free), the

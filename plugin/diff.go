@@ -1,16 +1,21 @@
 package plugin
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
 	"github.com/docker-bottle/docker-bottle/internal/dockercli"
+	"github.com/docker-bottle/docker-bottle/plan"
 )
 
 type diffOptions struct {
@@ -32,11 +37,7 @@ func diffCmd(dockerCli command.Cli) *cobra.Command {
 		Args:              cli.RequiresMinArgs(1),
 		ValidArgsFunction: completeBottles(dockerCli),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, err := newService(dockerCli, nil)
-			if err != nil {
-				return err
-			}
-			p, err := svc.Load(args[0])
+			p, err := loadPlan(args[0])
 			if err != nil {
 				return err
 			}
@@ -44,27 +45,123 @@ func diffCmd(dockerCli command.Cli) *cobra.Command {
 			if len(gitArgs) > 0 && gitArgs[0] == "--" {
 				gitArgs = gitArgs[1:]
 			}
-			g := p.GitGate
-			if out, err := exec.CommandContext(cmd.Context(), "git", "-C", p.Workspace, "fetch", "--quiet", g.Remote).CombinedOutput(); err != nil {
-				return fmt.Errorf("fetching the branches of bottle %s from its remote %s in %s: %v: %s",
-					p.Slug, g.Remote, p.Workspace, err, strings.TrimSpace(string(out)))
-			}
-			// The remote maps refs/heads/bottle/NAME/X to refs/remotes/REMOTE/X.
-			branch := "refs/remotes/" + g.Remote + "/" + strings.TrimPrefix(g.Branch, "bottle/"+p.Slug+"/")
-			if err := exec.CommandContext(cmd.Context(), "git", "-C", p.Workspace, "rev-parse", "--verify", "--quiet", branch).Run(); err != nil {
-				return fmt.Errorf("the agent of bottle %s has pushed nothing to %s yet", p.Slug, g.Branch)
-			}
-			c := exec.CommandContext(cmd.Context(), "git", append(append([]string{"-C", p.Workspace, "diff"}, gitArgs...), opts.base+"..."+branch)...)
-			c.Stdin, c.Stdout, c.Stderr = dockercli.InFile(dockerCli.In()), dockercli.OutFile(dockerCli.Out()), dockercli.OutFile(dockerCli.Err())
-			err = c.Run()
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				return cli.StatusError{StatusCode: ee.ExitCode()}
-			}
-			return err
+			return showDiff(cmd.Context(), dockerCli, p, opts.base, gitArgs)
 		},
 	}
 	cmd.Flags().StringVar(&opts.base, "base", "HEAD", "What to compare the agent's branch with")
 	cmd.Flags().SetInterspersed(false)
 	return cmd
+}
+
+// showDiff fetches the bottle's branches and runs git diff. The branch and
+// its objects are the agent's: the fetch checks them as git fsck would,
+// the diff runs no external diff program or textconv filter that the
+// agent's .gitattributes could select, and on a terminal what could take
+// the terminal over is shown escaped before the user's pager shows it.
+func showDiff(ctx context.Context, dockerCli command.Cli, p plan.Plan, base string, gitArgs []string) error {
+	g := p.GitGate
+	if out, err := exec.CommandContext(ctx, "git", "-C", p.Workspace, "-c", "fetch.fsckObjects=true", "fetch", "--quiet", g.Remote).CombinedOutput(); err != nil {
+		return fmt.Errorf("fetching the branches of bottle %s from its remote %s in %s: %v: %s",
+			p.Slug, g.Remote, p.Workspace, err, strings.TrimSpace(string(out)))
+	}
+	// The remote maps refs/heads/bottle/NAME/X to refs/remotes/REMOTE/X.
+	branch := "refs/remotes/" + g.Remote + "/" + strings.TrimPrefix(g.Branch, "bottle/"+p.Slug+"/")
+	if err := exec.CommandContext(ctx, "git", "-C", p.Workspace, "rev-parse", "--verify", "--quiet", branch).Run(); err != nil {
+		return fmt.Errorf("the agent of bottle %s has pushed nothing to %s yet", p.Slug, g.Branch)
+	}
+	args := []string{"-C", p.Workspace, "-c", "core.quotePath=true", "diff", "--no-ext-diff", "--no-textconv"}
+	out := dockercli.OutFile(dockerCli.Out())
+	terminal := dockerCli.Out().IsTerminal()
+	if terminal {
+		// git writes to the filter, so it neither colors nor pages by
+		// itself: it is told to color as it would on this terminal, and
+		// the user's pager runs after the filter.
+		args = append([]string{"--no-pager"}, args...)
+		if colorOn(ctx, p.Workspace) {
+			args = append(args, "--color=always")
+		}
+	}
+	c := exec.CommandContext(ctx, "git", append(append(args, gitArgs...), base+"..."+branch)...)
+	c.Stdin, c.Stderr = dockercli.InFile(dockerCli.In()), dockercli.OutFile(dockerCli.Err())
+	if !terminal {
+		c.Stdout = out
+		return gitStatus(c.Run())
+	}
+	pager, err := startPager(ctx, p.Workspace, out)
+	if err != nil {
+		return err
+	}
+	filter := newTerminalFilter(pager.in)
+	c.Stdout = filter
+	err = c.Run()
+	filter.Close()
+	if quitEarly(err) {
+		// The user left the pager before the end, as with git's own.
+		err = nil
+	}
+	return errors.Join(gitStatus(err), pager.wait())
+}
+
+// quitEarly reports whether git stopped because its reader went away.
+func quitEarly(err error) bool {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGPIPE {
+			return true
+		}
+	}
+	return errors.Is(err, syscall.EPIPE)
+}
+
+func gitStatus(err error) error {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return cli.StatusError{StatusCode: ee.ExitCode()}
+	}
+	return err
+}
+
+// colorOn asks git whether the user wants a diff colored on a terminal.
+func colorOn(ctx context.Context, dir string) bool {
+	out, err := exec.CommandContext(ctx, "git", "-C", dir, "config", "--get-colorbool", "color.diff", "true").Output()
+	return err == nil && strings.TrimSpace(string(out)) == "true"
+}
+
+// pager is the user's pager (as git would choose it) reading what the
+// diff writes; with none ("cat"), the diff goes straight to the terminal.
+type pager struct {
+	in   io.Writer
+	wait func() error
+}
+
+func startPager(ctx context.Context, dir string, out io.Writer) (pager, error) {
+	cmdline, err := exec.CommandContext(ctx, "git", "-C", dir, "var", "GIT_PAGER").Output()
+	pc := strings.TrimSpace(string(cmdline))
+	if err != nil || pc == "" || pc == "cat" {
+		return pager{in: out, wait: func() error { return nil }}, nil
+	}
+	c := exec.CommandContext(ctx, "sh", "-c", pc)
+	c.Dir = dir
+	c.Stdout, c.Stderr = out, out
+	// As git sets them for its pager, unless the user has.
+	c.Env = os.Environ()
+	for k, v := range map[string]string{"LESS": "FRX", "LV": "-c"} {
+		if _, ok := os.LookupEnv(k); !ok {
+			c.Env = append(c.Env, k+"="+v)
+		}
+	}
+	in, err := c.StdinPipe()
+	if err != nil {
+		return pager{}, err
+	}
+	if err := c.Start(); err != nil {
+		return pager{}, fmt.Errorf("starting the pager %q: %w", pc, err)
+	}
+	return pager{in: in, wait: func() error {
+		in.Close()
+		if err := c.Wait(); err != nil {
+			return fmt.Errorf("the pager %q: %w", pc, err)
+		}
+		return nil
+	}}, nil
 }

@@ -84,6 +84,12 @@ func runLs(cmd *cobra.Command, dockerCli command.Cli, o lsOptions) error {
 			Workspace: p.Workspace, Waiting: waiting})
 	}
 	out := dockerCli.Out()
+	if o.format != "json" {
+		// The plan lives in the stage dir, which the bundle can write.
+		for i := range rows {
+			rows[i] = rows[i].cleaned()
+		}
+	}
 	switch {
 	case o.quiet:
 		for _, r := range rows {
@@ -121,6 +127,14 @@ func runLs(cmd *cobra.Command, dockerCli command.Cli, o lsOptions) error {
 		}
 	}
 	return nil
+}
+
+// cleaned is r with its text made safe for a terminal.
+func (r bottleRow) cleaned() bottleRow {
+	for _, f := range []*string{&r.Name, &r.Backend, &r.NetworkMode, &r.State, &r.Bundle, &r.Agent, &r.Provider, &r.Branch, &r.Workspace} {
+		*f = clean(*f)
+	}
+	return r
 }
 
 // heldRequests asks a bottle's supervisor how many requests wait for a

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/docker-bottle/docker-bottle/internal/testenv"
+)
+
+// TestAgentContainerIsHardened inspects the agent container a real `docker
+// bottle run` made (docker backend) and the process inside it: read-only
+// root, every capability dropped, no new privileges, an init as PID 1,
+// memory and pids limits, a non-root user (the stand-in for an image that
+// runs as root), only the bottle's internal network, and no DNS but its
+// own loopback. The settings are read back from the engine, not from the
+// options the plugin meant to pass.
+func TestAgentContainerIsHardened(t *testing.T) {
+	eng := testenv.Engine(t)
+	base := testenv.Debian(t, eng)
+	cfg := testenv.DockerConfig(t)
+	repo := testenv.GitRepo(t)
+	files := map[string]string{
+		"Dockerfile":  "FROM " + base + "\nENV HOME=/root\n",
+		"bottle.yaml": "agent:\n  provider: shell\n  dockerfile: Dockerfile\n  command: [sh, -c, 'echo agent up; exec sleep 600']\n",
+	}
+	for f, content := range files {
+		if err := os.WriteFile(filepath.Join(repo, f), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gitIn(t, repo, "add", ".")
+	gitIn(t, repo, "commit", "-qm", "bottle spec")
+	name := fmt.Sprintf("hard-%d", time.Now().UnixNano()%1e6)
+	t.Cleanup(func() { docker(t, cfg, nil, "bottle", "rm", "-f", name) })
+	r := docker(t, cfg, []string{"DOCKER_BOTTLE_SMOLVM="}, "bottle", "run", "-d", "--backend", "docker", "--name", name, "--progress", "plain", repo)
+	if r.code != 0 {
+		t.Fatalf("run -d: exit %d\n%s", r.code, r.stderr)
+	}
+	waitLogs(t, cfg, nil, name, "agent up")
+
+	ctx := context.Background()
+	res, err := eng.ContainerInspect(ctx, "bottle-"+name+"-agent", client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := res.Container
+	hc := c.HostConfig
+	if !hc.ReadonlyRootfs {
+		t.Error("the root filesystem is writable")
+	}
+	if len(hc.CapDrop) != 1 || strings.ToUpper(hc.CapDrop[0]) != "ALL" || len(hc.CapAdd) != 0 {
+		t.Errorf("capabilities: drop %v, add %v", hc.CapDrop, hc.CapAdd)
+	}
+	nnp := false
+	for _, o := range hc.SecurityOpt {
+		nnp = nnp || o == "no-new-privileges:true" || o == "no-new-privileges"
+	}
+	if !nnp || hc.Privileged {
+		t.Errorf("security options %v, privileged %v", hc.SecurityOpt, hc.Privileged)
+	}
+	if hc.Init == nil || !*hc.Init {
+		t.Error("no init as PID 1")
+	}
+	if hc.Memory <= 0 || hc.PidsLimit == nil || *hc.PidsLimit <= 0 {
+		t.Errorf("limits: memory %d, pids %v", hc.Memory, hc.PidsLimit)
+	}
+	if u := c.Config.User; u == "" || u == "root" || strings.HasPrefix(u, "0") {
+		t.Errorf("user %q", u)
+	}
+	if len(hc.DNS) != 1 || hc.DNS[0].String() != "127.0.0.1" {
+		t.Errorf("DNS %v", hc.DNS)
+	}
+	if len(c.NetworkSettings.Networks) != 1 {
+		t.Errorf("networks: %v", c.NetworkSettings.Networks)
+	}
+	for netName := range c.NetworkSettings.Networks {
+		n, err := eng.NetworkInspect(ctx, netName, client.NetworkInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !n.Network.Internal {
+			t.Errorf("network %s is not internal", netName)
+		}
+	}
+
+	// What the agent's process has, seen from inside.
+	e := docker(t, cfg, nil, "bottle", "exec", name, "--", "sh", "-c", "id -u; grep -E '^(CapEff|CapPrm|NoNewPrivs):' /proc/self/status; touch /etc/x 2>&1; echo rc=$?")
+	if e.code != 0 {
+		t.Fatalf("exec: exit %d %q %q", e.code, e.stdout, e.stderr)
+	}
+	for _, want := range []string{"65534\n", "CapEff:\t0000000000000000", "CapPrm:\t0000000000000000", "NoNewPrivs:\t1", "Read-only file system"} {
+		if !strings.Contains(e.stdout, want) {
+			t.Errorf("inside the agent's container, no %q in:\n%s", want, e.stdout)
+		}
+	}
+}
