@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,7 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/client"
+
+	"github.com/docker-bottle/docker-bottle/backend"
+	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/plan"
 )
 
 // dockerBottle runs `docker bottle run -d` of a docker-backend bottle whose
@@ -58,5 +64,43 @@ func TestLogsOnATerminalShowTheAgentsSequencesEscaped(t *testing.T) {
 	}
 	if strings.Contains(screen, "\x1b]52") || strings.Contains(screen, "\x1b[2J") || strings.Contains(screen, "\u202e") {
 		t.Errorf("the agent's sequences reached the terminal: %q", screen)
+	}
+}
+
+// TestDockerBackendAgentIsNeitherRootNorOnIPv6: an image whose USER is a
+// name its /etc/passwd maps to uid 0 runs as the stand-in user, not root,
+// and the agent container has no IPv6 at all.
+func TestDockerBackendAgentIsNeitherRootNorOnIPv6(t *testing.T) {
+	eng := testenv.Engine(t)
+	base := testenv.Debian(t, eng)
+	cfg := testenv.DockerConfig(t)
+	name := dockerBottle(t, cfg, "nr", map[string]string{
+		"Dockerfile": "FROM " + base + "\nRUN echo 'toor:x:0:0::/root:/bin/sh' >> /etc/passwd && mkdir -p /workspace && chmod 777 /workspace\nUSER toor\n",
+		"bottle.yaml": "agent:\n  provider: shell\n  dockerfile: Dockerfile\n" +
+			`  command: [sh, -c, 'echo "uid=$(id -u) ipv6=$(cat /proc/sys/net/ipv6/conf/all/disable_ipv6) addrs=$(grep -c . /proc/net/if_inet6 2>/dev/null || echo 0)"; exec sleep 600']` + "\n",
+	})
+	svc := &bottles.Service{Engine: eng, Dirs: plan.Dirs{State: filepath.Join(cfg, "bottle")}}
+	p, err := svc.Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := eng.ContainerInspect(context.Background(), p.Docker.Container, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := c.Container.Config.User; u != backend.RootStandIn {
+		t.Fatalf("the agent container runs as %q, which the image maps to root", u)
+	}
+	// Engine 20.10 already disables IPv6 on an IPv4-only network; engines
+	// 26.0.0 and 26.0.1 did not (CVE-2024-32473): the bottle asks for it.
+	if v := c.Container.HostConfig.Sysctls["net.ipv6.conf.all.disable_ipv6"]; v != "1" {
+		t.Errorf("the agent container does not disable IPv6 itself: sysctls %v", c.Container.HostConfig.Sysctls)
+	}
+	logs := waitLogs(t, cfg, nil, name, "uid=")
+	if strings.Contains(logs, "uid=0 ") {
+		t.Errorf("the agent runs as root:\n%s", logs)
+	}
+	if !strings.Contains(logs, "ipv6=1 addrs=0") {
+		t.Errorf("the agent has IPv6:\n%s", logs)
 	}
 }
