@@ -4,7 +4,10 @@
 // daemons only ask.
 package approval
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // Kind says which daemon asks.
 type Kind string
@@ -48,6 +51,10 @@ const (
 
 // Allowed reports whether the decision lets the request through.
 func (d Decision) Allowed() bool { return d == AllowOnce || d == AllowAlways }
+
+// ErrNoDecision comes with a Deny when no one decided in time: the request
+// was not refused by a human, and must not be reported as if it were.
+var ErrNoDecision = errors.New("no decision in time")
 
 // Decider holds a request until a decision is made or ctx ends. An error or
 // an ended context means deny; callers must treat them so.

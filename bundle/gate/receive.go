@@ -586,9 +586,9 @@ func (g *Gate) askHuman(ctx context.Context, c *command, say func(string, ...any
 	switch {
 	case err == nil && d.Allowed():
 		say("push to %s approved", c.ref)
-	case actx.Err() != nil:
+	case errors.Is(err, approval.ErrNoDecision) || actx.Err() != nil:
 		c.approval = "timeout"
-		c.refuse("%s touches protected paths (%s) and no human approved it within %s", c.ref, strings.Join(paths, ", "), timeout)
+		c.refuse("%s touches protected paths (%s) and no one approved it: no decision in time", c.ref, strings.Join(paths, ", "))
 	default:
 		if c.approval == "" {
 			c.approval = string(approval.Deny)

@@ -569,8 +569,8 @@ func (p *Proxy) decide(ctx context.Context, cc *clientConn, v verdict, host stri
 			p.approvedMu.Unlock()
 		}
 		return verdict{allow: true, rule: "approval (" + string(d) + ")", intercept: v.intercept}
-	case actx.Err() != nil:
-		v.reason += fmt.Sprintf(", and no one approved it within %s", p.cfg.ApprovalTimeout.D())
+	case errors.Is(err, approval.ErrNoDecision) || actx.Err() != nil:
+		v.reason += fmt.Sprintf(", and no decision came in time: no one approved it within %s", p.cfg.ApprovalTimeout.D())
 	case err != nil:
 		v.reason += fmt.Sprintf(", and asking for approval failed (%v)", err)
 	default:

@@ -76,9 +76,20 @@ var ErrNotPending = errors.New("no such pending approval")
 // timeout is 0, are denied at once; an allow-always given earlier for the
 // same kind, subject and scope allows at once. Every outcome is an audit
 // line and an event.
+//
+// A request no one decided in time is denied with approval.ErrNoDecision,
+// whichever deadline passed first: the policy's or ctx's.
 func (s *Supervisor) Decide(ctx context.Context, req approval.Request) (approval.Decision, error) {
 	o, _, err := s.decide(ctx, req)
+	if err == nil && o.by == byTimeout {
+		err = approval.ErrNoDecision
+	}
 	return o.d, err
+}
+
+// noDecision is the reason of a request denied at its deadline.
+func noDecision(waited time.Duration) string {
+	return fmt.Sprintf("no decision in time: no one decided within %s", waited.Round(time.Millisecond))
 }
 
 // decide is Decide that also says who settled the request, why, and the
@@ -118,6 +129,11 @@ func (s *Supervisor) decide(ctx context.Context, req approval.Request) (outcome,
 	default:
 		p.a.ID = newID()
 		p.a.Deadline = now.Add(timeout)
+		// The asker may give up sooner (the gate and the proxy have
+		// deadlines of their own): the human sees the earlier one.
+		if dl, ok := ctx.Deadline(); ok && dl.Before(p.a.Deadline) {
+			p.a.Deadline = dl
+		}
 		p.waiters = 1
 		s.pending[p.a.ID] = p
 		// Recorded under the lock, so that its line comes before the
@@ -140,18 +156,29 @@ func (s *Supervisor) decide(ctx context.Context, req approval.Request) (outcome,
 		return p.out, p.a.ID, nil
 	case <-timer.C:
 		if s.take(p.a.ID) {
-			s.settle(p, approval.Deny, byTimeout, fmt.Sprintf("no one decided within %s", timeout))
+			s.settle(p, approval.Deny, byTimeout, noDecision(time.Since(p.a.Since)))
 		}
 		<-p.done
 		return p.out, p.a.ID, nil
 	case <-ctx.Done():
+		// The asker's deadline passing is no decision in time, as the
+		// policy's is; being cancelled is withdrawing the request.
+		timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
 		switch s.leave(p) {
 		case lastWaiter:
+			if timedOut {
+				s.settle(p, approval.Deny, byTimeout, noDecision(time.Since(p.a.Since)))
+				<-p.done
+				return p.out, p.a.ID, nil
+			}
 			s.settle(p, approval.Deny, byRequester, fmt.Sprintf("the request was withdrawn (%v)", ctx.Err()))
 			<-p.done
 			return p.out, p.a.ID, ctx.Err()
 		case othersWait:
 			// The request stays for the others; this asker gave up.
+			if timedOut {
+				return outcome{d: approval.Deny, by: byTimeout, reason: noDecision(time.Since(p.a.Since))}, p.a.ID, nil
+			}
 			return outcome{d: approval.Deny, by: byRequester, reason: "withdrawn"}, p.a.ID, ctx.Err()
 		}
 		// Decided meanwhile: the decision stands, and is already recorded.
@@ -288,7 +315,9 @@ func (s *Supervisor) settle(p *pending, d approval.Decision, by, reason string) 
 	s.writeAudit(rec)
 	data, _ := json.Marshal(decidedData{Decided: api.Decided{Approval: p.a, Decision: d}, By: by, Reason: reason})
 	msg := fmt.Sprintf("%s %s: %s (%s)", p.a.Kind, p.a.Subject, d, by)
-	if reason != "" {
+	if by == byTimeout {
+		msg = fmt.Sprintf("%s %s: denied, %s", p.a.Kind, p.a.Subject, reason)
+	} else if reason != "" {
 		msg += ": " + reason
 	}
 	s.Emit(api.Event{Time: now, Source: api.SourceSupervisor, Type: EventApprovalDecided, Message: msg, Data: data})

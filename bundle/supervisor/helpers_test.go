@@ -269,3 +269,9 @@ func (st *stream) next(t *testing.T) []byte {
 }
 
 func listen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+// str is a decoded JSON string, or "".
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}

@@ -163,8 +163,8 @@ func TestAgentCannotApproveItsOwnRequest(t *testing.T) {
 		res := f.ask(context.Background(), approval.Request{Kind: approval.Push, Subject: "refs/heads/main"})
 		id := f.waitPending(t, 1)[0].ID
 		tryAll(t, f, id)
-		if a := wait(t, res); a.d != approval.Deny || a.err != nil {
-			t.Fatalf("outcome %+v, want deny", a)
+		if a := wait(t, res); a.d != approval.Deny || !errors.Is(a.err, approval.ErrNoDecision) {
+			t.Fatalf("outcome %+v, want deny with no decision in time", a)
 		}
 		lines := decided(f.auditLines(t), "refs/heads/main")
 		if len(lines) != 1 || lines[0]["by"] != "timeout" {
@@ -306,21 +306,43 @@ func TestApprovalDecisions(t *testing.T) {
 		f := start(t, func(c *Config) { c.Approvals.Timeout = dur(50 * time.Millisecond) })
 		ev := f.follow(t, api.PathEvents+"?follow=1", f.operator)
 		d, err := f.s.Decide(context.Background(), req)
-		if d != approval.Deny || err != nil {
+		if d != approval.Deny || !errors.Is(err, approval.ErrNoDecision) {
 			t.Fatalf("outcome %v %v", d, err)
 		}
 		if p := f.pending(t, f.operator); len(p) != 0 {
 			t.Fatalf("still pending: %+v", p)
 		}
 		lines := decided(f.auditLines(t), req.Subject)
-		if len(lines) != 1 || lines[0]["by"] != "timeout" || lines[0]["decision"] != "deny" || lines[0]["id"] == "" {
+		if len(lines) != 1 || lines[0]["by"] != "timeout" || lines[0]["decision"] != "deny" || lines[0]["id"] == "" ||
+			!strings.HasPrefix(str(lines[0]["reason"]), "no decision in time") {
 			t.Fatalf("audit: %v", lines)
 		}
 		var e1, e2 api.Event
 		json.Unmarshal(ev.next(t), &e1)
 		json.Unmarshal(ev.next(t), &e2)
-		if e1.Type != EventApprovalPending || e2.Type != EventApprovalDecided || !strings.Contains(e2.Message, "timeout") {
+		if e1.Type != EventApprovalPending || e2.Type != EventApprovalDecided || !strings.Contains(e2.Message, "no decision in time") ||
+			strings.Contains(e2.Message, "operator") {
 			t.Fatalf("events %+v %+v", e1, e2)
+		}
+	})
+
+	t.Run("the asker's deadline is no decision in time", func(t *testing.T) {
+		// The gate and the proxy ask with deadlines of their own; the one
+		// that passes first is no decision in time, never a human's deny
+		// nor a withdrawal.
+		f := start(t, func(c *Config) { c.Approvals.Timeout = dur(time.Minute) })
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		res := f.ask(ctx, req)
+		if p := f.waitPending(t, 1)[0]; time.Until(p.Deadline) > time.Second {
+			t.Errorf("the request shows the policy's deadline %s, not the asker's", p.Deadline)
+		}
+		if a := wait(t, res); a.d != approval.Deny || !errors.Is(a.err, approval.ErrNoDecision) {
+			t.Fatalf("outcome %+v", a)
+		}
+		lines := decided(f.auditLines(t), req.Subject)
+		if len(lines) != 1 || lines[0]["by"] != "timeout" || !strings.HasPrefix(str(lines[0]["reason"]), "no decision in time") {
+			t.Fatalf("audit: %v", lines)
 		}
 	})
 

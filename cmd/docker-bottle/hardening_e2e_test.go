@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,8 @@ import (
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/provider"
+	"github.com/docker-bottle/docker-bottle/spec"
 )
 
 // dockerBottle runs `docker bottle run -d` of a docker-backend bottle whose
@@ -102,5 +106,69 @@ func TestDockerBackendAgentIsNeitherRootNorOnIPv6(t *testing.T) {
 	}
 	if !strings.Contains(logs, "ipv6=1 addrs=0") {
 		t.Errorf("the agent has IPv6:\n%s", logs)
+	}
+}
+
+// preparedBottle prepares a bottle from a spec and brings its bundle up
+// (no agent): the test plays the agent from the host.
+func preparedBottle(t *testing.T, eng *client.Client, cfg, specText string) (*bottles.Service, plan.Plan) {
+	t.Helper()
+	ctx := context.Background()
+	svc := &bottles.Service{Engine: eng, Dirs: plan.Dirs{State: filepath.Join(cfg, "bottle"), Cache: filepath.Join(cfg, "cache")}}
+	prov, _ := provider.Get(spec.ProviderShell)
+	s, err := spec.Parse("bottle.yaml", []byte(specText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := svc.Prepare(ctx, bottles.PrepareOptions{Spec: s.Resolve(prov.Defaults), Workspace: testenv.GitRepo(t),
+		Provider: prov.Plan(), Choice: plan.Choice{Backend: spec.BackendSmolvm, NetworkMode: spec.NetworkBridge}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Remove(context.Background(), p.Slug, false) })
+	if p, err = svc.BringUp(ctx, p, bottles.BringUpOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return svc, p
+}
+
+// TestPushWithoutADecisionSaysSo: a push held for approval that no one
+// decides is refused as "no decision in time", to the agent's git, in the
+// audit and in the events; never as a human's denial.
+func TestPushWithoutADecisionSaysSo(t *testing.T) {
+	eng := testenv.Engine(t)
+	cfg := testenv.DockerConfig(t)
+	_, p := preparedBottle(t, eng, cfg, "supervise:\n  approvals: [push]\n  timeout: 2s\n")
+	tok, err := os.ReadFile(p.AgentTokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := filepath.Join(t.TempDir(), "agent")
+	gate := "http://bottle:" + strings.TrimSpace(string(tok)) + "@" + p.Endpoints.HostGitGate + "/repo.git"
+	if out, err := exec.Command("git", "clone", "-q", gate, work).CombinedOutput(); err != nil {
+		t.Fatalf("clone: %v\n%s", err, out)
+	}
+	if err := os.MkdirAll(filepath.Join(work, ".github", "workflows"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, ".github", "workflows", "ci.yml"), []byte("on: push\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitIn(t, work, "add", ".")
+	gitIn(t, work, "commit", "-qm", "ci")
+	out, err := exec.Command("git", "-C", work, "push", "origin", "HEAD:refs/heads/"+p.GitGate.Branch).CombinedOutput()
+	if err == nil {
+		t.Fatalf("the push was accepted without a decision:\n%s", out)
+	}
+	if !strings.Contains(string(out), "no decision in time") || strings.Contains(string(out), "denied") {
+		t.Errorf("git was not told that no decision came in time:\n%s", out)
+	}
+	audit := docker(t, cfg, nil, "bottle", "audit", p.Slug)
+	if !regexp.MustCompile(`approval\.decided push refs/heads/` + regexp.QuoteMeta(p.GitGate.Branch) + ` by timeout \(no decision in time`).MatchString(audit.stdout) {
+		t.Errorf("the audit does not say no decision came in time:\n%s", audit.stdout)
+	}
+	events := docker(t, cfg, nil, "bottle", "events", p.Slug)
+	if !strings.Contains(events.stdout, "denied, no decision in time") || strings.Contains(events.stdout, "a human") {
+		t.Errorf("the events do not say no decision came in time:\n%s", events.stdout)
 	}
 }
