@@ -56,6 +56,11 @@ func (d Decision) Allowed() bool { return d == AllowOnce || d == AllowAlways }
 // was not refused by a human, and must not be reported as if it were.
 var ErrNoDecision = errors.New("no decision in time")
 
+// ErrNotHeld comes with a Deny when the request was not held for a human
+// at all (the policy does not ask for its kind, too many wait already, the
+// bundle is stopping): no human refused it either.
+var ErrNotHeld = errors.New("not held for a decision")
+
 // Decider holds a request until a decision is made or ctx ends. An error or
 // an ended context means deny; callers must treat them so.
 type Decider interface {

@@ -589,6 +589,9 @@ func (g *Gate) askHuman(ctx context.Context, c *command, say func(string, ...any
 	case errors.Is(err, approval.ErrNoDecision) || actx.Err() != nil:
 		c.approval = "timeout"
 		c.refuse("%s touches protected paths (%s) and no one approved it: no decision in time", c.ref, strings.Join(paths, ", "))
+	case err != nil:
+		c.approval = string(approval.Deny)
+		c.refuse("%s touches protected paths (%s) and could not be held for approval: %v", c.ref, strings.Join(paths, ", "), err)
 	default:
 		if c.approval == "" {
 			c.approval = string(approval.Deny)

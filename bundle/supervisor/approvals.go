@@ -78,11 +78,17 @@ var ErrNotPending = errors.New("no such pending approval")
 // line and an event.
 //
 // A request no one decided in time is denied with approval.ErrNoDecision,
-// whichever deadline passed first: the policy's or ctx's.
+// whichever deadline passed first: the policy's or ctx's; one not held for
+// a human at all (policy, limit, shutdown) with approval.ErrNotHeld.
 func (s *Supervisor) Decide(ctx context.Context, req approval.Request) (approval.Decision, error) {
 	o, _, err := s.decide(ctx, req)
-	if err == nil && o.by == byTimeout {
-		err = approval.ErrNoDecision
+	if err == nil {
+		switch o.by {
+		case byTimeout:
+			err = approval.ErrNoDecision
+		case byPolicy, byLimit, byShutdown:
+			err = fmt.Errorf("%w: %s", approval.ErrNotHeld, o.reason)
+		}
 	}
 	return o.d, err
 }
@@ -124,6 +130,8 @@ func (s *Supervisor) decide(ctx context.Context, req approval.Request) (outcome,
 	case s.joinable(req) != nil:
 		p = s.joinable(req)
 		p.waiters++
+	case s.pendingOf(req.Kind) >= s.limits.MaxPendingPerKind:
+		by, reason = byLimit, fmt.Sprintf("%d %s requests are already waiting for a decision", s.pendingOf(req.Kind), req.Kind)
 	case len(s.pending) >= s.limits.MaxPending:
 		by, reason = byLimit, fmt.Sprintf("%d requests are already waiting for a decision", len(s.pending))
 	default:
@@ -198,6 +206,17 @@ func (s *Supervisor) joinable(req approval.Request) *pending {
 		}
 	}
 	return nil
+}
+
+// pendingOf counts the held requests of kind k. Call with s.mu held.
+func (s *Supervisor) pendingOf(k approval.Kind) int {
+	n := 0
+	for _, p := range s.pending {
+		if p.a.Kind == k {
+			n++
+		}
+	}
+	return n
 }
 
 // withoutPort drops a trailing ":port" from a requester ("agent

@@ -52,6 +52,10 @@ type Policy struct {
 type Limits struct {
 	// MaxPending bounds requests held at once; more are denied at once.
 	MaxPending int `json:"max_pending,omitempty"`
+	// MaxPendingPerKind bounds the requests of one kind held at once, so
+	// that a flood of one kind (the agent's tool asks, CONNECTs to many
+	// hosts) cannot take the places of the others.
+	MaxPendingPerKind int `json:"max_pending_per_kind,omitempty"`
 	// MaxEvents bounds the events kept (oldest dropped first).
 	MaxEvents int `json:"max_events,omitempty"`
 	// MaxAudit bounds the audit lines kept for the merged stream (oldest
@@ -65,18 +69,24 @@ type Limits struct {
 
 // Defaults.
 const (
-	DefaultListen        = ":8419"
-	DefaultTimeout       = 5 * time.Minute
-	DefaultMaxPending    = 64
-	DefaultMaxEvents     = 1024
-	DefaultMaxAudit      = 4096
-	DefaultMaxEventBytes = 64 << 10
-	DefaultMaxFollowers  = 32
+	DefaultListen     = ":8419"
+	DefaultTimeout    = 5 * time.Minute
+	DefaultMaxPending = 64
+	// DefaultMaxPendingPerKind leaves each of the three kinds room of its
+	// own within DefaultMaxPending.
+	DefaultMaxPendingPerKind = 20
+	DefaultMaxEvents         = 1024
+	DefaultMaxAudit          = 4096
+	DefaultMaxEventBytes     = 64 << 10
+	DefaultMaxFollowers      = 32
 )
 
 func (l Limits) withDefaults() Limits {
 	if l.MaxPending <= 0 {
 		l.MaxPending = DefaultMaxPending
+	}
+	if l.MaxPendingPerKind <= 0 {
+		l.MaxPendingPerKind = DefaultMaxPendingPerKind
 	}
 	if l.MaxEvents <= 0 {
 		l.MaxEvents = DefaultMaxEvents
@@ -143,7 +153,7 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("approvals.timeout must not be negative (0 denies at once)"))
 	}
 	l := c.Limits
-	if l.MaxPending < 0 || l.MaxEvents < 0 || l.MaxAudit < 0 || l.MaxEventBytes < 0 || l.MaxFollowers < 0 {
+	if l.MaxPending < 0 || l.MaxPendingPerKind < 0 || l.MaxEvents < 0 || l.MaxAudit < 0 || l.MaxEventBytes < 0 || l.MaxFollowers < 0 {
 		errs = append(errs, errors.New("limits must not be negative (0 means the default)"))
 	}
 	if c.AuditMaxBytes < 0 {

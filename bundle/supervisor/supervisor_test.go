@@ -349,7 +349,7 @@ func TestApprovalDecisions(t *testing.T) {
 	t.Run("timeout 0 denies at once", func(t *testing.T) {
 		f := start(t, func(c *Config) { c.Approvals.Timeout = dur(0) })
 		d, err := f.s.Decide(context.Background(), req)
-		if d != approval.Deny || err != nil {
+		if d != approval.Deny || !errors.Is(err, approval.ErrNotHeld) {
 			t.Fatalf("outcome %v %v", d, err)
 		}
 		lines := f.auditLines(t)
@@ -366,7 +366,7 @@ func TestApprovalDecisions(t *testing.T) {
 	t.Run("a kind the policy does not hold is denied at once", func(t *testing.T) {
 		f := start(t, nil) // holds egress and push
 		d, err := f.s.Decide(context.Background(), approval.Request{Kind: approval.Tool, Subject: "Bash"})
-		if d != approval.Deny || err != nil {
+		if d != approval.Deny || !errors.Is(err, approval.ErrNotHeld) {
 			t.Fatalf("outcome %v %v", d, err)
 		}
 		if lines := decided(f.auditLines(t), "Bash"); len(lines) != 1 || lines[0]["by"] != "policy" {
@@ -408,13 +408,58 @@ func TestApprovalDecisions(t *testing.T) {
 		}
 	})
 
+	t.Run("a flood of one kind leaves room for the others", func(t *testing.T) {
+		f := start(t, func(c *Config) {
+			c.Approvals.Kinds = []approval.Kind{approval.Egress, approval.Push, approval.Tool}
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		// The agent asks for as many tool calls as the queue holds.
+		var floods []<-chan asked
+		for i := range DefaultMaxPending + 10 {
+			floods = append(floods, f.ask(ctx, approval.Request{Kind: approval.Tool, Subject: fmt.Sprintf("Bash(x%d)", i)}))
+		}
+		f.waitPending(t, DefaultMaxPendingPerKind)
+		limited := 0
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			limited = 0
+			for _, l := range f.auditLines(t) {
+				if l["by"] == "limit" && l["kind"] == "tool" {
+					limited++
+				}
+			}
+			if limited >= DefaultMaxPending+10-DefaultMaxPendingPerKind || time.Now().After(deadline) {
+				break
+			}
+		}
+		if limited != DefaultMaxPending+10-DefaultMaxPendingPerKind {
+			t.Errorf("%d tool asks denied by the limit, want %d", limited, DefaultMaxPending+10-DefaultMaxPendingPerKind)
+		}
+		// A push and an egress request are still held for the human.
+		push := f.ask(ctx, approval.Request{Kind: approval.Push, Subject: "refs/heads/bottle/x/work"})
+		egress := f.ask(ctx, approval.Request{Kind: approval.Egress, Subject: "api.example.com:443"})
+		ps := f.waitPending(t, DefaultMaxPendingPerKind+2)
+		for _, p := range ps {
+			if p.Kind != approval.Tool {
+				f.decide(t, f.operator, p.ID, approval.AllowOnce)
+			}
+		}
+		if a, b := wait(t, push), wait(t, egress); a.d != approval.AllowOnce || b.d != approval.AllowOnce {
+			t.Fatalf("push %+v, egress %+v: want both held and allowed", a, b)
+		}
+		cancel()
+		for _, c := range floods {
+			wait(t, c)
+		}
+	})
+
 	t.Run("max pending", func(t *testing.T) {
 		f := start(t, func(c *Config) { c.Limits.MaxPending = 2 })
 		a := f.ask(context.Background(), approval.Request{Kind: approval.Egress, Subject: "a:443"})
 		b := f.ask(context.Background(), approval.Request{Kind: approval.Egress, Subject: "b:443"})
 		f.waitPending(t, 2)
 		d, err := f.s.Decide(context.Background(), approval.Request{Kind: approval.Egress, Subject: "c:443"})
-		if d != approval.Deny || err != nil {
+		if d != approval.Deny || !errors.Is(err, approval.ErrNotHeld) {
 			t.Fatalf("third: %v %v", d, err)
 		}
 		if lines := decided(f.auditLines(t), "c:443"); len(lines) != 1 || lines[0]["by"] != "limit" {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/backend"
 	"github.com/docker-bottle/docker-bottle/bottles"
+	supclient "github.com/docker-bottle/docker-bottle/bundle/supervisor/client"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/provider"
@@ -139,24 +140,7 @@ func TestPushWithoutADecisionSaysSo(t *testing.T) {
 	eng := testenv.Engine(t)
 	cfg := testenv.DockerConfig(t)
 	_, p := preparedBottle(t, eng, cfg, "supervise:\n  approvals: [push]\n  timeout: 2s\n")
-	tok, err := os.ReadFile(p.AgentTokenFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	work := filepath.Join(t.TempDir(), "agent")
-	gate := "http://bottle:" + strings.TrimSpace(string(tok)) + "@" + p.Endpoints.HostGitGate + "/repo.git"
-	if out, err := exec.Command("git", "clone", "-q", gate, work).CombinedOutput(); err != nil {
-		t.Fatalf("clone: %v\n%s", err, out)
-	}
-	if err := os.MkdirAll(filepath.Join(work, ".github", "workflows"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(work, ".github", "workflows", "ci.yml"), []byte("on: push\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	gitIn(t, work, "add", ".")
-	gitIn(t, work, "commit", "-qm", "ci")
-	out, err := exec.Command("git", "-C", work, "push", "origin", "HEAD:refs/heads/"+p.GitGate.Branch).CombinedOutput()
+	out, err := agentPush(t, p, map[string]string{".github/workflows/ci.yml": "on: push\n"})
 	if err == nil {
 		t.Fatalf("the push was accepted without a decision:\n%s", out)
 	}
@@ -171,4 +155,95 @@ func TestPushWithoutADecisionSaysSo(t *testing.T) {
 	if !strings.Contains(events.stdout, "denied, no decision in time") || strings.Contains(events.stdout, "a human") {
 		t.Errorf("the events do not say no decision came in time:\n%s", events.stdout)
 	}
+}
+
+// agentPush clones the bottle's repository from the gate as the agent
+// would, commits files, and pushes to the bottle's branch; it returns
+// git's output and error.
+func agentPush(t *testing.T, p plan.Plan, files map[string]string) (string, error) {
+	t.Helper()
+	return pushFrom(agentCommit(t, p, files), p)
+}
+
+func pushFrom(work string, p plan.Plan) (string, error) {
+	out, err := exec.Command("git", "-C", work, "push", "origin", "HEAD:refs/heads/"+p.GitGate.Branch).CombinedOutput()
+	return string(out), err
+}
+
+// agentCommit clones the bottle's repository from the gate as the agent
+// would and commits files; it returns the clone.
+func agentCommit(t *testing.T, p plan.Plan, files map[string]string) string {
+	t.Helper()
+	tok, err := os.ReadFile(p.AgentTokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := filepath.Join(t.TempDir(), "agent")
+	gate := "http://bottle:" + strings.TrimSpace(string(tok)) + "@" + p.Endpoints.HostGitGate + "/repo.git"
+	if out, err := exec.Command("git", "clone", "-q", gate, work).CombinedOutput(); err != nil {
+		t.Fatalf("clone: %v\n%s", err, out)
+	}
+	for f, content := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(work, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(work, f), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gitIn(t, work, "add", ".")
+	gitIn(t, work, "commit", "-qm", "agent work")
+	return work
+}
+
+// TestToolAsksCannotCrowdOutAPush: the agent fills the approval queue with
+// tool asks; a push that touches a protected path is still held for the
+// human, not denied for want of room.
+func TestToolAsksCannotCrowdOutAPush(t *testing.T) {
+	eng := testenv.Engine(t)
+	cfg := testenv.DockerConfig(t)
+	_, p := preparedBottle(t, eng, cfg, "supervise:\n  approvals: [push, tool]\n  timeout: 1m\n")
+	tok, err := os.ReadFile(p.AgentTokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent, err := supclient.New(p.Endpoints.HostSupervise, strings.TrimSpace(string(tok)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const flood = 80
+	for i := range flood {
+		go agent.Ask(ctx, fmt.Sprintf("Bash(curl x%d)", i), "")
+	}
+	held := func(kind string) int {
+		r := docker(t, cfg, nil, "bottle", "approvals", p.Slug, "--format", "json")
+		return strings.Count(r.stdout, `"kind":"`+kind+`"`)
+	}
+	for start := time.Now(); held("tool") < 20 || time.Since(start) < 2*time.Second; time.Sleep(200 * time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("%d tool asks held", held("tool"))
+		}
+	}
+	work := agentCommit(t, p, map[string]string{".github/workflows/ci.yml": "on: push\n"})
+	pushed := make(chan string, 1)
+	go func() {
+		out, _ := pushFrom(work, p)
+		pushed <- out
+	}()
+	for start := time.Now(); held("push") == 0; time.Sleep(200 * time.Millisecond) {
+		select {
+		case out := <-pushed:
+			t.Fatalf("the push was settled without being held (%d tool asks held):\n%s", held("tool"), out)
+		default:
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatal("the push was never held")
+		}
+	}
+	if n := held("tool"); n >= flood {
+		t.Errorf("all %d tool asks are held", n)
+	}
+	cancel()
 }
