@@ -93,8 +93,25 @@ func New(cfg Config, opts ...Option) (*Supervisor, error) {
 		return nil, errors.New("supervisor: the agent's and the operator's tokens are the same; " +
 			"the agent would be able to decide its own approvals: mint two tokens")
 	}
-	s.events = newFeed[api.Event](s.limits.MaxEvents)
-	s.auditFeed = newFeed[api.AuditEntry](s.limits.MaxAudit)
+	s.events = newRetainingFeed(s.limits.MaxEvents, retention[api.Event]{
+		head: s.limits.MaxEvents / 8, kept: s.limits.MaxEvents / 4, important: importantEvent,
+		seq: func(e api.Event) uint64 { return e.Seq },
+		gap: func(n int, seq uint64) api.Event {
+			return api.Event{Seq: seq, Source: api.SourceSupervisor, Type: EventDropped,
+				Message: fmt.Sprintf("%d events dropped here: the stream keeps the first %d, the newest %d and %d of pushes and approvals given",
+					n, s.limits.MaxEvents/8, s.limits.MaxEvents, s.limits.MaxEvents/4)}
+		},
+	})
+	s.auditFeed = newRetainingFeed(s.limits.MaxAudit, retention[api.AuditEntry]{
+		head: s.limits.MaxAudit / 8, kept: s.limits.MaxAudit / 4, important: importantAudit,
+		seq: func(e api.AuditEntry) uint64 { return e.Seq },
+		gap: func(n int, seq uint64) api.AuditEntry {
+			rec, _ := json.Marshal(map[string]any{"daemon": api.SourceSupervisor, "event": audit.EventDropped, "dropped_lines": n,
+				"reason": fmt.Sprintf("dropped from the stream, which keeps the first %d lines, the newest %d and %d that let something through; the audit files keep more",
+					s.limits.MaxAudit/8, s.limits.MaxAudit, s.limits.MaxAudit/4)})
+			return api.AuditEntry{Seq: seq, Source: api.SourceSupervisor, Record: rec}
+		},
+	})
 	s.followers = make(chan struct{}, s.limits.MaxFollowers)
 	if cfg.AuditFile != "" {
 		if s.audit, err = audit.Open(cfg.AuditFile, cfg.AuditMaxBytes); err != nil {
@@ -165,6 +182,33 @@ func (s *Supervisor) AuditSource(source string) func(line []byte) {
 			return api.AuditEntry{Seq: seq, Source: source, Record: rec}
 		})
 	}
+}
+
+// EventDropped is the type of the event that stands for events the stream
+// dropped.
+const EventDropped = "events.dropped"
+
+// importantAudit marks the merged audit's lines that let something
+// through, as the audit files keep them apart.
+func importantAudit(e api.AuditEntry) bool {
+	var rec map[string]any
+	return json.Unmarshal(e.Record, &rec) == nil && audit.Kept(rec)
+}
+
+// importantEvent marks the events a flood must not push out: pushes, the
+// bundle's own, and approvals given. Never the agent's: it chooses them.
+func importantEvent(e api.Event) bool {
+	if e.Source == api.SourceAgent {
+		return false
+	}
+	switch {
+	case strings.HasPrefix(e.Type, "git.push."), strings.HasPrefix(e.Type, "bundle."):
+		return true
+	case e.Type == EventApprovalDecided:
+		var d api.Decided
+		return json.Unmarshal(e.Data, &d) == nil && d.Decision.Allowed()
+	}
+	return false
 }
 
 // AddHealth registers a daemon's health check; GET /v1/health calls it. A

@@ -687,18 +687,19 @@ func TestLimitsHold(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if got := f.s.events.len(); got != 16 {
-		t.Fatalf("kept %d events, want 16", got)
+	// The first 2 (16/8) and the newest 16; none of these is important.
+	if got := f.s.events.len(); got != 18 {
+		t.Fatalf("kept %d events, want 18", got)
 	}
 	var evs []api.Event
 	f.get(t, api.PathEvents, f.operator, &evs)
-	if len(evs) != 16 || evs[0].Seq != n-15 || evs[15].Seq != n {
-		t.Fatalf("list after %d events: %d items, seq %d..%d", n, len(evs), evs[0].Seq, evs[len(evs)-1].Seq)
+	if len(evs) != 19 || evs[0].Seq != 1 || evs[1].Seq != 2 || evs[2].Type != EventDropped || evs[3].Seq != n-15 || evs[18].Seq != n {
+		t.Fatalf("list after %d events: %d items, %+v", n, len(evs), evs[:4])
 	}
 	var es []api.AuditEntry
 	f.get(t, api.PathAudit, f.operator, &es)
-	if len(es) != 8 || es[7].Seq != n {
-		t.Fatalf("audit kept %d", len(es))
+	if len(es) != 10 || es[0].Seq != 1 || !strings.Contains(string(es[1].Record), `"dropped_lines":`+fmt.Sprint(n-1-8)) || es[9].Seq != n {
+		t.Fatalf("audit kept %d: %v", len(es), es[:2])
 	}
 	// The slow live reader was not waited for; it reads on, in order, and
 	// ends with the newest.
@@ -898,5 +899,70 @@ func TestFeedWraps(t *testing.T) {
 	case <-wake:
 	default:
 		t.Fatal("add did not wake the followers")
+	}
+}
+
+// TestAFloodCannotPushWhatMattersOutOfTheStreams: the merged audit and the
+// events keep the start of the run and what was let through however many
+// refusals follow, and say where lines were dropped.
+func TestAFloodCannotPushWhatMattersOutOfTheStreams(t *testing.T) {
+	f := start(t, func(c *Config) {
+		c.Limits.MaxEvents = 64
+		c.Limits.MaxAudit = 64
+	})
+	src := f.s.AuditSource("proxy")
+	refuse := func(i int) {
+		src([]byte(fmt.Sprintf(`{"time":"t","daemon":"proxy","host":"h%d.example","decision":"deny","status":407}`, i)))
+		f.s.Emit(api.Event{Source: "proxy", Type: "egress.deny", Message: fmt.Sprintf("h%d.example:80", i)})
+	}
+	for i := range 20 {
+		refuse(i)
+	}
+	src([]byte(`{"time":"t","daemon":"proxy","host":"exfil.example","decision":"allow","status":200}`))
+	src([]byte(`{"time":"t","daemon":"gate","event":"push","decision":"allow"}`))
+	f.s.Emit(api.Event{Source: "gate", Type: "git.push.allow", Message: "refs/heads/bottle/x/work"})
+	// The agent's own events are never kept apart: it could flood them.
+	f.s.Emit(api.Event{Source: api.SourceAgent, Type: "git.push.allow", Message: "forged"})
+	const flood = 10000
+	for i := range flood {
+		refuse(1000 + i)
+	}
+
+	var es []api.AuditEntry
+	f.get(t, api.PathAudit, f.operator, &es)
+	text := func(e api.AuditEntry) string { return string(e.Record) }
+	var all []string
+	dropped := 0
+	for _, e := range es {
+		all = append(all, text(e))
+		var m map[string]any
+		json.Unmarshal(e.Record, &m)
+		if m["event"] == audit.EventDropped {
+			dropped += int(m["dropped_lines"].(float64))
+		}
+	}
+	joined := strings.Join(all, "\n")
+	for _, want := range []string{`"host":"h0.example"`, `"host":"exfil.example"`, `"event":"push"`, fmt.Sprintf(`"host":"h%d.example"`, 1000+flood-1)} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("the merged audit lost %s", want)
+		}
+	}
+	if kept := len(es) - strings.Count(joined, audit.EventDropped); kept+dropped != 20+2+flood {
+		t.Errorf("%d lines kept and %d said dropped, of %d", kept, dropped, 20+2+flood)
+	}
+
+	var evs []api.Event
+	f.get(t, api.PathEvents, f.operator, &evs)
+	var got []string
+	for _, e := range evs {
+		got = append(got, e.Type+" "+e.Message)
+	}
+	joined = strings.Join(got, "\n")
+	if !strings.Contains(joined, "git.push.allow refs/heads/bottle/x/work") || !strings.Contains(joined, "egress.deny h0.example") ||
+		!strings.Contains(joined, EventDropped) {
+		t.Errorf("the events lost what matters:\n%s", joined[:min(len(joined), 2000)])
+	}
+	if strings.Contains(joined, "forged") {
+		t.Error("the agent's event was kept apart")
 	}
 }

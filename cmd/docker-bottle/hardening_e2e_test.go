@@ -1,8 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/base64"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -246,4 +252,94 @@ func TestToolAsksCannotCrowdOutAPush(t *testing.T) {
 		t.Errorf("all %d tool asks are held", n)
 	}
 	cancel()
+}
+
+// proxyGet fetches target through the bottle's proxy with the agent's
+// token and returns the status line and body.
+func proxyGet(t *testing.T, p plan.Plan, target string) string {
+	t.Helper()
+	tok, err := os.ReadFile(p.AgentTokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse("http://" + p.Endpoints.HostProxy)
+	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(u)}, Timeout: 30 * time.Second}
+	req, _ := http.NewRequest("GET", target, nil)
+	req.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("bottle:"+strings.TrimSpace(string(tok)))))
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.Status + " " + string(body)
+}
+
+// TestAuditFloodKeepsTheRecord is the review's audit wipe: one allowed
+// request, then tens of thousands of requests without the token pipelined
+// on one connection. The allowed request is still in `docker bottle audit`
+// and in the proxy's audit files, and the flood is counted, not copied.
+func TestAuditFloodKeepsTheRecord(t *testing.T) {
+	eng := testenv.Engine(t)
+	cfg := testenv.DockerConfig(t)
+	_, p := preparedBottle(t, eng, cfg, "egress:\n  allow:\n    - host: api.audit.test\n")
+	internet := testenv.NewInternet(t, eng)
+	internet.Host(t, "api.audit.test", "")
+	internet.Connect(t, p.Bundle.Container)
+	if r := proxyGet(t, p, "http://api.audit.test/exfil"); !strings.HasPrefix(r, "200") {
+		t.Fatalf("the allowed request: %s", r)
+	}
+
+	const flood = 30000
+	c, err := net.Dial("tcp", p.Endpoints.HostProxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Every refusal is answered before the next request is read: reading
+	// the answers tells when the proxy has handled the flood.
+	answered := make(chan int, 1)
+	go func() {
+		sc := bufio.NewScanner(c)
+		n := 0
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "HTTP/1.1 407") {
+				n++
+			}
+		}
+		answered <- n
+	}()
+	batch := strings.Repeat("GET http://api.audit.test/ HTTP/1.1\r\nHost: api.audit.test\r\n\r\n", 1000)
+	for i := 0; i < flood/1000; i++ {
+		if _, err := io.WriteString(c, batch); err != nil {
+			t.Logf("the proxy closed the flooding connection after %d batches: %v", i, err)
+			break
+		}
+	}
+	c.(*net.TCPConn).CloseWrite()
+	select {
+	case n := <-answered:
+		t.Logf("%d refusals answered", n)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the proxy did not answer the flood")
+	}
+	time.Sleep(2 * time.Second) // the repeat counts are written when their second ends
+
+	audit := docker(t, cfg, nil, "bottle", "audit", p.Slug, "--format", "json")
+	if audit.code != 0 {
+		t.Fatalf("audit: exit %d %s", audit.code, audit.stderr)
+	}
+	if !strings.Contains(audit.stdout, `"path":"/exfil"`) {
+		t.Errorf("the allowed request is gone from docker bottle audit (%d lines)", strings.Count(audit.stdout, "\n"))
+	}
+	if n := strings.Count(audit.stdout, "missing or wrong proxy token"); n == 0 || n > 100 {
+		t.Errorf("the flood shows as %d lines, want a few with counts", n)
+	}
+	if !strings.Contains(audit.stdout, `"repeated":`) {
+		t.Errorf("no line counts the repeated refusals")
+	}
+	keep, err := os.ReadFile(filepath.Join(p.StageDir, "audit-proxy.jsonl.keep"))
+	if err != nil || !strings.Contains(string(keep), `"path":"/exfil"`) || strings.Contains(string(keep), "proxy token") {
+		t.Errorf("the proxy's kept lines: %v\n%.2000s", err, keep)
+	}
 }
