@@ -25,6 +25,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/bundle/audit"
 	"github.com/docker-bottle/docker-bottle/bundle/auth"
 	"github.com/docker-bottle/docker-bottle/bundle/gate/internal/repo"
+	"github.com/docker-bottle/docker-bottle/bundle/listen"
 )
 
 // Realm is the HTTP Basic realm the gate announces.
@@ -143,14 +144,22 @@ func (g *Gate) Close() error {
 	return err
 }
 
+// Bounds on the gate's connections (see bundle/listen). The agent is the
+// gate's one client; the bounds keep its connections from exhausting the
+// process the proxy and the supervisor share.
+const (
+	MaxConns          = 128
+	MaxConnsPerClient = 96
+	// A push body may be large (up to the pack limit): it has minutes.
+	bodyTimeout = 10 * time.Minute
+)
+
 // Serve serves HTTP on ln until ctx ends, then shuts down gracefully.
 func (g *Gate) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           g,
-		ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog:          g.logger,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
+	ln = listen.Limit(ln, listen.Limits{MaxConns: MaxConns, MaxPerClient: MaxConnsPerClient, WriteStall: 2 * time.Minute})
+	srv := listen.HTTPServer(g, listen.Timeouts{Header: 30 * time.Second, Body: bodyTimeout, Idle: 2 * time.Minute})
+	srv.ErrorLog = g.logger
+	srv.BaseContext = func(net.Listener) context.Context { return ctx }
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -118,8 +118,8 @@ type Limits struct {
 	DialTimeout Duration `json:"dial_timeout,omitempty"`
 	// MaxTunnels bounds concurrent CONNECT tunnels (503 beyond it).
 	MaxTunnels int `json:"max_tunnels,omitempty"`
-	// MaxConns bounds concurrent client connections; more wait to be
-	// accepted.
+	// MaxConns bounds concurrent client connections; a newcomer takes the
+	// place of the one that has waited longest for its next request.
 	MaxConns int `json:"max_conns,omitempty"`
 	// MaxAuthFailures is how many requests without the right token (407)
 	// one connection may make before the proxy closes it. The default, 1,

@@ -32,6 +32,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/bundle/approval"
 	"github.com/docker-bottle/docker-bottle/bundle/audit"
 	"github.com/docker-bottle/docker-bottle/bundle/auth"
+	"github.com/docker-bottle/docker-bottle/bundle/listen"
 	"github.com/docker-bottle/docker-bottle/pki"
 )
 
@@ -53,7 +54,6 @@ type Proxy struct {
 	dial     DialFunc
 
 	tunnels chan struct{}
-	conns   chan struct{}
 
 	approvedMu sync.Mutex
 	approved   map[string]bool // host:port a human allowed always
@@ -116,7 +116,6 @@ func New(cfg Config, opts ...Option) (*Proxy, error) {
 		p.dial = defaultDialer(p.lim.DialTimeout.D())
 	}
 	p.tunnels = make(chan struct{}, p.lim.MaxTunnels)
-	p.conns = make(chan struct{}, p.lim.MaxConns)
 
 	tok, err := readSecretFile(cfg.TokenFile)
 	if err != nil {
@@ -240,6 +239,13 @@ func (p *Proxy) Health() Health {
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	p.serving.Store(true)
 	defer p.serving.Store(false)
+	// MaxConns bounds the connections; when it is reached a newcomer takes
+	// the place of the one that has waited longest for its next request
+	// (bundle/listen), so slow clients cannot keep the agent's next
+	// request out. No cap per client below it: the agent is the proxy's
+	// client, and in loopback mode every local process comes from the
+	// same address as the agent.
+	ln = listen.Limit(ln, listen.Limits{MaxConns: p.lim.MaxConns, MaxPerClient: p.lim.MaxConns})
 	var handlers sync.WaitGroup
 	defer p.flushRefusals() // after the handlers' last lines
 	defer handlers.Wait()
@@ -250,14 +256,8 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	defer stop()
 	var backoff time.Duration
 	for {
-		select {
-		case p.conns <- struct{}{}:
-		case <-ctx.Done():
-			return nil
-		}
 		c, err := ln.Accept()
 		if err != nil {
-			<-p.conns
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -273,13 +273,11 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 		backoff = 0
 		if !p.track(c) {
 			c.Close()
-			<-p.conns
 			return nil
 		}
 		handlers.Add(1)
 		go func() {
 			defer handlers.Done()
-			defer func() { <-p.conns }()
 			defer p.untrack(c)
 			p.serveConn(ctx, c)
 		}()
@@ -401,7 +399,10 @@ func (p *Proxy) serveRequests(ctx context.Context, cc *clientConn, t *target) {
 		p.nRequests.Add(1)
 		var keep bool
 		if t == nil {
+			// Busy while handled: a tunnel keeps its place.
+			done := listen.Busy(cc.Conn)
 			keep = p.handleProxyRequest(ctx, cc, req)
+			done()
 		} else {
 			keep = p.handleTunnelRequest(ctx, cc, req, t)
 		}

@@ -65,6 +65,15 @@ type Limits struct {
 	MaxEventBytes int64 `json:"max_event_bytes,omitempty"`
 	// MaxFollowers bounds live streams open at once (503 beyond it).
 	MaxFollowers int `json:"max_followers,omitempty"`
+	// MaxConns and MaxConnsPerClient bound the connections open at once,
+	// in total and from one address (see bundle/listen: a newcomer takes
+	// the place of the connection that has waited longest).
+	MaxConns          int `json:"max_conns,omitempty"`
+	MaxConnsPerClient int `json:"max_conns_per_client,omitempty"`
+	// MaxAgentRequests bounds the agent's requests handled at once (503
+	// beyond it), so that its connections can never all be busy: the
+	// operator's always find a place.
+	MaxAgentRequests int `json:"max_agent_requests,omitempty"`
 }
 
 // Defaults.
@@ -79,6 +88,12 @@ const (
 	DefaultMaxAudit          = 4096
 	DefaultMaxEventBytes     = 64 << 10
 	DefaultMaxFollowers      = 32
+	DefaultMaxConns          = 256
+	// DefaultMaxConnsPerClient is half the places: the agent and the
+	// operator come from one address in the smolvm backend (the host),
+	// from two in the docker backend.
+	DefaultMaxConnsPerClient = 128
+	DefaultMaxAgentRequests  = 64
 )
 
 func (l Limits) withDefaults() Limits {
@@ -99,6 +114,15 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxFollowers <= 0 {
 		l.MaxFollowers = DefaultMaxFollowers
+	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = DefaultMaxConns
+	}
+	if l.MaxConnsPerClient <= 0 {
+		l.MaxConnsPerClient = min(DefaultMaxConnsPerClient, l.MaxConns)
+	}
+	if l.MaxAgentRequests <= 0 {
+		l.MaxAgentRequests = DefaultMaxAgentRequests
 	}
 	return l
 }
@@ -153,7 +177,8 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("approvals.timeout must not be negative (0 denies at once)"))
 	}
 	l := c.Limits
-	if l.MaxPending < 0 || l.MaxPendingPerKind < 0 || l.MaxEvents < 0 || l.MaxAudit < 0 || l.MaxEventBytes < 0 || l.MaxFollowers < 0 {
+	if l.MaxPending < 0 || l.MaxPendingPerKind < 0 || l.MaxEvents < 0 || l.MaxAudit < 0 || l.MaxEventBytes < 0 || l.MaxFollowers < 0 ||
+		l.MaxConns < 0 || l.MaxConnsPerClient < 0 || l.MaxAgentRequests < 0 {
 		errs = append(errs, errors.New("limits must not be negative (0 means the default)"))
 	}
 	if c.AuditMaxBytes < 0 {

@@ -268,7 +268,7 @@ func (st *stream) next(t *testing.T) []byte {
 	}
 }
 
-func listen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+func listenLocal() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
 
 // str is a decoded JSON string, or "".
 func str(v any) string {

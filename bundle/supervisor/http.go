@@ -66,6 +66,15 @@ func (s *Supervisor) Handler() http.Handler {
 			writeError(w, http.StatusUnauthorized, "this needs the bottle's token (HTTP Basic password or Bearer)")
 			return
 		}
+		if rl == roleAgent {
+			select {
+			case s.agentReqs <- struct{}{}:
+				defer func() { <-s.agentReqs }()
+			default:
+				writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the agent has %d requests open here already: wait for one to end", cap(s.agentReqs)))
+				return
+			}
+		}
 		mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), roleKey{}, rl)))
 	})
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/bundle/approval"
 	"github.com/docker-bottle/docker-bottle/bundle/audit"
+	"github.com/docker-bottle/docker-bottle/bundle/listen"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
 )
 
@@ -45,6 +46,7 @@ type Supervisor struct {
 	events    *feed[api.Event]
 	auditFeed *feed[api.AuditEntry]
 	followers chan struct{} // one slot per open live stream
+	agentReqs chan struct{} // one slot per agent request being handled
 
 	mu      sync.Mutex
 	pending map[string]*pending
@@ -113,6 +115,7 @@ func New(cfg Config, opts ...Option) (*Supervisor, error) {
 		},
 	})
 	s.followers = make(chan struct{}, s.limits.MaxFollowers)
+	s.agentReqs = make(chan struct{}, s.limits.MaxAgentRequests)
 	if cfg.AuditFile != "" {
 		if s.audit, err = audit.Open(cfg.AuditFile, cfg.AuditMaxBytes); err != nil {
 			return nil, fmt.Errorf("supervisor: %w", err)
@@ -275,14 +278,11 @@ func (s *Supervisor) Health() api.Health {
 func (s *Supervisor) Serve(ctx context.Context, ln net.Listener) error {
 	base, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	srv := &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		BaseContext:       func(net.Listener) context.Context { return base },
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+	ln = listen.Limit(ln, listen.Limits{MaxConns: s.limits.MaxConns, MaxPerClient: s.limits.MaxConnsPerClient,
+		WriteStall: time.Minute})
+	srv := listen.HTTPServer(s.Handler(), listen.Timeouts{Header: 10 * time.Second, Body: 30 * time.Second, Idle: 2 * time.Minute})
+	srv.BaseContext = func(net.Listener) context.Context { return base }
+	srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

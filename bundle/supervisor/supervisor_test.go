@@ -766,7 +766,7 @@ func TestServeStopsWithOpenStreams(t *testing.T) {
 	}
 	defer s.Close()
 	f := &fixture{s: s, operator: "operator-token"}
-	ln, err := listen()
+	ln, err := listenLocal()
 	if err != nil {
 		t.Fatal(err)
 	}

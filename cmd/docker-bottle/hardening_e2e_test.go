@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +22,9 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/backend"
 	"github.com/docker-bottle/docker-bottle/bottles"
+	"github.com/docker-bottle/docker-bottle/bringup"
+	gatepkg "github.com/docker-bottle/docker-bottle/bundle/gate"
+	"github.com/docker-bottle/docker-bottle/bundle/supervisor"
 	supclient "github.com/docker-bottle/docker-bottle/bundle/supervisor/client"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/plan"
@@ -341,5 +345,131 @@ func TestAuditFloodKeepsTheRecord(t *testing.T) {
 	keep, err := os.ReadFile(filepath.Join(p.StageDir, "audit-proxy.jsonl.keep"))
 	if err != nil || !strings.Contains(string(keep), `"path":"/exfil"`) || strings.Contains(string(keep), "proxy token") {
 		t.Errorf("the proxy's kept lines: %v\n%.2000s", err, keep)
+	}
+}
+
+// slowFlood holds n connections to addr, each sending start and then rest
+// a byte a second (a slowloris), and counts those the server still keeps.
+type slowFlood struct {
+	open atomic.Int64
+	stop chan struct{}
+}
+
+func newSlowFlood(t *testing.T, addr string, n int, start, rest func(i int) string) *slowFlood {
+	t.Helper()
+	f := &slowFlood{stop: make(chan struct{})}
+	t.Cleanup(func() { close(f.stop) })
+	dials := make(chan struct{}, 32)
+	for i := range n {
+		dials <- struct{}{}
+		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		<-dials
+		if err != nil {
+			t.Fatalf("slow connection %d to %s: %v", i, addr, err)
+		}
+		f.open.Add(1)
+		go func() {
+			// The server closing the connection ends this read.
+			c.Read(make([]byte, 1))
+			f.open.Add(-1)
+		}()
+		go func() {
+			defer c.Close()
+			if _, err := io.WriteString(c, start(i)); err != nil {
+				return
+			}
+			for _, b := range []byte(rest(i)) {
+				select {
+				case <-f.stop:
+					return
+				case <-time.After(time.Second):
+				}
+				if _, err := c.Write([]byte{b}); err != nil {
+					return
+				}
+			}
+			<-f.stop
+		}()
+	}
+	return f
+}
+
+// TestSlowClientsCannotExhaustTheBundle opens far more slow connections to
+// each daemon of a real bundle than it keeps, from the address the
+// operator's own connections come from (the host): headers or bodies a
+// byte a second, the bodies with valid tokens. The operator's `approvals`,
+// the health check and a proxied request still work, and each daemon keeps
+// no more connections than its caps.
+func TestSlowClientsCannotExhaustTheBundle(t *testing.T) {
+	eng := testenv.Engine(t)
+	cfg := testenv.DockerConfig(t)
+	_, p := preparedBottle(t, eng, cfg, "egress:\n  allow:\n    - host: api.flood.test\n")
+	internet := testenv.NewInternet(t, eng)
+	internet.Host(t, "api.flood.test", "")
+	internet.Connect(t, p.Bundle.Container)
+	tokb, _ := os.ReadFile(p.AgentTokenFile)
+	tok := strings.TrimSpace(string(tokb))
+	slowly := func(int) string { return strings.Repeat("a", 600) }
+	at := func(port int) string { return net.JoinHostPort(p.Bundle.IP.String(), fmt.Sprint(port)) }
+
+	const supFlood, gateFlood, proxyFlood = 1000, 600, 1600
+	sup := newSlowFlood(t, at(plan.SupervisePort), supFlood, func(i int) string {
+		if i%2 == 0 {
+			return "GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: "
+		}
+		return "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + tok +
+			"\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n"
+	}, slowly)
+	gate := newSlowFlood(t, at(plan.GatePort), gateFlood, func(i int) string {
+		if i%2 == 0 {
+			return "GET /repo.git/info/refs?service=git-upload-pack HTTP/1.1\r\nHost: x\r\nX-Slow: "
+		}
+		return "POST /repo.git/git-receive-pack HTTP/1.1\r\nHost: x\r\nAuthorization: Basic " +
+			base64.StdEncoding.EncodeToString([]byte("bottle:"+tok)) +
+			"\r\nContent-Type: application/x-git-receive-pack-request\r\nContent-Length: 1000000000\r\n\r\n"
+	}, slowly)
+	proxy := newSlowFlood(t, at(plan.ProxyPort), proxyFlood, func(int) string {
+		return "GET http://api.flood.test/ HTTP/1.1\r\nHost: api.flood.test\r\nX-Slow: "
+	}, slowly)
+	time.Sleep(3 * time.Second)
+
+	// The operator and the agent are still served.
+	start := time.Now()
+	if r := docker(t, cfg, nil, "bottle", "approvals", p.Slug); r.code != 0 {
+		t.Errorf("approvals during the flood: exit %d %s", r.code, r.stderr)
+	}
+	t.Logf("approvals answered in %s", time.Since(start))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := bringup.Health(ctx, p); err != nil {
+		t.Errorf("health during the flood: %v", err)
+	}
+	if r := proxyGet(t, p, "http://api.flood.test/"); !strings.HasPrefix(r, "200") {
+		t.Errorf("a proxied request during the flood: %s", r)
+	}
+	// The slow connections a daemon still holds are within its caps
+	// (these all come from one address: the per-client cap).
+	time.Sleep(time.Second)
+	for _, c := range []struct {
+		name       string
+		f          *slowFlood
+		flood, cap int
+	}{
+		{"supervisor", sup, supFlood, supervisor.DefaultMaxConnsPerClient},
+		{"gate", gate, gateFlood, gatepkg.MaxConnsPerClient},
+		{"proxy", proxy, proxyFlood, 2 * 512},
+	} {
+		n := c.f.open.Load()
+		t.Logf("%s keeps %d of %d slow connections (cap %d)", c.name, n, c.flood, c.cap)
+		if n > int64(c.cap) {
+			t.Errorf("%s keeps %d slow connections, more than its cap of %d", c.name, n, c.cap)
+		}
+	}
+	if out, err := exec.Command(testenv.DockerCLI(t), "stats", "--no-stream", "--format", "{{.MemUsage}}", p.Bundle.Container).Output(); err == nil {
+		t.Logf("the bundle's memory during the flood: %s", strings.TrimSpace(string(out)))
+	}
+	st, err := eng.ContainerInspect(context.Background(), p.Bundle.Container, client.ContainerInspectOptions{})
+	if err != nil || !st.Container.State.Running || st.Container.State.OOMKilled {
+		t.Fatalf("the bundle after the flood: %+v %v", st.Container.State, err)
 	}
 }
