@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"runtime"
@@ -151,6 +152,14 @@ func Up(ctx context.Context, e Engine, o Options) (_ plan.Plan, err error) {
 		if failed == nil {
 			break
 		}
+		if errors.Is(failed.Err, errPortTaken) && attempt < maxSubnetAttempts {
+			// Other ports, the same subnet.
+			if err := Down(ctx, e, p.Slug); err != nil {
+				return p, &Error{Step: failed.Step, Err: err}
+			}
+			step("choosing other host ports: " + failed.Err.Error())
+			continue
+		}
 		if !errors.Is(failed.Err, errSubnetTaken) || o.Allocator == nil || attempt == maxSubnetAttempts {
 			return p, failed
 		}
@@ -225,12 +234,43 @@ func placeBundle(ctx context.Context, e Engine, p plan.Plan, tag string, o Optio
 
 // addressTaken marks the engine's refusal of a pinned address that is
 // still in use (a network of the same subnet was just removed) as a taken
-// subnet, so that bring-up moves on.
+// subnet, so that bring-up moves on; and its refusal of a host port that
+// another process took since it was chosen as a taken port.
 func addressTaken(err error) error {
-	if err != nil && strings.Contains(err.Error(), "Address already in use") {
+	switch {
+	case err == nil:
+		return nil
+	case strings.Contains(err.Error(), "port is already allocated"), strings.Contains(err.Error(), "bind: address already in use"):
+		return fmt.Errorf("%w: %v", errPortTaken, err)
+	case strings.Contains(err.Error(), "Address already in use"):
 		return fmt.Errorf("%w: %v", errSubnetTaken, err)
 	}
 	return err
+}
+
+// errPortTaken means a host port chosen for the bundle was taken before
+// the bundle started.
+var errPortTaken = errors.New("a host port chosen for the bundle was taken meanwhile")
+
+// freePorts picks three free ports on the host's loopback for the
+// bundle's daemons.
+func freePorts() (plan.HostPorts, error) {
+	var ports [3]uint16
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}()
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return plan.HostPorts{}, fmt.Errorf("finding free ports on 127.0.0.1 for the bundle: %w", err)
+		}
+		lns = append(lns, l)
+		ports[i] = uint16(l.Addr().(*net.TCPAddr).Port)
+	}
+	return plan.HostPorts{Proxy: ports[0], Gate: ports[1], Supervise: ports[2]}, nil
 }
 
 // maxSubnetAttempts bounds how often bring-up moves to another subnet.
@@ -295,8 +335,14 @@ func createContainer(ctx context.Context, e Engine, p plan.Plan, image string, o
 	for _, m := range o.Mounts {
 		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: true})
 	}
+	hp, err := freePorts()
+	if err != nil {
+		return "", err
+	}
 	loopback := netip.MustParseAddr("127.0.0.1")
-	bind := []network.PortBinding{{HostIP: loopback, HostPort: ""}}
+	bind := func(port uint16) []network.PortBinding {
+		return []network.PortBinding{{HostIP: loopback, HostPort: strconv.Itoa(int(port))}}
+	}
 	user := ""
 	if runtime.GOOS == "linux" {
 		// Files the bundle writes in the stage dir stay the user's.
@@ -311,15 +357,21 @@ func createContainer(ctx context.Context, e Engine, p plan.Plan, image string, o
 			ExposedPorts: network.PortSet{proxyPort: {}, gatePort: {}, supervisePort: {}},
 		},
 		HostConfig: &container.HostConfig{
-			NetworkMode:    container.NetworkMode(p.Bundle.Network),
-			PortBindings:   network.PortMap{proxyPort: bind, gatePort: bind, supervisePort: bind},
+			NetworkMode: container.NetworkMode(p.Bundle.Network),
+			// Host ports chosen here rather than by the engine, which
+			// would give new ones at each restart: a restarted bundle is
+			// where the agent (loopback mode) and the plan expect it.
+			PortBindings:   network.PortMap{proxyPort: bind(hp.Proxy), gatePort: bind(hp.Gate), supervisePort: bind(hp.Supervise)},
 			Mounts:         mounts,
 			ReadonlyRootfs: true,
 			CapDrop:        []string{"ALL"},
 			SecurityOpt:    []string{"no-new-privileges:true"},
 			Tmpfs:          map[string]string{"/tmp": "rw,noexec,nosuid,size=64m"},
 			Resources:      container.Resources{Memory: memory, PidsLimit: &pids},
-			RestartPolicy:  container.RestartPolicy{Name: container.RestartPolicyDisabled},
+			// A bundle whose process dies (a crash, an OOM kill) is
+			// restarted, a bounded number of times: after that it stays
+			// down and the bottle is failed (bringup.Inspect, ls).
+			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyOnFailure, MaximumRetryCount: MaxRestarts},
 		},
 		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 			p.Bundle.Network: {IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: p.Bundle.IP}},
@@ -331,7 +383,9 @@ func createContainer(ctx context.Context, e Engine, p plan.Plan, image string, o
 	return res.ID, nil
 }
 
-func publishedPorts(ctx context.Context, e Engine, id string) (plan.HostPorts, error) {
+func publishedPorts(ctx context.Context, e interface {
+	ContainerInspect(ctx context.Context, containerID string, options client.ContainerInspectOptions) (client.ContainerInspectResult, error)
+}, id string) (plan.HostPorts, error) {
 	res, err := e.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		return plan.HostPorts{}, err
@@ -380,8 +434,8 @@ func waitHealthy(ctx context.Context, e Engine, id string, p plan.Plan, health f
 			return nil
 		}
 		res, err := e.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
-		if err == nil && res.Container.State != nil && !res.Container.State.Running {
-			return fmt.Errorf("the bundle exited with code %d", res.Container.State.ExitCode)
+		if st := res.Container.State; err == nil && st != nil && (!st.Running || st.Restarting) {
+			return fmt.Errorf("the bundle exited with code %d", st.ExitCode)
 		}
 		select {
 		case <-ctx.Done():

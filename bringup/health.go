@@ -11,15 +11,16 @@ import (
 	"github.com/docker-bottle/docker-bottle/plan"
 )
 
-// Health asks the bundle's supervisor, at its published port and with the
-// operator token, whether all three daemons are healthy.
+// Health asks the bundle's supervisor, at its published port, whether all
+// three daemons are healthy. It asks with the agent's token, which the
+// health route takes: the operator's token goes only where it must.
 func Health(ctx context.Context, p plan.Plan) error {
 	if p.Endpoints == nil || p.Endpoints.HostSupervise == "" {
 		return fmt.Errorf("the bundle of %s has no published supervisor port", p.Slug)
 	}
-	tok, err := os.ReadFile(p.OperatorTokenFile)
+	tok, err := os.ReadFile(p.AgentTokenFile)
 	if err != nil {
-		return fmt.Errorf("reading the operator token: %w", err)
+		return fmt.Errorf("reading the agent token: %w", err)
 	}
 	c, err := client.New(p.Endpoints.HostSupervise, strings.TrimSpace(string(tok)))
 	if err != nil {

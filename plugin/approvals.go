@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/client"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/spec"
@@ -51,7 +53,7 @@ func runApprovals(ctx context.Context, dockerCli command.Cli, opts approvalsOpti
 	if err := checkFormat(opts.format); err != nil {
 		return err
 	}
-	sup, err := openSupervisor(opts.name)
+	sup, err := openSupervisor(ctx, dockerCli, opts.name)
 	if err != nil {
 		return err
 	}
@@ -108,14 +110,15 @@ type supervised struct {
 	c    *client.Client
 }
 
-// openSupervisor loads the bottle's plan, reads its operator token from its
-// file and returns a client for the supervisor's published port.
-func openSupervisor(name string) (*supervised, error) {
+// openSupervisor loads the bottle's plan, checks that its bundle runs and
+// publishes the supervisor where the plan says, reads its operator token
+// from its file and returns a client for the supervisor's published port.
+func openSupervisor(ctx context.Context, dockerCli command.Cli, name string) (*supervised, error) {
 	p, err := loadPlan(name)
 	if err != nil {
 		return nil, err
 	}
-	return supervisorOf(p)
+	return supervisorOf(ctx, dockerCli.Client(), p)
 }
 
 // loadPlan loads a bottle's plan from its stage dir, without the engine.
@@ -137,12 +140,32 @@ func loadPlan(name string) (plan.Plan, error) {
 	return p, nil
 }
 
-// supervisorOf is openSupervisor for a plan already loaded.
-func supervisorOf(p plan.Plan) (*supervised, error) {
+// supervisorOf is openSupervisor for a plan already loaded. The operator's
+// token is sent only to the port the bottle's own bundle container
+// publishes now: after the bundle died, any local process could listen on
+// the port the plan recorded.
+func supervisorOf(ctx context.Context, eng bringup.Inspector, p plan.Plan) (*supervised, error) {
 	name := p.Slug
 	if p.Endpoints == nil || p.Endpoints.HostSupervise == "" {
 		return nil, fmt.Errorf("the bundle of bottle %q is not up, so there is no supervisor to ask: "+
 			"run the bottle with `docker bottle run`, or remove it with `docker bottle rm %s`", name, name)
+	}
+	st, err := bringup.Inspect(ctx, eng, p)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case st.Status != "missing" && !st.Ours:
+		return nil, fmt.Errorf("the container %s is not the bundle of bottle %q, so its supervisor was not asked: remove the bottle with `docker bottle rm %s`",
+			p.Bundle.Container, name, name)
+	case !st.Serving:
+		reason := st.Reason()
+		return nil, fmt.Errorf("the bundle of bottle %q is not running (%s), so its supervisor was not asked: "+
+			"start it with `docker bottle start %s`, or remove the bottle with `docker bottle rm %s`", name, reason, name, name)
+	}
+	if _, port, _ := net.SplitHostPort(p.Endpoints.HostSupervise); port != strconv.Itoa(int(st.Ports.Supervise)) {
+		return nil, fmt.Errorf("the bundle of bottle %q publishes its supervisor on port %d, not on %s as its plan says, so it was not asked: "+
+			"`docker bottle stop %s` and `docker bottle start %s` record the bundle's ports again", name, st.Ports.Supervise, p.Endpoints.HostSupervise, name, name)
 	}
 	tok, err := os.ReadFile(p.OperatorTokenFile)
 	if err != nil {

@@ -4,18 +4,28 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/config"
+	"github.com/docker/cli/cli/flags"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/network"
+	mobyclient "github.com/moby/moby/client"
 
 	"github.com/docker-bottle/docker-bottle/bundle/approval"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor"
@@ -65,6 +75,7 @@ type bottleFixture struct {
 	sup   *supervisor.Supervisor
 	agent *client.Client // the agent's side, with the agent's token
 	stop  func()         // stops serving
+	port  int            // where the supervisor listens
 }
 
 func newBottle(t *testing.T, name string) *bottleFixture {
@@ -111,11 +122,14 @@ func newBottle(t *testing.T, name string) *bottleFixture {
 	if err := p.Save(); err != nil {
 		t.Fatal(err)
 	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	runningBundle(p, uint16(port))
+	t.Cleanup(func() { bundles.Delete(p.Bundle.Container) })
 	agent, err := client.New(ln.Addr().String(), agentToken)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &bottleFixture{name: name, plan: p, sup: sup, agent: agent, stop: stop}
+	return &bottleFixture{name: name, plan: p, sup: sup, agent: agent, stop: stop, port: port}
 }
 
 // runCommand runs `docker bottle ARGS...` in-process and returns its
@@ -127,10 +141,53 @@ func runCommand(ctx context.Context, t *testing.T, args ...string) (string, stri
 	return out.String(), errOut.String(), err
 }
 
+// bundles are the bundle containers of the bottles the tests made, by
+// name, as fakeEngine reports them.
+var bundles sync.Map // string -> container.InspectResponse
+
+// runningBundle records a bottle's bundle as running and publishing its
+// three ports on port.
+func runningBundle(p plan.Plan, port uint16) {
+	bind := []network.PortBinding{{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: strconv.Itoa(int(port))}}
+	bundles.Store(p.Bundle.Container, container.InspectResponse{
+		ID: p.Bundle.Container, Created: time.Now().UTC().Format(time.RFC3339Nano),
+		State:  &container.State{Status: container.StateRunning, Running: true},
+		Config: &container.Config{Labels: map[string]string{plan.LabelBottle: p.Slug}},
+		NetworkSettings: &container.NetworkSettings{Ports: network.PortMap{
+			network.MustParsePort("3128/tcp"): bind, network.MustParsePort("8418/tcp"): bind, network.MustParsePort("8419/tcp"): bind,
+		}},
+	})
+}
+
+// fakeEngine is the engine as the commands see it in these tests: it
+// knows the bundles in bundles, and nothing else.
+type fakeEngine struct{ mobyclient.APIClient }
+
+func (fakeEngine) ContainerInspect(ctx context.Context, id string, o mobyclient.ContainerInspectOptions) (mobyclient.ContainerInspectResult, error) {
+	c, ok := bundles.Load(id)
+	if !ok {
+		return mobyclient.ContainerInspectResult{}, cerrdefs.ErrNotFound.WithMessage("no such container: " + id)
+	}
+	return mobyclient.ContainerInspectResult{Container: c.(container.InspectResponse)}, nil
+}
+
+func (fakeEngine) Ping(ctx context.Context, o mobyclient.PingOptions) (mobyclient.PingResult, error) {
+	return mobyclient.PingResult{}, errors.New("no engine in this test")
+}
+
+func (fakeEngine) Events(ctx context.Context, o mobyclient.EventsListOptions) mobyclient.EventsResult {
+	errs := make(chan error, 1)
+	errs <- io.EOF
+	return mobyclient.EventsResult{Messages: make(chan events.Message), Err: errs}
+}
+
 func runCommandTo(ctx context.Context, t *testing.T, out, errOut io.Writer, args ...string) error {
 	t.Helper()
 	cli, err := command.NewDockerCli(command.WithOutputStream(out), command.WithErrorStream(errOut))
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.Initialize(flags.NewClientOptions(), command.WithAPIClient(fakeEngine{})); err != nil {
 		t.Fatal(err)
 	}
 	root := NewRootCmd(cli)
@@ -259,7 +316,7 @@ func TestCommandsExplainWhatIsWrong(t *testing.T) {
 	}
 	check("is not up", "approvals", b.name)
 
-	// A bundle that went away: its port refuses.
+	// A bundle that publishes a port where nothing answers.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -268,12 +325,57 @@ func TestCommandsExplainWhatIsWrong(t *testing.T) {
 	gone.Endpoints = &plan.Endpoints{HostSupervise: ln.Addr().String()}
 	ln.Close()
 	gone.Save()
+	runningBundle(gone, uint16(ln.Addr().(*net.TCPAddr).Port))
 	check("cannot reach the supervisor", "events", b.name)
+	// A bundle that publishes another port than its plan records.
+	b.plan.Save()
+	check("publishes its supervisor on port", "approvals", b.name)
 
 	// A token that does not match the running bundle.
-	b.plan.Save()
+	runningBundle(b.plan, uint16(b.port))
 	os.WriteFile(b.plan.OperatorTokenFile, []byte("stale"), 0o600)
 	check("refused", "audit", b.name)
 	os.Remove(b.plan.OperatorTokenFile)
 	check("reading the operator token", "audit", b.name)
+}
+
+// TestTheOperatorTokenGoesOnlyToTheBundle: when the bundle is down (its
+// process died), something else may listen on the port the plan records;
+// the commands do not send it the operator's token, and say why.
+func TestTheOperatorTokenGoesOnlyToTheBundle(t *testing.T) {
+	b := newBottle(t, "l6")
+	b.stop()
+	// Whoever took the port after the bundle died.
+	got := make(chan string, 16)
+	thief, err := net.Listen("tcp", b.plan.Endpoints.HostSupervise)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("Authorization")
+		w.WriteHeader(200)
+		io.WriteString(w, "[]")
+	})}
+	go srv.Serve(thief)
+	t.Cleanup(func() { srv.Close() })
+	died := container.InspectResponse{ID: b.plan.Bundle.Container, RestartCount: 3,
+		State:  &container.State{Status: container.StateExited, ExitCode: 137, OOMKilled: true, FinishedAt: time.Now().UTC().Format(time.RFC3339Nano)},
+		Config: &container.Config{Labels: map[string]string{plan.LabelBottle: b.name}}}
+	bundles.Store(b.plan.Bundle.Container, died)
+	for _, args := range [][]string{{"approvals", b.name}, {"audit", b.name}, {"approve", b.name, "abc"}} {
+		_, _, err := runCommand(context.Background(), t, args...)
+		if err == nil || !strings.Contains(err.Error(), "is not running") || !strings.Contains(err.Error(), "exit code 137, killed for want of memory") {
+			t.Errorf("%v with the bundle down: %v", args, err)
+		}
+	}
+	// events tells what happened to the bundle, then fails.
+	out, _, err := runCommand(context.Background(), t, "events", b.name)
+	if err == nil || !strings.Contains(out, "bundle.failed") || !strings.Contains(out, "exit code 137") {
+		t.Errorf("events with the bundle down: %v\n%s", err, out)
+	}
+	select {
+	case auth := <-got:
+		t.Fatalf("a request reached the port's new owner, with Authorization %q", auth)
+	default:
+	}
 }

@@ -60,7 +60,7 @@ func runDecide(ctx context.Context, dockerCli command.Cli, opts decideOptions) e
 	if opts.id == "" {
 		return fmt.Errorf("no request ID given: list them with `docker bottle approvals %s`", opts.name)
 	}
-	sup, err := openSupervisor(opts.name)
+	sup, err := openSupervisor(ctx, dockerCli, opts.name)
 	if err != nil {
 		return err
 	}

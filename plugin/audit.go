@@ -43,7 +43,7 @@ func runAudit(ctx context.Context, dockerCli command.Cli, opts auditOptions) err
 	if err := checkFormat(opts.format); err != nil {
 		return err
 	}
-	sup, err := openSupervisor(opts.name)
+	sup, err := openSupervisor(ctx, dockerCli, opts.name)
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
-	"github.com/docker-bottle/docker-bottle/bottles"
+	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/plan"
 )
 
@@ -40,7 +40,18 @@ type bottleRow struct {
 	// Waiting is how many requests the bottle holds for a decision; -1
 	// when its supervisor did not answer (or the bundle does not run).
 	Waiting int `json:"waiting"`
+	// Reason says why the bundle is down or failed, or that it was
+	// restarted, with the exit code and whether it ran out of memory.
+	Reason string `json:"reason,omitempty"`
+	short  string
 }
+
+// States a bottle is in when its bundle's process died: "bundle down"
+// while the engine restarts it, "failed" once it will not.
+const (
+	StateBundleDown = "bundle down"
+	StateFailed     = "failed"
+)
 
 func lsCmd(dockerCli command.Cli) *cobra.Command {
 	var opts lsOptions
@@ -75,13 +86,24 @@ func runLs(cmd *cobra.Command, dockerCli command.Cli, o lsOptions) error {
 		if !o.all && !st.Running() {
 			continue
 		}
-		waiting := -1
-		if st.Bundle == bottles.StateRunning {
-			waiting = heldRequests(cmd.Context(), p)
+		state := st.State
+		bs, err := bringup.Inspect(cmd.Context(), dockerCli.Client(), p)
+		if err != nil {
+			return err
 		}
-		rows = append(rows, bottleRow{Name: p.Slug, Backend: p.Backend, NetworkMode: p.NetworkMode, State: st.State,
+		switch {
+		case bs.Failed():
+			state = StateFailed
+		case bs.Status == "restarting":
+			state = StateBundleDown
+		}
+		waiting := -1
+		if bs.Serving {
+			waiting = heldRequests(cmd.Context(), dockerCli.Client(), p)
+		}
+		rows = append(rows, bottleRow{Name: p.Slug, Backend: p.Backend, NetworkMode: p.NetworkMode, State: state,
 			Bundle: st.Bundle, Agent: st.Agent, Provider: p.Agent.Provider, Branch: p.GitGate.Branch, Created: p.Created,
-			Workspace: p.Workspace, Waiting: waiting})
+			Workspace: p.Workspace, Waiting: waiting, Reason: bs.Reason(), short: bs.Short()})
 	}
 	out := dockerCli.Out()
 	if o.format != "json" {
@@ -110,7 +132,11 @@ func runLs(cmd *cobra.Command, dockerCli command.Cli, o lsOptions) error {
 			if r.Waiting >= 0 {
 				waiting = fmt.Sprint(r.Waiting)
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s ago\t%s\t%s\n", r.Name, r.Backend, r.NetworkMode, r.State, waiting,
+			state := r.State
+			if r.short != "" {
+				state += " (" + r.short + ")"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s ago\t%s\t%s\n", r.Name, r.Backend, r.NetworkMode, state, waiting,
 				units.HumanDuration(time.Since(r.Created)), r.Provider, r.Branch)
 		}
 		return w.Flush()
@@ -131,7 +157,7 @@ func runLs(cmd *cobra.Command, dockerCli command.Cli, o lsOptions) error {
 
 // cleaned is r with its text made safe for a terminal.
 func (r bottleRow) cleaned() bottleRow {
-	for _, f := range []*string{&r.Name, &r.Backend, &r.NetworkMode, &r.State, &r.Bundle, &r.Agent, &r.Provider, &r.Branch, &r.Workspace} {
+	for _, f := range []*string{&r.Name, &r.Backend, &r.NetworkMode, &r.State, &r.Bundle, &r.Agent, &r.Provider, &r.Branch, &r.Workspace, &r.Reason, &r.short} {
 		*f = clean(*f)
 	}
 	return r
@@ -139,8 +165,8 @@ func (r bottleRow) cleaned() bottleRow {
 
 // heldRequests asks a bottle's supervisor how many requests wait for a
 // decision, briefly: ls must not hang on a bundle that does not answer.
-func heldRequests(ctx context.Context, p plan.Plan) int {
-	sup, err := supervisorOf(p)
+func heldRequests(ctx context.Context, eng bringup.Inspector, p plan.Plan) int {
+	sup, err := supervisorOf(ctx, eng, p)
 	if err != nil {
 		return -1
 	}

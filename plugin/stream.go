@@ -10,6 +10,8 @@ import (
 // stream is one of the supervisor's streams (events, audit) as the
 // commands show it: a list of what is kept, then with -f what follows.
 type stream[T any] struct {
+	// pre are shown first, before what the supervisor keeps.
+	pre    []T
 	list   func(ctx context.Context, after uint64) ([]T, error)
 	follow func(ctx context.Context, after uint64, fn func(T) error) error
 	seq    func(T) uint64
@@ -34,6 +36,11 @@ func (s stream[T]) show(ctx context.Context, dockerCli command.Cli, sup *supervi
 	}
 	if format == "table" {
 		if err := writeRow(out, s.widths, s.header...); err != nil {
+			return err
+		}
+	}
+	for _, it := range s.pre {
+		if err := emit(it); err != nil {
 			return err
 		}
 	}

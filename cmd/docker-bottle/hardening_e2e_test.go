@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -471,5 +473,150 @@ func TestSlowClientsCannotExhaustTheBundle(t *testing.T) {
 	st, err := eng.ContainerInspect(context.Background(), p.Bundle.Container, client.ContainerInspectOptions{})
 	if err != nil || !st.Container.State.Running || st.Container.State.OOMKilled {
 		t.Fatalf("the bundle after the flood: %+v %v", st.Container.State, err)
+	}
+}
+
+// lsRow is a bottle as `docker bottle ls --format json` shows it.
+type lsRow struct {
+	Name, State, Reason string
+	Waiting             int
+}
+
+func lsOf(t *testing.T, cfg, name string) lsRow {
+	t.Helper()
+	r := docker(t, cfg, nil, "bottle", "ls", "-a", "--format", "json")
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var row lsRow
+		if json.Unmarshal([]byte(line), &row) == nil && row.Name == name {
+			return row
+		}
+	}
+	t.Fatalf("ls does not list %s: %q %q", name, r.stdout, r.stderr)
+	return lsRow{}
+}
+
+// killBundle kills the bundle's process as the kernel's OOM killer or a
+// crash would end it, not as `docker stop` would.
+func killBundle(t *testing.T, eng *client.Client, p plan.Plan) {
+	t.Helper()
+	c, err := eng.ContainerInspect(context.Background(), p.Bundle.Container, client.ContainerInspectOptions{})
+	if err != nil || c.Container.State == nil || c.Container.State.Pid == 0 {
+		t.Fatalf("the bundle's process: %+v %v", c.Container.State, err)
+	}
+	if err := syscall.Kill(c.Container.State.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBundleDeathIsToldAndBounded kills the bundle's process in a running
+// docker-backend bottle. The engine restarts it on the same ports, and ls
+// and events say it died and how (exit code 137); the operator's commands
+// work again. Once its restarts are used up it stays down: ls says the
+// bottle failed and why, events says so, and the operator's token is not
+// sent to whoever listens on its port now.
+func TestBundleDeathIsToldAndBounded(t *testing.T) {
+	eng := testenv.Engine(t)
+	base := testenv.Debian(t, eng)
+	cfg := testenv.DockerConfig(t)
+	name := dockerBottle(t, cfg, "bd", map[string]string{"bottle.yaml": "agent:\n  provider: shell\n  image: " + base + "\n  command: [sleep, '600']\n"})
+	svc := &bottles.Service{Engine: eng, Dirs: plan.Dirs{State: filepath.Join(cfg, "bottle")}}
+	p, err := svc.Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := *p.Endpoints
+
+	if row := lsOf(t, cfg, name); row.State != "running" || row.Reason != "" {
+		t.Fatalf("ls before the bundle died: %+v", row)
+	}
+	serving := func(restarts int) bringup.BundleState {
+		t.Helper()
+		for start := time.Now(); time.Since(start) < 60*time.Second; time.Sleep(200 * time.Millisecond) {
+			st, err := bringup.Inspect(context.Background(), eng, p)
+			if err == nil && st.Serving && st.Restarts == restarts && bringup.Health(context.Background(), p) == nil {
+				return st
+			}
+		}
+		t.Fatalf("the bundle did not come back after %d deaths", restarts)
+		return bringup.BundleState{}
+	}
+	killBundle(t, eng, p)
+	st := serving(1)
+	if st.Restarts != 1 || st.Ports.Supervise == 0 {
+		t.Fatalf("after one death: %+v", st)
+	}
+	if got := fmt.Sprintf("127.0.0.1:%d", st.Ports.Supervise); got != before.HostSupervise {
+		t.Errorf("the restarted bundle publishes its supervisor on %s, not on %s", got, before.HostSupervise)
+	}
+	if got := fmt.Sprintf("127.0.0.1:%d", st.Ports.Proxy); got != before.HostProxy {
+		t.Errorf("the restarted bundle publishes its proxy on %s, not on %s", got, before.HostProxy)
+	}
+	row := lsOf(t, cfg, name)
+	if row.State != "running" || !strings.Contains(row.Reason, "exit code 137") || !strings.Contains(row.Reason, "restarted it (1 of") {
+		t.Errorf("ls after the bundle died and came back: %+v", row)
+	}
+	if tbl := docker(t, cfg, nil, "bottle", "ls"); !strings.Contains(tbl.stdout, "running (bundle restarted 1× after exit 137)") {
+		t.Errorf("ls table: %s", tbl.stdout)
+	}
+	ev := docker(t, cfg, nil, "bottle", "events", name)
+	if ev.code != 0 || !strings.Contains(ev.stdout, "bundle.restarted") || !strings.Contains(ev.stdout, "exit code 137") {
+		t.Errorf("events after the bundle died: exit %d\n%s\n%s", ev.code, ev.stdout, ev.stderr)
+	}
+	if r := docker(t, cfg, nil, "bottle", "approvals", name); r.code != 0 {
+		t.Errorf("approvals after the restart: exit %d %s", r.code, r.stderr)
+	}
+
+	// It dies again and again: the engine restarts it a bounded number of
+	// times, then leaves it down.
+	for i := 2; i <= bringup.MaxRestarts; i++ {
+		killBundle(t, eng, p)
+		serving(i)
+	}
+	killBundle(t, eng, p)
+	for start := time.Now(); ; time.Sleep(200 * time.Millisecond) {
+		st, _ := bringup.Inspect(context.Background(), eng, p)
+		if st.Failed() {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("the bundle was not left down after %d restarts: %+v", bringup.MaxRestarts, st)
+		}
+	}
+	// Whoever takes the supervisor's port now must not get the token.
+	got := make(chan string, 16)
+	thief, err := net.Listen("tcp", before.HostSupervise)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("Authorization")
+		io.WriteString(w, "[]")
+	})}
+	go srv.Serve(thief)
+	defer srv.Close()
+
+	row = lsOf(t, cfg, name)
+	if row.State != "failed" || !strings.Contains(row.Reason, "exit code 137") || !strings.Contains(row.Reason, "stays down") {
+		t.Errorf("ls after the restarts were used up: %+v", row)
+	}
+	ev = docker(t, cfg, nil, "bottle", "events", name)
+	if ev.code == 0 || !strings.Contains(ev.stdout, "bundle.failed") || !strings.Contains(ev.stderr, "is not running") {
+		t.Errorf("events with the bundle down: exit %d\n%s\n%s", ev.code, ev.stdout, ev.stderr)
+	}
+	if r := docker(t, cfg, nil, "bottle", "approvals", name); r.code == 0 || !strings.Contains(r.stderr, "is not running") {
+		t.Errorf("approvals with the bundle down: exit %d %s", r.code, r.stderr)
+	}
+	select {
+	case auth := <-got:
+		t.Errorf("a request went to the port's new owner, with Authorization %q", auth)
+	default:
+	}
+	// The user can bring it back.
+	srv.Close()
+	if r := docker(t, cfg, nil, "bottle", "start", name); r.code != 0 {
+		t.Errorf("start after the failure: exit %d %s", r.code, r.stderr)
+	}
+	if r := docker(t, cfg, nil, "bottle", "approvals", name); r.code != 0 {
+		t.Errorf("approvals after start: exit %d %s", r.code, r.stderr)
 	}
 }
