@@ -253,6 +253,29 @@ func (c *Conn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
+// ReadFrom keeps what the connection can do without a copy in user space
+// (splice from another TCP connection, which the proxy's tunnels use),
+// unless each write must be bounded by WriteStall.
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok && c.l.lim.WriteStall <= 0 {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(writerOnly{c}, r)
+}
+
+// writerOnly hides a writer's ReadFrom, so that io.Copy writes through
+// Write.
+type writerOnly struct{ io.Writer }
+
+// CloseWrite half-closes the connection when it can (a TCP connection):
+// a tunnel passes its client's end of input on.
+func (c *Conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Close()
+}
+
 // Busy pins nc, when a Listener admitted it, while a request is handled;
 // call done when it is.
 func Busy(nc net.Conn) (done func()) {

@@ -256,3 +256,49 @@ func TestABodyMayTakeLongerThanTheHeaders(t *testing.T) {
 		t.Fatal("a body that stopped coming was waited for")
 	}
 }
+
+// TestAConnKeepsWhatTCPCanDo: the proxy's tunnels half-close and splice
+// through the connections a Listener gives.
+func TestAConnKeepsWhatTCPCanDo(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Limit(ln, Limits{MaxConns: 4})
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	client, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	c := <-accepted
+	defer c.Close()
+	if _, ok := c.(io.ReaderFrom); !ok {
+		t.Error("the connection cannot ReadFrom: no splice")
+	}
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok {
+		t.Fatal("the connection cannot CloseWrite")
+	}
+	io.WriteString(c, "bye")
+	if err := cw.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(client)
+	if err != nil || string(b) != "bye" {
+		t.Fatalf("after CloseWrite the client read %q %v", b, err)
+	}
+	// Half closed: the client can still send.
+	io.WriteString(client, "still here")
+	client.(*net.TCPConn).CloseWrite()
+	if b, _ := io.ReadAll(c); string(b) != "still here" {
+		t.Errorf("the half-closed connection read %q", b)
+	}
+}
