@@ -39,8 +39,9 @@ func serveConns(t *testing.T, l *Listener) {
 					case "done":
 						held()
 					}
-					io.WriteString(c, "ok\n")
+					// Done before answering: the client then knows it is.
 					done()
+					io.WriteString(c, "ok\n")
 				}
 			}()
 		}
