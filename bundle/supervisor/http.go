@@ -66,7 +66,9 @@ func (s *Supervisor) Handler() http.Handler {
 			writeError(w, http.StatusUnauthorized, "this needs the bottle's token (HTTP Basic password or Bearer)")
 			return
 		}
-		if rl == roleAgent {
+		// Health is quick and cheap, and the host asks it with the
+		// agent's token: the agent's own requests must not crowd it out.
+		if rl == roleAgent && r.URL.Path != api.PathHealth {
 			select {
 			case s.agentReqs <- struct{}{}:
 				defer func() { <-s.agentReqs }()

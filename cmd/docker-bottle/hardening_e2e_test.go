@@ -478,8 +478,8 @@ func TestSlowClientsCannotExhaustTheBundle(t *testing.T) {
 
 // lsRow is a bottle as `docker bottle ls --format json` shows it.
 type lsRow struct {
-	Name, State, Reason string
-	Waiting             int
+	Name, State, Reason, Bundle, Agent string
+	Waiting                            int
 }
 
 func lsOf(t *testing.T, cfg, name string) lsRow {
@@ -518,7 +518,11 @@ func TestBundleDeathIsToldAndBounded(t *testing.T) {
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
 	cfg := testenv.DockerConfig(t)
-	name := dockerBottle(t, cfg, "bd", map[string]string{"bottle.yaml": "agent:\n  provider: shell\n  image: " + base + "\n  command: [sleep, '600']\n"})
+	name := dockerBottle(t, cfg, "bd", map[string]string{"bottle.yaml": "agent:\n  provider: shell\n  image: " + base + "\n" +
+		"  command: [sh, -c, 'echo agent-up; exec sleep 600']\n"})
+	// The agent has its workspace (cloned from the gate) before its
+	// bundle dies.
+	waitLogs(t, cfg, nil, name, "agent-up")
 	svc := &bottles.Service{Engine: eng, Dirs: plan.Dirs{State: filepath.Join(cfg, "bottle")}}
 	p, err := svc.Load(name)
 	if err != nil {
