@@ -79,7 +79,7 @@ func (d Docker) Create(ctx context.Context, p plan.Plan, o LaunchOptions) (strin
 	if insp.Config != nil {
 		user = insp.Config.User
 	}
-	if user, err = d.agentUser(ctx, p, o.Image, user); err != nil {
+	if user, err = d.ResolveUser(ctx, p, o.Image, user); err != nil {
 		return "", err
 	}
 	memory, pids := o.Memory, o.PidsLimit
@@ -283,12 +283,12 @@ func imageHome(env []string) string {
 	return ""
 }
 
-// agentUser is the user the agent runs as: the image's, or RootStandIn
+// ResolveUser is the user the agent runs as: the image's, or RootStandIn
 // when that is root however it is spelled ("", "root", "0", "00", "0:0",
 // or a name that the image's /etc/passwd maps to uid 0). A name is
 // resolved as the runtime would (runc uses the same library) and replaced
 // by the numeric uid:gid it resolved to.
-func (d Docker) agentUser(ctx context.Context, p plan.Plan, image, spec string) (string, error) {
+func (d Docker) ResolveUser(ctx context.Context, p plan.Plan, image, spec string) (string, error) {
 	if spec == "" {
 		return RootStandIn, nil
 	}

@@ -72,12 +72,12 @@ func TestAgentUserIsNeverRoot(t *testing.T) {
 		{"agent:wheel", "1000:10"},
 		{"1000:wheel", "1000:wheel"},
 	} {
-		got, err := d.agentUser(context.Background(), p, "img", c.user)
+		got, err := d.ResolveUser(context.Background(), p, "img", c.user)
 		if err != nil || got != c.want {
 			t.Errorf("USER %q: runs as %q (%v), want %q", c.user, got, err, c.want)
 		}
 	}
-	if _, err := d.agentUser(context.Background(), p, "img", "ghost"); err == nil || !strings.Contains(err.Error(), "numeric uid:gid") {
+	if _, err := d.ResolveUser(context.Background(), p, "img", "ghost"); err == nil || !strings.Contains(err.Error(), "numeric uid:gid") {
 		t.Errorf("a user the image does not have: %v", err)
 	}
 	if eng.created == 0 || eng.created != eng.removed {
@@ -85,7 +85,7 @@ func TestAgentUserIsNeverRoot(t *testing.T) {
 	}
 	// An image without /etc/passwd: a name cannot be told from root.
 	none := Docker{Engine: &imageEngine{files: map[string]string{}}}
-	if _, err := none.agentUser(context.Background(), p, "img", "agent"); err == nil {
+	if _, err := none.ResolveUser(context.Background(), p, "img", "agent"); err == nil {
 		t.Error("a named user was accepted from an image without /etc/passwd")
 	}
 }

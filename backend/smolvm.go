@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/docker-bottle/docker-bottle/internal/dockercli"
@@ -65,17 +64,6 @@ func (s Smolvm) Create(ctx context.Context, p plan.Plan, o MachineOptions) error
 		Workload:  o.Workload,
 		User:      s.user(ctx, p),
 	})
-}
-
-// AgentUser is who the agent runs as in a machine: the image's USER, or
-// RootStandIn for an image that would run as root, as on the docker
-// backend.
-func AgentUser(imageUser string) string {
-	name, _, _ := strings.Cut(imageUser, ":")
-	if n, err := strconv.Atoi(name); (err == nil && n == 0) || isRoot(imageUser) {
-		return RootStandIn
-	}
-	return imageUser
 }
 
 // user is the --user of the machine and its execs: the plan's agent user,

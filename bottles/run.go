@@ -204,7 +204,10 @@ func (s *Service) runSmolvm(ctx context.Context, p plan.Plan, req image.Request,
 	// machine for removal to find.
 	sp := *p.Smolvm
 	sp.Artifact = built.Artifact
-	sp.User = backend.AgentUser(built.User)
+	// The same user as on the docker backend: the image's, never root.
+	if sp.User, err = o.Docker.ResolveUser(ctx, p, built.Image, built.User); err != nil {
+		return 0, false, &StepError{"choosing the agent's user", err}
+	}
 	p.Smolvm = &sp
 	if _, err := s.agentCreated(p); err != nil {
 		return 0, false, err
@@ -273,8 +276,9 @@ type Built struct {
 	Tag string `json:"tag,omitempty"`
 	// Artifact is the .smolmachine sidecar (smolvm).
 	Artifact string `json:"artifact,omitempty"`
-	// User is the agent image's USER (smolvm).
-	User string `json:"user,omitempty"`
+	// Image is the agent image in the engine and User its USER (smolvm).
+	Image string `json:"image,omitempty"`
+	User  string `json:"user,omitempty"`
 	// CacheHit says nothing was built, pushed or packed.
 	CacheHit bool `json:"cache_hit"`
 }
@@ -305,7 +309,7 @@ func (s *Service) build(ctx context.Context, backendName string, req image.Reque
 	if err != nil {
 		return Built{}, &StepError{"making the agent's artifact", err}
 	}
-	return Built{Artifact: art.Artifact.Path, User: art.User, CacheHit: art.CacheHit}, nil
+	return Built{Artifact: art.Artifact.Path, Image: art.ImageID, User: art.User, CacheHit: art.CacheHit}, nil
 }
 
 // agentCreated records in the saved plan that the agent's container or
