@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/docker-bottle/docker-bottle/provider/guest"
+	"github.com/docker-bottle/docker-bottle/provider/guest/pty"
 )
 
 // attachOptions say how `session attach` reaches the session and the user.
@@ -130,7 +131,7 @@ func copyLogFrom(f sessionFiles, offset int64, out io.Writer) error {
 func relay(ctx context.Context, o attachOptions, f sessionFiles, conn io.ReadWriteCloser, id string) (attachResult, error) {
 	defer conn.Close()
 	if o.Term != nil {
-		restore, err := makeRaw(o.Term)
+		restore, err := pty.MakeRaw(o.Term)
 		if err != nil {
 			return attachResult{}, err
 		}
@@ -146,7 +147,7 @@ func relay(ctx context.Context, o attachOptions, f sessionFiles, conn io.ReadWri
 		if o.Term == nil {
 			return
 		}
-		if rows, cols, err := getWinsize(o.Term); err == nil && rows > 0 && cols > 0 {
+		if rows, cols, err := pty.Size(o.Term); err == nil && rows > 0 && cols > 0 {
 			b := make([]byte, 4)
 			binary.BigEndian.PutUint16(b[:2], rows)
 			binary.BigEndian.PutUint16(b[2:], cols)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/docker-bottle/docker-bottle/provider/guest"
+	"github.com/docker-bottle/docker-bottle/provider/guest/pty"
 )
 
 func init() { daemons[guest.SubcommandSession] = runSession }
@@ -91,7 +92,7 @@ func runSession(ctx context.Context, args []string) error {
 		if *id != "" {
 			o.Wait = *wait
 		}
-		if isTerminal(os.Stdin) {
+		if pty.IsTerminal(os.Stdin) {
 			o.Term = os.Stdin
 			winch := make(chan os.Signal, 1)
 			signal.Notify(winch, syscall.SIGWINCH)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/docker-bottle/docker-bottle/provider/guest/pty"
 )
 
 // sessionDir is a session directory short enough for a unix socket path.
@@ -137,13 +139,13 @@ func TestSessionAttachFromATerminal(t *testing.T) {
 	rs := runTestSession(t, dir, "s1", "sh", "-c",
 		`read a; echo "got:$a"; while read l; do [ "$l" = end ] && exit 3; stty size; done`)
 
-	umaster, uslave, err := openPTY()
+	umaster, uslave, err := pty.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer umaster.Close()
 	defer uslave.Close()
-	if err := setWinsize(umaster, 30, 100); err != nil {
+	if err := pty.SetSize(umaster, 30, 100); err != nil {
 		t.Fatal(err)
 	}
 	var screen syncBuffer
@@ -160,7 +162,7 @@ func TestSessionAttachFromATerminal(t *testing.T) {
 	umaster.Write([]byte("\r"))
 	waitFor(t, &screen, "30 100")
 
-	if err := setWinsize(umaster, 40, 120); err != nil {
+	if err := pty.SetSize(umaster, 40, 120); err != nil {
 		t.Fatal(err)
 	}
 	resize <- unix.SIGWINCH
@@ -201,13 +203,13 @@ func waitRaw(t *testing.T, f *os.File, raw bool) {
 	t.Helper()
 	for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(10 * time.Millisecond) {
 		var lflag uint32
-		_ = control(f, func(fd int) error {
-			tio, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-			if err == nil {
-				lflag = tio.Lflag
-			}
-			return err
-		})
+		if rc, err := f.SyscallConn(); err == nil {
+			_ = rc.Control(func(fd uintptr) {
+				if tio, err := unix.IoctlGetTermios(int(fd), unix.TCGETS); err == nil {
+					lflag = tio.Lflag
+				}
+			})
+		}
 		if (lflag&unix.ICANON == 0) == raw {
 			return
 		}

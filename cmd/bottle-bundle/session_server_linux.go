@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/docker-bottle/docker-bottle/provider/guest/pty"
 )
 
 // serverOptions say what `session start` runs and where.
@@ -111,13 +113,13 @@ func runSessionServer(ctx context.Context, o serverOptions) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("opening the session log: %w", err)
 	}
-	master, slave, err := openPTY()
+	master, slave, err := pty.Open()
 	if err != nil {
 		return 0, err
 	}
 	defer master.Close()
 	// A terminal's size until the first attacher gives its own.
-	_ = setWinsize(master, 24, 80)
+	_ = pty.SetSize(master, 24, 80)
 
 	s := &session{files: f, id: o.ID, master: master, log: logf, replay: o.Replay, clients: map[*attached]struct{}{}}
 	cmd := exec.Command(o.Argv[0], o.Argv[1:]...)
@@ -341,7 +343,7 @@ func (s *session) serve(conn net.Conn) {
 				if rows > 0 && cols > 0 {
 					// The kernel sends SIGWINCH to the agent's foreground
 					// process group.
-					_ = setWinsize(s.master, rows, cols)
+					_ = pty.SetSize(s.master, rows, cols)
 				}
 			}
 		}

@@ -8,61 +8,26 @@ import (
 	"os/exec"
 	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/docker-bottle/docker-bottle/provider/guest/pty"
 )
 
-// openPTY allocates a pseudo-terminal pair, as smolvm's agent does for
-// `exec -t`.
-func openPTY() (master, slave *os.File, err error) {
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	fd := int(m.Fd())
-	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
-		m.Close()
-		return nil, nil, fmt.Errorf("unlockpt: %w", err)
-	}
-	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
-	if err != nil {
-		m.Close()
-		return nil, nil, fmt.Errorf("ptsname: %w", err)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		m.Close()
-		return nil, nil, err
-	}
-	return m, s, nil
-}
-
-// attachPTY gives cmd a terminal: its stdin, stdout and stderr are the
-// slave, it leads a new session with it as controlling terminal. The
-// caller's terminal (when stdin is one) goes raw and lends its size. It
-// returns a function that copies output until the command's side closes
-// and restores the caller's terminal.
+// attachPTY gives cmd a terminal, as smolvm's agent does for `exec -t`:
+// its stdin, stdout and stderr are the slave, it leads a new session with
+// it as controlling terminal. The caller's terminal (when stdin is one)
+// goes raw and lends its size. It returns a function that copies output
+// until the command's side closes and restores the caller's terminal.
 func attachPTY(cmd *exec.Cmd, forwardStdin bool) (finish func(), err error) {
-	master, slave, err := openPTY()
+	master, slave, err := pty.Open()
 	if err != nil {
-		return nil, fmt.Errorf("allocate a terminal: %w", err)
+		return nil, err
 	}
-	in := int(os.Stdin.Fd())
-	if ws, err := unix.IoctlGetWinsize(in, unix.TIOCGWINSZ); err == nil {
-		_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws)
+	if rows, cols, err := pty.Size(os.Stdin); err == nil {
+		_ = pty.SetSize(master, rows, cols)
 	}
 	restore := func() {}
 	if forwardStdin {
-		if old, err := unix.IoctlGetTermios(in, unix.TCGETS); err == nil {
-			raw := *old
-			raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-			raw.Oflag &^= unix.OPOST
-			raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-			raw.Cflag &^= unix.CSIZE | unix.PARENB
-			raw.Cflag |= unix.CS8
-			raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
-			if unix.IoctlSetTermios(in, unix.TCSETS, &raw) == nil {
-				restore = func() { _ = unix.IoctlSetTermios(in, unix.TCSETS, old) }
-			}
+		if r, err := pty.MakeRaw(os.Stdin); err == nil {
+			restore = r
 		}
 		go func() { _, _ = io.Copy(master, os.Stdin) }()
 	}

@@ -1,4 +1,12 @@
-package main
+// Package pty allocates pseudo-terminals and handles the terminals of the
+// helper in a bottle: the agent's session runs under one, `session attach`
+// puts the user's terminal in raw mode and passes its size on, and the fake
+// smolvm gives `machine exec -t` one as smolvm's agent does.
+//
+// Every call goes through the file's SyscallConn, never Fd (which would put
+// the file in blocking mode and out of Go's poller): closing a master then
+// ends a read pending on it.
+package pty
 
 import (
 	"fmt"
@@ -8,10 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// openPTY allocates a pseudo-terminal pair. The master stays in Go's
-// poller (its ioctls go through SyscallConn, never Fd, which would make it
-// blocking), so closing it ends a pending read.
-func openPTY() (master, slave *os.File, err error) {
+// Open allocates a pseudo-terminal pair.
+func Open() (master, slave *os.File, err error) {
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("allocating a terminal: %w", err)
@@ -52,13 +58,16 @@ func control(f *os.File, fn func(fd int) error) error {
 	return ferr
 }
 
-func setWinsize(f *os.File, rows, cols uint16) error {
+// SetSize sets the terminal's size; on a master, the kernel tells the
+// slave's foreground process group (SIGWINCH).
+func SetSize(f *os.File, rows, cols uint16) error {
 	return control(f, func(fd int) error {
 		return unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols})
 	})
 }
 
-func getWinsize(f *os.File) (rows, cols uint16, err error) {
+// Size is the terminal's size.
+func Size(f *os.File) (rows, cols uint16, err error) {
 	err = control(f, func(fd int) error {
 		ws, err := unix.IoctlGetWinsize(fd, unix.TIOCGWINSZ)
 		if err == nil {
@@ -69,17 +78,17 @@ func getWinsize(f *os.File) (rows, cols uint16, err error) {
 	return rows, cols, err
 }
 
-// isTerminal reports whether f is a terminal.
-func isTerminal(f *os.File) bool {
+// IsTerminal reports whether f is a terminal.
+func IsTerminal(f *os.File) bool {
 	return control(f, func(fd int) error {
 		_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 		return err
 	}) == nil
 }
 
-// makeRaw puts the terminal f in raw mode (as `docker attach` does: keys go
-// to the agent, Ctrl-C included) and returns how to restore it.
-func makeRaw(f *os.File) (restore func(), err error) {
+// MakeRaw puts the terminal f in raw mode (as `docker attach` does: keys go
+// to the other side, Ctrl-C included) and returns how to restore it.
+func MakeRaw(f *os.File) (restore func(), err error) {
 	var old unix.Termios
 	err = control(f, func(fd int) error {
 		t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
