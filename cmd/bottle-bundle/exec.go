@@ -7,11 +7,7 @@ import (
 	"io"
 	"os"
 	"syscall"
-
-	"github.com/docker-bottle/docker-bottle/provider/guest"
 )
-
-func init() { daemons[guest.SubcommandExec] = runExec }
 
 // Exit codes of an exec whose command cannot run, as a shell's.
 const (

@@ -15,8 +15,6 @@ import (
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/client"
 )
 
-func init() { daemons["hook"] = runHook }
-
 // Environment the hook reads: the plan's guest env sets both.
 const (
 	envSuperviseURL = "BOTTLE_SUPERVISE_URL"

@@ -19,8 +19,6 @@ import (
 	"github.com/docker-bottle/docker-bottle/provider/guest"
 )
 
-func init() { daemons[guest.SubcommandInit] = runInit }
-
 // Environment the bootstrap reads; the plan's guest env sets all of them.
 const (
 	envGateURL    = "BOTTLE_GATE_URL"

@@ -1,7 +1,10 @@
 // Command bottle-bundle is the bundle's one static Linux binary: the egress
 // proxy, the git gate and the supervisor. Each daemon can also run on its own
 // (`bottle-bundle proxy --config FILE`), outside any container, for tests and
-// benchmarks. It imports nothing of the plugin side.
+// benchmarks. The same binary is the helper in every bottle
+// (guest.HelperPath): its subcommands there are implemented in
+// provider/guest/..., and this package only dispatches to them. It imports
+// nothing of the plugin side.
 package main
 
 import (
@@ -14,11 +17,25 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/docker-bottle/docker-bottle/provider/guest"
 )
 
-// daemons maps a subcommand to its entry point; each daemon registers itself
-// from its own file.
-var daemons = map[string]func(ctx context.Context, args []string) error{}
+// daemons maps every subcommand to its entry point.
+var daemons = map[string]func(ctx context.Context, args []string) error{
+	// The bundle's daemons.
+	"proxy":      runProxy,
+	"gate":       runGate,
+	"supervisor": runSupervisor,
+	"serve":      runServe,
+	// The helper in a bottle.
+	guest.SubcommandInit:    runInit,
+	guest.SubcommandExec:    runExec,
+	guest.SubcommandHook:    runHook,
+	guest.SubcommandSession: runSession,
+	guest.SubcommandSleep:   runSleep,
+	guest.SubcommandReady:   runReady,
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

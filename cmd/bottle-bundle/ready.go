@@ -7,13 +7,9 @@ import (
 	"os"
 	"strings"
 	"syscall"
+
+	"github.com/docker-bottle/docker-bottle/provider/guest"
 )
-
-func init() { daemons["ready"] = runReady }
-
-// ReadyMarker starts what `bottle-bundle ready` prints: the host's boot
-// check (`docker bottle doctor`) looks for it in a test microVM's output.
-const ReadyMarker = "bottle-bundle ready"
 
 // runReady prints that the helper runs, with the kernel and user it runs
 // under: proof that a machine booted and ran a command.
@@ -30,6 +26,6 @@ func runReady(_ context.Context, args []string) error {
 		}
 		release = append(release, byte(c))
 	}
-	fmt.Printf("%s: kernel %s, uid %d\n", ReadyMarker, strings.TrimSpace(string(release)), os.Getuid())
+	fmt.Printf("%s: kernel %s, uid %d\n", guest.ReadyMarker, strings.TrimSpace(string(release)), os.Getuid())
 	return nil
 }

@@ -19,8 +19,6 @@ import (
 	"github.com/docker-bottle/docker-bottle/provider/guest/pty"
 )
 
-func init() { daemons[guest.SubcommandSession] = runSession }
-
 const sessionUsage = `usage: bottle-bundle session COMMAND [OPTIONS]
 
 The agent's session in a bottle: the agent runs under a terminal of its own,

@@ -5,8 +5,6 @@ import (
 	"errors"
 )
 
-func init() { daemons["sleep"] = runSleep }
-
 // runSleep waits until it is stopped: the workload that keeps a smolvm
 // machine up while the agent runs through `machine exec`, without needing a
 // sleep binary in the agent's image.

@@ -27,7 +27,17 @@ const (
 	// SubcommandExec runs a command of `docker bottle exec` with the
 	// agent's network (the proxy's token added in its own process).
 	SubcommandExec = "exec"
+	// SubcommandSleep waits until it is stopped: the workload that keeps a
+	// smolvm machine up while the agent runs through `machine exec`.
+	SubcommandSleep = "sleep"
+	// SubcommandReady prints ReadyMarker: proof that a machine booted and
+	// ran a command.
+	SubcommandReady = "ready"
 )
+
+// ReadyMarker starts what the ready subcommand prints: the host's boot
+// check (`docker bottle doctor`) looks for it in a test microVM's output.
+const ReadyMarker = "bottle-bundle ready"
 
 // Exec is the helper command that runs command next to the agent, with
 // the agent's proxy settings, CA variables, git configuration and token.
