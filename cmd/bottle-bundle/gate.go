@@ -6,8 +6,6 @@ import (
 	"github.com/docker-bottle/docker-bottle/bundle/gate"
 )
 
-func init() { daemons["gate"] = runGate }
-
 // runGate runs the git gate alone: `bottle-bundle gate --config FILE`.
 func runGate(ctx context.Context, args []string) error {
 	file, err := configFlag("gate", args)

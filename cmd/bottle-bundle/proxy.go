@@ -6,8 +6,6 @@ import (
 	"github.com/docker-bottle/docker-bottle/bundle/proxy"
 )
 
-func init() { daemons["proxy"] = runProxy }
-
 // runProxy runs the egress proxy alone: `bottle-bundle proxy --config FILE`.
 func runProxy(ctx context.Context, args []string) error {
 	file, err := configFlag("proxy", args)

@@ -17,8 +17,6 @@ import (
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor"
 )
 
-func init() { daemons["serve"] = runServe }
-
 // runServe runs the whole bundle in one process: the supervisor, and the
 // proxy and the gate wired to it (their approvals go to its Decider, their
 // audit lines to its merged stream, their health to its report).

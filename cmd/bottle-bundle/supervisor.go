@@ -6,8 +6,6 @@ import (
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor"
 )
 
-func init() { daemons["supervisor"] = runSupervisor }
-
 // runSupervisor runs the supervisor alone: `bottle-bundle supervisor
 // --config FILE`. Alone it has no proxy or gate to ask it, so it serves
 // events, approvals (empty) and health for itself.
