@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"syscall"
 
 	"github.com/docker-bottle/docker-bottle/provider/guest"
+	"github.com/docker-bottle/docker-bottle/provider/guest/bootstrap"
 )
 
 // daemons maps every subcommand to its entry point.
@@ -29,8 +31,8 @@ var daemons = map[string]func(ctx context.Context, args []string) error{
 	"supervisor": runSupervisor,
 	"serve":      runServe,
 	// The helper in a bottle.
-	guest.SubcommandInit:    runInit,
-	guest.SubcommandExec:    runExec,
+	guest.SubcommandInit:    bootstrap.Init,
+	guest.SubcommandExec:    bootstrap.Exec,
 	guest.SubcommandHook:    runHook,
 	guest.SubcommandSession: runSession,
 	guest.SubcommandSleep:   runSleep,
@@ -45,6 +47,10 @@ func main() {
 		os.Exit(2)
 	}
 	if err := daemons[os.Args[1]](ctx, os.Args[2:]); err != nil {
+		var code guest.ExitCode
+		if errors.As(err, &code) {
+			os.Exit(int(code))
+		}
 		fmt.Fprintf(os.Stderr, "bottle-bundle %s: %v\n", os.Args[1], err)
 		os.Exit(1)
 	}

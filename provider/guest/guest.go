@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strconv"
 	"strings"
 )
 
@@ -34,6 +35,24 @@ const (
 	// ran a command.
 	SubcommandReady = "ready"
 )
+
+// The guest environment's variables the helper reads; the plan's guest env
+// sets them (the token is never in the environment: its file is).
+const (
+	EnvGateURL      = "BOTTLE_GATE_URL"
+	EnvBranch       = "BOTTLE_BRANCH"
+	EnvPromptFile   = "BOTTLE_PROMPT_FILE"
+	EnvBottleName   = "BOTTLE_NAME"
+	EnvSuperviseURL = "BOTTLE_SUPERVISE_URL"
+	EnvTokenFile    = "BOTTLE_TOKEN_FILE"
+)
+
+// ExitCode is the error with which a subcommand of the helper ends it with
+// that exit code and nothing more said: the subcommand has said why, or the
+// code is the agent's own, which the plugin passes on.
+type ExitCode int
+
+func (c ExitCode) Error() string { return "exit code " + strconv.Itoa(int(c)) }
 
 // ReadyMarker starts what the ready subcommand prints: the host's boot
 // check (`docker bottle doctor`) looks for it in a test microVM's output.

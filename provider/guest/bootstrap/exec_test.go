@@ -1,11 +1,15 @@
-package main
+package bootstrap
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/docker-bottle/docker-bottle/provider/guest"
 )
 
 // TestExecTarget: `bottle-bundle exec` runs the user's command with the
@@ -44,7 +48,7 @@ func TestExecTarget(t *testing.T) {
 	// Without the token the command still runs, and the user is told why
 	// the proxy will refuse it.
 	stderr.Reset()
-	noToken := append(slices.Clone(env), envTokenFile+"="+filepath.Join(r.dir, "nosuch"))
+	noToken := append(slices.Clone(env), guest.EnvTokenFile+"="+filepath.Join(r.dir, "nosuch"))
 	_, _, got, _, err = execTarget([]string{"tool"}, noToken, &stderr)
 	if err != nil || strings.Contains(strings.Join(got, "\n"), testToken) || !strings.Contains(stderr.String(), "407") {
 		t.Errorf("without a token: %v %q", err, stderr.String())
@@ -55,5 +59,17 @@ func TestExecTarget(t *testing.T) {
 	}
 	if _, _, _, code, err := execTarget([]string{"--"}, env, &stderr); code != 2 || err == nil {
 		t.Errorf("no command: exit %d %v", code, err)
+	}
+}
+
+// TestExecExitCodes: an exec whose command cannot run ends with a shell's
+// exit code, which main passes on without a word more.
+func TestExecExitCodes(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	for args, want := range map[string]guest.ExitCode{"": 2, "nosuchtool": exitNotFound} {
+		var code guest.ExitCode
+		if err := Exec(context.Background(), []string{"--", args}); !errors.As(err, &code) || code != want {
+			t.Errorf("exec %q: %v, want exit code %d", args, err, want)
+		}
 	}
 }

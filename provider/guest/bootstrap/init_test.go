@@ -1,4 +1,4 @@
-package main
+package bootstrap
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/gitstage"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/provider"
+	"github.com/docker-bottle/docker-bottle/provider/guest"
 	"github.com/docker-bottle/docker-bottle/spec"
 )
 
@@ -335,10 +336,10 @@ func TestInitRefuses(t *testing.T) {
 		pre  func()
 		want string
 	}{
-		{"no gate", a, without(envGateURL), nil, envGateURL + " is not set"},
-		{"no branch", a, without(envBranch), nil, envBranch + " is not set"},
-		{"no token file", a, with(envTokenFile + "=/nonexistent"), nil, "reading the bottle token"},
-		{"empty token", a, with(envTokenFile + "=" + emptyToken), nil, "is empty"},
+		{"no gate", a, without(guest.EnvGateURL), nil, guest.EnvGateURL + " is not set"},
+		{"no branch", a, without(guest.EnvBranch), nil, guest.EnvBranch + " is not set"},
+		{"no token file", a, with(guest.EnvTokenFile + "=/nonexistent"), nil, "reading the bottle token"},
+		{"empty token", a, with(guest.EnvTokenFile + "=" + emptyToken), nil, "is empty"},
 		// The gate read its token at start; git's helper now reads another.
 		{"wrong token", a, r.env, func() { os.WriteFile(r.token, []byte("wrong"), 0o600) }, "cloning from the git gate"},
 		{"unknown prompt mode", plan.AgentProvision{Provider: "claude", Command: []string{"claude"}, PromptMode: "argument"}, r.env, nil, "prompt mode"},

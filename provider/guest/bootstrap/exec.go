@@ -1,4 +1,4 @@
-package main
+package bootstrap
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"syscall"
+
+	"github.com/docker-bottle/docker-bottle/provider/guest"
 )
 
 // Exit codes of an exec whose command cannot run, as a shell's.
@@ -15,7 +17,7 @@ const (
 	exitNotFound  = 127
 )
 
-// runExec is what `docker bottle exec` runs in the bottle, as the agent's
+// Exec is what `docker bottle exec` runs in the bottle, as the agent's
 // user:
 //
 //	bottle-bundle exec -- COMMAND [ARGS...]
@@ -26,18 +28,17 @@ const (
 // and on no command line. The rest of the environment and the working
 // directory are the exec's own (its -e and -w). COMMAND replaces the
 // helper, keeping its terminal and signals.
-func runExec(ctx context.Context, args []string) error {
+func Exec(_ context.Context, args []string) error {
 	path, argv, env, code, err := execTarget(args, os.Environ(), os.Stderr)
 	if err == nil {
 		err = syscall.Exec(path, argv, env)
 		code = exitCannotRun
 	}
 	fmt.Fprintf(os.Stderr, "docker bottle exec: %v\n", err)
-	os.Exit(code)
-	return nil
+	return guest.ExitCode(code)
 }
 
-// execTarget is what runExec executes: the command's path, its arguments
+// execTarget is what Exec executes: the command's path, its arguments
 // and its environment; or the exit code and the reason it cannot run. A
 // token that cannot be read is said on stderr and the command runs without
 // it (the user is debugging, perhaps that very bottle).

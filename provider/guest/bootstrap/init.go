@@ -1,4 +1,10 @@
-package main
+// Package bootstrap starts what runs in a bottle: the workspace bootstrap
+// (the helper's init subcommand, Init), which clones the repository from
+// the git gate and execs the agent, and Exec, which runs a command of
+// `docker bottle exec` with the agent's network. Both read the bottle's
+// token from its file and put it only into the proxy URLs of the process
+// they exec, so it is in no recorded environment and on no command line.
+package bootstrap
 
 import (
 	"bytes"
@@ -9,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,18 +23,6 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/provider/guest"
 )
-
-// Environment the bootstrap reads; the plan's guest env sets all of them.
-const (
-	envGateURL    = "BOTTLE_GATE_URL"
-	envBranch     = "BOTTLE_BRANCH"
-	envPromptFile = "BOTTLE_PROMPT_FILE"
-	envBottleName = "BOTTLE_NAME"
-)
-
-// proxyVars get the bottle's token as their password, for the agent's own
-// process only: the environment the engine or smolvm stores holds none.
-var proxyVars = []string{"HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy"}
 
 // execFunc replaces the process with the agent, in dir.
 type execFunc func(dir, path string, argv, env []string) error
@@ -41,7 +34,7 @@ func execAgent(dir, path string, argv, env []string) error {
 	return syscall.Exec(path, argv, env)
 }
 
-// runInit is the workspace bootstrap, run in the bottle as the agent's user:
+// Init is the workspace bootstrap, run in the bottle as the agent's user:
 //
 //	bottle-bundle init --provider NAME --prompt-mode MODE --workspace DIR -- COMMAND [ARGS...]
 //
@@ -51,7 +44,7 @@ func execAgent(dir, path string, argv, env []string) error {
 // the prompt file in the provider's mode, adds the token to the proxy URLs
 // and execs the agent. Run again on the same disk (a restarted bottle), it
 // keeps the workspace as it is.
-func runInit(ctx context.Context, args []string) error {
+func Init(ctx context.Context, args []string) error {
 	return bootstrap(ctx, args, os.Environ(), os.Stderr, execAgent)
 }
 
@@ -69,7 +62,7 @@ func bootstrap(ctx context.Context, args, environ []string, stderr io.Writer, ex
 		return errors.New("usage: bottle-bundle init [--provider NAME] [--prompt-mode MODE] [--workspace /ABS/DIR] -- COMMAND [ARGS...]")
 	}
 	env := newEnv(environ)
-	for _, k := range []string{envGateURL, envBranch, envTokenFile} {
+	for _, k := range []string{guest.EnvGateURL, guest.EnvBranch, guest.EnvTokenFile} {
 		if env.get(k) == "" {
 			return fmt.Errorf("%s is not set: run the bootstrap in a bottle, whose environment sets it", k)
 		}
@@ -79,12 +72,12 @@ func bootstrap(ctx context.Context, args, environ []string, stderr io.Writer, ex
 		return err
 	}
 	var prompt []byte
-	if pf := env.get(envPromptFile); pf != "" {
+	if pf := env.get(guest.EnvPromptFile); pf != "" {
 		if prompt, err = os.ReadFile(pf); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("reading the prompt file: %w", err)
 		}
 	}
-	launch, err := guest.Apply(*promptMode, command, env.get(envPromptFile), prompt, env.get)
+	launch, err := guest.Apply(*promptMode, command, env.get(guest.EnvPromptFile), prompt, env.get)
 	if err != nil {
 		return err
 	}
@@ -137,7 +130,7 @@ func prepareWorkspace(ctx context.Context, env *envList, dir string, stderr io.W
 	} else if len(ents) > 0 {
 		return fmt.Errorf("the workspace %s is not empty and not a git repository: the bottle clones into an empty directory", dir)
 	}
-	gate, branch := env.get(envGateURL), env.get(envBranch)
+	gate, branch := env.get(guest.EnvGateURL), env.get(guest.EnvBranch)
 	fmt.Fprintf(stderr, "docker bottle: cloning the repository from the git gate into %s\n", dir)
 	if _, err := git("clone", "--quiet", "--", gate, "."); err != nil {
 		return fmt.Errorf("cloning from the git gate at %s: %w", gate, err)
@@ -162,7 +155,7 @@ func prepareWorkspace(ctx context.Context, env *envList, dir string, stderr io.W
 		}
 	}
 	if email, _ := git("config", "user.email"); email == "" {
-		name := env.get(envBottleName)
+		name := env.get(guest.EnvBottleName)
 		if name == "" {
 			name = "bottle"
 		}
@@ -244,93 +237,9 @@ func prepareHome(ctx context.Context, provider string, env *envList, workspace s
 	return nil
 }
 
-// readToken reads the bottle's token from the file the guest env names.
-func readToken(env *envList) (string, error) {
-	file := env.get(envTokenFile)
-	if file == "" {
-		return "", fmt.Errorf("%s is not set: run this in a bottle, whose environment sets it", envTokenFile)
-	}
-	tok, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("reading the bottle token: %w", err)
-	}
-	token := strings.TrimSpace(string(tok))
-	if token == "" {
-		return "", fmt.Errorf("the bottle token file %s is empty", file)
-	}
-	return token, nil
-}
-
-// withProxyToken returns env with the bottle's token as the password of
-// each proxy URL that points at the bundle (the git gate's host): a proxy
-// set to anything else (an exec's own -e) does not get the token.
-func withProxyToken(env *envList, token string) *envList {
-	gate, err := url.Parse(env.get(envGateURL))
-	if err != nil || gate.Hostname() == "" {
-		return env
-	}
-	out := env
-	for _, k := range proxyVars {
-		v := env.get(k)
-		if v == "" {
-			continue
-		}
-		u, err := url.Parse(v)
-		if err != nil || u.Host == "" || u.User != nil || u.Hostname() != gate.Hostname() {
-			continue
-		}
-		u.User = url.UserPassword("bottle", token)
-		out = out.with(k, u.String())
-	}
-	return out
-}
-
 func writePrivate(path string, content []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
 	return os.WriteFile(path, content, 0o600)
 }
-
-// lookPath finds a command on a PATH (the agent's, or an exec's).
-func lookPath(name, path string) (string, error) {
-	if strings.Contains(name, "/") {
-		return name, nil
-	}
-	for _, dir := range filepath.SplitList(path) {
-		if dir == "" {
-			dir = "."
-		}
-		p := filepath.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%q is not found in PATH=%s", name, path)
-}
-
-// envList is an environment in os.Environ's form, changed by copying.
-type envList struct{ kv []string }
-
-func newEnv(kv []string) *envList { return &envList{kv: append([]string(nil), kv...)} }
-
-func (e *envList) get(k string) string {
-	for i := len(e.kv) - 1; i >= 0; i-- {
-		if key, v, ok := strings.Cut(e.kv[i], "="); ok && key == k {
-			return v
-		}
-	}
-	return ""
-}
-
-func (e *envList) with(k, v string) *envList {
-	out := make([]string, 0, len(e.kv)+1)
-	for _, kv := range e.kv {
-		if key, _, _ := strings.Cut(kv, "="); key != k {
-			out = append(out, kv)
-		}
-	}
-	return &envList{kv: append(out, k+"="+v)}
-}
-
-func (e *envList) list() []string { return append([]string(nil), e.kv...) }
