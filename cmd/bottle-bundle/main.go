@@ -21,6 +21,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/provider/guest"
 	"github.com/docker-bottle/docker-bottle/provider/guest/bootstrap"
+	"github.com/docker-bottle/docker-bottle/provider/guest/hook"
 )
 
 // daemons maps every subcommand to its entry point.
@@ -33,7 +34,7 @@ var daemons = map[string]func(ctx context.Context, args []string) error{
 	// The helper in a bottle.
 	guest.SubcommandInit:    bootstrap.Init,
 	guest.SubcommandExec:    bootstrap.Exec,
-	guest.SubcommandHook:    runHook,
+	guest.SubcommandHook:    hook.Main,
 	guest.SubcommandSession: runSession,
 	guest.SubcommandSleep:   runSleep,
 	guest.SubcommandReady:   runReady,

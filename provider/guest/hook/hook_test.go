@@ -1,4 +1,4 @@
-package main
+package hook
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/client"
+	"github.com/docker-bottle/docker-bottle/provider/guest"
 )
 
 // sup is a real supervisor on loopback and what a hook in the bottle has:
@@ -55,7 +56,7 @@ func startSupervisor(t *testing.T, kinds []approval.Kind, timeout time.Duration)
 		t.Fatal(err)
 	}
 	return sup{op: op, env: map[string]string{
-		envSuperviseURL: "http://" + ln.Addr().String(), envTokenFile: agentFile,
+		guest.EnvSuperviseURL: "http://" + ln.Addr().String(), guest.EnvTokenFile: agentFile,
 		// As in the bottle: a proxy in the environment, which the hook
 		// must not use for the supervisor.
 		"HTTP_PROXY": "http://127.0.0.1:1", "http_proxy": "http://127.0.0.1:1",
@@ -69,7 +70,7 @@ type hookRun struct {
 
 func runHookWith(ctx context.Context, s sup, args []string, input string) hookRun {
 	var out, errb bytes.Buffer
-	err := hook(ctx, args, strings.NewReader(input), &out, &errb, s.getenv)
+	err := run(ctx, args, strings.NewReader(input), &out, &errb, s.getenv)
 	return hookRun{err, out.String(), errb.String()}
 }
 
@@ -134,10 +135,10 @@ func TestHookNeverStopsTheAgent(t *testing.T) {
 		input string
 	}{
 		"bad input":      {s.env, `not json`},
-		"no supervisor":  {map[string]string{envSuperviseURL: "http://127.0.0.1:1", envTokenFile: s.env[envTokenFile]}, `{"hook_event_name":"Stop"}`},
-		"no token file":  {map[string]string{envSuperviseURL: s.env[envSuperviseURL], envTokenFile: "/nonexistent"}, `{"hook_event_name":"Stop"}`},
+		"no supervisor":  {map[string]string{guest.EnvSuperviseURL: "http://127.0.0.1:1", guest.EnvTokenFile: s.env[guest.EnvTokenFile]}, `{"hook_event_name":"Stop"}`},
+		"no token file":  {map[string]string{guest.EnvSuperviseURL: s.env[guest.EnvSuperviseURL], guest.EnvTokenFile: "/nonexistent"}, `{"hook_event_name":"Stop"}`},
 		"no environment": {map[string]string{}, `{"hook_event_name":"Stop"}`},
-		"wrong token":    {map[string]string{envSuperviseURL: s.env[envSuperviseURL], envTokenFile: writeTemp(t, "nope")}, `{"hook_event_name":"Stop"}`},
+		"wrong token":    {map[string]string{guest.EnvSuperviseURL: s.env[guest.EnvSuperviseURL], guest.EnvTokenFile: writeTemp(t, "nope")}, `{"hook_event_name":"Stop"}`},
 		"odd event name": {s.env, `{"hook_event_name":"a b/c"}`},
 		"no event name":  {s.env, `{}`},
 	} {
@@ -163,7 +164,7 @@ func TestHookNeverStopsTheAgent(t *testing.T) {
 	if len(evs) != 2 || !types["hook.abc"] || !types["hook.unknown"] {
 		t.Errorf("events %+v", evs)
 	}
-	if err := hook(context.Background(), []string{"extra"}, strings.NewReader("{}"), io.Discard, io.Discard, s.getenv); err == nil {
+	if err := run(context.Background(), []string{"extra"}, strings.NewReader("{}"), io.Discard, io.Discard, s.getenv); err == nil {
 		t.Error("usage error not reported")
 	}
 }
@@ -265,8 +266,8 @@ func TestHookFailsClosed(t *testing.T) {
 		args  []string
 		input string
 	}{
-		"no supervisor": {map[string]string{envSuperviseURL: "http://127.0.0.1:1", envTokenFile: s.env[envTokenFile]}, []string{"--approve"}, preToolUse},
-		"wrong token":   {map[string]string{envSuperviseURL: s.env[envSuperviseURL], envTokenFile: writeTemp(t, "nope")}, []string{"--approve"}, preToolUse},
+		"no supervisor": {map[string]string{guest.EnvSuperviseURL: "http://127.0.0.1:1", guest.EnvTokenFile: s.env[guest.EnvTokenFile]}, []string{"--approve"}, preToolUse},
+		"wrong token":   {map[string]string{guest.EnvSuperviseURL: s.env[guest.EnvSuperviseURL], guest.EnvTokenFile: writeTemp(t, "nope")}, []string{"--approve"}, preToolUse},
 		"no env":        {map[string]string{}, []string{"--approve"}, preToolUse},
 		"bad input":     {s.env, []string{"--approve"}, `{"tool_name":`},
 		"no tool":       {s.env, []string{"--approve"}, `{"hook_event_name":"PreToolUse"}`},

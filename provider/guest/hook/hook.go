@@ -1,4 +1,7 @@
-package main
+// Package hook is the helper's hook subcommand (Main): Claude Code's hooks
+// in a bottle, which post the agent's events to the supervisor and ask it
+// to approve tool calls.
+package hook
 
 import (
 	"context"
@@ -13,12 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/client"
-)
-
-// Environment the hook reads: the plan's guest env sets both.
-const (
-	envSuperviseURL = "BOTTLE_SUPERVISE_URL"
-	envTokenFile    = "BOTTLE_TOKEN_FILE"
+	"github.com/docker-bottle/docker-bottle/provider/guest"
 )
 
 // Bounds on what the hook reads and sends.
@@ -30,18 +28,18 @@ const (
 	eventTimeout   = 5 * time.Second
 )
 
-// runHook is an agent's hook in the bottle: `bottle-bundle hook` reads one
+// Main is an agent's hook in the bottle: `bottle-bundle hook` reads one
 // Claude Code hook input (JSON) on stdin and posts it to the supervisor as
 // an event; it always exits 0, so a missing supervisor never stops the
 // agent. `bottle-bundle hook --approve [--wait D]` is a PreToolUse hook: it
 // asks the supervisor to approve the tool call, waits for the answer, and
 // prints Claude Code's decision (allow or deny, with the reason Claude
 // reads). Anything that goes wrong denies: the hook fails closed.
-func runHook(ctx context.Context, args []string) error {
-	return hook(ctx, args, os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+func Main(ctx context.Context, args []string) error {
+	return run(ctx, args, os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 }
 
-func hook(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("hook", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	approve := fs.Bool("approve", false, "ask the supervisor to approve the tool call and print Claude Code's PreToolUse decision")
@@ -118,9 +116,9 @@ func readHookInput(r io.Reader) (map[string]any, error) {
 // supervisorClient reaches the supervisor with the agent's token, read from
 // its file (the token is never in the environment).
 func supervisorClient(getenv func(string) string) (*client.Client, error) {
-	url, tokenFile := getenv(envSuperviseURL), getenv(envTokenFile)
+	url, tokenFile := getenv(guest.EnvSuperviseURL), getenv(guest.EnvTokenFile)
 	if url == "" || tokenFile == "" {
-		return nil, fmt.Errorf("%s and %s must be set (the bottle's environment sets them)", envSuperviseURL, envTokenFile)
+		return nil, fmt.Errorf("%s and %s must be set (the bottle's environment sets them)", guest.EnvSuperviseURL, guest.EnvTokenFile)
 	}
 	tok, err := os.ReadFile(tokenFile)
 	if err != nil {
