@@ -22,6 +22,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/provider/guest"
 	"github.com/docker-bottle/docker-bottle/provider/guest/bootstrap"
 	"github.com/docker-bottle/docker-bottle/provider/guest/hook"
+	"github.com/docker-bottle/docker-bottle/provider/guest/session"
 )
 
 // daemons maps every subcommand to its entry point.
@@ -35,7 +36,7 @@ var daemons = map[string]func(ctx context.Context, args []string) error{
 	guest.SubcommandInit:    bootstrap.Init,
 	guest.SubcommandExec:    bootstrap.Exec,
 	guest.SubcommandHook:    hook.Main,
-	guest.SubcommandSession: runSession,
+	guest.SubcommandSession: session.Main,
 	guest.SubcommandSleep:   runSleep,
 	guest.SubcommandReady:   runReady,
 }

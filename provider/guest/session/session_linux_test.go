@@ -1,4 +1,4 @@
-package main
+package session
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/docker-bottle/docker-bottle/provider/guest"
 	"github.com/docker-bottle/docker-bottle/provider/guest/pty"
 )
 
@@ -389,6 +390,23 @@ func TestSessionStartAndWait(t *testing.T) {
 	}
 	if _, err := attach(context.Background(), attachOptions{Dir: dir, ID: "d", Wait: 100 * time.Millisecond, In: strings.NewReader(""), Out: io.Discard, Err: io.Discard}); err == nil {
 		t.Error("attach to a session that never starts did not fail")
+	}
+}
+
+// TestMainPassesTheAgentsExitCode: `session attach` ends with the agent's
+// exit code, which main passes on as the helper's own.
+func TestMainPassesTheAgentsExitCode(t *testing.T) {
+	dir := sessionDir(t)
+	code, err := runSessionServer(context.Background(), serverOptions{Dir: dir, ID: "x", Argv: []string{"sh", "-c", "exit 5"}})
+	if err != nil || code != 5 {
+		t.Fatalf("session: %d %v", code, err)
+	}
+	var exit guest.ExitCode
+	if err := Main(context.Background(), []string{"attach", "--dir", dir}); !errors.As(err, &exit) || exit != 5 {
+		t.Errorf("session attach: %v, want exit code 5", err)
+	}
+	if err := Main(context.Background(), []string{"nosuch"}); err == nil || errors.As(err, &exit) {
+		t.Errorf("an unknown session command: %v", err)
 	}
 }
 

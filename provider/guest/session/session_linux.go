@@ -1,4 +1,10 @@
-package main
+// Package session is the helper's session subcommand (Main): the agent's
+// session in a bottle, for a backend that has no attach or logs of its own
+// (smolvm). `session start` runs the agent under a terminal of its own and
+// keeps its output in a log; `attach`, `logs`, `status` and `wait`, run by
+// other execs, reach it through a unix socket and the files of the session
+// directory.
+package session
 
 import (
 	"context"
@@ -41,8 +47,8 @@ Commands:
 DIR defaults to $HOME/` + guest.SessionDirName + `.
 `
 
-// runSession is the helper's `session` subcommand (see sessionUsage).
-func runSession(ctx context.Context, args []string) error {
+// Main is the helper's `session` subcommand (see sessionUsage).
+func Main(ctx context.Context, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(os.Stderr, sessionUsage)
 		if len(args) == 0 {
@@ -74,7 +80,7 @@ func runSession(ctx context.Context, args []string) error {
 			return err
 		}
 		if code != 0 {
-			os.Exit(code)
+			return guest.ExitCode(code)
 		}
 		return nil
 	case "attach":
@@ -105,7 +111,7 @@ func runSession(ctx context.Context, args []string) error {
 			return nil
 		}
 		if res.Code != 0 {
-			os.Exit(res.Code)
+			return guest.ExitCode(res.Code)
 		}
 		return nil
 	case "logs":
