@@ -22,6 +22,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/provider/guest"
 	"github.com/docker-bottle/docker-bottle/provider/guest/bootstrap"
 	"github.com/docker-bottle/docker-bottle/provider/guest/hook"
+	"github.com/docker-bottle/docker-bottle/provider/guest/machine"
 	"github.com/docker-bottle/docker-bottle/provider/guest/session"
 )
 
@@ -37,8 +38,8 @@ var daemons = map[string]func(ctx context.Context, args []string) error{
 	guest.SubcommandExec:    bootstrap.Exec,
 	guest.SubcommandHook:    hook.Main,
 	guest.SubcommandSession: session.Main,
-	guest.SubcommandSleep:   runSleep,
-	guest.SubcommandReady:   runReady,
+	guest.SubcommandSleep:   machine.Sleep,
+	guest.SubcommandReady:   machine.Ready,
 }
 
 func main() {
