@@ -1,9 +1,14 @@
 // Package guest is what the plugin and the bottle agree on about starting an
-// agent: where the helper binary lives, the prompt modes and how each one
-// turns the bottle's prompt file into arguments or files, and the names the
-// workspace bootstrap takes. It uses the standard library only, so that the
-// bundle binary (whose init and hook subcommands run in the bottle) can
-// import it without the plugin side.
+// agent: where the helper binary lives, its subcommands and the environment
+// they read, the prompt modes and how each one turns the bottle's prompt
+// file into arguments or files, and the names the workspace bootstrap
+// takes. It uses the standard library only, so that both sides can import
+// it.
+//
+// The helper's subcommands are implemented in the packages below this one,
+// for the bundle binary: bootstrap (init and exec), hook, session, machine
+// (sleep and ready), and pty for their terminals (which the fake smolvm's
+// `machine exec -t` uses too).
 package guest
 
 import (
