@@ -192,7 +192,7 @@ func (s *Service) runSmolvm(ctx context.Context, p plan.Plan, req image.Request,
 	sm := backend.Smolvm{CLI: s.Smolvm}
 	mo := backend.MachineOptions{
 		Artifact: built.Artifact,
-		Workload: []string{guest.HelperPath, "sleep"},
+		Workload: []string{guest.HelperPath, guest.SubcommandSleep},
 		CPUs:     p.Spec.Resources.CPUs,
 		Labels:   map[string]string{plan.LabelBottle: p.Slug, plan.LabelRole: plan.RoleAgent, plan.LabelVersion: s.Version},
 	}

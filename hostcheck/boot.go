@@ -14,6 +14,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/internal/bundlebin"
 	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/provider/guest"
 	"github.com/docker-bottle/docker-bottle/smolvm"
 )
 
@@ -86,7 +87,7 @@ func bootOnce(ctx context.Context, cli *smolvm.CLI) (bool, string) {
 	ctx, cancel := context.WithTimeout(ctx, bootTimeout)
 	defer cancel()
 	start := time.Now()
-	err = cli.BootCheck(ctx, smolvm.BootCheckOptions{Rootfs: root, Command: []string{"/bottle-bundle", "ready"}, Marker: "bottle-bundle ready"})
+	err = cli.BootCheck(ctx, smolvm.BootCheckOptions{Rootfs: root, Command: []string{"/bottle-bundle", guest.SubcommandReady}, Marker: guest.ReadyMarker})
 	if err != nil {
 		var ce *smolvm.CommandError
 		if errors.As(err, &ce) && ce.Remedy != "" {
