@@ -437,21 +437,8 @@ func TestMachineLifecycle(t *testing.T) {
 }
 
 func TestExecCancel(t *testing.T) {
-	cli, _ := newCLI(t)
-	reg := smolvmtest.NewRegistry(t, "")
-	art, err := packProbe(t, cli, reg, smolvm.PackOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	vol := t.TempDir()
+	cli, vol := runningProbeMachine(t, "c1")
 	ctx := context.Background()
-	if err := cli.MachineCreate(ctx, smolvm.CreateOptions{Name: "c1", From: art.Sidecar, Volumes: []smolvm.Volume{{Host: vol, Guest: "/vol"}},
-		Workload: []string{"probe", "sleep"}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := cli.MachineStart(ctx, "c1"); err != nil {
-		t.Fatal(err)
-	}
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
@@ -627,21 +614,8 @@ func TestPackCreateCancel(t *testing.T) {
 // it with smolvm's lost-connection error, not a guest exit code
 // (CONTRACT.md section 4).
 func TestExecWhenTheMachineStops(t *testing.T) {
-	cli, _ := newCLI(t)
-	reg := smolvmtest.NewRegistry(t, "")
-	art, err := packProbe(t, cli, reg, smolvm.PackOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	vol := t.TempDir()
+	cli, vol := runningProbeMachine(t, "s1")
 	ctx := context.Background()
-	if err := cli.MachineCreate(ctx, smolvm.CreateOptions{Name: "s1", From: art.Sidecar, Volumes: []smolvm.Volume{{Host: vol, Guest: "/vol"}},
-		Workload: []string{"probe", "sleep"}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := cli.MachineStart(ctx, "s1"); err != nil {
-		t.Fatal(err)
-	}
 	done := make(chan error, 1)
 	go func() {
 		code, err := cli.MachineExec(ctx, smolvm.ExecOptions{Name: "s1", Command: []string{"probe", "workload", "/vol/exec.pid"}})
@@ -696,4 +670,26 @@ func TestUser(t *testing.T) {
 	if err := old.MachineCreate(ctx, smolvm.CreateOptions{Name: "u2", User: "1000"}); !errors.Is(err, smolvm.ErrInvalidOption) || !strings.Contains(err.Error(), "1.14.2") {
 		t.Errorf("--user on 1.14.1: %v", err)
 	}
+}
+
+// runningProbeMachine packs the probe, and makes and starts a machine of it
+// with a host directory at /vol; it returns the CLI and that directory.
+func runningProbeMachine(t *testing.T, name string) (*smolvm.CLI, string) {
+	t.Helper()
+	cli, _ := newCLI(t)
+	reg := smolvmtest.NewRegistry(t, "")
+	art, err := packProbe(t, cli, reg, smolvm.PackOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vol := t.TempDir()
+	ctx := context.Background()
+	if err := cli.MachineCreate(ctx, smolvm.CreateOptions{Name: name, From: art.Sidecar, Volumes: []smolvm.Volume{{Host: vol, Guest: "/vol"}},
+		Workload: []string{"probe", "sleep"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.MachineStart(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	return cli, vol
 }
