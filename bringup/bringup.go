@@ -390,7 +390,9 @@ func publishedPorts(ctx context.Context, e interface {
 	if err != nil {
 		return plan.HostPorts{}, err
 	}
-	if st := res.Container.State; st != nil && !st.Running {
+	// A bundle that exited may already be restarting (its restart policy):
+	// the engine then calls it running, with no ports bound.
+	if st := res.Container.State; st != nil && (!st.Running || st.Restarting) {
 		return plan.HostPorts{}, fmt.Errorf("the bundle exited with code %d", st.ExitCode)
 	}
 	if res.Container.NetworkSettings == nil {
