@@ -2,12 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/moby/moby/client"
 
@@ -25,24 +21,10 @@ func TestAgentContainerIsHardened(t *testing.T) {
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
 	cfg := testenv.DockerConfig(t)
-	repo := testenv.GitRepo(t)
-	files := map[string]string{
+	name := dockerBottle(t, cfg, "hard", map[string]string{
 		"Dockerfile":  "FROM " + base + "\nENV HOME=/root\n",
 		"bottle.yaml": "agent:\n  provider: shell\n  dockerfile: Dockerfile\n  command: [sh, -c, 'echo agent up; exec sleep 600']\n",
-	}
-	for f, content := range files {
-		if err := os.WriteFile(filepath.Join(repo, f), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	gitIn(t, repo, "add", ".")
-	gitIn(t, repo, "commit", "-qm", "bottle spec")
-	name := fmt.Sprintf("hard-%d", time.Now().UnixNano()%1e6)
-	t.Cleanup(func() { docker(t, cfg, nil, "bottle", "rm", "-f", name) })
-	r := docker(t, cfg, []string{"DOCKER_BOTTLE_SMOLVM="}, "bottle", "run", "-d", "--backend", "docker", "--name", name, "--progress", "plain", repo)
-	if r.code != 0 {
-		t.Fatalf("run -d: exit %d\n%s", r.code, r.stderr)
-	}
+	})
 	waitLogs(t, cfg, nil, name, "agent up")
 
 	ctx := context.Background()

@@ -39,6 +39,14 @@ import (
 // it when the test ends.
 func dockerBottle(t *testing.T, cfg, prefix string, files map[string]string) string {
 	t.Helper()
+	return bottleOf(t, cfg, []string{"DOCKER_BOTTLE_SMOLVM="}, "docker", prefix, files)
+}
+
+// bottleOf runs `docker bottle run -d --backend BACKEND` (with env) of a
+// bottle whose repository holds files, and removes it when the test ends,
+// also when the run fails once its agent was made.
+func bottleOf(t *testing.T, cfg string, env []string, backendName, prefix string, files map[string]string) string {
+	t.Helper()
 	repo := testenv.GitRepo(t)
 	name := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%1e6)
 	for f, content := range files {
@@ -48,11 +56,11 @@ func dockerBottle(t *testing.T, cfg, prefix string, files map[string]string) str
 	}
 	gitIn(t, repo, "add", ".")
 	gitIn(t, repo, "commit", "-qm", "bottle spec")
-	r := docker(t, cfg, []string{"DOCKER_BOTTLE_SMOLVM="}, "bottle", "run", "-d", "--backend", "docker", "--name", name, "--progress", "plain", repo)
+	t.Cleanup(func() { docker(t, cfg, env, "bottle", "rm", "-f", name) })
+	r := docker(t, cfg, env, "bottle", "run", "-d", "--backend", backendName, "--name", name, "--progress", "plain", repo)
 	if r.code != 0 {
 		t.Fatalf("run -d: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	t.Cleanup(func() { docker(t, cfg, nil, "bottle", "rm", "-f", name) })
 	return name
 }
 

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/smolvm/smolvmtest"
@@ -41,26 +38,10 @@ func TestSmolvmAgentRunsAsTheImageUser(t *testing.T) {
 			if c.version != "" {
 				env = append(env, "SMOLVM_FAKE_VERSION="+c.version)
 			}
-			repo := testenv.GitRepo(t)
-			files := map[string]string{
+			name := bottleOf(t, cfg, env, "smolvm", "su-"+c.name, map[string]string{
 				"Dockerfile":  "FROM " + base + "\nRUN git init -q /workspace\n" + c.user + "\nWORKDIR /workspace\n",
 				"bottle.yaml": "agent:\n  provider: shell\n  dockerfile: Dockerfile\n  command: [sh, -c, 'echo \"agent uid $(id -u)\"; sleep 600']\n",
-			}
-			for f, content := range files {
-				if err := os.WriteFile(filepath.Join(repo, f), []byte(content), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			gitIn(t, repo, "add", ".")
-			gitIn(t, repo, "commit", "-qm", "bottle spec")
-			name := fmt.Sprintf("su-%s-%d", c.name, time.Now().UnixNano()%1e6)
-			// A run that fails once its machine runs leaves the bottle for
-			// logs and rm, as docker leaves a container.
-			t.Cleanup(func() { docker(t, cfg, env, "bottle", "rm", "-f", name) })
-			r := docker(t, cfg, env, "bottle", "run", "-d", "--backend", "smolvm", "--name", name, "--progress", "plain", repo)
-			if r.code != 0 {
-				t.Fatalf("run -d: exit %d\n%s", r.code, r.stderr)
-			}
+			})
 			logs := waitLogs(t, cfg, env, name, "agent uid")
 			if !strings.Contains(logs, "agent uid "+c.want+"\r\n") {
 				t.Errorf("the agent of a %s image on smolvm %s: %q, want uid %s", c.name, c.version, logs, c.want)
