@@ -107,10 +107,15 @@ func dockerBackend(dockerCli command.Cli) (backend.Docker, error) {
 	return backend.Docker{Engine: eng, CLI: dockerCli}, nil
 }
 
-// progressOut is where step lines go for a --progress mode.
+// progressOut is where step lines go for a --progress mode: with json,
+// each becomes a JSON event, so that stderr carries nothing but JSON.
 func progressOut(dockerCli command.Cli, mode string) io.Writer {
-	if mode == "quiet" {
+	switch mode {
+	case progress.ModeQuiet:
 		return nil
+	case progress.ModeJSON:
+		w, _ := progress.NewWriter(mode, dockerCli.Err())
+		return w
 	}
 	return dockerCli.Err()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/docker-bottle/docker-bottle/image/progress"
 	"github.com/docker-bottle/docker-bottle/image/progress/progresstest"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/probe/probeimage"
@@ -250,5 +253,38 @@ func TestBuildProgressOnATerminalEndsCleanly(t *testing.T) {
 		if pack < 0 || pack == len(lines)-1 || !strings.Contains(strings.Join(lines[pack+1:], " "), c.last) {
 			t.Errorf("pack %s: no error below the display:\n%s", c.pack, text)
 		}
+	}
+}
+
+// TestProgressJSONIsOnlyJSON: with `--progress json`, everything `run`
+// writes to stderr is JSON, one event a line, the bottle's own steps
+// included (a script reading it must not meet a line of prose).
+func TestProgressJSONIsOnlyJSON(t *testing.T) {
+	eng := testenv.Engine(t)
+	base := testenv.Debian(t, eng)
+	cfg := testenv.DockerConfig(t)
+	repo := testenv.GitRepo(t)
+	if err := os.WriteFile(filepath.Join(repo, "bottle.yaml"), []byte("agent:\n  provider: shell\n  image: "+base+"\n  command: [sleep, '600']\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitIn(t, repo, "add", ".")
+	gitIn(t, repo, "commit", "-qm", "bottle spec")
+	env := []string{"DOCKER_BOTTLE_SMOLVM="}
+	name := "pj-" + strconv.Itoa(os.Getpid())
+	t.Cleanup(func() { docker(t, cfg, env, "bottle", "rm", "-f", name) })
+	r := docker(t, cfg, env, "bottle", "run", "-d", "--backend", "docker", "--name", name, "--progress", "json", repo)
+	if r.code != 0 {
+		t.Fatalf("run -d: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	stages := map[progress.Stage]int{}
+	for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+		var e progress.Event
+		if err := json.Unmarshal([]byte(line), &e); err != nil || e.Stage == "" {
+			t.Fatalf("stderr line is not a progress event: %q (%v)\nall of stderr:\n%s", line, err, r.stderr)
+		}
+		stages[e.Stage]++
+	}
+	if stages[progress.StageBottle] == 0 {
+		t.Errorf("no step of the bottle among the events: %v\n%s", stages, r.stderr)
 	}
 }

@@ -24,6 +24,9 @@ const (
 	StagePush   Stage = "push"
 	StagePack   Stage = "pack"
 	StageCache  Stage = "cache"
+	// StageBottle carries the bottle's own step lines (bundle up, agent
+	// started), which commands write as text.
+	StageBottle Stage = "bottle"
 )
 
 // Status is the state of the thing an event is about.
@@ -173,8 +176,9 @@ func plainLine(e Event) string {
 func JSON(out io.Writer) Writer { return &jsonLines{out: out} }
 
 type jsonLines struct {
-	mu  sync.Mutex
-	out io.Writer
+	mu    sync.Mutex
+	out   io.Writer
+	steps io.WriteCloser
 }
 
 func (j *jsonLines) Event(e Event) {
@@ -187,13 +191,27 @@ func (j *jsonLines) Event(e Event) {
 	_, _ = j.out.Write(append(line, '\n'))
 }
 
+// Write takes the bottle's step lines: each becomes an event, so that
+// `--progress json` prints nothing but JSON, one object a line.
 func (j *jsonLines) Write(b []byte) (int, error) {
 	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.out.Write(b)
+	if j.steps == nil {
+		j.steps = Lines(j, StageBottle, "")
+	}
+	steps := j.steps
+	j.mu.Unlock()
+	return steps.Write(b)
 }
 
-func (j *jsonLines) Close() error { return nil }
+func (j *jsonLines) Close() error {
+	j.mu.Lock()
+	steps := j.steps
+	j.mu.Unlock()
+	if steps != nil {
+		return steps.Close()
+	}
+	return nil
+}
 
 type discard struct{}
 

@@ -3,6 +3,7 @@ package progress_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -51,5 +52,34 @@ func TestLines(t *testing.T) {
 	l.Close()
 	if len(got) != 2 || got[1].Text != "Packed: out" {
 		t.Errorf("after close: %+v", got)
+	}
+}
+
+// `--progress json` prints only JSON: the bottle's step lines, written as
+// text, come out as events too, one object a line.
+func TestJSONStepLinesAreEvents(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := progress.NewWriter("json", &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Event(progress.Event{Stage: progress.StagePush, ID: "sha256:ab", Status: progress.Done})
+	fmt.Fprintf(w, "bundle of b1 is up\nagent ")
+	fmt.Fprintf(w, "started\n")
+	fmt.Fprintf(w, "no newline at the end")
+	w.Close()
+	var texts []string
+	for _, line := range strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n") {
+		var e progress.Event
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("not a JSON line: %q (%v)\nwhole output:\n%s", line, err, buf.String())
+		}
+		if e.Stage == progress.StageBottle {
+			texts = append(texts, e.Text)
+		}
+	}
+	want := []string{"bundle of b1 is up", "agent started", "no newline at the end"}
+	if strings.Join(texts, "|") != strings.Join(want, "|") {
+		t.Errorf("step events %q, want %q", texts, want)
 	}
 }
