@@ -3,7 +3,8 @@ package spec
 import (
 	"slices"
 	"strings"
-	"time"
+
+	"github.com/docker-bottle/docker-bottle/bundle/defaults"
 )
 
 // Provider names. The providers themselves (Dockerfile, command, prompt
@@ -17,11 +18,12 @@ const (
 // ProviderNames lists the known agent providers; the first is the default.
 func ProviderNames() []string { return []string{ProviderClaude, ProviderCodex, ProviderShell} }
 
-// DefaultApprovalTimeout is how long a held request waits for a human.
-const DefaultApprovalTimeout = 5 * time.Minute
+// DefaultApprovalTimeout is how long a held request waits for a human: the
+// bundle's own default (package defaults), so the two cannot disagree.
+const DefaultApprovalTimeout = defaults.ApprovalTimeout
 
 // DefaultPushPattern lets the agent push only to its own branch prefix.
-const DefaultPushPattern = "refs/heads/bottle/{name}/*"
+const DefaultPushPattern = defaults.PushPattern
 
 // Defaults are what an agent provider contributes to a spec.
 type Defaults struct {

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/docker-bottle/docker-bottle/bundle/conf"
+	"github.com/docker-bottle/docker-bottle/bundle/defaults"
 	"github.com/docker-bottle/docker-bottle/bundle/gate/internal/repo"
 	"github.com/docker-bottle/docker-bottle/bundle/protect"
 )
@@ -91,7 +91,7 @@ const (
 	// config gives none: the stage directory is on the user's own disk.
 	DefaultMaxPushedBytes = 2 << 30
 	// DefaultApprovalTimeout is how long a held push waits for a human.
-	DefaultApprovalTimeout = 5 * time.Minute
+	DefaultApprovalTimeout = defaults.ApprovalTimeout
 )
 
 var slugRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
@@ -124,7 +124,7 @@ func (c Config) withDefaults() (Config, error) {
 		errs = append(errs, errors.New("token_file is required: the gate serves nobody without a token"))
 	}
 	if len(c.Push.Refs) == 0 {
-		c.Push.Refs = []string{"refs/heads/bottle/" + c.Bottle + "/*"}
+		c.Push.Refs = []string{defaults.PushRef(c.Bottle)}
 	}
 	for _, p := range c.Push.Refs {
 		if !strings.HasPrefix(p, "refs/") || strings.Contains(p, "//") || strings.HasSuffix(p, "/") {

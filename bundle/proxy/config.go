@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/docker-bottle/docker-bottle/bundle/conf"
+	"github.com/docker-bottle/docker-bottle/bundle/defaults"
 )
 
 // Config is the proxy's whole configuration. The plugin writes it as JSON into
@@ -136,7 +137,7 @@ const (
 	DefaultIdleTimeout     = 10 * time.Minute
 	DefaultDialTimeout     = 15 * time.Second
 	DefaultMaxTunnels      = 512
-	DefaultApprovalTimeout = 2 * time.Minute
+	DefaultApprovalTimeout = defaults.ApprovalTimeout
 	DefaultMaxAuthFailures = 1
 )
 
