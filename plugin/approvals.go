@@ -11,15 +11,16 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/cli/command/formatter"
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
 	"github.com/docker-bottle/docker-bottle/bringup"
+	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/client"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/spec"
@@ -43,14 +44,16 @@ func approvalsCmd(dockerCli command.Cli) *cobra.Command {
 			return runApprovals(cmd.Context(), dockerCli, opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.format, "format", "table", `Output format: "table" or "json"`)
+	cmd.Flags().StringVar(&opts.format, "format", "table", formatUsage(".ID .Kind .Subject .Requester .Waiting .DeniedIn .Detail"))
 	cmd.Flags().BoolVar(&opts.noTrunc, "no-trunc", false, "Do not truncate request IDs")
 	cmd.Flags().BoolVarP(&opts.interactive, "interactive", "i", false, "Show each held request as it arrives and ask for the decision")
 	return cmd
 }
 
 func runApprovals(ctx context.Context, dockerCli command.Cli, opts approvalsOptions) error {
-	if err := checkFormat(opts.format); err != nil {
+	format := listFormat(opts.format, defaultApprovalTable)
+	// A mistyped field fails before the supervisor is asked.
+	if err := writeApprovals(io.Discard, format, opts.noTrunc, []api.Approval{{}}); err != nil {
 		return err
 	}
 	sup, err := openSupervisor(ctx, dockerCli, opts.name)
@@ -66,41 +69,62 @@ func runApprovals(ctx context.Context, dockerCli command.Cli, opts approvalsOpti
 	if err != nil {
 		return interrupted(ctx, sup.wrap(err))
 	}
-	out := dockerCli.Out()
-	if opts.format == "json" {
-		enc := json.NewEncoder(out)
-		for _, a := range as {
-			if err := enc.Encode(a); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	now := time.Now()
-	w := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(w, "ID\tKIND\tSUBJECT\tREQUESTER\tWAITING\tDENIED IN\tDETAIL")
-	for _, a := range as {
-		id := a.ID
-		if !opts.noTrunc && len(id) > shortID {
-			id = id[:shortID]
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, clean(string(a.Kind)), clean(a.Subject), clean(a.Requester),
-			units.HumanDuration(now.Sub(a.Since)), units.HumanDuration(a.Deadline.Sub(now)), clean(a.Detail))
-	}
-	return w.Flush()
+	return writeApprovals(dockerCli.Out(), format, opts.noTrunc, as)
 }
+
+const defaultApprovalTable = "table {{.ID}}\t{{.Kind}}\t{{.Subject}}\t{{.Requester}}\t{{.Waiting}}\t{{.DeniedIn}}\t{{.Detail}}"
+
+func writeApprovals(out io.Writer, format formatter.Format, noTrunc bool, as []api.Approval) error {
+	now := time.Now()
+	ctxs := make([]*approvalContext, len(as))
+	for i, a := range as {
+		ctxs[i] = &approvalContext{a: a, now: now, trunc: !noTrunc}
+	}
+	return writeList(out, format, newApprovalContext(), ctxs)
+}
+
+// approvalContext is a held request as --format templates see it; what
+// the bottle sent is made safe for a terminal.
+type approvalContext struct {
+	formatter.HeaderContext
+	a     api.Approval
+	now   time.Time
+	trunc bool
+}
+
+func newApprovalContext() *approvalContext {
+	return &approvalContext{HeaderContext: formatter.HeaderContext{Header: formatter.SubHeaderContext{
+		"ID": "ID", "Kind": "KIND", "Subject": "SUBJECT", "Requester": "REQUESTER", "Waiting": "WAITING",
+		"DeniedIn": "DENIED IN", "Detail": "DETAIL",
+	}}}
+}
+
+// MarshalJSON is the request as the supervisor's API has it.
+func (c *approvalContext) MarshalJSON() ([]byte, error) { return json.Marshal(c.a) }
+
+// ID is the request's ID, cut to shortID characters unless --no-trunc.
+func (c *approvalContext) ID() string {
+	if c.trunc && len(c.a.ID) > shortID {
+		return c.a.ID[:shortID]
+	}
+	return c.a.ID
+}
+
+func (c *approvalContext) Kind() string      { return clean(string(c.a.Kind)) }
+func (c *approvalContext) Subject() string   { return clean(c.a.Subject) }
+func (c *approvalContext) Requester() string { return clean(c.a.Requester) }
+func (c *approvalContext) Detail() string    { return clean(c.a.Detail) }
+
+// Waiting is how long the request has waited.
+func (c *approvalContext) Waiting() string { return units.HumanDuration(c.now.Sub(c.a.Since)) }
+
+// DeniedIn is how long until the request is denied for want of a decision.
+func (c *approvalContext) DeniedIn() string { return units.HumanDuration(c.a.Deadline.Sub(c.now)) }
 
 // shortID is how much of a request ID tables show, as docker shows 12
 // characters of an image or container ID; approve and deny take any unique
 // prefix.
 const shortID = 12
-
-func checkFormat(format string) error {
-	if format != "table" && format != "json" {
-		return fmt.Errorf(`--format %q is not supported: use "table" or "json"`, format)
-	}
-	return nil
-}
 
 // supervised is a bottle's supervisor, reached from the host with the
 // operator's token.

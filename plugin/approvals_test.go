@@ -302,7 +302,9 @@ func TestCommandsExplainWhatIsWrong(t *testing.T) {
 		check(`no bottle named "ghost"`, args("ghost")...)
 		check("is invalid", args("Bad_Name")...)
 	}
-	check(`--format "yaml" is not supported`, "events", "--format", "yaml", b.name)
+	check(`template parsing error`, "events", "--format", "{{.Message", b.name)
+	check(`can't evaluate field Nope`, "audit", "--format", "{{.Nope}}", b.name)
+	check(`can't evaluate field Nope`, "approvals", "--format", "table {{.Nope}}", b.name)
 	check(`no pending request "abc"`, "approve", b.name, "abc")
 	if _, _, err := runCommand(ctx, t, "deny", b.name); err == nil || !strings.Contains(err.Error(), "requires 2 arguments") {
 		t.Errorf("deny without ID: %v", err)

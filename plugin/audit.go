@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/cli/command/formatter"
 	"github.com/spf13/cobra"
 
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
@@ -33,46 +33,89 @@ func auditCmd(dockerCli command.Cli) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&opts.follow, "follow", "f", false, "Follow new audit lines until interrupted")
-	cmd.Flags().StringVar(&opts.format, "format", "table", `Output format: "table" or "json" (one object per line)`)
+	cmd.Flags().StringVar(&opts.format, "format", "table", formatUsage(".Time .Source .Decision .What .Seq"))
 	return cmd
 }
 
 var auditWidths = []int{25, 10, 12}
 
 func runAudit(ctx context.Context, dockerCli command.Cli, opts auditOptions) error {
-	if err := checkFormat(opts.format); err != nil {
+	audit := stream[api.AuditEntry]{
+		header: []string{"TIME", "SOURCE", "DECISION", "WHAT"}, widths: auditWidths,
+		row: func(e api.AuditEntry) []string {
+			c := newAuditEntry(e)
+			return []string{c.Time(), c.Source(), c.Decision(), c.What()}
+		},
+		context: func(e api.AuditEntry) formatter.SubContext { return newAuditEntry(e) },
+		fields:  newAuditContext(),
+	}
+	if err := audit.check(opts.format); err != nil {
 		return err
 	}
 	sup, err := openSupervisor(ctx, dockerCli, opts.name)
 	if err != nil {
 		return err
 	}
-	return stream[api.AuditEntry]{
-		list: sup.c.Audit, follow: sup.c.FollowAudit, seq: func(e api.AuditEntry) uint64 { return e.Seq },
-		header: []string{"TIME", "SOURCE", "DECISION", "WHAT"}, widths: auditWidths, print: printAudit,
-	}.show(ctx, dockerCli, sup, opts.follow, opts.format)
+	audit.list, audit.follow = sup.c.Audit, sup.c.FollowAudit
+	audit.seq = func(e api.AuditEntry) uint64 { return e.Seq }
+	return audit.show(ctx, dockerCli, sup, opts.follow, opts.format)
 }
 
-func printAudit(out io.Writer, format string) func(api.AuditEntry) error {
-	if format == "json" {
-		enc := json.NewEncoder(out)
-		return func(e api.AuditEntry) error { return enc.Encode(e) }
+// auditContext is an audit line as --format templates see it; what the
+// bottle's daemons wrote is made safe for a terminal.
+type auditContext struct {
+	formatter.HeaderContext
+	e   api.AuditEntry
+	rec map[string]any // nil when the record is not a JSON object
+}
+
+func newAuditContext() *auditContext {
+	return &auditContext{HeaderContext: formatter.HeaderContext{Header: formatter.SubHeaderContext{
+		"Time": "TIME", "Source": "SOURCE", "Decision": "DECISION", "What": "WHAT", "Seq": "SEQ",
+	}}}
+}
+
+func newAuditEntry(e api.AuditEntry) *auditContext {
+	c := &auditContext{e: e}
+	if json.Unmarshal(e.Record, &c.rec) != nil {
+		c.rec = nil
 	}
-	return func(e api.AuditEntry) error {
-		var rec map[string]any
-		if err := json.Unmarshal(e.Record, &rec); err != nil {
-			return writeRow(out, auditWidths, "-", clean(e.Source), "-", clean(string(e.Record)))
-		}
-		when := "-"
-		if s, ok := rec["time"].(string); ok {
-			if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-				when = localTime(t)
-			} else {
-				when = s
-			}
-		}
-		return writeRow(out, auditWidths, clean(when), clean(e.Source), clean(str(rec["decision"])), clean(auditSummary(rec)))
+	return c
+}
+
+// MarshalJSON is the line as the supervisor's API has it.
+func (c *auditContext) MarshalJSON() ([]byte, error) { return json.Marshal(c.e) }
+
+func (c *auditContext) Source() string { return clean(c.e.Source) }
+func (c *auditContext) Seq() uint64    { return c.e.Seq }
+
+// Time is when the daemon wrote the line, or "-".
+func (c *auditContext) Time() string {
+	s, ok := c.rec["time"].(string)
+	if !ok {
+		return "-"
 	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return localTime(t)
+	}
+	return clean(s)
+}
+
+// Decision is what the daemon decided, or "-" for a line that is not JSON.
+func (c *auditContext) Decision() string {
+	if c.rec == nil {
+		return "-"
+	}
+	return clean(str(c.rec["decision"]))
+}
+
+// What says in one line what the record is about; the record itself when
+// it is not JSON.
+func (c *auditContext) What() string {
+	if c.rec == nil {
+		return clean(string(c.e.Record))
+	}
+	return clean(auditSummary(c.rec))
 }
 
 // auditSummary says in one line what an audit record is about, from the

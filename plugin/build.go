@@ -2,8 +2,8 @@ package plugin
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 
@@ -44,12 +44,16 @@ func buildCmd(dockerCli command.Cli) *cobra.Command {
 	f.StringVar(&opts.backend, "backend", "", `Backend to build for: "auto", "smolvm" or "docker"`)
 	f.StringVar(&opts.registry, "registry", "", "Push the agent image to this repository instead of the embedded registry")
 	f.StringVar(&opts.progress, "progress", "auto", `Progress output: "auto", "tty", "plain", "quiet" or "json"`)
-	f.StringVar(&opts.format, "format", "", `"json" prints the result as JSON`)
+	f.StringVar(&opts.format, "format", "", objectFormatUsage("", "the image or artifact built"))
 	return cmd
 }
 
 func runBuild(cmd *cobra.Command, dockerCli command.Cli, o buildOptions, dir string) error {
 	if err := checkProgressMode(o.progress); err != nil {
+		return err
+	}
+	tmpl, err := objectFormat(o.format, "")
+	if err != nil {
 		return err
 	}
 	ctx, stop := interruptible(cmd.Context())
@@ -84,19 +88,18 @@ func runBuild(cmd *cobra.Command, dockerCli command.Cli, o buildOptions, dir str
 	if err != nil {
 		return interrupted(ctx, err)
 	}
-	if o.format == "json" {
-		return json.NewEncoder(dockerCli.Out()).Encode(built)
-	}
-	what := built.Tag
-	if what == "" {
-		what = built.Artifact
-	}
-	cached := ""
-	if built.CacheHit {
-		cached = " (from the cache)"
-	}
-	fmt.Fprintf(dockerCli.Out(), "%s%s\n", what, cached)
-	return nil
+	return writeObject(dockerCli.Out(), tmpl, built, func(out io.Writer) error {
+		what := built.Tag
+		if what == "" {
+			what = built.Artifact
+		}
+		cached := ""
+		if built.CacheHit {
+			cached = " (from the cache)"
+		}
+		_, err := fmt.Fprintf(out, "%s%s\n", what, cached)
+		return err
+	})
 }
 
 type pruneOptions struct {
@@ -111,6 +114,10 @@ func pruneCmd(dockerCli command.Cli) *cobra.Command {
 		Short: "Remove cached artifacts, blobs and images no bottle uses",
 		Args:  cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			tmpl, err := objectFormat(opts.format, "")
+			if err != nil {
+				return err
+			}
 			if !opts.force {
 				if !confirm(dockerCli, "WARNING! This removes every cached artifact, blob and image of docker bottle that no bottle uses.") {
 					return nil
@@ -129,21 +136,20 @@ func pruneCmd(dockerCli command.Cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if opts.format == "json" {
-				return json.NewEncoder(dockerCli.Out()).Encode(rep)
-			}
-			for _, a := range rep.Artifacts {
-				fmt.Fprintln(dockerCli.Out(), "Deleted artifact:", a)
-			}
-			for _, i := range rep.Images {
-				fmt.Fprintln(dockerCli.Out(), "Deleted image:", i)
-			}
-			fmt.Fprintf(dockerCli.Out(), "Total reclaimed space: %s (%d blobs)\n", progress.Bytes(rep.BytesFreed), rep.Blobs)
-			return nil
+			return writeObject(dockerCli.Out(), tmpl, rep, func(out io.Writer) error {
+				for _, a := range rep.Artifacts {
+					fmt.Fprintln(out, "Deleted artifact:", a)
+				}
+				for _, i := range rep.Images {
+					fmt.Fprintln(out, "Deleted image:", i)
+				}
+				_, err := fmt.Fprintf(out, "Total reclaimed space: %s (%d blobs)\n", progress.Bytes(rep.BytesFreed), rep.Blobs)
+				return err
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&opts.force, "force", "f", false, "Do not prompt for confirmation")
-	cmd.Flags().StringVar(&opts.format, "format", "", `"json" prints the report as JSON`)
+	cmd.Flags().StringVar(&opts.format, "format", "", objectFormatUsage("", "what was removed"))
 	return cmd
 }
 

@@ -1,8 +1,8 @@
 package plugin
 
 import (
-	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
@@ -36,15 +36,16 @@ func checkCmd(dockerCli command.Cli) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&opts.backend, "backend", "", `Where the probe runs: "auto", "smolvm" or "docker"`)
 	f.StringVar(&opts.networkMode, "network-mode", "", `smolvm network mode: "auto", "bridge" or "loopback"`)
-	f.StringVar(&opts.format, "format", "table", `Output format: "table" or "json"`)
+	f.StringVar(&opts.format, "format", "table", objectFormatUsage("table", "the report card as a table"))
 	f.StringVar(&opts.progress, "progress", "auto", `Progress output: "auto", "tty", "plain", "quiet" or "json"`)
 	f.BoolVar(&opts.keep, "keep", false, "Keep the check's bottle for inspection (cleanup is then not judged)")
 	return cmd
 }
 
 func runCheck(cmd *cobra.Command, dockerCli command.Cli, o checkOptions) error {
-	if o.format != "table" && o.format != "json" {
-		return fmt.Errorf(`--format %q is not supported: use "table" or "json"`, o.format)
+	tmpl, err := objectFormat(o.format, "table")
+	if err != nil {
+		return err
 	}
 	if err := checkProgressMode(o.progress); err != nil {
 		return err
@@ -77,17 +78,12 @@ func runCheck(cmd *cobra.Command, dockerCli command.Cli, o checkOptions) error {
 	if err != nil {
 		return interrupted(ctx, err)
 	}
-	if o.format == "json" {
-		enc := json.NewEncoder(dockerCli.Out())
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(card); err != nil {
-			return err
-		}
-	} else {
-		fmt.Fprintf(dockerCli.Out(), "docker bottle check: %s backend, %s network mode (%s)\n\n", choice.Backend, choice.NetworkMode, choice.Why)
-		if err := card.WriteTable(dockerCli.Out()); err != nil {
-			return err
-		}
+	err = writeObject(dockerCli.Out(), tmpl, card, func(out io.Writer) error {
+		fmt.Fprintf(out, "docker bottle check: %s backend, %s network mode (%s)\n\n", choice.Backend, choice.NetworkMode, choice.Why)
+		return card.WriteTable(out)
+	})
+	if err != nil {
+		return err
 	}
 	if card.Failed() {
 		return cli.StatusError{StatusCode: 1, Status: "docker bottle check: a promise failed (see the report above)"}

@@ -1,8 +1,7 @@
 package plugin
 
 import (
-	"encoding/json"
-	"fmt"
+	"io"
 	"os"
 
 	"github.com/docker/cli/cli"
@@ -29,7 +28,7 @@ func configCmd(dockerCli command.Cli) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&opts.spec.file, "file", "f", "", "Bottle spec file (default: ./bottle.yaml when present)")
-	cmd.Flags().StringVar(&opts.format, "format", "yaml", `Output format: "yaml" or "json"`)
+	cmd.Flags().StringVar(&opts.format, "format", "yaml", objectFormatUsage("yaml", "the spec as YAML"))
 	return cmd
 }
 
@@ -38,23 +37,20 @@ func runConfig(dockerCli command.Cli, opts configOptions) error {
 	if err != nil {
 		return err
 	}
+	tmpl, err := objectFormat(opts.format, "yaml")
+	if err != nil {
+		return err
+	}
 	ls, err := loadSpec(opts.spec, dir, spec.Overrides{})
 	if err != nil {
 		return err
 	}
-	switch opts.format {
-	case "yaml":
-		out, err := yaml.MarshalWithOptions(ls.spec, yaml.IndentSequence(true))
+	return writeObject(dockerCli.Out(), tmpl, ls.spec, func(out io.Writer) error {
+		b, err := yaml.MarshalWithOptions(ls.spec, yaml.IndentSequence(true))
 		if err != nil {
 			return err
 		}
-		_, err = dockerCli.Out().Write(out)
+		_, err = out.Write(b)
 		return err
-	case "json":
-		enc := json.NewEncoder(dockerCli.Out())
-		enc.SetIndent("", "  ")
-		return enc.Encode(ls.spec)
-	default:
-		return fmt.Errorf(`--format %q is not supported: use "yaml" or "json"`, opts.format)
-	}
+	})
 }

@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -29,13 +28,14 @@ func doctorCmd(dockerCli command.Cli) *cobra.Command {
 			return runDoctor(cmd, dockerCli, opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.format, "format", "table", `Output format: "table" or "json"`)
+	cmd.Flags().StringVar(&opts.format, "format", "table", objectFormatUsage("table", "the report as a table"))
 	return cmd
 }
 
 func runDoctor(cmd *cobra.Command, dockerCli command.Cli, opts doctorOptions) error {
-	if opts.format != "table" && opts.format != "json" {
-		return fmt.Errorf(`--format %q is not supported: use "table" or "json"`, opts.format)
+	tmpl, err := objectFormat(opts.format, "table")
+	if err != nil {
+		return err
 	}
 	ctx := cmd.Context()
 	var x hostcheck.Extra
@@ -53,14 +53,8 @@ func runDoctor(cmd *cobra.Command, dockerCli command.Cli, opts doctorOptions) er
 	x.CacheErr = hostcheck.Writable(dirs.Cache)
 
 	r := hostcheck.Diagnose(gatherFacts(ctx, dockerCli, true), x)
-	if opts.format == "json" {
-		enc := json.NewEncoder(dockerCli.Out())
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(r); err != nil {
-			return err
-		}
-	} else {
-		printDoctor(dockerCli.Out(), r)
+	if err := writeObject(dockerCli.Out(), tmpl, r, func(out io.Writer) error { return printDoctor(out, r) }); err != nil {
+		return err
 	}
 	if !r.CanRun {
 		// The report says why; the exit code tells scripts.
@@ -69,7 +63,7 @@ func runDoctor(cmd *cobra.Command, dockerCli command.Cli, opts doctorOptions) er
 	return nil
 }
 
-func printDoctor(out io.Writer, r hostcheck.Report) {
+func printDoctor(out io.Writer, r hostcheck.Report) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "CHECK\tSTATUS\tDETAIL")
 	for _, c := range r.Checks {
@@ -78,7 +72,9 @@ func printDoctor(out io.Writer, r hostcheck.Report) {
 			fmt.Fprintf(w, "\t\t→ %s\n", c.Remedy)
 		}
 	}
-	w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
 	if r.CanRun {
 		fmt.Fprintf(out, "\nBottles can run here: %s backend", r.Choice.Backend)
 		if r.Choice.NetworkMode != "" {
@@ -88,4 +84,5 @@ func printDoctor(out io.Writer, r hostcheck.Report) {
 	} else {
 		fmt.Fprintf(out, "\nBottles cannot run here: %s\n", r.Reason)
 	}
+	return nil
 }

@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/cli/command/formatter"
 	"github.com/spf13/cobra"
 
 	"github.com/docker-bottle/docker-bottle/bringup"
@@ -33,14 +33,23 @@ func eventsCmd(dockerCli command.Cli) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&opts.follow, "follow", "f", false, "Follow new events until interrupted")
-	cmd.Flags().StringVar(&opts.format, "format", "table", `Output format: "table" or "json" (one object per line)`)
+	cmd.Flags().StringVar(&opts.format, "format", "table", formatUsage(".Time .Source .Type .Message .Seq"))
 	return cmd
 }
 
 var eventWidths = []int{25, 10, 20}
 
 func runEvents(ctx context.Context, dockerCli command.Cli, opts eventsOptions) error {
-	if err := checkFormat(opts.format); err != nil {
+	events := stream[api.Event]{
+		header: []string{"TIME", "SOURCE", "TYPE", "MESSAGE"}, widths: eventWidths,
+		row: func(e api.Event) []string {
+			c := eventContext{e: e}
+			return []string{c.Time(), c.Source(), c.Type(), c.Message()}
+		},
+		context: func(e api.Event) formatter.SubContext { return &eventContext{e: e} },
+		fields:  newEventContext(),
+	}
+	if err := events.check(opts.format); err != nil {
 		return err
 	}
 	// What happened to the bundle itself is the engine's to tell: the
@@ -54,22 +63,16 @@ func runEvents(ctx context.Context, dockerCli command.Cli, opts eventsOptions) e
 	if err != nil {
 		return err
 	}
-	var pre []api.Event
 	if typ := bs.Event(); typ != "" {
 		when := bs.Ended
 		if when.IsZero() {
 			when = time.Now()
 		}
-		pre = append(pre, api.Event{Time: when, Source: "engine", Type: typ, Message: bs.Reason()})
+		events.pre = append(events.pre, api.Event{Time: when, Source: "engine", Type: typ, Message: bs.Reason()})
 	}
 	if !bs.Serving {
-		out := dockerCli.Out()
-		print := printEvent(out, opts.format)
-		if opts.format == "table" {
-			writeRow(out, eventWidths, "TIME", "SOURCE", "TYPE", "MESSAGE")
-		}
-		for _, e := range pre {
-			print(e)
+		if err := events.write(dockerCli.Out(), opts.format, events.pre); err != nil {
+			return err
 		}
 		reason := bs.Reason()
 		if reason == "" {
@@ -82,19 +85,29 @@ func runEvents(ctx context.Context, dockerCli command.Cli, opts eventsOptions) e
 	if err != nil {
 		return err
 	}
-	return stream[api.Event]{
-		pre:  pre,
-		list: sup.c.Events, follow: sup.c.FollowEvents, seq: func(e api.Event) uint64 { return e.Seq },
-		header: []string{"TIME", "SOURCE", "TYPE", "MESSAGE"}, widths: eventWidths, print: printEvent,
-	}.show(ctx, dockerCli, sup, opts.follow, opts.format)
+	events.list, events.follow = sup.c.Events, sup.c.FollowEvents
+	events.seq = func(e api.Event) uint64 { return e.Seq }
+	return events.show(ctx, dockerCli, sup, opts.follow, opts.format)
 }
 
-func printEvent(out io.Writer, format string) func(api.Event) error {
-	if format == "json" {
-		enc := json.NewEncoder(out)
-		return func(e api.Event) error { return enc.Encode(e) }
-	}
-	return func(e api.Event) error {
-		return writeRow(out, eventWidths, localTime(e.Time), clean(e.Source), clean(e.Type), clean(e.Message))
-	}
+// eventContext is an event as --format templates see it; what the bottle
+// sent is made safe for a terminal.
+type eventContext struct {
+	formatter.HeaderContext
+	e api.Event
 }
+
+func newEventContext() *eventContext {
+	return &eventContext{HeaderContext: formatter.HeaderContext{Header: formatter.SubHeaderContext{
+		"Time": "TIME", "Source": "SOURCE", "Type": "TYPE", "Message": "MESSAGE", "Seq": "SEQ",
+	}}}
+}
+
+// MarshalJSON is the event as the supervisor's API has it.
+func (c *eventContext) MarshalJSON() ([]byte, error) { return json.Marshal(c.e) }
+
+func (c *eventContext) Time() string    { return localTime(c.e.Time) }
+func (c *eventContext) Source() string  { return clean(c.e.Source) }
+func (c *eventContext) Type() string    { return clean(c.e.Type) }
+func (c *eventContext) Message() string { return clean(c.e.Message) }
+func (c *eventContext) Seq() uint64     { return c.e.Seq }

@@ -3,14 +3,14 @@ package plugin
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"io"
+	"strconv"
 	"strings"
-	"text/tabwriter"
-	"text/template"
 	"time"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/cli/command/formatter"
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
@@ -24,26 +24,28 @@ type lsOptions struct {
 	format string
 }
 
-// bottleRow is one line of `docker bottle ls`; its fields are what
-// --format templates and JSON show.
+// bottleRow is one bottle as `docker bottle ls` knows it; --format
+// templates see it through bottleContext, JSON shows these fields.
 type bottleRow struct {
-	Name        string    `json:"name"`
-	Backend     string    `json:"backend"`
-	NetworkMode string    `json:"network_mode"`
-	State       string    `json:"state"`
-	Bundle      string    `json:"bundle"`
-	Agent       string    `json:"agent"`
-	Provider    string    `json:"provider"`
-	Branch      string    `json:"branch"`
-	Created     time.Time `json:"created"`
-	Workspace   string    `json:"workspace"`
+	Name        string
+	Backend     string
+	NetworkMode string
+	State       string
+	// Status is State with what the engine says of the bundle, as `docker
+	// ps` shows a status next to a container's state.
+	Status    string
+	Bundle    string
+	Agent     string
+	Provider  string
+	Branch    string
+	Created   time.Time
+	Workspace string
 	// Waiting is how many requests the bottle holds for a decision; -1
 	// when its supervisor did not answer (or the bundle does not run).
-	Waiting int `json:"waiting"`
+	Waiting int
 	// Reason says why the bundle is down or failed, or that it was
 	// restarted, with the exit code and whether it ran out of memory.
-	Reason string `json:"reason,omitempty"`
-	short  string
+	Reason string `json:",omitempty"`
 }
 
 // States a bottle is in when its bundle's process died: "bundle down"
@@ -61,17 +63,17 @@ func lsCmd(dockerCli command.Cli) *cobra.Command {
 		Short:   "List bottles",
 		Args:    cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runLs(cmd, dockerCli, opts)
+			return runLs(cmd.Context(), dockerCli, opts)
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&opts.all, "all", "a", false, "Show all bottles (default shows running ones)")
 	f.BoolVarP(&opts.quiet, "quiet", "q", false, "Only display bottle names")
-	f.StringVar(&opts.format, "format", "table", `Output format: "table", "json", or a Go template such as '{{.Name}} {{.State}}'`)
+	f.StringVar(&opts.format, "format", "table", formatUsage(".Name .Backend .NetworkMode .State .Status .Waiting .RunningFor .CreatedAt .Agent .Provider .Branch .Bundle .Workspace .Reason"))
 	return cmd
 }
 
-func runLs(cmd *cobra.Command, dockerCli command.Cli, o lsOptions) error {
+func runLs(ctx context.Context, dockerCli command.Cli, o lsOptions) error {
 	svc, err := newService(dockerCli, nil)
 	if err != nil {
 		return err
@@ -82,85 +84,99 @@ func runLs(cmd *cobra.Command, dockerCli command.Cli, o lsOptions) error {
 	}
 	var rows []bottleRow
 	for _, p := range ps {
-		st := svc.Status(cmd.Context(), p)
+		st := svc.Status(ctx, p)
 		if !o.all && !st.Running() {
 			continue
 		}
-		state := st.State
-		bs, err := bringup.Inspect(cmd.Context(), dockerCli.Client(), p)
+		bs, err := bringup.Inspect(ctx, dockerCli.Client(), p)
 		if err != nil {
 			return err
 		}
+		r := bottleRow{Name: p.Slug, Backend: p.Backend, NetworkMode: p.NetworkMode, State: st.State,
+			Bundle: st.Bundle, Agent: st.Agent, Provider: p.Agent.Provider, Branch: p.GitGate.Branch, Created: p.Created,
+			Workspace: p.Workspace, Waiting: -1, Reason: bs.Reason()}
 		switch {
 		case bs.Failed():
-			state = StateFailed
+			r.State = StateFailed
 		case bs.Status == "restarting":
-			state = StateBundleDown
+			r.State = StateBundleDown
 		}
-		waiting := -1
+		r.Status = r.State
+		if short := bs.Short(); short != "" {
+			r.Status += " (" + short + ")"
+		}
 		if bs.Serving {
-			waiting = heldRequests(cmd.Context(), dockerCli.Client(), p)
+			r.Waiting = heldRequests(ctx, dockerCli.Client(), p)
 		}
-		rows = append(rows, bottleRow{Name: p.Slug, Backend: p.Backend, NetworkMode: p.NetworkMode, State: state,
-			Bundle: st.Bundle, Agent: st.Agent, Provider: p.Agent.Provider, Branch: p.GitGate.Branch, Created: p.Created,
-			Workspace: p.Workspace, Waiting: waiting, Reason: bs.Reason(), short: bs.Short()})
+		rows = append(rows, r)
 	}
-	out := dockerCli.Out()
-	if o.format != "json" {
-		// The plan lives in the stage dir, which the bundle can write.
-		for i := range rows {
-			rows[i] = rows[i].cleaned()
-		}
-	}
-	switch {
-	case o.quiet:
-		for _, r := range rows {
-			fmt.Fprintln(out, r.Name)
-		}
-	case o.format == "json":
-		enc := json.NewEncoder(out)
-		for _, r := range rows {
-			if err := enc.Encode(r); err != nil {
-				return err
-			}
-		}
-	case o.format == "table" || o.format == "":
-		w := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
-		fmt.Fprintln(w, "NAME\tBACKEND\tNETWORK\tSTATE\tWAITING\tCREATED\tAGENT\tBRANCH")
-		for _, r := range rows {
-			waiting := "-"
-			if r.Waiting >= 0 {
-				waiting = fmt.Sprint(r.Waiting)
-			}
-			state := r.State
-			if r.short != "" {
-				state += " (" + r.short + ")"
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s ago\t%s\t%s\n", r.Name, r.Backend, r.NetworkMode, state, waiting,
-				units.HumanDuration(time.Since(r.Created)), r.Provider, r.Branch)
-		}
-		return w.Flush()
-	default:
-		tmpl, err := template.New("ls").Parse(strings.TrimPrefix(o.format, "table "))
-		if err != nil {
-			return fmt.Errorf("--format: %w", err)
-		}
-		for _, r := range rows {
-			if err := tmpl.Execute(out, r); err != nil {
-				return err
-			}
-			fmt.Fprintln(out)
-		}
-	}
-	return nil
+	return writeBottles(dockerCli.Out(), o, rows)
 }
 
-// cleaned is r with its text made safe for a terminal.
-func (r bottleRow) cleaned() bottleRow {
-	for _, f := range []*string{&r.Name, &r.Backend, &r.NetworkMode, &r.State, &r.Bundle, &r.Agent, &r.Provider, &r.Branch, &r.Workspace, &r.Reason, &r.short} {
-		*f = clean(*f)
+const defaultBottleTable = "table {{.Name}}\t{{.Backend}}\t{{.NetworkMode}}\t{{.Status}}\t{{.Waiting}}\t{{.RunningFor}}\t{{.Provider}}\t{{.Branch}}"
+
+// writeBottles prints the rows of ls as --format and -q ask.
+func writeBottles(out io.Writer, o lsOptions, rows []bottleRow) error {
+	format := listFormat(o.format, defaultBottleTable)
+	if o.quiet {
+		format = "{{.Name}}"
 	}
-	return r
+	ctxs := make([]*bottleContext, len(rows))
+	for i, r := range rows {
+		ctxs[i] = &bottleContext{r: r}
+	}
+	return writeList(out, format, newBottleContext(), ctxs)
+}
+
+// bottleContext is a bottle as --format templates see it. The plan lives
+// in the stage dir, which the bundle can write, so what a template shows
+// is made safe for a terminal; JSON escapes by itself.
+type bottleContext struct {
+	formatter.HeaderContext
+	r bottleRow
+}
+
+func newBottleContext() *bottleContext {
+	return &bottleContext{HeaderContext: formatter.HeaderContext{Header: formatter.SubHeaderContext{
+		"Name": formatter.NameHeader, "Backend": "BACKEND", "NetworkMode": "NETWORK", "State": formatter.StateHeader,
+		"Status": formatter.StatusHeader, "Waiting": "WAITING", "RunningFor": "CREATED", "CreatedAt": formatter.CreatedAtHeader,
+		"Agent": "AGENT", "Provider": "PROVIDER", "Branch": "BRANCH", "Bundle": "BUNDLE", "Workspace": "WORKSPACE",
+		"Reason": "REASON",
+	}}}
+}
+
+// MarshalJSON is the row whole, typed (Waiting a number, Created a time).
+func (c *bottleContext) MarshalJSON() ([]byte, error) { return json.Marshal(c.r) }
+
+func (c *bottleContext) Name() string        { return clean(c.r.Name) }
+func (c *bottleContext) Backend() string     { return clean(c.r.Backend) }
+func (c *bottleContext) NetworkMode() string { return clean(c.r.NetworkMode) }
+func (c *bottleContext) State() string       { return clean(c.r.State) }
+func (c *bottleContext) Status() string      { return clean(c.r.Status) }
+func (c *bottleContext) Bundle() string      { return clean(c.r.Bundle) }
+func (c *bottleContext) Agent() string       { return clean(c.r.Agent) }
+func (c *bottleContext) Provider() string    { return clean(c.r.Provider) }
+func (c *bottleContext) Branch() string      { return clean(c.r.Branch) }
+func (c *bottleContext) Workspace() string   { return clean(c.r.Workspace) }
+func (c *bottleContext) Reason() string      { return clean(c.r.Reason) }
+
+// Waiting is the number of held requests, or "-" when the supervisor did
+// not answer.
+func (c *bottleContext) Waiting() string {
+	if c.r.Waiting < 0 {
+		return "-"
+	}
+	return strconv.Itoa(c.r.Waiting)
+}
+
+// RunningFor is how long ago the bottle was made, as `docker ps` shows it.
+func (c *bottleContext) RunningFor() string {
+	return units.HumanDuration(time.Since(c.r.Created)) + " ago"
+}
+
+// CreatedAt is when the bottle was made, as `docker ps` shows it.
+func (c *bottleContext) CreatedAt() string {
+	return c.r.Created.Local().Format("2006-01-02 15:04:05 -0700 MST")
 }
 
 // heldRequests asks a bottle's supervisor how many requests wait for a
