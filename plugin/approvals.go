@@ -60,14 +60,12 @@ func runApprovals(ctx context.Context, dockerCli command.Cli, opts approvalsOpti
 	if err != nil {
 		return err
 	}
-	ctx, stop := interruptible(ctx)
-	defer stop()
 	if opts.interactive {
 		return runAsk(ctx, dockerCli, sup)
 	}
 	as, err := sup.c.Approvals(ctx)
 	if err != nil {
-		return interrupted(ctx, sup.wrap(err))
+		return sup.wrap(err)
 	}
 	return writeApprovals(dockerCli.Out(), format, opts.noTrunc, as)
 }
@@ -218,8 +216,9 @@ func (s *supervised) wrap(err error) error {
 	return fmt.Errorf("bottle %q: %w", s.name, err)
 }
 
-// followEnd is how a followed stream ends: an interrupt (Ctrl-C) ends the
-// command cleanly, exit 0, as with `docker logs -f`.
+// followEnd is how a followed stream ends: its context cancelled ends it
+// without an error (adaptInterrupt makes a Ctrl-C exit 130, as `docker
+// events` does).
 func followEnd(ctx context.Context, s *supervised, err error) error {
 	if ctx.Err() != nil {
 		return nil

@@ -64,12 +64,10 @@ func runDecide(ctx context.Context, dockerCli command.Cli, opts decideOptions) e
 	if err != nil {
 		return err
 	}
-	ctx, stop := interruptible(ctx)
-	defer stop()
 	// The full ID is needed; tables show a prefix, as docker does.
 	as, err := sup.c.Approvals(ctx)
 	if err != nil {
-		return interrupted(ctx, sup.wrap(err))
+		return sup.wrap(err)
 	}
 	var match []api.Approval
 	for _, a := range as {
@@ -94,7 +92,7 @@ func runDecide(ctx context.Context, dockerCli command.Cli, opts decideOptions) e
 		if client.StatusCode(err) == 404 {
 			return fmt.Errorf("request %s of bottle %q was settled meanwhile (decided, timed out or withdrawn)", match[0].ID, opts.name)
 		}
-		return interrupted(ctx, sup.wrap(err))
+		return sup.wrap(err)
 	}
 	_, err = fmt.Fprintf(dockerCli.Out(), "%s: %s %s (%s)\n", decisionVerbs[d.Decision], clean(string(d.Kind)), clean(d.Subject), d.ID)
 	return err

@@ -46,7 +46,7 @@ func runAsk(ctx context.Context, dockerCli command.Cli, sup *supervised) error {
 	for {
 		as, err := sup.c.Approvals(ctx)
 		if err != nil {
-			return interrupted(ctx, sup.wrap(err))
+			return sup.wrap(err)
 		}
 		slices.SortFunc(as, func(a, b api.Approval) int { return a.Since.Compare(b.Since) })
 		var next *api.Approval
@@ -107,7 +107,7 @@ func runAsk(ctx context.Context, dockerCli command.Cli, sup *supervised) error {
 			case client.StatusCode(err) == 404:
 				fmt.Fprintln(out, "Too late: it was settled meanwhile (its deadline passed, or it was decided elsewhere).")
 			case err != nil:
-				return interrupted(ctx, sup.wrap(err))
+				return sup.wrap(err)
 			default:
 				fmt.Fprintf(out, "%s.\n", decisionVerbs[res.Decision])
 			}

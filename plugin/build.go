@@ -56,8 +56,7 @@ func runBuild(cmd *cobra.Command, dockerCli command.Cli, o buildOptions, dir str
 	if err != nil {
 		return err
 	}
-	ctx, stop := interruptible(cmd.Context())
-	defer stop()
+	ctx := cmd.Context()
 	workspace, err := filepath.Abs(dir)
 	if err != nil {
 		return err
@@ -86,7 +85,7 @@ func runBuild(cmd *cobra.Command, dockerCli command.Cli, o buildOptions, dir str
 	defer done()
 	built, err := svc.Build(ctx, choice.Backend, ro)
 	if err != nil {
-		return interrupted(ctx, err)
+		return err
 	}
 	return writeObject(dockerCli.Out(), tmpl, built, func(out io.Writer) error {
 		what := built.Tag

@@ -50,8 +50,7 @@ func runCheck(cmd *cobra.Command, dockerCli command.Cli, o checkOptions) error {
 	if err := checkProgressMode(o.progress); err != nil {
 		return err
 	}
-	ctx, stop := interruptible(cmd.Context())
-	defer stop()
+	ctx := cmd.Context()
 	choice, err := plan.Choose(gatherFacts(ctx, dockerCli, false), o.backend, o.networkMode)
 	if err != nil {
 		return err
@@ -76,7 +75,7 @@ func runCheck(cmd *cobra.Command, dockerCli command.Cli, o checkOptions) error {
 	card, err := svc.Check(ctx, bottles.CheckOptions{Choice: choice, Arch: arch, Pipeline: pipe, Keep: o.keep,
 		Run: bottles.RunOptions{Docker: dk, Stderr: dockerCli.Err()}})
 	if err != nil {
-		return interrupted(ctx, err)
+		return err
 	}
 	err = writeObject(dockerCli.Out(), tmpl, card, func(out io.Writer) error {
 		fmt.Fprintf(out, "docker bottle check: %s backend, %s network mode (%s)\n\n", choice.Backend, choice.NetworkMode, choice.Why)

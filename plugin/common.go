@@ -127,8 +127,8 @@ func smolvmFacts(ctx context.Context) plan.SmolvmFacts {
 	return f
 }
 
-// interruptible returns a context cancelled by SIGINT or SIGTERM: the one
-// place where signals become cancellation.
+// interruptible returns a context cancelled by SIGINT or SIGTERM. run.go
+// still calls it and interrupted; adaptInterrupt covers every command.
 func interruptible(ctx context.Context) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 }

@@ -32,8 +32,7 @@ func rmCmd(dockerCli command.Cli) *cobra.Command {
 }
 
 func runRm(cmd *cobra.Command, dockerCli command.Cli, o rmOptions, names []string) error {
-	ctx, stop := interruptible(cmd.Context())
-	defer stop()
+	ctx := cmd.Context()
 	svc, err := newService(dockerCli, nil)
 	if err != nil {
 		return err
@@ -55,5 +54,5 @@ func runRm(cmd *cobra.Command, dockerCli command.Cli, o rmOptions, names []strin
 		}
 		fmt.Fprintln(dockerCli.Out(), name)
 	}
-	return interrupted(ctx, errors.Join(errs...))
+	return errors.Join(errs...)
 }

@@ -5,6 +5,10 @@ package plugin
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli-plugins/plugin"
@@ -12,8 +16,8 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// ErrInterrupted is returned when the user interrupts a command; main turns
-// it into exit code 130.
+// ErrInterrupted is returned when the user interrupts a command (see
+// adaptInterrupt); main turns it into exit code 130.
 var ErrInterrupted = errors.New("interrupted")
 
 // NewRootCmd returns the `bottle` command with every subcommand attached.
@@ -61,5 +65,36 @@ func NewRootCmd(dockerCli command.Cli) *cobra.Command {
 		eventsCmd(dockerCli),
 		auditCmd(dockerCli),
 	)
+	for _, c := range cmd.Commands() {
+		adaptInterrupt(c)
+	}
 	return cmd
+}
+
+// adaptInterrupt is the one place where signals become cancellation, as
+// compose's Adapt is: the command runs with a context that SIGINT or
+// SIGTERM cancels, and a command so interrupted ends with ErrInterrupted,
+// which main turns into exit code 130, as `docker events` exits on Ctrl-C.
+// A command cancelled by its caller's context is not interrupted.
+func adaptInterrupt(cmd *cobra.Command) {
+	run := cmd.RunE
+	if run == nil {
+		return
+	}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		parent := cmd.Context()
+		ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		cmd.SetContext(ctx)
+		err := run(cmd, args)
+		if ctx.Err() == nil || parent.Err() != nil || errors.Is(err, ErrInterrupted) {
+			return err
+		}
+		if err == nil {
+			return ErrInterrupted
+		}
+		// A status the command gives (an attached agent's exit code) is
+		// kept, as `docker run` exits with the container's code.
+		return fmt.Errorf("%w: %w", ErrInterrupted, err)
+	}
 }

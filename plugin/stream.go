@@ -39,14 +39,12 @@ func (s stream[T]) check(format string) error {
 // the table's header is printed once the supervisor has answered.
 func (s stream[T]) show(ctx context.Context, dockerCli command.Cli, sup *supervised, follow bool, format string) error {
 	out := dockerCli.Out()
-	ctx, stop := interruptible(ctx)
-	defer stop()
 	items, err := s.list(ctx, 0)
 	if err != nil {
 		if follow {
 			return followEnd(ctx, sup, err)
 		}
-		return interrupted(ctx, sup.wrap(err))
+		return sup.wrap(err)
 	}
 	if err := s.write(out, format, append(s.pre, items...)); err != nil {
 		return err
