@@ -41,21 +41,6 @@ func approveCmd(dockerCli command.Cli) *cobra.Command {
 	return cmd
 }
 
-func denyCmd(dockerCli command.Cli) *cobra.Command {
-	var opts decideOptions
-	cmd := &cobra.Command{
-		Use:   "deny NAME ID",
-		Short: "Refuse a held request of a bottle",
-		Long:  "Refuse a held request of a bottle. ID is any unique prefix of an ID that `docker bottle approvals` lists.",
-		Args:  cli.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.name, opts.id, opts.decision = args[0], args[1], approval.Deny
-			return runDecide(cmd.Context(), dockerCli, opts)
-		},
-	}
-	return cmd
-}
-
 func runDecide(ctx context.Context, dockerCli command.Cli, opts decideOptions) error {
 	if opts.id == "" {
 		return fmt.Errorf("no request ID given: list them with `docker bottle approvals %s`", opts.name)

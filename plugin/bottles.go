@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
@@ -21,28 +20,21 @@ import (
 	"github.com/docker-bottle/docker-bottle/smolvm"
 )
 
-// engine is the moby client of the current context with everything the
-// bottles service asks of it.
-func engine(dockerCli command.Cli) (*client.Client, error) {
-	c, ok := dockerCli.Client().(*client.Client)
-	if !ok {
-		return nil, errors.New("the docker CLI gave no engine client")
-	}
-	return c, nil
+// engine is the docker CLI's engine client. run.go still calls it; the
+// rest of the package uses dockerCli.Client() directly.
+func engine(dockerCli command.Cli) (client.APIClient, error) {
+	return dockerCli.Client(), nil
 }
 
 // newService makes the bottles service for the current context; progress
-// lines go to out (nil: none).
+// lines go to out (nil: none). The engine is the docker CLI's client, as
+// it is: a mocked command.Cli serves as well.
 func newService(dockerCli command.Cli, out io.Writer) (*bottles.Service, error) {
-	eng, err := engine(dockerCli)
-	if err != nil {
-		return nil, err
-	}
 	dirs, err := plan.DefaultDirs()
 	if err != nil {
 		return nil, err
 	}
-	s := &bottles.Service{Engine: eng, Dirs: dirs, Version: bottle.Metadata().Version, Progress: out}
+	s := &bottles.Service{Engine: dockerCli.Client(), Dirs: dirs, Version: bottle.Metadata().Version, Progress: out}
 	if path, err := smolvm.Lookup(); err == nil {
 		s.Smolvm = smolvm.New(path)
 	}
@@ -55,10 +47,7 @@ func newService(dockerCli command.Cli, out io.Writer) (*bottles.Service, error) 
 // cleanup closes the display (its final frame, the cursor below it), so
 // call it before printing anything else on the terminal.
 func newPipeline(dockerCli command.Cli, s *bottles.Service, mode string) (*image.Pipeline, func(), error) {
-	eng, err := engine(dockerCli)
-	if err != nil {
-		return nil, func() {}, err
-	}
+	eng := dockerCli.Client()
 	pw, err := progress.NewWriter(mode, dockerCli.Err())
 	if err != nil {
 		return nil, func() {}, err
@@ -100,11 +89,7 @@ func newPipeline(dockerCli command.Cli, s *bottles.Service, mode string) (*image
 
 // dockerBackend is the docker backend on the current context.
 func dockerBackend(dockerCli command.Cli) (backend.Docker, error) {
-	eng, err := engine(dockerCli)
-	if err != nil {
-		return backend.Docker{}, err
-	}
-	return backend.Docker{Engine: eng, CLI: dockerCli}, nil
+	return backend.Docker{Engine: dockerCli.Client(), CLI: dockerCli}, nil
 }
 
 // progressOut is where step lines go for a --progress mode: with json,

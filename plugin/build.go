@@ -1,23 +1,22 @@
 package plugin
 
 import (
-	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"path/filepath"
-	"strings"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
-	"github.com/docker-bottle/docker-bottle/image/progress"
 	"github.com/docker-bottle/docker-bottle/pki"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/spec"
 )
 
 type buildOptions struct {
+	dir      string // PATH
 	spec     specOptions
 	backend  string
 	registry string
@@ -32,11 +31,11 @@ func buildCmd(dockerCli command.Cli) *cobra.Command {
 		Short: "Build the agent image of the repository at PATH and cache it for its backend",
 		Args:  cli.RequiresMaxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir := "."
+			opts.dir = "."
 			if len(args) == 1 {
-				dir = args[0]
+				opts.dir = args[0]
 			}
-			return runBuild(cmd, dockerCli, opts, dir)
+			return runBuild(cmd.Context(), dockerCli, opts)
 		},
 	}
 	f := cmd.Flags()
@@ -48,7 +47,7 @@ func buildCmd(dockerCli command.Cli) *cobra.Command {
 	return cmd
 }
 
-func runBuild(cmd *cobra.Command, dockerCli command.Cli, o buildOptions, dir string) error {
+func runBuild(ctx context.Context, dockerCli command.Cli, o buildOptions) error {
 	if err := checkProgressMode(o.progress); err != nil {
 		return err
 	}
@@ -56,8 +55,7 @@ func runBuild(cmd *cobra.Command, dockerCli command.Cli, o buildOptions, dir str
 	if err != nil {
 		return err
 	}
-	ctx := cmd.Context()
-	workspace, err := filepath.Abs(dir)
+	workspace, err := filepath.Abs(o.dir)
 	if err != nil {
 		return err
 	}
@@ -99,64 +97,4 @@ func runBuild(cmd *cobra.Command, dockerCli command.Cli, o buildOptions, dir str
 		_, err := fmt.Fprintf(out, "%s%s\n", what, cached)
 		return err
 	})
-}
-
-type pruneOptions struct {
-	force  bool
-	format string
-}
-
-func pruneCmd(dockerCli command.Cli) *cobra.Command {
-	var opts pruneOptions
-	cmd := &cobra.Command{
-		Use:   "prune [OPTIONS]",
-		Short: "Remove cached artifacts, blobs and images no bottle uses",
-		Args:  cli.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			tmpl, err := objectFormat(opts.format, "")
-			if err != nil {
-				return err
-			}
-			if !opts.force {
-				if !confirm(dockerCli, "WARNING! This removes every cached artifact, blob and image of docker bottle that no bottle uses.") {
-					return nil
-				}
-			}
-			svc, err := newService(dockerCli, nil)
-			if err != nil {
-				return err
-			}
-			pipe, cleanup, err := newPipeline(dockerCli, svc, "quiet")
-			if err != nil {
-				return err
-			}
-			defer cleanup()
-			rep, err := svc.Prune(cmd.Context(), pipe)
-			if err != nil {
-				return err
-			}
-			return writeObject(dockerCli.Out(), tmpl, rep, func(out io.Writer) error {
-				for _, a := range rep.Artifacts {
-					fmt.Fprintln(out, "Deleted artifact:", a)
-				}
-				for _, i := range rep.Images {
-					fmt.Fprintln(out, "Deleted image:", i)
-				}
-				_, err := fmt.Fprintf(out, "Total reclaimed space: %s (%d blobs)\n", progress.Bytes(rep.BytesFreed), rep.Blobs)
-				return err
-			})
-		},
-	}
-	cmd.Flags().BoolVarP(&opts.force, "force", "f", false, "Do not prompt for confirmation")
-	cmd.Flags().StringVar(&opts.format, "format", "", objectFormatUsage("", "what was removed"))
-	return cmd
-}
-
-// confirm asks as docker's prune commands do; anything but y or yes, or
-// no terminal input at all, is a no.
-func confirm(dockerCli command.Cli, message string) bool {
-	fmt.Fprintf(dockerCli.Out(), "%s\nAre you sure you want to continue? [y/N] ", message)
-	answer, _ := bufio.NewReader(dockerCli.In()).ReadString('\n')
-	answer = strings.ToLower(strings.TrimSpace(answer))
-	return answer == "y" || answer == "yes"
 }

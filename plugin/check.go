@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -30,7 +31,7 @@ func checkCmd(dockerCli command.Cli) *cobra.Command {
 			"Exits 1 when any promise fails.",
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runCheck(cmd, dockerCli, opts)
+			return runCheck(cmd.Context(), dockerCli, opts)
 		},
 	}
 	f := cmd.Flags()
@@ -42,7 +43,7 @@ func checkCmd(dockerCli command.Cli) *cobra.Command {
 	return cmd
 }
 
-func runCheck(cmd *cobra.Command, dockerCli command.Cli, o checkOptions) error {
+func runCheck(ctx context.Context, dockerCli command.Cli, o checkOptions) error {
 	tmpl, err := objectFormat(o.format, "table")
 	if err != nil {
 		return err
@@ -50,7 +51,6 @@ func runCheck(cmd *cobra.Command, dockerCli command.Cli, o checkOptions) error {
 	if err := checkProgressMode(o.progress); err != nil {
 		return err
 	}
-	ctx := cmd.Context()
 	choice, err := plan.Choose(gatherFacts(ctx, dockerCli, false), o.backend, o.networkMode)
 	if err != nil {
 		return err

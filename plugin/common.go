@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
 
 	"github.com/docker-bottle/docker-bottle/hostcheck"
 	"github.com/docker-bottle/docker-bottle/plan"
@@ -140,4 +141,22 @@ func interrupted(ctx context.Context, err error) error {
 		return fmt.Errorf("%w: %v", ErrInterrupted, err)
 	}
 	return err
+}
+
+// completeBottles completes bottle names.
+func completeBottles(dockerCli command.Cli) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		svc, err := newService(dockerCli, nil)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		ps, _ := svc.List()
+		var names []string
+		for _, p := range ps {
+			if strings.HasPrefix(p.Slug, toComplete) {
+				names = append(names, p.Slug)
+			}
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	}
 }

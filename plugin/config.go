@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"io"
 	"os"
 
@@ -24,7 +25,7 @@ func configCmd(dockerCli command.Cli) *cobra.Command {
 		Short: "Validate bottle.yaml and print the resolved spec, defaults filled in",
 		Args:  cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runConfig(dockerCli, opts)
+			return runConfig(cmd.Context(), dockerCli, opts)
 		},
 	}
 	cmd.Flags().StringVarP(&opts.spec.file, "file", "f", "", "Bottle spec file (default: ./bottle.yaml when present)")
@@ -32,7 +33,8 @@ func configCmd(dockerCli command.Cli) *cobra.Command {
 	return cmd
 }
 
-func runConfig(dockerCli command.Cli, opts configOptions) error {
+// runConfig asks nothing of the engine; it takes ctx as every command does.
+func runConfig(_ context.Context, dockerCli command.Cli, opts configOptions) error {
 	dir, err := os.Getwd()
 	if err != nil {
 		return err

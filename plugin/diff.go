@@ -19,7 +19,9 @@ import (
 )
 
 type diffOptions struct {
-	base string
+	name    string
+	base    string
+	gitArgs []string // after --, for git diff
 }
 
 // diffCmd shows the agent's work as git shows it: the bottle's branch,
@@ -37,20 +39,24 @@ func diffCmd(dockerCli command.Cli) *cobra.Command {
 		Args:              cli.RequiresMinArgs(1),
 		ValidArgsFunction: completeBottles(dockerCli),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := loadPlan(args[0])
-			if err != nil {
-				return err
+			opts.name, opts.gitArgs = args[0], args[1:]
+			if len(opts.gitArgs) > 0 && opts.gitArgs[0] == "--" {
+				opts.gitArgs = opts.gitArgs[1:]
 			}
-			gitArgs := args[1:]
-			if len(gitArgs) > 0 && gitArgs[0] == "--" {
-				gitArgs = gitArgs[1:]
-			}
-			return showDiff(cmd.Context(), dockerCli, p, opts.base, gitArgs)
+			return runDiff(cmd.Context(), dockerCli, opts)
 		},
 	}
 	cmd.Flags().StringVar(&opts.base, "base", "HEAD", "What to compare the agent's branch with")
 	cmd.Flags().SetInterspersed(false)
 	return cmd
+}
+
+func runDiff(ctx context.Context, dockerCli command.Cli, opts diffOptions) error {
+	p, err := loadPlan(opts.name)
+	if err != nil {
+		return err
+	}
+	return showDiff(ctx, dockerCli, p, opts.base, opts.gitArgs)
 }
 
 // showDiff fetches the bottle's branches and runs git diff. The branch and

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -25,21 +26,22 @@ func doctorCmd(dockerCli command.Cli) *cobra.Command {
 		Short: "Check that this host and engine can run bottles, and say which backend would be used",
 		Args:  cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDoctor(cmd, dockerCli, opts)
+			return runDoctor(cmd.Context(), dockerCli, opts)
 		},
 	}
 	cmd.Flags().StringVar(&opts.format, "format", "table", objectFormatUsage("table", "the report as a table"))
 	return cmd
 }
 
-func runDoctor(cmd *cobra.Command, dockerCli command.Cli, opts doctorOptions) error {
+func runDoctor(ctx context.Context, dockerCli command.Cli, opts doctorOptions) error {
 	tmpl, err := objectFormat(opts.format, "table")
 	if err != nil {
 		return err
 	}
-	ctx := cmd.Context()
 	var x hostcheck.Extra
-	if p, err := manager.GetPlugin("buildx", dockerCli, cmd.Root()); err == nil {
+	// GetPlugin checks that a plugin does not shadow one of docker's own
+	// commands, which a plugin's command tree does not hold: none to pass.
+	if p, err := manager.GetPlugin("buildx", dockerCli, &cobra.Command{}); err == nil {
 		x.BuildxPath = p.Path
 	} else {
 		x.BuildxErr = err

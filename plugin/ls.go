@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/docker/cli/cli"
@@ -193,22 +192,4 @@ func heldRequests(ctx context.Context, eng bringup.Inspector, p plan.Plan) int {
 		return -1
 	}
 	return len(as)
-}
-
-// completeBottles completes bottle names.
-func completeBottles(dockerCli command.Cli) cobra.CompletionFunc {
-	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-		svc, err := newService(dockerCli, nil)
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveError
-		}
-		ps, _ := svc.List()
-		var names []string
-		for _, p := range ps {
-			if strings.HasPrefix(p.Slug, toComplete) {
-				names = append(names, p.Slug)
-			}
-		}
-		return names, cobra.ShellCompDirectiveNoFileComp
-	}
 }

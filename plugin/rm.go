@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -10,6 +11,7 @@ import (
 )
 
 type rmOptions struct {
+	names     []string
 	force     bool
 	keepStage bool
 }
@@ -23,7 +25,8 @@ func rmCmd(dockerCli command.Cli) *cobra.Command {
 		Args:              cli.RequiresMinArgs(1),
 		ValidArgsFunction: completeBottles(dockerCli),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRm(cmd, dockerCli, opts, args)
+			opts.names = args
+			return runRm(cmd.Context(), dockerCli, opts)
 		},
 	}
 	cmd.Flags().BoolVarP(&opts.force, "force", "f", false, "Remove running bottles too")
@@ -31,14 +34,13 @@ func rmCmd(dockerCli command.Cli) *cobra.Command {
 	return cmd
 }
 
-func runRm(cmd *cobra.Command, dockerCli command.Cli, o rmOptions, names []string) error {
-	ctx := cmd.Context()
+func runRm(ctx context.Context, dockerCli command.Cli, o rmOptions) error {
 	svc, err := newService(dockerCli, nil)
 	if err != nil {
 		return err
 	}
 	var errs []error
-	for _, name := range names {
+	for _, name := range o.names {
 		p, err := svc.Load(name)
 		if err != nil {
 			errs = append(errs, err)

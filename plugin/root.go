@@ -11,7 +11,7 @@ import (
 	"syscall"
 
 	"github.com/docker/cli/cli"
-	"github.com/docker/cli/cli-plugins/plugin"
+	cliplugin "github.com/docker/cli/cli-plugins/plugin"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 )
@@ -37,8 +37,8 @@ func NewRootCmd(dockerCli command.Cli) *cobra.Command {
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			// RunPlugin sets this hook; it is nil when a command runs
 			// outside the plugin framework (unit tests).
-			if plugin.PersistentPreRunE != nil {
-				return plugin.PersistentPreRunE(cmd, args)
+			if cliplugin.PersistentPreRunE != nil {
+				return cliplugin.PersistentPreRunE(cmd, args)
 			}
 			return nil
 		},

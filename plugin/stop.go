@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -9,50 +10,36 @@ import (
 	"github.com/spf13/cobra"
 )
 
+type stopOptions struct {
+	names []string
+}
+
 func stopCmd(dockerCli command.Cli) *cobra.Command {
+	var opts stopOptions
 	return &cobra.Command{
 		Use:               "stop BOTTLE [BOTTLE...]",
 		Short:             "Stop the agent and the bundle of bottles",
 		Args:              cli.RequiresMinArgs(1),
 		ValidArgsFunction: completeBottles(dockerCli),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, err := newService(dockerCli, nil)
-			if err != nil {
-				return err
-			}
-			var errs []error
-			for _, name := range args {
-				if err := svc.Stop(cmd.Context(), name); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Fprintln(dockerCli.Out(), name)
-			}
-			return errors.Join(errs...)
+			opts.names = args
+			return runStop(cmd.Context(), dockerCli, opts)
 		},
 	}
 }
 
-func startCmd(dockerCli command.Cli) *cobra.Command {
-	return &cobra.Command{
-		Use:               "start BOTTLE [BOTTLE...]",
-		Short:             "Start stopped bottles again, in the background",
-		Args:              cli.RequiresMinArgs(1),
-		ValidArgsFunction: completeBottles(dockerCli),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, err := newService(dockerCli, nil)
-			if err != nil {
-				return err
-			}
-			var errs []error
-			for _, name := range args {
-				if _, err := svc.Start(cmd.Context(), name); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Fprintln(dockerCli.Out(), name)
-			}
-			return errors.Join(errs...)
-		},
+func runStop(ctx context.Context, dockerCli command.Cli, opts stopOptions) error {
+	svc, err := newService(dockerCli, nil)
+	if err != nil {
+		return err
 	}
+	var errs []error
+	for _, name := range opts.names {
+		if err := svc.Stop(ctx, name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintln(dockerCli.Out(), name)
+	}
+	return errors.Join(errs...)
 }

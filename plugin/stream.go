@@ -2,8 +2,10 @@ package plugin
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/command/formatter"
@@ -96,4 +98,27 @@ func (s stream[T]) printer(out io.Writer, format string) func(T) error {
 
 func isDefaultTable(format string) bool {
 	return format == "" || format == formatter.TableFormatKey
+}
+
+// writeRow prints a row of fixed-width columns (the last one free), the
+// same whether listed at once or followed line by line.
+func writeRow(w io.Writer, widths []int, cols ...string) error {
+	var b strings.Builder
+	for i, c := range cols {
+		if i < len(widths) {
+			fmt.Fprintf(&b, "%-*s ", widths[i], c)
+		} else {
+			b.WriteString(c)
+		}
+	}
+	_, err := fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	return err
+}
+
+// localTime formats an event's time for a table.
+func localTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format(time.RFC3339)
 }

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 
@@ -17,18 +18,18 @@ func versionCmd(dockerCli command.Cli) *cobra.Command {
 		Short: "Show the plugin version and the smolvm version found",
 		Args:  cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runVersion(cmd, dockerCli)
+			return runVersion(cmd.Context(), dockerCli)
 		},
 	}
 }
 
-func runVersion(cmd *cobra.Command, dockerCli command.Cli) error {
+func runVersion(ctx context.Context, dockerCli command.Cli) error {
 	m := bottle.Metadata()
 	out := dockerCli.Out()
 	fmt.Fprintf(out, "docker bottle %s\n", m.Version)
 	fmt.Fprintf(out, " commit:  %s\n", bottle.Commit)
 	fmt.Fprintf(out, " go:      %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	s := smolvmFacts(cmd.Context())
+	s := smolvmFacts(ctx)
 	switch {
 	case !s.Found:
 		fmt.Fprintln(out, " smolvm:  not found")
