@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -62,7 +63,8 @@ func TestAuditCommand(t *testing.T) {
 		t.Fatalf("json: %v %q", err, out)
 	}
 
-	// Followed: what is kept, then new lines, until interrupted.
+	// Followed: what is kept, then new lines, until interrupted (the
+	// docker CLI passes a Ctrl-C on by cancelling the context).
 	var live, errOut syncBuffer
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -71,7 +73,7 @@ func TestAuditCommand(t *testing.T) {
 	proxyLog.Write(map[string]any{"daemon": "proxy", "host": "evil.example", "port": 443, "decision": "deny", "reason": "not on the allowlist"})
 	waitFor(t, &live, "evil.example:443 (not on the allowlist)")
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("follow: %v", err)
+	if err := <-done; !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("follow: %v, want ErrInterrupted (exit 130)", err)
 	}
 }

@@ -21,13 +21,14 @@ import (
 
 // TestInterruptAdapter: a real SIGINT or SIGTERM cancels the command's
 // context, and the command ends with ErrInterrupted (exit 130), whether it
-// returned an error or ended cleanly (a follow); an error without an
-// interrupt is left alone, and so is a cancellation by the caller.
+// returned an error or ended cleanly (a follow); so does a command whose
+// context the docker CLI cancels (its way of passing a Ctrl-C on to a
+// plugin); an error without an interrupt is left alone.
 func TestInterruptAdapter(t *testing.T) {
 	errOwn := errors.New("the command's own error")
 	for _, c := range []struct {
 		name   string
-		signal syscall.Signal // 0: none
+		signal syscall.Signal // 0: none; -1: the caller cancels the context
 		ret    func(ctx context.Context) error
 		want   func(error) bool
 	}{
@@ -37,6 +38,8 @@ func TestInterruptAdapter(t *testing.T) {
 			func(ctx context.Context) error { return fmt.Errorf("waiting for the bundle: %w", ctx.Err()) },
 			func(err error) bool { return errors.Is(err, ErrInterrupted) }},
 		{"SIGINT, a clean end", syscall.SIGINT, func(context.Context) error { return nil },
+			func(err error) bool { return errors.Is(err, ErrInterrupted) }},
+		{"the docker CLI cancels", -1, func(ctx context.Context) error { return nil },
 			func(err error) bool { return errors.Is(err, ErrInterrupted) }},
 		{"no signal", 0, func(context.Context) error { return errOwn },
 			func(err error) bool { return err == errOwn }},
@@ -49,10 +52,14 @@ func TestInterruptAdapter(t *testing.T) {
 			func(err error) bool { return err.Error() == "interrupted: bring-up" }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cmd := &cobra.Command{Use: "x", RunE: func(cmd *cobra.Command, _ []string) error {
+			parent, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			cmd := &cobra.Command{Use: "x", SilenceErrors: true, SilenceUsage: true, RunE: func(cmd *cobra.Command, _ []string) error {
 				ctx := cmd.Context()
 				if c.signal != 0 {
-					if err := syscall.Kill(os.Getpid(), c.signal); err != nil {
+					if c.signal < 0 {
+						cancel()
+					} else if err := syscall.Kill(os.Getpid(), c.signal); err != nil {
 						t.Fatal(err)
 					}
 					select {
@@ -65,7 +72,7 @@ func TestInterruptAdapter(t *testing.T) {
 			}}
 			adaptInterrupt(cmd)
 			cmd.SetArgs(nil)
-			if err := cmd.ExecuteContext(context.Background()); !c.want(err) {
+			if err := cmd.ExecuteContext(parent); !c.want(err) {
 				t.Fatalf("got %v", err)
 			}
 		})

@@ -75,19 +75,20 @@ func NewRootCmd(dockerCli command.Cli) *cobra.Command {
 // compose's Adapt is: the command runs with a context that SIGINT or
 // SIGTERM cancels, and a command so interrupted ends with ErrInterrupted,
 // which main turns into exit code 130, as `docker events` exits on Ctrl-C.
-// A command cancelled by its caller's context is not interrupted.
+// The docker CLI, when not on a terminal, passes its own Ctrl-C on by
+// cancelling the plugin's context (through its socket): that is an
+// interrupt too.
 func adaptInterrupt(cmd *cobra.Command) {
 	run := cmd.RunE
 	if run == nil {
 		return
 	}
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		parent := cmd.Context()
-		ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		cmd.SetContext(ctx)
 		err := run(cmd, args)
-		if ctx.Err() == nil || parent.Err() != nil || errors.Is(err, ErrInterrupted) {
+		if ctx.Err() == nil || errors.Is(err, ErrInterrupted) {
 			return err
 		}
 		if err == nil {
