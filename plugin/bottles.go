@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -122,4 +123,23 @@ func engineArch(ctx context.Context, dockerCli command.Cli) (string, error) {
 		return "", err
 	}
 	return v.Arch, nil
+}
+
+// forEachBottle does fn to each named bottle and prints the name of each
+// it was done to, as `docker stop` prints container names; it goes on
+// after a failure and returns every error.
+func forEachBottle(dockerCli command.Cli, names []string, fn func(svc *bottles.Service, name string) error) error {
+	svc, err := newService(dockerCli, nil)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range names {
+		if err := fn(svc, name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintln(dockerCli.Out(), name)
+	}
+	return errors.Join(errs...)
 }

@@ -2,12 +2,13 @@ package plugin
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
+
+	"github.com/docker-bottle/docker-bottle/bottles"
 )
 
 type rmOptions struct {
@@ -35,26 +36,14 @@ func rmCmd(dockerCli command.Cli) *cobra.Command {
 }
 
 func runRm(ctx context.Context, dockerCli command.Cli, o rmOptions) error {
-	svc, err := newService(dockerCli, nil)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, name := range o.names {
+	return forEachBottle(dockerCli, o.names, func(svc *bottles.Service, name string) error {
 		p, err := svc.Load(name)
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			return err
 		}
 		if st := svc.Status(ctx, p); st.Running() && !o.force {
-			errs = append(errs, fmt.Errorf("bottle %s is running: stop it with `docker bottle stop %s` or remove it with -f", name, name))
-			continue
+			return fmt.Errorf("bottle %s is running: stop it with `docker bottle stop %s` or remove it with -f", name, name)
 		}
-		if err := svc.Remove(ctx, name, o.keepStage); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		fmt.Fprintln(dockerCli.Out(), name)
-	}
-	return errors.Join(errs...)
+		return svc.Remove(ctx, name, o.keepStage)
+	})
 }

@@ -2,12 +2,12 @@ package plugin
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
+
+	"github.com/docker-bottle/docker-bottle/bottles"
 )
 
 type startOptions struct {
@@ -29,17 +29,8 @@ func startCmd(dockerCli command.Cli) *cobra.Command {
 }
 
 func runStart(ctx context.Context, dockerCli command.Cli, opts startOptions) error {
-	svc, err := newService(dockerCli, nil)
-	if err != nil {
+	return forEachBottle(dockerCli, opts.names, func(svc *bottles.Service, name string) error {
+		_, err := svc.Start(ctx, name)
 		return err
-	}
-	var errs []error
-	for _, name := range opts.names {
-		if _, err := svc.Start(ctx, name); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		fmt.Fprintln(dockerCli.Out(), name)
-	}
-	return errors.Join(errs...)
+	})
 }

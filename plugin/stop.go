@@ -2,12 +2,12 @@ package plugin
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
+
+	"github.com/docker-bottle/docker-bottle/bottles"
 )
 
 type stopOptions struct {
@@ -29,17 +29,7 @@ func stopCmd(dockerCli command.Cli) *cobra.Command {
 }
 
 func runStop(ctx context.Context, dockerCli command.Cli, opts stopOptions) error {
-	svc, err := newService(dockerCli, nil)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, name := range opts.names {
-		if err := svc.Stop(ctx, name); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		fmt.Fprintln(dockerCli.Out(), name)
-	}
-	return errors.Join(errs...)
+	return forEachBottle(dockerCli, opts.names, func(svc *bottles.Service, name string) error {
+		return svc.Stop(ctx, name)
+	})
 }
