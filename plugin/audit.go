@@ -43,10 +43,10 @@ func runAudit(ctx context.Context, dockerCli command.Cli, opts auditOptions) err
 	audit := stream[api.AuditEntry]{
 		header: []string{"TIME", "SOURCE", "DECISION", "WHAT"}, widths: auditWidths,
 		row: func(e api.AuditEntry) []string {
-			c := newAuditEntry(e)
+			c := auditContextOf(e)
 			return []string{c.Time(), c.Source(), c.Decision(), c.What()}
 		},
-		context: func(e api.AuditEntry) formatter.SubContext { return newAuditEntry(e) },
+		context: func(e api.AuditEntry) formatter.SubContext { return auditContextOf(e) },
 		fields:  newAuditContext(),
 	}
 	if err := audit.check(opts.format); err != nil {
@@ -75,7 +75,7 @@ func newAuditContext() *auditContext {
 	}}}
 }
 
-func newAuditEntry(e api.AuditEntry) *auditContext {
+func auditContextOf(e api.AuditEntry) *auditContext {
 	c := &auditContext{e: e}
 	if json.Unmarshal(e.Record, &c.rec) != nil {
 		c.rec = nil
