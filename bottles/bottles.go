@@ -14,8 +14,12 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/docker/cli/cli/command"
 	"github.com/moby/moby/client"
 
+	"github.com/docker-bottle/docker-bottle/backend"
+	_ "github.com/docker-bottle/docker-bottle/backend/docker" // the backends a plan can name
+	_ "github.com/docker-bottle/docker-bottle/backend/smolvm"
 	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/smolvm"
@@ -24,6 +28,7 @@ import (
 // Engine is what the operations ask of the engine.
 type Engine interface {
 	bringup.Engine
+	backend.Engine
 	ContainerStop(ctx context.Context, containerID string, options client.ContainerStopOptions) (client.ContainerStopResult, error)
 }
 
@@ -38,6 +43,14 @@ type Service struct {
 	Getenv func(string) string
 	// Smolvm is the smolvm CLI; nil when smolvm is not installed.
 	Smolvm *smolvm.CLI
+	// CLI is the running docker CLI, whose container commands attach to
+	// the agent; nil where nothing attaches.
+	CLI command.Cli
+}
+
+// Backend is the backend the bottle's plan names.
+func (s *Service) Backend(p plan.Plan) (backend.Backend, error) {
+	return backend.For(p, backend.Deps{Engine: s.Engine, CLI: s.CLI, Smolvm: s.Smolvm, Step: s.step})
 }
 
 // ErrNotFound means no bottle has that name.

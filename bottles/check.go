@@ -254,14 +254,9 @@ func (s *Service) removeAndVerify(ctx context.Context, p plan.Plan) probe.Promis
 			}
 		}
 	}
-	if s.Smolvm != nil && p.Smolvm != nil {
-		if ms, err := s.Smolvm.MachineList(ctx); err == nil {
-			for _, m := range ms {
-				if m.Name == p.Smolvm.MachineName {
-					left = append(left, "machine "+m.Name)
-				}
-			}
-		}
+	if b, err := s.Backend(p); err == nil && b.Status(ctx, p) != StateMissing {
+		a := b.Objects(p)[0]
+		left = append(left, a.Kind+" "+a.Name)
 	}
 	if _, err := os.Stat(p.StageDir); !errors.Is(err, os.ErrNotExist) {
 		left = append(left, "stage dir "+p.StageDir)

@@ -9,7 +9,6 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/flags"
 
-	"github.com/docker-bottle/docker-bottle/backend"
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/image"
 	"github.com/docker-bottle/docker-bottle/image/pack"
@@ -47,7 +46,7 @@ func TestCheckSmolvmBackendThroughTheFake(t *testing.T) {
 	env := []string{"SMOLVM_FAKE_STATE=" + t.TempDir(), "SMOLVM_FAKE_VERSION=1.9.3"}
 	state := t.TempDir()
 	svc := &bottles.Service{Engine: eng, Dirs: plan.Dirs{State: filepath.Join(state, "bottle"), Cache: filepath.Join(state, "cache")},
-		Smolvm: smolvm.New(fake, smolvm.WithEnv(env...))}
+		Smolvm: smolvm.New(fake, smolvm.WithEnv(env...)), CLI: cli}
 	pipe, err := image.New(eng, pack.NewSmolvm(fake, smolvm.WithEnv(env...)), svc.Dirs.Cache)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +55,6 @@ func TestCheckSmolvmBackendThroughTheFake(t *testing.T) {
 		Choice:   plan.Choice{Backend: spec.BackendSmolvm, NetworkMode: spec.NetworkBridge},
 		Arch:     runtime.GOARCH,
 		Pipeline: pipe,
-		Run:      bottles.RunOptions{Docker: backend.Docker{Engine: eng, CLI: cli}},
 	})
 	if err != nil {
 		t.Fatal(err)

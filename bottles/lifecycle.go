@@ -16,10 +16,10 @@ import (
 
 // States of a bottle's parts, and of the bottle as a whole.
 const (
-	StateRunning = "running"
+	StateRunning = backend.StateRunning
 	StateExited  = "exited"
 	StateCreated = "created"
-	StateMissing = "missing"
+	StateMissing = backend.StateMissing
 	// StatePartial: the bundle and the agent disagree (one runs, the
 	// other does not).
 	StatePartial = "partial"
@@ -39,17 +39,10 @@ func (st Status) Running() bool { return st.Bundle == StateRunning || st.Agent =
 // Status asks the engine (and smolvm) about the bottle's bundle and agent.
 func (s *Service) Status(ctx context.Context, p plan.Plan) Status {
 	st := Status{Plan: p, Bundle: s.containerState(ctx, p.Bundle.Container), Agent: StateMissing}
-	switch {
-	case !p.AgentCreated:
-	case p.Docker != nil:
-		st.Agent = s.containerState(ctx, p.Docker.Container)
-	case p.Smolvm != nil && s.Smolvm != nil:
-		m, err := s.Smolvm.MachineStatus(ctx, p.Smolvm.MachineName)
-		if err == nil {
-			st.Agent = string(m.State)
+	if p.AgentCreated {
+		if b, err := s.Backend(p); err == nil {
+			st.Agent = b.Status(ctx, p)
 		}
-	case p.Smolvm != nil:
-		st.Agent = "unknown (smolvm not found)"
 	}
 	switch {
 	case st.Bundle == st.Agent:
@@ -83,16 +76,11 @@ func (s *Service) Stop(ctx context.Context, name string) error {
 	}
 	var errs []error
 	if p.AgentCreated {
-		switch {
-		case p.Docker != nil:
-			errs = append(errs, s.stopContainer(ctx, p.Docker.Container))
-		case p.Smolvm != nil && s.Smolvm == nil:
-			errs = append(errs, errors.New("smolvm is not installed, so the machine cannot be stopped"))
-		case p.Smolvm != nil:
-			if err := s.Smolvm.MachineStop(ctx, p.Smolvm.MachineName); err != nil {
-				errs = append(errs, err)
-			}
+		b, err := s.Backend(p)
+		if err == nil {
+			err = b.Stop(ctx, p)
 		}
+		errs = append(errs, err)
 	}
 	errs = append(errs, s.stopContainer(ctx, p.Bundle.Container))
 	if err := errors.Join(errs...); err != nil {
@@ -131,35 +119,13 @@ func (s *Service) Start(ctx context.Context, name string) (plan.Plan, error) {
 		return q, err
 	}
 	if q.AgentCreated {
-		switch {
-		case q.Docker != nil:
-			if _, err := s.Engine.ContainerStart(ctx, q.Docker.Container, client.ContainerStartOptions{}); err != nil {
-				return q, fmt.Errorf("starting the agent of %s: %w", name, err)
-			}
-		case s.Smolvm == nil:
-			return q, errors.New("smolvm is not installed, so the machine cannot be started")
-		default:
-			if err := s.startMachine(ctx, q); err != nil {
-				return q, fmt.Errorf("starting the agent of %s: %w", name, err)
-			}
+		b, err := s.Backend(q)
+		if err != nil {
+			return q, err
+		}
+		if err := b.Start(ctx, q); err != nil {
+			return q, fmt.Errorf("starting the agent of %s: %w", name, err)
 		}
 	}
 	return q, nil
-}
-
-// startMachine starts the bottle's machine and, unless it still runs one,
-// a new session of the agent's last command.
-func (s *Service) startMachine(ctx context.Context, p plan.Plan) error {
-	sm := backend.Smolvm{CLI: s.Smolvm}
-	if err := sm.Start(ctx, p); err != nil {
-		return err
-	}
-	st, err := sm.SessionStatus(ctx, p)
-	if err != nil {
-		return err
-	}
-	if st.Running {
-		return nil
-	}
-	return sm.StartSession(ctx, p, NewSessionID(), nil, true)
 }

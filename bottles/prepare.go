@@ -11,6 +11,7 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"github.com/docker-bottle/docker-bottle/backend"
 	"github.com/docker-bottle/docker-bottle/gitstage"
 	"github.com/docker-bottle/docker-bottle/pki"
 	"github.com/docker-bottle/docker-bottle/plan"
@@ -128,17 +129,17 @@ func (s *Service) nameInUse(ctx context.Context) func(string) bool {
 // that happens to be called so): making the bottle would fail half way, or
 // mount someone else's volume as the agent's disk.
 func (s *Service) checkObjectNames(ctx context.Context, p plan.Plan) error {
-	type object struct{ kind, name, role string }
-	objects := []object{{"container", p.Bundle.Container, "bundle"}, {"network", p.Bundle.Network, "network"}}
-	if p.Docker != nil {
-		objects = append(objects, object{"container", p.Docker.Container, "agent"},
-			object{"network", p.Bundle.InternalNetwork, "internal network"},
-			object{"volume", "bottle-" + p.Slug + "-workspace", "disk"}, object{"volume", "bottle-" + p.Slug + "-home", "disk"})
+	objects := []backend.Object{{Kind: "container", Name: p.Bundle.Container, Role: "bundle"}, {Kind: "network", Name: p.Bundle.Network, Role: "network"}}
+	b, err := s.Backend(p)
+	if err != nil {
+		return err
 	}
-	for _, o := range objects {
-		if s.objectExists(ctx, o.kind, o.name) {
+	// objectExists knows engine objects only: a machine of that name is
+	// smolvm's to refuse.
+	for _, o := range append(objects, b.Objects(p)...) {
+		if s.objectExists(ctx, o.Kind, o.Name) {
 			return fmt.Errorf("a %s named %s exists and is not this bottle's %s: remove or rename it (`docker %s rm %s`), or run the bottle under another --name",
-				o.kind, o.name, o.role, o.kind, o.name)
+				o.Kind, o.Name, o.Role, o.Kind, o.Name)
 		}
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 
+	"github.com/docker-bottle/docker-bottle/backend"
 	"github.com/docker-bottle/docker-bottle/image"
 	"github.com/docker-bottle/docker-bottle/image/artifact"
 )
@@ -33,8 +34,14 @@ func (s *Service) Prune(ctx context.Context, pipe *image.Pipeline) (PruneReport,
 	}
 	inUse := map[string]bool{}
 	for _, p := range ps {
-		if p.Smolvm != nil && p.Smolvm.Artifact != "" {
-			inUse[p.Smolvm.Artifact] = true
+		b, err := s.Backend(p)
+		if err != nil {
+			continue
+		}
+		for _, o := range b.Objects(p) {
+			if o.Kind == backend.KindArtifact {
+				inUse[o.Name] = true
+			}
 		}
 	}
 	cr, err := pipe.Cache().Prune(pipe.Store(), artifact.PruneOptions{Keep: func(a artifact.Artifact) bool { return inUse[a.Path] }})

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/docker-bottle/docker-bottle/backend"
 	"github.com/docker-bottle/docker-bottle/bringup"
 )
 
@@ -19,11 +18,12 @@ func (s *Service) Remove(ctx context.Context, name string, keepStage bool) error
 		return err
 	}
 	var errs []error
-	if p.Smolvm != nil && p.AgentCreated {
-		if s.Smolvm == nil {
-			errs = append(errs, fmt.Errorf("smolvm is not installed, so machine %s cannot be deleted: install smolvm or delete it with `smolvm machine delete -n %s -f`",
-				p.Smolvm.MachineName, p.Smolvm.MachineName))
-		} else if err := (backend.Smolvm{CLI: s.Smolvm}).Delete(ctx, p.Smolvm.MachineName); err != nil {
+	if p.AgentCreated {
+		b, err := s.Backend(p)
+		if err == nil {
+			err = b.Remove(ctx, p)
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}

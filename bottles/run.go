@@ -2,8 +2,6 @@ package bottles
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -36,7 +34,6 @@ type RunOptions struct {
 	Command []string
 	// Files are added to the bottle layer (a provider's in-guest settings).
 	Files  []layer.File
-	Docker backend.Docker
 	Detach bool
 	TTY    bool
 	// Interactive passes the user's stdin to the agent.
@@ -67,13 +64,7 @@ type RunResult struct {
 }
 
 // StepError says which step of a run failed.
-type StepError struct {
-	Step string
-	Err  error
-}
-
-func (e *StepError) Error() string { return fmt.Sprintf("%s failed: %v", e.Step, e.Err) }
-func (e *StepError) Unwrap() error { return e.Err }
+type StepError = backend.StepError
 
 // Run prepares a bottle, brings its bundle up, makes the agent image and
 // launches the agent; attached, it returns the agent's exit code. Any
@@ -82,7 +73,7 @@ func (e *StepError) Unwrap() error { return e.Err }
 func (s *Service) Run(ctx context.Context, o RunOptions) (res RunResult, err error) {
 	p, err := s.Prepare(ctx, o.Prepare)
 	if err != nil {
-		return res, &StepError{"preparing the bottle", err}
+		return res, &StepError{Step: "preparing the bottle", Err: err}
 	}
 	res.Plan = p
 	if o.Prepare.DryRun {
@@ -102,12 +93,12 @@ func (s *Service) Run(ctx context.Context, o RunOptions) (res RunResult, err err
 
 	s.step("bundle: bringing up the proxy, the git gate and the supervisor")
 	if p, err = s.BringUp(ctx, p, o.BringUp); err != nil {
-		return res, &StepError{"bringing the bundle up", err}
+		return res, &StepError{Step: "bringing the bundle up", Err: err}
 	}
 	res.Plan = p
 	if o.BeforeLaunch != nil {
 		if err := o.BeforeLaunch(ctx, p); err != nil {
-			return res, &StepError{"preparing the launch", err}
+			return res, &StepError{Step: "preparing the launch", Err: err}
 		}
 	}
 	if o.Stdin == nil {
@@ -122,136 +113,46 @@ func (s *Service) Run(ctx context.Context, o RunOptions) (res RunResult, err err
 
 	req, err := s.agentImageRequest(o)
 	if err != nil {
-		return res, &StepError{"preparing the bottle layer", err}
+		return res, &StepError{Step: "preparing the bottle layer", Err: err}
 	}
 	if o.Command == nil {
 		o.Command = provider.Bootstrap(p.Agent)
 	}
-	switch p.Backend {
-	case spec.BackendDocker:
-		built, err := s.build(ctx, p.Backend, req, o)
-		if err != nil {
-			return res, err
-		}
-		s.announceApprovals(p)
-		lo := backend.LaunchOptions{Image: built.Tag, Command: o.Command, TTY: o.TTY, Interactive: o.Interactive,
-			Labels: map[string]string{plan.LabelBottle: p.Slug, plan.LabelRole: plan.RoleAgent, plan.LabelVersion: s.Version, plan.LabelBackend: p.Backend}}
-		if m := p.Spec.Resources.Memory; m != nil {
-			lo.Memory = int64(*m)
-		}
-		if _, err := o.Docker.Create(ctx, p, lo); err != nil {
-			return res, &StepError{"creating the agent container", err}
-		}
-		if p, err = s.agentCreated(p); err != nil {
-			return res, err
-		}
-		res.Plan = p
-		if o.Detach {
-			if err := o.Docker.Start(ctx, p); err != nil {
-				return res, &StepError{"starting the agent", err}
-			}
-			launched = true
-			return res, nil
-		}
-		launched = true
-		// Attached, Ctrl-C belongs to the agent (the docker CLI passes it
-		// on), so the attach must not end when ctx does.
-		code, err := o.Docker.Attach(context.WithoutCancel(ctx), p, o.Interactive, o.Stdin, o.Stdout, o.Stderr)
-		if err != nil {
-			return res, &StepError{"attaching to the agent", err}
-		}
-		res.ExitCode = code
-	case spec.BackendSmolvm:
-		code, detached, err := s.runSmolvm(ctx, p, req, o, &launched)
-		if err != nil {
-			return res, err
-		}
-		res.ExitCode, res.Detached = code, detached
-	default:
-		return res, &StepError{"launching the agent", fmt.Errorf("unknown backend %q", p.Backend)}
-	}
-	if o.Remove && !res.Detached {
-		if err := s.Remove(context.WithoutCancel(ctx), p.Slug, false); err != nil {
-			return res, &StepError{"removing the bottle (--rm)", err}
-		}
-	}
-	return res, nil
-}
-
-// runSmolvm packs the agent image into an artifact (or finds it in the
-// cache), makes and starts the machine and runs the agent in it.
-func (s *Service) runSmolvm(ctx context.Context, p plan.Plan, req image.Request, o RunOptions, launched *bool) (code int, detached bool, err error) {
-	if s.Smolvm == nil {
-		return 0, false, &StepError{"launching the agent", errors.New("smolvm is not installed")}
+	b, err := s.Backend(p)
+	if err != nil {
+		return res, &StepError{Step: "launching the agent", Err: err}
 	}
 	built, err := s.build(ctx, p.Backend, req, o)
 	if err != nil {
-		return 0, false, err
+		return res, err
 	}
 	s.announceApprovals(p)
-	sm := backend.Smolvm{CLI: s.Smolvm}
-	mo := backend.MachineOptions{
-		Artifact: built.Artifact,
-		Workload: []string{guest.HelperPath, guest.SubcommandSleep},
-		CPUs:     p.Spec.Resources.CPUs,
-		Labels:   map[string]string{plan.LabelBottle: p.Slug, plan.LabelRole: plan.RoleAgent, plan.LabelVersion: s.Version},
+	co := backend.CreateOptions{
+		Image:   backend.Built{Tag: built.Tag, Artifact: built.Artifact, Image: built.Image, User: built.User},
+		Command: o.Command, TTY: o.TTY, Interactive: o.Interactive, CPUs: p.Spec.Resources.CPUs,
+		Labels: map[string]string{plan.LabelBottle: p.Slug, plan.LabelRole: plan.RoleAgent, plan.LabelVersion: s.Version},
+		Record: s.agentCreated,
 	}
 	if m := p.Spec.Resources.Memory; m != nil {
-		mo.MemoryMiB = int(int64(*m) >> 20)
+		co.Memory = int64(*m)
 	}
-	s.step("machine: creating %s", p.Smolvm.MachineName)
-	// Recorded first: a create that fails half way may still leave a
-	// machine for removal to find.
-	sp := *p.Smolvm
-	sp.Artifact = built.Artifact
-	// The same user as on the docker backend: the image's, never root.
-	if sp.User, err = o.Docker.ResolveUser(ctx, p, built.Image, built.User); err != nil {
-		return 0, false, &StepError{"choosing the agent's user", err}
+	if p, err = b.Create(ctx, p, co); err != nil {
+		return res, err
 	}
-	p.Smolvm = &sp
-	if _, err := s.agentCreated(p); err != nil {
-		return 0, false, err
-	}
-	if err := sm.Create(ctx, p, mo); err != nil {
-		return 0, false, &StepError{"creating the machine", err}
-	}
-	if err := sm.Start(ctx, p); err != nil {
-		return 0, false, &StepError{"starting the machine", err}
-	}
-	*launched = true
-	// The agent runs in a session of the bottle's helper, which keeps its
-	// output for logs and lets attach come and go, as the engine does for
-	// a container.
-	id := NewSessionID()
-	if err := sm.StartSession(ctx, p, id, o.Command, o.Detach); err != nil {
-		return 0, false, &StepError{"starting the agent", err}
-	}
-	if o.Detach {
-		return 0, false, nil
-	}
-	// Attached, Ctrl-C belongs to the agent, so the attach must not end
-	// when ctx does.
-	actx := context.WithoutCancel(ctx)
-	code, err = sm.Attach(actx, p, id, o.TTY, o.Interactive, o.Stdin, o.Stdout, o.Stderr)
+	res.Plan = p
+	ex, err := b.Launch(ctx, p, backend.LaunchOptions{Command: o.Command, Detach: o.Detach, TTY: o.TTY, Interactive: o.Interactive,
+		Streams: backend.Streams{Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr}})
+	launched = ex.Launched
 	if err != nil {
-		return 0, false, &StepError{"attaching to the agent", err}
+		return res, err
 	}
-	if code == 0 {
-		// 0 is also what a detach (Ctrl-P Ctrl-Q) ends with: the session
-		// says which.
-		if st, err := sm.SessionStatus(actx, p); err == nil && st.Running && st.ID == id {
-			return 0, true, nil
+	res.ExitCode, res.Detached = ex.Code, ex.Detached
+	if o.Remove && !res.Detached {
+		if err := s.Remove(context.WithoutCancel(ctx), p.Slug, false); err != nil {
+			return res, &StepError{Step: "removing the bottle (--rm)", Err: err}
 		}
 	}
-	return code, false, nil
-}
-
-// NewSessionID names an agent session, so that an attach or a wait made
-// right after its start finds this session and not an earlier one.
-func NewSessionID() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	return res, nil
 }
 
 // announceApprovals says, before the agent takes the terminal, where the
@@ -289,7 +190,7 @@ type Built struct {
 func (s *Service) Build(ctx context.Context, backendName string, o RunOptions) (Built, error) {
 	req, err := s.agentImageRequest(o)
 	if err != nil {
-		return Built{}, &StepError{"preparing the bottle layer", err}
+		return Built{}, &StepError{Step: "preparing the bottle layer", Err: err}
 	}
 	return s.build(ctx, backendName, req, o)
 }
@@ -299,7 +200,7 @@ func (s *Service) build(ctx context.Context, backendName string, req image.Reque
 		s.step("image: building the agent image and its bottle layer")
 		local, err := o.Pipeline.Local(ctx, req, map[string]string{plan.LabelRole: plan.RoleImage})
 		if err != nil {
-			return Built{}, &StepError{"making the agent image", err}
+			return Built{}, &StepError{Step: "making the agent image", Err: err}
 		}
 		return Built{Tag: local.Tag, CacheHit: local.Reused}, nil
 	}
@@ -307,7 +208,7 @@ func (s *Service) build(ctx context.Context, backendName string, req image.Reque
 	req.Platform = "linux/" + o.Arch
 	art, err := o.Pipeline.Run(ctx, req)
 	if err != nil {
-		return Built{}, &StepError{"making the agent's artifact", err}
+		return Built{}, &StepError{Step: "making the agent's artifact", Err: err}
 	}
 	return Built{Artifact: art.Artifact.Path, Image: art.ImageID, User: art.User, CacheHit: art.CacheHit}, nil
 }
@@ -317,7 +218,7 @@ func (s *Service) build(ctx context.Context, backendName string, req image.Reque
 func (s *Service) agentCreated(p plan.Plan) (plan.Plan, error) {
 	p.AgentCreated = true
 	if err := p.Save(); err != nil {
-		return p, &StepError{"saving the plan", err}
+		return p, &StepError{Step: "saving the plan", Err: err}
 	}
 	return p, nil
 }

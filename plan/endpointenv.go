@@ -11,20 +11,13 @@ var endpointKeys = map[string]bool{
 	"BOTTLE_GATE_URL": true, "BOTTLE_SUPERVISE_URL": true,
 }
 
-// EndpointEnv is the part of the agent's guest env that names the bundle's
+// EndpointEnv is the part of an agent's guest env that names the bundle's
 // endpoints: proxy, gate and supervisor URLs, NO_PROXY and git's settings
 // for the gate. In loopback mode these name the bundle's published host
 // ports, which change when the bundle restarts, while a smolvm machine's
 // recorded env cannot change; so every exec into the machine passes them
 // again (`machine exec -e` wins over the recorded env). None is a secret.
-func (p Plan) EndpointEnv() []string {
-	var env []string
-	switch {
-	case p.Smolvm != nil:
-		env = p.Smolvm.GuestEnv
-	case p.Docker != nil:
-		env = p.Docker.GuestEnv
-	}
+func EndpointEnv(env []string) []string {
 	var out []string
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")

@@ -16,7 +16,7 @@ func TestEndpointEnvFollowsThePorts(t *testing.T) {
 	}
 	before := p.WithEndpoints(HostPorts{Proxy: 40001, Gate: 40002, Supervise: 40003})
 	after := p.WithEndpoints(HostPorts{Proxy: 41001, Gate: 41002, Supervise: 41003})
-	env := after.EndpointEnv()
+	env := EndpointEnv(after.Smolvm.GuestEnv)
 	got := map[string]string{}
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")

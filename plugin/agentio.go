@@ -2,51 +2,18 @@ package plugin
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"os/exec"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
 	"github.com/docker-bottle/docker-bottle/backend"
-	"github.com/docker-bottle/docker-bottle/internal/dockercli"
 	"github.com/docker-bottle/docker-bottle/plan"
-	"github.com/docker-bottle/docker-bottle/smolvm"
 )
 
-// dockerCLI runs the docker CLI on the current context with the user's
-// terminal, as the user would type it; its exit code becomes ours.
-func dockerCLI(dockerCli command.Cli, args ...string) error {
-	return dockerCLITo(dockerCli, dockercli.OutFile(dockerCli.Out()), dockercli.OutFile(dockerCli.Err()), args...)
-}
-
-// dockerCLITo is dockerCLI with its output going to stdout and stderr.
-func dockerCLITo(dockerCli command.Cli, stdout, stderr io.Writer, args ...string) error {
-	docker, err := dockercli.Path()
-	if err != nil {
-		return err
-	}
-	env, cleanup, err := dockercli.EndpointEnv(dockerCli)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	c := exec.Command(docker, args...)
-	c.Env = env
-	c.Stdin, c.Stdout, c.Stderr = dockercli.InFile(dockerCli.In()), stdout, stderr
-	err = c.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return cli.StatusError{StatusCode: ee.ExitCode()}
-	}
-	return err
-}
-
-// agentOf loads a bottle whose agent exists.
-func agentOf(dockerCli command.Cli, name string) (plan.Plan, *smolvm.CLI, error) {
+// agentOf loads a bottle whose agent exists, and its backend.
+func agentOf(dockerCli command.Cli, name string) (plan.Plan, backend.Backend, error) {
 	svc, err := newService(dockerCli, nil)
 	if err != nil {
 		return plan.Plan{}, nil, err
@@ -58,10 +25,8 @@ func agentOf(dockerCli command.Cli, name string) (plan.Plan, *smolvm.CLI, error)
 	if !p.AgentCreated {
 		return p, nil, fmt.Errorf("bottle %s has no agent yet (its run did not get that far): `docker bottle rm %s`", name, name)
 	}
-	if p.Smolvm != nil && svc.Smolvm == nil {
-		return p, nil, fmt.Errorf("bottle %s runs in smolvm, which is not installed here", name)
-	}
-	return p, svc.Smolvm, nil
+	b, err := svc.Backend(p)
+	return p, b, err
 }
 
 type logsOptions struct {
@@ -80,7 +45,7 @@ func logsCmd(dockerCli command.Cli) *cobra.Command {
 		Args:              cli.ExactArgs(1),
 		ValidArgsFunction: completeBottles(dockerCli),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, sm, err := agentOf(dockerCli, args[0])
+			p, b, err := agentOf(dockerCli, args[0])
 			if err != nil {
 				return err
 			}
@@ -91,28 +56,9 @@ func logsCmd(dockerCli command.Cli) *cobra.Command {
 			stderr, closeErr := agentOutput(dockerCli.Err())
 			defer closeErr()
 			defer closeOut()
-			if p.Docker == nil {
-				if opts.timestamps || opts.since != "" || opts.until != "" {
-					return fmt.Errorf("bottle %s runs in smolvm, whose agent log is its terminal's output as it came, without times: --timestamps, --since and --until work with the docker backend only", p.Slug)
-				}
-				// The agent's session in the machine keeps its output.
-				code, err := backend.Smolvm{CLI: sm}.Logs(cmd.Context(), p, opts.follow, opts.tail, stdout, stderr)
-				return exitStatus(code, err)
-			}
-			a := []string{"logs", "--tail", opts.tail}
-			if opts.follow {
-				a = append(a, "-f")
-			}
-			if opts.timestamps {
-				a = append(a, "-t")
-			}
-			if opts.since != "" {
-				a = append(a, "--since", opts.since)
-			}
-			if opts.until != "" {
-				a = append(a, "--until", opts.until)
-			}
-			return dockerCLITo(dockerCli, stdout, stderr, append(a, p.Docker.Container)...)
+			code, err := b.Logs(cmd.Context(), p, backend.LogsOptions{Follow: opts.follow, Tail: opts.tail, Timestamps: opts.timestamps,
+				Since: opts.since, Until: opts.until, Stdout: stdout, Stderr: stderr})
+			return exitStatus(code, err)
 		},
 	}
 	cmd.Flags().BoolVarP(&opts.follow, "follow", "f", false, "Follow the output")
@@ -132,19 +78,17 @@ func attachCmd(dockerCli command.Cli) *cobra.Command {
 		Args:              cli.ExactArgs(1),
 		ValidArgsFunction: completeBottles(dockerCli),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, sm, err := agentOf(dockerCli, args[0])
+			p, b, err := agentOf(dockerCli, args[0])
 			if err != nil {
 				return err
 			}
-			if p.Docker == nil {
-				tty := dockerCli.In().IsTerminal() && dockerCli.Out().IsTerminal()
-				// Ctrl-C belongs to the agent (the terminal is raw); the
-				// attach ends when the agent does or on Ctrl-P Ctrl-Q.
-				code, err := backend.Smolvm{CLI: sm}.Attach(context.WithoutCancel(cmd.Context()), p, "", tty, true,
-					dockerCli.In(), dockerCli.Out(), dockerCli.Err())
-				return exitStatus(code, err)
-			}
-			return dockerCLI(dockerCli, "attach", p.Docker.Container)
+			tty := dockerCli.In().IsTerminal() && dockerCli.Out().IsTerminal()
+			// Ctrl-C belongs to the agent (the terminal is raw, or the CLI
+			// passes it on); the attach ends when the agent does or on
+			// Ctrl-P Ctrl-Q.
+			ex, err := b.Attach(context.WithoutCancel(cmd.Context()), p, backend.AttachOptions{TTY: tty,
+				Streams: backend.Streams{Stdin: dockerCli.In(), Stdout: dockerCli.Out(), Stderr: dockerCli.Err()}})
+			return exitStatus(ex.Code, err)
 		},
 	}
 }

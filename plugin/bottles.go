@@ -10,7 +10,6 @@ import (
 	"github.com/moby/moby/client"
 
 	bottle "github.com/docker-bottle/docker-bottle"
-	"github.com/docker-bottle/docker-bottle/backend"
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/image"
 	"github.com/docker-bottle/docker-bottle/image/build"
@@ -35,7 +34,7 @@ func newService(dockerCli command.Cli, out io.Writer) (*bottles.Service, error) 
 	if err != nil {
 		return nil, err
 	}
-	s := &bottles.Service{Engine: dockerCli.Client(), Dirs: dirs, Version: bottle.Metadata().Version, Progress: out}
+	s := &bottles.Service{Engine: dockerCli.Client(), Dirs: dirs, Version: bottle.Metadata().Version, Progress: out, CLI: dockerCli}
 	if path, err := smolvm.Lookup(); err == nil {
 		s.Smolvm = smolvm.New(path)
 	}
@@ -86,11 +85,6 @@ func newPipeline(dockerCli command.Cli, s *bottles.Service, mode string) (*image
 		return nil, func() {}, err
 	}
 	return p, done, nil
-}
-
-// dockerBackend is the docker backend on the current context.
-func dockerBackend(dockerCli command.Cli) (backend.Docker, error) {
-	return backend.Docker{Engine: dockerCli.Client(), CLI: dockerCli}, nil
 }
 
 // progressOut is where step lines go for a --progress mode: with json,

@@ -64,16 +64,12 @@ func runCheck(ctx context.Context, dockerCli command.Cli, o checkOptions) error 
 		return err
 	}
 	defer cleanup()
-	dk, err := dockerBackend(dockerCli)
-	if err != nil {
-		return err
-	}
 	arch, err := engineArch(ctx, dockerCli)
 	if err != nil {
 		return err
 	}
 	card, err := svc.Check(ctx, bottles.CheckOptions{Choice: choice, Arch: arch, Pipeline: pipe, Keep: o.keep,
-		Run: bottles.RunOptions{Docker: dk, Stderr: dockerCli.Err()}})
+		Run: bottles.RunOptions{Stderr: dockerCli.Err()}})
 	if err != nil {
 		return err
 	}

@@ -48,22 +48,13 @@ func runExec(ctx context.Context, dockerCli command.Cli, name string, command []
 	if len(command) == 0 {
 		return fmt.Errorf("exec needs a command after the bottle's name: docker bottle exec %s -- COMMAND", name)
 	}
-	p, sm, err := agentOf(dockerCli, name)
+	p, b, err := agentOf(dockerCli, name)
 	if err != nil {
 		return err
 	}
-	eo := backend.ExecOptions{Command: command, Env: o.env.GetSlice(), Workdir: o.workdir, TTY: o.tty, Interactive: o.interactive,
-		Stdin: dockerCli.In(), Stdout: dockerCli.Out(), Stderr: dockerCli.Err()}
-	if p.Docker != nil {
-		dk, err := dockerBackend(dockerCli)
-		if err != nil {
-			return err
-		}
-		// The docker CLI passes Ctrl-C on to the command, as `docker exec`
-		// does: the exec ends when the command does.
-		code, err := dk.Exec(context.WithoutCancel(ctx), p, eo)
-		return exitStatus(code, err)
-	}
-	code, err := backend.Smolvm{CLI: sm}.Exec(ctx, p, eo)
+	// Ctrl-C belongs to the command, as with `docker exec`: the exec ends
+	// when the command does.
+	code, err := b.Exec(context.WithoutCancel(ctx), p, backend.ExecOptions{Command: command, Env: o.env.GetSlice(), Workdir: o.workdir,
+		TTY: o.tty, Interactive: o.interactive, Streams: backend.Streams{Stdin: dockerCli.In(), Stdout: dockerCli.Out(), Stderr: dockerCli.Err()}})
 	return exitStatus(code, err)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/docker/cli/opts"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-bottle/docker-bottle/backend"
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/image"
@@ -126,7 +127,11 @@ func runRun(cmd *cobra.Command, dockerCli command.Cli, o runOptions) error {
 			enc.SetIndent("", "  ")
 			return enc.Encode(res.Plan)
 		}
-		printPlan(dockerCli.Out(), res.Plan)
+		b, err := svc.Backend(res.Plan)
+		if err != nil {
+			return err
+		}
+		printPlan(dockerCli.Out(), res.Plan, b)
 		return nil
 	}
 
@@ -135,12 +140,8 @@ func runRun(cmd *cobra.Command, dockerCli command.Cli, o runOptions) error {
 		return err
 	}
 	defer done()
-	dk, err := dockerBackend(dockerCli)
-	if err != nil {
-		return err
-	}
 	tty := !o.detach && dockerCli.In().IsTerminal() && dockerCli.Out().IsTerminal()
-	ro.Prepare, ro.Docker, ro.BringUp = in.prepare, dk, bottles.BringUpOptions{ExtraCAFile: in.extraCA}
+	ro.Prepare, ro.BringUp = in.prepare, bottles.BringUpOptions{ExtraCAFile: in.extraCA}
 	ro.Detach, ro.TTY, ro.Interactive, ro.Remove, ro.KeepOnFailure = o.detach, tty, tty, o.rm, o.keepOnFailure
 	ro.Stdin, ro.Stdout, ro.Stderr = dockerCli.In(), dockerCli.Out(), dockerCli.Err()
 	res, err := svc.Run(ctx, ro)
@@ -389,7 +390,7 @@ func readPrompt(ls loadedSpec, o runOptions) (string, error) {
 	return "", nil
 }
 
-func printPlan(out io.Writer, p plan.Plan) {
+func printPlan(out io.Writer, p plan.Plan, b backend.Backend) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(w, "%s\t%s\n", k, v) }
 	row("bottle", p.Slug)
@@ -403,12 +404,7 @@ func printPlan(out io.Writer, p plan.Plan) {
 	if p.Bundle.InternalNetwork != "" {
 		row("internal network", fmt.Sprintf("%s (%s, bundle %s)", p.Bundle.InternalNetwork, p.Bundle.InternalSubnet, p.Bundle.InternalIP))
 	}
-	if p.Smolvm != nil {
-		row("machine", p.Smolvm.MachineName+", allow-host "+strings.Join(p.Smolvm.AllowHosts, ", "))
-	}
-	if p.Docker != nil {
-		row("container", p.Docker.Container)
-	}
+	row(b.Describe(p))
 	if p.Endpoints != nil {
 		row("agent proxy", p.Endpoints.AgentProxyURL)
 		row("agent git gate", "http://"+p.Endpoints.AgentGitGateHost+"/")

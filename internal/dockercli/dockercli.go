@@ -1,11 +1,11 @@
-// Package dockercli runs the docker CLI, or a CLI plugin standalone, against
-// the same engine, context and configuration as the running plugin.
+// Package dockercli runs a CLI plugin standalone against the same engine,
+// context and configuration as the running plugin, and gives child
+// processes the plugin's own terminal.
 package dockercli
 
 import (
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -21,14 +21,6 @@ type Endpoint interface {
 	ConfigFile() *configfile.ConfigFile
 	CurrentContext() string
 	DockerEndpoint() docker.Endpoint
-}
-
-// Path is the docker CLI that started this plugin, else docker on PATH.
-func Path() (string, error) {
-	if p := os.Getenv(metadata.ReexecEnvvar); p != "" {
-		return p, nil
-	}
-	return exec.LookPath("docker")
 }
 
 // EndpointEnv is the environment for a CLI plugin run standalone against the

@@ -17,7 +17,7 @@ import (
 // imageEngine is an engine holding one image with the given files; it
 // records the containers made and removed.
 type imageEngine struct {
-	DockerEngine
+	Engine
 	files            map[string]string
 	created, removed int
 }
@@ -53,7 +53,6 @@ func TestAgentUserIsNeverRoot(t *testing.T) {
 		"/etc/passwd": "root:x:0:0:root:/root:/bin/sh\ntoor:x:0:0::/root:/bin/sh\nagent:x:1000:1001::/home/agent:/bin/sh\n",
 		"/etc/group":  "root:x:0:\nagents:x:1001:\nwheel:x:10:agent\n",
 	}}
-	d := Docker{Engine: eng}
 	p := plan.Plan{Slug: "u"}
 	for _, c := range []struct{ user, want string }{
 		{"", RootStandIn},
@@ -72,20 +71,19 @@ func TestAgentUserIsNeverRoot(t *testing.T) {
 		{"agent:wheel", "1000:10"},
 		{"1000:wheel", "1000:wheel"},
 	} {
-		got, err := d.ResolveUser(context.Background(), p, "img", c.user)
+		got, err := ResolveUser(context.Background(), eng, p, "img", c.user)
 		if err != nil || got != c.want {
 			t.Errorf("USER %q: runs as %q (%v), want %q", c.user, got, err, c.want)
 		}
 	}
-	if _, err := d.ResolveUser(context.Background(), p, "img", "ghost"); err == nil || !strings.Contains(err.Error(), "numeric uid:gid") {
+	if _, err := ResolveUser(context.Background(), eng, p, "img", "ghost"); err == nil || !strings.Contains(err.Error(), "numeric uid:gid") {
 		t.Errorf("a user the image does not have: %v", err)
 	}
 	if eng.created == 0 || eng.created != eng.removed {
 		t.Errorf("lookup containers: %d made, %d removed", eng.created, eng.removed)
 	}
 	// An image without /etc/passwd: a name cannot be told from root.
-	none := Docker{Engine: &imageEngine{files: map[string]string{}}}
-	if _, err := none.ResolveUser(context.Background(), p, "img", "agent"); err == nil {
+	if _, err := ResolveUser(context.Background(), &imageEngine{files: map[string]string{}}, p, "img", "agent"); err == nil {
 		t.Error("a named user was accepted from an image without /etc/passwd")
 	}
 }

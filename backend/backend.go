@@ -1,0 +1,229 @@
+// Package backend launches and manages the agent of a bottle where it runs:
+// a smolvm microVM (backend/smolvm), or a hardened container on the engine
+// (backend/docker). Each implements Backend, as buildx's drivers implement
+// its driver interface; For picks the one a plan names, so the lifecycle
+// code never asks which it has.
+package backend
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+
+	"github.com/docker/cli/cli/command"
+
+	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/smolvm"
+)
+
+// States of the agent that every backend reports (a backend may report
+// others, as the engine or smolvm names them).
+const (
+	StateRunning = "running"
+	StateMissing = "missing"
+)
+
+// Backend is what the bottle's lifecycle asks of the place its agent runs.
+// Every method takes the bottle's plan, which names the agent's container or
+// machine.
+type Backend interface {
+	// Create makes the agent, not started, from the agent image the
+	// pipeline made. It returns the plan with what it recorded; it calls
+	// o.Record once the agent may exist, so removal finds it.
+	Create(ctx context.Context, p plan.Plan, o CreateOptions) (plan.Plan, error)
+	// Launch runs the agent's command the first time: detached, it returns
+	// once the agent runs; attached, when the agent ends or the user
+	// detaches.
+	Launch(ctx context.Context, p plan.Plan, o LaunchOptions) (Exit, error)
+	// Start starts a stopped agent again, in the background, running its
+	// command again as a container does.
+	Start(ctx context.Context, p plan.Plan) error
+	// Stop stops the agent; it can be started again.
+	Stop(ctx context.Context, p plan.Plan) error
+	// Attach attaches the streams to the running agent.
+	Attach(ctx context.Context, p plan.Plan, o AttachOptions) (Exit, error)
+	// Exec runs a command next to the agent, with the agent's network
+	// (guest.Exec), and returns its exit code.
+	Exec(ctx context.Context, p plan.Plan, o ExecOptions) (int, error)
+	// Logs writes the agent's output and returns the exit code of the
+	// command that read it.
+	Logs(ctx context.Context, p plan.Plan, o LogsOptions) (int, error)
+	// Status is the agent's state: StateRunning, StateMissing when it does
+	// not exist, or what its container or machine reports.
+	Status(ctx context.Context, p plan.Plan) string
+	// Remove removes the agent and its disk; a missing agent is not an
+	// error.
+	Remove(ctx context.Context, p plan.Plan) error
+	// Objects are what the agent is, takes the names of, or was made
+	// from, the agent first.
+	Objects(p plan.Plan) []Object
+	// Describe is one line about the agent's place for the dry run's plan:
+	// a key and its value.
+	Describe(p plan.Plan) (key, value string)
+}
+
+// Object is something a backend makes or uses for a bottle, by kind (an
+// engine object's kind, KindMachine or KindArtifact) and name, with its
+// role in the bottle.
+type Object struct {
+	Kind, Name, Role string
+}
+
+// Kinds of Object that are not the engine's.
+const (
+	KindMachine = "machine"
+	// KindArtifact is a cached artifact the agent was made from (prune
+	// keeps it).
+	KindArtifact = "artifact"
+)
+
+// Exit is how the agent's run or attach ended.
+type Exit struct {
+	// Code is the agent's exit code.
+	Code int
+	// Detached: the user detached (Ctrl-P Ctrl-Q); the agent keeps running.
+	Detached bool
+	// Launched: the agent was started, even if Launch then failed (what the
+	// run made is kept for the user then).
+	Launched bool
+}
+
+// Built is the agent image a backend's Create starts from.
+type Built struct {
+	// Tag is the image with its bottle layer in the engine (docker).
+	Tag string
+	// Artifact is the .smolmachine sidecar (smolvm), made from Image (in
+	// the engine) whose USER is User.
+	Artifact string
+	Image    string
+	User     string
+}
+
+// CreateOptions say what the agent is made from and how it runs.
+type CreateOptions struct {
+	Image Built
+	// Command replaces the image's entrypoint and command.
+	Command     []string
+	TTY         bool
+	Interactive bool
+	// Memory (bytes) and CPUs bound the agent (0: defaults).
+	Memory int64
+	CPUs   int
+	Labels map[string]string
+	// Record saves the plan as a bottle whose agent exists.
+	Record func(plan.Plan) (plan.Plan, error)
+}
+
+// LaunchOptions say how the agent's command runs the first time.
+type LaunchOptions struct {
+	// Command is the agent's command (smolvm runs it in a session; a
+	// container has it from Create).
+	Command     []string
+	Detach      bool
+	TTY         bool
+	Interactive bool
+	Streams
+}
+
+// Streams are the user's side of the agent's terminal.
+type Streams struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// AttachOptions say how `docker bottle attach` attaches.
+type AttachOptions struct {
+	// TTY: the user's side is a terminal (smolvm; a container keeps the
+	// terminal it was made with).
+	TTY bool
+	Streams
+}
+
+// ExecOptions say how `docker bottle exec` runs a command next to the
+// agent.
+type ExecOptions struct {
+	Command []string
+	// Env are the user's variables: KEY=VALUE, or KEY for the caller's
+	// value.
+	Env         []string
+	Workdir     string
+	TTY         bool
+	Interactive bool
+	Streams
+}
+
+// LogsOptions say which of the agent's output `docker bottle logs` shows.
+type LogsOptions struct {
+	Follow bool
+	// Tail is the number of lines from the end, or "all".
+	Tail string
+	// Timestamps, Since and Until are docker logs' (the docker backend's).
+	Timestamps   bool
+	Since, Until string
+	Stdout       io.Writer
+	Stderr       io.Writer
+}
+
+// Deps are what backends are made with.
+type Deps struct {
+	// Engine is the engine of the current context.
+	Engine Engine
+	// CLI is the running docker CLI, whose container commands attach,
+	// exec and show logs in process; nil where nothing attaches.
+	CLI command.Cli
+	// Smolvm is the smolvm CLI; nil when smolvm is not installed.
+	Smolvm *smolvm.CLI
+	// Step prints one progress line; nil prints nothing.
+	Step func(format string, args ...any)
+}
+
+// StepError says which step of a run failed.
+type StepError struct {
+	Step string
+	Err  error
+}
+
+func (e *StepError) Error() string { return fmt.Sprintf("%s failed: %v", e.Step, e.Err) }
+func (e *StepError) Unwrap() error { return e.Err }
+
+var (
+	mu        sync.Mutex
+	factories = map[string]func(Deps) Backend{}
+)
+
+// Register makes a backend known by the name a plan gives it
+// (spec.BackendDocker, spec.BackendSmolvm); the backend's package does it
+// when imported.
+func Register(name string, f func(Deps) Backend) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, ok := factories[name]; ok {
+		panic("backend " + name + " registered twice")
+	}
+	factories[name] = f
+}
+
+// For is the backend the plan names, made with d.
+func For(p plan.Plan, d Deps) (Backend, error) {
+	mu.Lock()
+	f, ok := factories[p.Backend]
+	mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("bottle %s names backend %q, which this docker bottle does not know (it knows %v): upgrade docker bottle, or remove the bottle with an older one",
+			p.Slug, p.Backend, names())
+	}
+	return f(d), nil
+}
+
+func names() []string {
+	mu.Lock()
+	defer mu.Unlock()
+	var ns []string
+	for n := range factories {
+		ns = append(ns, n)
+	}
+	sort.Strings(ns)
+	return ns
+}
