@@ -9,11 +9,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"sort"
 	"sync"
 
 	"github.com/docker/cli/cli/command"
 
+	"github.com/docker-bottle/docker-bottle/image"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/smolvm"
 )
@@ -29,6 +31,9 @@ const (
 // Every method takes the bottle's plan, which names the agent's container or
 // machine.
 type Backend interface {
+	// Image makes the agent image this backend runs from req (which
+	// carries the bottle layer) for the engine's arch, through pipe.
+	Image(ctx context.Context, pipe *image.Pipeline, req image.Request, arch string) (Built, error)
 	// Create makes the agent, not started, from the agent image the
 	// pipeline made. It returns the plan with what it recorded; it calls
 	// o.Record once the agent may exist, so removal finds it.
@@ -62,6 +67,10 @@ type Backend interface {
 	// Describe is one line about the agent's place for the dry run's plan:
 	// a key and its value.
 	Describe(p plan.Plan) (key, value string)
+	// HostAddr is the host as the agent's network sees it: where a
+	// service on the host's loopback would answer the agent, were it
+	// exposed.
+	HostAddr(p plan.Plan) netip.Addr
 }
 
 // Object is something a backend makes or uses for a bottle, by kind (an
@@ -90,15 +99,17 @@ type Exit struct {
 	Launched bool
 }
 
-// Built is the agent image a backend's Create starts from.
+// Built is an agent image ready for a backend's Create.
 type Built struct {
 	// Tag is the image with its bottle layer in the engine (docker).
-	Tag string
-	// Artifact is the .smolmachine sidecar (smolvm), made from Image (in
-	// the engine) whose USER is User.
-	Artifact string
-	Image    string
-	User     string
+	Tag string `json:"tag,omitempty"`
+	// Artifact is the .smolmachine sidecar (smolvm).
+	Artifact string `json:"artifact,omitempty"`
+	// Image is the agent image in the engine and User its USER (smolvm).
+	Image string `json:"image,omitempty"`
+	User  string `json:"user,omitempty"`
+	// CacheHit says nothing was built, pushed or packed.
+	CacheHit bool `json:"cache_hit"`
 }
 
 // CreateOptions say what the agent is made from and how it runs.
@@ -112,7 +123,7 @@ type CreateOptions struct {
 	Memory int64
 	CPUs   int
 	Labels map[string]string
-	// Record saves the plan as a bottle whose agent exists.
+	// Record saves the plan as a bottle whose agent exists (required).
 	Record func(plan.Plan) (plan.Plan, error)
 }
 
@@ -207,12 +218,20 @@ func Register(name string, f func(Deps) Backend) {
 
 // For is the backend the plan names, made with d.
 func For(p plan.Plan, d Deps) (Backend, error) {
+	b, err := Named(p.Backend, d)
+	if err != nil {
+		return nil, fmt.Errorf("bottle %s: %w", p.Slug, err)
+	}
+	return b, nil
+}
+
+// Named is the backend called name, made with d.
+func Named(name string, d Deps) (Backend, error) {
 	mu.Lock()
-	f, ok := factories[p.Backend]
+	f, ok := factories[name]
 	mu.Unlock()
 	if !ok {
-		return nil, fmt.Errorf("bottle %s names backend %q, which this docker bottle does not know (it knows %v): upgrade docker bottle, or remove the bottle with an older one",
-			p.Slug, p.Backend, names())
+		return nil, fmt.Errorf("backend %q is not one this docker bottle knows (%v)", name, names())
 	}
 	return f(d), nil
 }

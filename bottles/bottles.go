@@ -50,7 +50,11 @@ type Service struct {
 
 // Backend is the backend the bottle's plan names.
 func (s *Service) Backend(p plan.Plan) (backend.Backend, error) {
-	return backend.For(p, backend.Deps{Engine: s.Engine, CLI: s.CLI, Smolvm: s.Smolvm, Step: s.step})
+	return backend.For(p, s.deps())
+}
+
+func (s *Service) deps() backend.Deps {
+	return backend.Deps{Engine: s.Engine, CLI: s.CLI, Smolvm: s.Smolvm, Step: s.step}
 }
 
 // ErrNotFound means no bottle has that name.

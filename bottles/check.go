@@ -129,10 +129,11 @@ func (s *Service) Check(ctx context.Context, o CheckOptions) (probe.Card, error)
 		if _, err := startUpstream(ctx, engine, p, probeTag, checkUnlisted, ""); err != nil {
 			return err
 		}
-		loopback := plan.SmolvmGateway + ":" + hostPort
-		if p.Backend == spec.BackendDocker {
-			loopback = plan.NewSubnet(p.Bundle.InternalSubnet).Gateway.String() + ":" + hostPort
+		b, err := s.Backend(p)
+		if err != nil {
+			return err
 		}
+		loopback := net.JoinHostPort(b.HostAddr(p).String(), hostPort)
 		probeCfg = probe.Config{
 			Allowed:  []string{"https://" + checkAllowed + "/secret", "http://" + checkAllowed + "/"},
 			Unlisted: []string{"http://" + checkUnlisted + "/"},

@@ -122,13 +122,13 @@ func (s *Service) Run(ctx context.Context, o RunOptions) (res RunResult, err err
 	if err != nil {
 		return res, &StepError{Step: "launching the agent", Err: err}
 	}
-	built, err := s.build(ctx, p.Backend, req, o)
+	built, err := b.Image(ctx, o.Pipeline, req, o.Arch)
 	if err != nil {
 		return res, err
 	}
 	s.announceApprovals(p)
 	co := backend.CreateOptions{
-		Image:   backend.Built{Tag: built.Tag, Artifact: built.Artifact, Image: built.Image, User: built.User},
+		Image:   built,
 		Command: o.Command, TTY: o.TTY, Interactive: o.Interactive, CPUs: p.Spec.Resources.CPUs,
 		Labels: map[string]string{plan.LabelBottle: p.Slug, plan.LabelRole: plan.RoleAgent, plan.LabelVersion: s.Version},
 		Record: s.agentCreated,
@@ -172,45 +172,21 @@ func (s *Service) announceApprovals(p plan.Plan) {
 }
 
 // Built is an agent image ready for a backend.
-type Built struct {
-	// Tag is the image with its bottle layer in the engine (docker).
-	Tag string `json:"tag,omitempty"`
-	// Artifact is the .smolmachine sidecar (smolvm).
-	Artifact string `json:"artifact,omitempty"`
-	// Image is the agent image in the engine and User its USER (smolvm).
-	Image string `json:"image,omitempty"`
-	User  string `json:"user,omitempty"`
-	// CacheHit says nothing was built, pushed or packed.
-	CacheHit bool `json:"cache_hit"`
-}
+type Built = backend.Built
 
 // Build makes the agent image for a backend (`docker bottle build`, and
 // the image step of a run): with its bottle layer in the engine for the
 // docker backend, packed into a cached artifact for smolvm.
 func (s *Service) Build(ctx context.Context, backendName string, o RunOptions) (Built, error) {
+	b, err := backend.Named(backendName, s.deps())
+	if err != nil {
+		return Built{}, err
+	}
 	req, err := s.agentImageRequest(o)
 	if err != nil {
 		return Built{}, &StepError{Step: "preparing the bottle layer", Err: err}
 	}
-	return s.build(ctx, backendName, req, o)
-}
-
-func (s *Service) build(ctx context.Context, backendName string, req image.Request, o RunOptions) (Built, error) {
-	if backendName == spec.BackendDocker {
-		s.step("image: building the agent image and its bottle layer")
-		local, err := o.Pipeline.Local(ctx, req, map[string]string{plan.LabelRole: plan.RoleImage})
-		if err != nil {
-			return Built{}, &StepError{Step: "making the agent image", Err: err}
-		}
-		return Built{Tag: local.Tag, CacheHit: local.Reused}, nil
-	}
-	s.step("image: building, packing and caching the agent's artifact")
-	req.Platform = "linux/" + o.Arch
-	art, err := o.Pipeline.Run(ctx, req)
-	if err != nil {
-		return Built{}, &StepError{Step: "making the agent's artifact", Err: err}
-	}
-	return Built{Artifact: art.Artifact.Path, Image: art.ImageID, User: art.User, CacheHit: art.CacheHit}, nil
+	return b.Image(ctx, o.Pipeline, req, o.Arch)
 }
 
 // agentCreated records in the saved plan that the agent's container or

@@ -27,13 +27,14 @@ import (
 	"github.com/moby/term"
 
 	"github.com/docker-bottle/docker-bottle/backend"
+	"github.com/docker-bottle/docker-bottle/image"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/provider/guest"
 	"github.com/docker-bottle/docker-bottle/spec"
 )
 
 func init() {
-	backend.Register(spec.BackendDocker, func(d backend.Deps) backend.Backend { return Docker{Engine: d.Engine, CLI: d.CLI} })
+	backend.Register(spec.BackendDocker, func(d backend.Deps) backend.Backend { return Docker{Engine: d.Engine, CLI: d.CLI, Step: d.Step} })
 }
 
 // Docker runs the agent in a container on the engine.
@@ -43,12 +44,30 @@ type Docker struct {
 	// docker CLI does them (raw terminal, window size, signals, exit
 	// code); nil where nothing attaches.
 	CLI command.Cli
+	// Step prints a progress line; nil prints nothing.
+	Step func(format string, args ...any)
 }
 
 var yes = true
 
 // diskVolume is the name of one of the agent's volumes.
 func diskVolume(p plan.Plan, suffix string) string { return "bottle-" + p.Slug + "-" + suffix }
+
+// Image builds the agent image with its bottle layer into the engine.
+func (d Docker) Image(ctx context.Context, pipe *image.Pipeline, req image.Request, _ string) (backend.Built, error) {
+	d.step("image: building the agent image and its bottle layer")
+	local, err := pipe.Local(ctx, req, map[string]string{plan.LabelRole: plan.RoleImage})
+	if err != nil {
+		return backend.Built{}, &backend.StepError{Step: "making the agent image", Err: err}
+	}
+	return backend.Built{Tag: local.Tag, CacheHit: local.Reused}, nil
+}
+
+func (d Docker) step(format string, args ...any) {
+	if d.Step != nil {
+		d.Step(format, args...)
+	}
+}
 
 // Create makes the agent container, not started, and then records it.
 func (d Docker) Create(ctx context.Context, p plan.Plan, o backend.CreateOptions) (plan.Plan, error) {
@@ -107,8 +126,8 @@ func (d Docker) create(ctx context.Context, p plan.Plan, o backend.CreateOptions
 				m.Source, m.Source)
 		}
 	}
-	labels := maps.Clone(o.Labels)
-	labels[plan.LabelBackend] = p.Backend
+	labels := map[string]string{plan.LabelBackend: p.Backend}
+	maps.Copy(labels, o.Labels)
 	cfg := &mobycontainer.Config{
 		Image:       img,
 		User:        user,
@@ -161,7 +180,7 @@ func (d Docker) Launch(ctx context.Context, p plan.Plan, o backend.LaunchOptions
 	}
 	dc, err := d.cli(o.Streams)
 	if err != nil {
-		return backend.Exit{Launched: true}, &backend.StepError{Step: "attaching to the agent", Err: err}
+		return backend.Exit{}, &backend.StepError{Step: "attaching to the agent", Err: err}
 	}
 	// Attached, Ctrl-C belongs to the agent (the CLI passes it on), so the
 	// attach must not end when ctx does.
@@ -302,6 +321,11 @@ func (d Docker) Objects(p plan.Plan) []backend.Object {
 
 // Describe names the agent container.
 func (d Docker) Describe(p plan.Plan) (string, string) { return "container", p.Docker.Container }
+
+// HostAddr is the internal network's gateway: the host's address on it.
+func (d Docker) HostAddr(p plan.Plan) netip.Addr {
+	return plan.NewSubnet(p.Bundle.InternalSubnet).Gateway
+}
 
 // cli is the docker CLI with the given streams in place of its own (nil:
 // its own), for docker/cli's container commands, which use the CLI's.

@@ -13,11 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/docker-bottle/docker-bottle/backend"
+	"github.com/docker-bottle/docker-bottle/image"
 	"github.com/docker-bottle/docker-bottle/internal/dockercli"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/provider/guest"
@@ -41,9 +43,33 @@ type Smolvm struct {
 	Step func(format string, args ...any)
 }
 
+// errLaunch is a run's error without smolvm.
+var errLaunch = &backend.StepError{Step: "launching the agent", Err: errors.New("smolvm is not installed")}
+
 // errNotInstalled says what cannot be done without smolvm.
 func errNotInstalled(what string) error {
 	return errors.New("smolvm is not installed, so " + what)
+}
+
+// Image builds the agent image and packs it into a cached artifact for the
+// engine's arch (the machine's).
+func (s Smolvm) Image(ctx context.Context, pipe *image.Pipeline, req image.Request, arch string) (backend.Built, error) {
+	if s.CLI == nil {
+		return backend.Built{}, errLaunch
+	}
+	s.step("image: building, packing and caching the agent's artifact")
+	req.Platform = "linux/" + arch
+	art, err := pipe.Run(ctx, req)
+	if err != nil {
+		return backend.Built{}, &backend.StepError{Step: "making the agent's artifact", Err: err}
+	}
+	return backend.Built{Artifact: art.Artifact.Path, Image: art.ImageID, User: art.User, CacheHit: art.CacheHit}, nil
+}
+
+func (s Smolvm) step(format string, args ...any) {
+	if s.Step != nil {
+		s.Step(format, args...)
+	}
 }
 
 // Create records in the plan the artifact and the agent's user (the same
@@ -52,14 +78,12 @@ func errNotInstalled(what string) error {
 // find), and makes the machine from the artifact, not started.
 func (s Smolvm) Create(ctx context.Context, p plan.Plan, o backend.CreateOptions) (plan.Plan, error) {
 	if s.CLI == nil {
-		return p, &backend.StepError{Step: "launching the agent", Err: errors.New("smolvm is not installed")}
+		return p, errLaunch
 	}
 	if p.Smolvm == nil {
 		return p, fmt.Errorf("bottle %s is not planned for the smolvm backend", p.Slug)
 	}
-	if s.Step != nil {
-		s.Step("machine: creating %s", p.Smolvm.MachineName)
-	}
+	s.step("machine: creating %s", p.Smolvm.MachineName)
 	sp := *p.Smolvm
 	sp.Artifact = o.Image.Artifact
 	var err error
@@ -140,7 +164,7 @@ func (s Smolvm) user(ctx context.Context, p plan.Plan) string {
 func (s Smolvm) Launch(ctx context.Context, p plan.Plan, o backend.LaunchOptions) (backend.Exit, error) {
 	var ex backend.Exit
 	if s.CLI == nil {
-		return ex, &backend.StepError{Step: "launching the agent", Err: errors.New("smolvm is not installed")}
+		return ex, errLaunch
 	}
 	if err := s.CLI.MachineStart(ctx, p.Smolvm.MachineName); err != nil {
 		return ex, &backend.StepError{Step: "starting the machine", Err: err}
@@ -386,6 +410,9 @@ func (s Smolvm) Objects(p plan.Plan) []backend.Object {
 	}
 	return objs
 }
+
+// HostAddr is the gateway the machine's network gives the host.
+func (s Smolvm) HostAddr(plan.Plan) netip.Addr { return netip.MustParseAddr(plan.SmolvmGateway) }
 
 // Describe names the machine and its allowlist.
 func (s Smolvm) Describe(p plan.Plan) (string, string) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/backend"
 	"github.com/docker-bottle/docker-bottle/backend/smolvm"
+	"github.com/docker-bottle/docker-bottle/image"
 	"github.com/docker-bottle/docker-bottle/plan"
 )
 
@@ -37,5 +38,9 @@ func TestWithoutSmolvmEveryOperationSaysSo(t *testing.T) {
 	}
 	if _, err := s.Logs(ctx, p, backend.LogsOptions{Tail: "all"}); err == nil || !strings.Contains(err.Error(), "not installed here") {
 		t.Errorf("logs: %v", err)
+	}
+	// A run stops before building anything.
+	if _, err := s.Image(ctx, nil, image.Request{}, "amd64"); err == nil || err.Error() != "launching the agent failed: smolvm is not installed" {
+		t.Errorf("image: %v", err)
 	}
 }
