@@ -25,6 +25,7 @@ const DebianBase = "docker-bottle-test/bookworm-base:1"
 // it twice.
 func Debian(t testing.TB, eng *client.Client) string {
 	t.Helper()
+	needsE2E(t, "testenv.Debian")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	if _, err := eng.ImageInspect(ctx, DebianBase); err == nil {

@@ -5,6 +5,7 @@ package testenv
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,6 +23,7 @@ import (
 // points at, after checking that it answers.
 func Engine(t testing.TB) *client.Client {
 	t.Helper()
+	needsE2E(t, "testenv.Engine")
 	c, err := client.New(client.FromEnv)
 	if err != nil {
 		t.Fatalf("no Docker engine client: %v", err)
@@ -39,6 +41,7 @@ func Engine(t testing.TB) *client.Client {
 // DockerCLI returns the path of the docker CLI.
 func DockerCLI(t testing.TB) string {
 	t.Helper()
+	needsE2E(t, "testenv.DockerCLI")
 	p, err := exec.LookPath("docker")
 	if err != nil {
 		t.Fatalf("the docker CLI is not on PATH (%v): install docker.io (bash .ci/run does)", err)
@@ -60,7 +63,11 @@ var (
 )
 
 // Plugin builds the docker-bottle binary once per test process and returns
-// its path.
+// its path. The bundle binaries it embeds are built into a temporary dir
+// and handed to the plugin's build through -overlay, so a test run never
+// writes into the source tree (internal/bundlebin/bin is what make
+// bundle-bins fills, and other packages embed it while go test compiles
+// them).
 func Plugin(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -68,21 +75,31 @@ func Plugin(t testing.TB) string {
 		if buildErr != nil {
 			return
 		}
-		// The plugin embeds the bundle binaries: build them first, as
-		// `make build` does.
+		replace := map[string]string{}
 		for _, arch := range []string{"amd64", "arm64"} {
 			for _, bin := range []string{"bottle-bundle", "bottle-probe"} {
+				name := bin + "-linux-" + arch
+				out := filepath.Join(buildDir, name)
 				// Stripped, as `make bundle-bins` builds them: the helper goes
 				// into every agent image.
-				cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", "internal/bundlebin/bin/"+bin+"-linux-"+arch, "./cmd/"+bin)
+				cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/"+bin)
 				cmd.Dir = ModuleRoot()
 				cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
 				if buildOut, buildErr = cmd.CombinedOutput(); buildErr != nil {
 					return
 				}
+				replace[filepath.Join(ModuleRoot(), "internal", "bundlebin", "bin", name)] = out
 			}
 		}
-		cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, "docker-bottle"), "./cmd/docker-bottle")
+		overlay := filepath.Join(buildDir, "overlay.json")
+		data, err := json.Marshal(map[string]any{"Replace": replace})
+		if err == nil {
+			err = os.WriteFile(overlay, data, 0o600)
+		}
+		if buildErr = err; err != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-overlay", overlay, "-o", filepath.Join(buildDir, "docker-bottle"), "./cmd/docker-bottle")
 		cmd.Dir = ModuleRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		buildOut, buildErr = cmd.CombinedOutput()
@@ -134,10 +151,11 @@ var (
 )
 
 // RealSmolvm returns the pinned real smolvm that `bash hack/tools.sh smolvm`
-// installs (make test does): tests of what this host's smolvm really does
+// installs (make e2e does): tests of what this host's smolvm really does
 // fail, never skip, without it.
 func RealSmolvm(t testing.TB) string {
 	t.Helper()
+	needsE2E(t, "testenv.RealSmolvm")
 	smolvmOnce.Do(func() {
 		out, err := exec.Command("bash", filepath.Join(ModuleRoot(), "hack", "tools.sh"), "smolvm-path").Output()
 		if err != nil {
@@ -150,7 +168,7 @@ func RealSmolvm(t testing.TB) string {
 		}
 	})
 	if smolvmErr != nil {
-		t.Fatalf("no real smolvm (%v): install the pinned one with `bash hack/tools.sh smolvm` (make test does)", smolvmErr)
+		t.Fatalf("no real smolvm (%v): install the pinned one with `bash hack/tools.sh smolvm` (make e2e does)", smolvmErr)
 	}
 	return smolvmPath
 }

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 import (
@@ -8,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -72,30 +73,6 @@ func TestHelpListsEverySubcommand(t *testing.T) {
 	top := docker(t, cfg, nil, "--help")
 	if !strings.Contains(top.stdout, "bottle*") {
 		t.Errorf("docker --help does not list the plugin:\n%s", top.stdout)
-	}
-}
-
-func TestMetadataIsManifest(t *testing.T) {
-	out, err := exec.Command(testenv.Plugin(t), "docker-cli-plugin-metadata").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	manifest, err := os.ReadFile(filepath.Join(testenv.ModuleRoot(), "manifest.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got, want map[string]any
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("metadata is not JSON: %v\n%s", err, out)
-	}
-	if err := json.Unmarshal(manifest, &want); err != nil {
-		t.Fatalf("manifest.json: %v", err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("metadata %v\nmanifest %v", got, want)
-	}
-	if want["SchemaVersion"] != "0.1.0" || want["Vendor"] == "" {
-		t.Errorf("manifest.json must have SchemaVersion 0.1.0 and a Vendor: %v", want)
 	}
 }
 

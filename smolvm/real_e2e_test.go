@@ -1,3 +1,5 @@
+//go:build e2e
+
 package smolvm_test
 
 // Tests against the real smolvm (the pinned release hack/tools.sh installs):

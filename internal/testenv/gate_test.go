@@ -1,0 +1,77 @@
+package testenv
+
+import (
+	"bufio"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// fatalRecorder records Fatalf instead of ending the test, and stops the
+// helper's goroutine as the real Fatalf would.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (r *fatalRecorder) Helper() {}
+func (r *fatalRecorder) Fatalf(format string, args ...any) {
+	r.msg = format
+	runtime.Goexit()
+}
+
+func TestEngineHelpersFailOutsideTheE2EBuild(t *testing.T) {
+	r := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		needsE2E(r, "testenv.Engine")
+	}()
+	<-done
+	if E2E && r.msg != "" {
+		t.Errorf("needsE2E failed in the e2e build: %q", r.msg)
+	}
+	if !E2E && !strings.Contains(r.msg, "//go:build e2e") {
+		t.Errorf("needsE2E let a unit test reach the engine (message %q)", r.msg)
+	}
+}
+
+// TestE2EFilesAreTagged keeps the names and the tag together: a file named
+// *_e2e_test.go is built only with -tags e2e, and no other file is.
+func TestE2EFilesAreTagged(t *testing.T) {
+	root := ModuleRoot()
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != root {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		sc.Scan()
+		tagged := strings.TrimSpace(sc.Text()) == "//go:build e2e"
+		named := strings.HasSuffix(path, "_e2e_test.go")
+		rel, _ := filepath.Rel(root, path)
+		switch {
+		case named && !tagged:
+			t.Errorf("%s: an e2e test file must begin with `//go:build e2e`", rel)
+		case tagged && !named:
+			t.Errorf("%s: a file built only for e2e must be named *_e2e_test.go", rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
