@@ -84,6 +84,12 @@ func TestCheckSmolvmBackendThroughTheFake(t *testing.T) {
 				t.Errorf("promise %d, %s %s: %s (%s)", p.Promise, it.Check, it.Target, it.Verdict, it.Evidence)
 			}
 			verdict[string(it.Check)] = it.Verdict
+			if it.Check == "cleanup" {
+				// check removed its bottle: prove it, with more than the
+				// card looks at.
+				testenv.NothingLeft(t, eng, testenv.Bottle{Name: it.Target, State: svc.Dirs.State,
+					Env: append([]string{smolvm.EnvBinary + "=" + fake}, env...)})
+			}
 		}
 	}
 	for _, want := range []string{"allowed", "unlisted", "proxy-no-token", "secrets", "secret-on-host", "git-clone",

@@ -4,14 +4,13 @@ package bottles_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/moby/moby/client"
 
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/image"
@@ -72,7 +71,13 @@ func TestRunSmolvmRecordsThePlan(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := res.Plan
-			t.Cleanup(func() { svc.Remove(context.Background(), p.Slug, false) })
+			gone := testenv.Bottle{Name: p.Slug, State: svc.Dirs.State, Repo: p.Workspace, Env: append([]string{smolvm.EnvBinary + "=" + fake}, env...)}
+			t.Cleanup(func() {
+				if err := svc.Remove(context.Background(), p.Slug, false); err != nil && !errors.Is(err, bottles.ErrNotFound) {
+					t.Errorf("removing bottle %s: %v", p.Slug, err)
+				}
+				testenv.NothingLeft(t, eng, gone)
+			})
 
 			rec, err := fakestate.ReadRecord(fakeState, p.Smolvm.MachineName)
 			if err != nil {
@@ -121,10 +126,7 @@ func TestRunSmolvmRecordsThePlan(t *testing.T) {
 			if _, err := fakestate.ReadRecord(fakeState, p.Smolvm.MachineName); err == nil {
 				t.Error("the machine is still there after removal")
 			}
-			f := make(client.Filters).Add("label", plan.LabelBottle+"="+p.Slug)
-			if cs, _ := eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f}); len(cs.Items) != 0 {
-				t.Errorf("containers left: %d", len(cs.Items))
-			}
+			testenv.NothingLeft(t, eng, gone)
 		})
 	}
 }

@@ -30,7 +30,15 @@ func (s *Service) BringUp(ctx context.Context, p plan.Plan, o BringUpOptions) (p
 		Plan: p, Mounts: mounts, Health: bringup.Health, Version: s.Version, Progress: s.Progress, Allocator: alloc,
 	})
 	if err != nil {
-		return p, err
+		// Bring-up may have moved the bottle to another subnet before it
+		// failed: the plan on disk must say so, or removing the bottle
+		// releases the planned subnet and leaves the one it holds.
+		if q.Bundle.Reserved != p.Bundle.Reserved {
+			if serr := q.Save(); serr != nil {
+				err = fmt.Errorf("%w (and saving the plan failed: %v)", err, serr)
+			}
+		}
+		return q, err
 	}
 	if err := q.Save(); err != nil {
 		return q, fmt.Errorf("saving the plan: %w", err)

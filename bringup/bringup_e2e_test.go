@@ -61,8 +61,11 @@ func prepareSpec(t *testing.T, eng *client.Client, name, backend, specYAML, repo
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		Down(context.Background(), eng, p.Slug)
+		if err := Down(context.Background(), eng, p.Slug); err != nil {
+			t.Errorf("Down: %v", err)
+		}
 		(&plan.Allocator{Dir: dirs.Subnets()}).Release(p.Bundle.Reserved, p.Slug)
+		testenv.NothingLeft(t, eng, testenv.Bottle{Name: p.Slug})
 	})
 	if err := gitstage.Prepare(ctx, repo, p.GitGate.Repo); err != nil {
 		t.Fatal(err)
@@ -100,29 +103,6 @@ func up(t *testing.T, eng *client.Client, p plan.Plan) plan.Plan {
 		t.Fatal(err)
 	}
 	return q
-}
-
-// leftovers lists what the engine still holds of a bottle.
-func leftovers(t *testing.T, eng *client.Client, slug string) []string {
-	t.Helper()
-	ctx := context.Background()
-	f := make(client.Filters).Add("label", plan.LabelBottle+"="+slug)
-	var out []string
-	cs, err := eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range cs.Items {
-		out = append(out, "container "+c.Names[0])
-	}
-	ns, err := eng.NetworkList(ctx, client.NetworkListOptions{Filters: f})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range ns.Items {
-		out = append(out, "network "+n.Name)
-	}
-	return out
 }
 
 func uniqueName(prefix string) string {
@@ -210,9 +190,7 @@ func TestUpOneBundle(t *testing.T) {
 	if err := Down(ctx, eng, p.Slug); err != nil {
 		t.Fatal(err)
 	}
-	if left := leftovers(t, eng, p.Slug); len(left) != 0 {
-		t.Fatalf("after Down: %v", left)
-	}
+	testenv.NothingLeft(t, eng, testenv.Bottle{Name: p.Slug})
 	if err := Down(ctx, eng, p.Slug); err != nil {
 		t.Fatalf("second Down: %v", err)
 	}
@@ -298,9 +276,7 @@ func TestInterruptedBringUpLeavesNothing(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Up after cancel: %v", err)
 	}
-	if left := leftovers(t, eng, p.Slug); len(left) != 0 {
-		t.Fatalf("an interrupted bring-up left %v", left)
-	}
+	testenv.NothingLeft(t, eng, testenv.Bottle{Name: p.Slug})
 }
 
 // TestFailedBringUpShowsTheBundleLog breaks the configuration so the bundle
@@ -320,7 +296,5 @@ func TestFailedBringUpShowsTheBundleLog(t *testing.T) {
 	if !errors.As(err, &be) || !strings.Contains(be.Err.Error(), "exited") || !strings.Contains(be.Logs, "nonsense") {
 		t.Fatalf("error %v", err)
 	}
-	if left := leftovers(t, eng, p.Slug); len(left) != 0 {
-		t.Fatalf("a failed bring-up left %v", left)
-	}
+	testenv.NothingLeft(t, eng, testenv.Bottle{Name: p.Slug})
 }

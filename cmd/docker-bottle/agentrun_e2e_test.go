@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 	"github.com/docker-bottle/docker-bottle/pki"
 	"github.com/docker-bottle/docker-bottle/plan"
 )
@@ -30,7 +30,7 @@ type agentRun struct {
 	eng       *client.Client
 	cfg, name string
 	cmd       *exec.Cmd
-	out, errb syncBuffer
+	out, errb testio.Buffer
 	done      chan error
 }
 
@@ -73,7 +73,7 @@ func startAgentRun(t *testing.T, eng *client.Client, cfg, repo, name, spec strin
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { docker(t, cfg, nil, "bottle", "rm", "-f", name) })
+	removedAtEnd(t, cfg, nil, name, repo)
 	go func() { r.done <- r.cmd.Wait() }()
 	return r
 }
@@ -124,24 +124,6 @@ func (r *agentRun) explain(api testenv.Upstream) string {
 	audit := docker(r.t, r.cfg, nil, "bottle", "audit", r.name)
 	return fmt.Sprintf("\nstdout:\n%s\nstderr:\n%s\nstand-in:\n%s\naudit:\n%s", r.out.String(), r.errb.String(),
 		containerLogs(r.t, r.eng, api), audit.stdout+audit.stderr)
-}
-
-// syncBuffer is a bytes.Buffer a process writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // containerLogs is what a stand-in logged (its requests, never a value).

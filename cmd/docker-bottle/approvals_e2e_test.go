@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/moby/client"
-
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
@@ -47,7 +45,7 @@ func TestApprovalRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { svc.Remove(context.Background(), p.Slug, false) })
+	removedWith(t, svc, p)
 	if p, err = svc.BringUp(ctx, p, bottles.BringUpOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -224,31 +222,5 @@ func TestApprovalRoundTrip(t *testing.T) {
 	if err := svc.Remove(ctx, p.Slug, false); err != nil {
 		t.Fatal(err)
 	}
-	assertGone(t, svc, p)
-}
-
-// assertGone checks that nothing of bottle p is left anywhere.
-func assertGone(t *testing.T, svc *bottles.Service, p plan.Plan) {
-	t.Helper()
-	ctx := context.Background()
-	f := make(client.Filters).Add("label", plan.LabelBottle+"="+p.Slug)
-	eng := testenv.Engine(t)
-	if cs, err := eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f}); err != nil || len(cs.Items) != 0 {
-		t.Errorf("containers left: %v %v", cs.Items, err)
-	}
-	if ns, err := eng.NetworkList(ctx, client.NetworkListOptions{Filters: f}); err != nil || len(ns.Items) != 0 {
-		t.Errorf("networks left: %v %v", ns.Items, err)
-	}
-	if vs, err := eng.VolumeList(ctx, client.VolumeListOptions{Filters: f}); err != nil || len(vs.Items) != 0 {
-		t.Errorf("volumes left: %v %v", vs.Items, err)
-	}
-	if _, err := os.Stat(p.StageDir); !os.IsNotExist(err) {
-		t.Errorf("stage dir %s left: %v", p.StageDir, err)
-	}
-	if out, _ := exec.Command("git", "-C", p.Workspace, "remote").Output(); strings.Contains(string(out), p.GitGate.Remote) {
-		t.Errorf("git remote %s left in the user's repository", p.GitGate.Remote)
-	}
-	if files, _ := filepath.Glob(filepath.Join(svc.Dirs.Subnets(), "*")); len(files) != 0 {
-		t.Errorf("subnet reservations left: %v", files)
-	}
+	testenv.NothingLeft(t, eng, testenv.Bottle{Name: p.Slug, State: svc.Dirs.State, Repo: p.Workspace})
 }

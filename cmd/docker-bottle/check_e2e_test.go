@@ -17,7 +17,7 @@ import (
 // host-side checks (the agent's branch fetched through the registered
 // remote; the canary secret nowhere on the host side) and the cleanup.
 func TestCheckDockerBackend(t *testing.T) {
-	testenv.Engine(t)
+	eng := testenv.Engine(t)
 	cfg := testenv.DockerConfig(t)
 	r := docker(t, cfg, []string{"DOCKER_BOTTLE_SMOLVM="}, "bottle", "check", "--backend", "docker", "--format", "json")
 	var card probe.Card
@@ -28,6 +28,11 @@ func TestCheckDockerBackend(t *testing.T) {
 	for _, p := range card.Promises {
 		for _, it := range p.Items {
 			items[string(it.Check)] = true
+			if it.Check == "cleanup" {
+				// check removed its bottle: prove it, with more than the
+				// card looks at.
+				testenv.NothingLeft(t, eng, bottleIn(cfg, nil, it.Target, ""))
+			}
 			if it.Verdict != probe.Pass {
 				t.Errorf("promise %d, %s %s: %s (%s)", p.Promise, it.Check, it.Target, it.Verdict, it.Evidence)
 			}

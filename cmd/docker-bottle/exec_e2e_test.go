@@ -76,7 +76,7 @@ egress:
 			if run.code != 0 {
 				t.Fatalf("run -d: exit %d\n%s", run.code, run.stderr)
 			}
-			t.Cleanup(func() { docker(t, cfg, tc.env, "bottle", "rm", "-f", name) })
+			removedAtEnd(t, cfg, tc.env, name, repo)
 			svc := &bottles.Service{Engine: eng, Dirs: plan.Dirs{State: filepath.Join(cfg, "bottle")}}
 			p, err := svc.Load(name)
 			if err != nil {

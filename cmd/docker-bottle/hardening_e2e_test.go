@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -58,7 +59,7 @@ func bottleOf(t *testing.T, cfg string, env []string, backendName, prefix string
 	}
 	gitIn(t, repo, "add", ".")
 	gitIn(t, repo, "commit", "-qm", "bottle spec")
-	t.Cleanup(func() { docker(t, cfg, env, "bottle", "rm", "-f", name) })
+	removedAtEnd(t, cfg, env, name, repo)
 	r := docker(t, cfg, env, "bottle", "run", "-d", "--backend", backendName, "--name", name, "--progress", "plain", repo)
 	if r.code != 0 {
 		t.Fatalf("run -d: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -132,6 +133,37 @@ func TestDockerBackendAgentIsNeitherRootNorOnIPv6(t *testing.T) {
 	}
 }
 
+// removedAtEnd removes bottle name when the test ends, as a user would
+// (docker bottle rm -f, with env), and proves that nothing of it is left.
+func removedAtEnd(t *testing.T, cfg string, env []string, name, repo string) {
+	t.Helper()
+	eng := testenv.Engine(t)
+	t.Cleanup(func() {
+		docker(t, cfg, env, "bottle", "rm", "-f", name)
+		testenv.NothingLeft(t, eng, bottleIn(cfg, env, name, repo))
+	})
+}
+
+// bottleIn is where bottle name, run with env from repo and the
+// DOCKER_CONFIG dir cfg, leaves its traces.
+func bottleIn(cfg string, env []string, name, repo string) testenv.Bottle {
+	return testenv.Bottle{Name: name, State: filepath.Join(cfg, "bottle"), Repo: repo, Env: env}
+}
+
+// removedWith removes p through svc when the test ends and proves that
+// nothing of it is left.
+func removedWith(t *testing.T, svc *bottles.Service, p plan.Plan) {
+	t.Helper()
+	eng := testenv.Engine(t)
+	t.Cleanup(func() {
+		// A test may have removed it already.
+		if err := svc.Remove(context.Background(), p.Slug, false); err != nil && !errors.Is(err, bottles.ErrNotFound) {
+			t.Errorf("removing bottle %s: %v", p.Slug, err)
+		}
+		testenv.NothingLeft(t, eng, testenv.Bottle{Name: p.Slug, State: svc.Dirs.State, Repo: p.Workspace})
+	})
+}
+
 // preparedBottle prepares a bottle from a spec and brings its bundle up
 // (no agent): the test plays the agent from the host.
 func preparedBottle(t *testing.T, eng *client.Client, cfg, specText string) (*bottles.Service, plan.Plan) {
@@ -148,7 +180,7 @@ func preparedBottle(t *testing.T, eng *client.Client, cfg, specText string) (*bo
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { svc.Remove(context.Background(), p.Slug, false) })
+	removedWith(t, svc, p)
 	if p, err = svc.BringUp(ctx, p, bottles.BringUpOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -15,10 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/moby/client"
-
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
-	"github.com/docker-bottle/docker-bottle/plan"
 )
 
 // interruptRun starts `docker bottle run` in its own process group (as a
@@ -58,27 +54,6 @@ func interruptRun(t *testing.T, cfg string, when string, args ...string) (int, s
 	return code, seen.String()
 }
 
-// leftBehind lists the engine objects of a bottle, and its stage dir.
-func leftBehind(t *testing.T, cfg, name string) []string {
-	t.Helper()
-	eng := testenv.Engine(t)
-	ctx := context.Background()
-	f := make(client.Filters).Add("label", plan.LabelBottle+"="+name)
-	var left []string
-	cs, _ := eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
-	for _, c := range cs.Items {
-		left = append(left, "container "+c.Names[0])
-	}
-	ns, _ := eng.NetworkList(ctx, client.NetworkListOptions{Filters: f})
-	for _, n := range ns.Items {
-		left = append(left, "network "+n.Name)
-	}
-	if _, err := os.Stat(plan.Dirs{State: filepath.Join(cfg, "bottle")}.Stage(name)); err == nil {
-		left = append(left, "stage dir")
-	}
-	return left
-}
-
 // agentRepo makes a repository whose bottle runs a shell agent, built on
 // the local Debian base, that prints a line and waits.
 func agentRepo(t *testing.T, base string) string {
@@ -108,8 +83,9 @@ func TestInterruptDuringBringUp(t *testing.T) {
 	if code != 130 {
 		t.Errorf("exit %d, want 130\n%s", code, stderr)
 	}
-	if left := leftBehind(t, cfg, name); len(left) != 0 {
-		t.Fatalf("an interrupted bring-up left %v\n%s", left, stderr)
+	testenv.NothingLeft(t, eng, bottleIn(cfg, nil, name, repo))
+	if t.Failed() {
+		t.Logf("the interrupted run:\n%s", stderr)
 	}
 }
 
@@ -125,7 +101,8 @@ func TestInterruptDuringRun(t *testing.T) {
 	if code == 0 {
 		t.Errorf("an interrupted agent reported success\n%s", stderr)
 	}
-	if left := leftBehind(t, cfg, name); len(left) != 0 {
-		t.Fatalf("an interrupted run with --rm left %v\n%s", left, stderr)
+	testenv.NothingLeft(t, eng, bottleIn(cfg, nil, name, repo))
+	if t.Failed() {
+		t.Logf("the interrupted run:\n%s", stderr)
 	}
 }

@@ -65,7 +65,7 @@ func TestRunLifecycleDockerBackend(t *testing.T) {
 	if r.code != 0 || strings.TrimSpace(r.stdout) != name {
 		t.Fatalf("run -d: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
 	}
-	t.Cleanup(func() { docker(t, cfg, nil, "bottle", "rm", "-f", name) })
+	removedAtEnd(t, cfg, nil, name, repo)
 	if !strings.Contains(r.stderr, "1 uncommitted change(s)") {
 		t.Errorf("run did not say that uncommitted work stays behind:\n%s", r.stderr)
 	}
@@ -165,7 +165,7 @@ func TestRunLifecycleDockerBackend(t *testing.T) {
 	if r := docker(t, cfg, nil, "bottle", "rm", "-f", name); r.code != 0 {
 		t.Fatalf("rm -f: %d %s", r.code, r.stderr)
 	}
-	assertGone(t, svc, p)
+	testenv.NothingLeft(t, eng, testenv.Bottle{Name: p.Slug, State: svc.Dirs.State, Repo: p.Workspace})
 }
 
 func gitIn(t *testing.T, dir string, args ...string) string {
@@ -201,10 +201,7 @@ func TestRunRefusesAForeignVolume(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "a volume named "+volume+" exists and is not this bottle's disk") || strings.Contains(r.stdout, "should not run") {
 		t.Fatalf("run with a foreign volume: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
-	f := make(client.Filters).Add("label", plan.LabelBottle+"="+name)
-	if cs, _ := eng.ContainerList(context.Background(), client.ContainerListOptions{All: true, Filters: f}); len(cs.Items) != 0 {
-		t.Errorf("containers left: %v", cs.Items)
-	}
+	testenv.NothingLeft(t, eng, bottleIn(cfg, nil, name, repo))
 	if ls := docker(t, cfg, nil, "bottle", "ls", "-a", "-q"); strings.TrimSpace(ls.stdout) != "" {
 		t.Errorf("the failed run left a bottle: %q", ls.stdout)
 	}

@@ -135,7 +135,7 @@ func upBottle(t *testing.T, cfg, specYAML, repo string) (*bottles.Service, plan.
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { svc.Remove(context.Background(), p.Slug, false) })
+	removedWith(t, svc, p)
 	if p, err = svc.BringUp(ctx, p, bottles.BringUpOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -76,7 +76,7 @@ func TestSmolvmAgentSessions(t *testing.T) {
 			if r.code != 0 || strings.TrimSpace(r.stdout) != name {
 				t.Fatalf("run -d: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
 			}
-			t.Cleanup(func() { docker(t, cfg, env, "bottle", "rm", "-f", name) })
+			removedAtEnd(t, cfg, env, name, repo)
 			p, err := svc.Load(name)
 			if err != nil {
 				t.Fatal(err)
@@ -157,7 +157,7 @@ func TestSmolvmAgentSessions(t *testing.T) {
 			if r := docker(t, cfg, env, "bottle", "rm", "-f", name); r.code != 0 {
 				t.Fatalf("rm -f: %d %s", r.code, r.stderr)
 			}
-			assertGone(t, svc, p)
+			testenv.NothingLeft(t, eng, bottleIn(cfg, env, name, repo))
 			if _, err := fakestate.ReadRecord(fakeState, p.Smolvm.MachineName); err == nil {
 				t.Error("the machine is still there after rm")
 			}

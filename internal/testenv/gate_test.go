@@ -5,37 +5,19 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 )
 
-// fatalRecorder records Fatalf instead of ending the test, and stops the
-// helper's goroutine as the real Fatalf would.
-type fatalRecorder struct {
-	testing.TB
-	msg string
-}
-
-func (r *fatalRecorder) Helper() {}
-func (r *fatalRecorder) Fatalf(format string, args ...any) {
-	r.msg = format
-	runtime.Goexit()
-}
-
 func TestEngineHelpersFailOutsideTheE2EBuild(t *testing.T) {
-	r := &fatalRecorder{TB: t}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		needsE2E(r, "testenv.Engine")
-	}()
-	<-done
-	if E2E && r.msg != "" {
-		t.Errorf("needsE2E failed in the e2e build: %q", r.msg)
+	msg := testio.Failure(t, func(tb testing.TB) { needsE2E(tb, "testenv.Engine") })
+	if E2E && msg != "" {
+		t.Errorf("needsE2E failed in the e2e build: %q", msg)
 	}
-	if !E2E && !strings.Contains(r.msg, "//go:build e2e") {
-		t.Errorf("needsE2E let a unit test reach the engine (message %q)", r.msg)
+	if !E2E && !strings.Contains(msg, "//go:build e2e") {
+		t.Errorf("needsE2E let a unit test reach the engine (message %q)", msg)
 	}
 }
 
