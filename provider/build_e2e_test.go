@@ -33,9 +33,11 @@ func tail(b []byte, lines int) string {
 	return strings.Join(ls, "\n")
 }
 
-// runHardened runs cmd in image the way the docker backend runs an agent
-// (non-root, no capabilities, no-new-privileges, read-only root, limits),
-// with no network, and returns its output.
+// runHardened runs cmd in image confined much as an agent is (no
+// capabilities, no-new-privileges, read-only root, limits, no network), to
+// show the image works there, and returns its output. It is not the
+// backend's configuration: TestAgentContainerIsHardened (cmd/docker-bottle)
+// reads that back from a real bottle's container.
 func runHardened(t *testing.T, ctx context.Context, eng *client.Client, image string, cmd []string) (string, int64) {
 	t.Helper()
 	c, err := eng.ContainerCreate(ctx, client.ContainerCreateOptions{

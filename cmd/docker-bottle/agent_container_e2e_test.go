@@ -14,18 +14,20 @@ import (
 
 // TestAgentContainerIsHardened inspects the agent container a real `docker
 // bottle run` made (docker backend) and the process inside it: read-only
-// root, every capability dropped, no new privileges, an init as PID 1,
-// memory and pids limits, a non-root user (the stand-in for an image that
-// runs as root), only the bottle's internal network, and no DNS but its
-// own loopback. The settings are read back from the engine, not from the
-// options the plugin meant to pass.
+// root, every capability dropped, no new privileges, an init as PID 1, the
+// memory limit bottle.yaml asks for and a pids limit, no IPv6, a /tmp that
+// takes no setuid files or devices, a non-root user (the stand-in for an
+// image that runs as root), only the bottle's internal network, and no DNS
+// but its own loopback. The settings are read back from the engine, not
+// from the options the plugin meant to pass.
 func TestAgentContainerIsHardened(t *testing.T) {
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
 	cfg := testenv.DockerConfig(t)
 	name := dockerBottle(t, cfg, "hard", map[string]string{
-		"Dockerfile":  "FROM " + base + "\nENV HOME=/root\n",
-		"bottle.yaml": "agent:\n  provider: shell\n  dockerfile: Dockerfile\n  command: [sh, -c, 'echo agent up; exec sleep 600']\n",
+		"Dockerfile": "FROM " + base + "\nENV HOME=/root\n",
+		"bottle.yaml": "agent:\n  provider: shell\n  dockerfile: Dockerfile\n  command: [sh, -c, 'echo agent up; exec sleep 600']\n" +
+			"resources:\n  memory: 768m\n",
 	})
 	waitLogs(t, cfg, nil, name, "agent up")
 
@@ -52,8 +54,26 @@ func TestAgentContainerIsHardened(t *testing.T) {
 	if hc.Init == nil || !*hc.Init {
 		t.Error("no init as PID 1")
 	}
-	if hc.Memory <= 0 || hc.PidsLimit == nil || *hc.PidsLimit <= 0 {
-		t.Errorf("limits: memory %d, pids %v", hc.Memory, hc.PidsLimit)
+	if hc.Memory != 768<<20 || hc.PidsLimit == nil || *hc.PidsLimit <= 0 {
+		t.Errorf("limits: memory %d (bottle.yaml says 768m), pids %v", hc.Memory, hc.PidsLimit)
+	}
+	if tmp := hc.Tmpfs["/tmp"]; !strings.Contains(tmp, "nosuid") || !strings.Contains(tmp, "nodev") {
+		t.Errorf("/tmp tmpfs options %q", tmp)
+	}
+	for _, k := range []string{"net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"} {
+		if hc.Sysctls[k] != "1" {
+			t.Errorf("sysctl %s = %q, want 1", k, hc.Sysctls[k])
+		}
+	}
+	// The only writable mounts are the agent's own disk: the guest dir
+	// is read-only, and nothing of the host is bound writable.
+	for _, m := range c.Mounts {
+		if m.RW && m.Type != "volume" {
+			t.Errorf("a writable %s mount at %s (from %s)", m.Type, m.Destination, m.Source)
+		}
+		if m.Type == "volume" && !strings.HasPrefix(m.Name, "bottle-"+name+"-") {
+			t.Errorf("a volume not of this bottle's disk: %s at %s", m.Name, m.Destination)
+		}
 	}
 	if u := c.Config.User; u == "" || u == "root" || strings.HasPrefix(u, "0") {
 		t.Errorf("user %q", u)
