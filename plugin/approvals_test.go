@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,26 +30,9 @@ import (
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/client"
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 	"github.com/docker-bottle/docker-bottle/plan"
 )
-
-// syncBuffer is a command's output, read by the test while it is written.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // useStateDir points the plugin's state (DOCKER_CONFIG/bottle) at a fresh
 // temporary dir for one test.
@@ -136,7 +118,7 @@ func newBottle(t *testing.T, name string) *bottleFixture {
 // stdout, stderr and error.
 func runCommand(ctx context.Context, t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
-	var out, errOut syncBuffer
+	var out, errOut testio.Buffer
 	err := runCommandTo(ctx, t, &out, &errOut, args...)
 	return out.String(), errOut.String(), err
 }

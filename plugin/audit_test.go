@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker-bottle/docker-bottle/bundle/approval"
 	"github.com/docker-bottle/docker-bottle/bundle/audit"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 )
 
 func TestAuditCommand(t *testing.T) {
@@ -65,13 +67,13 @@ func TestAuditCommand(t *testing.T) {
 
 	// Followed: what is kept, then new lines, until interrupted (the
 	// docker CLI passes a Ctrl-C on by cancelling the context).
-	var live, errOut syncBuffer
+	var live, errOut testio.Buffer
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- runCommandTo(cctx, t, &live, &errOut, "audit", "-f", b.name) }()
-	waitFor(t, &live, "by policy")
+	live.WaitFor(t, "by policy", 30*time.Second)
 	proxyLog.Write(map[string]any{"daemon": "proxy", "host": "evil.example", "port": 443, "decision": "deny", "reason": "not on the allowlist"})
-	waitFor(t, &live, "evil.example:443 (not on the allowlist)")
+	live.WaitFor(t, "evil.example:443 (not on the allowlist)", 30*time.Second)
 	cancel()
 	if err := <-done; !errors.Is(err, ErrInterrupted) {
 		t.Fatalf("follow: %v, want ErrInterrupted (exit 130)", err)

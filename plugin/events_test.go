@@ -11,17 +11,8 @@ import (
 	"time"
 
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 )
-
-// waitFor polls the output until it contains want.
-func waitFor(t *testing.T, out *syncBuffer, want string) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), want); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("output never showed %q:\n%s", want, out.String())
-		}
-	}
-}
 
 func TestEventsCommand(t *testing.T) {
 	b := newBottle(t, "evt")
@@ -79,13 +70,13 @@ func TestEventsFollowEndsCleanly(t *testing.T) {
 
 	// The docker CLI passes its Ctrl-C on by cancelling the context.
 	t.Run("cancelled", func(t *testing.T) {
-		var out, errOut syncBuffer
+		var out, errOut testio.Buffer
 		cctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- runCommandTo(cctx, t, &out, &errOut, "events", "-f", b.name) }()
-		waitFor(t, &out, "before following")
+		out.WaitFor(t, "before following", 30*time.Second)
 		b.agent.PostEvent(ctx, "second", "while following", nil)
-		waitFor(t, &out, "while following")
+		out.WaitFor(t, "while following", 30*time.Second)
 		cancel()
 		if err := <-done; !errors.Is(err, ErrInterrupted) {
 			t.Fatalf("follow ended with %v, want ErrInterrupted (exit 130)", err)
@@ -99,10 +90,10 @@ func TestEventsFollowEndsCleanly(t *testing.T) {
 	// into cancellation by the time it prints a followed line; it exits
 	// 130, as `docker events` does.
 	t.Run("SIGINT", func(t *testing.T) {
-		var out, errOut syncBuffer
+		var out, errOut testio.Buffer
 		done := make(chan error, 1)
 		go func() { done <- runCommandTo(ctx, t, &out, &errOut, "events", "--follow", "--format", "json", b.name) }()
-		waitFor(t, &out, "while following")
+		out.WaitFor(t, "while following", 30*time.Second)
 		if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
 			t.Fatal(err)
 		}
@@ -117,10 +108,10 @@ func TestEventsFollowEndsCleanly(t *testing.T) {
 	})
 
 	t.Run("bundle stops", func(t *testing.T) {
-		var out, errOut syncBuffer
+		var out, errOut testio.Buffer
 		done := make(chan error, 1)
 		go func() { done <- runCommandTo(ctx, t, &out, &errOut, "events", "-f", b.name) }()
-		waitFor(t, &out, "while following")
+		out.WaitFor(t, "while following", 30*time.Second)
 		b.sup.Close()
 		b.stop()
 		select {

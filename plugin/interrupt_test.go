@@ -17,6 +17,8 @@ import (
 	"github.com/docker/cli/cli/flags"
 	mobyclient "github.com/moby/moby/client"
 	"github.com/spf13/cobra"
+
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 )
 
 // TestInterruptAdapter: a real SIGINT or SIGTERM cancels the command's
@@ -107,7 +109,7 @@ func TestEveryCommandIsInterruptible(t *testing.T) {
 	}
 	for _, args := range [][]string{{"ls"}, {"events", b.name}, {"stop", b.name}, {"start", b.name}, {"rm", "-f", b.name}} {
 		t.Run(args[0], func(t *testing.T) {
-			cli, err := command.NewDockerCli(command.WithOutputStream(&syncBuffer{}), command.WithErrorStream(&syncBuffer{}))
+			cli, err := command.NewDockerCli(command.WithOutputStream(&testio.Buffer{}), command.WithErrorStream(&testio.Buffer{}))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 	"github.com/docker-bottle/docker-bottle/smolvm"
 	"github.com/docker-bottle/docker-bottle/smolvm/fakesmolvm/fakestate"
 	"github.com/docker-bottle/docker-bottle/smolvm/smolvmtest"
@@ -318,7 +319,7 @@ func TestMachineLifecycle(t *testing.T) {
 	if err != nil || m.State != smolvm.StateRunning || m.PID == nil || *m.PID <= 0 || m.CPUs != 2 {
 		t.Fatalf("status: %+v, %v", m, err)
 	}
-	waitForFile(t, filepath.Join(vol, "pid"))
+	testio.WaitPID(t, filepath.Join(vol, "pid"))
 
 	// Guest exit codes come back as such, with a nil error.
 	for _, want := range []int{0, 3, 42} {
@@ -445,22 +446,13 @@ func TestExecCancel(t *testing.T) {
 		_, err := cli.MachineExec(cctx, smolvm.ExecOptions{Name: "c1", Command: []string{"probe", "workload", "/vol/exec.pid"}})
 		done <- err
 	}()
-	pid := waitForFile(t, filepath.Join(vol, "exec.pid"))
+	pid := testio.WaitPID(t, filepath.Join(vol, "exec.pid"))
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), `machine "c1"`) {
 		t.Errorf("cancelled exec: %v", err)
 	}
 	// The guest command dies with the cancelled smolvm exec.
-	for i := 0; ; i++ {
-		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil || bytes.Contains(st, []byte(") Z")) {
-			break
-		}
-		if i == 500 {
-			t.Fatalf("guest process %d outlived the cancelled exec", pid)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testio.WaitGone(t, pid, 10*time.Second)
 	// A context already done never runs smolvm.
 	if err := cli.MachineStop(cctx, "c1"); !errors.Is(err, context.Canceled) {
 		t.Errorf("stop with a done context: %v", err)
@@ -562,20 +554,6 @@ func TestKVMErrors(t *testing.T) {
 	}
 }
 
-func waitForFile(t *testing.T, path string) int {
-	t.Helper()
-	for i := 0; i < 500; i++ {
-		if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
-			var n int
-			fmt.Sscan(string(b), &n)
-			return n
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s never appeared", path)
-	return 0
-}
-
 func TestPackCreateCancel(t *testing.T) {
 	cli, _ := newCLI(t)
 	// A registry that never answers: the pull hangs until smolvm is told
@@ -624,7 +602,7 @@ func TestExecWhenTheMachineStops(t *testing.T) {
 		}
 		done <- err
 	}()
-	waitForFile(t, filepath.Join(vol, "exec.pid"))
+	testio.WaitPID(t, filepath.Join(vol, "exec.pid"))
 	if err := cli.MachineStop(ctx, "s1"); err != nil {
 		t.Fatal(err)
 	}

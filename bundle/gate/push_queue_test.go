@@ -2,6 +2,7 @@ package gate_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/bundle/approval"
 	"github.com/docker-bottle/docker-bottle/bundle/gate"
 	"github.com/docker-bottle/docker-bottle/bundle/gate/gatetest"
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 )
 
 // One push is checked at a time; MaxQueuedPushes more wait their turn, and
@@ -69,10 +71,18 @@ func TestConcurrentPushesQueueOrAreRefused(t *testing.T) {
 			}
 		}(i)
 	}
-	time.Sleep(2 * time.Second)
-	mu.Lock()
-	refusedWhileHeld := busy
-	mu.Unlock()
+	// Those beyond the queue are refused while the held push still holds
+	// the slot.
+	refused := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return busy
+	}
+	testio.Eventually(t, 30*time.Second, func() bool { return refused() >= n-gate.MaxQueuedPushes },
+		func() string {
+			return fmt.Sprintf("%d pushes refused as busy while one was held, want %d", refused(), n-gate.MaxQueuedPushes)
+		})
+	refusedWhileHeld := refused()
 	close(release)
 	wg.Wait()
 	if err := <-held; err != nil {

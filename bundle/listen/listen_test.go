@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 )
 
 // serveConns accepts on l and keeps each connection until it closes,
@@ -209,7 +212,9 @@ func TestSlowClientsCannotKeepOthersOut(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(500 * time.Millisecond)
+	// The flood is on once it has pushed connections out.
+	testio.Eventually(t, 10*time.Second, func() bool { return l.Stats().Evicted > 0 },
+		func() string { return fmt.Sprintf("the flood evicted nothing: %+v", l.Stats()) })
 	for i := range 5 {
 		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 		resp, err := c.Get("http://" + addr + "/")
@@ -220,6 +225,8 @@ func TestSlowClientsCannotKeepOthersOut(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("request %d: %s", i, resp.Status)
 		}
+		// Spread over the flood, which lasts as long as its clients
+		// trickle: this pause is the scenario, not a wait for anything.
 		time.Sleep(300 * time.Millisecond)
 	}
 	if st := l.Stats(); st.Open > 20 || st.Evicted == 0 {

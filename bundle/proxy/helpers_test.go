@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -23,6 +22,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 )
 
 const testToken = "tok-3f9a1c"
@@ -34,27 +35,10 @@ type testProxy struct {
 	addr   string
 	dir    string
 	audit  string
-	logs   *syncBuffer
+	logs   *testio.Buffer
 	dials  atomic.Int64
 	dialed []string
 	mu     sync.Mutex
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startProxy writes the token, points the audit at a temp file and serves
@@ -62,7 +46,7 @@ func (s *syncBuffer) String() string {
 // dialer.
 func startProxy(t testing.TB, cfg Config, opts ...Option) *testProxy {
 	t.Helper()
-	tp := &testProxy{t: t, dir: t.TempDir(), logs: &syncBuffer{}}
+	tp := &testProxy{t: t, dir: t.TempDir(), logs: &testio.Buffer{}}
 	cfg.TokenFile = writeFile(t, tp.dir, "token", testToken+"\n")
 	tp.audit = filepath.Join(tp.dir, "audit.jsonl")
 	cfg.AuditFile = tp.audit

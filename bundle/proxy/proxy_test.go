@@ -708,6 +708,9 @@ func TestTunnelNotIdleWhileOneDirectionStreams(t *testing.T) {
 			if _, err := fmt.Fprintf(c, "t%02d,", i); err != nil {
 				return
 			}
+			// The pacing is the scenario: 1.6s of stream against a 1s idle
+			// timeout, never idle for more than 0.1s. Real sockets, so no
+			// synctest bubble: its clock stands still on network reads.
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
@@ -1005,7 +1008,7 @@ func TestRawTunnelPorts(t *testing.T) {
 	// longer than the header timeout, and TLS on it is still checked.
 	conn = open("web.test:2222")
 	readBanner(conn)
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // the client's silence is the scenario, past the header timeout
 	io.WriteString(conn, "SSH-2.0-client\r\n")
 	b := make([]byte, len("SSH-2.0-client\r\n"))
 	if _, err := io.ReadFull(conn, b); err != nil || string(b) != "SSH-2.0-client\r\n" {

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/bundle/approval"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 )
 
 // fixture is a supervisor serving on a real 127.0.0.1 port.
@@ -154,6 +156,22 @@ func (f *fixture) waitPending(t *testing.T, n int) []api.Approval {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// waitAskers polls until one held request has n askers (the first and
+// those that joined it).
+func (f *fixture) waitAskers(t *testing.T, n int) {
+	t.Helper()
+	testio.Eventually(t, 10*time.Second, func() bool {
+		f.s.mu.Lock()
+		defer f.s.mu.Unlock()
+		for _, p := range f.s.pending {
+			if p.waiters == n {
+				return true
+			}
+		}
+		return false
+	}, func() string { return fmt.Sprintf("no held request with %d askers: %+v", n, f.s.Pending()) })
 }
 
 func (f *fixture) decide(t *testing.T, token, id string, d approval.Decision) (int, []byte) {

@@ -249,7 +249,7 @@ func TestApprovalDecisions(t *testing.T) {
 		// One asker giving up leaves the request to the other.
 		ctx, cancel := context.WithCancel(context.Background())
 		third := f.ask(ctx, req)
-		time.Sleep(100 * time.Millisecond)
+		f.waitAskers(t, 3)
 		cancel()
 		if a := wait(t, third); a.d != approval.Deny || !errors.Is(a.err, context.Canceled) {
 			t.Fatalf("withdrawn asker: %+v", a)
@@ -493,6 +493,8 @@ func TestApprovalsConcurrent(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			if i%5 == 0 {
+				// Askers give up at staggered times, the scenario: any
+				// interleaving with the deciders must hold.
 				go func() { time.Sleep(time.Duration(i) * time.Millisecond); cancel() }()
 			}
 			d, err := f.s.Decide(ctx, approval.Request{Kind: approval.Egress, Subject: fmt.Sprintf("h%d:443", i%7)})
@@ -515,7 +517,7 @@ func TestApprovalsConcurrent(t *testing.T) {
 				for _, p := range f.s.Pending() {
 					f.s.Resolve(p.ID, decisions[(k+w)%3])
 				}
-				time.Sleep(time.Millisecond)
+				time.Sleep(time.Millisecond) // deciders keep coming, as the scenario; not a wait
 			}
 		}()
 	}

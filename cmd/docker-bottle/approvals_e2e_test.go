@@ -12,18 +12,13 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
-	"github.com/docker-bottle/docker-bottle/plan"
-	"github.com/docker-bottle/docker-bottle/provider"
-	"github.com/docker-bottle/docker-bottle/spec"
 )
 
 // TestApprovalRoundTrip holds a request through a real bundle's proxy to a
@@ -34,21 +29,7 @@ func TestApprovalRoundTrip(t *testing.T) {
 	eng := testenv.Engine(t)
 	cfg := testenv.DockerConfig(t)
 	ctx := context.Background()
-	svc := &bottles.Service{Engine: eng, Dirs: plan.Dirs{State: filepath.Join(cfg, "bottle"), Cache: filepath.Join(cfg, "cache")}}
-	prov, _ := provider.Get(spec.ProviderShell)
-	s, err := spec.Parse("bottle.yaml", []byte("supervise:\n  approvals: [egress]\n  timeout: 6s\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := svc.Prepare(ctx, bottles.PrepareOptions{Spec: s.Resolve(prov.Defaults), Workspace: testenv.GitRepo(t),
-		Provider: prov.Plan(), Choice: plan.Choice{Backend: spec.BackendSmolvm, NetworkMode: spec.NetworkBridge}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	removedWith(t, svc, p)
-	if p, err = svc.BringUp(ctx, p, bottles.BringUpOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	svc, p := upBottle(t, cfg, "supervise:\n  approvals: [egress]\n  timeout: 6s\n", testenv.GitRepo(t))
 	internet := testenv.NewInternet(t, eng)
 	internet.Host(t, "api.approve.test", "")
 	internet.Host(t, "slow.approve.test", "")

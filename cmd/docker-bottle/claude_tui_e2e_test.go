@@ -107,29 +107,39 @@ egress:
 		i := strings.Index(s, "Claude Code")
 		return i >= 0 && strings.Contains(s[i:], "────")
 	}, 5*time.Minute)
-	time.Sleep(2 * time.Second) // let it settle before typing, as a person would
 	// The TUI moves the cursor instead of printing some spaces: compare
 	// without spaces.
 	squash := func(s string) string { return strings.Join(strings.Fields(s), "") }
+	// within polls ok for up to limit, and says whether it came true.
+	within := func(limit time.Duration, ok func() bool) bool {
+		for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if ok() {
+				return true
+			}
+		}
+		return ok()
+	}
+	// Typed text shows in the input box once the TUI reads its input.
 	if _, err := master.WriteString("Run the check."); err != nil {
 		t.Fatal(err)
 	}
+	waitFor("the typed prompt in the input box", func(s string) bool { return strings.Contains(squash(s), "Runthecheck.") }, time.Minute)
 	// Enter, typed apart from the text (a TUI reads a fast burst ending in
-	// a newline as a paste), and again while the screen shows no answer.
-	for i := 0; i < 5 && !strings.Contains(squash(screen()), "toolcall1said"); i++ {
-		time.Sleep(time.Second)
-		if i == 0 || !strings.Contains(containerLogs(t, eng, api), "/v1/messages") {
-			master.WriteString("\r")
-		}
-		time.Sleep(2 * time.Second)
+	// a newline as a paste), and again while the stand-in has seen no
+	// request: an Enter the TUI took for part of the paste is lost.
+	asked := func() bool {
+		return strings.Contains(containerLogs(t, eng, api), "/v1/messages") || strings.Contains(squash(screen()), "toolcall1said")
+	}
+	for i := 0; i < 5 && !asked(); i++ {
+		master.WriteString("\r")
+		within(5*time.Second, asked)
 	}
 	waitFor("the model's answer with the tool's output", func(s string) bool {
 		return strings.Contains(squash(s), squash("tool call 1 said: interactive tool ran as agent"))
 	}, 3*time.Minute)
-	for _, k := range []string{"/exit", "\r"} {
-		master.WriteString(k)
-		time.Sleep(500 * time.Millisecond)
-	}
+	master.WriteString("/exit")
+	waitFor("/exit in the input box", func(s string) bool { return strings.Contains(s, "/exit") }, time.Minute)
+	master.WriteString("\r")
 	select {
 	case err := <-run.done:
 		if err != nil {

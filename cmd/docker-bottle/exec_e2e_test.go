@@ -62,14 +62,7 @@ egress:
 	} {
 		t.Run(tc.backend, func(t *testing.T) {
 			cfg := testenv.DockerConfig(t)
-			repo := testenv.GitRepo(t)
-			for f, content := range map[string]string{"Dockerfile": dockerfile, "bottle.yaml": spec} {
-				if err := os.WriteFile(filepath.Join(repo, f), []byte(content), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			gitIn(t, repo, "add", ".")
-			gitIn(t, repo, "commit", "-qm", "bottle spec")
+			repo := testenv.GitRepoWith(t, map[string]string{"Dockerfile": dockerfile, "bottle.yaml": spec})
 			name := fmt.Sprintf("ex-%s-%d", tc.backend[:1], time.Now().UnixNano()%1e6)
 			args := append(append([]string{"bottle", "run", "-d", "--name", name, "--progress", "plain"}, tc.args...), repo)
 			run := docker(t, cfg, tc.env, args...)

@@ -32,9 +32,8 @@ import (
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor"
 	supclient "github.com/docker-bottle/docker-bottle/bundle/supervisor/client"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 	"github.com/docker-bottle/docker-bottle/plan"
-	"github.com/docker-bottle/docker-bottle/provider"
-	"github.com/docker-bottle/docker-bottle/spec"
 )
 
 // dockerBottle runs `docker bottle run -d` of a docker-backend bottle whose
@@ -50,15 +49,8 @@ func dockerBottle(t *testing.T, cfg, prefix string, files map[string]string) str
 // also when the run fails once its agent was made.
 func bottleOf(t *testing.T, cfg string, env []string, backendName, prefix string, files map[string]string) string {
 	t.Helper()
-	repo := testenv.GitRepo(t)
+	repo := testenv.GitRepoWith(t, files)
 	name := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%1e6)
-	for f, content := range files {
-		if err := os.WriteFile(filepath.Join(repo, f), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	gitIn(t, repo, "add", ".")
-	gitIn(t, repo, "commit", "-qm", "bottle spec")
 	removedAtEnd(t, cfg, env, name, repo)
 	r := docker(t, cfg, env, "bottle", "run", "-d", "--backend", backendName, "--name", name, "--progress", "plain", repo)
 	if r.code != 0 {
@@ -164,36 +156,12 @@ func removedWith(t *testing.T, svc *bottles.Service, p plan.Plan) {
 	})
 }
 
-// preparedBottle prepares a bottle from a spec and brings its bundle up
-// (no agent): the test plays the agent from the host.
-func preparedBottle(t *testing.T, eng *client.Client, cfg, specText string) (*bottles.Service, plan.Plan) {
-	t.Helper()
-	ctx := context.Background()
-	svc := &bottles.Service{Engine: eng, Dirs: plan.Dirs{State: filepath.Join(cfg, "bottle"), Cache: filepath.Join(cfg, "cache")}}
-	prov, _ := provider.Get(spec.ProviderShell)
-	s, err := spec.Parse("bottle.yaml", []byte(specText))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := svc.Prepare(ctx, bottles.PrepareOptions{Spec: s.Resolve(prov.Defaults), Workspace: testenv.GitRepo(t),
-		Provider: prov.Plan(), Choice: plan.Choice{Backend: spec.BackendSmolvm, NetworkMode: spec.NetworkBridge}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	removedWith(t, svc, p)
-	if p, err = svc.BringUp(ctx, p, bottles.BringUpOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return svc, p
-}
-
 // TestPushWithoutADecisionSaysSo: a push held for approval that no one
 // decides is refused as "no decision in time", to the agent's git, in the
 // audit and in the events; never as a human's denial.
 func TestPushWithoutADecisionSaysSo(t *testing.T) {
-	eng := testenv.Engine(t)
 	cfg := testenv.DockerConfig(t)
-	_, p := preparedBottle(t, eng, cfg, "supervise:\n  approvals: [push]\n  timeout: 2s\n")
+	_, p := upBottle(t, cfg, "supervise:\n  approvals: [push]\n  timeout: 2s\n", testenv.GitRepo(t))
 	out, err := agentPush(t, p, map[string]string{".github/workflows/ci.yml": "on: push\n"})
 	if err == nil {
 		t.Fatalf("the push was accepted without a decision:\n%s", out)
@@ -254,9 +222,8 @@ func agentCommit(t *testing.T, p plan.Plan, files map[string]string) string {
 // tool asks; a push that touches a protected path is still held for the
 // human, not denied for want of room.
 func TestToolAsksCannotCrowdOutAPush(t *testing.T) {
-	eng := testenv.Engine(t)
 	cfg := testenv.DockerConfig(t)
-	_, p := preparedBottle(t, eng, cfg, "supervise:\n  approvals: [push, tool]\n  timeout: 1m\n")
+	_, p := upBottle(t, cfg, "supervise:\n  approvals: [push, tool]\n  timeout: 1m\n", testenv.GitRepo(t))
 	tok, err := os.ReadFile(p.AgentTokenFile)
 	if err != nil {
 		t.Fatal(err)
@@ -331,7 +298,7 @@ func proxyGet(t *testing.T, p plan.Plan, target string) string {
 func TestAuditFloodKeepsTheRecord(t *testing.T) {
 	eng := testenv.Engine(t)
 	cfg := testenv.DockerConfig(t)
-	_, p := preparedBottle(t, eng, cfg, "egress:\n  allow:\n    - host: api.audit.test\n")
+	_, p := upBottle(t, cfg, "egress:\n  allow:\n    - host: api.audit.test\n", testenv.GitRepo(t))
 	internet := testenv.NewInternet(t, eng)
 	internet.Host(t, "api.audit.test", "")
 	internet.Connect(t, p.Bundle.Container)
@@ -373,12 +340,14 @@ func TestAuditFloodKeepsTheRecord(t *testing.T) {
 		c.Close()
 	}
 	t.Logf("%d of %d refusals answered", answered, flood)
-	time.Sleep(2 * time.Second) // the repeat counts are written when their second ends
-
-	audit := docker(t, cfg, nil, "bottle", "audit", p.Slug, "--format", "json")
-	if audit.code != 0 {
-		t.Fatalf("audit: exit %d %s", audit.code, audit.stderr)
-	}
+	// The repeat counts are written when their second ends.
+	var audit result
+	testio.Eventually(t, 30*time.Second, func() bool {
+		audit = docker(t, cfg, nil, "bottle", "audit", p.Slug, "--format", "json")
+		return audit.code == 0 && strings.Contains(audit.stdout, `"repeated":`)
+	}, func() string {
+		return fmt.Sprintf("audit: exit %d, no repeat count:\n%.2000s\n%s", audit.code, audit.stdout, audit.stderr)
+	})
 	if !strings.Contains(audit.stdout, `"path":"/exfil"`) {
 		t.Errorf("the allowed request is gone from docker bottle audit (%d lines)", strings.Count(audit.stdout, "\n"))
 	}
@@ -449,7 +418,7 @@ func newSlowFlood(t *testing.T, addr string, n int, start, rest func(i int) stri
 func TestSlowClientsCannotExhaustTheBundle(t *testing.T) {
 	eng := testenv.Engine(t)
 	cfg := testenv.DockerConfig(t)
-	_, p := preparedBottle(t, eng, cfg, "egress:\n  allow:\n    - host: api.flood.test\n")
+	_, p := upBottle(t, cfg, "egress:\n  allow:\n    - host: api.flood.test\n", testenv.GitRepo(t))
 	internet := testenv.NewInternet(t, eng)
 	internet.Host(t, "api.flood.test", "")
 	internet.Connect(t, p.Bundle.Container)
@@ -477,7 +446,32 @@ func TestSlowClientsCannotExhaustTheBundle(t *testing.T) {
 	proxy := newSlowFlood(t, at(plan.ProxyPort), proxyFlood, func(int) string {
 		return "GET http://api.flood.test/ HTTP/1.1\r\nHost: api.flood.test\r\nX-Slow: "
 	}, slowly)
-	time.Sleep(3 * time.Second)
+	floods := []struct {
+		name       string
+		f          *slowFlood
+		flood, cap int
+	}{
+		{"supervisor", sup, supFlood, supervisor.DefaultMaxConnsPerClient},
+		{"gate", gate, gateFlood, gatepkg.MaxConnsPerClient},
+		{"proxy", proxy, proxyFlood, 2 * 512},
+	}
+	// Every connection is made; the daemons have pushed out those beyond
+	// their caps (these all come from one address: the per-client cap).
+	capped := func() bool {
+		for _, c := range floods {
+			if c.f.open.Load() > int64(c.cap) {
+				return false
+			}
+		}
+		return true
+	}
+	testio.Eventually(t, time.Minute, capped, func() string {
+		var b strings.Builder
+		for _, c := range floods {
+			fmt.Fprintf(&b, "%s keeps %d of %d slow connections, more than its cap of %d; ", c.name, c.f.open.Load(), c.flood, c.cap)
+		}
+		return b.String()
+	})
 
 	// The operator and the agent are still served.
 	start := time.Now()
@@ -493,18 +487,8 @@ func TestSlowClientsCannotExhaustTheBundle(t *testing.T) {
 	if r := proxyGet(t, p, "http://api.flood.test/"); !strings.HasPrefix(r, "200") {
 		t.Errorf("a proxied request during the flood: %s", r)
 	}
-	// The slow connections a daemon still holds are within its caps
-	// (these all come from one address: the per-client cap).
-	time.Sleep(time.Second)
-	for _, c := range []struct {
-		name       string
-		f          *slowFlood
-		flood, cap int
-	}{
-		{"supervisor", sup, supFlood, supervisor.DefaultMaxConnsPerClient},
-		{"gate", gate, gateFlood, gatepkg.MaxConnsPerClient},
-		{"proxy", proxy, proxyFlood, 2 * 512},
-	} {
+	// The slow connections a daemon still holds are still within its caps.
+	for _, c := range floods {
 		n := c.f.open.Load()
 		t.Logf("%s keeps %d of %d slow connections (cap %d)", c.name, n, c.flood, c.cap)
 		if n > int64(c.cap) {

@@ -31,7 +31,6 @@ func TestRunLifecycleDockerBackend(t *testing.T) {
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
 	cfg := testenv.DockerConfig(t)
-	repo := testenv.GitRepo(t)
 	name := fmt.Sprintf("lc-%d", time.Now().UnixNano()%1e6)
 	files := map[string]string{
 		"Dockerfile": "FROM " + base + "\nRUN useradd -m -u 1000 agent && mkdir /workspace && chown agent /workspace\n" +
@@ -49,13 +48,7 @@ func TestRunLifecycleDockerBackend(t *testing.T) {
       exec sleep 600
 `,
 	}
-	for f, content := range files {
-		if err := os.WriteFile(filepath.Join(repo, f), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	gitIn(t, repo, "add", ".")
-	gitIn(t, repo, "commit", "-qm", "bottle spec")
+	repo := testenv.GitRepoWith(t, files)
 	// Work the user has not committed stays with the user; run says so.
 	if err := os.WriteFile(filepath.Join(repo, "wip.txt"), []byte("mine\n"), 0o644); err != nil {
 		t.Fatal(err)

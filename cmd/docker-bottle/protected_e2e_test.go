@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -130,7 +131,14 @@ func upBottle(t *testing.T, cfg, specYAML, repo string) (*bottles.Service, plan.
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := svc.Prepare(ctx, bottles.PrepareOptions{Spec: s.Resolve(prov.Defaults), Workspace: repo,
+	// A name of its own unless the spec names the bottle: names taken from
+	// the repository's dir ("repo") would collide between tests running in
+	// parallel, each with a DOCKER_CONFIG of its own.
+	var name string
+	if s.Name == "" {
+		name = fmt.Sprintf("ub-%d", time.Now().UnixNano()%1e9)
+	}
+	p, err := svc.Prepare(ctx, bottles.PrepareOptions{Spec: s.Resolve(prov.Defaults), Workspace: repo, NameFlag: name,
 		Provider: prov.Plan(), Choice: plan.Choice{Backend: spec.BackendSmolvm, NetworkMode: spec.NetworkBridge}})
 	if err != nil {
 		t.Fatal(err)

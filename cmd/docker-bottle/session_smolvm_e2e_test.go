@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/smolvm/fakesmolvm/fakestate"
 	"github.com/docker-bottle/docker-bottle/smolvm/smolvmtest"
@@ -41,7 +41,6 @@ func TestSmolvmAgentSessions(t *testing.T) {
 	fakeState := t.TempDir()
 	env := []string{"DOCKER_BOTTLE_SMOLVM=" + wrapper, "SMOLVM_FAKE_STATE=" + fakeState, "SMOLVM_FAKE_VERSION=1.9.3"}
 	cfg := testenv.DockerConfig(t)
-	repo := testenv.GitRepo(t)
 	// The workspace is a repository in the image already, so the bootstrap
 	// keeps it: in loopback mode the fake's guest cannot reach 100.96.0.1.
 	files := map[string]string{
@@ -60,13 +59,7 @@ func TestSmolvmAgentSessions(t *testing.T) {
       exit 7
 `,
 	}
-	for f, content := range files {
-		if err := os.WriteFile(filepath.Join(repo, f), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	gitIn(t, repo, "add", ".")
-	gitIn(t, repo, "commit", "-qm", "bottle spec")
+	repo := testenv.GitRepoWith(t, files)
 	svc := &bottles.Service{Engine: eng, Dirs: plan.Dirs{State: filepath.Join(cfg, "bottle")}}
 
 	for _, mode := range []string{"bridge", "loopback"} {
@@ -232,21 +225,15 @@ func onTerminal(t *testing.T, cfg string, env []string, args []string, seen, key
 		t.Fatal(err)
 	}
 	slave.Close()
-	var mu sync.Mutex
-	var screen bytes.Buffer
+	var screen testio.Buffer
+	// The copy ends when every process that had the terminal is gone: the
+	// screen is whole.
+	drained := make(chan struct{})
 	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := master.Read(buf)
-			mu.Lock()
-			screen.Write(buf[:n])
-			mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
+		defer close(drained)
+		io.Copy(&screen, master)
 	}()
-	get := func() string { mu.Lock(); defer mu.Unlock(); return screen.String() }
+	get := screen.String
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	for start := time.Now(); !strings.Contains(get(), seen); time.Sleep(50 * time.Millisecond) {
@@ -266,7 +253,11 @@ func onTerminal(t *testing.T, cfg string, env []string, args []string, seen, key
 		} else if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-drained:
+		case <-time.After(10 * time.Second):
+			t.Errorf("%v: the terminal stayed open after the CLI ended", args)
+		}
 		return code, get()
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 	"unicode/utf8"
 
@@ -17,32 +18,21 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/image/progress"
 	"github.com/docker-bottle/docker-bottle/image/progress/progresstest"
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 )
-
-// syncBuffer is a terminal stand-in the display may write to from its
-// goroutine while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // newTTY is a display of a fixed width whose ticker never fires during a
 // test: every frame on screen comes from an event, a write or Close.
-func newTTY(width int) (progress.Display, *syncBuffer) {
-	var buf syncBuffer
+func newTTY(width int) (progress.Display, *testio.Buffer) {
+	var buf testio.Buffer
 	return progress.TTY(&buf, progress.TTYOptions{Width: func() int { return width }, Interval: time.Hour}), &buf
+}
+
+// newTickingTTY is a display whose ticker fires every millisecond; in a
+// synctest bubble, of the bubble's clock.
+func newTickingTTY(width int) (progress.Display, *testio.Buffer) {
+	var buf testio.Buffer
+	return progress.TTY(&buf, progress.TTYOptions{Width: func() int { return width }, Interval: time.Millisecond}), &buf
 }
 
 func screen(t *testing.T, out string, width int) []string {
@@ -164,7 +154,7 @@ func TestTTYThrottlesProgressButKeepsTheFinalState(t *testing.T) {
 	equal(t, "final", screen(t, buf.String(), 80), []string{"- [push] repo  [===================>] 999B/1000B"})
 
 	// With a ticker, progress is drawn from the display's goroutine.
-	var live syncBuffer
+	var live testio.Buffer
 	d = progress.TTY(&live, progress.TTYOptions{Width: func() int { return 80 }, Interval: time.Millisecond})
 	d.Event(progress.Event{Stage: progress.StagePush, ID: "repo", Status: progress.Working, Total: 1000})
 	d.Event(progress.Event{Stage: progress.StagePush, ID: "repo", Status: progress.Working, Current: 500, Total: 1000})
@@ -178,8 +168,15 @@ func TestTTYThrottlesProgressButKeepsTheFinalState(t *testing.T) {
 	equal(t, "ticked", screen(t, live.String(), 80), []string{"✔ [push] repo  pushed (1000B)"})
 }
 
+// In a synctest bubble, with a ticking display: the sleeps advance the
+// bubble's clock, so the ticker fires as often as it would in that time,
+// at once and every run alike.
 func TestTTYCloseIsIdempotentAndLeavesTheCursorBelow(t *testing.T) {
-	d, buf := newTTY(80)
+	synctest.Test(t, ttyCloseIsIdempotent)
+}
+
+func ttyCloseIsIdempotent(t *testing.T) {
+	d, buf := newTickingTTY(80)
 	d.Event(progress.Event{Stage: progress.StagePack, ID: "smolvm", Status: progress.Working, Text: "packing"})
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
@@ -192,7 +189,8 @@ func TestTTYCloseIsIdempotentAndLeavesTheCursorBelow(t *testing.T) {
 	// frame and is never redrawn over.
 	fmt.Fprint(d, "Error: interrupted\n")
 	d.Event(progress.Event{Stage: progress.StagePack, ID: "smolvm", Status: progress.Error, Text: "killed"})
-	time.Sleep(10 * time.Millisecond)
+	time.Sleep(10 * time.Millisecond) // ten ticks of the bubble's clock: none may draw after Close
+	synctest.Wait()
 	equal(t, "after close", screen(t, buf.String(), 80), []string{
 		"- [pack] smolvm  packing",
 		"Error: interrupted",
@@ -203,8 +201,10 @@ func TestTTYCloseIsIdempotentAndLeavesTheCursorBelow(t *testing.T) {
 	}
 }
 
-func TestTTYFreezesWhenNothingWorks(t *testing.T) {
-	d, buf := newTTY(80)
+func TestTTYFreezesWhenNothingWorks(t *testing.T) { synctest.Test(t, ttyFreezesWhenNothingWorks) }
+
+func ttyFreezesWhenNothingWorks(t *testing.T) {
+	d, buf := newTickingTTY(80)
 	d.Event(progress.Event{Stage: progress.StageBuild, ID: "t", Status: progress.Working})
 	d.Event(progress.Event{Stage: progress.StageBuild, ID: "t", Status: progress.Done, Text: "built"})
 	frozen := buf.String()
@@ -217,7 +217,11 @@ func TestTTYFreezesWhenNothingWorks(t *testing.T) {
 		t.Errorf("the push redraw moved over the frozen build line: %q", rest)
 	}
 	before := buf.String()
-	time.Sleep(20 * time.Millisecond)
+	time.Sleep(20 * time.Millisecond) // twenty ticks of the bubble's clock: a frozen display draws nothing
+	synctest.Wait()
+	if buf.String() != before {
+		t.Errorf("the ticker redrew a finished display: %q", strings.TrimPrefix(buf.String(), before))
+	}
 	d.Close()
 	if buf.String() != before {
 		t.Errorf("Close redrew a finished display: %q", strings.TrimPrefix(buf.String(), before))
@@ -248,7 +252,7 @@ func TestTTYSanitizesText(t *testing.T) {
 }
 
 func TestTTYConcurrentEvents(t *testing.T) {
-	var buf syncBuffer
+	var buf testio.Buffer
 	d := progress.TTY(&buf, progress.TTYOptions{Width: func() int { return 100 }, Interval: time.Millisecond})
 	var wg sync.WaitGroup
 	for g := range 8 {

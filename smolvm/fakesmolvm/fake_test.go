@@ -17,10 +17,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 	"github.com/docker-bottle/docker-bottle/smolvm/fakesmolvm/fakestate"
 	"github.com/docker-bottle/docker-bottle/smolvm/smolvmtest"
 )
@@ -508,7 +508,7 @@ func TestMachineFromArtifact(t *testing.T) {
 	}
 
 	// The workload (after --) runs detached from the image's root.
-	wpid := waitFile(t, filepath.Join(vol, "workload.pid"))
+	wpid := testio.WaitPID(t, filepath.Join(vol, "workload.pid"))
 
 	// exec: exit codes are the guest command's.
 	for _, code := range []int{0, 1, 7, 255} {
@@ -610,9 +610,9 @@ func TestMachineFromArtifact(t *testing.T) {
 	}
 
 	expect(t, e.ok("machine", "stop", "--name", "b1"), 0, "stdout", "Stopped machine: b1\n")
-	waitGone(t, pid)
-	waitGone(t, wpid)
-	waitGone(t, dpid)
+	testio.WaitGone(t, pid, 10*time.Second)
+	testio.WaitGone(t, wpid, 10*time.Second)
+	testio.WaitGone(t, dpid, 10*time.Second)
 	if mps := mountsUnder(fakestate.DataDir(e.state, "b1")); len(mps) != 0 {
 		t.Errorf("volumes still mounted after stop: %v", mps)
 	}
@@ -622,9 +622,9 @@ func TestMachineFromArtifact(t *testing.T) {
 	// A second start reuses the extracted root and launches the workload again.
 	os.Remove(filepath.Join(vol, "workload.pid"))
 	pid2 := startPID(t, e, "b1")
-	waitFile(t, filepath.Join(vol, "workload.pid"))
+	testio.WaitPID(t, filepath.Join(vol, "workload.pid"))
 	expect(t, e.ok("machine", "delete", "--name", "b1", "-f"), 0, "stdout", "Deleted machine: b1\n")
-	waitGone(t, pid2)
+	testio.WaitGone(t, pid2, 10*time.Second)
 	if _, err := os.Stat(fakestate.DataDir(e.state, "b1")); !os.IsNotExist(err) {
 		t.Errorf("data dir left after delete: %v", err)
 	}
@@ -661,33 +661,4 @@ func startPID(t *testing.T, e *env, name string) int {
 	}
 	pid, _ := strconv.Atoi(m[1])
 	return pid
-}
-
-// waitFile waits for a file the guest writes and returns its content as a
-// number.
-func waitFile(t *testing.T, path string) int {
-	t.Helper()
-	for i := 0; i < 500; i++ {
-		if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
-			n, _ := strconv.Atoi(string(b))
-			return n
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s never appeared", path)
-	return 0
-}
-
-// waitGone waits for a process to exit (or become a zombie).
-func waitGone(t *testing.T, pid int) {
-	t.Helper()
-	for i := 0; i < 500; i++ {
-		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil || bytes.Contains(st, []byte(") Z")) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-	t.Errorf("process %d still runs", pid)
 }

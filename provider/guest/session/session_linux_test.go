@@ -8,12 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 	"github.com/docker-bottle/docker-bottle/provider/guest"
 	"github.com/docker-bottle/docker-bottle/provider/guest/pty"
 )
@@ -73,35 +73,6 @@ func (rs *runningSession) wait(t *testing.T) int {
 	return rs.code
 }
 
-// syncBuffer collects output written from another goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// waitFor waits until buf holds want.
-func waitFor(t *testing.T, buf *syncBuffer, want string) {
-	t.Helper()
-	for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(10 * time.Millisecond) {
-		if strings.Contains(buf.String(), want) {
-			return
-		}
-	}
-	t.Fatalf("no %q in the output:\n%q", want, buf.String())
-}
-
 type attachRun struct {
 	done chan struct{}
 	res  attachResult
@@ -149,7 +120,7 @@ func TestSessionAttachFromATerminal(t *testing.T) {
 	if err := pty.SetSize(umaster, 30, 100); err != nil {
 		t.Fatal(err)
 	}
-	var screen syncBuffer
+	var screen testio.Buffer
 	go io.Copy(&screen, umaster)
 	resize := make(chan os.Signal, 1)
 	a := startAttach(context.Background(), attachOptions{Dir: dir, ID: "s1", Wait: 5 * time.Second,
@@ -159,9 +130,9 @@ func TestSessionAttachFromATerminal(t *testing.T) {
 	// a newline, as from a real terminal.
 	waitRaw(t, uslave, true)
 	umaster.Write([]byte("hello\r"))
-	waitFor(t, &screen, "got:hello")
+	screen.WaitFor(t, "got:hello", 10*time.Second)
 	umaster.Write([]byte("\r"))
-	waitFor(t, &screen, "30 100")
+	screen.WaitFor(t, "30 100", 10*time.Second)
 
 	if err := pty.SetSize(umaster, 40, 120); err != nil {
 		t.Fatal(err)
@@ -227,13 +198,13 @@ func TestSessionDetachAndAttachAgain(t *testing.T) {
 		`stty -echo; while read l; do echo "echo:$l"; [ "$l" = end ] && exit 5; done`)
 
 	inR, inW := io.Pipe()
-	var out syncBuffer
+	var out testio.Buffer
 	a := startAttach(context.Background(), attachOptions{Dir: dir, In: inR, Out: &out, Err: io.Discard})
 	inW.Write([]byte("one\n"))
-	waitFor(t, &out, "echo:one")
+	out.WaitFor(t, "echo:one", 10*time.Second)
 	// A Ctrl-P alone is the agent's; Ctrl-P Ctrl-Q, even split, detaches.
 	inW.Write([]byte("a\x10b\n"))
-	waitFor(t, &out, "echo:a\x10b")
+	out.WaitFor(t, "echo:a\x10b", 10*time.Second)
 	inW.Write([]byte("\x10"))
 	inW.Write([]byte("\x11"))
 	if res := a.wait(t); !res.Detached {
@@ -245,11 +216,11 @@ func TestSessionDetachAndAttachAgain(t *testing.T) {
 	}
 
 	inR2, inW2 := io.Pipe()
-	var out2 syncBuffer
+	var out2 testio.Buffer
 	a2 := startAttach(context.Background(), attachOptions{Dir: dir, In: inR2, Out: &out2, Err: io.Discard})
-	waitFor(t, &out2, "echo:one") // replayed
+	out2.WaitFor(t, "echo:one", 10*time.Second) // replayed
 	inW2.Write([]byte("two\n"))
-	waitFor(t, &out2, "echo:two")
+	out2.WaitFor(t, "echo:two", 10*time.Second)
 	inW2.Write([]byte("end\n"))
 	if res := a2.wait(t); res.Code != 5 || res.Detached {
 		t.Errorf("second attach: %+v, want exit code 5", res)
@@ -258,7 +229,7 @@ func TestSessionDetachAndAttachAgain(t *testing.T) {
 		t.Errorf("session exit code %d", code)
 	}
 
-	var msg syncBuffer
+	var msg testio.Buffer
 	res, err := attach(context.Background(), attachOptions{Dir: dir, In: strings.NewReader(""), Out: io.Discard, Err: &msg})
 	if err != nil || res.Code != 5 || !strings.Contains(msg.String(), "ended with exit code 5") {
 		t.Errorf("attach after the end: %+v %v %q", res, err, msg.String())
@@ -305,12 +276,12 @@ func TestSessionLogs(t *testing.T) {
 		t.Errorf("all: %q", got)
 	}
 
-	var followed syncBuffer
+	var followed testio.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- sessionLogs(context.Background(), logsOptions{Dir: dir, Follow: true, Tail: 1, Out: &followed, Poll: 20 * time.Millisecond})
 	}()
-	waitFor(t, &followed, "line5")
+	followed.WaitFor(t, "line5", 10*time.Second)
 	select {
 	case err := <-done:
 		t.Fatalf("logs -f ended while the agent runs: %v", err)
