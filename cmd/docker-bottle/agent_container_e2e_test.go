@@ -21,6 +21,7 @@ import (
 // but its own loopback. The settings are read back from the engine, not
 // from the options the plugin meant to pass.
 func TestAgentContainerIsHardened(t *testing.T) {
+	t.Parallel()
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
 	cfg := testenv.DockerConfig(t)

@@ -26,6 +26,7 @@ import (
 // lets it through with `docker bottle approve`; a second such request is
 // denied when the timeout passes, and the audit says so.
 func TestApprovalRoundTrip(t *testing.T) {
+	t.Parallel()
 	eng := testenv.Engine(t)
 	cfg := testenv.DockerConfig(t)
 	ctx := context.Background()

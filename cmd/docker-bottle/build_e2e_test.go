@@ -19,7 +19,9 @@ import (
 // TestBuildAndPrune: `docker bottle build` makes the agent image for each
 // backend (for smolvm, packed through the contract fake into a cached
 // artifact); a second build moves nothing; `prune` removes what no bottle
-// uses and says how much it freed.
+// uses and says how much it freed. Not parallel: prune would remove the
+// images of bottles other tests are about to run (the parallel tests wait
+// for every serial one to end before they start).
 func TestBuildAndPrune(t *testing.T) {
 	eng := testenv.Engine(t)
 	tag, err := probeimage.Ensure(context.Background(), eng)

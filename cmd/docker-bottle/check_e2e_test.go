@@ -17,6 +17,7 @@ import (
 // host-side checks (the agent's branch fetched through the registered
 // remote; the canary secret nowhere on the host side) and the cleanup.
 func TestCheckDockerBackend(t *testing.T) {
+	t.Parallel()
 	eng := testenv.Engine(t)
 	cfg := testenv.DockerConfig(t)
 	r := docker(t, cfg, []string{"DOCKER_BOTTLE_SMOLVM="}, "bottle", "check", "--backend", "docker", "--format", "json")

@@ -43,6 +43,7 @@ import (
 // (a GET/HEAD rule: a publish is refused). The real key appears nowhere in
 // the bottle's output.
 func TestClaudeInBottle(t *testing.T) {
+	t.Parallel()
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
 	cfg := testenv.DockerConfig(t)
@@ -250,6 +251,7 @@ func randomHexT(t *testing.T, n int) string {
 // reaches the stand-in api.anthropic.com with the real token as a bearer
 // credential. The session's Bash call runs unasked (no approvals here).
 func TestClaudeSubscriptionInBottle(t *testing.T) {
+	t.Parallel()
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
 	cfg := testenv.DockerConfig(t)

@@ -35,6 +35,7 @@ var (
 // first thing typed is the task. The stand-in model scripts a Bash call,
 // whose output the TUI shows back; /exit ends the session and the run.
 func TestClaudeInteractiveInBottle(t *testing.T) {
+	t.Parallel()
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
 	cfg := testenv.DockerConfig(t)

@@ -23,6 +23,7 @@ import (
 // WebSocket transport Codex prefers. OPENAI_API_KEY in the bottle is the
 // placeholder; the proxy swaps in the key, on the upgrade request too.
 func TestCodexInBottle(t *testing.T) {
+	t.Parallel()
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
 	cfg := testenv.DockerConfig(t)

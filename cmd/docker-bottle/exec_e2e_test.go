@@ -27,6 +27,7 @@ import (
 // is in no `docker inspect`, smolvm record or command line, no command
 // line in the bottle, and no log or audit.
 func TestExecHasTheAgentsNetwork(t *testing.T) {
+	t.Parallel()
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
 	ca, caFile := standInCA(t)

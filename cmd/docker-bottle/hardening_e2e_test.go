@@ -64,6 +64,7 @@ func bottleOf(t *testing.T, cfg string, env []string, backendName, prefix string
 // the terminal over (the clipboard, the screen, a hyperlink, bidi
 // overrides) shown escaped.
 func TestLogsOnATerminalShowTheAgentsSequencesEscaped(t *testing.T) {
+	t.Parallel()
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
 	cfg := testenv.DockerConfig(t)
@@ -91,6 +92,7 @@ func TestLogsOnATerminalShowTheAgentsSequencesEscaped(t *testing.T) {
 // name its /etc/passwd maps to uid 0 runs as the stand-in user, not root,
 // and the agent container has no IPv6 at all.
 func TestDockerBackendAgentIsNeitherRootNorOnIPv6(t *testing.T) {
+	t.Parallel()
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
 	cfg := testenv.DockerConfig(t)
@@ -160,6 +162,7 @@ func removedWith(t *testing.T, svc *bottles.Service, p plan.Plan) {
 // decides is refused as "no decision in time", to the agent's git, in the
 // audit and in the events; never as a human's denial.
 func TestPushWithoutADecisionSaysSo(t *testing.T) {
+	t.Parallel()
 	cfg := testenv.DockerConfig(t)
 	_, p := upBottle(t, cfg, "supervise:\n  approvals: [push]\n  timeout: 2s\n", testenv.GitRepo(t))
 	out, err := agentPush(t, p, map[string]string{".github/workflows/ci.yml": "on: push\n"})
@@ -222,6 +225,7 @@ func agentCommit(t *testing.T, p plan.Plan, files map[string]string) string {
 // tool asks; a push that touches a protected path is still held for the
 // human, not denied for want of room.
 func TestToolAsksCannotCrowdOutAPush(t *testing.T) {
+	t.Parallel()
 	cfg := testenv.DockerConfig(t)
 	_, p := upBottle(t, cfg, "supervise:\n  approvals: [push, tool]\n  timeout: 1m\n", testenv.GitRepo(t))
 	tok, err := os.ReadFile(p.AgentTokenFile)
@@ -294,7 +298,9 @@ func proxyGet(t *testing.T, p plan.Plan, target string) string {
 // request, then a flood of requests without the token, pipelined on one
 // connection (the proxy closes it at the first refusal) and then one a
 // connection. The allowed request is still in `docker bottle audit` and in
-// the proxy's audit files, and the flood is counted, not copied.
+// the proxy's audit files, and the flood is counted, not copied. The
+// floods run alone (not parallel): they load the machine, and what they
+// measure must not be another test's load.
 func TestAuditFloodKeepsTheRecord(t *testing.T) {
 	eng := testenv.Engine(t)
 	cfg := testenv.DockerConfig(t)

@@ -28,6 +28,7 @@ import (
 // remote; `stop`, `start`, with the agent's uncommitted files kept on its
 // disk; `rm` refused while running, then `rm -f`, which leaves nothing.
 func TestRunLifecycleDockerBackend(t *testing.T) {
+	t.Parallel()
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
 	cfg := testenv.DockerConfig(t)

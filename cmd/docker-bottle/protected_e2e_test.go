@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,14 +130,7 @@ func upBottle(t *testing.T, cfg, specYAML, repo string) (*bottles.Service, plan.
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A name of its own unless the spec names the bottle: names taken from
-	// the repository's dir ("repo") would collide between tests running in
-	// parallel, each with a DOCKER_CONFIG of its own.
-	var name string
-	if s.Name == "" {
-		name = fmt.Sprintf("ub-%d", time.Now().UnixNano()%1e9)
-	}
-	p, err := svc.Prepare(ctx, bottles.PrepareOptions{Spec: s.Resolve(prov.Defaults), Workspace: repo, NameFlag: name,
+	p, err := svc.Prepare(ctx, bottles.PrepareOptions{Spec: s.Resolve(prov.Defaults), Workspace: repo,
 		Provider: prov.Plan(), Choice: plan.Choice{Backend: spec.BackendSmolvm, NetworkMode: spec.NetworkBridge}})
 	if err != nil {
 		t.Fatal(err)
@@ -167,6 +159,7 @@ func agentClone(t *testing.T, p plan.Plan) string {
 // a workflow deleted before that, though no new commit touches it (review
 // M3, attack 7).
 func TestPushCheckedAgainstTheStart(t *testing.T) {
+	t.Parallel()
 	cfg := testenv.DockerConfig(t)
 	repo := testenv.GitRepo(t)
 	old := commitFile(t, repo, ".github/workflows/deploy.yml", "on: push\njobs: {deploy: {runs-on: x, steps: [{run: deploy}]}}\n")
@@ -209,6 +202,7 @@ func TestPushCheckedAgainstTheStart(t *testing.T) {
 // push that changes it again is held again, its request naming the paths
 // and their sizes.
 func TestPushAllowAlwaysIsScoped(t *testing.T) {
+	t.Parallel()
 	cfg := testenv.DockerConfig(t)
 	repo := testenv.GitRepo(t)
 	commitFile(t, repo, ".github/workflows/lint.yml", "on: push\n")

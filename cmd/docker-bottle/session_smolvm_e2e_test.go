@@ -35,6 +35,7 @@ import (
 // with those ports; `rm -f`, which leaves nothing; and `run --rm` attached
 // to a terminal, whose exit code is the agent's.
 func TestSmolvmAgentSessions(t *testing.T) {
+	t.Parallel()
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
 	wrapper, calls := recordedSmolvm(t)

@@ -18,6 +18,7 @@ import (
 // agent runs as root, which doctor warns about. Through the real docker
 // CLI; the fake changes user as smolvm does.
 func TestSmolvmAgentRunsAsTheImageUser(t *testing.T) {
+	t.Parallel()
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
 	if os.Geteuid() != 0 {

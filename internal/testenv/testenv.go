@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -130,9 +131,11 @@ func DockerConfig(t testing.TB) string {
 }
 
 // GitRepo makes a user's git repository with one (empty) commit on main.
+// Its dir has a name of its own: a bottle's default name and its build's
+// image tag come from it, and tests running at once must not share them.
 func GitRepo(t testing.TB) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "repo")
+	dir := filepath.Join(t.TempDir(), fmt.Sprintf("repo-%06x", rand.Uint32()&0xffffff))
 	for _, args := range [][]string{
 		{"init", "-q", "-b", "main", dir},
 		{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.test", "commit", "-q", "--allow-empty", "-m", "first"},
