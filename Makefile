@@ -51,6 +51,8 @@ tools:
 test: lint bundle-bins
 	$(GO) test -count=1 -timeout 20m ./...
 
+# The packages that hold e2e tests; in cmd/docker-bottle the independent
+# ones run in parallel (go test's -parallel, GOMAXPROCS by default).
 E2E_PKGS = $(sort $(dir $(shell find . -name '*_e2e_test.go' -not -path './.git/*')))
 e2e: engine tools bundle-bins
 	PATH="$$($(GO) env GOPATH)/bin:$$PATH" $(GO) test -tags e2e -count=1 -timeout 45m $(E2E_PKGS)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -30,6 +29,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/client"
+	"github.com/docker-bottle/docker-bottle/bundle/supervisor/supervisortest"
 	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 	"github.com/docker-bottle/docker-bottle/plan"
 )
@@ -81,33 +81,21 @@ func newBottle(t *testing.T, name string) *bottleFixture {
 		}
 	}
 	timeout := supervisor.Duration(time.Minute)
-	sup, err := supervisor.New(supervisor.Config{
+	sup, addr, stop := supervisortest.Start(t, supervisor.Config{
 		Bottle:            name,
 		AgentTokenFile:    p.AgentTokenFile,
 		OperatorTokenFile: p.OperatorTokenFile,
 		Approvals:         supervisor.Policy{Kinds: []approval.Kind{approval.Egress, approval.Push}, Timeout: &timeout},
-	}, supervisor.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sup.Serve(ctx, ln) }()
-	var once sync.Once
-	stop := func() { once.Do(func() { cancel(); <-done }) }
-	t.Cleanup(func() { stop(); sup.Close() })
-	p.Endpoints = &plan.Endpoints{HostSupervise: ln.Addr().String()}
+	})
+	p.Endpoints = &plan.Endpoints{HostSupervise: addr}
 	if err := p.Save(); err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
+	_, portText, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portText)
 	runningBundle(p, uint16(port))
 	t.Cleanup(func() { bundles.Delete(p.Bundle.Container) })
-	agent, err := client.New(ln.Addr().String(), agentToken)
+	agent, err := client.New(addr, agentToken)
 	if err != nil {
 		t.Fatal(err)
 	}

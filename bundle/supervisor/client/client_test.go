@@ -3,9 +3,6 @@ package client_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +14,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/client"
+	"github.com/docker-bottle/docker-bottle/bundle/supervisor/supervisortest"
 )
 
 const (
@@ -35,32 +33,12 @@ func serve(t *testing.T) (*supervisor.Supervisor, string, func()) {
 		}
 	}
 	timeout := supervisor.Duration(time.Minute)
-	s, err := supervisor.New(supervisor.Config{
+	return supervisortest.Start(t, supervisor.Config{
 		Bottle:            "c",
 		AgentTokenFile:    filepath.Join(dir, "agent.token"),
 		OperatorTokenFile: filepath.Join(dir, "operator.token"),
 		Approvals:         supervisor.Policy{Kinds: []approval.Kind{approval.Egress}, Timeout: &timeout},
-	}, supervisor.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			<-done
-		}
-	}
-	t.Cleanup(func() { stop(); s.Close() })
-	return s, ln.Addr().String(), stop
+	})
 }
 
 func newClient(t *testing.T, addr, token string) *client.Client {

@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +15,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/client"
+	"github.com/docker-bottle/docker-bottle/bundle/supervisor/supervisortest"
 	"github.com/docker-bottle/docker-bottle/provider/guest"
 )
 
@@ -36,27 +35,16 @@ func startSupervisor(t *testing.T, kinds []approval.Kind, timeout time.Duration)
 	os.WriteFile(agentFile, []byte("agent-token-0123456789\n"), 0o600)
 	os.WriteFile(opFile, []byte("operator-token-0123456789"), 0o600)
 	d := supervisor.Duration(timeout)
-	s, err := supervisor.New(supervisor.Config{
+	_, addr, _ := supervisortest.Start(t, supervisor.Config{
 		Bottle: "hooks", AgentTokenFile: agentFile, OperatorTokenFile: opFile,
 		Approvals: supervisor.Policy{Kinds: kinds, Timeout: &d},
-	}, supervisor.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done; s.Close() })
-	op, err := client.New(ln.Addr().String(), "operator-token-0123456789")
+	})
+	op, err := client.New(addr, "operator-token-0123456789")
 	if err != nil {
 		t.Fatal(err)
 	}
 	return sup{op: op, env: map[string]string{
-		guest.EnvSuperviseURL: "http://" + ln.Addr().String(), guest.EnvTokenFile: agentFile,
+		guest.EnvSuperviseURL: "http://" + addr, guest.EnvTokenFile: agentFile,
 		// As in the bottle: a proxy in the environment, which the hook
 		// must not use for the supervisor.
 		"HTTP_PROXY": "http://127.0.0.1:1", "http_proxy": "http://127.0.0.1:1",
