@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 import (
@@ -12,6 +14,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 	"github.com/docker-bottle/docker-bottle/plan"
 )
 
@@ -33,19 +36,15 @@ func TestDockerAgentAttached(t *testing.T) {
 		`  command: [sh, -c, 'while [ ! -e /tmp/go ]; do echo tick; sleep 0.2; done; echo released; exit 7']` + "\n"})
 	attach := exec.Command(testenv.DockerCLI(t), "bottle", "attach", name)
 	attach.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg)
-	var out syncBuffer
+	var out testio.Buffer
 	attach.Stdout, attach.Stderr = &out, &out
 	if err := attach.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- attach.Wait() }()
-	for start := time.Now(); !strings.Contains(out.String(), "tick"); time.Sleep(50 * time.Millisecond) {
-		if time.Since(start) > 60*time.Second {
-			attach.Process.Kill()
-			t.Fatalf("attach shows no output of the agent:\n%s", out.String())
-		}
-	}
+	t.Cleanup(func() { attach.Process.Kill() })
+	out.WaitFor(t, "tick", 60*time.Second)
 	if r := docker(t, cfg, nil, "bottle", "exec", name, "--", "touch", "/tmp/go"); r.code != 0 {
 		t.Fatalf("exec: %d %s", r.code, r.stderr)
 	}
@@ -59,16 +58,10 @@ func TestDockerAgentAttached(t *testing.T) {
 		t.Fatalf("attach did not end with the agent:\n%s", out.String())
 	}
 
-	repo := testenv.GitRepo(t)
-	spec := "agent:\n  provider: shell\n  image: " + base + "\n" +
-		`  command: [sh, -c, 'echo ready; read key; echo "read:$key"; exit 7']` + "\n"
-	if err := os.WriteFile(filepath.Join(repo, "bottle.yaml"), []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	gitIn(t, repo, "add", ".")
-	gitIn(t, repo, "commit", "-qm", "bottle spec")
+	repo := testenv.GitRepoWith(t, map[string]string{"bottle.yaml": "agent:\n  provider: shell\n  image: " + base + "\n" +
+		`  command: [sh, -c, 'echo ready; read key; echo "read:$key"; exit 7']` + "\n"})
 	run := func(name string, extra ...string) []string {
-		t.Cleanup(func() { docker(t, cfg, nil, "bottle", "rm", "-f", name) })
+		removedAtEnd(t, cfg, noSmolvm, name, repo)
 		return append(append([]string{"bottle", "run", "--backend", "docker", "--name", name, "--progress", "quiet"}, extra...), repo)
 	}
 

@@ -265,15 +265,10 @@ func TestProgressJSONIsOnlyJSON(t *testing.T) {
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
 	cfg := testenv.DockerConfig(t)
-	repo := testenv.GitRepo(t)
-	if err := os.WriteFile(filepath.Join(repo, "bottle.yaml"), []byte("agent:\n  provider: shell\n  image: "+base+"\n  command: [sleep, '600']\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	gitIn(t, repo, "add", ".")
-	gitIn(t, repo, "commit", "-qm", "bottle spec")
+	repo := testenv.GitRepoWith(t, map[string]string{"bottle.yaml": "agent:\n  provider: shell\n  image: " + base + "\n  command: [sleep, '600']\n"})
 	env := []string{"DOCKER_BOTTLE_SMOLVM="}
 	name := "pj-" + strconv.Itoa(os.Getpid())
-	t.Cleanup(func() { docker(t, cfg, env, "bottle", "rm", "-f", name) })
+	removedAtEnd(t, cfg, env, name, repo)
 	r := docker(t, cfg, env, "bottle", "run", "-d", "--backend", "docker", "--name", name, "--progress", "json", repo)
 	if r.code != 0 {
 		t.Fatalf("run -d: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
