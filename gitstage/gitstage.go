@@ -155,7 +155,8 @@ var remoteNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 // AddRemote registers remoteName in userRepo, pointing at the stage
 // repository, so that `git fetch <remoteName>` brings the agent's branches.
 // Tags are not fetched from it (--no-tags): the agent cannot put tags into
-// the user's namespace. An existing remote of that name is repointed.
+// the user's namespace. An existing remote of that name is repointed. Many
+// bottles may register their remotes in one repository at once.
 func AddRemote(ctx context.Context, userRepo, remoteName, gateRepoPath string, opts ...Option) error {
 	o := collect(opts)
 	if !remoteNameRE.MatchString(remoteName) || strings.HasSuffix(remoteName, ".lock") {
@@ -165,24 +166,30 @@ func AddRemote(ctx context.Context, userRepo, remoteName, gateRepoPath string, o
 	if err != nil {
 		return err
 	}
-	if _, err := run(ctx, o, userRepo, "config", "--get", "remote."+remoteName+".url"); err == nil {
-		if _, err := run(ctx, o, userRepo, "remote", "set-url", remoteName, abs); err != nil {
-			return fmt.Errorf("repointing remote %s: %w", remoteName, err)
-		}
-	} else if _, err := run(ctx, o, userRepo, "remote", "add", "--no-tags", remoteName, abs); err != nil {
-		return fmt.Errorf("adding remote %s to %s: %w", remoteName, userRepo, err)
+	fetch := o.fetch
+	if len(fetch) == 0 {
+		fetch = []string{"+refs/heads/*:refs/remotes/" + remoteName + "/*"}
 	}
-	if _, err := run(ctx, o, userRepo, "config", "remote."+remoteName+".tagOpt", "--no-tags"); err != nil {
+	unlock, err := lockRepo(ctx, o, userRepo)
+	if err != nil {
 		return err
 	}
-	if len(o.fetch) > 0 {
-		if _, err := run(ctx, o, userRepo, "config", "--replace-all", "remote."+remoteName+".fetch", o.fetch[0]); err != nil {
-			return err
-		}
-		for _, f := range o.fetch[1:] {
-			if _, err := run(ctx, o, userRepo, "config", "--add", "remote."+remoteName+".fetch", f); err != nil {
-				return err
-			}
+	defer unlock()
+	// Each `git config` writes the whole setting or nothing, so a write
+	// that waited for the user's git can simply be made again (`git
+	// remote add` writes several settings and is not so).
+	key := "remote." + remoteName + "."
+	steps := [][]string{
+		{"config", key + "url", abs},
+		{"config", "--replace-all", key + "fetch", fetch[0]},
+	}
+	for _, f := range fetch[1:] {
+		steps = append(steps, []string{"config", "--add", key + "fetch", f})
+	}
+	steps = append(steps, []string{"config", key + "tagOpt", "--no-tags"})
+	for _, args := range steps {
+		if err := write(ctx, o, userRepo, args...); err != nil {
+			return fmt.Errorf("registering remote %s in %s: %w", remoteName, userRepo, err)
 		}
 	}
 	return nil
@@ -192,10 +199,24 @@ func AddRemote(ctx context.Context, userRepo, remoteName, gateRepoPath string, o
 // userRepo; a missing remote is not an error.
 func RemoveRemote(ctx context.Context, userRepo, remoteName string, opts ...Option) error {
 	o := collect(opts)
-	if _, err := run(ctx, o, userRepo, "config", "--get", "remote."+remoteName+".url"); err != nil {
+	// A repository that is gone, or has no such remote, has nothing to
+	// remove; a concurrent RemoveRemote may have removed it meanwhile.
+	exists := func() bool {
+		_, err := run(ctx, o, userRepo, "config", "--get", "remote."+remoteName+".url")
+		return err == nil
+	}
+	if !exists() {
 		return nil
 	}
-	if _, err := run(ctx, o, userRepo, "remote", "remove", remoteName); err != nil {
+	unlock, err := lockRepo(ctx, o, userRepo)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if !exists() {
+		return nil
+	}
+	if err := write(ctx, o, userRepo, "remote", "remove", remoteName); err != nil {
 		return fmt.Errorf("removing remote %s from %s: %w", remoteName, userRepo, err)
 	}
 	return nil
@@ -217,7 +238,9 @@ func run(ctx context.Context, o options, dir string, args ...string) (string, er
 	}
 	cmd := exec.CommandContext(ctx, o.git, args...)
 	// The user's hooks and prompts have no place here.
-	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=", "GIT_PROTOCOL=")
+	// GIT_OPTIONAL_LOCKS=0: a read (status) never takes the index lock
+	// from the user's own git running at the same moment.
+	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=", "GIT_PROTOCOL=", "GIT_OPTIONAL_LOCKS=0")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

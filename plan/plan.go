@@ -234,22 +234,20 @@ func Prepare(ctx context.Context, o Options) (p Plan, err error) {
 		}
 		return o.InUse != nil && o.InUse(slug)
 	}
-	slug, err := ChooseSlug(o.NameFlag, o.Spec.Name, o.Workspace, taken)
-	if err != nil {
-		return Plan{}, err
-	}
-	stage := o.Dirs.Stage(slug)
+	var claim func(string) error
 	if !o.DryRun {
 		if err := Ensure(o.Dirs.Bottles()); err != nil {
 			return Plan{}, fmt.Errorf("making the bottles dir: %w", err)
 		}
 		// Mkdir is the atomic claim of the name.
-		if err := os.Mkdir(stage, 0o700); err != nil {
-			if errors.Is(err, fs.ErrExist) {
-				return Plan{}, fmt.Errorf("a bottle named %q was created meanwhile: run again, or choose --name", slug)
-			}
-			return Plan{}, fmt.Errorf("making the stage dir: %w", err)
-		}
+		claim = func(slug string) error { return os.Mkdir(o.Dirs.Stage(slug), 0o700) }
+	}
+	slug, err := ClaimSlug(o.NameFlag, o.Spec.Name, o.Workspace, taken, claim)
+	if err != nil {
+		return Plan{}, err
+	}
+	stage := o.Dirs.Stage(slug)
+	if !o.DryRun {
 		defer func() {
 			if err != nil {
 				os.RemoveAll(stage)

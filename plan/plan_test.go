@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/docker-bottle/docker-bottle/spec"
@@ -195,5 +196,39 @@ func TestPrepareSkipsNamesInUseElsewhere(t *testing.T) {
 	o.NameFlag = "my-repo"
 	if _, err := Prepare(context.Background(), o); err == nil || !strings.Contains(err.Error(), `a bottle named "my-repo" already exists`) {
 		t.Errorf("an explicit name in use elsewhere: %v", err)
+	}
+}
+
+// TestPrepareConcurrentDefaultNames: many bottles of one repository
+// prepared at once all get a name (the repository's, numbered) and a
+// subnet of their own; none fails because another took its name first.
+func TestPrepareConcurrentDefaultNames(t *testing.T) {
+	const n = 16
+	o := options(t, "docker", NetworkInternal)
+	plans := make([]Plan, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			plans[i], errs[i] = Prepare(context.Background(), o)
+		}()
+	}
+	wg.Wait()
+	names := map[string]bool{}
+	subnets := map[netip.Prefix]bool{}
+	for i, p := range plans {
+		if errs[i] != nil {
+			t.Errorf("prepare #%d: %v", i, errs[i])
+			continue
+		}
+		if names[p.Slug] || subnets[p.Bundle.Reserved] {
+			t.Errorf("name %s or subnet %s given twice", p.Slug, p.Bundle.Reserved)
+		}
+		names[p.Slug], subnets[p.Bundle.Reserved] = true, true
+		if p.Slug != "my-repo" && !strings.HasPrefix(p.Slug, "my-repo-") {
+			t.Errorf("default name %q is not the repository's", p.Slug)
+		}
 	}
 }

@@ -1,7 +1,9 @@
 package plan
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"strings"
 
@@ -37,6 +39,9 @@ func SlugFromDir(dir string) string {
 	return s
 }
 
+// maxSlugs bounds the numbered names tried for one directory.
+const maxSlugs = 1000
+
 // ChooseSlug picks the bottle's name: the flag, else the spec's name (both
 // used as given, and refused when taken), else one derived from the
 // directory, with -2, -3... appended while taken.
@@ -55,7 +60,7 @@ func ChooseSlug(flag, specName, dir string, taken func(string) bool) (string, er
 		return explicit, nil
 	}
 	base := SlugFromDir(dir)
-	for i := 1; i < 1000; i++ {
+	for i := 1; i < maxSlugs; i++ {
 		s := base
 		if i > 1 {
 			suffix := fmt.Sprintf("-%d", i)
@@ -69,4 +74,30 @@ func ChooseSlug(flag, specName, dir string, taken func(string) bool) (string, er
 		}
 	}
 	return "", fmt.Errorf("too many bottles named after %q: remove some with `docker bottle rm` or use --name", base)
+}
+
+// ClaimSlug chooses the bottle's name as ChooseSlug does and claims it
+// with claim, which fails with fs.ErrExist when another run claimed the
+// name first. Then a name derived from the directory moves on to the next
+// free one, so that runs started at the same moment in one repository all
+// start; an explicit name is refused. A nil claim only chooses (dry run).
+func ClaimSlug(flag, specName, dir string, taken func(string) bool, claim func(string) error) (string, error) {
+	for attempt := 0; ; attempt++ {
+		slug, err := ChooseSlug(flag, specName, dir, taken)
+		if err != nil || claim == nil {
+			return slug, err
+		}
+		err = claim(slug)
+		if err == nil {
+			return slug, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return "", fmt.Errorf("claiming the name %s: %w", slug, err)
+		}
+		// taken sees the other run's claim from now on, so ChooseSlug
+		// moves on; the bound only guards against a taken that does not.
+		if flag != "" || specName != "" || attempt >= maxSlugs {
+			return "", fmt.Errorf("a bottle named %q was created meanwhile: run again, or choose --name", slug)
+		}
+	}
 }

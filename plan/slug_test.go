@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"errors"
+	"io/fs"
 	"strings"
 	"testing"
 )
@@ -44,5 +46,35 @@ func TestChooseSlug(t *testing.T) {
 	taken[long] = true
 	if s, err := ChooseSlug("", "", "/src/"+long, isTaken); err != nil || s != strings.Repeat("a", 38)+"-2" {
 		t.Errorf("long derived: %q %v", s, err)
+	}
+}
+
+// TestClaimSlug: a default name another run claimed first moves on to the
+// next; an explicit one is refused; other errors are the caller's.
+func TestClaimSlug(t *testing.T) {
+	claimed := map[string]bool{}
+	taken := func(s string) bool { return claimed[s] }
+	// Another run claims "repo" and "mine" between taken and claim.
+	raced := map[string]bool{"repo": true, "mine": true}
+	claim := func(s string) error {
+		if raced[s] {
+			raced[s], claimed[s] = false, true
+			return fs.ErrExist
+		}
+		claimed[s] = true
+		return nil
+	}
+	got, err := ClaimSlug("", "", "/src/repo", taken, claim)
+	if err != nil || got != "repo-2" {
+		t.Fatalf("default name after a race: %q, %v", got, err)
+	}
+	if _, err := ClaimSlug("mine", "", "/src/repo", taken, claim); err == nil || !strings.Contains(err.Error(), "created meanwhile") {
+		t.Fatalf("explicit name after a race: %v", err)
+	}
+	if _, err := ClaimSlug("", "", "/src/repo", func(string) bool { return false }, func(string) error { return fs.ErrPermission }); !errors.Is(err, fs.ErrPermission) {
+		t.Fatalf("a failing claim: %v", err)
+	}
+	if got, err := ClaimSlug("", "", "/src/repo", taken, nil); err != nil || got != "repo-3" {
+		t.Fatalf("choosing only: %q, %v", got, err)
 	}
 }
