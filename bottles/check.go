@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,6 +23,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/docker-bottle/docker-bottle/bringup"
+	"github.com/docker-bottle/docker-bottle/gitstage"
 	"github.com/docker-bottle/docker-bottle/image"
 	"github.com/docker-bottle/docker-bottle/pki"
 	"github.com/docker-bottle/docker-bottle/plan"
@@ -213,19 +213,18 @@ func (s *Service) secretOnHost(ctx context.Context, e client.APIClient, p plan.P
 // the plugin registered, as a user reviewing its work would.
 func hostFetch(ctx context.Context, p plan.Plan) probe.Item {
 	item := probe.Item{Check: "host-fetch", Target: "git fetch " + p.GitGate.Remote, Verdict: probe.Fail}
-	out, err := exec.CommandContext(ctx, "git", "-C", p.Workspace, "fetch", "-q", p.GitGate.Remote).CombinedOutput()
-	if err != nil {
-		item.Evidence = fmt.Sprintf("git fetch failed: %v: %s", err, bytes.TrimSpace(out))
+	if err := gitstage.Fetch(ctx, p.Workspace, p.GitGate.Remote); err != nil {
+		item.Evidence = fmt.Sprintf("git fetch failed: %v", err)
 		return item
 	}
-	ref := "refs/remotes/" + p.GitGate.Remote + "/" + strings.TrimPrefix(p.GitGate.Branch, "bottle/"+p.Slug+"/")
-	out, err = exec.CommandContext(ctx, "git", "-C", p.Workspace, "rev-parse", "--verify", "-q", ref).Output()
+	ref := gitstage.TrackingRef(p.Slug, p.GitGate.Branch)
+	commit, err := gitstage.Resolve(ctx, p.Workspace, ref)
 	if err != nil {
 		item.Evidence = "after git fetch there is no " + ref
 		return item
 	}
 	item.Verdict = probe.Pass
-	item.Evidence = fmt.Sprintf("the agent's branch arrived in the user's repository as %s at %.12s", ref, bytes.TrimSpace(out))
+	item.Evidence = fmt.Sprintf("the agent's branch arrived in the user's repository as %s at %.12s", ref, commit)
 	return item
 }
 
@@ -310,13 +309,8 @@ func startUpstream(ctx context.Context, e client.APIClient, p plan.Plan, image, 
 // makeCheckRepository makes the repository the check's bottle works on.
 func makeCheckRepository(ctx context.Context, work string) (string, error) {
 	dir := filepath.Join(work, "repo")
-	for _, args := range [][]string{
-		{"init", "-q", "-b", "main", dir},
-		{"-C", dir, "-c", "user.name=docker bottle check", "-c", "user.email=check@bottle.invalid", "commit", "-q", "--allow-empty", "-m", "check"},
-	} {
-		if out, err := exec.CommandContext(ctx, "git", args...).CombinedOutput(); err != nil {
-			return "", fmt.Errorf("making the check's repository: git %v: %v: %s", args[0], err, out)
-		}
+	if err := gitstage.Init(ctx, dir, "docker bottle check <check@bottle.invalid>", "check"); err != nil {
+		return "", fmt.Errorf("making the check's repository: %w", err)
 	}
 	return dir, nil
 }

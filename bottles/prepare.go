@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"slices"
-	"strings"
 
 	"github.com/moby/moby/client"
 
@@ -35,7 +33,7 @@ type PrepareOptions struct {
 // from. On error it removes what it made. With DryRun it makes the same
 // checks (the repository, the names in use) and only computes the plan.
 func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, err error) {
-	if err := checkRepository(ctx, o.Workspace); err != nil {
+	if err := gitstage.CheckWorkTree(ctx, o.Workspace); err != nil {
 		return plan.Plan{}, err
 	}
 	alloc, err := s.allocator()
@@ -65,7 +63,7 @@ func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, e
 		}
 	}()
 	s.step("prepare: bottle %s in %s", p.Slug, p.StageDir)
-	if n := uncommitted(ctx, p.Workspace); n > 0 {
+	if n := gitstage.Uncommitted(ctx, p.Workspace); n > 0 {
 		s.step("prepare: note: %d uncommitted change(s) in %s stay here: the bottle gets the repository's commits "+
 			"(commit or stash them first to give them to the agent)", n, p.Workspace)
 	}
@@ -178,33 +176,6 @@ func (s *Service) objectExists(ctx context.Context, kind, name string) bool {
 		}
 	}
 	return slices.Contains(names, name)
-}
-
-// uncommitted counts the work tree's changes that a clone does not carry
-// (modified, staged and untracked files, not ignored ones); 0 when git
-// cannot tell.
-func uncommitted(ctx context.Context, dir string) int {
-	out, err := exec.CommandContext(ctx, "git", "-C", dir, "status", "--porcelain").Output()
-	if err != nil {
-		return 0
-	}
-	return strings.Count(string(out), "\n")
-}
-
-// checkRepository refuses a workspace that is not a git work tree: the
-// agent's work comes back as git branches.
-func checkRepository(ctx context.Context, dir string) error {
-	if _, err := exec.LookPath("git"); err != nil {
-		return errors.New("git is not installed: docker bottle needs it to hand the repository to the bottle")
-	}
-	out, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "--is-inside-work-tree").CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != "true" {
-		return fmt.Errorf("%s is not a git repository: the agent works on a clone and hands its work back as branches, so run docker bottle in a git work tree (or `git init` one)", dir)
-	}
-	if out, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "--verify", "-q", "HEAD").Output(); err != nil || len(out) == 0 {
-		return fmt.Errorf("%s has no commit yet: commit something first, the bottle starts from HEAD", dir)
-	}
-	return nil
 }
 
 // removeHostSide removes what Prepare made on the host: the git remote,

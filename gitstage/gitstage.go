@@ -232,27 +232,33 @@ func commonDir(ctx context.Context, o options, userRepo string) (string, error) 
 	return strings.TrimSpace(out), nil
 }
 
-func run(ctx context.Context, o options, dir string, args ...string) (string, error) {
+// command is git ARGS in dir (none for ""), as every git of this package
+// runs: the user's prompts have no place here, and a read (status) never
+// takes the index lock from the user's own git running at the same
+// moment (GIT_OPTIONAL_LOCKS=0).
+func command(ctx context.Context, o options, dir string, args ...string) *exec.Cmd {
 	if dir != "" {
 		args = append([]string{"-C", dir}, args...)
 	}
 	cmd := exec.CommandContext(ctx, o.git, args...)
-	// The user's hooks and prompts have no place here.
-	// GIT_OPTIONAL_LOCKS=0: a read (status) never takes the index lock
-	// from the user's own git running at the same moment.
 	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=", "GIT_PROTOCOL=", "GIT_OPTIONAL_LOCKS=0")
+	return cmd
+}
+
+func run(ctx context.Context, o options, dir string, args ...string) (string, error) {
+	cmd := command(ctx, o, dir, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		msg := strings.TrimSpace(stderr.String())
 		if errors.As(err, &ee) && msg != "" {
-			return stdout.String(), fmt.Errorf("git %s: %s", strings.Join(args, " "), msg)
+			return stdout.String(), fmt.Errorf("git %s: %s", strings.Join(cmd.Args[1:], " "), msg)
 		}
 		if errors.Is(err, exec.ErrNotFound) {
 			return "", fmt.Errorf("git is not installed or not on PATH: %w", err)
 		}
-		return stdout.String(), fmt.Errorf("git %s: %w", strings.Join(args, " "), err)
+		return stdout.String(), fmt.Errorf("git %s: %w", strings.Join(cmd.Args[1:], " "), err)
 	}
 	return stdout.String(), nil
 }

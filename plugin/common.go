@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-bottle/docker-bottle/gitstage"
 	"github.com/docker-bottle/docker-bottle/hostcheck"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/provider"
@@ -81,8 +81,7 @@ func specBase(specPath, dir string) string {
 // repoRoot is the top of the git work tree dir is in (protected paths are
 // relative to it), or dir itself outside one.
 func repoRoot(dir string) string {
-	out, err := exec.Command("git", "-C", dir, "rev-parse", "--show-toplevel").Output()
-	if root := strings.TrimSpace(string(out)); err == nil && root != "" {
+	if root, err := gitstage.TopLevel(context.Background(), dir); err == nil {
 		return root
 	}
 	return dir

@@ -7,13 +7,13 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-bottle/docker-bottle/gitstage"
 	"github.com/docker-bottle/docker-bottle/internal/dockercli"
 	"github.com/docker-bottle/docker-bottle/plan"
 )
@@ -66,28 +66,23 @@ func runDiff(ctx context.Context, dockerCli command.Cli, opts diffOptions) error
 // the terminal over is shown escaped before the user's pager shows it.
 func showDiff(ctx context.Context, dockerCli command.Cli, p plan.Plan, base string, gitArgs []string) error {
 	g := p.GitGate
-	if out, err := exec.CommandContext(ctx, "git", "-C", p.Workspace, "-c", "fetch.fsckObjects=true", "fetch", "--quiet", g.Remote).CombinedOutput(); err != nil {
-		return fmt.Errorf("fetching the branches of bottle %s from its remote %s in %s: %v: %s",
-			p.Slug, g.Remote, p.Workspace, err, strings.TrimSpace(string(out)))
+	if err := gitstage.Fetch(ctx, p.Workspace, g.Remote); err != nil {
+		return fmt.Errorf("fetching the branches of bottle %s from its remote %s in %s: %w", p.Slug, g.Remote, p.Workspace, err)
 	}
-	// The remote maps refs/heads/bottle/NAME/X to refs/remotes/REMOTE/X.
-	branch := "refs/remotes/" + g.Remote + "/" + strings.TrimPrefix(g.Branch, "bottle/"+p.Slug+"/")
-	if err := exec.CommandContext(ctx, "git", "-C", p.Workspace, "rev-parse", "--verify", "--quiet", branch).Run(); err != nil {
+	branch := gitstage.TrackingRef(p.Slug, g.Branch)
+	if _, err := gitstage.Resolve(ctx, p.Workspace, branch); err != nil {
 		return fmt.Errorf("the agent of bottle %s has pushed nothing to %s yet", p.Slug, g.Branch)
 	}
-	args := []string{"-C", p.Workspace, "-c", "core.quotePath=true", "diff", "--no-ext-diff", "--no-textconv"}
 	out := dockercli.OutFile(dockerCli.Out())
 	terminal := dockerCli.Out().IsTerminal()
-	if terminal {
+	var args []string
+	if terminal && gitstage.DiffColor(ctx, p.Workspace) {
 		// git writes to the filter, so it neither colors nor pages by
 		// itself: it is told to color as it would on this terminal, and
 		// the user's pager runs after the filter.
-		args = append([]string{"--no-pager"}, args...)
-		if colorOn(ctx, p.Workspace) {
-			args = append(args, "--color=always")
-		}
+		args = append(args, "--color=always")
 	}
-	c := exec.CommandContext(ctx, "git", append(append(args, gitArgs...), base+"..."+branch)...)
+	c := gitstage.DiffCommand(ctx, p.Workspace, append(append(args, gitArgs...), base+"..."+branch)...)
 	c.Stdin, c.Stderr = dockercli.InFile(dockerCli.In()), dockercli.OutFile(dockerCli.Err())
 	if !terminal {
 		c.Stdout = out
@@ -127,12 +122,6 @@ func gitStatus(err error) error {
 	return err
 }
 
-// colorOn asks git whether the user wants a diff colored on a terminal.
-func colorOn(ctx context.Context, dir string) bool {
-	out, err := exec.CommandContext(ctx, "git", "-C", dir, "config", "--get-colorbool", "color.diff", "true").Output()
-	return err == nil && strings.TrimSpace(string(out)) == "true"
-}
-
 // pager is the user's pager (as git would choose it) reading what the
 // diff writes; with none ("cat"), the diff goes straight to the terminal.
 type pager struct {
@@ -141,9 +130,8 @@ type pager struct {
 }
 
 func startPager(ctx context.Context, dir string, out io.Writer) (pager, error) {
-	cmdline, err := exec.CommandContext(ctx, "git", "-C", dir, "var", "GIT_PAGER").Output()
-	pc := strings.TrimSpace(string(cmdline))
-	if err != nil || pc == "" || pc == "cat" {
+	pc := gitstage.Pager(ctx, dir)
+	if pc == "" || pc == "cat" {
 		return pager{in: out, wait: func() error { return nil }}, nil
 	}
 	c := exec.CommandContext(ctx, "sh", "-c", pc)
