@@ -3,28 +3,27 @@ package bringup
 import (
 	"context"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/docker-bottle/docker-bottle/internal/bundlebin"
+	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/staticimage"
 )
 
 // ImageRepo is the repository of bundle images in the engine.
 const ImageRepo = "docker-bottle/bundle"
 
 // BinaryPath is where the bundle binary sits in its image.
-const BinaryPath = bundlebin.BinaryPath
+const BinaryPath = "/bottle-bundle"
 
 // bundleImage runs the three daemons from the configuration in the stage
 // dir.
-var bundleImage = bundlebin.ImageSpec{
+var bundleImage = staticimage.Binary{
 	Repo:       ImageRepo,
+	Read:       bundlebin.Binary,
+	Path:       BinaryPath,
 	Entrypoint: []string{BinaryPath},
 	Cmd:        []string{"serve", "--config", StageMount + "/" + ConfigFile},
+	Labels:     map[string]string{plan.LabelRole: plan.RoleImage},
 }
-
-// Image assembles the bundle image for a linux architecture from the
-// binary the plugin carries.
-func Image(arch string) (tag string, img v1.Image, err error) { return bundleImage.Image(arch) }
 
 // EnsureImage makes sure the engine has the bundle image for its own
 // architecture and returns its tag. An existing image is reused.

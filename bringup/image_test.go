@@ -9,10 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/docker-bottle/docker-bottle/internal/bundlebin"
-	"github.com/docker-bottle/docker-bottle/staticimage"
 )
 
 // TestArm64BundleTarballWithoutEngine assembles the arm64 bundle image
@@ -20,7 +20,7 @@ import (
 // the tarball back: linux/arm64 config, an aarch64 ELF at /bottle-bundle,
 // the serve entrypoint, and a tag derived from the binary.
 func TestArm64BundleTarballWithoutEngine(t *testing.T) {
-	tag, img, err := Image("arm64")
+	tag, img, err := bundleImage.Image("arm64")
 	if errors.Is(err, bundlebin.ErrMissing) {
 		t.Fatalf("%v: run `make bundle-bins` (make test does) before go test", err)
 	}
@@ -31,7 +31,11 @@ func TestArm64BundleTarballWithoutEngine(t *testing.T) {
 		t.Errorf("tag %q", tag)
 	}
 	var buf bytes.Buffer
-	if err := staticimage.WriteTarball(&buf, tag, img); err != nil {
+	ref, err := name.NewTag(tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tarball.Write(ref, img, &buf); err != nil {
 		t.Fatal(err)
 	}
 	back, err := tarball.Image(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil }, nil)
@@ -84,16 +88,16 @@ func TestArm64BundleTarballWithoutEngine(t *testing.T) {
 		t.Fatal("no /bottle-bundle in the layer")
 	}
 	// Same binary, same tag and digest; amd64 differs.
-	tag2, img2, _ := Image("arm64")
+	tag2, img2, _ := bundleImage.Image("arm64")
 	d1, _ := img.Digest()
 	d2, _ := img2.Digest()
 	if tag2 != tag || d1 != d2 {
 		t.Error("assembling twice gave another image")
 	}
-	if tag3, _, err := Image("amd64"); err != nil || tag3 == tag {
+	if tag3, _, err := bundleImage.Image("amd64"); err != nil || tag3 == tag {
 		t.Errorf("amd64: %q %v", tag3, err)
 	}
-	if _, _, err := Image("s390x"); err == nil || !strings.Contains(err.Error(), "linux/amd64 and linux/arm64") {
+	if _, _, err := bundleImage.Image("s390x"); err == nil || !strings.Contains(err.Error(), "linux/amd64 and linux/arm64") {
 		t.Errorf("unsupported arch: %v", err)
 	}
 }

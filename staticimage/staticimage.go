@@ -1,15 +1,16 @@
 // Package staticimage assembles small images from static binaries with
 // go-containerregistry and loads them into the engine: no Dockerfile, no
-// base image, no pull. The bundle and the probe agent are made this way, so
-// they work offline and on every engine.
+// base image, no pull. The bundle and the probe agent are made this way
+// (Binary), so they work offline and on every engine.
 package staticimage
 
 import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
-	"io"
 	"path"
 	"sort"
 	"strings"
@@ -21,8 +22,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/moby/moby/client"
 )
 
 // File is one file of the image.
@@ -144,11 +145,58 @@ func Load(ctx context.Context, e Engine, tag string, img v1.Image) error {
 	return nil
 }
 
-// WriteTarball writes img as a `docker load` tarball tagged tag.
-func WriteTarball(w io.Writer, tag string, img v1.Image) error {
-	t, err := name.NewTag(tag)
+// Binary is an image of one static binary the plugin carries, run as its
+// entrypoint: the bundle and the probe agent are such images.
+type Binary struct {
+	// Repo is the image's repository; the tag comes from the binary.
+	Repo string
+	// Read gives the binary for a linux architecture.
+	Read func(arch string) ([]byte, error)
+	// Path is where the binary sits in the image.
+	Path       string
+	Entrypoint []string
+	Cmd        []string
+	Labels     map[string]string
+}
+
+// Image assembles the image for a linux architecture. The tag is derived
+// from the binary's digest, so a plugin upgrade makes a new image and an
+// unchanged one reuses it.
+func (b Binary) Image(arch string) (tag string, img v1.Image, err error) {
+	bin, err := b.Read(arch)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
-	return tarball.Write(t, img, w)
+	sum := sha256.Sum256(bin)
+	tag = b.Repo + ":" + hex.EncodeToString(sum[:])[:16] + "-" + arch
+	img, err = Build([]File{{Path: b.Path, Mode: 0o755, Data: bin}},
+		Config{Arch: arch, Entrypoint: b.Entrypoint, Cmd: b.Cmd, Labels: b.Labels})
+	if err != nil {
+		return "", nil, fmt.Errorf("assembling %s: %w", b.Repo, err)
+	}
+	return tag, img, nil
+}
+
+// VersionEngine is what Ensure asks of the engine (a moby client
+// satisfies it).
+type VersionEngine interface {
+	Engine
+	ServerVersion(ctx context.Context, options client.ServerVersionOptions) (client.ServerVersionResult, error)
+}
+
+// Ensure makes sure the engine has the image for its own architecture and
+// returns its tag; an existing image is reused.
+func (b Binary) Ensure(ctx context.Context, e VersionEngine) (string, error) {
+	v, err := e.ServerVersion(ctx, client.ServerVersionOptions{})
+	if err != nil {
+		return "", fmt.Errorf("asking the engine for its architecture: %w", err)
+	}
+	tag, img, err := b.Image(v.Arch)
+	if err != nil {
+		return "", err
+	}
+	if err := Load(ctx, e, tag, img); err != nil {
+		return "", err
+	}
+	return tag, nil
 }

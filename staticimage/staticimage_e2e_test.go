@@ -5,6 +5,7 @@ package staticimage_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,36 +53,45 @@ func buildHello(t *testing.T) []byte {
 	return data
 }
 
-// TestLoadAndRun proves an assembled image runs on the real engine, and
-// that loading it again is a no-op.
-func TestLoadAndRun(t *testing.T) {
+// TestEnsureAndRun proves an image of a binary runs on the real engine, in
+// the engine's architecture, and that ensuring it again is a no-op.
+func TestEnsureAndRun(t *testing.T) {
 	eng := testenv.Engine(t)
 	ctx := context.Background()
-	img, err := staticimage.Build([]staticimage.File{{Path: "/hello", Mode: 0o755, Data: buildHello(t)}}, staticimage.Config{
-		Arch: runtime.GOARCH, Entrypoint: []string{"/hello"}, Cmd: []string{"staticimage"}, Env: []string{"GREETING=hi"},
+	bin := buildHello(t)
+	b := staticimage.Binary{
+		Repo: fmt.Sprintf("docker-bottle-test/staticimage-%d", time.Now().UnixNano()%1e9),
+		Read: func(arch string) ([]byte, error) {
+			if arch != runtime.GOARCH {
+				return nil, fmt.Errorf("the engine runs on %s, the test binary is %s", arch, runtime.GOARCH)
+			}
+			return bin, nil
+		},
+		Path: "/hello", Entrypoint: []string{"/hello"}, Cmd: []string{"staticimage"},
 		Labels: map[string]string{"dev.dockerbottle.test": "1"},
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	tag := "docker-bottle-test/staticimage:" + time.Now().Format("150405.000000")[7:]
-	if err := staticimage.Load(ctx, eng, tag, img); err != nil {
+	tag, err := b.Ensure(ctx, eng)
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		eng.ImageRemove(context.Background(), tag, client.ImageRemoveOptions{Force: true, PruneChildren: true})
 	})
+	_, img, err := b.Image(runtime.GOARCH)
+	if err != nil {
+		t.Fatal(err)
+	}
 	want, _ := img.ConfigName()
 	res, err := eng.ImageInspect(ctx, tag)
 	if err != nil || res.ID != want.String() {
 		t.Fatalf("engine image %s, want %s (%v)", res.ID, want, err)
 	}
-	if err := staticimage.Load(ctx, eng, tag, img); err != nil {
-		t.Fatalf("second load: %v", err)
+	if again, err := b.Ensure(ctx, eng); err != nil || again != tag {
+		t.Fatalf("second ensure: %s, %v", again, err)
 	}
 
 	c, err := eng.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Config:     &container.Config{Image: tag, Labels: map[string]string{"dev.dockerbottle.test": "1"}},
+		Config:     &container.Config{Image: tag, Env: []string{"GREETING=hi"}, Labels: map[string]string{"dev.dockerbottle.test": "1"}},
 		HostConfig: &container.HostConfig{ReadonlyRootfs: true, NetworkMode: "none"},
 	})
 	if err != nil {

@@ -2,9 +2,15 @@ package staticimage_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"io"
+	"slices"
+	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/docker-bottle/docker-bottle/staticimage"
@@ -40,7 +46,7 @@ func TestTarballRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if err := staticimage.WriteTarball(&buf, "example/test:1", img); err != nil {
+	if err := tarball.Write(name.MustParseReference("example/test:1"), img, &buf); err != nil {
 		t.Fatal(err)
 	}
 	back, err := tarball.Image(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil }, nil)
@@ -53,5 +59,37 @@ func TestTarballRoundTrip(t *testing.T) {
 	}
 	if cf.Architecture != "arm64" || cf.OS != "linux" || cf.Config.User != "1000:1000" {
 		t.Errorf("config %+v", cf)
+	}
+}
+
+// TestBinaryImage: an image of one binary is tagged after the binary's
+// digest and architecture, runs it as its entrypoint, and refuses what
+// Read refuses.
+func TestBinaryImage(t *testing.T) {
+	b := staticimage.Binary{Repo: "example/bin", Path: "/bin/x", Entrypoint: []string{"/bin/x", "serve"},
+		Labels: map[string]string{"role": "image"},
+		Read: func(arch string) ([]byte, error) {
+			if arch == "s390x" {
+				return nil, errors.New("no s390x binary")
+			}
+			return []byte("binary for " + arch), nil
+		}}
+	tag, img, err := b.Image("arm64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("binary for arm64"))
+	if want := "example/bin:" + hex.EncodeToString(sum[:])[:16] + "-arm64"; tag != want {
+		t.Errorf("tag %s, want %s", tag, want)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cf.Architecture != "arm64" || !slices.Equal(cf.Config.Entrypoint, b.Entrypoint) || cf.Config.Labels["role"] != "image" {
+		t.Errorf("config %+v", cf.Config)
+	}
+	if _, _, err := b.Image("s390x"); err == nil || !strings.Contains(err.Error(), "no s390x binary") {
+		t.Errorf("a refused architecture: %v", err)
 	}
 }

@@ -38,7 +38,7 @@ func TestProbeImageRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, img, err := FromBinary(bin, runtime.GOARCH)
+	_, img, err := fromBinary(bin, runtime.GOARCH)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/docker-bottle/docker-bottle/probe/internal/probetest"
 )
 
@@ -17,9 +19,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// fromBinary assembles the probe image from a given probe binary.
+func fromBinary(bin []byte, arch string) (string, v1.Image, error) {
+	b := probeImage
+	b.Read = func(string) ([]byte, error) { return bin, nil }
+	return b.Image(arch)
+}
+
 func TestImageConfig(t *testing.T) {
 	bin := []byte("not really a binary")
-	tag, img, err := FromBinary(bin, "arm64")
+	tag, img, err := fromBinary(bin, "arm64")
 	if err != nil {
 		t.Fatal(err)
 	}
