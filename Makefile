@@ -92,10 +92,15 @@ fuzz:
 docs:
 	$(GO) run ./docs/generate
 
+# gofmt, go vet and golangci-lint (.golangci.yml; the pinned version from
+# hack/tools.sh).
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./...
+	@bash hack/tools.sh golangci-lint
+	@gobin=$$($(GO) env GOBIN); gobin=$${gobin:-$$($(GO) env GOPATH)/bin}; \
+		echo "$$gobin/golangci-lint run --build-tags e2e ./..."; "$$gobin/golangci-lint" run --build-tags e2e ./...
 
 cross: bundle-bins
 	@for p in linux/amd64 linux/arm64 darwin/arm64 darwin/amd64; do \

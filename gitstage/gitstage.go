@@ -89,7 +89,9 @@ func Prepare(ctx context.Context, userRepo, dest string, opts ...Option) error {
 	}
 	// The user repository's origin is no business of the stage repository,
 	// and nothing may repack or prune it under the gate.
-	run(ctx, o, dest, "remote", "remove", "origin")
+	if _, err := run(ctx, o, dest, "remote", "remove", "origin"); err != nil {
+		return err
+	}
 	for _, kv := range [][2]string{{"gc.auto", "0"}, {"maintenance.auto", "false"}, {"receive.fsckObjects", "true"}} {
 		if _, err := run(ctx, o, dest, "config", kv[0], kv[1]); err != nil {
 			return err
@@ -108,7 +110,9 @@ func Prepare(ctx context.Context, userRepo, dest string, opts ...Option) error {
 	if head, err := run(ctx, o, userRepo, "symbolic-ref", "-q", "HEAD"); err == nil {
 		head = strings.TrimSpace(head)
 		if _, err := run(ctx, o, dest, "rev-parse", "--verify", "-q", head); err == nil {
-			run(ctx, o, dest, "symbolic-ref", "HEAD", head)
+			if _, err := run(ctx, o, dest, "symbolic-ref", "HEAD", head); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -240,7 +244,7 @@ func command(ctx context.Context, o options, dir string, args ...string) *exec.C
 	if dir != "" {
 		args = append([]string{"-C", dir}, args...)
 	}
-	cmd := exec.CommandContext(ctx, o.git, args...)
+	cmd := exec.CommandContext(ctx, o.git, args...) //nolint:gosec // G702: git's argument vector, no shell; callers pass git's options and paths
 	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=", "GIT_PROTOCOL=", "GIT_OPTIONAL_LOCKS=0")
 	return cmd
 }

@@ -24,28 +24,30 @@ func lockRepo(ctx context.Context, o options, userRepo string) (unlock func(), e
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(dir)
+	f, err := os.Open(dir) //nolint:gosec // G703: the repository's own git dir, as git names it
 	if err != nil {
 		return nil, fmt.Errorf("locking %s: %w", dir, err)
 	}
+	// Closing the dir (opened only to lock it) releases the lock and
+	// loses nothing.
+	release := func() { _ = f.Close() }
 	deadline := time.Now().Add(lockWait)
 	for wait := time.Millisecond; ; wait = min(wait*2, 50*time.Millisecond) {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
-			// Closing the file releases the lock.
-			return func() { f.Close() }, nil
+			return release, nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
+			release()
 			return nil, fmt.Errorf("locking %s: %w", dir, err)
 		}
 		if time.Now().After(deadline) {
-			f.Close()
+			release()
 			return nil, fmt.Errorf("another docker bottle has been changing the remotes of %s for %s: wait for it to end, then retry", userRepo, lockWait)
 		}
 		select {
 		case <-ctx.Done():
-			f.Close()
+			release()
 			return nil, fmt.Errorf("waiting for another docker bottle changing the remotes of %s: %w", userRepo, ctx.Err())
 		case <-time.After(wait):
 		}

@@ -3,6 +3,7 @@
 # proxy (no binary downloads) or from Debian's packages:
 #   docker-buildx  the buildx CLI plugin (v0.30.1), for the buildx build path
 #   crane          go-containerregistry's crane (v0.22.1), for the benchmark
+#   golangci-lint  golangci-lint (v2.15.0), for make lint (.golangci.yml)
 #   debootstrap    Debian's, for the test that builds the claude image on a
 #                  locally made Debian base (nothing can be pulled)
 #   smolvm         smol-machines' smolvm (pinned below), from the PyPI wheel
@@ -13,8 +14,9 @@
 #                  the source tree; not put on PATH). `bash hack/tools.sh
 #                  smolvm-path` prints the binary's path.
 # into $GOBIN (default $(go env GOPATH)/bin), which the tests search. Skips a
-# tool already there. Usage: bash hack/tools.sh [crane] [buildx] [debootstrap]
-# [smolvm] (all but smolvm when none is named).
+# tool already there (golangci-lint: at its pinned version). Usage: bash
+# hack/tools.sh [crane] [buildx] [debootstrap] [golangci-lint] [smolvm] (crane,
+# buildx and debootstrap when none is named).
 set -euo pipefail
 
 want=" ${*:-crane buildx debootstrap} "
@@ -31,6 +33,7 @@ fi
 
 BUILDX_VERSION=v0.30.1
 CRANE_VERSION=v0.22.1
+GOLANGCI_LINT_VERSION=v2.15.0
 # smolvm: one pinned release. The wheel is manylinux x86_64 only; other
 # platforms install smolvm their own way (https://smolmachines.com).
 SMOLVM_VERSION=1.32.2
@@ -50,6 +53,12 @@ mkdir -p "$gobin"
 if [[ $want == *" crane "* && ! -x "$gobin/crane" ]]; then
 	echo "tools: building crane $CRANE_VERSION"
 	GOBIN="$gobin" CGO_ENABLED=0 go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
+fi
+
+if [[ $want == *" golangci-lint "* ]] &&
+	! "$gobin/golangci-lint" version 2>/dev/null | grep -q "version ${GOLANGCI_LINT_VERSION#v} "; then
+	echo "tools: building golangci-lint $GOLANGCI_LINT_VERSION"
+	GOBIN="$gobin" CGO_ENABLED=0 go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION"
 fi
 
 if [[ $want == *" buildx "* && ! -x "$gobin/docker-buildx" ]]; then

@@ -250,7 +250,7 @@ func Prepare(ctx context.Context, o Options) (p Plan, err error) {
 	if !o.DryRun {
 		defer func() {
 			if err != nil {
-				os.RemoveAll(stage)
+				_ = os.RemoveAll(stage) // best effort: err is what to report
 			}
 		}()
 	}

@@ -177,7 +177,8 @@ func (a *Allocator) claim(p netip.Prefix, owner string) (bool, error) {
 				werr = cerr
 			}
 			if werr != nil {
-				os.Remove(file)
+				// The claim is not whole; werr is what to report.
+				_ = os.Remove(file)
 				return false, fmt.Errorf("reserving subnet %s: %w", p, werr)
 			}
 			return true, nil
@@ -294,7 +295,7 @@ func HostRoutes() ([]netip.Prefix, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	rs, err := parseProcRoute(f)
 	return append(out, rs...), err
 }
