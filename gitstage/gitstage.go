@@ -21,13 +21,9 @@ import (
 type Option func(*options)
 
 type options struct {
-	git     string
 	exclude []string
 	fetch   []string
 }
-
-// WithGit runs this git binary instead of the one on PATH.
-func WithGit(path string) Option { return func(o *options) { o.git = path } }
 
 // WithExclude keeps Sync away from refs matching these git refspec globs
 // (one "*" each), typically the bottle's own branches.
@@ -42,7 +38,7 @@ func WithFetchRefspecs(specs ...string) Option {
 }
 
 func collect(opts []Option) options {
-	o := options{git: "git"}
+	var o options
 	for _, f := range opts {
 		f(&o)
 	}
@@ -244,7 +240,7 @@ func command(ctx context.Context, o options, dir string, args ...string) *exec.C
 	if dir != "" {
 		args = append([]string{"-C", dir}, args...)
 	}
-	cmd := exec.CommandContext(ctx, o.git, args...) //nolint:gosec // G702: git's argument vector, no shell; callers pass git's options and paths
+	cmd := exec.CommandContext(ctx, "git", args...) //nolint:gosec // G702: git's argument vector, no shell; callers pass git's options and paths
 	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=", "GIT_PROTOCOL=", "GIT_OPTIONAL_LOCKS=0")
 	return cmd
 }

@@ -146,7 +146,7 @@ func TestLockTimesOut(t *testing.T) {
 	f := newFixture(t)
 	repo := f.userRepo()
 	ctx := context.Background()
-	unlock, err := lockRepo(ctx, options{git: "git"}, repo)
+	unlock, err := lockRepo(ctx, options{}, repo)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 // the agent works on a clone of it and hands its work back as branches.
 func CheckWorkTree(ctx context.Context, dir string, opts ...Option) error {
 	o := collect(opts)
-	if _, err := exec.LookPath(o.git); err != nil {
+	if _, err := exec.LookPath("git"); err != nil {
 		return errors.New("git is not installed: docker bottle needs it to hand the repository to the bottle")
 	}
 	if out, err := run(ctx, o, dir, "rev-parse", "--is-inside-work-tree"); err != nil || strings.TrimSpace(out) != "true" {

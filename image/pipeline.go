@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -61,16 +60,6 @@ func WithKeychain(kc authn.Keychain) Option { return func(p *Pipeline) { p.keych
 
 // WithProgress sets the progress display.
 func WithProgress(w progress.Writer) Option { return func(p *Pipeline) { p.pw = w } }
-
-// DefaultCacheDir is where blobs and artifacts live: the user cache dir
-// (~/.cache/docker-bottle on Linux, ~/Library/Caches/docker-bottle on macOS).
-func DefaultCacheDir() (string, error) {
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("no user cache directory: %w; set XDG_CACHE_HOME or HOME", err)
-	}
-	return filepath.Join(d, "docker-bottle"), nil
-}
 
 // New makes a pipeline whose blobs go to cacheDir/images and artifacts to
 // cacheDir/artifacts.

@@ -95,22 +95,3 @@ func TestCommandEnvIsScrubbed(t *testing.T) {
 		t.Errorf("smolvm saw:\n%s", b)
 	}
 }
-
-func TestCheckKVM(t *testing.T) {
-	dir := t.TempDir()
-	if err := checkKVM(filepath.Join(dir, "kvm")); !errors.Is(err, ErrKVMUnavailable) || !strings.Contains(err.Error(), "modprobe") {
-		t.Errorf("missing: %v", err)
-	}
-	rw := filepath.Join(dir, "rw")
-	os.WriteFile(rw, nil, 0o600)
-	if err := checkKVM(rw); err != nil {
-		t.Errorf("read/write: %v", err)
-	}
-	if os.Geteuid() != 0 {
-		ro := filepath.Join(dir, "ro")
-		os.WriteFile(ro, nil, 0o400)
-		if err := checkKVM(ro); !errors.Is(err, ErrKVMPermission) {
-			t.Errorf("not writable: %v", err)
-		}
-	}
-}

@@ -103,7 +103,6 @@ type file struct {
 
 // repeat is a refusal seen within the window: written once, then counted.
 type repeat struct {
-	since   time.Time
 	first   string // time of the first line counted
 	last    string // time of the last line counted
 	count   int

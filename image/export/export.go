@@ -211,7 +211,7 @@ func copyBlob(r io.Reader, st *store.Store, name string, size int64, pw progress
 	if err != nil {
 		return store.Committed{}, err
 	}
-	id := name
+	var id string
 	if strings.HasPrefix(name, "blobs/") {
 		id = "sha256:" + short(path.Base(name))
 	} else {
