@@ -7,7 +7,6 @@ package plan
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -496,13 +495,8 @@ func writeFileMode(path string, data []byte, mode os.FileMode) error {
 	return os.Chmod(path, mode)
 }
 
-func newToken() string {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		panic("crypto/rand: " + err.Error())
-	}
-	return hex.EncodeToString(b)
-}
+// newToken is a bottle's secret: 128 random bits in base32.
+func newToken() string { return rand.Text() }
 
 // WithSubnet returns a copy of p moved to another reserved /24 (bring-up
 // does this when another engine user took the planned one meanwhile): the

@@ -90,7 +90,7 @@ func TestPrepareSmolvmBridge(t *testing.T) {
 	}
 	tok, _ := os.ReadFile(p.AgentTokenFile)
 	op, _ := os.ReadFile(p.OperatorTokenFile)
-	if len(tok) != 64 || string(tok) == string(op) {
+	if len(tok) != 26 || string(tok) == string(op) {
 		t.Errorf("tokens %d bytes, equal=%v", len(tok), string(tok) == string(op))
 	}
 	// No token value anywhere in the saved plan or the guest env.

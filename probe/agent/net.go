@@ -3,9 +3,9 @@ package agent
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net"
+	"strings"
 	"syscall"
 	"time"
 
@@ -70,9 +70,7 @@ func dialFailure(err error) string {
 // whose only possible answers come from a resolver that forwards anything.
 func lookups(ctx context.Context, cfg probe.Config) []probe.Check {
 	names := append([]string(nil), cfg.Lookup...)
-	b := make([]byte, 6)
-	rand.Read(b)
-	names = append(names, "bottle-probe-"+hex.EncodeToString(b)+"."+cfg.LookupDomain)
+	names = append(names, "bottle-probe-"+strings.ToLower(rand.Text())+"."+cfg.LookupDomain)
 	return each(names, func(name string) probe.Check { return lookup(ctx, cfg, name) })
 }
 
