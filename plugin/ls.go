@@ -10,6 +10,7 @@ import (
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/command/formatter"
+	cliopts "github.com/docker/cli/opts"
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
@@ -21,6 +22,7 @@ type lsOptions struct {
 	all    bool
 	quiet  bool
 	format string
+	filter cliopts.FilterOpt
 }
 
 // bottleRow is one bottle as `docker bottle ls` knows it; --format
@@ -55,7 +57,7 @@ const (
 )
 
 func lsCmd(dockerCli command.Cli) *cobra.Command {
-	var opts lsOptions
+	opts := lsOptions{filter: cliopts.NewFilterOpt()}
 	cmd := &cobra.Command{
 		Use:     "ls [OPTIONS]",
 		Aliases: []string{"list", "ps"},
@@ -68,6 +70,7 @@ func lsCmd(dockerCli command.Cli) *cobra.Command {
 	f := cmd.Flags()
 	f.BoolVarP(&opts.all, "all", "a", false, "Show all bottles (default shows running ones)")
 	f.BoolVarP(&opts.quiet, "quiet", "q", false, "Only display bottle names")
+	f.VarP(&opts.filter, "filter", "f", "Filter output based on conditions provided (repo=PATH, name=TEXT)")
 	f.StringVar(&opts.format, "format", "table", formatUsage(".Name .Backend .NetworkMode .State .Status .Waiting .RunningFor .CreatedAt .Agent .Provider .Branch .Bundle .Workspace .Reason"))
 	return cmd
 }
@@ -81,8 +84,15 @@ func runLs(ctx context.Context, dockerCli command.Cli, o lsOptions) error {
 	if err != nil {
 		return err
 	}
+	match, err := bottleFilter(ctx, o.filter.Value())
+	if err != nil {
+		return err
+	}
 	var rows []bottleRow
 	for _, p := range ps {
+		if !match(p) {
+			continue
+		}
 		st := svc.Status(ctx, p)
 		if !o.all && !st.Running() {
 			continue

@@ -19,7 +19,8 @@ import (
 
 // TestParallelRunsInOneRepository: eight `docker bottle run -d` started at
 // the same moment in one repository all succeed, each under its own
-// default name, subnet and git remote; eight `diff` at once fetch from
+// default name, subnet and git remote; `ls --filter repo=` lists them; eight
+// `diff` at once fetch from
 // them; eight `rm` at once then remove them all, and the repository's
 // config is whole at every step.
 func TestParallelRunsInOneRepository(t *testing.T) {
@@ -97,6 +98,16 @@ func TestParallelRunsInOneRepository(t *testing.T) {
 		t.FailNow()
 	}
 
+	// ls tells the bottles of this repository from the others.
+	other := testenv.GitRepo(t)
+	for dir, want := range map[string][]string{repo: made, other: nil} {
+		r := docker(t, cfg, nil, "bottle", "ls", "-a", "--filter", "repo="+dir, "--format", "{{.Name}}")
+		got := strings.Fields(r.stdout)
+		slices.Sort(got)
+		if r.code != 0 || !slices.Equal(got, want) {
+			t.Errorf("ls --filter repo=%s: exit %d %q %s, want %v", dir, r.code, got, r.stderr, want)
+		}
+	}
 	// Each diff fetches its bottle's remote in the same repository.
 	all("diff", "has pushed nothing to", func(i int) []string { return []string{"bottle", "diff", names[i]} })
 	all("rm", "", func(i int) []string { return []string{"bottle", "rm", "-f", names[i]} })
