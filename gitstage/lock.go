@@ -11,8 +11,9 @@ import (
 )
 
 // lockWait bounds how long a command waits for another docker bottle's
-// write to the same repository, or for the user's own git, to finish.
-const lockWait = time.Minute
+// write to the same repository, or for the user's own git, to finish (a
+// variable for tests).
+var lockWait = time.Minute
 
 // lockRepo serialises this package's writes to userRepo's config across
 // goroutines and processes: git refuses a second writer of .git/config
@@ -72,8 +73,11 @@ func write(ctx context.Context, o options, dir string, args ...string) error {
 	deadline := time.Now().Add(lockWait)
 	for wait := 5 * time.Millisecond; ; wait = min(wait*2, 200*time.Millisecond) {
 		_, err := run(ctx, o, dir, args...)
-		if !gitLocked(err) || time.Now().After(deadline) {
+		if !gitLocked(err) {
 			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w (held for %s: if no git runs in %s, remove the lock file git names, which a git that crashed left)", err, lockWait, dir)
 		}
 		select {
 		case <-ctx.Done():

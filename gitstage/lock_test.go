@@ -158,3 +158,19 @@ func TestLockTimesOut(t *testing.T) {
 		t.Fatalf("AddRemote under a held lock: %v", err)
 	}
 }
+
+// TestStaleConfigLockSaysWhatToDo: a config.lock that no git lets go of
+// (one left by a git that crashed) ends in an error that says so.
+func TestStaleConfigLockSaysWhatToDo(t *testing.T) {
+	f := newFixture(t)
+	repo := f.userRepo()
+	if err := os.WriteFile(filepath.Join(repo, ".git", "config.lock"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer func(d time.Duration) { lockWait = d }(lockWait)
+	lockWait = 200 * time.Millisecond
+	err := AddRemote(context.Background(), repo, "bottle-z", filepath.Join(f.dir, "z.git"))
+	if err == nil || !strings.Contains(err.Error(), "remove the lock file git names") {
+		t.Fatalf("AddRemote under a stale config.lock: %v", err)
+	}
+}
