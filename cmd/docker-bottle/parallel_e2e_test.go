@@ -18,23 +18,26 @@ import (
 )
 
 // TestParallelRunsInOneRepository: eight `docker bottle run -d` started at
-// the same moment in one repository all succeed, each under its own
-// default name, subnet and git remote; `ls --filter repo=` lists them; eight
-// `diff` at once fetch from
-// them; eight `rm` at once then remove them all, and the repository's
-// config is whole at every step.
+// the same moment in one repository, and three in another of the same
+// folder name, all succeed, each under its own default name, subnet and
+// git remote; `ls --filter repo=` tells them apart; `diff` and then `rm`
+// of all at once succeed too, and each repository's config is whole and
+// holds exactly its bottles' remotes at every step.
 func TestParallelRunsInOneRepository(t *testing.T) {
-	const n = 8
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
 	cfg := testenv.DockerConfig(t)
-	repo := testenv.GitRepo(t)
-	if err := os.WriteFile(filepath.Join(repo, "bottle.yaml"), []byte("agent:\n  provider: shell\n  image: "+base+
-		"\n  command: [sh, -c, 'echo up; exec sleep 600']\n"), 0o644); err != nil {
-		t.Fatal(err)
+	one, two := testenv.GitRepo(t), testenv.GitRepo(t)
+	for _, repo := range []string{one, two} {
+		if err := os.WriteFile(filepath.Join(repo, "bottle.yaml"), []byte("agent:\n  provider: shell\n  image: "+base+
+			"\n  command: [sh, -c, 'echo up; exec sleep 600']\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		gitIn(t, repo, "add", ".")
+		gitIn(t, repo, "commit", "-qm", "bottle spec")
 	}
-	gitIn(t, repo, "add", ".")
-	gitIn(t, repo, "commit", "-qm", "bottle spec")
+	repos := []string{one, one, one, one, one, one, one, one, two, two, two}
+	n := len(repos)
 	env := append(os.Environ(), "DOCKER_CONFIG="+cfg, "DOCKER_BOTTLE_CACHE="+filepath.Join(cfg, "cache"), "DOCKER_BOTTLE_SMOLVM=")
 
 	// all runs `docker ARGS...` n times at once (args(i) for the i-th) and
@@ -64,58 +67,64 @@ func TestParallelRunsInOneRepository(t *testing.T) {
 		return out
 	}
 
-	names := all("run -d", "", func(int) []string {
-		return []string{"bottle", "run", "-d", "--backend", "docker", "--progress", "plain", repo}
+	names := all("run -d", "", func(i int) []string {
+		return []string{"bottle", "run", "-d", "--backend", "docker", "--progress", "plain", repos[i]}
 	})
-	var made []string
-	for _, name := range names {
-		if name != "" {
-			made = append(made, name)
-		}
-	}
 	t.Cleanup(func() {
-		for _, name := range made {
-			docker(t, cfg, nil, "bottle", "rm", "-f", name)
+		for _, name := range names {
+			if name != "" {
+				docker(t, cfg, nil, "bottle", "rm", "-f", name)
+			}
 		}
 	})
-	slices.Sort(made)
-	if len(slices.Compact(slices.Clone(made))) != len(made) {
-		t.Errorf("two runs got the same name: %v", names)
-	}
-	for _, name := range made {
+	of := map[string][]string{} // the bottles of each repository
+	for i, name := range names {
+		if name != "" {
+			of[repos[i]] = append(of[repos[i]], name)
+		}
 		// A default name is the repository's, readable, not only random.
 		if !strings.HasPrefix(name, "repo") {
 			t.Errorf("default name %q does not say its repository", name)
 		}
 	}
-	remotes := configRemotes(t, repo)
-	for _, name := range made {
-		if !slices.Contains(remotes, gitstage.RemoteName(name)) {
-			t.Errorf("the remote of %s is missing; remotes: %v", name, remotes)
+	if made := slices.Sorted(slices.Values(names)); len(slices.Compact(made)) != n {
+		t.Errorf("two runs got the same name: %v", names)
+	}
+	for _, repo := range []string{one, two} {
+		slices.Sort(of[repo])
+		var want []string
+		for _, name := range of[repo] {
+			want = append(want, gitstage.RemoteName(name))
+		}
+		if got := configRemotes(t, repo); !slices.Equal(got, want) {
+			t.Errorf("remotes of %s: %v, want %v", repo, got, want)
 		}
 	}
 	if t.Failed() {
 		t.FailNow()
 	}
 
-	// ls tells the bottles of this repository from the others.
-	other := testenv.GitRepo(t)
-	for dir, want := range map[string][]string{repo: made, other: nil} {
-		r := docker(t, cfg, nil, "bottle", "ls", "-a", "--filter", "repo="+dir, "--format", "{{.Name}}")
+	// ls tells the bottles of one repository from the other's.
+	for _, repo := range []string{one, two, testenv.GitRepo(t)} {
+		r := docker(t, cfg, nil, "bottle", "ls", "-a", "--filter", "repo="+repo, "--format", "{{.Name}}")
 		got := strings.Fields(r.stdout)
 		slices.Sort(got)
-		if r.code != 0 || !slices.Equal(got, want) {
-			t.Errorf("ls --filter repo=%s: exit %d %q %s, want %v", dir, r.code, got, r.stderr, want)
+		if r.code != 0 || !slices.Equal(got, of[repo]) {
+			t.Errorf("ls --filter repo=%s: exit %d %q %s, want %v", repo, r.code, got, r.stderr, of[repo])
 		}
 	}
-	// Each diff fetches its bottle's remote in the same repository.
+	// Each diff fetches its bottle's remote into its repository.
 	all("diff", "has pushed nothing to", func(i int) []string { return []string{"bottle", "diff", names[i]} })
 	all("rm", "", func(i int) []string { return []string{"bottle", "rm", "-f", names[i]} })
-	if left := configRemotes(t, repo); len(left) != 0 {
-		t.Errorf("remotes left after rm: %v", left)
+	for _, repo := range []string{one, two} {
+		if left := configRemotes(t, repo); len(left) != 0 {
+			t.Errorf("remotes left in %s after rm: %v", repo, left)
+		}
 	}
-	for _, name := range made {
-		testenv.NothingLeft(t, eng, bottleIn(cfg, []string{"DOCKER_BOTTLE_SMOLVM="}, name, repo))
+	for repo, names := range of {
+		for _, name := range names {
+			testenv.NothingLeft(t, eng, bottleIn(cfg, []string{"DOCKER_BOTTLE_SMOLVM="}, name, repo))
+		}
 	}
 	subnets, _ := os.ReadDir(plan.Dirs{State: filepath.Join(cfg, "bottle")}.Subnets())
 	if len(subnets) > 0 {
@@ -137,5 +146,6 @@ func configRemotes(t *testing.T, repo string) []string {
 			remotes = append(remotes, strings.TrimSuffix(strings.TrimPrefix(k, "remote."), ".url"))
 		}
 	}
+	slices.Sort(remotes)
 	return remotes
 }
