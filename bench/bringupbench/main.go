@@ -50,12 +50,8 @@ func run(runs int) error {
 		return err
 	}
 	repo := filepath.Join(work, "repo")
-	if out, err := exec.Command("git", "init", "-q", "-b", "main", repo).CombinedOutput(); err != nil {
-		return fmt.Errorf("git init: %v: %s", err, out)
-	}
-	if out, err := exec.Command("git", "-C", repo, "-c", "user.name=b", "-c", "user.email=b@example.test",
-		"commit", "-q", "--allow-empty", "-m", "x").CombinedOutput(); err != nil {
-		return fmt.Errorf("git commit: %v: %s", err, out)
+	if err := gitstage.Init(ctx, repo, "b <b@example.test>", "x"); err != nil {
+		return err
 	}
 	pool, _ := plan.PoolFromEnv()
 	alloc := &plan.Allocator{Pool: pool, Dir: dirs.Subnets(), Engine: eng}
