@@ -85,7 +85,11 @@ func imageFiles(ctx context.Context, e Engine, p plan.Plan, image string, paths 
 	if err != nil {
 		return nil, err
 	}
-	defer e.ContainerRemove(context.WithoutCancel(ctx), res.ID, client.ContainerRemoveOptions{Force: true})
+	// A scratch container: nothing of the user's is lost if it stays,
+	// and its files were read already.
+	defer func() {
+		_, _ = e.ContainerRemove(context.WithoutCancel(ctx), res.ID, client.ContainerRemoveOptions{Force: true})
+	}()
 	files := map[string][]byte{}
 	for _, path := range paths {
 		cp, err := e.CopyFromContainer(ctx, res.ID, client.CopyFromContainerOptions{SourcePath: path})
