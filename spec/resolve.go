@@ -43,6 +43,9 @@ type Overrides struct {
 	NetworkMode string
 	Registry    string
 	Env         map[string]string
+	// NoUserConfig carries none of the user's agent settings
+	// (--no-user-config), whatever the file says.
+	NoUserConfig bool
 }
 
 // Apply returns a copy of s with the flags' values over the file's, and
@@ -58,6 +61,9 @@ func (s Spec) Apply(o Overrides) (Spec, error) {
 	set(&r.Backend, o.Backend)
 	set(&r.NetworkMode, o.NetworkMode)
 	set(&r.Registry, o.Registry)
+	if o.NoUserConfig {
+		r.Agent.UserConfig = UserConfig{Mode: UserConfigNone}
+	}
 	for k, v := range o.Env {
 		if r.Agent.Env == nil {
 			r.Agent.Env = map[string]string{}
@@ -87,6 +93,9 @@ func (s Spec) Resolve(d Defaults) Spec {
 	}
 	if r.Agent.Provider == "" {
 		r.Agent.Provider = ProviderNames()[0]
+	}
+	if r.Agent.UserConfig.Mode == "" {
+		r.Agent.UserConfig = UserConfig{Mode: UserConfigAuto}
 	}
 	if len(r.Agent.Command) == 0 {
 		r.Agent.Command = slices.Clone(d.Command)
@@ -153,6 +162,7 @@ func (s Spec) clone() Spec {
 	r.Agent.Command = slices.Clone(s.Agent.Command)
 	r.Agent.BuildArgs = cloneMap(s.Agent.BuildArgs)
 	r.Agent.Env = cloneMap(s.Agent.Env)
+	r.Agent.UserConfig = s.Agent.UserConfig.clone()
 	r.Egress.Allow = cloneRules(s.Egress.Allow)
 	r.Egress.Deny = cloneRules(s.Egress.Deny)
 	r.Egress.Secrets = slices.Clone(s.Egress.Secrets)

@@ -64,6 +64,9 @@ type Agent struct {
 	// Env is plain, non-secret environment for the agent. Secrets go
 	// through egress.secrets, which keeps them out of the bottle.
 	Env map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
+	// UserConfig says which of the user's own agent settings the bottle
+	// carries into the agent's home; see UserConfig.
+	UserConfig UserConfig `yaml:"user_config,omitempty" json:"user_config,omitzero"`
 }
 
 // Egress lists where the agent may connect, through the bundle's proxy.

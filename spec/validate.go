@@ -49,6 +49,8 @@ func (s *Spec) validate() []problem {
 		}
 	}
 
+	a.UserConfig.validate(add)
+
 	checkRules := func(kind string, rules []Rule) {
 		for i, r := range rules {
 			p := fmt.Sprintf("$.egress.%s[%d]", kind, i)
