@@ -86,6 +86,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzReceivePack$$' -fuzztime=$(FUZZTIME_PUSH) ./bundle/gate
 	$(GO) test -run='^$$' -fuzz='^FuzzIndexPack$$' -fuzztime=$(FUZZTIME) ./bundle/gate/internal/repo
 	$(GO) test -run='^$$' -fuzz='^FuzzApplyDelta$$' -fuzztime=$(FUZZTIME) ./bundle/gate/internal/repo
+	$(GO) test -run='^$$' -fuzz='^FuzzFindSecret$$' -fuzztime=$(FUZZTIME) ./agentconf
+	$(GO) test -run='^$$' -fuzz='^FuzzFilters$$' -fuzztime=$(FUZZTIME) ./agentconf
 
 # The reference of every command (docs/reference), from the cobra tree;
 # a test fails when the committed files are stale.
