@@ -1,9 +1,11 @@
 package agentconf
 
 import (
+	"archive/tar"
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -552,5 +554,41 @@ func TestCodex(t *testing.T) {
 	var se *SecretError
 	if _, err := Collect(o); !errors.As(err, &se) || se.File != "~/.codex/AGENTS.md" {
 		t.Errorf("secret in AGENTS.md: %v", err)
+	}
+}
+
+func TestTar(t *testing.T) {
+	s, err := Collect(claudeOptions(t, claudeHome(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Tar()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := s.Tar()
+	if !bytes.Equal(b, again) {
+		t.Error("the same snapshot packs to different bytes")
+	}
+	tr := tar.NewReader(bytes.NewReader(b))
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		must(t, err)
+		body, _ := io.ReadAll(tr)
+		f := file(t, s, h.Name)
+		if h.Typeflag != tar.TypeReg || os.FileMode(h.Mode) != f.Mode || !bytes.Equal(body, f.Content) {
+			t.Errorf("%s: %+v", h.Name, h)
+		}
+		names = append(names, h.Name)
+	}
+	if !slices.Equal(names, paths(s)) {
+		t.Errorf("tar holds %q, want %q", names, paths(s))
+	}
+	if b, err := (&Snapshot{}).Tar(); b != nil || err != nil {
+		t.Errorf("empty snapshot: %d bytes, %v", len(b), err)
 	}
 }

@@ -50,6 +50,11 @@ const (
 	EnvBottleName   = "BOTTLE_NAME"
 	EnvSuperviseURL = "BOTTLE_SUPERVISE_URL"
 	EnvTokenFile    = "BOTTLE_TOKEN_FILE"
+	// EnvUserConfig is the snapshot of the user's own agent settings (a
+	// tar of files relative to the agent's home), which the workspace
+	// bootstrap copies into the home at the bottle's first start; absent
+	// when nothing is carried.
+	EnvUserConfig = "BOTTLE_USER_CONFIG"
 )
 
 // ExitCode is the error with which a subcommand of the helper ends it with

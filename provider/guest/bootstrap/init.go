@@ -85,12 +85,16 @@ func bootstrap(ctx context.Context, args, environ []string, stderr io.Writer, ex
 	if err := prepareWorkspace(ctx, env, *workspace, stderr); err != nil {
 		return err
 	}
+	carried, err := copyUserConfig(env.get(guest.EnvUserConfig), env.get("HOME"), env.get("PATH"), stderr)
+	if err != nil {
+		return err
+	}
 	agentEnv := withProxyToken(env, token)
 	if err := prepareHome(ctx, *providerName, agentEnv, *workspace, command, stderr); err != nil {
 		return err
 	}
 	for path, content := range launch.Files {
-		if err := writePrivate(path, content); err != nil {
+		if err := writePrivate(path, withCarried(path, content, env.get("HOME"), carried)); err != nil {
 			return fmt.Errorf("writing the prompt for the agent: %w", err)
 		}
 	}
@@ -180,14 +184,17 @@ func prepareHome(ctx context.Context, provider string, env *envList, workspace s
 			return errors.New("HOME is not set: Claude Code keeps its state there")
 		}
 		path := filepath.Join(home, ".claude.json")
-		if _, err := os.Stat(path); err == nil {
-			return nil
+		// The file may hold the user's MCP servers, copied just before;
+		// once onboarded (a restarted bottle), it is the agent's own.
+		cfg := map[string]any{}
+		if b, err := os.ReadFile(path); err == nil {
+			if json.Unmarshal(b, &cfg) != nil || cfg["hasCompletedOnboarding"] == true {
+				return nil
+			}
 		}
-		cfg := map[string]any{
-			"hasCompletedOnboarding": true,
-			// The workspace is the repository the user gave the bottle.
-			"projects": map[string]any{workspace: map[string]any{"hasTrustDialogAccepted": true}},
-		}
+		cfg["hasCompletedOnboarding"] = true
+		// The workspace is the repository the user gave the bottle.
+		cfg["projects"] = map[string]any{workspace: map[string]any{"hasTrustDialogAccepted": true}}
 		// Claude Code asks once about a key found in the environment; it
 		// remembers the answer by the key's last 20 characters. The key here
 		// is the placeholder the proxy replaces.

@@ -1,0 +1,185 @@
+package bootstrap
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+)
+
+// maxUserConfig bounds what the bootstrap unpacks: the plugin carries at
+// most 16 MiB of files (package agentconf); the rest is the tar's own.
+const maxUserConfig = 32 << 20
+
+// userConfigMarker, under HOME, records that the user's settings were
+// copied: a restarted bottle keeps what the agent changed since.
+const userConfigMarker = ".local/state/docker-bottle/user-config-copied"
+
+// carriedFile is one file of the user's settings, by its path relative to
+// the agent's home.
+type carriedFile struct {
+	content []byte
+	mode    fs.FileMode
+}
+
+// copyUserConfig copies the snapshot of the user's agent settings (the tar
+// at tarPath, in the read-only guest dir; none when it is absent) into
+// home, at the bottle's first start only. It returns the snapshot's files
+// by home-relative path, for the files the bootstrap writes over them (the
+// prompt in Codex's AGENTS.md). Claude Code's MCP servers whose command is
+// not on PATH are left out of ~/.claude.json, as the plugin could not look
+// into the image.
+func copyUserConfig(tarPath, home, pathEnv string, stderr io.Writer) (map[string]carriedFile, error) {
+	if tarPath == "" {
+		return nil, nil
+	}
+	f, err := os.Open(tarPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading your agent settings: %w", err)
+	}
+	files, err := readUserConfig(io.LimitReader(f, maxUserConfig+1))
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("reading your agent settings from %s: %w", tarPath, err)
+	}
+	if home == "" {
+		return nil, errors.New("HOME is not set: your agent settings are copied there")
+	}
+	root, err := os.OpenRoot(home)
+	if err != nil {
+		return nil, fmt.Errorf("opening the agent's home: %w", err)
+	}
+	defer root.Close()
+	if _, err := root.Stat(userConfigMarker); err == nil {
+		return files, nil
+	}
+	if c, ok := files[".claude.json"]; ok {
+		c.content = keepRunnableMCP(c.content, pathEnv, stderr)
+		files[".claude.json"] = c
+	}
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		c := files[name]
+		if err := root.MkdirAll(path.Dir(name), 0o755); err != nil {
+			return nil, fmt.Errorf("copying your agent settings: %w", err)
+		}
+		if err := root.WriteFile(name, c.content, c.mode); err != nil {
+			return nil, fmt.Errorf("copying your agent settings: %w", err)
+		}
+	}
+	if err := root.MkdirAll(path.Dir(userConfigMarker), 0o700); err != nil {
+		return nil, fmt.Errorf("recording that your agent settings were copied: %w", err)
+	}
+	if err := root.WriteFile(userConfigMarker, nil, 0o600); err != nil {
+		return nil, fmt.Errorf("recording that your agent settings were copied: %w", err)
+	}
+	fmt.Fprintf(stderr, "docker bottle: copied %d files of your agent settings into %s\n", len(files), home)
+	return files, nil
+}
+
+// readUserConfig reads the snapshot's tar: regular files with local paths
+// only, modes without special bits.
+func readUserConfig(r io.Reader) (map[string]carriedFile, error) {
+	files := map[string]carriedFile{}
+	tr := tar.NewReader(r)
+	total := 0
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return files, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if h.Typeflag != tar.TypeReg || !filepath.IsLocal(h.Name) || path.Clean(h.Name) != h.Name {
+			return nil, fmt.Errorf("%q is not a file of an agent's home", h.Name)
+		}
+		if total += int(h.Size); h.Size < 0 || total > maxUserConfig {
+			return nil, fmt.Errorf("more than %d bytes", maxUserConfig)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			return nil, err
+		}
+		files[h.Name] = carriedFile{content: b, mode: fs.FileMode(h.Mode).Perm() & 0o755}
+	}
+}
+
+// keepRunnableMCP drops from Claude Code's state (the carried
+// ~/.claude.json: its MCP servers) the local servers whose command is not
+// on PATH, saying so; content that does not read as JSON is kept as it is.
+func keepRunnableMCP(content []byte, pathEnv string, stderr io.Writer) []byte {
+	var state map[string]json.RawMessage
+	if json.Unmarshal(content, &state) != nil {
+		return content
+	}
+	var servers map[string]map[string]any
+	if json.Unmarshal(state["mcpServers"], &servers) != nil {
+		return content
+	}
+	dropped := false
+	for _, name := range slices.Sorted(maps.Keys(servers)) {
+		command, _ := servers[name]["command"].(string)
+		if command == "" {
+			continue
+		}
+		if !runnable(command, pathEnv) {
+			fmt.Fprintf(stderr, "docker bottle: MCP server %s skipped: %s is not in the agent image (install it there to use the server)\n", name, command)
+			delete(servers, name)
+			dropped = true
+		}
+	}
+	if !dropped {
+		return content
+	}
+	b, err := json.Marshal(servers)
+	if err != nil {
+		return content
+	}
+	state["mcpServers"] = b
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if enc.Encode(state) != nil {
+		return content
+	}
+	return out.Bytes()
+}
+
+// runnable reports whether command (a name looked up in PATH, or a path)
+// is an executable file here.
+func runnable(command, pathEnv string) bool {
+	p, err := lookPath(command, pathEnv)
+	if err != nil {
+		return false
+	}
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}
+
+// withCarried is what the bootstrap writes at path (absolute) over a file
+// of the user's settings: the user's content first, then the bottle's, so
+// that the user's Codex AGENTS.md and the bottle's prompt both reach the
+// agent.
+func withCarried(path string, content []byte, home string, carried map[string]carriedFile) []byte {
+	rel, err := filepath.Rel(home, path)
+	if err != nil || home == "" {
+		return content
+	}
+	user, ok := carried[filepath.ToSlash(rel)]
+	if !ok {
+		return content
+	}
+	return slices.Concat(bytes.TrimRight(user.content, "\n"), []byte("\n\n"), content)
+}
