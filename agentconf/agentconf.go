@@ -38,6 +38,11 @@ const (
 type Options struct {
 	// Home is the user's home directory on the host.
 	Home string
+	// ConfigDir is where the agent keeps its configuration when the user
+	// moved it (CLAUDE_CONFIG_DIR, which then holds .claude.json too;
+	// CODEX_HOME); empty: ~/.claude or ~/.codex. It still lands in
+	// ~/.claude or ~/.codex in the bottle.
+	ConfigDir string
 	// Provider is the agent (spec.ProviderClaude, spec.ProviderCodex);
 	// other providers carry nothing.
 	Provider string
@@ -98,7 +103,7 @@ type layout struct {
 	trees, files []string
 	// auto is what agent.user_config: auto carries.
 	auto []string
-	// never are paths never carried, with why.
+	// never are paths (globs) never carried, with why.
 	never map[string]string
 	// filters turn a file into what is carried of it.
 	filters map[string]filter
@@ -117,7 +122,12 @@ func layoutOf(provider string) (layout, bool) {
 			files: []string{".claude.json"},
 			auto: []string{".claude/CLAUDE.md", ".claude/settings.json", ".claude/commands", ".claude/agents",
 				".claude/skills", ".claude/output-styles", ".claude/hooks", ".claude.json"},
-			never: map[string]string{".claude/.credentials.json": "Claude Code's login: the proxy adds the credential on the way out"},
+			never: map[string]string{
+				".claude/.credentials.json": "Claude Code's login: the proxy adds the credential on the way out",
+				// Where CLAUDE_CONFIG_DIR puts Claude Code's state: only its
+				// MCP servers are carried, through ~/.claude.json.
+				".claude/.claude.json*": "Claude Code's account and login state",
+			},
 			filters: map[string]filter{
 				".claude/settings.json": func(o *Options, src []byte, _ string, bottle map[string]any) ([]byte, []leftKey, []MCPServer, error) {
 					b, left, err := o.claudeSettings(src, bottle)
@@ -218,7 +228,7 @@ func Collect(o Options) (*Snapshot, error) {
 	for _, f := range snap.Files {
 		if found := FindSecret(f.Content, o.Secrets); found != nil {
 			found.Line = found.lineIn(f.src)
-			return nil, &SecretError{File: f.Source, Finding: *found}
+			return nil, &SecretError{File: f.Source, Entry: "~/" + f.Path, Finding: *found}
 		}
 	}
 	return snap, nil
@@ -246,28 +256,47 @@ func (c *collector) close() {
 }
 
 func (c *collector) leave(rel, key, reason string) {
-	c.snap.LeftOut = append(c.snap.LeftOut, LeftOut{Path: "~/" + rel, Key: key, Reason: reason})
+	c.snap.LeftOut = append(c.snap.LeftOut, LeftOut{Path: c.display(rel), Key: key, Reason: reason})
 }
 
 // root opens the folder a home-relative path is in: the agent's tree it
 // belongs to, or the home itself for the agent's files there. Symlinks are
 // followed only inside it.
 func (c *collector) root(rel string) (r *os.Root, base string, err error) {
-	base = ""
-	for _, t := range c.l.trees {
-		if rel == t || strings.HasPrefix(rel, t+"/") {
-			base = t
-		}
-	}
+	base = c.base(rel)
 	if r, ok := c.roots[base]; ok {
 		return r, base, nil
 	}
-	r, err = os.OpenRoot(filepath.Join(c.o.Home, filepath.FromSlash(base)))
+	dir := filepath.Join(c.o.Home, filepath.FromSlash(base))
+	if c.o.ConfigDir != "" {
+		dir = c.o.ConfigDir
+	}
+	r, err = os.OpenRoot(dir)
 	if err != nil {
 		return nil, base, err
 	}
 	c.roots[base] = r
 	return r, base, nil
+}
+
+// base is the tree of the agent's a home-relative path is in; "" for the
+// agent's files in the home itself.
+func (c *collector) base(rel string) string {
+	for _, t := range c.l.trees {
+		if rel == t || strings.HasPrefix(rel, t+"/") {
+			return t
+		}
+	}
+	return ""
+}
+
+// display is where a home-relative path is on the host, as the user
+// writes it.
+func (c *collector) display(rel string) string {
+	if c.o.ConfigDir == "" {
+		return "~/" + rel
+	}
+	return filepath.Join(c.o.ConfigDir, strings.TrimPrefix(strings.TrimPrefix(rel, c.base(rel)), "/"))
 }
 
 func (c *collector) excluded(rel string) bool {
@@ -307,9 +336,11 @@ func (c *collector) visit(r *os.Root, base, inner, rel string, top bool) error {
 		return nil
 	}
 	c.seen[rel] = true
-	if reason, ok := c.l.never[rel]; ok {
-		c.leave(rel, "", "never carried: "+reason)
-		return nil
+	for pattern, reason := range c.l.never {
+		if ok, _ := path.Match(pattern, rel); ok {
+			c.leave(rel, "", "never carried: "+reason)
+			return nil
+		}
 	}
 	if c.excluded(rel) {
 		c.leave(rel, "", "excluded by agent.user_config")
@@ -333,7 +364,7 @@ func (c *collector) visit(r *os.Root, base, inner, rel string, top bool) error {
 		target, err := r.Stat(inner)
 		switch {
 		case err != nil:
-			c.leave(rel, "", fmt.Sprintf("a symlink whose target is missing or outside ~/%s: not followed", base))
+			c.leave(rel, "", fmt.Sprintf("a symlink whose target is missing or outside %s: not followed", c.display(base)))
 			return nil
 		case target.IsDir():
 			c.leave(rel, "", "a symlink to a folder: not followed")
@@ -374,7 +405,7 @@ func (c *collector) dir(r *os.Root, base, inner, rel string) error {
 }
 
 func (c *collector) file(r *os.Root, inner, rel string, fi fs.FileInfo) error {
-	source := "~/" + rel
+	source := c.display(rel)
 	flt := c.l.filters[rel]
 	limit := c.o.MaxBytes - c.bytes
 	if flt != nil {

@@ -338,7 +338,8 @@ func TestSecretInACarriedFileStopsEverything(t *testing.T) {
 				t.Errorf("error %+v", se)
 			}
 			msg := err.Error()
-			if !strings.HasPrefix(msg, se.File+":") || !strings.Contains(msg, "--no-user-config") || !strings.Contains(msg, "egress.secrets") {
+			if !strings.HasPrefix(msg, se.File+":") || !strings.Contains(msg, "--no-user-config") || !strings.Contains(msg, "egress.secrets") ||
+				!strings.Contains(msg, `agent.user_config: ["!~/`+c.rel+`"]`) {
 				t.Errorf("message: %s", msg)
 			}
 			for _, v := range []string{githubToken, openAIKey, apiKey, "corp-internal-secret-value-42"} {
@@ -590,5 +591,45 @@ func TestTar(t *testing.T) {
 	}
 	if b, err := (&Snapshot{}).Tar(); b != nil || err != nil {
 		t.Errorf("empty snapshot: %d bytes, %v", len(b), err)
+	}
+}
+
+// TestConfigDir: a configuration moved with CLAUDE_CONFIG_DIR (which then
+// holds .claude.json too) is read from there and lands where Claude Code
+// looks by default in the bottle.
+func TestConfigDir(t *testing.T) {
+	home := claudeHome(t)
+	moved := filepath.Join(t.TempDir(), "claude-config")
+	must(t, os.Rename(filepath.Join(home, ".claude"), moved))
+	must(t, os.Rename(filepath.Join(home, ".claude.json"), filepath.Join(moved, ".claude.json")))
+	o := claudeOptions(t, home)
+	o.ConfigDir = moved
+	s, err := Collect(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noCredential(t, s)
+	if f := file(t, s, ".claude/CLAUDE.md"); f.Source != filepath.Join(moved, "CLAUDE.md") {
+		t.Errorf("source %s", f.Source)
+	}
+	if f := file(t, s, ".claude.json"); f.Source != filepath.Join(moved, ".claude.json") {
+		t.Errorf("source %s", f.Source)
+	}
+	if len(s.Files) != 11 {
+		t.Errorf("carried %q", paths(s))
+	}
+
+	// The whole folder, asked for, still leaves the state file out.
+	must(t, os.RemoveAll(filepath.Join(moved, "projects")))
+	must(t, os.WriteFile(filepath.Join(moved, ".claude.json.backup"), []byte(claudeState), 0o600))
+	o.Setting = spec.UserConfig{Mode: spec.UserConfigList, Paths: []string{"~/.claude"}}
+	if s, err = Collect(o); err != nil {
+		t.Fatal(err)
+	}
+	noCredential(t, s)
+	for _, p := range paths(s) {
+		if strings.HasPrefix(p, ".claude/.claude.json") || strings.HasPrefix(p, ".claude/.credentials") {
+			t.Errorf("%s carried", p)
+		}
 	}
 }

@@ -33,6 +33,8 @@ type Finding struct {
 // a secret, so nothing is copied.
 type SecretError struct {
 	File string
+	// Entry is the file as agent.user_config names it (~/.claude/...).
+	Entry string
 	Finding
 }
 
@@ -40,7 +42,7 @@ func (e *SecretError) Error() string {
 	return fmt.Sprintf("%s:%d holds what looks like %s, so none of your agent settings were copied into the bottle "+
 		"(it never carries a credential): remove it from the file (give credentials to the bottle's proxy with "+
 		"egress.secrets instead), leave the file out with agent.user_config: [\"!%s\"], or run with --no-user-config",
-		e.File, e.Line, e.Kind, e.File)
+		e.File, e.Line, e.Kind, e.Entry)
 }
 
 // tokenPattern is a recognised credential format. Loose ones (a short

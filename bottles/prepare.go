@@ -25,6 +25,9 @@ type PrepareOptions struct {
 	Provider  plan.Provider
 	Choice    plan.Choice
 	DryRun    bool
+
+	// UserConfig is the snapshot of the user's agent settings (a tar).
+	UserConfig []byte
 }
 
 // Prepare makes the bottle's plan and everything it needs on the host, with
@@ -43,7 +46,7 @@ func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, e
 	p, err = plan.Prepare(ctx, plan.Options{
 		Spec: o.Spec, NameFlag: o.NameFlag, Workspace: o.Workspace, Prompt: o.Prompt,
 		Provider: o.Provider, Choice: o.Choice, Dirs: s.Dirs, Allocator: alloc, DryRun: o.DryRun,
-		InUse: s.nameInUse(ctx),
+		InUse: s.nameInUse(ctx), UserConfig: o.UserConfig,
 	})
 	if err != nil {
 		return p, err

@@ -20,3 +20,28 @@ func CheckSecrets(secrets []spec.Secret, getenv func(string) string) error {
 	}
 	return nil
 }
+
+// SecretValues returns the host values of secrets that have one, keyed by
+// where they come from ($VAR or the file), for checks that must keep them
+// out of the bottle (the user's agent settings); getenv nil: os.Getenv.
+func SecretValues(secrets []spec.Secret, getenv func(string) string) (map[string]string, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	values := map[string]string{}
+	for _, s := range secrets {
+		v, err := secretValue(s, getenv)
+		if err != nil {
+			return nil, err
+		}
+		if v == "" {
+			continue
+		}
+		name := s.FromFile
+		if s.FromEnv != "" {
+			name = "$" + s.FromEnv
+		}
+		values[name] = v
+	}
+	return values, nil
+}

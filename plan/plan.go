@@ -39,6 +39,9 @@ const (
 	GuestPromptFile = GuestDir + "/prompt"
 	GuestTokenFile  = GuestDir + "/token"
 	GuestCAFile     = GuestDir + "/ca.pem"
+	// GuestUserConfig is the snapshot of the user's agent settings, which
+	// the workspace bootstrap copies into the agent's home at first start.
+	GuestUserConfig = GuestDir + "/user-config.tar"
 	// GuestCABundle is the system roots plus the bottle CA, written by the
 	// bottle layer, for tools that take one bundle file.
 	GuestCABundle = "/etc/docker-bottle/ca-bundle.pem"
@@ -58,6 +61,7 @@ const (
 	StageAgentToken   = "agent.token"
 	StageGuestToken   = StageGuestDir + "/token"
 	StageGuestCA      = StageGuestDir + "/ca.pem"
+	StageUserConfig   = StageGuestDir + "/user-config.tar"
 	StageOperatorFile = "operator.token"
 	StageGateRepo     = "gate.git"
 )
@@ -217,6 +221,10 @@ type Options struct {
 	// DOCKER_CONFIG) hold on the same engine or smolvm, whose object names
 	// are global; nil checks only this state dir.
 	InUse func(slug string) bool
+
+	// UserConfig is the snapshot of the user's agent settings (package
+	// agentconf's tar), nil for none.
+	UserConfig []byte
 }
 
 // Prepare makes the plan: it claims the bottle's name by creating its stage
@@ -349,6 +357,11 @@ func Prepare(ctx context.Context, o Options) (p Plan, err error) {
 	if err := writeFileMode(p.PromptFile, []byte(o.Prompt), 0o644); err != nil {
 		return Plan{}, fmt.Errorf("writing the prompt file: %w", err)
 	}
+	if o.UserConfig != nil {
+		if err := writeFileMode(filepath.Join(stage, StageUserConfig), o.UserConfig, 0o644); err != nil {
+			return Plan{}, fmt.Errorf("writing your agent settings for the bottle: %w", err)
+		}
+	}
 	agentToken := []byte(newToken())
 	if err := writeFile(p.AgentTokenFile, agentToken); err != nil {
 		return Plan{}, fmt.Errorf("writing the agent token: %w", err)
@@ -439,6 +452,7 @@ func (p Plan) guestEnv(bundleIP string) []string {
 		"BOTTLE_SUPERVISE_URL=" + e.AgentSuperviseURL,
 		"BOTTLE_PROMPT_FILE=" + GuestPromptFile,
 		"BOTTLE_TOKEN_FILE=" + GuestTokenFile,
+		"BOTTLE_USER_CONFIG=" + GuestUserConfig,
 	}
 	// git reads its credentials from the token file through a helper, so
 	// the token never sits in the environment or a command line.

@@ -52,7 +52,9 @@ func runConfig(_ context.Context, dockerCli command.Cli, opts configOptions) err
 		if err != nil {
 			return err
 		}
-		_, err = out.Write(b)
-		return err
+		if _, err := out.Write(b); err != nil {
+			return err
+		}
+		return writeUserConfig(out, ls)
 	})
 }

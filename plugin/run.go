@@ -43,6 +43,7 @@ type runOptions struct {
 	keepOnFailure bool
 	agentArgs     []string
 	workspace     string
+	noUserConfig  bool
 }
 
 func runCmd(dockerCli command.Cli) *cobra.Command {
@@ -89,6 +90,7 @@ func runCmd(dockerCli command.Cli) *cobra.Command {
 	f.BoolVar(&o.dryRun, "dry-run", false, "Print the plan and start nothing")
 	f.StringVar(&o.format, "format", "", `With --dry-run: "json" prints the plan as JSON`)
 	f.BoolVar(&o.keepOnFailure, "keep-on-failure", false, "Keep what a failed run made, for debugging")
+	f.BoolVar(&o.noUserConfig, "no-user-config", false, "Carry none of your agent settings (instructions, commands, MCP servers) into the bottle")
 	return cmd
 }
 
@@ -197,6 +199,7 @@ func checkRun(ctx context.Context, dockerCli command.Cli, o runOptions) (runInpu
 	}
 	ls, err := loadSpec(o.spec, workspace, spec.Overrides{
 		Name: o.name, Backend: o.backend, NetworkMode: o.networkMode, Registry: o.registry, Env: env,
+		NoUserConfig: o.noUserConfig,
 	})
 	if err != nil {
 		return runInput{}, err
@@ -222,6 +225,10 @@ func checkRun(ctx context.Context, dockerCli command.Cli, o runOptions) (runInpu
 	if err != nil {
 		return runInput{}, err
 	}
+	userConf, err := userConfigTar(ls, dockerCli.Err())
+	if err != nil {
+		return runInput{}, err
+	}
 	choice, err := plan.Choose(gatherFacts(ctx, dockerCli, false), ls.spec.Backend, ls.spec.NetworkMode)
 	if err != nil {
 		return runInput{}, err
@@ -238,7 +245,7 @@ func checkRun(ctx context.Context, dockerCli command.Cli, o runOptions) (runInpu
 		return runInput{}, err
 	}
 	return runInput{spec: ls, extraCA: extraCA, prepare: bottles.PrepareOptions{Spec: ls.spec, NameFlag: o.name, Workspace: workspace,
-		Prompt: prompt, Provider: ls.provider.Plan(), Choice: choice, DryRun: o.dryRun}}, nil
+		Prompt: prompt, Provider: ls.provider.Plan(), Choice: choice, DryRun: o.dryRun, UserConfig: userConf}}, nil
 }
 
 // checkAgentImage refuses an agent image a run could not make: the

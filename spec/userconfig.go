@@ -3,6 +3,7 @@ package spec
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"path"
 	"slices"
 	"strings"
@@ -152,4 +153,28 @@ func (u UserConfig) validate(add func(path, format string, args ...any)) {
 			}
 		}
 	}
+}
+
+// Allows reports whether the egress rules let the agent reach host:port by
+// name, as the bundle's proxy decides before it resolves anything: a deny
+// rule wins over allow rules; "*.suffix" matches subdomains only (never
+// an IP literal); ports default to 443 and 80. `config` uses it to say
+// which of the user's remote MCP servers the bottle could not reach.
+func (e Egress) Allows(host string, port int) bool {
+	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	matches := func(r Rule) bool {
+		ports := r.Ports
+		if len(ports) == 0 {
+			ports = []int{443, 80}
+		}
+		if !slices.Contains(ports, port) {
+			return false
+		}
+		if suffix, ok := strings.CutPrefix(r.Host, "*."); ok {
+			_, err := netip.ParseAddr(host)
+			return err != nil && strings.HasSuffix(host, "."+suffix)
+		}
+		return host == r.Host
+	}
+	return !slices.ContainsFunc(e.Deny, matches) && slices.ContainsFunc(e.Allow, matches)
 }

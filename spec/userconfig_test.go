@@ -95,3 +95,23 @@ func TestUserConfigDefaultAndFlag(t *testing.T) {
 		t.Errorf("Apply changed its receiver: %+v", f.Agent.UserConfig)
 	}
 }
+
+func TestEgressAllows(t *testing.T) {
+	e := Egress{
+		Allow: []Rule{{Host: "mcp.example.com"}, {Host: "*.tools.test", Ports: []int{8443}}, {Host: "10.0.0.5"}},
+		Deny:  []Rule{{Host: "bad.tools.test", Ports: []int{8443}}, {Host: "mcp.example.com", Ports: []int{80}}},
+	}
+	for _, c := range []struct {
+		host string
+		port int
+		want bool
+	}{
+		{"mcp.example.com", 443, true}, {"MCP.example.com.", 443, true}, {"mcp.example.com", 80, false}, {"mcp.example.com", 8080, false},
+		{"other.example.com", 443, false}, {"a.tools.test", 8443, true}, {"tools.test", 8443, false},
+		{"a.tools.test", 443, false}, {"bad.tools.test", 8443, false}, {"10.0.0.5", 443, true}, {"[10.0.0.5]", 80, true},
+	} {
+		if got := e.Allows(c.host, c.port); got != c.want {
+			t.Errorf("Allows(%s, %d) = %v, want %v", c.host, c.port, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,103 @@
+package plugin
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/docker-bottle/docker-bottle/agentconf"
+	"github.com/docker-bottle/docker-bottle/bringup"
+	"github.com/docker-bottle/docker-bottle/provider"
+	"github.com/docker-bottle/docker-bottle/spec"
+)
+
+// userConfig collects the user's agent settings a bottle of ls carries
+// (agent.user_config), refusing them whole when a carried file holds a
+// credential. Local MCP servers are not checked against the image here
+// (it may not be built yet): the bottle's bootstrap drops Claude Code's
+// whose command is missing.
+func userConfig(ls loadedSpec) (*agentconf.Snapshot, error) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return &agentconf.Snapshot{}, nil
+	}
+	var bottle []byte
+	if ls.provider.Name == spec.ProviderClaude {
+		if bottle, err = provider.ClaudeSettings(ls.spec.Supervise); err != nil {
+			return nil, err
+		}
+	}
+	values, err := bringup.SecretValues(ls.spec.Egress.Secrets, nil)
+	if err != nil {
+		return nil, err
+	}
+	var secrets []agentconf.Secret
+	for _, name := range slices.Sorted(maps.Keys(values)) {
+		secrets = append(secrets, agentconf.Secret{Name: name, Value: values[name]})
+	}
+	// Where the agents themselves look when the user moved their folder.
+	configDir := map[string]string{spec.ProviderClaude: "CLAUDE_CONFIG_DIR", spec.ProviderCodex: "CODEX_HOME"}[ls.provider.Name]
+	return agentconf.Collect(agentconf.Options{
+		Home: home, ConfigDir: os.Getenv(configDir), Provider: ls.provider.Name, Setting: ls.spec.Agent.UserConfig,
+		BottleSettings: bottle, ReservedEnv: slices.Collect(maps.Keys(ls.spec.Agent.Env)), Secrets: secrets,
+	})
+}
+
+// userConfigTar is the snapshot a run leaves for the bottle (nil: none),
+// with a line on w saying what it carries.
+func userConfigTar(ls loadedSpec, w io.Writer) ([]byte, error) {
+	snap, err := userConfig(ls)
+	if err != nil {
+		return nil, err
+	}
+	if len(snap.Files) > 0 {
+		fmt.Fprintf(w, "Carrying %d files of your agent settings into the bottle (agent.user_config; --no-user-config carries none; `docker bottle config` lists them)\n", len(snap.Files))
+	}
+	for _, m := range snap.UnreachableMCP(ls.spec.Egress.Allows) {
+		fmt.Fprintf(w, "MCP server %s (%s) is carried, but the egress rules do not allow %s:%d: add it to egress.allow to use it\n", m.Name, m.File, m.Host, m.Port)
+	}
+	return snap.Tar()
+}
+
+// writeUserConfig writes, as YAML comments (so that config's output still
+// reads back as a spec), what a bottle would carry of the user's agent
+// settings and what it leaves out.
+func writeUserConfig(w io.Writer, ls loadedSpec) error {
+	snap, err := userConfig(ls)
+	var se *agentconf.SecretError
+	if errors.As(err, &se) {
+		fmt.Fprintf(w, "# agent.user_config: nothing can be carried: %s\n", se.Error())
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "# agent.user_config: a bottle carries %d files of your agent settings\n", len(snap.Files))
+	for _, f := range snap.Files {
+		fmt.Fprintf(w, "#   %s -> ~/%s (%d bytes)\n", f.Source, f.Path, f.Size)
+	}
+	unreachable := snap.UnreachableMCP(ls.spec.Egress.Allows)
+	for _, m := range snap.MCPServers {
+		note := m.Note
+		if slices.ContainsFunc(unreachable, func(u agentconf.MCPServer) bool { return u.Name == m.Name && u.File == m.File }) {
+			note = fmt.Sprintf("the egress rules do not allow %s:%d: add it to egress.allow to use it", m.Host, m.Port)
+		}
+		state := "carried"
+		if !m.Carried {
+			state = "skipped"
+		}
+		fmt.Fprintf(w, "# MCP server %s (%s, %s): %s: %s\n", m.Name, m.Transport, m.File, state, note)
+	}
+	for _, l := range snap.LeftOut {
+		what := l.Path
+		if l.Key != "" {
+			what += " " + l.Key
+		}
+		fmt.Fprintf(w, "# left out: %s: %s\n", what, strings.ReplaceAll(l.Reason, "\n", " "))
+	}
+	return nil
+}

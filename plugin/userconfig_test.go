@@ -1,0 +1,91 @@
+package plugin
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/docker-bottle/docker-bottle/agentconf"
+	"github.com/docker-bottle/docker-bottle/spec"
+)
+
+// userHome makes a home with Claude Code settings and points HOME at it.
+func userHome(t *testing.T, files map[string]string) {
+	t.Helper()
+	home := t.TempDir()
+	for rel, content := range files {
+		p := filepath.Join(home, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("HOME", home)
+	t.Setenv("CLAUDE_CONFIG_DIR", "")
+}
+
+func TestConfigShowsTheUserConfig(t *testing.T) {
+	userHome(t, map[string]string{
+		".claude/CLAUDE.md":         "Always answer in haiku.\n",
+		".claude/.credentials.json": `{"claudeAiOauth":{"accessToken":"x"}}`,
+		".claude.json": `{"mcpServers": {"docs": {"type": "http", "url": "https://mcp.docs.example.com/mcp"},
+			"api": {"type": "http", "url": "https://api.anthropic.com/mcp"}}}`,
+	})
+	dir := t.TempDir()
+	ls, err := loadSpec(specOptions{}, dir, spec.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := writeUserConfig(&out, ls); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{
+		"# agent.user_config: a bottle carries 2 files",
+		"#   ~/.claude/CLAUDE.md -> ~/.claude/CLAUDE.md (24 bytes)",
+		"# MCP server docs (http, ~/.claude.json): carried: the egress rules do not allow mcp.docs.example.com:443: add it to egress.allow",
+		"# MCP server api (http, ~/.claude.json): carried: reached through the proxy",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("config lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "credentials") {
+		t.Errorf("config mentions the login file:\n%s", got)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(got), "\n") {
+		if !strings.HasPrefix(line, "#") {
+			t.Errorf("not a YAML comment: %q", line)
+		}
+	}
+
+	// --no-user-config carries nothing, and a run's snapshot is then nil.
+	ls, err = loadSpec(specOptions{}, dir, spec.Overrides{NoUserConfig: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg bytes.Buffer
+	if b, err := userConfigTar(ls, &msg); b != nil || err != nil || msg.Len() != 0 {
+		t.Errorf("--no-user-config: %d bytes, %v, %q", len(b), err, msg.String())
+	}
+}
+
+func TestRunRefusesASecretInTheUserConfig(t *testing.T) {
+	userHome(t, map[string]string{".claude/commands/deploy.md": "Deploy with ghp_R8t2Yv6Bn4Mq9Wx1Zc7Lk3Hj5Gf0Ds8Ap2Q\n"})
+	ls, err := loadSpec(specOptions{}, t.TempDir(), spec.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg bytes.Buffer
+	b, err := userConfigTar(ls, &msg)
+	var se *agentconf.SecretError
+	if !errors.As(err, &se) || b != nil || se.File != "~/.claude/commands/deploy.md" {
+		t.Errorf("userConfigTar = %d bytes, %v", len(b), err)
+	}
+}
