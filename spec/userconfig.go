@@ -137,7 +137,7 @@ func (u UserConfig) validate(add func(path, format string, args ...any)) {
 	}
 	for i, p := range u.Paths {
 		at := fmt.Sprintf("%s[%d]", key, i)
-		rest, _ := strings.CutPrefix(strings.TrimSpace(p), "!")
+		rest, excluded := strings.CutPrefix(strings.TrimSpace(p), "!")
 		rest = strings.TrimSpace(rest)
 		rel := strings.TrimPrefix(rest, "~/")
 		switch {
@@ -147,6 +147,8 @@ func (u UserConfig) validate(add func(path, format string, args ...any)) {
 			add(at, "%q is not in your home as written: write it as ~/PATH or relative to your home (~/.claude/commands)", p)
 		case slices.Contains(strings.Split(rel, "/"), ".."):
 			add(at, "%q leaves your home with ..: write a path inside it (~/.claude/commands)", p)
+		case !excluded && strings.ContainsAny(rel, "*?[\\"):
+			add(at, "%q is a glob: globs only leave paths out (\"!~/.claude/skills/private-*\"); to carry, list a file or a folder", p)
 		default:
 			if _, err := path.Match(rel, ""); err != nil {
 				add(at, "%q is not a valid path or glob: %v", p, err)

@@ -60,7 +60,8 @@ func TestUserConfigErrorsAreLocated(t *testing.T) {
 		{"other user's home", "agent:\n  user_config:\n    - ~bob/.claude\n", "f.yaml:3:7", "write it as ~/PATH"},
 		{"dot dot", "agent:\n  user_config:\n    - ~/.claude/../.ssh\n", "f.yaml:3:7", "leaves your home"},
 		{"empty exclusion", "agent:\n  user_config: [\"!\"]\n", "f.yaml:2:17", "names no file"},
-		{"bad glob", "agent:\n  user_config: [\"~/.claude/[x\"]\n", "f.yaml:2:17", "not a valid path or glob"},
+		{"bad glob", "agent:\n  user_config: [\"!~/.claude/[x\"]\n", "f.yaml:2:17", "not a valid path or glob"},
+		{"glob to carry", "agent:\n  user_config: [\"~/.claude/skills/*\"]\n", "f.yaml:2:17", "globs only leave paths out"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
