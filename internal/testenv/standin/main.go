@@ -61,6 +61,11 @@ func main() {
 		commands = append(commands, v)
 		return nil
 	})
+	var seen []string
+	flag.Func("seen", "anthropic: a text the model's answer says it saw when a request holds it (repeat for more)", func(v string) error {
+		seen = append(seen, v)
+		return nil
+	})
 	flag.Parse()
 	log.SetFlags(log.Lmicroseconds)
 
@@ -74,7 +79,7 @@ func main() {
 		if *auth != "x-api-key" && *auth != "bearer" {
 			log.Fatalf("unknown --auth %q", *auth)
 		}
-		h = &anthropic{keySum: want, commands: commands, bearer: *auth == "bearer"}
+		h = &anthropic{keySum: want, commands: commands, bearer: *auth == "bearer", seen: seen}
 	case "openai":
 		want, err := hex.DecodeString(*keySum)
 		if err != nil || len(want) != sha256.Size {
@@ -114,7 +119,10 @@ type anthropic struct {
 	keySum   []byte
 	bearer   bool
 	commands []string
-	n        atomic.Int64
+	// seen are texts the answer reports finding in the request (what
+	// the agent sent: its instructions, the user's commands).
+	seen []string
+	n    atomic.Int64
 }
 
 type messagesRequest struct {
@@ -153,7 +161,11 @@ func (a *anthropic) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (a *anthropic) messages(w http.ResponseWriter, r *http.Request) {
 	var req messagesRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<20)).Decode(&req); err != nil {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	if err == nil {
+		err = json.Unmarshal(body, &req)
+	}
+	if err != nil {
 		apiError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
 		return
 	}
@@ -175,6 +187,11 @@ func (a *anthropic) messages(w http.ResponseWriter, r *http.Request) {
 		for i, r := range results {
 			// Quoted, so the test sees what each call did in the bottle.
 			text += fmt.Sprintf("\nstand-in model: tool call %d said: %s", i+1, strings.Join(strings.Fields(r), " "))
+		}
+		for _, s := range a.seen {
+			if bytes.Contains(body, []byte(s)) {
+				text += "\nstand-in model: saw " + s
+			}
 		}
 		block = map[string]any{"type": "text", "text": text}
 	}

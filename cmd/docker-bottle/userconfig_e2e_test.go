@@ -1,0 +1,106 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/provider"
+)
+
+// TestClaudeSeesTheUserConfig: a real Claude Code session in a bottle
+// (docker backend, stand-in model) runs with the user's own settings from a
+// test folder (CLAUDE_CONFIG_DIR, as Claude Code itself reads it): the
+// model receives the user's CLAUDE.md instruction and the text of the
+// user's custom slash command, which the session was started with. The
+// planted login file and a credential in ~/.claude.json's account state
+// reach neither the bottle's disk nor the model; a tool call looks for
+// them in the bottle.
+func TestClaudeSeesTheUserConfig(t *testing.T) {
+	eng := testenv.Engine(t)
+	base := testenv.Debian(t, eng)
+	cfg := testenv.DockerConfig(t)
+	repo := testenv.GitRepo(t)
+	name := fmt.Sprintf("uc-%d", time.Now().UnixNano()%1e6)
+	realKey := "sk-ant-api03-" + randomHexT(t, 24)
+	sum := sha256.Sum256([]byte(realKey))
+	const (
+		instruction = "userconf-marker-claude-md: answer in haiku"
+		command     = "userconf-marker-command: greet the reviewer"
+		planted     = "userconf-planted-login-value"
+	)
+	userDir := filepath.Join(t.TempDir(), "claude-config")
+	for rel, content := range map[string]string{
+		"CLAUDE.md":         instruction + "\n",
+		"commands/greet.md": command + "\n",
+		".credentials.json": `{"claudeAiOauth": {"accessToken": "` + planted + `"}}`,
+		".claude.json":      `{"oauthAccount": {"note": "` + planted + `"}, "mcpServers": {}}`,
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(userDir, rel)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(userDir, rel), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ca, caFile := standInCA(t)
+	certs := standInCert(t, ca, provider.AnthropicAPIHost, filepath.Join(t.TempDir(), "api"))
+	look := `ls ~/.claude/commands; test -e ~/.claude/.credentials.json && echo login-file-present || echo no-login-file; ` +
+		// Split, so that the command (in the session's transcript) does
+		// not hold the value it looks for.
+		`grep -rl "userconf-planted-$(echo login)-value" ~ /run/bottle 2>/dev/null || echo planted-value-nowhere`
+	spec := fmt.Sprintf(`agent:
+  build_args:
+    %s: %s
+  command:
+    - sh
+    - -c
+    - |
+      for i in $(seq 90); do
+        curl -fsS --max-time 5 -o /dev/null -X POST -d '{}' https://api.anthropic.com/v1/messages/count_tokens \
+          -H "x-api-key: $ANTHROPIC_API_KEY" && break
+        sleep 1
+      done
+      claude -p '/greet' --dangerously-skip-permissions </dev/null
+      echo "claude exit: $?"
+egress:
+  extra_ca: %s
+  allow:
+    - host: api.anthropic.com
+      ports: [443]
+      private: true
+`, provider.BuildArgBaseImage, base, caFile)
+	run := startAgentRun(t, eng, cfg, repo, name, spec,
+		[]string{"ANTHROPIC_API_KEY=" + realKey, "CLAUDE_CODE_OAUTH_TOKEN=", "CLAUDE_CONFIG_DIR=" + userDir}, nil)
+	var api testenv.Upstream
+	run.whenBundleRuns(func(network string, labels map[string]string) {
+		api = testenv.StartStandIn(t, eng, network, provider.AnthropicAPIHost, certs, labels, "anthropic",
+			"--key-sha256", hex.EncodeToString(sum[:]), "--tool-command", look,
+			"--seen", instruction, "--seen", command, "--seen", planted)
+	})
+	if err := run.wait(10 * time.Minute); err != nil {
+		t.Fatalf("run: %v%s", err, run.explain(api))
+	}
+	got, explain := run.out.String(), run.explain(api)
+	if !strings.Contains(run.errb.String(), "Carrying 2 files of your agent settings") {
+		t.Errorf("the run did not say what it carries:%s", explain)
+	}
+	for _, want := range []string{"stand-in model: saw " + instruction, "stand-in model: saw " + command, "claude exit: 0"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:%s", want, explain)
+		}
+	}
+	if !strings.Contains(got, "tool call 1 said: greet.md no-login-file planted-value-nowhere") {
+		t.Errorf("the bottle's look for the login file:%s", explain)
+	}
+	if strings.Contains(got, "saw "+planted) {
+		t.Errorf("the model received the planted login value:%s", explain)
+	}
+}
