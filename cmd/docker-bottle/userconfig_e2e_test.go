@@ -12,6 +12,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/provider"
+	"github.com/docker-bottle/docker-bottle/smolvm/smolvmtest"
 )
 
 // TestClaudeSeesTheUserConfig: a real Claude Code session in a bottle
@@ -102,5 +103,74 @@ egress:
 	}
 	if strings.Contains(got, "saw "+planted) {
 		t.Errorf("the model received the planted login value:%s", explain)
+	}
+}
+
+// TestUserConfigOnBothBackends: the user's settings reach the agent's home
+// on the docker backend and on smolvm (the contract fake), through the
+// guest dir both mount; the login file does not, and a secret in a
+// carried file stops the run before it makes anything.
+func TestUserConfigOnBothBackends(t *testing.T) {
+	eng := testenv.Engine(t)
+	base := testenv.Debian(t, eng)
+	fake, err := smolvmtest.BuildFake(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testenv.DockerConfig(t)
+	userDir := filepath.Join(t.TempDir(), "claude-config")
+	for rel, content := range map[string]string{
+		"CLAUDE.md":            "user instruction for both backends\n",
+		"agents/critic.md":     "---\nname: critic\n---\n",
+		".credentials.json":    `{"claudeAiOauth": {"accessToken": "x"}}`,
+		"projects/p/s.jsonl":   "{}",
+		"hooks/fmt.sh":         "#!/bin/sh\n",
+		"output-styles/x.md":   "terse\n",
+		"commands/nested/c.md": "command\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(userDir, rel)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(userDir, rel), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := map[string]string{
+		"Dockerfile": "FROM " + base + "\nRUN git init -q /workspace\nENV HOME=/root\nWORKDIR /workspace\n",
+		"bottle.yaml": "agent:\n  provider: claude\n  dockerfile: Dockerfile\n" +
+			`  command: [sh, -c, 'cat ~/.claude/CLAUDE.md; cd ~/.claude && find . -type f | sort | tr "\n" " "; echo listed; sleep 600']` + "\n",
+	}
+	for _, backend := range []string{"docker", "smolvm"} {
+		t.Run(backend, func(t *testing.T) {
+			env := []string{"CLAUDE_CONFIG_DIR=" + userDir, "ANTHROPIC_API_KEY=sk-ant-api03-test", "CLAUDE_CODE_OAUTH_TOKEN=",
+				"DOCKER_BOTTLE_SMOLVM=" + fake, "SMOLVM_FAKE_STATE=" + t.TempDir()}
+			name := bottleOf(t, cfg, env, backend, "uc"+backend[:1], files)
+			logs := strings.ReplaceAll(waitLogs(t, cfg, env, name, "listed"), "\r\n", "\n")
+			want := "user instruction for both backends\n./CLAUDE.md ./agents/critic.md ./commands/nested/c.md ./hooks/fmt.sh ./output-styles/x.md listed"
+			if !strings.Contains(logs, want) {
+				t.Errorf("the agent's ~/.claude on %s: %q, want %q", backend, logs, want)
+			}
+		})
+	}
+
+	// A secret in a carried file: run refuses, naming it, and makes nothing.
+	if err := os.WriteFile(filepath.Join(userDir, "agents/critic.md"), []byte("token ghp_R8t2Yv6Bn4Mq9Wx1Zc7Lk3Hj5Gf0Ds8Ap2Q\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	repo := testenv.GitRepo(t)
+	if err := os.WriteFile(filepath.Join(repo, "bottle.yaml"), []byte("agent:\n  provider: claude\n  image: "+base+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"CLAUDE_CONFIG_DIR=" + userDir, "ANTHROPIC_API_KEY=sk-ant-api03-test", "DOCKER_BOTTLE_SMOLVM="}
+	r := docker(t, cfg, env, "bottle", "run", "-d", "--backend", "docker", "--name", "uc-secret", repo)
+	if r.code == 0 || !strings.Contains(r.stderr, filepath.Join(userDir, "agents/critic.md")+":1 holds what looks like a GitHub token") {
+		t.Errorf("run with a token in a carried file: exit %d\n%s", r.code, r.stderr)
+	}
+	if ls := docker(t, cfg, nil, "bottle", "ls", "-q"); strings.TrimSpace(ls.stdout) != "" {
+		t.Errorf("the refused run left a bottle: %q", ls.stdout)
+	}
+	r = docker(t, cfg, env, "bottle", "run", "--dry-run", "--no-user-config", "--backend", "docker", "--name", "uc-secret", repo)
+	if r.code != 0 {
+		t.Errorf("--no-user-config does not read the settings: exit %d\n%s", r.code, r.stderr)
 	}
 }
