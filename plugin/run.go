@@ -180,7 +180,8 @@ type runInput struct {
 // checkRun reads what a run starts from and makes every check of it that
 // needs nothing made first: the workspace, the spec, the provider's
 // credentials and the spec's secrets, the prompt, the backend and network
-// mode on this engine, the extra CA, the agent's image. Run and --dry-run
+// mode on this engine, the extra CA, the agent's image, the user's agent
+// settings (a secret in them stops the run). Run and --dry-run
 // both go through it and then through Prepare (the repository, the names
 // in use), in this order, so a dry run refuses what a run would, with the
 // same message.
@@ -225,10 +226,6 @@ func checkRun(ctx context.Context, dockerCli command.Cli, o runOptions) (runInpu
 	if err != nil {
 		return runInput{}, err
 	}
-	userConf, err := userConfigTar(ls, dockerCli.Err())
-	if err != nil {
-		return runInput{}, err
-	}
 	choice, err := plan.Choose(gatherFacts(ctx, dockerCli, false), ls.spec.Backend, ls.spec.NetworkMode)
 	if err != nil {
 		return runInput{}, err
@@ -242,6 +239,10 @@ func checkRun(ctx context.Context, dockerCli command.Cli, o runOptions) (runInpu
 		return runInput{}, err
 	}
 	if err := checkAgentImage(ctx, eng, ls, workspace); err != nil {
+		return runInput{}, err
+	}
+	userConf, err := userConfigTar(ls, dockerCli.Err())
+	if err != nil {
 		return runInput{}, err
 	}
 	return runInput{spec: ls, extraCA: extraCA, prepare: bottles.PrepareOptions{Spec: ls.spec, NameFlag: o.name, Workspace: workspace,
