@@ -55,7 +55,11 @@ func userConfigTar(ls loadedSpec, w io.Writer) ([]byte, error) {
 		return nil, err
 	}
 	if len(snap.Files) > 0 {
-		fmt.Fprintf(w, "Carrying %d files of your agent settings into the bottle (agent.user_config; --no-user-config carries none; `docker bottle config` lists them)\n", len(snap.Files))
+		left := ""
+		if n := len(snap.LeftOut); n > 0 {
+			left = fmt.Sprintf(", %d left out", n)
+		}
+		fmt.Fprintf(w, "Carrying %d files of your agent settings into the bottle%s (`docker bottle config` says which and why; --no-user-config carries none)\n", len(snap.Files), left)
 	}
 	for _, m := range snap.UnreachableMCP(ls.spec.Egress.Allows) {
 		fmt.Fprintf(w, "MCP server %s (%s) is carried, but the egress rules do not allow %s:%d: add it to egress.allow to use it\n", m.Name, m.File, m.Host, m.Port)

@@ -65,12 +65,19 @@ func TestConfigShowsTheUserConfig(t *testing.T) {
 		}
 	}
 
+	var msg bytes.Buffer
+	if b, err := userConfigTar(ls, &msg); len(b) == 0 || err != nil ||
+		!strings.HasPrefix(msg.String(), "Carrying 2 files of your agent settings into the bottle, 1 left out (") ||
+		!strings.Contains(msg.String(), "MCP server docs (~/.claude.json) is carried, but the egress rules do not allow mcp.docs.example.com:443") {
+		t.Errorf("run's preflight: %d bytes, %v, %q", len(b), err, msg.String())
+	}
+
 	// --no-user-config carries nothing, and a run's snapshot is then nil.
 	ls, err = loadSpec(specOptions{}, dir, spec.Overrides{NoUserConfig: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var msg bytes.Buffer
+	msg.Reset()
 	if b, err := userConfigTar(ls, &msg); b != nil || err != nil || msg.Len() != 0 {
 		t.Errorf("--no-user-config: %d bytes, %v, %q", len(b), err, msg.String())
 	}
