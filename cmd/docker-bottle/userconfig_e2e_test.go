@@ -1,3 +1,5 @@
+//go:build e2e
+
 package main
 
 import (
@@ -169,6 +171,7 @@ func TestUserConfigOnBothBackends(t *testing.T) {
 	if ls := docker(t, cfg, nil, "bottle", "ls", "-q"); strings.TrimSpace(ls.stdout) != "" {
 		t.Errorf("the refused run left a bottle: %q", ls.stdout)
 	}
+	testenv.NothingLeft(t, eng, bottleIn(cfg, env, "uc-secret", repo))
 	r = docker(t, cfg, env, "bottle", "run", "--dry-run", "--no-user-config", "--backend", "docker", "--name", "uc-secret", repo)
 	if r.code != 0 {
 		t.Errorf("--no-user-config does not read the settings: exit %d\n%s", r.code, r.stderr)
