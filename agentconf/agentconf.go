@@ -122,7 +122,7 @@ func layoutOf(provider string) (layout, bool) {
 			files: []string{".claude.json"},
 			auto: []string{".claude/CLAUDE.md", ".claude/settings.json", ".claude/commands", ".claude/agents",
 				".claude/skills", ".claude/output-styles", ".claude/hooks", ".claude.json"},
-			never: map[string]string{
+			never: map[string]string{ //nolint:gosec // G101: a file name and why it stays, not a credential
 				".claude/.credentials.json": "Claude Code's login: the proxy adds the credential on the way out",
 				// Where CLAUDE_CONFIG_DIR puts Claude Code's state: only its
 				// MCP servers are carried, through ~/.claude.json.
@@ -143,7 +143,7 @@ func layoutOf(provider string) (layout, bool) {
 			agent: "Codex",
 			trees: []string{".codex"},
 			auto:  []string{".codex/config.toml", ".codex/AGENTS.md", ".codex/prompts", ".codex/skills"},
-			never: map[string]string{
+			never: map[string]string{ //nolint:gosec // G101: a file name and why it stays, not a credential
 				".codex/auth.json":         "Codex's login: the bottle logs Codex in with a placeholder the proxy replaces",
 				".codex/.credentials.json": "logins of MCP servers stay on the host",
 			},
@@ -251,7 +251,7 @@ type collector struct {
 
 func (c *collector) close() {
 	for _, r := range c.roots {
-		r.Close()
+		_ = r.Close() // opened to read only
 	}
 }
 
@@ -390,7 +390,7 @@ func (c *collector) dir(r *os.Root, base, inner, rel string) error {
 	}
 	// One more than the bound is enough to know it is exceeded.
 	ents, err := f.ReadDir(c.o.MaxFiles + 1)
-	f.Close()
+	_ = f.Close() // a directory, opened to read only
 	if err != nil && !errors.Is(err, io.EOF) {
 		c.leave(rel, "", fmt.Sprintf("cannot be read: %v", err))
 		return nil
@@ -420,7 +420,7 @@ func (c *collector) file(r *os.Root, inner, rel string, fi fs.FileInfo) error {
 		return nil
 	}
 	content, err := io.ReadAll(io.LimitReader(f, limit+1))
-	f.Close()
+	_ = f.Close() // a directory, opened to read only
 	if err != nil {
 		c.leave(rel, "", fmt.Sprintf("cannot be read: %v", err))
 		return nil

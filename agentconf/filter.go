@@ -22,7 +22,7 @@ type leftKey struct {
 
 // Reasons shared by the filters.
 const (
-	reasonCredential = "a credential: the bottle never carries one (give it to the proxy with egress.secrets)"
+	reasonCredential = "a credential: the bottle never carries one (give it to the proxy with egress.secrets)" //nolint:gosec // G101: a reason shown to the user, not a credential
 	reasonEnvBottle  = "the bottle sets this variable itself"
 )
 
@@ -180,7 +180,7 @@ func (o *Options) claudeState(src []byte, file string) ([]byte, []leftKey, []MCP
 
 // Codex settings that would undo how the bottle logs Codex in, or that
 // describe folders of this host.
-var codexDropped = map[string]string{
+var codexDropped = map[string]string{ //nolint:gosec // G101: a reason shown to the user, not a credential
 	"forced_login_method":         "the bottle logs Codex in with its API key placeholder",
 	"forced_chatgpt_workspace_id": "the bottle logs Codex in with its API key placeholder",
 	"cli_auth_credentials_store":  "the bottle logs Codex in with its API key placeholder",

@@ -104,7 +104,8 @@ func (u UserConfig) clone() UserConfig {
 // "~/"); Excludes the ones written with "!". Valid only once validated.
 func (u UserConfig) Includes() []string { return u.paths(false) }
 
-// Excludes: see Includes.
+// Excludes is the list's "!" entries, without the "!": what is left out
+// of the carried settings.
 func (u UserConfig) Excludes() []string { return u.paths(true) }
 
 func (u UserConfig) paths(excluded bool) []string {

@@ -49,7 +49,7 @@ func copyUserConfig(tarPath, home, pathEnv string, stderr io.Writer) (map[string
 		return nil, fmt.Errorf("reading your agent settings: %w", err)
 	}
 	files, err := readUserConfig(io.LimitReader(f, maxUserConfig+1))
-	f.Close()
+	_ = f.Close() // read only
 	if err != nil {
 		return nil, fmt.Errorf("reading your agent settings from %s: %w", tarPath, err)
 	}
@@ -60,7 +60,7 @@ func copyUserConfig(tarPath, home, pathEnv string, stderr io.Writer) (map[string
 	if err != nil {
 		return nil, fmt.Errorf("opening the agent's home: %w", err)
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }() // an os.Root: closing it loses nothing
 	if _, err := root.Stat(userConfigMarker); err == nil {
 		return files, nil
 	}
@@ -111,7 +111,7 @@ func readUserConfig(r io.Reader) (map[string]carriedFile, error) {
 		if err != nil {
 			return nil, err
 		}
-		files[h.Name] = carriedFile{content: b, mode: fs.FileMode(h.Mode).Perm() & 0o755}
+		files[h.Name] = carriedFile{content: b, mode: fs.FileMode(h.Mode & 0o755)}
 	}
 }
 
