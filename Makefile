@@ -17,12 +17,14 @@ BIN       := bin
 all: build
 
 # The static Linux binaries the plugin embeds (internal/bundlebin): the
-# bundle's (daemons and the agent's helper) and the probe's (check's tools).
+# bundle's (daemons and the agent's helper) and the probe's (check's tools),
+# gzip-compressed (the plugin is about 40 MB instead of 61).
 BUNDLE_BINS := internal/bundlebin/bin
 bundle-bins:
 	@for arch in amd64 arm64; do for bin in bottle-bundle bottle-probe; do \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '-s -w' \
 			-o $(BUNDLE_BINS)/$$bin-linux-$$arch ./cmd/$$bin || exit 1; \
+		gzip -9 -n -f $(BUNDLE_BINS)/$$bin-linux-$$arch || exit 1; \
 	done; done
 
 build: bundle-bins

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker-bottle/docker-bottle/internal/bundlebin"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/smolvm"
 	"github.com/docker-bottle/docker-bottle/smolvm/fakesmolvm/fakestate"
@@ -166,7 +167,7 @@ func TestRealSmolvmBoot(t *testing.T) {
 	if err := os.Chmod(root, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	helper, err := os.ReadFile(filepath.Join(testenv.ModuleRoot(), "internal", "bundlebin", "bin", "bottle-bundle-linux-amd64"))
+	helper, err := bundlebin.Binary("amd64")
 	if err != nil {
 		t.Fatalf("the bundle binary (make bundle-bins): %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/docker-bottle/docker-bottle/hostcheck"
+	"github.com/docker-bottle/docker-bottle/internal/bundlebin"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/smolvm"
 )
@@ -48,7 +49,7 @@ func TestDoctorWithTheRealSmolvm(t *testing.T) {
 	if err := os.Chmod(root, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	helper, err := os.ReadFile(filepath.Join(testenv.ModuleRoot(), "internal", "bundlebin", "bin", "bottle-bundle-linux-amd64"))
+	helper, err := bundlebin.Binary("amd64")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@
 package testenv
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -89,7 +90,11 @@ func Plugin(t testing.TB) string {
 				if buildOut, buildErr = cmd.CombinedOutput(); buildErr != nil {
 					return
 				}
-				replace[filepath.Join(ModuleRoot(), "internal", "bundlebin", "bin", name)] = out
+				// Compressed, as the plugin embeds them.
+				if buildErr = gzipFile(out, out+".gz"); buildErr != nil {
+					return
+				}
+				replace[filepath.Join(ModuleRoot(), "internal", "bundlebin", "bin", name+".gz")] = out + ".gz"
 			}
 		}
 		overlay := filepath.Join(buildDir, "overlay.json")
@@ -196,4 +201,30 @@ func RealSmolvm(t testing.TB) string {
 		t.Fatalf("no real smolvm (%v): install the pinned one with `bash hack/tools.sh smolvm` (make e2e does)", smolvmErr)
 	}
 	return smolvmPath
+}
+
+// gzipFile writes src compressed to dst, as `gzip -9 -n` does.
+func gzipFile(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	zw, err := gzip.NewWriterLevel(f, gzip.BestCompression)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := zw.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
