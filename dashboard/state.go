@@ -241,13 +241,25 @@ func (s *State) Bottles() []Bottle {
 		case bw && !aw:
 			return 1
 		case aw && bw:
-			if c := a.Since.Compare(b.Since); c != 0 {
+			if c := waitingSince(a).Compare(waitingSince(b)); c != 0 {
 				return c
 			}
 		}
 		return strings.Compare(a.Name, b.Name)
 	})
 	return bs
+}
+
+// waitingSince is when b started waiting: when its oldest request was
+// held, or when the dashboard saw the agent ask for its user.
+func waitingSince(b Bottle) time.Time {
+	t := b.Since
+	for _, h := range b.Held {
+		if h.Since.Before(t) {
+			t = h.Since
+		}
+	}
+	return t
 }
 
 // Bottle returns the bottle called name.

@@ -1,0 +1,351 @@
+package dashboard
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+
+	"github.com/docker-bottle/docker-bottle/bundle/approval"
+)
+
+// Options shape the program.
+type Options struct {
+	// Interval is the time between the end of one poll and the next.
+	Interval time.Duration
+	Poll     PollOptions
+	// Attach returns the command that attaches the user's terminal to a
+	// bottle's agent until it detaches; nil when attaching is not
+	// offered.
+	Attach func(name string) *exec.Cmd
+	// Renderer styles the screen for its terminal (colours only where the
+	// terminal has them and NO_COLOR is not set); nil: plain text.
+	Renderer *lipgloss.Renderer
+}
+
+// Run shows the dashboard on the terminal in and out until the user quits
+// (q, Ctrl-C) or ctx ends, and leaves the terminal as it found it.
+func Run(ctx context.Context, src Source, in io.Reader, out io.Writer, o Options) error {
+	if o.Renderer == nil {
+		o.Renderer = lipgloss.NewRenderer(out)
+	}
+	p := tea.NewProgram(New(ctx, src, o), tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out), tea.WithAltScreen())
+	_, err := p.Run()
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// focus is the table the arrow keys move in.
+type focus int
+
+const (
+	onBottles focus = iota
+	onQueue
+)
+
+// Model is the dashboard as a Bubble Tea model.
+type Model struct {
+	ctx context.Context
+	src Source
+	o   Options
+	st  *State
+	sty styles
+
+	width, height int
+	focus         focus
+	// selBottle and selHeld keep the selection on the same bottle and
+	// request while the lists reorder.
+	selBottle, selHeld string
+	// detail is the bottle shown in full; "" for the lists.
+	detail string
+	// confirm is the action that waits for y; nil when none does.
+	confirm *confirmation
+	status  string
+	polling bool
+	// pollAgain: something changed while a poll ran; poll once more.
+	pollAgain bool
+	// bell rings with the next frame: a bottle started waiting.
+	bell    bool
+	waiting int
+}
+
+type confirmation struct {
+	prompt string
+	run    func() tea.Cmd
+}
+
+// Messages.
+type (
+	snapshotMsg Snapshot
+	tickMsg     struct{}
+	// doneMsg ends an action: its outcome in words, or its error; held
+	// names the request it settled.
+	doneMsg struct {
+		text string
+		err  error
+		held string
+	}
+)
+
+// New returns the dashboard's model; calls to src are made with ctx.
+func New(ctx context.Context, src Source, o Options) *Model {
+	if o.Interval <= 0 {
+		o.Interval = time.Second
+	}
+	return &Model{ctx: ctx, src: src, o: o, st: NewState(), sty: newStyles(o.Renderer), width: 80, height: 24, waiting: -1}
+}
+
+// Init starts the first poll.
+func (m *Model) Init() tea.Cmd {
+	return tea.Batch(tea.SetWindowTitle("docker bottle dashboard"), m.poll())
+}
+
+// poll starts a poll unless one runs.
+func (m *Model) poll() tea.Cmd {
+	if m.polling {
+		m.pollAgain = true
+		return nil
+	}
+	m.polling = true
+	ctx, src, req, o := m.ctx, m.src, m.st.Request(m.detail), m.o.Poll
+	return func() tea.Msg { return snapshotMsg(Poll(ctx, src, req, o)) }
+}
+
+// Update takes a message in.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+	case snapshotMsg:
+		m.polling = false
+		started := m.st.Apply(Snapshot(msg))
+		var cmds []tea.Cmd
+		if len(started) > 0 {
+			m.bell = true
+		}
+		if n := m.st.WaitingCount(); n != m.waiting {
+			m.waiting = n
+			title := "docker bottle dashboard"
+			if n > 0 {
+				title = fmt.Sprintf("(%d waiting) docker bottle dashboard", n)
+			}
+			cmds = append(cmds, tea.SetWindowTitle(title))
+		}
+		if m.pollAgain {
+			m.pollAgain = false
+			cmds = append(cmds, m.poll())
+		} else {
+			cmds = append(cmds, tea.Tick(m.o.Interval, func(time.Time) tea.Msg { return tickMsg{} }))
+		}
+		return m, tea.Batch(cmds...)
+	case tickMsg:
+		// The frame with the bell was drawn by now.
+		m.bell = false
+		return m, m.poll()
+	case doneMsg:
+		m.status = msg.text
+		if msg.err != nil {
+			m.status = "Error: " + msg.err.Error()
+		} else if msg.held != "" {
+			m.st.Decided(msg.held)
+		}
+		return m, m.poll()
+	case tea.KeyMsg:
+		return m, m.key(msg.String())
+	}
+	return m, nil
+}
+
+// key acts on a key press.
+func (m *Model) key(k string) tea.Cmd {
+	if k == "ctrl+c" {
+		return m.quit()
+	}
+	if c := m.confirm; c != nil {
+		m.confirm = nil
+		if k == "y" || k == "Y" {
+			return c.run()
+		}
+		m.status = "Cancelled."
+		return nil
+	}
+	switch k {
+	case "q":
+		return m.quit()
+	case "tab":
+		if m.detail == "" {
+			m.focus = 1 - m.focus
+		}
+	case "up", "k":
+		m.move(-1)
+	case "down", "j":
+		m.move(1)
+	case "enter":
+		if b, ok := m.selected(); ok {
+			m.detail = b.Name
+			return m.poll()
+		}
+	case "esc", "backspace":
+		m.detail = ""
+	case "a":
+		return m.decide(approval.AllowOnce)
+	case "A":
+		return m.decide(approval.AllowAlways)
+	case "d":
+		return m.decide(approval.Deny)
+	case "s":
+		return m.ask("Stop", "Stopped", m.src.Stop)
+	case "S":
+		return m.ask("Start", "Started", m.src.Start)
+	case "x":
+		return m.ask("Remove", "Removed", m.src.Remove)
+	case "t":
+		return m.attach()
+	}
+	return nil
+}
+
+func (m *Model) quit() tea.Cmd {
+	// The title goes back to what the terminal shows by default.
+	return tea.Sequence(tea.SetWindowTitle(""), tea.Quit)
+}
+
+// move moves the selection in the focused list.
+func (m *Model) move(by int) {
+	if m.detail != "" {
+		return
+	}
+	if m.focus == onQueue {
+		q := m.st.Queue()
+		if i := clamp(indexHeld(q, m.selHeld)+by, len(q)); i >= 0 {
+			m.selHeld = q[i].ID
+		}
+		return
+	}
+	bs := m.st.Bottles()
+	if i := clamp(indexBottle(bs, m.selBottle)+by, len(bs)); i >= 0 {
+		m.selBottle = bs[i].Name
+	}
+}
+
+// clamp keeps i within a list of n; -1 when it is empty.
+func clamp(i, n int) int { return max(0, min(i, n-1)) }
+
+// indexBottle is the index of the bottle called name, 0 when it is gone.
+func indexBottle(bs []Bottle, name string) int {
+	for i, b := range bs {
+		if b.Name == name {
+			return i
+		}
+	}
+	return 0
+}
+
+// indexHeld is the index of request id, 0 when it is gone.
+func indexHeld(q []Held, id string) int {
+	for i, h := range q {
+		if h.ID == id {
+			return i
+		}
+	}
+	return 0
+}
+
+// selected is the bottle the keys act on: the one in detail, the
+// selected one, or the one of the selected request.
+func (m *Model) selected() (Bottle, bool) {
+	name := m.detail
+	if name == "" && m.focus == onQueue {
+		if h, ok := m.selectedHeld(); ok {
+			name = h.Bottle
+		}
+	}
+	if name == "" {
+		bs := m.st.Bottles()
+		if len(bs) == 0 {
+			return Bottle{}, false
+		}
+		name = bs[indexBottle(bs, m.selBottle)].Name
+	}
+	return m.st.Bottle(name)
+}
+
+// selectedHeld is the request the decision keys act on: the selected one
+// in the queue, else the oldest of the selected bottle.
+func (m *Model) selectedHeld() (Held, bool) {
+	if m.detail == "" && m.focus == onQueue {
+		q := m.st.Queue()
+		if len(q) == 0 {
+			return Held{}, false
+		}
+		return q[indexHeld(q, m.selHeld)], true
+	}
+	b, ok := m.selected()
+	if !ok || len(b.Held) == 0 {
+		return Held{}, false
+	}
+	return b.Held[0], true
+}
+
+// decide settles the selected request through the Source, with the rules
+// of `approvals -i`.
+func (m *Model) decide(d approval.Decision) tea.Cmd {
+	h, ok := m.selectedHeld()
+	if !ok {
+		m.status = "No request is waiting there."
+		return nil
+	}
+	ctx, src := m.ctx, m.src
+	m.status = fmt.Sprintf("Deciding %s %s of %s...", h.Kind, h.Subject, h.Bottle)
+	return func() tea.Msg {
+		text, err := src.Decide(ctx, h.Bottle, h.ID, d)
+		return doneMsg{text: fmt.Sprintf("%s: %s %s: %s", h.Bottle, h.Kind, h.Subject, text), err: err, held: h.ID}
+	}
+}
+
+// ask asks the user to confirm an action on the selected bottle.
+func (m *Model) ask(verb, done string, act func(context.Context, string) error) tea.Cmd {
+	b, ok := m.selected()
+	if !ok {
+		m.status = "No bottle is selected."
+		return nil
+	}
+	ctx, name := m.ctx, b.Name
+	m.confirm = &confirmation{prompt: fmt.Sprintf("%s bottle %s? [y/N]", verb, name), run: func() tea.Cmd {
+		m.status = fmt.Sprintf("%s %s...", verb, name)
+		return func() tea.Msg {
+			if err := act(ctx, name); err != nil {
+				return doneMsg{err: err}
+			}
+			return doneMsg{text: done + " " + name + "."}
+		}
+	}}
+	return nil
+}
+
+// attach gives the terminal to the selected bottle's agent until it
+// detaches, then shows the dashboard again.
+func (m *Model) attach() tea.Cmd {
+	b, ok := m.selected()
+	switch {
+	case !ok:
+		m.status = "No bottle is selected."
+		return nil
+	case m.o.Attach == nil:
+		m.status = "Attaching is not available here: use `docker bottle attach " + b.Name + "`."
+		return nil
+	case b.Agent != "running":
+		m.status = "The agent of " + b.Name + " does not run."
+		return nil
+	}
+	name := b.Name
+	return tea.ExecProcess(m.o.Attach(name), func(err error) tea.Msg {
+		return doneMsg{text: "Detached from " + name + ".", err: err}
+	})
+}

@@ -1,0 +1,347 @@
+package dashboard
+
+import (
+	"context"
+	"os/exec"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/muesli/termenv"
+)
+
+// program runs a Model without a terminal: messages go in by hand, and
+// the commands they return are run to the end here.
+type program struct {
+	t *testing.T
+	m *Model
+	// titles and execs are what the commands asked of the terminal.
+	titles []string
+	execs  int
+	quit   bool
+}
+
+func newProgram(t *testing.T, src Source, o Options) *program {
+	t.Helper()
+	if o.Interval == 0 {
+		// A tick command sleeps for the interval before it answers.
+		o.Interval = time.Millisecond
+	}
+	if o.Poll.Timeout == 0 {
+		o.Poll = PollOptions{Timeout: 200 * time.Millisecond, Parallel: 4}
+	}
+	p := &program{t: t, m: New(context.Background(), src, o)}
+	p.run(p.m.Init())
+	return p
+}
+
+// run carries out cmd and feeds the messages it gives back to the model;
+// ticks become polls at once.
+func (p *program) run(cmd tea.Cmd) {
+	p.t.Helper()
+	if cmd == nil {
+		return
+	}
+	msg := cmd()
+	switch msg := msg.(type) {
+	case nil:
+	case tea.BatchMsg:
+		for _, c := range msg {
+			p.run(c)
+		}
+	case tea.QuitMsg:
+		p.quit = true
+	case tickMsg:
+		// A tick polls again; a test asks for it with send(tickMsg{}).
+	default:
+		// Bubble Tea's own messages to the terminal are not exported.
+		v := reflect.ValueOf(msg)
+		switch v.Type().String() {
+		case "tea.setWindowTitleMsg":
+			p.titles = append(p.titles, v.String())
+		case "tea.execMsg":
+			p.execs++
+		case "tea.sequenceMsg":
+			for i := range v.Len() {
+				p.run(v.Index(i).Interface().(tea.Cmd))
+			}
+		default:
+			p.send(msg)
+		}
+	}
+}
+
+func (p *program) send(msg tea.Msg) {
+	p.t.Helper()
+	_, cmd := p.m.Update(msg)
+	p.run(cmd)
+}
+
+func (p *program) key(keys ...string) {
+	p.t.Helper()
+	for _, k := range keys {
+		var msg tea.KeyMsg
+		switch k {
+		case "enter":
+			msg = tea.KeyMsg{Type: tea.KeyEnter}
+		case "esc":
+			msg = tea.KeyMsg{Type: tea.KeyEsc}
+		case "tab":
+			msg = tea.KeyMsg{Type: tea.KeyTab}
+		case "down":
+			msg = tea.KeyMsg{Type: tea.KeyDown}
+		case "ctrl+c":
+			msg = tea.KeyMsg{Type: tea.KeyCtrlC}
+		default:
+			msg = tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(k)}
+		}
+		p.send(msg)
+	}
+}
+
+// screen is the view as plain text, lines checked against the size.
+func (p *program) screen() []string {
+	p.t.Helper()
+	lines := strings.Split(ansi.Strip(strings.ReplaceAll(p.m.View(), bell, "")), "\n")
+	if len(lines) != p.m.height {
+		p.t.Errorf("the screen has %d lines, the terminal %d", len(lines), p.m.height)
+	}
+	for _, l := range lines {
+		if w := ansi.StringWidth(l); w > p.m.width {
+			p.t.Errorf("line is %d wide, the terminal %d: %q", w, p.m.width, l)
+		}
+	}
+	return lines
+}
+
+// line returns the screen's line containing s.
+func (p *program) line(s string) string {
+	p.t.Helper()
+	for _, l := range p.screen() {
+		if strings.Contains(l, s) {
+			return l
+		}
+	}
+	p.t.Fatalf("no line says %q on the screen:\n%s", s, strings.Join(p.screen(), "\n"))
+	return ""
+}
+
+func (p *program) has(s string) bool {
+	return slices.ContainsFunc(p.screen(), func(l string) bool { return strings.Contains(l, s) })
+}
+
+func TestListFitsA80x24Terminal(t *testing.T) {
+	asks := running("needs-me").hold("r1", "api.example.com:443", 2*time.Minute)
+	asks.held[0].Kind = "push"
+	asks.held[0].Detail = "touches .github/workflows/ci.yml"
+	long := running("a-bottle-with-a-very-long-name-indeed")
+	long.facts.Branch = "bottle/a-bottle-with-a-very-long-name-indeed/and-more"
+	long.facts.LastLine = "the agent's last words"
+	exited := running("done")
+	exited.facts.Agent, exited.facts.ExitCode, exited.facts.Serving = "exited", 2, false
+	silent := running("silent")
+	silent.hang = true
+	f := newFake(asks, long, exited, silent)
+	for i := range 30 {
+		b := running("more-" + string(rune('a'+i%26)) + string(rune('a'+i/26)))
+		f.bottles[b.facts.Name] = b.hold("m"+b.facts.Name, "host.example:443", time.Duration(i)*time.Second)
+	}
+	p := newProgram(t, f, Options{})
+	p.send(tea.WindowSizeMsg{Width: 80, Height: 24})
+
+	screen := p.screen()
+	if !strings.Contains(screen[0], "34 bottles") || !strings.Contains(screen[0], "31 waiting for you") {
+		t.Errorf("title line %q", screen[0])
+	}
+	// The first bottle row is the longest waiting one, selected and marked.
+	first := screen[3]
+	if !strings.HasPrefix(first, ">!") || !strings.Contains(first, "waiting for you") {
+		t.Errorf("first row %q, want the selected waiting bottle", first)
+	}
+	if l := p.line("HELD REQUESTS (31)"); l == "" {
+		t.Error("no queue heading")
+	}
+	req := p.line("api.example.com:443")
+	for _, want := range []string{"push", "needs-me", "2m", "touches .git"} {
+		if !strings.Contains(req, want) {
+			t.Errorf("request row %q lacks %q", req, want)
+		}
+	}
+	if !p.has("bottles shown)") {
+		t.Error("a list longer than the screen does not say that part is hidden")
+	}
+	// Ones further down the list are not shown at 24 lines: move there.
+	for range 40 {
+		p.key("down")
+	}
+	if !strings.Contains(p.line("silent"), "not answering") {
+		t.Errorf("a silent supervisor is not shown as such: %q", p.line("silent"))
+	}
+	if !strings.Contains(p.line("done"), "exited (2)") {
+		t.Errorf("an exited bottle does not show its code: %q", p.line("done"))
+	}
+	if !p.has("a-bottle-with-a…") {
+		t.Error("a long name is not cut to its column")
+	}
+
+	// A large terminal shows the last line of output too.
+	p.send(tea.WindowSizeMsg{Width: 200, Height: 60})
+	if !strings.Contains(p.line("a-bottle-with"), "the agent's last words") {
+		t.Error("the last line of output is not shown on a wide terminal")
+	}
+}
+
+func TestNoColorMeansNoColours(t *testing.T) {
+	f := newFake(running("a").hold("r1", "x.example:443", time.Second), running("b"))
+	colour := regexp.MustCompile(`\x1b\[[0-9;]*3[0-9]`)
+	for _, tc := range []struct {
+		profile termenv.Profile
+		colours bool
+	}{{termenv.Ascii, false}, {termenv.ANSI256, true}} {
+		r := lipgloss.NewRenderer(nil)
+		r.SetColorProfile(tc.profile)
+		p := newProgram(t, f, Options{Renderer: r})
+		if got := colour.MatchString(p.m.View()); got != tc.colours {
+			t.Errorf("profile %v: colours %v, want %v", tc.profile, got, tc.colours)
+		}
+		// Without colours the marks still say which row is selected and
+		// which bottle waits.
+		if !strings.HasPrefix(p.line(" a "), ">!") {
+			t.Errorf("profile %v: row %q lacks its marks", tc.profile, p.line(" a "))
+		}
+	}
+}
+
+func TestDecisionKeysDecideTheSelectedRequest(t *testing.T) {
+	f := newFake(running("a").hold("a1", "new.example:443", time.Second),
+		running("b").hold("b1", "old.example:443", time.Minute).hold("b2", "mid.example:443", 30*time.Second))
+	p := newProgram(t, f, Options{})
+	// In the queue, a key decides the selected request: the second
+	// oldest after moving down, then the oldest left.
+	p.key("tab", "down", "d")
+	p.key("A")
+	// In the bottles, the selected bottle's oldest request.
+	p.key("tab", "a")
+	want := []string{"decide b b2 deny", "decide b b1 allow-always", "decide a a1 allow-once"}
+	if got := f.Calls(); !slices.Equal(got, want) {
+		t.Errorf("decisions %v, want %v", got, want)
+	}
+	if q := p.m.st.Queue(); len(q) != 0 {
+		t.Errorf("queue after deciding everything: %+v", q)
+	}
+	if !strings.Contains(p.line("a: egress"), "Decided allow-once") {
+		t.Errorf("the status does not say the outcome: %q", p.m.status)
+	}
+	p.key("a")
+	if len(f.Calls()) != 3 || !p.has("No request is waiting there.") {
+		t.Errorf("with no request a decision key still called %v", f.Calls())
+	}
+}
+
+func TestRequestSettledMeanwhileLeavesTheQueue(t *testing.T) {
+	f := newFake(running("a").hold("a1", "x.example:443", time.Second))
+	f.settled = true
+	p := newProgram(t, f, Options{})
+	p.key("d")
+	if !p.has("Too late") || len(p.m.st.Queue()) != 0 {
+		t.Errorf("a request settled meanwhile: status %q, queue %+v", p.m.status, p.m.st.Queue())
+	}
+}
+
+func TestActionsAskFirst(t *testing.T) {
+	f := newFake(running("a"), running("b"))
+	p := newProgram(t, f, Options{})
+	p.key("down", "s")
+	if !p.has("Stop bottle b? [y/N]") {
+		t.Fatal("stop does not ask for confirmation")
+	}
+	p.key("n")
+	p.key("x", "y", "S", "y")
+	// q in a confirmation cancels it rather than quitting.
+	p.key("s", "q")
+	if want := []string{"remove b", "start b"}; !slices.Equal(f.Calls(), want) {
+		t.Errorf("actions %v, want %v", f.Calls(), want)
+	}
+	if p.quit {
+		t.Error("q answering a confirmation quit the dashboard")
+	}
+}
+
+func TestDetailShowsTheFeed(t *testing.T) {
+	b := running("a").hold("a1", "x.example:443", time.Second).event("hook.PostToolUse", "Bash(make test)")
+	b.audit = []Line{{Seq: 1, Time: time.Now(), Source: "proxy", Type: "deny", Text: "CONNECT evil.example:443"}}
+	b.health = "gate: not serving"
+	f := newFake(b, running("b"))
+	p := newProgram(t, f, Options{})
+	p.key("enter")
+	if p.m.detail != "a" {
+		t.Fatalf("enter opened %q", p.m.detail)
+	}
+	for _, want := range []string{"a · waiting for you", "Bash(make test)", "CONNECT evil.example:443", "gate: not serving", "x.example:443"} {
+		if !p.has(want) {
+			t.Errorf("the detail lacks %q:\n%s", want, strings.Join(p.screen(), "\n"))
+		}
+	}
+	p.key("d")
+	if got := f.Calls(); !slices.Equal(got, []string{"decide a a1 deny"}) {
+		t.Errorf("d in the detail: %v", got)
+	}
+	p.key("esc")
+	if p.m.detail != "" || !p.has("HELD REQUESTS (0)") {
+		t.Error("esc does not go back to the list")
+	}
+}
+
+func TestQuitLeavesAndResetsTheTitle(t *testing.T) {
+	for _, k := range []string{"q", "ctrl+c"} {
+		p := newProgram(t, newFake(running("a")), Options{})
+		p.key(k)
+		if !p.quit || p.titles[len(p.titles)-1] != "" {
+			t.Errorf("%s: quit %v, titles %q", k, p.quit, p.titles)
+		}
+	}
+}
+
+func TestBellAndTitleWhenABottleStartsWaiting(t *testing.T) {
+	f := newFake(running("a"))
+	p := newProgram(t, f, Options{})
+	if strings.Contains(p.m.View(), bell) {
+		t.Error("the bell rings with no one waiting")
+	}
+	f.with(func() { f.bottles["a"].hold("a1", "x.example:443", 0) })
+	p.send(tickMsg{})
+	if !strings.Contains(p.m.View(), bell) {
+		t.Error("no bell when a bottle starts waiting")
+	}
+	if got := p.titles[len(p.titles)-1]; got != "(1 waiting) docker bottle dashboard" {
+		t.Errorf("title %q", got)
+	}
+	p.send(tickMsg{})
+	if strings.Contains(p.m.View(), bell) {
+		t.Error("the bell rings again for the same bottle")
+	}
+}
+
+func TestAttachHandsTheTerminalOver(t *testing.T) {
+	f := newFake(running("a"))
+	p := newProgram(t, f, Options{})
+	p.key("t")
+	if p.execs != 0 || !p.has("docker bottle attach a") {
+		t.Errorf("attach without a command: %d execs, status %q", p.execs, p.m.status)
+	}
+	var attached []string
+	p = newProgram(t, f, Options{Attach: func(name string) *exec.Cmd {
+		attached = append(attached, name)
+		return exec.Command("true")
+	}})
+	p.key("t")
+	if p.execs != 1 || !slices.Equal(attached, []string{"a"}) {
+		t.Errorf("attach: %d execs of %v", p.execs, attached)
+	}
+}
