@@ -102,17 +102,27 @@ func runAsk(ctx context.Context, dockerCli command.Cli, sup *supervised) error {
 				continue
 			}
 			decided = true
-			res, err := sup.c.Decide(ctx, next.ID, d)
-			switch {
-			case client.StatusCode(err) == 404:
-				fmt.Fprintln(out, "Too late: it was settled meanwhile (its deadline passed, or it was decided elsewhere).")
-			case err != nil:
-				return sup.wrap(err)
-			default:
-				fmt.Fprintf(out, "%s.\n", decisionVerbs[res.Decision])
+			outcome, err := decideHeld(ctx, sup, next.ID, d)
+			if err != nil {
+				return err
 			}
+			fmt.Fprintln(out, outcome)
 		}
 	}
+}
+
+// decideHeld settles one held request and says the outcome: what the
+// decision did, or that the request was settled meanwhile. `approvals -i`
+// and the dashboard decide through it.
+func decideHeld(ctx context.Context, sup *supervised, id string, d approval.Decision) (string, error) {
+	res, err := sup.c.Decide(ctx, id, d)
+	switch {
+	case client.StatusCode(err) == 404:
+		return "Too late: it was settled meanwhile (its deadline passed, or it was decided elsewhere).", nil
+	case err != nil:
+		return "", sup.wrap(err)
+	}
+	return decisionVerbs[res.Decision] + ".", nil
 }
 
 // showRequest prints one held request; what the agent controls is

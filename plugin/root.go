@@ -64,6 +64,7 @@ func NewRootCmd(dockerCli command.Cli) *cobra.Command {
 		denyCmd(dockerCli),
 		eventsCmd(dockerCli),
 		auditCmd(dockerCli),
+		dashboardCmd(dockerCli),
 	)
 	for _, c := range cmd.Commands() {
 		adaptInterrupt(c)

@@ -1,0 +1,281 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"slices"
+	"strings"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/client"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-bottle/docker-bottle/bottles"
+	"github.com/docker-bottle/docker-bottle/bringup"
+	"github.com/docker-bottle/docker-bottle/bundle/approval"
+	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
+	"github.com/docker-bottle/docker-bottle/dashboard"
+	"github.com/docker-bottle/docker-bottle/internal/dockercli"
+)
+
+type dashboardOptions struct {
+	interval time.Duration
+	timeout  time.Duration
+}
+
+func dashboardCmd(dockerCli command.Cli) *cobra.Command {
+	var opts dashboardOptions
+	cmd := &cobra.Command{
+		Use:   "dashboard [OPTIONS]",
+		Short: "Watch every bottle live and decide the requests they hold",
+		Long: "Watch every bottle live, waiting ones first, and decide the requests they hold:\n" +
+			"a allows once, A for the bottle's life, d denies. Enter shows a bottle's events and egress;\n" +
+			"s, S and x stop, start and remove it (after you confirm), t attaches to its agent. q quits.",
+		Args: cli.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDashboard(cmd.Context(), dockerCli, opts)
+		},
+	}
+	cmd.Flags().DurationVar(&opts.interval, "interval", time.Second, "Time between refreshes")
+	cmd.Flags().DurationVar(&opts.timeout, "timeout", 2*time.Second, "How long a bottle's supervisor may take to answer before it is shown as not answering")
+	return cmd
+}
+
+func runDashboard(ctx context.Context, dockerCli command.Cli, opts dashboardOptions) error {
+	if !dockerCli.In().IsTerminal() || !dockerCli.Out().IsTerminal() {
+		return errors.New("the dashboard needs a terminal: in scripts use `docker bottle ls` and `docker bottle approvals`")
+	}
+	if opts.interval <= 0 || opts.timeout <= 0 {
+		return errors.New("--interval and --timeout must be more than 0")
+	}
+	svc, err := newService(dockerCli, nil)
+	if err != nil {
+		return err
+	}
+	docker, err := exec.LookPath("docker")
+	if err != nil {
+		return err
+	}
+	env, cleanup, err := dockercli.EndpointEnv(dockerCli)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	o := dashboard.Options{
+		Interval: opts.interval,
+		Poll:     dashboard.PollOptions{Timeout: opts.timeout, Parallel: 8},
+		Attach: func(name string) *exec.Cmd {
+			c := exec.Command(docker, "bottle", "attach", name)
+			c.Env = env
+			return c
+		},
+	}
+	err = dashboard.Run(ctx, &dashboardSource{dockerCli: dockerCli, svc: svc},
+		dockercli.InFile(dockerCli.In()), dockercli.OutFile(dockerCli.Out()), o)
+	if errors.Is(err, tea.ErrInterrupted) || errors.Is(err, context.Canceled) {
+		return ErrInterrupted
+	}
+	return err
+}
+
+// dashboardSource reads the bottles for the dashboard through the bottles
+// service and each bottle's supervisor, as ls and approvals do. Text from a
+// bottle is cleaned here, before the dashboard shows it.
+type dashboardSource struct {
+	dockerCli command.Cli
+	svc       *bottles.Service
+}
+
+func (s *dashboardSource) List(context.Context) ([]string, error) {
+	ps, err := s.svc.List()
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.Slug
+	}
+	return names, nil
+}
+
+func (s *dashboardSource) Inspect(ctx context.Context, name string) (dashboard.Facts, error) {
+	p, err := s.svc.Load(name)
+	if err != nil {
+		return dashboard.Facts{}, err
+	}
+	st := s.svc.Status(ctx, p)
+	bs, err := bringup.Inspect(ctx, s.dockerCli.Client(), p)
+	if err != nil {
+		return dashboard.Facts{}, err
+	}
+	f := dashboard.Facts{Name: p.Slug, Repo: clean(p.Workspace), Branch: clean(p.GitGate.Branch), Backend: clean(p.Backend),
+		Created: p.Created, AgentCreated: p.AgentCreated, Agent: clean(st.Agent), ExitCode: -1, Serving: bs.Serving}
+	if bs.Failed() {
+		f.Failed = bs.Reason()
+	}
+	if p.Docker != nil && p.AgentCreated {
+		f.ExitCode, f.LastLine = s.agentContainer(ctx, p.Docker.Container)
+	}
+	return f, nil
+}
+
+// lastOutput is how much of the end of an agent's log is read for its
+// last line.
+const lastOutput = 16 << 10
+
+// agentContainer reads the exit code (-1 while it runs) and the last line
+// of output of a docker agent; what cannot be read stays unknown.
+func (s *dashboardSource) agentContainer(ctx context.Context, id string) (code int, line string) {
+	eng := s.dockerCli.Client()
+	res, err := eng.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil || res.Container.State == nil || res.Container.Config == nil {
+		return -1, ""
+	}
+	code = -1
+	if !res.Container.State.Running {
+		code = res.Container.State.ExitCode
+	}
+	logs, err := eng.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: "5"})
+	if err != nil {
+		return code, ""
+	}
+	defer logs.Close()
+	var out io.Reader = io.LimitReader(logs, lastOutput)
+	if !res.Container.Config.Tty {
+		var b strings.Builder
+		_, _ = stdcopy.StdCopy(&b, &b, out)
+		out = strings.NewReader(b.String())
+	}
+	b, _ := io.ReadAll(out)
+	return code, lastLine(string(b))
+}
+
+// lastLine is the last line of terminal output with text in it, without
+// its escape sequences, cleaned.
+func lastLine(s string) string {
+	lines := strings.FieldsFunc(ansi.Strip(s), func(r rune) bool { return r == '\n' || r == '\r' })
+	for _, l := range slices.Backward(lines) {
+		if l = strings.TrimSpace(l); l != "" {
+			return clean(l)
+		}
+	}
+	return ""
+}
+
+func (s *dashboardSource) Supervisor(ctx context.Context, name string) (dashboard.Supervisor, error) {
+	p, err := s.svc.Load(name)
+	if err != nil {
+		return nil, err
+	}
+	sup, err := supervisorOf(ctx, s.dockerCli.Client(), p)
+	if err != nil {
+		return nil, err
+	}
+	return dashboardSupervisor{sup}, nil
+}
+
+func (s *dashboardSource) Decide(ctx context.Context, name, id string, d approval.Decision) (string, error) {
+	p, err := s.svc.Load(name)
+	if err != nil {
+		return "", err
+	}
+	sup, err := supervisorOf(ctx, s.dockerCli.Client(), p)
+	if err != nil {
+		return "", err
+	}
+	return decideHeld(ctx, sup, id, d)
+}
+
+func (s *dashboardSource) Stop(ctx context.Context, name string) error { return s.svc.Stop(ctx, name) }
+
+func (s *dashboardSource) Start(ctx context.Context, name string) error {
+	_, err := s.svc.Start(ctx, name)
+	return err
+}
+
+func (s *dashboardSource) Remove(ctx context.Context, name string) error {
+	return s.svc.Remove(ctx, name, false)
+}
+
+// dashboardSupervisor is a bottle's supervisor as the dashboard reads it.
+type dashboardSupervisor struct{ sup *supervised }
+
+func (d dashboardSupervisor) Held(ctx context.Context) ([]dashboard.Held, error) {
+	as, err := d.sup.c.Approvals(ctx)
+	if err != nil {
+		return nil, d.sup.wrap(err)
+	}
+	hs := make([]dashboard.Held, len(as))
+	for i, a := range as {
+		hs[i] = dashboard.Held{ID: a.ID, Kind: approval.Kind(clean(string(a.Kind))), Subject: clean(a.Subject),
+			Detail: clean(a.Detail), Requester: clean(a.Requester), Since: a.Since, Deadline: a.Deadline}
+	}
+	return hs, nil
+}
+
+func (d dashboardSupervisor) Events(ctx context.Context, after uint64) ([]dashboard.Line, error) {
+	evs, err := d.sup.c.Events(ctx, after)
+	if err != nil {
+		return nil, d.sup.wrap(err)
+	}
+	ls := make([]dashboard.Line, len(evs))
+	for i, e := range evs {
+		ls[i] = dashboard.Line{Seq: e.Seq, Time: e.Time, Source: clean(e.Source), Type: clean(e.Type), Text: clean(e.Message)}
+	}
+	return ls, nil
+}
+
+func (d dashboardSupervisor) Audit(ctx context.Context, after uint64) ([]dashboard.Line, error) {
+	es, err := d.sup.c.Audit(ctx, after)
+	if err != nil {
+		return nil, d.sup.wrap(err)
+	}
+	ls := make([]dashboard.Line, len(es))
+	for i, e := range es {
+		ls[i] = auditLine(e)
+	}
+	return ls, nil
+}
+
+// auditLine is an audit entry as a feed line, said as `docker bottle
+// audit` says it.
+func auditLine(e api.AuditEntry) dashboard.Line {
+	l := dashboard.Line{Seq: e.Seq, Source: clean(e.Source)}
+	var rec map[string]any
+	if err := json.Unmarshal(e.Record, &rec); err != nil {
+		l.Text = clean(string(e.Record))
+		return l
+	}
+	if t, err := time.Parse(time.RFC3339Nano, str(rec["time"])); err == nil {
+		l.Time = t
+	}
+	l.Type, l.Text = clean(str(rec["decision"])), clean(auditSummary(rec))
+	return l
+}
+
+func (d dashboardSupervisor) Health(ctx context.Context) (string, error) {
+	h, err := d.sup.c.Health(ctx)
+	if err != nil {
+		return "", d.sup.wrap(err)
+	}
+	var bad []string
+	for name, dh := range h.Daemons {
+		if !dh.OK {
+			bad = append(bad, fmt.Sprintf("%s: %s", clean(name), clean(dh.Error)))
+		}
+	}
+	slices.Sort(bad)
+	if len(bad) == 0 && !h.OK {
+		return "the bundle says it is not healthy", nil
+	}
+	return strings.Join(bad, "; "), nil
+}
