@@ -210,11 +210,14 @@ func kindOf(b *Bottle) Kind {
 	switch {
 	case b.Failed != "":
 		return Failed
+	case len(b.Held) > 0:
+		// Whatever the agent does, a held request needs the user.
+		return Waiting
 	case !b.AgentCreated || b.Agent == "created":
 		return Starting
 	case b.Agent == "running":
 		switch {
-		case len(b.Held) > 0 || b.lastAgent == eventNeedsInput:
+		case b.lastAgent == eventNeedsInput:
 			return Waiting
 		case b.lastAgent == eventTurnEnded || b.lastAgent == eventSessionEnd:
 			return Idle

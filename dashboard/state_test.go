@@ -31,9 +31,11 @@ func TestStatesFollowTheBottles(t *testing.T) {
 	exited.facts.Agent, exited.facts.ExitCode, exited.facts.Serving = "exited", 3, false
 	failed := running("c-failed")
 	failed.facts.Failed, failed.facts.Serving = "the bundle process ended (exit code 2) and was restarted 3 times", false
+	startingHolds := running("a-starting-holds").hold("r0", "example.com:443", time.Second)
+	startingHolds.facts.AgentCreated, startingHolds.facts.Agent = false, "missing"
 	gone := running("d-gone")
 	gone.facts.Agent = "missing"
-	f := newFake(starting, exited, failed, gone,
+	f := newFake(starting, startingHolds, exited, failed, gone,
 		running("e-working").event("hook.PostToolUse", "Bash(ls)"),
 		running("f-idle").event("hook.PostToolUse", "Bash(ls)").event("hook.Stop", ""),
 		running("g-asks").event("hook.Notification", "Claude needs your permission"),
@@ -42,7 +44,7 @@ func TestStatesFollowTheBottles(t *testing.T) {
 	s := NewState()
 	poll(s, f, "")
 	want := map[string]string{
-		"a-starting": "starting", "b-exited": "exited (3)", "c-failed": "failed", "d-gone": "failed",
+		"a-starting": "starting", "a-starting-holds": "waiting for you", "b-exited": "exited (3)", "c-failed": "failed", "d-gone": "failed",
 		"e-working": "working", "f-idle": "idle", "g-asks": "waiting for you", "h-holds": "waiting for you",
 		"i-quiet": "working",
 	}

@@ -157,6 +157,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, m.poll()
 	case tea.KeyMsg:
+		// The user is at the terminal: the bell has done its work.
+		m.bell = false
 		return m, m.key(msg.String())
 	}
 	return m, nil
