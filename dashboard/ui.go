@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os/exec"
@@ -346,8 +347,17 @@ func (m *Model) attach() tea.Cmd {
 		m.status = "The agent of " + b.Name + " does not run."
 		return nil
 	}
-	name := b.Name
-	return tea.ExecProcess(m.o.Attach(name), func(err error) tea.Msg {
-		return doneMsg{text: "Detached from " + name + ".", err: err}
-	})
+	return tea.ExecProcess(m.o.Attach(b.Name), m.attached(b.Name))
+}
+
+// attached says how an attach to bottle name ended.
+func (m *Model) attached(name string) tea.ExecCallback {
+	return func(err error) tea.Msg {
+		// The attach ends with the agent's exit code when the agent ends.
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return doneMsg{text: fmt.Sprintf("Back from %s: the attach ended with exit code %d.", name, ee.ExitCode())}
+		}
+		return doneMsg{text: "Back from " + name + ".", err: err}
+	}
 }

@@ -344,4 +344,14 @@ func TestAttachHandsTheTerminalOver(t *testing.T) {
 	if p.execs != 1 || !slices.Equal(attached, []string{"a"}) {
 		t.Errorf("attach: %d execs of %v", p.execs, attached)
 	}
+	// Bubble Tea runs the command and calls back; the agent's exit code
+	// is no error of the dashboard's.
+	p.send(p.m.attached("a")(exec.Command("sh", "-c", "exit 3").Run()))
+	if !p.has("Back from a: the attach ended with exit code 3.") {
+		t.Errorf("after an attach whose agent ended: %q", p.m.status)
+	}
+	p.send(p.m.attached("a")(nil))
+	if !p.has("Back from a.") {
+		t.Errorf("after a detach: %q", p.m.status)
+	}
 }

@@ -4,7 +4,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,56 +30,8 @@ func TestDashboardDecidesAHeldRequest(t *testing.T) {
 	internet.Host(t, "api.dash.test", "")
 	internet.Connect(t, p.Bundle.Container)
 
-	master, slave := openTestPTY(t)
-	defer master.Close()
-	dash := exec.Command(testenv.DockerCLI(t), "bottle", "dashboard", "--interval", "200ms")
-	dash.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg, "DOCKER_BOTTLE_CACHE="+filepath.Join(cfg, "cache"), "TERM=xterm-256color")
-	dash.Stdin, dash.Stdout, dash.Stderr = slave, slave, slave
-	dash.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
-	if err := dash.Start(); err != nil {
-		t.Fatal(err)
-	}
-	slave.Close()
-	done := make(chan error, 1)
-	go func() { done <- dash.Wait() }()
-	defer dash.Process.Kill()
-
-	var mu sync.Mutex
-	var raw bytes.Buffer
-	readAll := make(chan struct{})
-	go func() {
-		defer close(readAll)
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := master.Read(buf)
-			mu.Lock()
-			raw.Write(buf[:n])
-			mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
-	output := func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return raw.String()
-	}
-	// The screen as text, from where the dashboard last drew it whole.
-	screen := func() string { return ansi.ReplaceAllString(cursorForward.ReplaceAllString(output(), " "), "") }
-	waitFor := func(what string, ok func() bool) {
-		t.Helper()
-		for start := time.Now(); !ok(); time.Sleep(100 * time.Millisecond) {
-			select {
-			case err := <-done:
-				t.Fatalf("the dashboard ended (%v) before %s; output:\n%q", err, what, output())
-			default:
-			}
-			if time.Since(start) > time.Minute {
-				t.Fatalf("never saw %s; screen:\n%s", what, screen())
-			}
-		}
-	}
+	d := startDashboard(t, cfg)
+	output, screen, waitFor := d.output, d.screen, d.waitFor
 	waitFor("the bottle", func() bool {
 		return strings.Contains(screen(), p.Slug) && strings.Contains(screen(), "HELD REQUESTS (0)")
 	})
@@ -107,9 +58,7 @@ func TestDashboardDecidesAHeldRequest(t *testing.T) {
 	}
 
 	// The only bottle is selected: a allows its oldest request once.
-	if _, err := master.WriteString("a"); err != nil {
-		t.Fatal(err)
-	}
+	d.press("a")
 	select {
 	case r := <-got:
 		if !strings.HasPrefix(r, "200") || !strings.Contains(r, "hello from api.dash.test") {
@@ -123,28 +72,152 @@ func TestDashboardDecidesAHeldRequest(t *testing.T) {
 		return strings.Contains(s, "Allowed once.") && strings.Contains(s, "HELD REQUESTS (0)")
 	})
 
-	if _, err := master.WriteString("q"); err != nil {
+	d.quit()
+}
+
+// dashboardOnPTY is `docker bottle dashboard` running on a terminal of
+// 80x24.
+type dashboardOnPTY struct {
+	t      *testing.T
+	master *os.File
+	done   chan error
+	// readAll is closed when the terminal's output ended.
+	readAll chan struct{}
+	mu      sync.Mutex
+	raw     bytes.Buffer
+}
+
+func startDashboard(t *testing.T, cfg string) *dashboardOnPTY {
+	t.Helper()
+	master, slave := openTestPTY(t)
+	t.Cleanup(func() { master.Close() })
+	dash := exec.Command(testenv.DockerCLI(t), "bottle", "dashboard", "--interval", "200ms")
+	dash.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg, "DOCKER_BOTTLE_CACHE="+filepath.Join(cfg, "cache"), "TERM=xterm-256color")
+	dash.Stdin, dash.Stdout, dash.Stderr = slave, slave, slave
+	dash.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := dash.Start(); err != nil {
 		t.Fatal(err)
 	}
+	slave.Close()
+	d := &dashboardOnPTY{t: t, master: master, done: make(chan error, 1), readAll: make(chan struct{})}
+	go func() { d.done <- dash.Wait() }()
+	t.Cleanup(func() { dash.Process.Kill() })
+	go func() {
+		defer close(d.readAll)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := master.Read(buf)
+			d.mu.Lock()
+			d.raw.Write(buf[:n])
+			d.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return d
+}
+
+// output is everything written to the terminal so far.
+func (d *dashboardOnPTY) output() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.raw.String()
+}
+
+// screen is output without its control sequences: the text drawn, frame
+// after frame.
+func (d *dashboardOnPTY) screen() string {
+	return ansi.ReplaceAllString(cursorForward.ReplaceAllString(d.output(), " "), "")
+}
+
+// waitFor waits up to a minute until ok says yes.
+func (d *dashboardOnPTY) waitFor(what string, ok func() bool) {
+	d.t.Helper()
+	for start := time.Now(); !ok(); time.Sleep(100 * time.Millisecond) {
+		select {
+		case err := <-d.done:
+			d.t.Fatalf("the dashboard ended (%v) before %s; output:\n%q", err, what, d.output())
+		default:
+		}
+		if time.Since(start) > time.Minute {
+			d.t.Fatalf("never saw %s; screen:\n%s", what, d.screen())
+		}
+	}
+}
+
+func (d *dashboardOnPTY) press(keys string) {
+	d.t.Helper()
+	if _, err := d.master.WriteString(keys); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+// quit presses q: the dashboard exits 0 and gives the terminal back as it
+// was, the main screen again and the cursor shown after the last frame.
+func (d *dashboardOnPTY) quit() {
+	d.t.Helper()
+	d.press("q")
 	select {
-	case err := <-done:
-		var ee *exec.ExitError
-		if errors.As(err, &ee) || err != nil {
-			t.Fatalf("q: %v; output:\n%q", err, output())
+	case err := <-d.done:
+		if err != nil {
+			d.t.Fatalf("q: %v; output:\n%q", err, d.output())
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatalf("q did not end the dashboard; screen:\n%s", screen())
+		d.t.Fatalf("q did not end the dashboard; screen:\n%s", d.screen())
 	}
-	// The terminal is given back: the main screen again and the cursor
-	// shown, after the last frame.
 	select {
-	case <-readAll:
+	case <-d.readAll:
 	case <-time.After(10 * time.Second):
-		t.Fatal("the terminal's output did not end with the dashboard")
+		d.t.Fatal("the terminal's output did not end with the dashboard")
 	}
-	out := output()
-	last := strings.LastIndex(out, "\x1b[?1049l")
-	if last < 0 || last < strings.LastIndex(out, "\x1b[?1049h") || !strings.Contains(out[last:]+out[max(0, last-64):last], "\x1b[?25h") {
-		t.Errorf("the terminal was not given back as it was; the output ends:\n%q", out[max(0, len(out)-300):])
+	out := d.output()
+	last := strings.LastIndex(out, altScreenOff)
+	if last < 0 || last < strings.LastIndex(out, altScreenOn) || !strings.Contains(out[last:]+out[max(0, last-64):last], "\x1b[?25h") {
+		d.t.Errorf("the terminal was not given back as it was; the output ends:\n%q", out[max(0, len(out)-300):])
 	}
+}
+
+// The sequences that enter and leave the terminal's alternate screen.
+const (
+	altScreenOn  = "\x1b[?1049h"
+	altScreenOff = "\x1b[?1049l"
+)
+
+// TestDashboardAttachesAndShowsTheExitCode: t gives the terminal to a
+// running agent (the dashboard leaves its screen), and when the attach
+// ends with the agent the dashboard comes back and shows the bottle
+// exited with the agent's code.
+func TestDashboardAttachesAndShowsTheExitCode(t *testing.T) {
+	eng := testenv.Engine(t)
+	base := testenv.Debian(t, eng)
+	cfg := testenv.DockerConfig(t)
+	// The agent waits for the test's go and ends with 3.
+	name := dockerBottle(t, cfg, "dx", map[string]string{"bottle.yaml": "agent:\n  provider: shell\n  image: " + base + "\n" +
+		`  command: [sh, -c, 'until [ -e /tmp/go ]; do sleep 0.2; done; echo told; exit 3']` + "\n"})
+	d := startDashboard(t, cfg)
+	d.waitFor("the running bottle", func() bool { return regexp.MustCompile(name + `\s+working`).MatchString(d.screen()) })
+	d.press("t")
+	d.waitFor("the attach", func() bool { return strings.Contains(d.output(), altScreenOff) })
+	attached := len(d.output())
+	time.Sleep(2 * time.Second)
+	select {
+	case err := <-d.done:
+		t.Fatalf("the dashboard ended while attached: %v", err)
+	default:
+	}
+	if out := d.output()[attached:]; strings.Contains(out, altScreenOn) {
+		t.Fatalf("the dashboard came back while the agent runs: %q", out)
+	}
+	if r := docker(t, cfg, nil, "bottle", "exec", name, "touch", "/tmp/go"); r.code != 0 {
+		t.Fatalf("exec: exit %d %s", r.code, r.stderr)
+	}
+	d.waitFor("the dashboard again", func() bool {
+		return strings.Contains(d.output()[attached:], altScreenOn) &&
+			strings.Contains(ansi.ReplaceAllString(d.output()[attached:], ""), "exited (3)")
+	})
+	if !strings.Contains(d.screen(), "Back from "+name) {
+		t.Errorf("the dashboard does not say the attach ended; screen:\n%s", d.screen())
+	}
+	d.quit()
 }
