@@ -1,15 +1,19 @@
 package dashboard
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os/exec"
+	"strings"
 	"time"
+	"unicode"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/docker-bottle/docker-bottle/bundle/approval"
 )
@@ -23,6 +27,10 @@ type Options struct {
 	// bottle's agent until it detaches; nil when attaching is not
 	// offered.
 	Attach func(name string) *exec.Cmd
+	// Diff returns the command that shows what the agent of a bottle
+	// pushed, in a pager the user leaves to come back; nil when not
+	// offered.
+	Diff func(name string) *exec.Cmd
 	// Renderer styles the screen for its terminal (colours only where the
 	// terminal has them and NO_COLOR is not set); nil: plain text.
 	Renderer *lipgloss.Renderer
@@ -210,6 +218,8 @@ func (m *Model) key(k string) tea.Cmd {
 		return m.ask("Remove", "Removed", m.src.Remove)
 	case "t":
 		return m.attach()
+	case "v":
+		return m.diff()
 	}
 	return nil
 }
@@ -348,6 +358,50 @@ func (m *Model) attach() tea.Cmd {
 		return nil
 	}
 	return tea.ExecProcess(m.o.Attach(b.Name), m.attached(b.Name))
+}
+
+// diff shows what the selected bottle's agent pushed until the user leaves
+// the pager; what went wrong (nothing pushed yet) is said on the status
+// line, as the screen it was written to is gone by then.
+func (m *Model) diff() tea.Cmd {
+	b, ok := m.selected()
+	switch {
+	case !ok:
+		m.status = "No bottle is selected."
+		return nil
+	case m.o.Diff == nil:
+		m.status = "Showing the changes is not available here: use `docker bottle diff " + b.Name + "`."
+		return nil
+	}
+	c := m.o.Diff(b.Name)
+	var stderr bytes.Buffer
+	c.Stderr = &stderr
+	return tea.ExecProcess(c, m.diffEnded(b.Name, &stderr))
+}
+
+// diffEnded says how showing the changes of bottle name ended, with what
+// the command said on stderr when it failed.
+func (m *Model) diffEnded(name string, stderr *bytes.Buffer) tea.ExecCallback {
+	return func(err error) tea.Msg {
+		if err == nil {
+			return doneMsg{text: "Back from the changes of " + name + "."}
+		}
+		why := strings.TrimSpace(stderr.String())
+		if i := strings.LastIndexByte(why, '\n'); i >= 0 {
+			why = why[i+1:]
+		}
+		// The message may quote the bottle's branch, which is not ours.
+		why = strings.Map(func(r rune) rune {
+			if unicode.IsControl(r) || unicode.In(r, unicode.Cf) {
+				return -1
+			}
+			return r
+		}, ansi.Strip(why))
+		if why == "" {
+			why = err.Error()
+		}
+		return doneMsg{text: "The changes of " + name + " cannot be shown: " + why}
+	}
 }
 
 // attached says how an attach to bottle name ended.

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"bytes"
 	"context"
 	"os/exec"
 	"reflect"
@@ -353,5 +354,36 @@ func TestAttachHandsTheTerminalOver(t *testing.T) {
 	p.send(p.m.attached("a")(nil))
 	if !p.has("Back from a.") {
 		t.Errorf("after a detach: %q", p.m.status)
+	}
+}
+
+func TestDiffShowsWhatWasPushedOrSaysWhyNot(t *testing.T) {
+	f := newFake(running("a"))
+	p := newProgram(t, f, Options{})
+	p.key("v")
+	if p.execs != 0 || !p.has("docker bottle diff a") {
+		t.Errorf("diff without a command: %d execs, status %q", p.execs, p.m.status)
+	}
+	var shown []string
+	p = newProgram(t, f, Options{Diff: func(name string) *exec.Cmd {
+		shown = append(shown, name)
+		return exec.Command("true")
+	}})
+	p.key("v")
+	if p.execs != 1 || !slices.Equal(shown, []string{"a"}) {
+		t.Errorf("diff: %d execs of %v", p.execs, shown)
+	}
+	// What the command said before it failed is gone from the screen
+	// when the dashboard comes back: the status line says it, cleaned.
+	var stderr bytes.Buffer
+	c := exec.Command("sh", "-c", `printf 'fetching\nthe agent of a has pushed nothing to bottle/a/\033[2Jwork yet\n' >&2; exit 1`)
+	c.Stderr = &stderr
+	p.send(p.m.diffEnded("a", &stderr)(c.Run()))
+	if p.m.status != "The changes of a cannot be shown: the agent of a has pushed nothing to bottle/a/work yet" || !p.has("The changes of a cannot") {
+		t.Errorf("after a failed diff: %q", p.m.status)
+	}
+	p.send(p.m.diffEnded("a", &bytes.Buffer{})(nil))
+	if !p.has("Back from the changes of a.") {
+		t.Errorf("after the diff: %q", p.m.status)
 	}
 }

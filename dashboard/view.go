@@ -84,7 +84,10 @@ func (m *Model) help() string {
 	case m.confirm != nil:
 		return "y confirm · any other key cancels"
 	case m.detail != "":
-		return "a allow  A always  d deny  s/S stop/start  x rm  t attach  esc back  q quit"
+		return "a allow  A always  d deny  v changes  s/S stop/start  x rm  t attach  esc back"
+	}
+	if m.width >= 110 {
+		return "a allow  A always  d deny  tab queue  enter open  v changes  s/S stop/start  x rm  t attach  q quit"
 	}
 	return "a allow  A always  d deny  enter open  s/S stop/start  x rm  t attach  q quit"
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -38,8 +39,9 @@ func dashboardCmd(dockerCli command.Cli) *cobra.Command {
 		Use:   "dashboard [OPTIONS]",
 		Short: "Watch every bottle live and decide the requests they hold",
 		Long: "Watch every bottle live, waiting ones first, and decide the requests they hold:\n" +
-			"a allows once, A for the bottle's life, d denies. Enter shows a bottle's events and egress;\n" +
-			"s, S and x stop, start and remove it (after you confirm), t attaches to its agent. q quits.",
+			"a allows once, A for the bottle's life, d denies. Enter shows a bottle's events and egress, v what\n" +
+			"its agent pushed (git diff --stat); s, S and x stop, start and remove it (after you confirm), t\n" +
+			"attaches to its agent. q quits.",
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDashboard(cmd.Context(), dockerCli, opts)
@@ -76,6 +78,16 @@ func runDashboard(ctx context.Context, dockerCli command.Cli, opts dashboardOpti
 		Attach: func(name string) *exec.Cmd {
 			c := exec.Command(docker, "bottle", "attach", name)
 			c.Env = env
+			return c
+		},
+		Diff: func(name string) *exec.Cmd {
+			c := exec.Command(docker, "bottle", "diff", name, "--", "--stat")
+			// The pager stays until the user leaves it, even when the
+			// stat fits on the screen, unless the user says otherwise.
+			c.Env = env
+			if _, ok := os.LookupEnv("LESS"); !ok {
+				c.Env = append(slices.Clone(env), "LESS=RX")
+			}
 			return c
 		},
 	}

@@ -72,6 +72,12 @@ func TestDashboardDecidesAHeldRequest(t *testing.T) {
 		return strings.Contains(s, "Allowed once.") && strings.Contains(s, "HELD REQUESTS (0)")
 	})
 
+	// v shows what the agent pushed; nothing yet, which the dashboard
+	// says once it is back.
+	d.press("v")
+	d.waitFor("why there are no changes to show", func() bool {
+		return strings.Contains(d.screen(), "The changes of "+p.Slug+" cannot be shown: the agent of bottle "+p.Slug+" has pushed")
+	})
 	d.quit()
 }
 
