@@ -82,6 +82,9 @@ type Model struct {
 	// bell rings with the next frame: a bottle started waiting.
 	bell    bool
 	waiting int
+	// tickGen numbers the ticks: one chain of polls runs, however often
+	// an action asked for a poll in between.
+	tickGen int
 }
 
 type confirmation struct {
@@ -92,7 +95,9 @@ type confirmation struct {
 // Messages.
 type (
 	snapshotMsg Snapshot
-	tickMsg     struct{}
+	// tickMsg asks for the next poll; gen tells the last tick asked for
+	// from the others, which are dropped.
+	tickMsg struct{ gen int }
 	// doneMsg ends an action: its outcome in words, or its error; held
 	// names the request it settled.
 	doneMsg struct {
@@ -150,12 +155,17 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.pollAgain = false
 			cmds = append(cmds, m.poll())
 		} else {
-			cmds = append(cmds, tea.Tick(m.o.Interval, func(time.Time) tea.Msg { return tickMsg{} }))
+			m.tickGen++
+			gen := m.tickGen
+			cmds = append(cmds, tea.Tick(m.o.Interval, func(time.Time) tea.Msg { return tickMsg{gen} }))
 		}
 		return m, tea.Batch(cmds...)
 	case tickMsg:
 		// The frame with the bell was drawn by now.
 		m.bell = false
+		if msg.gen != m.tickGen {
+			return m, nil
+		}
 		return m, m.poll()
 	case doneMsg:
 		m.status = msg.text

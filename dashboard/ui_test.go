@@ -59,7 +59,7 @@ func (p *program) run(cmd tea.Cmd) {
 	case tea.QuitMsg:
 		p.quit = true
 	case tickMsg:
-		// A tick polls again; a test asks for it with send(tickMsg{}).
+		// A tick polls again; a test asks for it with send(tickMsg{...}).
 	default:
 		// Bubble Tea's own messages to the terminal are not exported.
 		v := reflect.ValueOf(msg)
@@ -316,14 +316,14 @@ func TestBellAndTitleWhenABottleStartsWaiting(t *testing.T) {
 		t.Error("the bell rings with no one waiting")
 	}
 	f.with(func() { f.bottles["a"].hold("a1", "x.example:443", 0) })
-	p.send(tickMsg{})
+	p.send(tickMsg{p.m.tickGen})
 	if !strings.Contains(p.m.View(), bell) {
 		t.Error("no bell when a bottle starts waiting")
 	}
 	if got := p.titles[len(p.titles)-1]; got != "(1 waiting) docker bottle dashboard" {
 		t.Errorf("title %q", got)
 	}
-	p.send(tickMsg{})
+	p.send(tickMsg{p.m.tickGen})
 	if strings.Contains(p.m.View(), bell) {
 		t.Error("the bell rings again for the same bottle")
 	}
@@ -385,5 +385,22 @@ func TestDiffShowsWhatWasPushedOrSaysWhyNot(t *testing.T) {
 	p.send(p.m.diffEnded("a", &bytes.Buffer{})(nil))
 	if !p.has("Back from the changes of a.") {
 		t.Errorf("after the diff: %q", p.m.status)
+	}
+}
+
+func TestOnlyTheLastTickPolls(t *testing.T) {
+	f := newFake(running("a").hold("a1", "x.example:443", time.Second))
+	p := newProgram(t, f, Options{})
+	first := p.m.tickGen
+	// A decision polls at once, and that poll asks for a tick of its own.
+	p.key("a")
+	if p.m.tickGen == first {
+		t.Fatal("the poll after a decision asked for no tick")
+	}
+	if _, cmd := p.m.Update(tickMsg{first}); cmd != nil {
+		t.Error("the tick asked for before the decision polls too: two chains of polls")
+	}
+	if _, cmd := p.m.Update(tickMsg{p.m.tickGen}); cmd == nil {
+		t.Error("the last tick does not poll")
 	}
 }
