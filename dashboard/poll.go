@@ -102,13 +102,7 @@ func Poll(ctx context.Context, src Source, req Request, o PollOptions) Snapshot 
 			defer func() { <-sem }()
 			bctx, cancel := context.WithTimeout(ctx, o.Timeout)
 			defer cancel()
-			r, err := bounded(bctx, func(ctx context.Context) (Result, error) {
-				return readBottle(ctx, src, name, req), nil
-			})
-			if err != nil {
-				r = Result{Name: name, Err: err}
-			}
-			res[i] = r
+			res[i] = readBottle(bctx, src, name, req)
 		}()
 	}
 	wg.Wait()
@@ -140,19 +134,30 @@ func bounded[T any](ctx context.Context, f func(context.Context) (T, error)) (T,
 	}
 }
 
-// readBottle reads one bottle: its facts, then, when its bundle serves,
-// what its supervisor holds and the events since the cursor.
+// readBottle reads one bottle by ctx's end: its facts, then, when its
+// bundle serves, what its supervisor holds and the events since the
+// cursor. A supervisor that does not answer in time leaves the facts
+// read.
 func readBottle(ctx context.Context, src Source, name string, req Request) Result {
-	r := Result{Name: name}
-	f, err := src.Inspect(ctx, name)
+	f, err := bounded(ctx, func(ctx context.Context) (Facts, error) { return src.Inspect(ctx, name) })
 	if err != nil {
-		r.Err = err
-		return r
+		return Result{Name: name, Err: err}
 	}
-	r.Facts = f
 	if !f.Serving {
-		return r
+		return Result{Name: name, Facts: f}
 	}
+	r, err := bounded(ctx, func(ctx context.Context) (Result, error) { return askSupervisor(ctx, src, name, req), nil })
+	if err != nil {
+		r = Result{SupErr: err}
+	}
+	r.Name, r.Facts = name, f
+	return r
+}
+
+// askSupervisor reads what a bottle's supervisor holds, its events after
+// the cursor and, for the bottle in detail, its audit and health.
+func askSupervisor(ctx context.Context, src Source, name string, req Request) Result {
+	var r Result
 	sup, err := src.Supervisor(ctx, name)
 	if err != nil {
 		r.SupErr = err

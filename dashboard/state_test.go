@@ -141,7 +141,7 @@ func TestSilentSupervisorDoesNotHoldUpTheRest(t *testing.T) {
 	s := NewState()
 	start := time.Now()
 	poll(s, f, "")
-	f.with(func() { silent.hang = true })
+	f.with(func() { silent.hang, silent.facts.LastLine = true, "still here" })
 	poll(s, f, "")
 	// Two polls of 200ms timeouts, bottles read in parallel.
 	if d := time.Since(start); d > 2*time.Second {
@@ -160,6 +160,10 @@ func TestSilentSupervisorDoesNotHoldUpTheRest(t *testing.T) {
 	// bundle still serves.
 	if b, _ := s.Bottle("silent"); len(b.Held) != 1 {
 		t.Errorf("the silent bottle's held requests: %+v", b.Held)
+	}
+	// What the engine says of it is read all the same.
+	if b, _ := s.Bottle("silent"); b.LastLine != "still here" {
+		t.Errorf("a silent supervisor hid the bottle's facts: last line %q", b.LastLine)
 	}
 }
 

@@ -185,12 +185,16 @@ func (m *Model) listView() []string {
 		if b.Trouble != "" {
 			held = "?"
 		}
-		cells := []string{mark, b.Name, b.State(), held, since(now.Sub(b.Created)), b.Backend, where(b)}
+		age := "-"
+		if !b.Created.IsZero() {
+			age = since(now.Sub(b.Created))
+		}
+		cells := []string{mark, b.Name, b.State(), held, age, b.Backend, where(b)}
 		if wide {
 			cells = append(cells, b.LastLine)
 		}
 		if b.Trouble != "" {
-			cells[len(cells)-1] = "not answering: " + b.Trouble
+			cells[len(cells)-1] = b.Trouble
 		}
 		lines = append(lines, m.rowStyle(b, mark).Render(columns(widths, cells...)))
 	}
