@@ -11,8 +11,7 @@ import (
 	"time"
 	"unicode"
 
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
+	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/docker-bottle/docker-bottle/bundle/approval"
@@ -31,18 +30,13 @@ type Options struct {
 	// pushed, in a pager the user leaves to come back; nil when not
 	// offered.
 	Diff func(name string) *exec.Cmd
-	// Renderer styles the screen for its terminal (colours only where the
-	// terminal has them and NO_COLOR is not set); nil: plain text.
-	Renderer *lipgloss.Renderer
 }
 
 // Run shows the dashboard on the terminal in and out until the user quits
-// (q, Ctrl-C) or ctx ends, and leaves the terminal as it found it.
+// (q, Ctrl-C) or ctx ends, and leaves the terminal as it found it. Bubble
+// Tea shows the colours the terminal has, none with NO_COLOR.
 func Run(ctx context.Context, src Source, in io.Reader, out io.Writer, o Options) error {
-	if o.Renderer == nil {
-		o.Renderer = lipgloss.NewRenderer(out)
-	}
-	p := tea.NewProgram(New(ctx, src, o), tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out), tea.WithAltScreen())
+	p := tea.NewProgram(New(ctx, src, o), tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out))
 	_, err := p.Run()
 	if err != nil && ctx.Err() != nil {
 		return ctx.Err()
@@ -79,8 +73,8 @@ type Model struct {
 	polling bool
 	// pollAgain: something changed while a poll ran; poll once more.
 	pollAgain bool
-	// bell rings with the next frame: a bottle started waiting.
-	bell    bool
+	// title is the terminal's: it counts the waiting bottles.
+	title   string
 	waiting int
 	// tickGen numbers the ticks: one chain of polls runs, however often
 	// an action asked for a poll in between.
@@ -112,12 +106,18 @@ func New(ctx context.Context, src Source, o Options) *Model {
 	if o.Interval <= 0 {
 		o.Interval = time.Second
 	}
-	return &Model{ctx: ctx, src: src, o: o, st: NewState(), sty: newStyles(o.Renderer), width: 80, height: 24, waiting: -1}
+	return &Model{ctx: ctx, src: src, o: o, st: NewState(), sty: newStyles(), width: 80, height: 24, title: title}
 }
+
+// title is the terminal's title while no bottle waits.
+const title = "docker bottle dashboard"
+
+// bell rings the terminal's bell.
+const bell = "\a"
 
 // Init starts the first poll.
 func (m *Model) Init() tea.Cmd {
-	return tea.Batch(tea.SetWindowTitle("docker bottle dashboard"), m.poll())
+	return m.poll()
 }
 
 // poll starts a poll unless one runs.
@@ -141,15 +141,11 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		started := m.st.Apply(Snapshot(msg))
 		var cmds []tea.Cmd
 		if len(started) > 0 {
-			m.bell = true
+			cmds = append(cmds, tea.Raw(bell))
 		}
-		if n := m.st.WaitingCount(); n != m.waiting {
-			m.waiting = n
-			title := "docker bottle dashboard"
-			if n > 0 {
-				title = fmt.Sprintf("(%d waiting) docker bottle dashboard", n)
-			}
-			cmds = append(cmds, tea.SetWindowTitle(title))
+		m.title = title
+		if n := m.st.WaitingCount(); n > 0 {
+			m.title = fmt.Sprintf("(%d waiting) %s", n, title)
 		}
 		if m.pollAgain {
 			m.pollAgain = false
@@ -161,8 +157,6 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, tea.Batch(cmds...)
 	case tickMsg:
-		// The frame with the bell was drawn by now.
-		m.bell = false
 		if msg.gen != m.tickGen {
 			return m, nil
 		}
@@ -175,9 +169,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.st.Decided(msg.held)
 		}
 		return m, m.poll()
-	case tea.KeyMsg:
-		// The user is at the terminal: the bell has done its work.
-		m.bell = false
+	case tea.KeyPressMsg:
 		return m, m.key(msg.String())
 	}
 	return m, nil
@@ -234,10 +226,9 @@ func (m *Model) key(k string) tea.Cmd {
 	return nil
 }
 
-func (m *Model) quit() tea.Cmd {
-	// The title goes back to what the terminal shows by default.
-	return tea.Sequence(tea.SetWindowTitle(""), tea.Quit)
-}
+// quit ends the program; Bubble Tea gives the terminal back as it was
+// (the main screen, the cursor, the title).
+func (m *Model) quit() tea.Cmd { return tea.Quit }
 
 // move moves the selection in the focused list.
 func (m *Model) move(by int) {

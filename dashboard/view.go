@@ -7,7 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/lipgloss"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
 )
 
@@ -17,26 +18,27 @@ type styles struct {
 	title, header, selected, waiting, failed, dim lipgloss.Style
 }
 
-func newStyles(r *lipgloss.Renderer) styles {
-	if r == nil {
-		p := lipgloss.NewStyle()
-		return styles{p, p, p, p, p, p}
-	}
+func newStyles() styles {
 	return styles{
-		title:    r.NewStyle().Bold(true),
-		header:   r.NewStyle().Bold(true).Foreground(lipgloss.Color("8")),
-		selected: r.NewStyle().Reverse(true),
-		waiting:  r.NewStyle().Bold(true).Foreground(lipgloss.Color("3")),
-		failed:   r.NewStyle().Foreground(lipgloss.Color("1")),
-		dim:      r.NewStyle().Foreground(lipgloss.Color("8")),
+		title:    lipgloss.NewStyle().Bold(true),
+		header:   lipgloss.NewStyle().Bold(true).Foreground(lipgloss.Color("8")),
+		selected: lipgloss.NewStyle().Reverse(true),
+		waiting:  lipgloss.NewStyle().Bold(true).Foreground(lipgloss.Color("3")),
+		failed:   lipgloss.NewStyle().Foreground(lipgloss.Color("1")),
+		dim:      lipgloss.NewStyle().Foreground(lipgloss.Color("8")),
 	}
 }
 
-// bell rings the terminal's bell; it takes no room on the screen.
-const bell = "\a"
+// View is the screen on the alternate screen, with the terminal's title.
+func (m *Model) View() tea.View {
+	v := tea.NewView(m.screen())
+	v.AltScreen = true
+	v.WindowTitle = m.title
+	return v
+}
 
-// View draws the screen: never wider than the terminal nor taller.
-func (m *Model) View() string {
+// screen draws the screen: never wider than the terminal nor taller.
+func (m *Model) screen() string {
 	var body []string
 	if m.detail != "" {
 		body = m.detailView()
@@ -53,9 +55,6 @@ func (m *Model) View() string {
 	lines = append(lines, m.statusLine(), m.sty.dim.Render(m.help()))
 	for i, l := range lines {
 		lines[i] = ansi.Truncate(l, m.width, "…")
-	}
-	if m.bell {
-		lines[0] += bell
 	}
 	return strings.Join(lines, "\n")
 }

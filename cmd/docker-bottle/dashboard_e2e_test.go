@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/charmbracelet/x/vt"
 
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 )
@@ -30,7 +33,7 @@ func TestDashboardDecidesAHeldRequest(t *testing.T) {
 	internet.Host(t, "api.dash.test", "")
 	internet.Connect(t, p.Bundle.Container)
 
-	d := startDashboard(t, cfg)
+	d := startDashboard(t, cfg, "NO_COLOR=")
 	output, screen, waitFor := d.output, d.screen, d.waitFor
 	waitFor("the bottle", func() bool {
 		return strings.Contains(screen(), p.Slug) && strings.Contains(screen(), "HELD REQUESTS (0)")
@@ -43,7 +46,6 @@ func TestDashboardDecidesAHeldRequest(t *testing.T) {
 		s := screen()
 		return strings.Contains(s, "HELD REQUESTS (1)") && strings.Contains(s, "api.dash.test") && strings.Contains(s, "1 waiting for you")
 	})
-	held := len(screen())
 	select {
 	case r := <-got:
 		t.Fatalf("the request went through before anyone decided: %s", r)
@@ -68,7 +70,7 @@ func TestDashboardDecidesAHeldRequest(t *testing.T) {
 		t.Fatalf("the request was not let through after the key press; screen:\n%s", screen())
 	}
 	waitFor("the outcome", func() bool {
-		s := screen()[held:]
+		s := screen()
 		return strings.Contains(s, "Allowed once.") && strings.Contains(s, "HELD REQUESTS (0)")
 	})
 
@@ -78,11 +80,15 @@ func TestDashboardDecidesAHeldRequest(t *testing.T) {
 	d.waitFor("why there are no changes to show", func() bool {
 		return strings.Contains(d.screen(), "The changes of "+p.Slug+" cannot be shown: the agent of bottle "+p.Slug+" has pushed")
 	})
+	if !colour.MatchString(output()) {
+		t.Error("no colours on a terminal that has them")
+	}
 	d.quit()
 }
 
 // dashboardOnPTY is `docker bottle dashboard` running on a terminal of
-// 80x24.
+// 80x24: a pty whose output a terminal emulator draws, and which answers
+// the program's queries as a terminal would.
 type dashboardOnPTY struct {
 	t      *testing.T
 	master *os.File
@@ -91,21 +97,23 @@ type dashboardOnPTY struct {
 	readAll chan struct{}
 	mu      sync.Mutex
 	raw     bytes.Buffer
+	term    *vt.SafeEmulator
 }
 
-func startDashboard(t *testing.T, cfg string) *dashboardOnPTY {
+func startDashboard(t *testing.T, cfg string, env ...string) *dashboardOnPTY {
 	t.Helper()
 	master, slave := openTestPTY(t)
 	t.Cleanup(func() { master.Close() })
 	dash := exec.Command(testenv.DockerCLI(t), "bottle", "dashboard", "--interval", "200ms")
-	dash.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg, "DOCKER_BOTTLE_CACHE="+filepath.Join(cfg, "cache"), "TERM=xterm-256color")
+	dash.Env = append(append(os.Environ(), "DOCKER_CONFIG="+cfg, "DOCKER_BOTTLE_CACHE="+filepath.Join(cfg, "cache"), "TERM=xterm-256color"), env...)
 	dash.Stdin, dash.Stdout, dash.Stderr = slave, slave, slave
 	dash.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
 	if err := dash.Start(); err != nil {
 		t.Fatal(err)
 	}
 	slave.Close()
-	d := &dashboardOnPTY{t: t, master: master, done: make(chan error, 1), readAll: make(chan struct{})}
+	d := &dashboardOnPTY{t: t, master: master, done: make(chan error, 1), readAll: make(chan struct{}), term: vt.NewSafeEmulator(80, 24)}
+	go io.Copy(master, d.term)
 	go func() { d.done <- dash.Wait() }()
 	t.Cleanup(func() { dash.Process.Kill() })
 	go func() {
@@ -116,6 +124,7 @@ func startDashboard(t *testing.T, cfg string) *dashboardOnPTY {
 			d.mu.Lock()
 			d.raw.Write(buf[:n])
 			d.mu.Unlock()
+			d.term.Write(buf[:n])
 			if err != nil {
 				return
 			}
@@ -131,10 +140,9 @@ func (d *dashboardOnPTY) output() string {
 	return d.raw.String()
 }
 
-// screen is output without its control sequences: the text drawn, frame
-// after frame.
+// screen is the text on the terminal's screen now.
 func (d *dashboardOnPTY) screen() string {
-	return ansi.ReplaceAllString(cursorForward.ReplaceAllString(d.output(), " "), "")
+	return ansi.ReplaceAllString(d.term.Render(), "")
 }
 
 // waitFor waits up to a minute until ok says yes.
@@ -179,10 +187,14 @@ func (d *dashboardOnPTY) quit() {
 	}
 	out := d.output()
 	last := strings.LastIndex(out, altScreenOff)
-	if last < 0 || last < strings.LastIndex(out, altScreenOn) || !strings.Contains(out[last:]+out[max(0, last-64):last], "\x1b[?25h") {
-		d.t.Errorf("the terminal was not given back as it was; the output ends:\n%q", out[max(0, len(out)-300):])
+	if end := out[max(0, strings.LastIndex(out, altScreenOn)):]; last < 0 || last < strings.LastIndex(out, altScreenOn) ||
+		!strings.Contains(end, "\x1b[?25h") || !strings.Contains(end, "\x1b]2;\x07") {
+		d.t.Errorf("the terminal was not given back as it was (main screen, cursor, title); the output ends:\n%q", out[max(0, len(out)-300):])
 	}
 }
+
+// colour matches a colour of text or background in an SGR sequence.
+var colour = regexp.MustCompile(`\x1b\[([0-9]+;)*(3[0-8]|4[0-8]|9[0-7]|10[0-7])(;[0-9]+)*m`)
 
 // The sequences that enter and leave the terminal's alternate screen.
 const (
@@ -201,7 +213,7 @@ func TestDashboardAttachesAndShowsTheExitCode(t *testing.T) {
 	// The agent waits for the test's go and ends with 3.
 	name := dockerBottle(t, cfg, "dx", map[string]string{"bottle.yaml": "agent:\n  provider: shell\n  image: " + base + "\n" +
 		`  command: [sh, -c, 'until [ -e /tmp/go ]; do sleep 0.2; done; echo told; exit 3']` + "\n"})
-	d := startDashboard(t, cfg)
+	d := startDashboard(t, cfg, "NO_COLOR=1")
 	d.waitFor("the running bottle", func() bool { return regexp.MustCompile(name + `\s+working`).MatchString(d.screen()) })
 	d.press("t")
 	d.waitFor("the attach", func() bool { return strings.Contains(d.output(), altScreenOff) })
@@ -219,11 +231,13 @@ func TestDashboardAttachesAndShowsTheExitCode(t *testing.T) {
 		t.Fatalf("exec: exit %d %s", r.code, r.stderr)
 	}
 	d.waitFor("the dashboard again", func() bool {
-		return strings.Contains(d.output()[attached:], altScreenOn) &&
-			strings.Contains(ansi.ReplaceAllString(d.output()[attached:], ""), "exited (3)")
+		return strings.Contains(d.output()[attached:], altScreenOn) && strings.Contains(d.screen(), "exited (3)")
 	})
 	if !strings.Contains(d.screen(), "Back from "+name) {
 		t.Errorf("the dashboard does not say the attach ended; screen:\n%s", d.screen())
+	}
+	if c := colour.FindString(d.output()); c != "" {
+		t.Errorf("a colour (%q) with NO_COLOR set", c)
 	}
 	d.quit()
 }
