@@ -15,6 +15,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli-plugins/metadata"
 	"github.com/docker/cli/cli/command"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/client"
@@ -63,9 +64,13 @@ func runDashboard(ctx context.Context, dockerCli command.Cli, opts dashboardOpti
 	if err != nil {
 		return err
 	}
-	docker, err := exec.LookPath("docker")
-	if err != nil {
-		return err
+	// Attach and diff run as the user would type them, with the docker
+	// CLI that started the plugin.
+	docker := os.Getenv(metadata.ReexecEnvvar)
+	if docker == "" {
+		if docker, err = exec.LookPath("docker"); err != nil {
+			return fmt.Errorf("finding the docker CLI to attach and diff with: %w", err)
+		}
 	}
 	env, cleanup, err := dockercli.EndpointEnv(dockerCli)
 	if err != nil {
