@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
 	"strings"
 	"time"
 	"unicode"
@@ -24,12 +23,12 @@ type Options struct {
 	Poll     PollOptions
 	// Attach returns the command that attaches the user's terminal to a
 	// bottle's agent until it detaches; nil when attaching is not
-	// offered.
-	Attach func(name string) *exec.Cmd
+	// offered. An error with an ExitCode method says the agent ended.
+	Attach func(name string) tea.ExecCommand
 	// Diff returns the command that shows what the agent of a bottle
 	// pushed, in a pager the user leaves to come back; nil when not
-	// offered.
-	Diff func(name string) *exec.Cmd
+	// offered. What it writes to its stderr before failing is shown.
+	Diff func(name string) tea.ExecCommand
 }
 
 // Run shows the dashboard on the terminal in and out until the user quits
@@ -358,7 +357,7 @@ func (m *Model) attach() tea.Cmd {
 		m.status = "The agent of " + b.Name + " does not run."
 		return nil
 	}
-	return tea.ExecProcess(m.o.Attach(b.Name), m.attached(b.Name))
+	return tea.Exec(m.o.Attach(b.Name), m.attached(b.Name))
 }
 
 // diff shows what the selected bottle's agent pushed until the user leaves
@@ -376,8 +375,8 @@ func (m *Model) diff() tea.Cmd {
 	}
 	c := m.o.Diff(b.Name)
 	var stderr bytes.Buffer
-	c.Stderr = &stderr
-	return tea.ExecProcess(c, m.diffEnded(b.Name, &stderr))
+	c.SetStderr(&stderr)
+	return tea.Exec(c, m.diffEnded(b.Name, &stderr))
 }
 
 // diffEnded says how showing the changes of bottle name ended, with what
@@ -409,7 +408,7 @@ func (m *Model) diffEnded(name string, stderr *bytes.Buffer) tea.ExecCallback {
 func (m *Model) attached(name string) tea.ExecCallback {
 	return func(err error) tea.Msg {
 		// The attach ends with the agent's exit code when the agent ends.
-		var ee *exec.ExitError
+		var ee interface{ ExitCode() int }
 		if errors.As(err, &ee) {
 			return doneMsg{text: fmt.Sprintf("Back from %s: the attach ended with exit code %d.", name, ee.ExitCode())}
 		}

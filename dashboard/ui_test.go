@@ -3,6 +3,7 @@ package dashboard
 import (
 	"bytes"
 	"context"
+	"io"
 	"os/exec"
 	"reflect"
 	"slices"
@@ -321,9 +322,9 @@ func TestAttachHandsTheTerminalOver(t *testing.T) {
 		t.Errorf("attach without a command: %d execs, status %q", p.execs, p.m.status)
 	}
 	var attached []string
-	p = newProgram(t, f, Options{Attach: func(name string) *exec.Cmd {
+	p = newProgram(t, f, Options{Attach: func(name string) tea.ExecCommand {
 		attached = append(attached, name)
-		return exec.Command("true")
+		return &osCommand{exec.Command("true")}
 	}})
 	p.key("t")
 	if p.execs != 1 || !slices.Equal(attached, []string{"a"}) {
@@ -349,9 +350,9 @@ func TestDiffShowsWhatWasPushedOrSaysWhyNot(t *testing.T) {
 		t.Errorf("diff without a command: %d execs, status %q", p.execs, p.m.status)
 	}
 	var shown []string
-	p = newProgram(t, f, Options{Diff: func(name string) *exec.Cmd {
+	p = newProgram(t, f, Options{Diff: func(name string) tea.ExecCommand {
 		shown = append(shown, name)
-		return exec.Command("true")
+		return &osCommand{exec.Command("true")}
 	}})
 	p.key("v")
 	if p.execs != 1 || !slices.Equal(shown, []string{"a"}) {
@@ -388,3 +389,11 @@ func TestOnlyTheLastTickPolls(t *testing.T) {
 		t.Error("the last tick does not poll")
 	}
 }
+
+// osCommand runs a process as the plugin's in-process commands run for
+// the dashboard.
+type osCommand struct{ *exec.Cmd }
+
+func (c *osCommand) SetStdin(r io.Reader)  { c.Stdin = r }
+func (c *osCommand) SetStdout(w io.Writer) { c.Stdout = w }
+func (c *osCommand) SetStderr(w io.Writer) { c.Stderr = w }

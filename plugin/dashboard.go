@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"time"
@@ -15,12 +14,12 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/docker/cli/cli"
-	"github.com/docker/cli/cli-plugins/metadata"
 	"github.com/docker/cli/cli/command"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-bottle/docker-bottle/backend"
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/bundle/approval"
@@ -64,36 +63,38 @@ func runDashboard(ctx context.Context, dockerCli command.Cli, opts dashboardOpti
 	if err != nil {
 		return err
 	}
-	// Attach and diff run as the user would type them, with the docker
-	// CLI that started the plugin.
-	docker := os.Getenv(metadata.ReexecEnvvar)
-	if docker == "" {
-		if docker, err = exec.LookPath("docker"); err != nil {
-			return fmt.Errorf("finding the docker CLI to attach and diff with: %w", err)
-		}
-	}
-	env, cleanup, err := dockercli.EndpointEnv(dockerCli)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
+	// Attach and diff run in this process, as `docker bottle attach` and
+	// `docker bottle diff --stat` do, on the terminal the dashboard hands
+	// over while they run.
 	o := dashboard.Options{
 		Interval: opts.interval,
 		Poll:     dashboard.PollOptions{Timeout: opts.timeout, Parallel: 8},
-		Attach: func(name string) *exec.Cmd {
-			c := exec.Command(docker, "bottle", "attach", name)
-			c.Env = env
-			return c
+		Attach: func(name string) tea.ExecCommand {
+			return &inProcess{run: func() error {
+				p, b, err := agentOf(dockerCli, name)
+				if err != nil {
+					return err
+				}
+				// Ctrl-C belongs to the agent; the attach ends when the
+				// agent does or on Ctrl-P Ctrl-Q.
+				ex, err := b.Attach(context.WithoutCancel(ctx), p, backend.AttachOptions{TTY: true,
+					Streams: backend.Streams{Stdin: dockerCli.In(), Stdout: dockerCli.Out(), Stderr: dockerCli.Err()}})
+				if err == nil && ex.Code != 0 {
+					return agentExit(ex.Code)
+				}
+				return err
+			}}
 		},
-		Diff: func(name string) *exec.Cmd {
-			c := exec.Command(docker, "bottle", "diff", name, "--", "--stat")
-			// The pager stays until the user leaves it, even when the
-			// stat fits on the screen, unless the user says otherwise.
-			c.Env = env
-			if _, ok := os.LookupEnv("LESS"); !ok {
-				c.Env = append(slices.Clone(env), "LESS=RX")
-			}
-			return c
+		Diff: func(name string) tea.ExecCommand {
+			return &inProcess{run: func() error {
+				// The pager stays until the user leaves it, even when the
+				// stat fits on the screen, unless the user says otherwise.
+				if _, ok := os.LookupEnv("LESS"); !ok {
+					os.Setenv("LESS", "RX")
+					defer os.Unsetenv("LESS")
+				}
+				return runDiff(ctx, dockerCli, diffOptions{name: name, gitArgs: []string{"--stat"}})
+			}}
 		},
 	}
 	err = dashboard.Run(ctx, &dashboardSource{dockerCli: dockerCli, svc: svc},
@@ -296,3 +297,38 @@ func (d dashboardSupervisor) Health(ctx context.Context) (string, error) {
 	}
 	return strings.Join(bad, "; "), nil
 }
+
+// inProcess is a command of this plugin that the dashboard runs while it
+// hands the terminal over: it uses the docker CLI's own streams, which are
+// that terminal. What it fails with goes to the stderr the dashboard
+// gives it, which the dashboard shows on its status line.
+type inProcess struct {
+	run    func() error
+	stderr io.Writer
+}
+
+func (c *inProcess) Run() error {
+	err := c.run()
+	var exit agentExit
+	if err != nil && !errors.As(err, &exit) && c.stderr != nil {
+		fmt.Fprintln(c.stderr, err)
+	}
+	return err
+}
+
+func (c *inProcess) SetStdin(io.Reader)  {}
+func (c *inProcess) SetStdout(io.Writer) {}
+
+func (c *inProcess) SetStderr(w io.Writer) {
+	if c.stderr == nil {
+		c.stderr = w
+	}
+}
+
+// agentExit is the exit code of an agent that ended while attached.
+type agentExit int
+
+func (e agentExit) Error() string { return fmt.Sprintf("the agent exited with code %d", int(e)) }
+
+// ExitCode is what the dashboard reads to say how the attach ended.
+func (e agentExit) ExitCode() int { return int(e) }
