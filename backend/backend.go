@@ -165,6 +165,13 @@ type ExecOptions struct {
 	Streams
 }
 
+// ExitReporter is a Backend that can say how its agent ended: the exit code
+// of an agent that ran and ended (ok is false while it runs, before it
+// ran, or when its backend does not know).
+type ExitReporter interface {
+	ExitCode(ctx context.Context, p plan.Plan) (code int, ok bool)
+}
+
 // LogsOptions say which of the agent's output `docker bottle logs` shows.
 type LogsOptions struct {
 	Follow bool

@@ -216,10 +216,10 @@ func kindOf(b *Bottle) Kind {
 	case !b.AgentCreated || b.Agent == "created":
 		return Starting
 	case b.Agent == "running":
-		switch {
-		case b.lastAgent == eventNeedsInput:
+		switch b.lastAgent {
+		case eventNeedsInput:
 			return Waiting
-		case b.lastAgent == eventTurnEnded || b.lastAgent == eventSessionEnd:
+		case eventTurnEnded, eventSessionEnd:
 			return Idle
 		}
 		return Working

@@ -73,8 +73,7 @@ type Model struct {
 	// pollAgain: something changed while a poll ran; poll once more.
 	pollAgain bool
 	// title is the terminal's: it counts the waiting bottles.
-	title   string
-	waiting int
+	title string
 	// tickGen numbers the ticks: one chain of polls runs, however often
 	// an action asked for a poll in between.
 	tickGen int

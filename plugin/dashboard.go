@@ -15,8 +15,6 @@ import (
 	"github.com/charmbracelet/x/ansi"
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
-	"github.com/moby/moby/api/pkg/stdcopy"
-	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"github.com/docker-bottle/docker-bottle/backend"
@@ -26,6 +24,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
 	"github.com/docker-bottle/docker-bottle/dashboard"
 	"github.com/docker-bottle/docker-bottle/internal/dockercli"
+	"github.com/docker-bottle/docker-bottle/plan"
 )
 
 type dashboardOptions struct {
@@ -90,8 +89,9 @@ func runDashboard(ctx context.Context, dockerCli command.Cli, opts dashboardOpti
 				// The pager stays until the user leaves it, even when the
 				// stat fits on the screen, unless the user says otherwise.
 				if _, ok := os.LookupEnv("LESS"); !ok {
-					os.Setenv("LESS", "RX")
-					defer os.Unsetenv("LESS")
+					if err := os.Setenv("LESS", "RX"); err == nil {
+						defer func() { _ = os.Unsetenv("LESS") }()
+					}
 				}
 				return runDiff(ctx, dockerCli, diffOptions{name: name, gitArgs: []string{"--stat"}})
 			}}
@@ -140,41 +140,49 @@ func (s *dashboardSource) Inspect(ctx context.Context, name string) (dashboard.F
 	if bs.Failed() {
 		f.Failed = bs.Reason()
 	}
-	if p.Docker != nil && p.AgentCreated {
-		f.ExitCode, f.LastLine = s.agentContainer(ctx, p.Docker.Container)
+	if p.AgentCreated {
+		f.ExitCode, f.LastLine = s.agent(ctx, p)
 	}
 	return f, nil
 }
 
-// lastOutput is how much of the end of an agent's log is read for its
-// last line.
+// lastOutput is how much of the end of an agent's output is kept for its
+// last line: the agent may print a line of any length.
 const lastOutput = 16 << 10
 
-// agentContainer reads the exit code (-1 while it runs) and the last line
-// of output of a docker agent; what cannot be read stays unknown.
-func (s *dashboardSource) agentContainer(ctx context.Context, id string) (code int, line string) {
-	eng := s.dockerCli.Client()
-	res, err := eng.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
-	if err != nil || res.Container.State == nil || res.Container.Config == nil {
-		return -1, ""
-	}
+// agent reads, through the bottle's backend, the exit code (-1 while it
+// runs or when unknown) and the last line of output of its agent; what
+// cannot be read stays unknown.
+func (s *dashboardSource) agent(ctx context.Context, p plan.Plan) (code int, line string) {
 	code = -1
-	if !res.Container.State.Running {
-		code = res.Container.State.ExitCode
-	}
-	logs, err := eng.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: "5"})
+	b, err := s.svc.Backend(p)
 	if err != nil {
 		return code, ""
 	}
-	defer logs.Close()
-	var out io.Reader = io.LimitReader(logs, lastOutput)
-	if !res.Container.Config.Tty {
-		var b strings.Builder
-		_, _ = stdcopy.StdCopy(&b, &b, out)
-		out = strings.NewReader(b.String())
+	if er, ok := b.(backend.ExitReporter); ok {
+		if c, ok := er.ExitCode(ctx, p); ok {
+			code = c
+		}
 	}
-	b, _ := io.ReadAll(out)
-	return code, lastLine(string(b))
+	out := &tailBuffer{max: lastOutput}
+	if _, err := b.Logs(ctx, p, backend.LogsOptions{Tail: "5", Stdout: out, Stderr: out}); err != nil {
+		return code, ""
+	}
+	return code, lastLine(string(out.b))
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if over := len(t.b) - t.max; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+	return len(p), nil
 }
 
 // lastLine is the last line of terminal output with text in it, without

@@ -383,3 +383,12 @@ func imageHome(env []string) string {
 	}
 	return ""
 }
+
+// ExitCode is the exit code of the agent's container once it ended.
+func (d Docker) ExitCode(ctx context.Context, p plan.Plan) (int, bool) {
+	res, err := d.Engine.ContainerInspect(ctx, p.Docker.Container, client.ContainerInspectOptions{})
+	if err != nil || res.Container.State == nil || res.Container.State.Running || res.Container.State.Status == "created" {
+		return 0, false
+	}
+	return res.Container.State.ExitCode, true
+}
