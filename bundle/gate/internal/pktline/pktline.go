@@ -21,6 +21,7 @@ const (
 // Kind says what a packet is.
 type Kind int
 
+// The kinds of packet: data, and the special packets 0000, 0001 and 0002.
 const (
 	Data Kind = iota
 	Flush

@@ -80,7 +80,7 @@ func applyDelta(base, delta []byte, maxSize int64) ([]byte, error) {
 			out = append(out, base[off:off+size]...)
 		case op != 0:
 			n := int(op)
-			if i+n > len(delta) || uint64(len(out)+n) > dst {
+			if i+n > len(delta) || uint64(len(out)+n) > dst { //nolint:gosec // G115: both are non-negative
 				return nil, fmt.Errorf("%w: delta insert out of range", ErrCorrupt)
 			}
 			out = append(out, delta[i:i+n]...)

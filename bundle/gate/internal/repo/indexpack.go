@@ -147,14 +147,14 @@ func (r *Repo) IndexPack(src io.Reader, thin Thin, lim IndexLimits) (_ *Indexed,
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // f is synced (checked) before anything uses the pack
 	fw := bufio.NewWriterSize(f, 256<<10)
 	cnt := &counter{r: src, max: lim.MaxPackBytes, f: fw}
 	if cnt.max <= 0 {
 		cnt.max = 1 << 62
 	}
 	br := bufio.NewReaderSize(cnt, 64<<10)
-	pos := func() uint64 { return uint64(cnt.n) - uint64(br.Buffered()) }
+	pos := func() uint64 { return uint64(cnt.n) - uint64(br.Buffered()) } //nolint:gosec // G115: both counts are non-negative
 
 	var hdr [12]byte
 	if _, err := io.ReadFull(br, hdr[:]); err != nil {
@@ -233,7 +233,7 @@ func (r *Repo) IndexPack(src io.Reader, thin Thin, lim IndexLimits) (_ *Indexed,
 		} else if err := zr.(zlib.Resetter).Reset(br, nil); err != nil {
 			return nil, streamErr(err)
 		}
-		var sink io.Writer = io.Discard
+		var sink = io.Discard
 		var sum = sha1.New()
 		if e.typ != OfsDelta && e.typ != RefDelta {
 			sum.Write(objectHeader(e.typ, size))
@@ -249,7 +249,7 @@ func (r *Repo) IndexPack(src io.Reader, thin Thin, lim IndexLimits) (_ *Indexed,
 			return nil, fmt.Errorf("%w: object data longer than its header says", ErrCorrupt)
 		}
 		e.end = pos()
-		if int64(e.end-dataStart) > maxCompressed(size) {
+		if int64(e.end-dataStart) > maxCompressed(size) { //nolint:gosec // G115: stream positions, which stay below MaxPackBytes (at most 1<<62); e.end >= dataStart
 			// Padding (empty deflate blocks) would make reading the object
 			// later cost far more memory than its size.
 			return nil, fmt.Errorf("%w: an object of %d bytes takes %d bytes compressed", ErrCorrupt, size, e.end-dataStart)
@@ -312,14 +312,14 @@ func (r *Repo) IndexPack(src io.Reader, thin Thin, lim IndexLimits) (_ *Indexed,
 	entries = rs.entries
 	final := trailer
 	if len(rs.appended) > 0 {
-		binary.BigEndian.PutUint32(hdr[8:], uint32(len(entries)))
+		binary.BigEndian.PutUint32(hdr[8:], uint32(len(entries))) //nolint:gosec // G115: at most twice the header's uint32 count, which memory bounds long before
 		if _, err := f.WriteAt(hdr[8:12], 8); err != nil {
 			return nil, err
 		}
 		if final, err = hashFile(f, rs.appendOff); err != nil {
 			return nil, err
 		}
-		if _, err := f.WriteAt(final[:], int64(rs.appendOff)); err != nil {
+		if _, err := f.WriteAt(final[:], int64(rs.appendOff)); err != nil { //nolint:gosec // G115: stream positions, which stay below MaxPackBytes (at most 1<<62)
 			return nil, err
 		}
 	}
@@ -370,6 +370,7 @@ func (r *Repo) RemoveGarbage(lockAge time.Duration) []string {
 			}
 		}
 	}
+	//nolint:errcheck // the callback returns nil for every entry, so WalkDir does too
 	filepath.WalkDir(filepath.Join(r.dir, "refs"), func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".lock") {
 			stale(p, d)
@@ -436,14 +437,14 @@ func streamErr(err error) error {
 
 func hashAndCRC(f *os.File, entries []pentry, end uint64) (Hash, error) {
 	sum := sha1.New()
-	r := bufio.NewReaderSize(io.NewSectionReader(f, 0, int64(end)), 256<<10)
+	r := bufio.NewReaderSize(io.NewSectionReader(f, 0, int64(end)), 256<<10) //nolint:gosec // G115: stream positions, which stay below MaxPackBytes (at most 1<<62)
 	var h Hash
 	if _, err := io.CopyN(sum, r, 12); err != nil {
 		return h, err
 	}
 	buf := make([]byte, 64<<10)
 	for i := range entries {
-		left := int64(entries[i].end - entries[i].off)
+		left := int64(entries[i].end - entries[i].off) //nolint:gosec // G115: stream positions, which stay below MaxPackBytes (at most 1<<62); end > off
 		crc := uint32(0)
 		for left > 0 {
 			k := int64(len(buf))
@@ -466,7 +467,7 @@ func hashAndCRC(f *os.File, entries []pentry, end uint64) (Hash, error) {
 func hashFile(f *os.File, end uint64) (Hash, error) {
 	sum := sha1.New()
 	var h Hash
-	if _, err := io.Copy(sum, io.NewSectionReader(f, 0, int64(end))); err != nil {
+	if _, err := io.Copy(sum, io.NewSectionReader(f, 0, int64(end))); err != nil { //nolint:gosec // G115: stream positions, which stay below MaxPackBytes (at most 1<<62)
 		return h, err
 	}
 	sum.Sum(h[:0])
@@ -500,7 +501,7 @@ func (rs *resolver) at(off uint64) (int, bool) {
 func (rs *resolver) read(i int) ([]byte, error) {
 	e := rs.entries[i]
 	var hdr [32]byte
-	k, err := rs.f.ReadAt(hdr[:min(uint64(len(hdr)), e.end-e.off)], int64(e.off))
+	k, err := rs.f.ReadAt(hdr[:min(uint64(len(hdr)), e.end-e.off)], int64(e.off)) //nolint:gosec // G115: stream positions, which stay below MaxPackBytes (at most 1<<62)
 	if err != nil && err != io.EOF {
 		return nil, err
 	}
@@ -508,7 +509,7 @@ func (rs *resolver) read(i int) ([]byte, error) {
 	if err := parseEntryHeader(&en, e.off); err != nil {
 		return nil, err
 	}
-	src := io.NewSectionReader(rs.f, int64(e.off)+int64(en.hdrLen), int64(e.end-e.off)-int64(en.hdrLen))
+	src := io.NewSectionReader(rs.f, int64(e.off)+int64(en.hdrLen), int64(e.end-e.off)-int64(en.hdrLen)) //nolint:gosec // G115: stream positions, which stay below MaxPackBytes (at most 1<<62); end > off
 	if rs.zr == nil {
 		if rs.zr, err = zlib.NewReader(src); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
@@ -700,14 +701,16 @@ func (rs *resolver) appendBase(h Hash, t Type, data []byte) error {
 	} else {
 		rs.zw.Reset(&b)
 	}
-	rs.zw.Write(data)
+	if _, err := rs.zw.Write(data); err != nil {
+		return err
+	}
 	if err := rs.zw.Close(); err != nil {
 		return err
 	}
-	if _, err := rs.f.WriteAt(b.Bytes(), int64(rs.appendOff)); err != nil {
+	if _, err := rs.f.WriteAt(b.Bytes(), int64(rs.appendOff)); err != nil { //nolint:gosec // G115: stream positions, which stay below MaxPackBytes (at most 1<<62)
 		return err
 	}
-	e := pentry{off: rs.appendOff, end: rs.appendOff + uint64(b.Len()), typ: t, size: int64(len(data)),
+	e := pentry{off: rs.appendOff, end: rs.appendOff + uint64(b.Len()), typ: t, size: int64(len(data)), //nolint:gosec // G115: a length is non-negative
 		hash: h, rtype: t, done: true, crc: crc32.ChecksumIEEE(b.Bytes())}
 	rs.appendOff = e.end
 	rs.byHash[h] = len(rs.entries)
@@ -726,7 +729,8 @@ func writeIdx(path string, entries []pentry, packSum Hash) error {
 	})
 	var b bytes.Buffer
 	b.Write(idxMagic)
-	binary.Write(&b, binary.BigEndian, uint32(2))
+	put32 := func(v uint32) { b.Write(binary.BigEndian.AppendUint32(nil, v)) }
+	put32(2)
 	var fan [256]uint32
 	for _, e := range entries {
 		fan[e.hash[0]]++
@@ -734,26 +738,26 @@ func writeIdx(path string, entries []pentry, packSum Hash) error {
 	total := uint32(0)
 	for i := range fan {
 		total += fan[i]
-		binary.Write(&b, binary.BigEndian, total)
+		put32(total)
 	}
 	for _, i := range order {
 		b.Write(entries[i].hash[:])
 	}
 	for _, i := range order {
-		binary.Write(&b, binary.BigEndian, entries[i].crc)
+		put32(entries[i].crc)
 	}
 	var large []uint64
 	for _, i := range order {
 		off := entries[i].off
 		if off < 0x80000000 {
-			binary.Write(&b, binary.BigEndian, uint32(off))
+			put32(uint32(off))
 		} else {
-			binary.Write(&b, binary.BigEndian, uint32(0x80000000|len(large)))
+			put32(0x80000000 | uint32(len(large))) //nolint:gosec // G115: fewer entries than a pack's uint32 count
 			large = append(large, off)
 		}
 	}
 	for _, off := range large {
-		binary.Write(&b, binary.BigEndian, off)
+		b.Write(binary.BigEndian.AppendUint64(nil, off))
 	}
 	b.Write(packSum[:])
 	sum := sha1.Sum(b.Bytes())

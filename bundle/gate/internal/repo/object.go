@@ -40,6 +40,7 @@ func (h Hash) IsZero() bool { return h == Zero }
 // Type is an object type as stored in packs.
 type Type int8
 
+// The object types, numbered as packs number them (5 is unused).
 const (
 	Invalid  Type = 0
 	Commit   Type = 1

@@ -51,30 +51,30 @@ func openPack(idxPath string) (*pack, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The pack is only read: closing it on a failure loses nothing.
+	fail := func(err error) (*pack, error) {
+		f.Close() //nolint:errcheck // read-only, see above
+		return nil, err
+	}
 	st, err := f.Stat()
 	if err != nil {
-		f.Close()
-		return nil, err
+		return fail(err)
 	}
 	p.f, p.size = f, st.Size()
 	var hdr [12]byte
 	var trailer Hash
 	if p.size < 32 {
-		f.Close()
-		return nil, fmt.Errorf("%w: %s is too short", ErrCorrupt, p.name)
+		return fail(fmt.Errorf("%w: %s is too short", ErrCorrupt, p.name))
 	}
 	if _, err := f.ReadAt(hdr[:], 0); err != nil {
-		f.Close()
-		return nil, err
+		return fail(err)
 	}
 	if _, err := f.ReadAt(trailer[:], p.size-20); err != nil {
-		f.Close()
-		return nil, err
+		return fail(err)
 	}
 	ver := binary.BigEndian.Uint32(hdr[4:])
 	if string(hdr[:4]) != "PACK" || (ver != 2 && ver != 3) || int(binary.BigEndian.Uint32(hdr[8:])) != p.n || trailer != p.checksum {
-		f.Close()
-		return nil, fmt.Errorf("%w: %s does not match its index", ErrCorrupt, p.name)
+		return fail(fmt.Errorf("%w: %s does not match its index", ErrCorrupt, p.name))
 	}
 	return p, nil
 }
@@ -104,7 +104,7 @@ func parseIdx(idx []byte) (*pack, error) {
 	return p, nil
 }
 
-func (p *pack) close() { p.f.Close() }
+func (p *pack) close() { p.f.Close() } //nolint:errcheck // the pack is only read
 
 func (p *pack) fanout(b byte) int {
 	return int(binary.BigEndian.Uint32(p.idx[8+4*int(b):]))
@@ -169,7 +169,7 @@ func (p *pack) buildRev() error {
 		}
 		sort.Sort(revSorter{rev, off})
 		for i := range off {
-			if off[i] < 12 || off[i] >= uint64(p.size-20) || (i > 0 && off[i] == off[i-1]) {
+			if off[i] < 12 || off[i] >= uint64(p.size-20) || (i > 0 && off[i] == off[i-1]) { //nolint:gosec // G115: openPack checked size >= 32
 				p.revErr = fmt.Errorf("%w: bad offset in pack index of %s", ErrCorrupt, p.name)
 				return
 			}
@@ -204,7 +204,7 @@ func (p *pack) entryAt(off uint64) (rank int, end uint64, ok bool) {
 	if r+1 < len(p.revOff) {
 		return r, p.revOff[r+1], true
 	}
-	return r, uint64(p.size - 20), true
+	return r, uint64(p.size - 20), true //nolint:gosec // G115: openPack checked size >= 32
 }
 
 // entry is one pack entry's header plus its raw bytes.
@@ -225,12 +225,12 @@ func (p *pack) readEntry(off uint64, buf []byte) (entry, error) {
 	if !ok {
 		return e, fmt.Errorf("%w: no entry at offset %d of %s", ErrCorrupt, off, p.name)
 	}
-	n := int(end - off)
+	n := int(end - off) //nolint:gosec // G115: buildRev checked off < end <= size-20
 	if cap(buf) < n {
 		buf = make([]byte, n)
 	}
 	raw := buf[:n]
-	if _, err := p.f.ReadAt(raw, int64(off)); err != nil {
+	if _, err := p.f.ReadAt(raw, int64(off)); err != nil { //nolint:gosec // G115: buildRev checked off < size
 		return e, fmt.Errorf("reading %s: %w", p.name, err)
 	}
 	e.raw = raw

@@ -90,7 +90,7 @@ func (s *Store) WritePack(w io.Writer, objs []Object, o PackOptions) (PackStats,
 	var hdr [12]byte
 	copy(hdr[:], "PACK")
 	binary.BigEndian.PutUint32(hdr[4:], 2)
-	binary.BigEndian.PutUint32(hdr[8:], uint32(len(items)))
+	binary.BigEndian.PutUint32(hdr[8:], uint32(len(items))) //nolint:gosec // G115: a repository's objects, far fewer than 1<<32
 	if _, err := cw.Write(hdr[:]); err != nil {
 		return st, err
 	}
@@ -98,7 +98,7 @@ func (s *Store) WritePack(w io.Writer, objs []Object, o PackOptions) (PackStats,
 	var buf []byte
 	var zw *zlib.Writer
 	for _, it := range items {
-		start := uint64(cw.n)
+		start := uint64(cw.n) //nolint:gosec // G115: a byte count, non-negative
 		st.Objects++
 		if it.p == nil {
 			t, data, err := s.readLoose(it.Hash)
@@ -201,7 +201,7 @@ func (c *countWriter) Write(p []byte) (int, error) {
 }
 
 func appendEntryHeader(b []byte, t Type, size int64) []byte {
-	c := byte(t)<<4 | byte(size&0x0f)
+	c := byte(t)<<4 | byte(size&0x0f) //nolint:gosec // G115: types are 1 to 7
 	size >>= 4
 	for size > 0 {
 		b = append(b, c|0x80)

@@ -290,7 +290,7 @@ func (s *Store) readLoose(h Hash) (Type, []byte, error) {
 		}
 		return Invalid, nil, err
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // only read
 	zr, err := zlib.NewReader(f)
 	if err != nil {
 		return Invalid, nil, fmt.Errorf("%w: loose object %s: %v", ErrCorrupt, h, err)
@@ -338,8 +338,8 @@ type cacheVal struct {
 	data []byte
 }
 
-func newObjCache(max int64) *objCache {
-	return &objCache{max: max, ll: list.New(), items: map[cacheKey]*list.Element{}}
+func newObjCache(limit int64) *objCache {
+	return &objCache{max: limit, ll: list.New(), items: map[cacheKey]*list.Element{}}
 }
 
 func (c *objCache) get(p *pack, off uint64) (Type, []byte, bool) {

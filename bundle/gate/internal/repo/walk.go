@@ -407,10 +407,10 @@ func (w *Walker) walkTree(root Hash, noBlobs, checkBlobs bool, add func(Hash, Ty
 	return nil
 }
 
-// IsAncestor reports whether anc is new or one of its ancestors.
-func (w *Walker) IsAncestor(anc, new Hash) (bool, error) {
-	seen := map[Hash]bool{new: true}
-	queue := []Hash{new}
+// IsAncestor reports whether anc is tip or one of its ancestors.
+func (w *Walker) IsAncestor(anc, tip Hash) (bool, error) {
+	seen := map[Hash]bool{tip: true}
+	queue := []Hash{tip}
 	for len(queue) > 0 {
 		h := queue[0]
 		queue = queue[1:]
