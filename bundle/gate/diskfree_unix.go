@@ -2,7 +2,11 @@
 
 package gate
 
-import "golang.org/x/sys/unix"
+import (
+	"math"
+
+	"golang.org/x/sys/unix"
+)
 
 // diskFree is the space an unprivileged writer has left on dir's disk.
 func diskFree(dir string) (int64, bool) {
@@ -10,5 +14,12 @@ func diskFree(dir string) (int64, bool) {
 	if err := unix.Statfs(dir, &st); err != nil {
 		return 0, false
 	}
-	return int64(st.Bavail) * int64(st.Bsize), true
+	if st.Bsize <= 0 {
+		return 0, false
+	}
+	bsize := uint64(st.Bsize)
+	if st.Bavail > math.MaxInt64/bsize {
+		return math.MaxInt64, true
+	}
+	return int64(st.Bavail * bsize), true //nolint:gosec // G115: bounded just above
 }

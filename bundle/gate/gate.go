@@ -171,7 +171,9 @@ func (g *Gate) Serve(ctx context.Context, ln net.Listener) error {
 		if err := srv.Shutdown(sctx); err != nil {
 			srv.Close()
 		}
-		<-errc
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
 		return nil
 	}
 }

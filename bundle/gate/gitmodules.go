@@ -60,7 +60,7 @@ func checkSubmoduleName(name string) error {
 	}
 	for _, c := range strings.FieldsFunc(name, func(r rune) bool { return r == '/' || r == '\\' }) {
 		if c == ".." {
-			return fmt.Errorf("submodule name %q climbs with ..", name)
+			return fmt.Errorf("submodule name %q climbs (a \"..\" component)", name)
 		}
 	}
 	return nil

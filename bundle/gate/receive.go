@@ -131,7 +131,7 @@ func (g *Gate) receivePack(w http.ResponseWriter, r *http.Request, body io.Reade
 	defer bw.Flush()
 	pw := pktline.NewWriter(bw)
 	sideband := hasCap(caps, "side-band-64k")
-	var msgs io.Writer = io.Discard
+	var msgs = io.Discard
 	if sideband {
 		msgs = pw.Band(2, pktline.MaxLen)
 	}
@@ -157,7 +157,7 @@ func (g *Gate) receivePack(w http.ResponseWriter, r *http.Request, body io.Reade
 	}
 	// Read what is left of the pack (boundedly) so that git gets the
 	// report rather than a broken connection.
-	io.Copy(io.Discard, io.LimitReader(pr.Buffered(), lim.MaxPackBytes+1))
+	io.Copy(io.Discard, io.LimitReader(pr.Buffered(), lim.MaxPackBytes+1)) //nolint:errcheck // a read error here leaves only the report to send
 	g.sweepIfIdle()
 	for _, c := range cmds {
 		if c.reason != "" && c.reason != "unpacker error" {
@@ -184,7 +184,7 @@ func (g *Gate) receivePack(w http.ResponseWriter, r *http.Request, body io.Reade
 		}
 		rp.Flush()
 		if sideband {
-			pw.Band(1, pktline.MaxLen).Write(buf.Bytes())
+			pw.Band(1, pktline.MaxLen).Write(buf.Bytes()) //nolint:errcheck // sticky in pw, as bw's below: to the client, and the push stands as audited
 		} else {
 			bw.Write(buf.Bytes())
 		}

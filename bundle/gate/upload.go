@@ -651,7 +651,7 @@ func (s *session) sendPack(pw *pktline.Writer, bw *bufio.Writer) {
 	case <-s.r.Context().Done():
 		return
 	}
-	var progress io.Writer = io.Discard
+	var progress = io.Discard
 	var data io.Writer = bw
 	if s.u.sideband > 0 {
 		data = pw.Band(1, s.u.sideband)
