@@ -122,7 +122,7 @@ func replaceSNI(list []helloExt, e *helloExt) []helloExt {
 }
 
 func TestReadClientHello(t *testing.T) {
-	real := goHello(t, "api.example.test")
+	goReal := goHello(t, "api.example.test")
 	echExt := helloExt{extECH, []byte{0, 1, 2, 3}}
 	two := sniExt("api.example.test", "other.example")
 	for _, c := range []struct {
@@ -133,15 +133,15 @@ func TestReadClientHello(t *testing.T) {
 		ech     bool
 		wantErr string
 	}{
-		{name: "Go's client", in: real, sni: "api.example.test", hasSNI: true},
+		{name: "Go's client", in: goReal, sni: "api.example.test", hasSNI: true},
 		{name: "no SNI", in: goHello(t, ""), hasSNI: false},
 		{name: "nothing", in: nil, wantErr: "EOF"},
-		{name: "cut short", in: real[:len(real)-1], wantErr: "unexpected EOF"},
-		{name: "too many records", in: handshakeRecords(real[9:], 10), wantErr: "records"},
-		{name: "ECH", in: editHello(t, real, func(l []helloExt) []helloExt { return append(l, echExt) }), sni: "api.example.test", hasSNI: true, ech: true},
-		{name: "ESNI", in: editHello(t, real, func(l []helloExt) []helloExt { return append(l, helloExt{extESNI, nil}) }), sni: "api.example.test", hasSNI: true, ech: true},
-		{name: "two names", in: editHello(t, real, func(l []helloExt) []helloExt { return replaceSNI(l, &two) }), wantErr: "holds 2 names"},
-		{name: "SNI twice", in: editHello(t, real, func(l []helloExt) []helloExt { return append(l, sniExt("other.example")) }), wantErr: "extension 0 twice"},
+		{name: "cut short", in: goReal[:len(goReal)-1], wantErr: "unexpected EOF"},
+		{name: "too many records", in: handshakeRecords(goReal[9:], 10), wantErr: "records"},
+		{name: "ECH", in: editHello(t, goReal, func(l []helloExt) []helloExt { return append(l, echExt) }), sni: "api.example.test", hasSNI: true, ech: true},
+		{name: "ESNI", in: editHello(t, goReal, func(l []helloExt) []helloExt { return append(l, helloExt{extESNI, nil}) }), sni: "api.example.test", hasSNI: true, ech: true},
+		{name: "two names", in: editHello(t, goReal, func(l []helloExt) []helloExt { return replaceSNI(l, &two) }), wantErr: "holds 2 names"},
+		{name: "SNI twice", in: editHello(t, goReal, func(l []helloExt) []helloExt { return append(l, sniExt("other.example")) }), wantErr: "extension 0 twice"},
 		{name: "not TLS", in: []byte("GET / HTTP/1.1\r\n\r\n"), wantErr: errNotTLS.Error()},
 		{name: "not TLS, short", in: []byte{0x16, 0x00}, wantErr: errNotTLS.Error()},
 		{name: "huge hello", in: []byte{0x16, 3, 1, 0, 4, handshakeHello, 0xff, 0xff, 0xff}, wantErr: "larger than"},
@@ -169,7 +169,7 @@ func TestReadClientHello(t *testing.T) {
 	}
 	// A hello split over records is read whole, and not a byte more: what
 	// follows belongs to the tunnel.
-	body := real[9:]
+	body := goReal[9:]
 	split := handshakeRecords(body, (len(body)+4)/maxHelloRecords+1)
 	r := bytes.NewReader(append(split, "early"...))
 	raw, h, err := readClientHello(r)
@@ -233,11 +233,11 @@ func FuzzClientHello(f *testing.F) {
 	for _, n := range []string{"api.example.test", "", "xn--nxasmq6b.example", "203.0.113.5"} {
 		f.Add(goHello(f, n))
 	}
-	real := goHello(f, "api.example.test")
-	f.Add(handshakeRecords(real[9:], 100))
-	f.Add(editHello(f, real, func(l []helloExt) []helloExt { return append(l, helloExt{extECH, []byte{1}}) }))
+	goReal := goHello(f, "api.example.test")
+	f.Add(handshakeRecords(goReal[9:], 100))
+	f.Add(editHello(f, goReal, func(l []helloExt) []helloExt { return append(l, helloExt{extECH, []byte{1}}) }))
 	two := sniExt("a.test", "b.test")
-	f.Add(editHello(f, real, func(l []helloExt) []helloExt { return replaceSNI(l, &two) }))
+	f.Add(editHello(f, goReal, func(l []helloExt) []helloExt { return replaceSNI(l, &two) }))
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
 	f.Add([]byte{0x16, 3, 1, 0, 4, handshakeHello, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {

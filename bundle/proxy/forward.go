@@ -334,7 +334,7 @@ func writeResponse(cc *clientConn, resp *http.Response, req *http.Request, keep 
 		text = after
 	}
 	fmt.Fprintf(bw, "HTTP/1.1 %03d %s\r\n", resp.StatusCode, text)
-	resp.Header.Write(bw)
+	resp.Header.Write(bw) //nolint:errcheck // bw keeps the error for the Flush below
 	chunked := false
 	switch {
 	case bodyless:
@@ -385,7 +385,7 @@ func writeResponse(cc *clientConn, resp *http.Response, req *http.Request, keep 
 		if red != nil {
 			red.header(resp.Trailer)
 		}
-		resp.Trailer.Write(bw)
+		resp.Trailer.Write(bw) //nolint:errcheck // bw keeps the error for the Flush below
 		bw.WriteString("\r\n")
 	} else if resp.ContentLength >= 0 && n != resp.ContentLength {
 		return n, false, fmt.Errorf("upstream sent %d of %d body bytes", n, resp.ContentLength)
@@ -398,7 +398,7 @@ func writeResponse(cc *clientConn, resp *http.Response, req *http.Request, keep 
 func (p *Proxy) switchProtocols(cc *clientConn, resp *http.Response) [2]int64 {
 	up, _ := resp.Body.(io.ReadWriteCloser)
 	fmt.Fprintf(cc.bw, "HTTP/1.1 101 Switching Protocols\r\n")
-	resp.Header.Write(cc.bw)
+	resp.Header.Write(cc.bw) //nolint:errcheck // cc.bw keeps the error for the Flush below
 	cc.bw.WriteString("\r\n")
 	if err := cc.bw.Flush(); err != nil || up == nil {
 		return [2]int64{}

@@ -259,6 +259,10 @@ func (p *Proxy) checkedAddrs(ctx context.Context, host string, r reach) ([]netip
 // itself and dials exactly the addresses it checked, so no second lookup can
 // swap in another address.
 func (p *Proxy) dialChecked(ctx context.Context, host string, port int, r reach) (net.Conn, error) {
+	if port < 1 || port > 65535 {
+		// The parsers refuse such ports; this keeps the conversion below exact.
+		return nil, fmt.Errorf("port %d is out of range", port)
+	}
 	addrs, err := p.checkedAddrs(ctx, host, r)
 	if err != nil {
 		return nil, err

@@ -53,13 +53,13 @@ func startProxy(t testing.TB, cfg Config, opts ...Option) *testProxy {
 	if cfg.Bottle == "" {
 		cfg.Bottle = "test-bottle"
 	}
-	real := defaultDialer(5 * time.Second)
+	base := defaultDialer(5 * time.Second)
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		tp.dials.Add(1)
 		tp.mu.Lock()
 		tp.dialed = append(tp.dialed, addr)
 		tp.mu.Unlock()
-		return real(ctx, network, addr)
+		return base(ctx, network, addr)
 	}
 	opts = append([]Option{WithDialer(dial), WithLogger(slog.New(slog.NewTextHandler(tp.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))}, opts...)
 	p, err := New(cfg, opts...)

@@ -737,7 +737,7 @@ func (p *Proxy) tunnelStart(cc *clientConn, up net.Conn, host string, port int, 
 	// connections.
 	rest, _ := cc.br.Peek(cc.br.Buffered())
 	n, err := up.Write(append(raw, rest...))
-	cc.br.Discard(len(rest))
+	cc.br.Discard(len(rest)) //nolint:errcheck // what Peek returned is buffered: discarding it cannot fail
 	last.Store(time.Now().UnixNano())
 	return int64(n), err
 }
@@ -752,7 +752,7 @@ const (
 
 func tlsAlert(c net.Conn, desc byte) {
 	c.SetWriteDeadline(time.Now().Add(time.Second))
-	c.Write([]byte{0x15, 3, 1, 0, 2, 2, desc})
+	c.Write([]byte{0x15, 3, 1, 0, 2, 2, desc}) //nolint:errcheck // a courtesy before the close: the refusal stands either way
 }
 
 func isTimeout(err error) bool {
@@ -801,12 +801,16 @@ func (p *Proxy) refuseRequest(cc *clientConn, req *http.Request, rec *record, bo
 	cc.SetReadDeadline(time.Time{})
 	keep := mayKeep && errors.Is(err, io.EOF) && !req.Close
 	p.nDenied.Add(1)
-	p.writeText(cc, rec.Status, body, h, keep)
+	keep = p.writeText(cc, rec.Status, body, h, keep)
 	p.finish(rec)
 	return keep
 }
 
-func (p *Proxy) writeText(cc *clientConn, status int, body string, h http.Header, keep bool) {
+// writeText writes a plain-text response and reports whether the
+// connection can carry another request: when keep asks it to and the
+// response was delivered (after a failed write the client's replies would
+// be lost).
+func (p *Proxy) writeText(cc *clientConn, status int, body string, h http.Header, keep bool) bool {
 	fmt.Fprintf(cc.bw, "HTTP/1.1 %d %s\r\n", status, http.StatusText(status))
 	for k, vs := range h {
 		for _, v := range vs {
@@ -818,7 +822,7 @@ func (p *Proxy) writeText(cc *clientConn, status int, body string, h http.Header
 		cc.bw.WriteString("Connection: close\r\n")
 	}
 	cc.bw.WriteString("\r\n" + body)
-	cc.bw.Flush()
+	return cc.bw.Flush() == nil && keep
 }
 
 // pipe copies both ways between the client and the upstream until both
@@ -907,7 +911,7 @@ func (p *Proxy) copyIdle(dst, src net.Conn, last *atomic.Int64) (int64, error) {
 
 func closeWrite(c net.Conn) {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
+		cw.CloseWrite() //nolint:errcheck // if the half-close fails, the peer sees the full close when the pipe ends
 		return
 	}
 	c.Close()
