@@ -83,6 +83,9 @@ type Logger struct {
 	// first (with entries of repeats already flushed, skipped).
 	order []queued
 	flush *time.Timer
+	// lost is the first error of a repeat's line, written outside Write;
+	// the next Write or Close returns it.
+	lost error
 }
 
 type queued struct {
@@ -122,20 +125,21 @@ func Open(path string, maxBytes int64) (*Logger, error) {
 	if l.main, err = openFile(path, maxBytes); err != nil {
 		return nil, err
 	}
+	// On a failure below nothing was written yet: closing loses nothing.
 	if l.keep, err = openFile(path+".keep", max(maxBytes/keepDivisor, 1)); err != nil {
-		l.main.close()
+		l.main.close() //nolint:errcheck // see above
 		return nil, err
 	}
 	if err := l.openStart(); err != nil {
-		l.main.close()
-		l.keep.close()
+		l.main.close() //nolint:errcheck // see above
+		l.keep.close() //nolint:errcheck // see above
 		return nil, err
 	}
 	return l, nil
 }
 
-func openFile(path string, max int64) (*file, error) {
-	fl := &file{path: path, max: max}
+func openFile(path string, maxBytes int64) (*file, error) {
+	fl := &file{path: path, max: maxBytes}
 	if err := fl.open(); err != nil {
 		return nil, err
 	}
@@ -149,7 +153,7 @@ func (fl *file) open() error {
 	}
 	n, size, err := countLines(f)
 	if err != nil {
-		f.Close()
+		f.Close() //nolint:errcheck // only read so far
 		return fmt.Errorf("opening audit log: %w", err)
 	}
 	fl.f, fl.size, fl.lines = f, size, n
@@ -190,12 +194,12 @@ func (l *Logger) openStart() error {
 	}
 	runs, err := countRuns(f)
 	if err != nil {
-		f.Close()
+		f.Close() //nolint:errcheck // only read so far
 		return fmt.Errorf("opening audit log: %w", err)
 	}
 	now := l.now().UTC().Format(time.RFC3339Nano)
 	if runs >= maxRuns {
-		f.Close()
+		f.Close() //nolint:errcheck // only read
 		return l.appendMain(mustJSON(map[string]any{"time": now, "event": EventStart, "run": runs + 1,
 			"reason": fmt.Sprintf("the start of this run is not copied to %s.start, which keeps the starts of %d runs already", l.path, maxRuns)}))
 	}
@@ -266,10 +270,22 @@ func (l *Logger) Write(rec any) error {
 	}
 	if !Kept(fields) {
 		if counted := l.countRepeat(fields); counted {
-			return nil
+			return l.takeLost()
 		}
 	}
-	return l.write(line, Kept(fields))
+	err = l.write(line, Kept(fields))
+	return errors.Join(err, l.takeLost())
+}
+
+// takeLost returns and forgets the error of a repeat's line. Call with l.mu
+// held.
+func (l *Logger) takeLost() error {
+	err := l.lost
+	l.lost = nil
+	if err != nil {
+		return fmt.Errorf("writing a line of repeated refusals: %w", err)
+	}
+	return nil
 }
 
 // stampTime puts "time" first in a JSON object.
@@ -356,7 +372,7 @@ func rotate(fl *file) (removed, error) {
 	var gone removed
 	if old, err := os.Open(fl.path + ".1"); err == nil {
 		gone.lines, gone.size, err = countLines(old)
-		old.Close()
+		old.Close() //nolint:errcheck // only read
 		if err != nil {
 			return gone, fmt.Errorf("rotating audit log: %w", err)
 		}
@@ -527,7 +543,9 @@ func (l *Logger) flushRepeat(key string, r *repeat) {
 	if err != nil {
 		return
 	}
-	l.write(line, false)
+	if err := l.write(line, false); err != nil && l.lost == nil {
+		l.lost = err
+	}
 }
 
 // Close writes the repeats still counted and closes the files. Later writes
@@ -548,7 +566,7 @@ func (l *Logger) Close() error {
 	for key, r := range l.repeats {
 		l.flushRepeat(key, r)
 	}
-	errs := []error{l.main.close(), l.keep.close()}
+	errs := []error{l.takeLost(), l.main.close(), l.keep.close()}
 	if l.start != nil {
 		errs = append(errs, l.start.Close())
 		l.start = nil
