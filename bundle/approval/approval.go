@@ -43,6 +43,7 @@ type Request struct {
 // Decision is a human's answer (or the timeout's).
 type Decision string
 
+// The decisions: refuse, allow this request, allow the rule for good.
 const (
 	Deny        Decision = "deny"
 	AllowOnce   Decision = "allow-once"

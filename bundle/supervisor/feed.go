@@ -34,12 +34,12 @@ type retention[T any] struct {
 	gap       func(n int, seq uint64) T // stands for n dropped items, the first numbered seq
 }
 
-func newFeed[T any](max int) *feed[T] {
-	return &feed[T]{recent: ring[T]{max: max}, next: 1, wake: make(chan struct{})}
+func newFeed[T any](size int) *feed[T] {
+	return &feed[T]{recent: ring[T]{max: size}, next: 1, wake: make(chan struct{})}
 }
 
-func newRetainingFeed[T any](max int, keep retention[T]) *feed[T] {
-	f := newFeed[T](max)
+func newRetainingFeed[T any](size int, keep retention[T]) *feed[T] {
+	f := newFeed[T](size)
 	f.keep, f.kept = keep, ring[T]{max: keep.kept}
 	return f
 }
@@ -103,7 +103,7 @@ func (f *feed[T]) since(after uint64) ([]T, uint64, <-chan struct{}) {
 	prev := after
 	for _, v := range out {
 		if s := seq(v); s > prev+1 {
-			marked = append(marked, f.keep.gap(int(s-prev-1), prev+1))
+			marked = append(marked, f.keep.gap(int(s-prev-1), prev+1)) //nolint:gosec // G115: below s, a count of the items the feed took
 		}
 		marked = append(marked, v)
 		prev = seq(v)

@@ -134,7 +134,7 @@ func (c *Client) Events(ctx context.Context, after uint64) ([]api.Event, error) 
 // one, until ctx ends (it returns ctx's error), fn returns an error (it
 // returns that), or the stream breaks.
 func (c *Client) FollowEvents(ctx context.Context, after uint64, fn func(api.Event) error) error {
-	return follow(c, ctx, api.PathEvents, after, fn)
+	return follow(ctx, c, api.PathEvents, after, fn)
 }
 
 // Approvals lists the requests waiting for a decision, oldest first.
@@ -173,7 +173,7 @@ func (c *Client) Audit(ctx context.Context, after uint64) ([]api.AuditEntry, err
 
 // FollowAudit is FollowEvents for the merged audit.
 func (c *Client) FollowAudit(ctx context.Context, after uint64, fn func(api.AuditEntry) error) error {
-	return follow(c, ctx, api.PathAudit, after, fn)
+	return follow(ctx, c, api.PathAudit, after, fn)
 }
 
 func afterQuery(after uint64, follow bool) url.Values {
@@ -187,7 +187,7 @@ func afterQuery(after uint64, follow bool) url.Values {
 	return q
 }
 
-func follow[T any](c *Client, ctx context.Context, path string, after uint64, fn func(T) error) error {
+func follow[T any](ctx context.Context, c *Client, path string, after uint64, fn func(T) error) error {
 	resp, err := c.do(ctx, http.MethodGet, path, afterQuery(after, true), nil)
 	if err != nil {
 		return err
