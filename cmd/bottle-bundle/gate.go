@@ -7,7 +7,7 @@ import (
 )
 
 // runGate runs the git gate alone: `bottle-bundle gate --config FILE`.
-func runGate(ctx context.Context, args []string) error {
+func runGate(ctx context.Context, args []string) (err error) {
 	file, err := configFlag("gate", args)
 	if err != nil {
 		return err
@@ -20,6 +20,6 @@ func runGate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer g.Close()
+	defer closeInto(&err, g)
 	return listenAndServe(ctx, "git gate", cfg.Listen, g.Serve)
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -90,4 +91,10 @@ func listenAndServe(ctx context.Context, what, addr string, serve func(context.C
 	}
 	fmt.Fprintf(os.Stderr, "%s listening on %s\n", what, ln.Addr())
 	return serve(ctx, ln)
+}
+
+// closeInto closes c and adds its error to *err; deferred, it makes a
+// daemon's failed Close (its last audit lines lost) the command's error.
+func closeInto(err *error, c io.Closer) {
+	*err = errors.Join(*err, c.Close())
 }

@@ -60,7 +60,7 @@ func cgroupMemoryLimit(root string) (int64, string) {
 				}
 			}
 		}
-		f.Close()
+		f.Close() //nolint:errcheck // only read
 	}
 	cg := filepath.Join(root, "sys/fs/cgroup")
 	try := []struct{ file, source string }{

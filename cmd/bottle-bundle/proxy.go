@@ -7,7 +7,7 @@ import (
 )
 
 // runProxy runs the egress proxy alone: `bottle-bundle proxy --config FILE`.
-func runProxy(ctx context.Context, args []string) error {
+func runProxy(ctx context.Context, args []string) (err error) {
 	file, err := configFlag("proxy", args)
 	if err != nil {
 		return err
@@ -20,6 +20,6 @@ func runProxy(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer p.Close()
+	defer closeInto(&err, p)
 	return listenAndServe(ctx, "egress proxy", orDefault(cfg.Listen, proxy.DefaultListen), p.Serve)
 }

@@ -20,7 +20,7 @@ import (
 // runServe runs the whole bundle in one process: the supervisor, and the
 // proxy and the gate wired to it (their approvals go to its Decider, their
 // audit lines to its merged stream, their health to its report).
-func runServe(ctx context.Context, args []string) error {
+func runServe(ctx context.Context, args []string) (err error) {
 	file, err := configFlag("serve", args)
 	if err != nil {
 		return err
@@ -37,29 +37,29 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer sup.Close()
+	defer closeInto(&err, sup)
 
 	proxyAudit, err := openAudit(cfg.Proxy.AuditFile, cfg.Proxy.AuditMaxBytes, sup, "proxy")
 	if err != nil {
 		return err
 	}
-	defer proxyAudit.Close()
+	defer closeInto(&err, proxyAudit)
 	gateAudit, err := openAudit(cfg.Gate.AuditFile, 0, sup, "gate")
 	if err != nil {
 		return err
 	}
-	defer gateAudit.Close()
+	defer closeInto(&err, gateAudit)
 
 	px, err := proxy.New(cfg.Proxy, proxy.WithDecider(sup.Decider()), proxy.WithAudit(proxyAudit))
 	if err != nil {
 		return err
 	}
-	defer px.Close()
+	defer closeInto(&err, px)
 	gt, err := gate.New(cfg.Gate, gate.WithDecider(sup.Decider()), gate.WithAudit(gateAudit), gate.WithMemoryLimit(mem))
 	if err != nil {
 		return err
 	}
-	defer gt.Close()
+	defer closeInto(&err, gt)
 
 	type daemon struct {
 		name, addr string
@@ -117,11 +117,11 @@ func runServe(ctx context.Context, args []string) error {
 
 // openAudit opens a daemon's audit file and tees its lines into the
 // supervisor's merged stream; notable lines also become events.
-func openAudit(path string, max int64, sup *supervisor.Supervisor, name string) (*audit.Logger, error) {
+func openAudit(path string, maxBytes int64, sup *supervisor.Supervisor, name string) (*audit.Logger, error) {
 	if path == "" {
 		return nil, nil
 	}
-	l, err := audit.Open(path, max)
+	l, err := audit.Open(path, maxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

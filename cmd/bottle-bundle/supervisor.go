@@ -9,7 +9,7 @@ import (
 // runSupervisor runs the supervisor alone: `bottle-bundle supervisor
 // --config FILE`. Alone it has no proxy or gate to ask it, so it serves
 // events, approvals (empty) and health for itself.
-func runSupervisor(ctx context.Context, args []string) error {
+func runSupervisor(ctx context.Context, args []string) (err error) {
 	file, err := configFlag("supervisor", args)
 	if err != nil {
 		return err
@@ -22,6 +22,6 @@ func runSupervisor(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer closeInto(&err, s)
 	return listenAndServe(ctx, "supervisor", orDefault(cfg.Listen, supervisor.DefaultListen), s.Serve)
 }
