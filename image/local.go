@@ -87,7 +87,7 @@ func (p *Pipeline) Local(ctx context.Context, req Request, labels map[string]str
 		if rerr != nil {
 			return LocalResult{}, fmt.Errorf("reading the bottle layer: %w", rerr)
 		}
-		if err := os.WriteFile(tarPath, data, 0o600); err != nil {
+		if err := os.WriteFile(tarPath, data, 0o600); err != nil { //nolint:gosec // G703: a fixed name in our own temporary directory
 			return LocalResult{}, err
 		}
 	}

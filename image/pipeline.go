@@ -210,7 +210,7 @@ func (p *Pipeline) Run(ctx context.Context, req Request) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		defer srv.Close()
+		defer srv.Close() //nolint:errcheck // a loopback registry whose push is over: nothing is lost
 		pr, err = push.Image(ctx, p.store, img, srv.Host()+"/bottle/agent", push.Options{Auth: srv.Authenticator(), Progress: p.pw})
 		if err != nil {
 			return Result{}, err
@@ -269,14 +269,20 @@ func (p *Pipeline) agentImage(ctx context.Context, req Request) (string, error) 
 	return r.ImageID, nil
 }
 
-func (p *Pipeline) pack(ctx context.Context, key artifact.Key, ref string, img store.Image, creds []pack.Credential, platform string) (artifact.Artifact, error) {
+func (p *Pipeline) pack(ctx context.Context, key artifact.Key, ref string, img store.Image, creds []pack.Credential, platform string) (_ artifact.Artifact, err error) {
 	var env []string
 	if len(creds) > 0 {
 		cfg, err := pack.WriteConfig("", creds)
 		if err != nil {
 			return artifact.Artifact{}, err
 		}
-		defer cfg.Remove()
+		defer func() {
+			// The config holds registry credentials: a copy left behind
+			// is the user's to know about.
+			if rerr := cfg.Remove(); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("removing the smolvm config with registry credentials: %w", rerr))
+			}
+		}()
 		env = cfg.Env
 	}
 	lines := progress.Lines(p.pw, progress.StagePack, "smolvm")

@@ -8,7 +8,7 @@ import (
 )
 
 // ImageInspector finds an image in the engine.
-type ImageInspector interface {
+type ImageInspector interface { //nolint:revive // plugin/ uses the name, and is being rewritten now: rename it there
 	ImageInspect(ctx context.Context, image string, opts ...client.ImageInspectOption) (client.ImageInspectResult, error)
 }
 

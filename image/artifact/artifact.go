@@ -36,8 +36,8 @@ type Key struct {
 	Layout string `json:"layout,omitempty"`
 }
 
-// LayoutSquashed: the agent image and its bottle layer flattened into one
-// layer before the pack (package squash).
+// LayoutSquashed is the layout of an agent image and its bottle layer
+// flattened into one layer before the pack (package squash).
 const LayoutSquashed = "squashed"
 
 // ID is the key's hash: the artifact's directory name.

@@ -289,23 +289,23 @@ func build(st *store.Store, base store.Image, spec Spec) ([]byte, []string, erro
 	if len(ca) > 0 {
 		seen := map[string]bool{}
 		for _, b := range Bundles {
-			real, e, ok := fsys.resolve(strings.TrimPrefix(b, "/"))
-			if !ok || e.hdr.Typeflag != tar.TypeReg || seen[real] {
+			target, e, ok := fsys.resolve(strings.TrimPrefix(b, "/"))
+			if !ok || e.hdr.Typeflag != tar.TypeReg || seen[target] {
 				continue
 			}
-			seen[real] = true
-			old, err := readEntry(st, base.Layers[e.layer], real)
+			seen[target] = true
+			old, err := readEntry(st, base.Layers[e.layer], target)
 			if err != nil {
-				return nil, nil, fmt.Errorf("bottle layer: read the image's CA bundle /%s: %w", real, err)
+				return nil, nil, fmt.Errorf("bottle layer: read the image's CA bundle /%s: %w", target, err)
 			}
 			if len(old) > 0 && old[len(old)-1] != '\n' {
 				old = append(old, '\n')
 			}
 			hdr := tar.Header{
-				Typeflag: tar.TypeReg, Name: real, Mode: e.hdr.Mode, Uid: e.hdr.Uid, Gid: e.hdr.Gid,
+				Typeflag: tar.TypeReg, Name: target, Mode: e.hdr.Mode, Uid: e.hdr.Uid, Gid: e.hdr.Gid,
 			}
 			outs = append(outs, entryOut{hdr: hdr, content: append(old, ca...)})
-			bundles = append(bundles, "/"+real)
+			bundles = append(bundles, "/"+target)
 		}
 		outs = append(outs, entryOut{hdr: tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(CAFile, "/"), Mode: 0o644}, content: ca})
 		if spec.BundleFile != "" {

@@ -128,11 +128,11 @@ func envHome(base store.Image) string {
 
 // readImageFile is a file of the image, or nothing when it has none.
 func readImageFile(st *store.Store, base store.Image, fsys *mergedFS, name string) ([]byte, error) {
-	real, e, ok := fsys.resolve(name)
+	target, e, ok := fsys.resolve(name)
 	if !ok || e.hdr.Typeflag != tar.TypeReg {
 		return nil, nil
 	}
-	b, err := readEntry(st, base.Layers[e.layer], real)
+	b, err := readEntry(st, base.Layers[e.layer], target)
 	if err != nil {
 		return nil, fmt.Errorf("bottle layer: reading the image's /%s: %w", name, err)
 	}

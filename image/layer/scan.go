@@ -150,7 +150,7 @@ func walkLayer(st *store.Store, l store.Layer, fn func(string, *tar.Header, io.R
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // only read
 	var r io.Reader = f
 	switch l.MediaType {
 	case store.MediaTypeLayer, "application/vnd.docker.image.rootfs.diff.tar":
@@ -159,7 +159,7 @@ func walkLayer(st *store.Store, l store.Layer, fn func(string, *tar.Header, io.R
 		if err != nil {
 			return fmt.Errorf("layer %s: %w", l.Digest, err)
 		}
-		defer zr.Close()
+		defer zr.Close() //nolint:errcheck // only read; its errors come from Read
 		r = zr
 	case store.MediaTypeLayerZstd:
 		zr, err := zstd.NewReader(f)

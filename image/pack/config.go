@@ -69,8 +69,11 @@ func WriteConfig(dir string, creds []Credential) (*Config, error) {
 	}
 	p := filepath.Join(d, "config.toml")
 	if err := os.WriteFile(p, buf.Bytes(), 0o600); err != nil {
-		os.RemoveAll(d)
-		return nil, fmt.Errorf("smolvm config: %w", err)
+		err = fmt.Errorf("smolvm config: %w", err)
+		if rerr := os.RemoveAll(d); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("removing %s, which may hold registry credentials: %w", d, rerr))
+		}
+		return nil, err
 	}
 	return &Config{Path: p, Env: append([]string{"SMOLVM_CONFIG=" + p}, env...), dir: d}, nil
 }

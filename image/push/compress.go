@@ -55,7 +55,7 @@ func gzipLayer(ctx context.Context, st *store.Store, l store.Layer, pw progress.
 	if err != nil {
 		return store.Layer{}, err
 	}
-	defer src.Close()
+	defer src.Close() //nolint:errcheck // only read
 	w, err := st.NewWriter()
 	if err != nil {
 		return store.Layer{}, err

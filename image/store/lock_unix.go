@@ -21,12 +21,13 @@ func (s *Store) Lock(exclusive bool) (func(), error) {
 	if exclusive {
 		how = syscall.LOCK_EX
 	}
+	// The lock file holds no data: closing it only lets the lock go.
 	if err := syscall.Flock(int(f.Fd()), how); err != nil {
-		f.Close()
+		f.Close() //nolint:errcheck // see above
 		return nil, fmt.Errorf("image cache lock: %w", err)
 	}
 	return func() {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
+		f.Close() //nolint:errcheck // see above
 	}, nil
 }

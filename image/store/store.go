@@ -107,7 +107,7 @@ func (s *Store) ReadBlob(h v1.Hash, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // only read
 	b, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, err
@@ -202,18 +202,18 @@ func (w *Writer) Commit(want v1.Hash) (Committed, error) {
 	got := w.Digest()
 	c := Committed{Digest: got, Size: w.n, Head: w.head}
 	if err := w.f.Close(); err != nil {
-		os.Remove(w.f.Name())
+		removeTemp(w.f.Name())
 		return c, err
 	}
 	if want != (v1.Hash{}) && want != got {
-		os.Remove(w.f.Name())
+		removeTemp(w.f.Name())
 		return c, fmt.Errorf("blob digest mismatch: expected %s, got %s", want, got)
 	}
 	if w.s.Has(got) {
 		return c, os.Remove(w.f.Name())
 	}
 	if err := os.Rename(w.f.Name(), w.s.Path(got)); err != nil {
-		os.Remove(w.f.Name())
+		removeTemp(w.f.Name())
 		return c, fmt.Errorf("image cache: %w", err)
 	}
 	c.New = true
@@ -226,8 +226,15 @@ func (w *Writer) Abort() {
 		return
 	}
 	w.closed = true
-	w.f.Close()
-	os.Remove(w.f.Name())
+	w.f.Close() //nolint:errcheck // the partial blob is thrown away
+	removeTemp(w.f.Name())
+}
+
+// removeTemp removes a temporary file that a failure or an abort left:
+// what is reported is that failure, and a leftover temporary file holds
+// nothing the cache reads.
+func removeTemp(name string) {
+	os.Remove(name) //nolint:errcheck // see above
 }
 
 // Put stores everything r yields and checks it against want (if not zero).
@@ -352,7 +359,7 @@ func (s *Store) WriteRecord(kind, name string, v any) error {
 		return err
 	}
 	if err := os.Rename(tmp, p); err != nil {
-		os.Remove(tmp)
+		removeTemp(tmp)
 		return err
 	}
 	return nil
