@@ -11,6 +11,7 @@ import (
 // Status of one check.
 type Status string
 
+// The statuses, from fine to failed.
 const (
 	OK   Status = "ok"
 	Warn Status = "warn"

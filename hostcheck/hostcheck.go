@@ -102,7 +102,7 @@ func Hypervisor(goos, goarch, kvm string) plan.HypervisorFacts {
 		f, err := os.OpenFile(kvm, os.O_RDWR, 0)
 		switch {
 		case err == nil:
-			f.Close()
+			f.Close() //nolint:errcheck // opened only to test access
 			return plan.HypervisorFacts{Usable: true, Detail: kvm + " is readable and writable"}
 		case errors.Is(err, fs.ErrNotExist):
 			return plan.HypervisorFacts{Detail: kvm + " does not exist: enable virtualization and load the kvm module (modprobe kvm_intel or kvm_amd)"}
@@ -131,6 +131,5 @@ func Writable(dir string) error {
 		return err
 	}
 	name := f.Name()
-	f.Close()
-	return os.Remove(filepath.Clean(name))
+	return errors.Join(f.Close(), os.Remove(filepath.Clean(name)))
 }

@@ -227,19 +227,21 @@ func writeTemp(dir, pattern string, data []byte, mode os.FileMode) (string, erro
 		return "", fmt.Errorf("saving the bottle CA: %w", err)
 	}
 	name := f.Name()
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		os.Remove(name)
+	// On a failure the temporary file is abandoned: the error reported is
+	// the write's, and its Close and removal are only tidying.
+	fail := func(err error) (string, error) {
+		f.Close()       //nolint:errcheck // see above
+		os.Remove(name) //nolint:errcheck // see above
 		return "", fmt.Errorf("saving the bottle CA: %w", err)
+	}
+	if err := f.Chmod(mode); err != nil {
+		return fail(err)
 	}
 	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(name)
-		return "", fmt.Errorf("saving the bottle CA: %w", err)
+		return fail(err)
 	}
 	if err := f.Close(); err != nil {
-		os.Remove(name)
-		return "", fmt.Errorf("saving the bottle CA: %w", err)
+		return fail(err)
 	}
 	return name, nil
 }
