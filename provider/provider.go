@@ -114,7 +114,7 @@ func HostSecretPresent(s spec.Secret) bool {
 		if err != nil {
 			return false
 		}
-		f.Close()
+		f.Close() //nolint:errcheck // opened only to test that it can be read
 		return true
 	}
 	return false

@@ -49,7 +49,7 @@ const (
 	EnvPromptFile   = "BOTTLE_PROMPT_FILE"
 	EnvBottleName   = "BOTTLE_NAME"
 	EnvSuperviseURL = "BOTTLE_SUPERVISE_URL"
-	EnvTokenFile    = "BOTTLE_TOKEN_FILE"
+	EnvTokenFile    = "BOTTLE_TOKEN_FILE" //nolint:gosec // G101: the name of a variable that holds a path
 	// EnvUserConfig is the snapshot of the user's own agent settings (a
 	// tar of files relative to the agent's home), which the workspace
 	// bootstrap copies into the home at the bottle's first start; absent

@@ -120,7 +120,7 @@ func copyLogFrom(f sessionFiles, offset int64, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("reading the session log: %w", err)
 	}
-	defer lf.Close()
+	defer lf.Close() //nolint:errcheck // only read
 	if _, err := lf.Seek(offset, io.SeekStart); err != nil {
 		return err
 	}
@@ -219,7 +219,7 @@ func relay(ctx context.Context, o attachOptions, f sessionFiles, conn io.ReadWri
 			if len(b) != 4 {
 				return attachResult{}, errors.New("session protocol: a bad exit frame")
 			}
-			return attachResult{Code: int(int32(binary.BigEndian.Uint32(b)))}, nil
+			return attachResult{Code: int(int32(binary.BigEndian.Uint32(b)))}, nil //nolint:gosec // G115: the code travels as a two's complement int32
 		}
 	}
 }
@@ -249,7 +249,7 @@ func sessionLogs(ctx context.Context, o logsOptions) error {
 	if err != nil {
 		return fmt.Errorf("reading the session log: %w", err)
 	}
-	defer lf.Close()
+	defer lf.Close() //nolint:errcheck // only read
 	if o.Tail >= 0 {
 		off, err := tailOffset(lf, o.Tail)
 		if err != nil {

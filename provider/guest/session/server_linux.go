@@ -108,7 +108,7 @@ func runSessionServer(ctx context.Context, o serverOptions) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("opening the session log: %w", err)
 	}
-	defer logf.Close()
+	defer logf.Close() //nolint:errcheck // unbuffered appends: each is written when its Write returns
 	offset, err := logf.Seek(0, io.SeekEnd)
 	if err != nil {
 		return 0, fmt.Errorf("opening the session log: %w", err)
@@ -273,7 +273,7 @@ func (s *session) end(code int) {
 
 func exitPayload(code int) []byte {
 	b := make([]byte, 4)
-	binary.BigEndian.PutUint32(b, uint32(int32(code)))
+	binary.BigEndian.PutUint32(b, uint32(int32(code))) //nolint:gosec // G115: an exit status travels as a two's complement int32
 	return b
 }
 

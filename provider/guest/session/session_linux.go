@@ -187,7 +187,7 @@ func logSessionError(dir string, err error) {
 	if ferr != nil {
 		return
 	}
-	defer lf.Close()
+	defer lf.Close() //nolint:errcheck // one unbuffered append, written when Fprintf returns
 	fmt.Fprintf(lf, "docker bottle: the agent's session did not start: %v\r\n", err)
 }
 
