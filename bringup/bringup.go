@@ -170,7 +170,7 @@ func Up(ctx context.Context, e Engine, o Options) (_ plan.Plan, err error) {
 		if rerr != nil {
 			return p, &Error{Step: "reserving another subnet", Err: rerr}
 		}
-		o.Allocator.Release(p.Bundle.Reserved, p.Slug)
+		o.Allocator.Release(p.Bundle.Reserved, p.Slug) //nolint:errcheck // if it stays, it is reclaimed once this bottle is gone
 		p = p.WithSubnet(sub.Prefix)
 		step("moving to subnet " + p.Bundle.Subnet.String() + ": " + failed.Err.Error())
 	}
@@ -268,7 +268,7 @@ func freePorts() (plan.HostPorts, error) {
 			return plan.HostPorts{}, fmt.Errorf("finding free ports on 127.0.0.1 for the bundle: %w", err)
 		}
 		lns = append(lns, l)
-		ports[i] = uint16(l.Addr().(*net.TCPAddr).Port)
+		ports[i] = uint16(l.Addr().(*net.TCPAddr).Port) //nolint:gosec // G115: a port the kernel chose, below 65536
 	}
 	return plan.HostPorts{Proxy: ports[0], Gate: ports[1], Supervise: ports[2]}, nil
 }

@@ -141,7 +141,7 @@ func lastEnd(ctx context.Context, e Inspector, id, created string) (code int, oo
 				code, _ = strconv.Atoi(m.Actor.Attributes["exitCode"])
 				oom, killed = killed, false
 			}
-		case <-res.Err:
+		case <-res.Err: //nolint:errcheck // as said below, the error changes nothing
 			// The end of the log (io.EOF) or a failure: what was read
 			// stands.
 			return code, oom
