@@ -14,6 +14,7 @@ import (
 // Verdict is a report card's mark.
 type Verdict string
 
+// The marks, from good to bad.
 const (
 	Pass Verdict = "PASS"
 	Warn Verdict = "WARN"

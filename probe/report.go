@@ -68,23 +68,24 @@ var Kinds = []Kind{KindAllowed, KindUnlisted, KindDirect, KindLookup, KindLoopba
 type Outcome string
 
 const (
-	// OutcomeOK: it went through. The target answered (for a proxied
+	// OutcomeOK means it went through. The target answered (for a proxied
 	// request: a response that is not the proxy's own refusal or error), the
 	// connection opened, the name resolved to addresses, the push or the
 	// request was accepted.
 	OutcomeOK Outcome = "ok"
-	// OutcomeRefused: a bottle component said no (the proxy's 403 or 407,
+	// OutcomeRefused means a bottle component said no (the proxy's 403 or 407,
 	// the gate's "ng", the supervisor's 4xx).
 	OutcomeRefused Outcome = "refused"
-	// OutcomeFailed: it did not go through for another reason (connection
+	// OutcomeFailed means it did not go through for another reason (connection
 	// refused or timed out, no DNS answer, a TLS error, the proxy's 502).
 	OutcomeFailed Outcome = "failed"
-	// OutcomeFound and OutcomeClean are the secret search's outcomes.
+	// OutcomeFound means the secret search found a secret.
 	OutcomeFound Outcome = "found"
+	// OutcomeClean means the secret search found none.
 	OutcomeClean Outcome = "clean"
-	// OutcomeSkipped: nothing to try (no target was given).
+	// OutcomeSkipped means there was nothing to try (no target was given).
 	OutcomeSkipped Outcome = "skipped"
-	// OutcomeError: the probe could not try (no token file, a bad URL, an
+	// OutcomeError means the probe could not try (no token file, a bad URL, an
 	// earlier step failed).
 	OutcomeError Outcome = "error"
 )

@@ -81,9 +81,10 @@ func gitChecks(ctx context.Context, cfg probe.Config, token string, tokenErr err
 		clone.Result = "the clone failed: " + err.Error()
 		return notTried("the clone failed")
 	}
-	refs, _ := repo.References()
 	n := 0
-	refs.ForEach(func(*plumbing.Reference) error { n++; return nil })
+	if refs, err := repo.References(); err == nil {
+		refs.ForEach(func(*plumbing.Reference) error { n++; return nil }) //nolint:errcheck // a failed read leaves n at what was counted
+	}
 	clone.Evidence.Refs = n
 	head, err := repo.Head()
 	if err == nil {

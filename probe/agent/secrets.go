@@ -154,7 +154,7 @@ func (s *scan) readSpecial(path string) {
 	if err != nil {
 		return
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // only read
 	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes))
 	if err != nil {
 		return
@@ -175,6 +175,7 @@ func (s *scan) walk(root string) {
 	if real, err := filepath.EvalSymlinks(root); err == nil {
 		root = real
 	}
+	//nolint:errcheck // the callback returns only nil and SkipDir, so WalkDir returns nil
 	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if path != root || !os.IsNotExist(err) {
@@ -261,6 +262,6 @@ func readLimited(path string, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // only read
 	return io.ReadAll(io.LimitReader(f, limit))
 }
