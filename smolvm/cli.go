@@ -22,7 +22,7 @@ const EnvBinary = "DOCKER_BOTTLE_SMOLVM"
 // be an executable file), else `smolvm` on PATH.
 func Lookup() (string, error) {
 	if p := os.Getenv(EnvBinary); p != "" {
-		fi, err := os.Stat(p)
+		fi, err := os.Stat(p) //nolint:gosec // G703: the user's own setting, only examined
 		if err != nil {
 			return "", fmt.Errorf("%w: %s=%s: %v (point it at the smolvm binary, or unset it to search PATH)", ErrNotFound, EnvBinary, p, err)
 		}

@@ -174,7 +174,7 @@ const (
 		"run bottles with --backend docker here, or on a host with hardware virtualisation"
 )
 
-func classify(msg, machine string) (error, string) {
+func classify(msg, machine string) (error, string) { //nolint:revive,staticcheck // the error is a kind (a sentinel), not a failure
 	// On `machine start` smolvm wraps these in "agent operation failed:
 	// start machine: ...", so they are matched anywhere in the line.
 	switch {

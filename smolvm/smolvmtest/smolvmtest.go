@@ -299,7 +299,7 @@ func NewRegistry(t testing.TB, addr string, opts ...RegistryOption) *Registry {
 	for _, o := range opts {
 		o(r)
 	}
-	var h http.Handler = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	var h = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	if r.Username != "" {
 		inner := h
 		h = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {

@@ -130,7 +130,7 @@ func DataDir(stateDir, name string) string {
 // RootfsDir is where `machine start` extracts the artifact's filesystem.
 func RootfsDir(stateDir, name string) string { return filepath.Join(DataDir(stateDir, name), "rootfs") }
 
-// ErrNoMachine: no record of that name.
+// ErrNoMachine means there is no record of that name.
 var ErrNoMachine = errors.New("no such fake smolvm machine")
 
 // ReadRecord reads a machine's record.
