@@ -83,8 +83,9 @@ type Logger struct {
 	// first (with entries of repeats already flushed, skipped).
 	order []queued
 	flush *time.Timer
-	// lost is the first error of a repeat's line, written outside Write;
-	// the next Write or Close returns it.
+	// lost is the first error of a repeat's line, written outside Write
+	// (Write's errors are its own record's, which its callers act on);
+	// Close returns it.
 	lost error
 }
 
@@ -270,11 +271,10 @@ func (l *Logger) Write(rec any) error {
 	}
 	if !Kept(fields) {
 		if counted := l.countRepeat(fields); counted {
-			return l.takeLost()
+			return nil
 		}
 	}
-	err = l.write(line, Kept(fields))
-	return errors.Join(err, l.takeLost())
+	return l.write(line, Kept(fields))
 }
 
 // takeLost returns and forgets the error of a repeat's line. Call with l.mu
@@ -548,8 +548,9 @@ func (l *Logger) flushRepeat(key string, r *repeat) {
 	}
 }
 
-// Close writes the repeats still counted and closes the files. Later writes
-// fail.
+// Close writes the repeats still counted and closes the files; its error
+// includes that of a repeat line written earlier in the background. Later
+// writes fail.
 func (l *Logger) Close() error {
 	if l == nil {
 		return nil
