@@ -6,14 +6,14 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 
+	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-bottle/docker-bottle/backend"
 	"github.com/docker-bottle/docker-bottle/gitstage"
 	"github.com/docker-bottle/docker-bottle/hostcheck"
 	"github.com/docker-bottle/docker-bottle/plan"
@@ -62,20 +62,8 @@ func loadSpec(opts specOptions, dir string, o spec.Overrides) (loadedSpec, error
 		return loadedSpec{}, err
 	}
 	d := p.Defaults
-	d.ProtectFiles = spec.RepoFiles(repoRoot(dir), specBase(path, dir), path, applied)
+	d.ProtectFiles = spec.RepoFiles(repoRoot(dir), spec.Base(path, dir), path, applied)
 	return loadedSpec{path: path, spec: applied.Resolve(d), provider: p}, nil
-}
-
-// specBase is the folder the spec's relative paths start from: the spec
-// file's, or dir without one.
-func specBase(specPath, dir string) string {
-	if specPath == "" {
-		return dir
-	}
-	if abs, err := filepath.Abs(specPath); err == nil {
-		return filepath.Dir(abs)
-	}
-	return filepath.Dir(specPath)
 }
 
 // repoRoot is the top of the git work tree dir is in (protected paths are
@@ -127,19 +115,32 @@ func smolvmFacts(ctx context.Context) plan.SmolvmFacts {
 	return f
 }
 
-// interruptible returns a context cancelled by SIGINT or SIGTERM. run.go
-// still calls it and interrupted; adaptInterrupt covers every command.
-func interruptible(ctx context.Context) (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+// agentOf loads a bottle whose agent exists, and its backend.
+func agentOf(dockerCli command.Cli, name string) (plan.Plan, backend.Backend, error) {
+	svc, err := newService(dockerCli, nil)
+	if err != nil {
+		return plan.Plan{}, nil, err
+	}
+	p, err := svc.Load(name)
+	if err != nil {
+		return p, nil, err
+	}
+	if !p.AgentCreated {
+		return p, nil, fmt.Errorf("bottle %s has no agent yet (its run did not get that far): `docker bottle rm %s`", name, name)
+	}
+	b, err := svc.Backend(p)
+	return p, b, err
 }
 
-// interrupted turns an error caused by a cancelled context into
-// ErrInterrupted, so main exits 130.
-func interrupted(ctx context.Context, err error) error {
-	if err != nil && ctx.Err() != nil {
-		return fmt.Errorf("%w: %v", ErrInterrupted, err)
+// exitStatus turns a command's exit code in a bottle into ours.
+func exitStatus(code int, err error) error {
+	if err != nil {
+		return err
 	}
-	return err
+	if code != 0 {
+		return cli.StatusError{StatusCode: code}
+	}
+	return nil
 }
 
 // completeBottles completes bottle names.

@@ -13,6 +13,8 @@ import (
 )
 
 type execOptions struct {
+	name        string
+	command     []string
 	interactive bool
 	tty         bool
 	env         opts.ListOpts
@@ -29,7 +31,8 @@ func execCmd(dockerCli command.Cli) *cobra.Command {
 		Args:              cli.RequiresMinArgs(2),
 		ValidArgsFunction: completeBottles(dockerCli),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runExec(cmd.Context(), dockerCli, args[0], args[1:], o)
+			o.name, o.command = args[0], args[1:]
+			return runExec(cmd.Context(), dockerCli, o)
 		},
 	}
 	f := cmd.Flags()
@@ -41,7 +44,8 @@ func execCmd(dockerCli command.Cli) *cobra.Command {
 	return cmd
 }
 
-func runExec(ctx context.Context, dockerCli command.Cli, name string, command []string, o execOptions) error {
+func runExec(ctx context.Context, dockerCli command.Cli, o execOptions) error {
+	name, command := o.name, o.command
 	if command[0] == "--" {
 		command = command[1:]
 	}

@@ -56,11 +56,6 @@ func TestCommandsAreWellFormed(t *testing.T) {
 	walk(root)
 }
 
-// notYetShaped are the commands whose files another change of issue 14
-// rewrites (docker/cli's container commands in process); once shaped,
-// the test below asks for their removal from this list.
-var notYetShaped = map[string]bool{"run": true, "logs": true, "exec": true, "attach": true}
-
 // TestOneFilePerCommand: each command NAME is built by nameCmd in
 // NAME.go, and its RunE ends by calling runXxx(cmd.Context(), dockerCli,
 // opts), where the logic lives, as buildx's commands do.
@@ -93,11 +88,7 @@ func TestOneFilePerCommand(t *testing.T) {
 	for _, sub := range NewRootCmd(cli).Commands() {
 		name := sub.Name()
 		ctor := name + "Cmd"
-		shaped := files[ctor] == name+".go" && runEndsWithRun(ctors[ctor])
-		switch {
-		case notYetShaped[name] && shaped:
-			t.Errorf("%s is shaped now: remove it from notYetShaped", name)
-		case !notYetShaped[name] && !shaped:
+		if files[ctor] != name+".go" || !runEndsWithRun(ctors[ctor]) {
 			t.Errorf("%s: want %s in %s.go (found in %q) with a RunE that ends in `return runXxx(cmd.Context(), dockerCli, opts)`",
 				name, ctor, name, files[ctor])
 		}

@@ -51,29 +51,24 @@ func runCmd(dockerCli command.Cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run [OPTIONS] [PATH] [-- AGENT ARGS...]",
 		Short: "Run an agent in a new bottle on the repository at PATH (default: .)",
-		Args:  cli.RequiresMaxArgs(1),
+		// Arguments after -- belong to the agent.
+		Args: func(cmd *cobra.Command, args []string) error {
+			if d := cmd.ArgsLenAtDash(); d >= 0 {
+				args = args[:d]
+			}
+			return cli.RequiresMaxArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dash := cmd.ArgsLenAtDash()
-			if dash >= 0 {
+			if dash := cmd.ArgsLenAtDash(); dash >= 0 {
 				o.agentArgs = args[dash:]
 				args = args[:dash]
-			}
-			if len(args) > 1 {
-				return fmt.Errorf("run takes one PATH, got %q; agent arguments go after --", args)
 			}
 			o.workspace = "."
 			if len(args) == 1 {
 				o.workspace = args[0]
 			}
-			return runRun(cmd, dockerCli, o)
+			return runRun(cmd.Context(), dockerCli, o)
 		},
-	}
-	// Arguments after -- belong to the agent.
-	cmd.Args = func(cmd *cobra.Command, args []string) error {
-		if d := cmd.ArgsLenAtDash(); d >= 0 {
-			args = args[:d]
-		}
-		return cli.RequiresMaxArgs(1)(cmd, args)
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.spec.file, "file", "f", "", "Bottle spec file (default: PATH/bottle.yaml when present)")
@@ -94,7 +89,7 @@ func runCmd(dockerCli command.Cli) *cobra.Command {
 	return cmd
 }
 
-func runRun(cmd *cobra.Command, dockerCli command.Cli, o runOptions) error {
+func runRun(ctx context.Context, dockerCli command.Cli, o runOptions) error {
 	if o.prompt != "" && o.promptFile != "" {
 		return fmt.Errorf("--prompt and --prompt-file exclude each other")
 	}
@@ -107,8 +102,6 @@ func runRun(cmd *cobra.Command, dockerCli command.Cli, o runOptions) error {
 	if o.detach && o.rm {
 		return fmt.Errorf("--rm and --detach exclude each other: remove a detached bottle with `docker bottle rm`")
 	}
-	ctx, stop := interruptible(cmd.Context())
-	defer stop()
 	in, err := checkRun(ctx, dockerCli, o)
 	if err != nil {
 		return err
@@ -122,7 +115,7 @@ func runRun(cmd *cobra.Command, dockerCli command.Cli, o runOptions) error {
 		// errors are a real run's.
 		res, err := svc.Run(ctx, bottles.RunOptions{Prepare: in.prepare})
 		if err != nil {
-			return interrupted(ctx, err)
+			return err
 		}
 		if o.format == "json" {
 			enc := json.NewEncoder(dockerCli.Out())
@@ -148,7 +141,7 @@ func runRun(cmd *cobra.Command, dockerCli command.Cli, o runOptions) error {
 	ro.Stdin, ro.Stdout, ro.Stderr = dockerCli.In(), dockerCli.Out(), dockerCli.Err()
 	res, err := svc.Run(ctx, ro)
 	if err != nil {
-		return interrupted(ctx, err)
+		return err
 	}
 	p := res.Plan
 	if o.detach {
@@ -222,7 +215,7 @@ func checkRun(ctx context.Context, dockerCli command.Cli, o runOptions) (runInpu
 	if err := bringup.CheckSecrets(ls.spec.Egress.Secrets, nil); err != nil {
 		return runInput{}, err
 	}
-	prompt, err := readPrompt(ls, o)
+	prompt, err := readPrompt(ls, workspace, o)
 	if err != nil {
 		return runInput{}, err
 	}
@@ -230,7 +223,7 @@ func checkRun(ctx context.Context, dockerCli command.Cli, o runOptions) (runInpu
 	if err != nil {
 		return runInput{}, err
 	}
-	extraCA, err := extraCAFile(ls)
+	extraCA, err := ls.spec.ExtraCAFile(spec.Base(ls.path, workspace))
 	if err != nil {
 		return runInput{}, err
 	}
@@ -262,33 +255,9 @@ func checkAgentImage(ctx context.Context, eng image.ImageInspector, ls loadedSpe
 	case a.Image != "":
 		return image.CheckImage(ctx, eng, a.Image)
 	case a.Dockerfile != "":
-		dockerfile, contextDir := agentDockerfile(ls, workspace)
-		if st, err := os.Stat(dockerfile); err != nil || st.IsDir() {
-			return fmt.Errorf("agent.dockerfile %s: %s is not a file: give the path of the agent's Dockerfile, relative to the spec file",
-				a.Dockerfile, dockerfile)
-		}
-		if st, err := os.Stat(contextDir); err != nil || !st.IsDir() {
-			return fmt.Errorf("agent.context %s: %s is not a directory: give the build context of the agent's Dockerfile, relative to the spec file",
-				a.Context, contextDir)
-		}
+		return ls.spec.CheckAgentDockerfile(spec.Base(ls.path, workspace))
 	}
 	return nil
-}
-
-// extraCAFile is egress.extra_ca made absolute (relative to the spec
-// file), checked to exist.
-func extraCAFile(ls loadedSpec) (string, error) {
-	f := ls.spec.Egress.ExtraCA
-	if f == "" {
-		return "", nil
-	}
-	if !filepath.IsAbs(f) && ls.path != "" {
-		f = filepath.Join(filepath.Dir(ls.path), f)
-	}
-	if _, err := os.Stat(f); err != nil {
-		return "", fmt.Errorf("egress.extra_ca: %w", err)
-	}
-	return filepath.Abs(f)
 }
 
 // agentImage is what run and build share: the image request (with the
@@ -332,7 +301,7 @@ func imageRequest(ls loadedSpec, workspace string) (image.Request, func(), error
 		return image.Request{Image: a.Image}, noop, nil
 	}
 	if a.Dockerfile != "" {
-		dockerfile, ctxDir := agentDockerfile(ls, workspace)
+		dockerfile, ctxDir := ls.spec.AgentDockerfile(spec.Base(ls.path, workspace))
 		return image.Request{Build: &build.Options{ContextDir: ctxDir, Dockerfile: dockerfile, BuildArgs: a.BuildArgs,
 			Target: a.Target, Tag: "docker-bottle/build:" + plan.SlugFromDir(workspace)}}, noop, nil
 	}
@@ -349,30 +318,8 @@ func imageRequest(ls loadedSpec, workspace string) (image.Request, func(), error
 		Tag: "docker-bottle/" + ls.provider.Name + ":builtin", BuildArgs: a.BuildArgs}}, func() { os.RemoveAll(dir) }, nil
 }
 
-// agentDockerfile is agent.dockerfile and its build context (default: the
-// spec file's directory), relative to the spec file, or to the workspace
-// when there is none.
-func agentDockerfile(ls loadedSpec, workspace string) (dockerfile, contextDir string) {
-	base := workspace
-	if ls.path != "" {
-		base = filepath.Dir(ls.path)
-	}
-	abs := func(p string) string {
-		if filepath.IsAbs(p) {
-			return p
-		}
-		return filepath.Join(base, p)
-	}
-	contextDir = ls.spec.Agent.Context
-	if contextDir == "" {
-		contextDir = "."
-	}
-	return abs(ls.spec.Agent.Dockerfile), abs(contextDir)
-}
-
-// readPrompt takes the prompt from the flags, else from the spec (a
-// prompt_file relative to the spec file).
-func readPrompt(ls loadedSpec, o runOptions) (string, error) {
+// readPrompt takes the prompt from the flags, else from the spec.
+func readPrompt(ls loadedSpec, workspace string, o runOptions) (string, error) {
 	switch {
 	case o.prompt != "":
 		return o.prompt, nil
@@ -382,20 +329,8 @@ func readPrompt(ls loadedSpec, o runOptions) (string, error) {
 			return "", fmt.Errorf("reading --prompt-file: %w", err)
 		}
 		return string(data), nil
-	case ls.spec.Agent.Prompt != "":
-		return ls.spec.Agent.Prompt, nil
-	case ls.spec.Agent.PromptFile != "":
-		f := ls.spec.Agent.PromptFile
-		if !filepath.IsAbs(f) && ls.path != "" {
-			f = filepath.Join(filepath.Dir(ls.path), f)
-		}
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return "", fmt.Errorf("reading agent.prompt_file: %w", err)
-		}
-		return string(data), nil
 	}
-	return "", nil
+	return ls.spec.Prompt(spec.Base(ls.path, workspace))
 }
 
 func printPlan(out io.Writer, p plan.Plan, b backend.Backend) {
