@@ -21,6 +21,8 @@ import (
 	_ "github.com/docker-bottle/docker-bottle/backend/docker" // the backends a plan can name
 	_ "github.com/docker-bottle/docker-bottle/backend/smolvm"
 	"github.com/docker-bottle/docker-bottle/bringup"
+	"github.com/docker-bottle/docker-bottle/image"
+	"github.com/docker-bottle/docker-bottle/image/progress"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/smolvm"
 )
@@ -44,8 +46,14 @@ type Service struct {
 	// Smolvm is the smolvm CLI; nil when smolvm is not installed.
 	Smolvm *smolvm.CLI
 	// CLI is the running docker CLI, whose container commands attach to
-	// the agent; nil where nothing attaches.
+	// the agent and whose settings build and push images; nil where
+	// nothing attaches or builds.
 	CLI command.Cli
+
+	mode          string           // the progress display's (New)
+	display       progress.Display // nil until a pipeline or JSON needs one
+	pipe          *image.Pipeline  // made on first use (pipeline)
+	closePipeline func()
 }
 
 // Backend is the backend the bottle's plan names.
@@ -112,7 +120,7 @@ func (s *Service) allocator() (*plan.Allocator, error) {
 }
 
 func (s *Service) step(format string, args ...any) {
-	if s.Progress != nil {
-		fmt.Fprintf(s.Progress, format+"\n", args...)
+	if w := s.stepOut(); w != nil {
+		fmt.Fprintf(w, format+"\n", args...)
 	}
 }

@@ -44,8 +44,8 @@ const (
 type CheckOptions struct {
 	Choice   plan.Choice
 	Arch     string
-	Pipeline *image.Pipeline
-	Run      RunOptions // Docker (and streams) as for a run
+	Pipeline *image.Pipeline // nil: the service's own
+	Run      RunOptions      // Docker (and streams) as for a run
 	// Keep leaves the check's bottle for inspection instead of removing it
 	// (promise 6 is then not judged).
 	Keep bool

@@ -11,6 +11,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/backend"
 	"github.com/docker-bottle/docker-bottle/image"
 	"github.com/docker-bottle/docker-bottle/image/artifact"
+	"github.com/docker-bottle/docker-bottle/image/progress"
 )
 
 // PruneReport says what prune removed and how much it freed.
@@ -21,13 +22,20 @@ type PruneReport struct {
 	BytesFreed int64    `json:"bytes_freed"`
 }
 
+// Freed is BytesFreed for people ("1.2 MB").
+func (r PruneReport) Freed() string { return progress.Bytes(r.BytesFreed) }
+
 // imageRepos are the engine repositories the plugin makes images in.
 var imageRepos = []string{image.LocalRepo, "docker-bottle/bundle", "docker-bottle/probe", "docker-bottle/build"}
 
 // Prune removes what no bottle uses: cached artifacts (but those existing
 // machines were made from), the blobs only they needed, and the plugin's
 // images that no container uses.
-func (s *Service) Prune(ctx context.Context, pipe *image.Pipeline) (PruneReport, error) {
+func (s *Service) Prune(ctx context.Context) (PruneReport, error) {
+	pipe, err := s.pipeline(nil)
+	if err != nil {
+		return PruneReport{}, err
+	}
 	ps, err := s.List()
 	if err != nil {
 		return PruneReport{}, err

@@ -27,7 +27,7 @@ type RunOptions struct {
 	// Image is the agent image request (a Dockerfile to build or an image);
 	// Run fills in the bottle layer.
 	Image image.Request
-	// Pipeline builds and packs images.
+	// Pipeline builds and packs images; nil: the service's own.
 	Pipeline *image.Pipeline
 	// Command is what the agent container or machine runs; nil means the
 	// provider's bootstrap (clone the workspace, then start the agent).
@@ -42,7 +42,8 @@ type RunOptions struct {
 	Remove bool
 	// KeepOnFailure keeps what a failed run made, for debugging.
 	KeepOnFailure bool
-	// Arch is the engine's architecture (the bottle binary's).
+	// Arch is the engine's architecture (the bottle binary's); "": the
+	// engine is asked.
 	Arch string
 	// BringUp tunes the bundle.
 	BringUp BringUpOptions
@@ -111,6 +112,9 @@ func (s *Service) Run(ctx context.Context, o RunOptions) (res RunResult, err err
 		o.Stderr = os.Stderr
 	}
 
+	if o.Arch, err = s.arch(ctx, o.Arch); err != nil {
+		return res, &StepError{Step: "asking the engine for its architecture", Err: err}
+	}
 	req, err := s.agentImageRequest(o)
 	if err != nil {
 		return res, &StepError{Step: "preparing the bottle layer", Err: err}
@@ -122,7 +126,7 @@ func (s *Service) Run(ctx context.Context, o RunOptions) (res RunResult, err err
 	if err != nil {
 		return res, &StepError{Step: "launching the agent", Err: err}
 	}
-	built, err := b.Image(ctx, o.Pipeline, req, o.Arch)
+	built, err := s.image(ctx, b, o, req)
 	if err != nil {
 		return res, err
 	}
@@ -182,11 +186,24 @@ func (s *Service) Build(ctx context.Context, backendName string, o RunOptions) (
 	if err != nil {
 		return Built{}, err
 	}
+	if o.Arch, err = s.arch(ctx, o.Arch); err != nil {
+		return Built{}, &StepError{Step: "asking the engine for its architecture", Err: err}
+	}
 	req, err := s.agentImageRequest(o)
 	if err != nil {
 		return Built{}, &StepError{Step: "preparing the bottle layer", Err: err}
 	}
-	return b.Image(ctx, o.Pipeline, req, o.Arch)
+	return s.image(ctx, b, o, req)
+}
+
+// image makes the agent image with the backend b, on the pipeline of o,
+// else the service's.
+func (s *Service) image(ctx context.Context, b backend.Backend, o RunOptions, req image.Request) (Built, error) {
+	pipe, err := s.pipeline(o.Pipeline)
+	if err != nil {
+		return Built{}, &StepError{Step: "making the image pipeline", Err: err}
+	}
+	return b.Image(ctx, pipe, req, o.Arch)
 }
 
 // agentCreated records in the saved plan that the agent's container or

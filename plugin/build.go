@@ -10,6 +10,7 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/pki"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/spec"
@@ -67,16 +68,17 @@ func runBuild(ctx context.Context, dockerCli command.Cli, o buildOptions) error 
 	if err != nil {
 		return err
 	}
-	svc, err := newService(dockerCli, progressOut(dockerCli, o.progress))
+	svc, err := bottles.New(dockerCli, bottles.WithProgress(o.progress))
 	if err != nil {
 		return err
 	}
+	defer svc.Close()
 	// The bottle layer holds the user's CA: make it on first use, as a run
 	// would.
 	if _, err := pki.LoadOrCreateCA(svc.Dirs.CA()); err != nil {
 		return err
 	}
-	ro, done, err := agentImage(ctx, dockerCli, svc, ls, workspace, o.progress)
+	ro, done, err := svc.WithAgentImage(agentImage(ls, workspace), bottles.RunOptions{})
 	if err != nil {
 		return err
 	}

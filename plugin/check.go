@@ -55,20 +55,12 @@ func runCheck(ctx context.Context, dockerCli command.Cli, o checkOptions) error 
 	if err != nil {
 		return err
 	}
-	svc, err := newService(dockerCli, progressOut(dockerCli, o.progress))
+	svc, err := bottles.New(dockerCli, bottles.WithProgress(o.progress))
 	if err != nil {
 		return err
 	}
-	pipe, cleanup, err := newPipeline(dockerCli, svc, o.progress)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	arch, err := engineArch(ctx, dockerCli)
-	if err != nil {
-		return err
-	}
-	card, err := svc.Check(ctx, bottles.CheckOptions{Choice: choice, Arch: arch, Pipeline: pipe, Keep: o.keep,
+	defer svc.Close()
+	card, err := svc.Check(ctx, bottles.CheckOptions{Choice: choice, Keep: o.keep,
 		Run: bottles.RunOptions{Stderr: dockerCli.Err()}})
 	if err != nil {
 		return err

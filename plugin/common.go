@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-bottle/docker-bottle/backend"
+	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/gitstage"
 	"github.com/docker-bottle/docker-bottle/hostcheck"
 	"github.com/docker-bottle/docker-bottle/plan"
@@ -117,7 +118,7 @@ func smolvmFacts(ctx context.Context) plan.SmolvmFacts {
 
 // agentOf loads a bottle whose agent exists, and its backend.
 func agentOf(dockerCli command.Cli, name string) (plan.Plan, backend.Backend, error) {
-	svc, err := newService(dockerCli, nil)
+	svc, err := bottles.New(dockerCli)
 	if err != nil {
 		return plan.Plan{}, nil, err
 	}
@@ -146,7 +147,7 @@ func exitStatus(code int, err error) error {
 // completeBottles completes bottle names.
 func completeBottles(dockerCli command.Cli) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-		svc, err := newService(dockerCli, nil)
+		svc, err := bottles.New(dockerCli)
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveError
 		}

@@ -58,7 +58,7 @@ func runDashboard(ctx context.Context, dockerCli command.Cli, opts dashboardOpti
 	if opts.interval <= 0 || opts.timeout <= 0 {
 		return errors.New("--interval and --timeout must be more than 0")
 	}
-	svc, err := newService(dockerCli, nil)
+	svc, err := bottles.New(dockerCli)
 	if err != nil {
 		return err
 	}

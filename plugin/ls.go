@@ -14,6 +14,7 @@ import (
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/plan"
 )
@@ -76,7 +77,7 @@ func lsCmd(dockerCli command.Cli) *cobra.Command {
 }
 
 func runLs(ctx context.Context, dockerCli command.Cli, o lsOptions) error {
-	svc, err := newService(dockerCli, nil)
+	svc, err := bottles.New(dockerCli)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
-	"github.com/docker-bottle/docker-bottle/image/progress"
+	"github.com/docker-bottle/docker-bottle/bottles"
 )
 
 type pruneOptions struct {
@@ -44,16 +44,12 @@ func runPrune(ctx context.Context, dockerCli command.Cli, opts pruneOptions) err
 			return nil
 		}
 	}
-	svc, err := newService(dockerCli, nil)
+	svc, err := bottles.New(dockerCli)
 	if err != nil {
 		return err
 	}
-	pipe, cleanup, err := newPipeline(dockerCli, svc, "quiet")
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	rep, err := svc.Prune(ctx, pipe)
+	defer svc.Close()
+	rep, err := svc.Prune(ctx)
 	if err != nil {
 		return err
 	}
@@ -64,7 +60,7 @@ func runPrune(ctx context.Context, dockerCli command.Cli, opts pruneOptions) err
 		for _, i := range rep.Images {
 			fmt.Fprintln(out, "Deleted image:", i)
 		}
-		_, err := fmt.Fprintf(out, "Total reclaimed space: %s (%d blobs)\n", progress.Bytes(rep.BytesFreed), rep.Blobs)
+		_, err := fmt.Fprintf(out, "Total reclaimed space: %s (%d blobs)\n", rep.Freed(), rep.Blobs)
 		return err
 	})
 }

@@ -134,3 +134,29 @@ func runEndsWithRun(ctor *ast.FuncDecl) bool {
 	})
 	return found
 }
+
+// TestCommandsLeaveImagesToTheService: the commands reach the image
+// pipeline only through bottles.Service (review §1.3), so no command file
+// imports image/*.
+func TestCommandsLeaveImagesToTheService(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const imagePkgs = "github.com/docker-bottle/docker-bottle/image"
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		af, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range af.Imports {
+			path := strings.Trim(imp.Path.Value, `"`)
+			if path == imagePkgs || strings.HasPrefix(path, imagePkgs+"/") {
+				t.Errorf("%s imports %s: ask bottles.Service instead", f, path)
+			}
+		}
+	}
+}

@@ -18,9 +18,6 @@ import (
 	"github.com/docker-bottle/docker-bottle/backend"
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/bringup"
-	"github.com/docker-bottle/docker-bottle/image"
-	"github.com/docker-bottle/docker-bottle/image/build"
-	"github.com/docker-bottle/docker-bottle/image/layer"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/provider"
 	"github.com/docker-bottle/docker-bottle/spec"
@@ -102,11 +99,12 @@ func runRun(ctx context.Context, dockerCli command.Cli, o runOptions) error {
 	if o.detach && o.rm {
 		return fmt.Errorf("--rm and --detach exclude each other: remove a detached bottle with `docker bottle rm`")
 	}
-	in, err := checkRun(ctx, dockerCli, o)
+	svc, err := bottles.New(dockerCli, bottles.WithProgress(o.progress))
 	if err != nil {
 		return err
 	}
-	svc, err := newService(dockerCli, progressOut(dockerCli, o.progress))
+	defer svc.Close()
+	in, err := checkRun(ctx, dockerCli, svc, o)
 	if err != nil {
 		return err
 	}
@@ -130,7 +128,7 @@ func runRun(ctx context.Context, dockerCli command.Cli, o runOptions) error {
 		return nil
 	}
 
-	ro, done, err := agentImage(ctx, dockerCli, svc, in.spec, in.prepare.Workspace, o.progress)
+	ro, done, err := svc.WithAgentImage(agentImage(in.spec, in.prepare.Workspace), bottles.RunOptions{})
 	if err != nil {
 		return err
 	}
@@ -178,7 +176,7 @@ type runInput struct {
 // both go through it and then through Prepare (the repository, the names
 // in use), in this order, so a dry run refuses what a run would, with the
 // same message.
-func checkRun(ctx context.Context, dockerCli command.Cli, o runOptions) (runInput, error) {
+func checkRun(ctx context.Context, dockerCli command.Cli, svc *bottles.Service, o runOptions) (runInput, error) {
 	workspace, err := filepath.Abs(o.workspace)
 	if err != nil {
 		return runInput{}, err
@@ -227,11 +225,7 @@ func checkRun(ctx context.Context, dockerCli command.Cli, o runOptions) (runInpu
 	if err != nil {
 		return runInput{}, err
 	}
-	eng, err := engine(dockerCli)
-	if err != nil {
-		return runInput{}, err
-	}
-	if err := checkAgentImage(ctx, eng, ls, workspace); err != nil {
+	if err := svc.CheckAgentImage(ctx, agentImage(ls, workspace)); err != nil {
 		return runInput{}, err
 	}
 	userConf, err := userConfigTar(ls, dockerCli.Err())
@@ -242,80 +236,9 @@ func checkRun(ctx context.Context, dockerCli command.Cli, o runOptions) (runInpu
 		Prompt: prompt, Provider: ls.provider.Plan(), Choice: choice, DryRun: o.dryRun, UserConfig: userConf}}, nil
 }
 
-// checkAgentImage refuses an agent image a run could not make: the
-// provider's in-guest files from the spec, agent.image missing from the
-// engine, agent.dockerfile or its context missing. A run would find out only
-// after bringing the bundle up.
-func checkAgentImage(ctx context.Context, eng image.ImageInspector, ls loadedSpec, workspace string) error {
-	if _, err := ls.provider.BottleFiles(ls.spec); err != nil {
-		return err
-	}
-	a := ls.spec.Agent
-	switch {
-	case a.Image != "":
-		return image.CheckImage(ctx, eng, a.Image)
-	case a.Dockerfile != "":
-		return ls.spec.CheckAgentDockerfile(spec.Base(ls.path, workspace))
-	}
-	return nil
-}
-
-// agentImage is what run and build share: the image request (with the
-// registry to push to), the provider's in-guest files, the engine's
-// architecture and the pipeline. done releases what it made.
-func agentImage(ctx context.Context, dockerCli command.Cli, svc *bottles.Service, ls loadedSpec, workspace, progress string) (bottles.RunOptions, func(), error) {
-	req, cleanupReq, err := imageRequest(ls, workspace)
-	if err != nil {
-		return bottles.RunOptions{}, nil, err
-	}
-	req.Registry = ls.spec.Registry
-	files, err := ls.provider.BottleFiles(ls.spec)
-	if err != nil {
-		cleanupReq()
-		return bottles.RunOptions{}, nil, err
-	}
-	arch, err := engineArch(ctx, dockerCli)
-	if err != nil {
-		cleanupReq()
-		return bottles.RunOptions{}, nil, err
-	}
-	pipe, cleanup, err := newPipeline(dockerCli, svc, progress)
-	if err != nil {
-		cleanupReq()
-		return bottles.RunOptions{}, nil, err
-	}
-	ro := bottles.RunOptions{Image: req, Pipeline: pipe, Arch: arch}
-	for _, f := range files {
-		ro.Files = append(ro.Files, layer.File{Path: f.Path, Content: f.Content, Mode: f.Mode})
-	}
-	return ro, func() { cleanup(); cleanupReq() }, nil
-}
-
-// imageRequest says how the agent image is made: agent.image as it is,
-// agent.dockerfile built from its context, else the provider's built-in
-// Dockerfile.
-func imageRequest(ls loadedSpec, workspace string) (image.Request, func(), error) {
-	a := ls.spec.Agent
-	noop := func() {}
-	if a.Image != "" {
-		return image.Request{Image: a.Image}, noop, nil
-	}
-	if a.Dockerfile != "" {
-		dockerfile, ctxDir := ls.spec.AgentDockerfile(spec.Base(ls.path, workspace))
-		return image.Request{Build: &build.Options{ContextDir: ctxDir, Dockerfile: dockerfile, BuildArgs: a.BuildArgs,
-			Target: a.Target, Tag: "docker-bottle/build:" + plan.SlugFromDir(workspace)}}, noop, nil
-	}
-	content, err := ls.provider.Dockerfile()
-	if err != nil {
-		return image.Request{}, noop, err
-	}
-	// The built-in Dockerfiles need no context: give them an empty one.
-	dir, err := os.MkdirTemp("", "docker-bottle-context-")
-	if err != nil {
-		return image.Request{}, noop, err
-	}
-	return image.Request{Build: &build.Options{ContextDir: dir, DockerfileContent: content,
-		Tag: "docker-bottle/" + ls.provider.Name + ":builtin", BuildArgs: a.BuildArgs}}, func() { os.RemoveAll(dir) }, nil
+// agentImage is the agent image a spec asks for.
+func agentImage(ls loadedSpec, workspace string) bottles.AgentImage {
+	return bottles.AgentImage{Spec: ls.spec, Provider: ls.provider, Base: spec.Base(ls.path, workspace), Workspace: workspace}
 }
 
 // readPrompt takes the prompt from the flags, else from the spec.

@@ -1,0 +1,161 @@
+package bottles
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/docker/cli/cli/command"
+	"github.com/moby/moby/client"
+
+	bottle "github.com/docker-bottle/docker-bottle"
+	"github.com/docker-bottle/docker-bottle/image"
+	"github.com/docker-bottle/docker-bottle/image/build"
+	"github.com/docker-bottle/docker-bottle/image/pack"
+	"github.com/docker-bottle/docker-bottle/image/progress"
+	"github.com/docker-bottle/docker-bottle/image/push"
+	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/smolvm"
+)
+
+// Option tunes a Service that New makes.
+type Option func(*Service)
+
+// WithProgress shows the operations' progress on the docker CLI's stderr
+// in mode ("auto", "tty", "plain", "json" or "quiet", the default).
+func WithProgress(mode string) Option {
+	return func(s *Service) { s.mode = mode }
+}
+
+// WithDirs puts the service's state and cache in dirs instead of the
+// user's.
+func WithDirs(dirs plan.Dirs) Option {
+	return func(s *Service) { s.Dirs = dirs }
+}
+
+// New makes the service for the docker CLI's current context, as
+// compose's NewComposeService does: the engine is the CLI's client, the
+// smolvm CLI is found when installed, and the image pipeline is made when
+// an operation first needs one. Close releases the display and the
+// pipeline.
+func New(dockerCli command.Cli, opts ...Option) (*Service, error) {
+	s := &Service{Engine: dockerCli.Client(), Version: bottle.Metadata().Version, CLI: dockerCli, mode: progress.ModeQuiet}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.mode == "" {
+		s.mode = progress.ModeQuiet
+	}
+	if s.Dirs == (plan.Dirs{}) {
+		dirs, err := plan.DefaultDirs()
+		if err != nil {
+			return nil, err
+		}
+		s.Dirs = dirs
+	}
+	if path, err := smolvm.Lookup(); err == nil {
+		s.Smolvm = smolvm.New(path)
+	}
+	switch s.mode {
+	case progress.ModeQuiet:
+	case progress.ModeJSON:
+		// Step lines become JSON events, so that stderr carries nothing
+		// but JSON.
+		d, err := progress.NewWriter(s.mode, dockerCli.Err())
+		if err != nil {
+			return nil, err
+		}
+		s.display, s.Progress = d, d
+	default:
+		s.Progress = dockerCli.Err()
+	}
+	return s, nil
+}
+
+// Close closes the progress display (its final frame, the cursor below
+// it) and releases what the pipeline made; call it before printing
+// anything else on the terminal. Like the step lines, the display's last
+// writes to the terminal are not the operation's to fail on.
+func (s *Service) Close() {
+	if s.display != nil {
+		_ = s.display.Close()
+		s.display = nil
+	}
+	if s.closePipeline != nil {
+		s.closePipeline()
+		s.closePipeline = nil
+	}
+	s.pipe = nil
+}
+
+// pipeline is the image pipeline: the one an operation's options give,
+// else the service's own, made on first use: buildx when installed, the
+// keychain of the docker CLI's credentials, smolvm when installed.
+func (s *Service) pipeline(given *image.Pipeline) (*image.Pipeline, error) {
+	if given != nil {
+		return given, nil
+	}
+	if s.pipe != nil {
+		return s.pipe, nil
+	}
+	if s.CLI == nil {
+		return nil, errors.New("no image pipeline: the service was made without a docker CLI (use bottles.New)")
+	}
+	errOut := s.CLI.Err()
+	if s.display == nil {
+		d, err := progress.NewWriter(s.mode, errOut)
+		if err != nil {
+			return nil, err
+		}
+		s.display = d
+	}
+	// buildx gets a pipe, not the terminal, so it cannot draw there itself
+	// (`--progress tty` fails on a pipe); under the live display it prints
+	// plain lines, which scroll above the display's own lines.
+	buildxMode := build.BuildxProgress(s.mode, errOut.IsTerminal())
+	if progress.UsesTTY(s.mode, errOut) {
+		buildxMode = progress.ModePlain
+	}
+	b, cleanup, err := build.New(s.CLI, s.CLI.Client(), buildxMode)
+	if err != nil {
+		return nil, err
+	}
+	var packer pack.Packer
+	if s.Smolvm != nil {
+		packer = pack.NewSmolvm(s.Smolvm.Path())
+	}
+	p, err := image.New(s.CLI.Client(), packer, s.Dirs.Cache, image.WithBuilder(b),
+		image.WithKeychain(push.Keychain(s.CLI.ConfigFile())), image.WithProgress(s.display))
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	s.pipe, s.closePipeline = p, cleanup
+	return p, nil
+}
+
+// arch is the engine's architecture, which the bottle's binaries must
+// match: given, else asked of the engine.
+func (s *Service) arch(ctx context.Context, given string) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	v, err := s.Engine.ServerVersion(ctx, client.ServerVersionOptions{})
+	if err != nil {
+		return "", err
+	}
+	return v.Arch, nil
+}
+
+// stepOut is where step lines go: through the display while there is one
+// (which prints them above its live lines), else to Progress; nil
+// discards.
+func (s *Service) stepOut() io.Writer {
+	if s.Progress == nil {
+		return nil
+	}
+	if s.display != nil {
+		return s.display
+	}
+	return s.Progress
+}

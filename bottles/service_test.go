@@ -1,0 +1,133 @@
+package bottles
+
+import (
+	"bytes"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/cli/flags"
+	mobyclient "github.com/moby/moby/client"
+
+	"github.com/docker-bottle/docker-bottle/plan"
+)
+
+// testCLI is a docker CLI whose stderr is errOut, with an engine client
+// that nothing in these tests calls.
+func testCLI(t *testing.T, errOut *bytes.Buffer) command.Cli {
+	t.Helper()
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	eng, err := mobyclient.New(mobyclient.WithHost("unix://" + filepath.Join(t.TempDir(), "no.sock")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := command.NewDockerCli(command.WithOutputStream(&bytes.Buffer{}), command.WithErrorStream(errOut))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.Initialize(flags.NewClientOptions(), command.WithAPIClient(eng)); err != nil {
+		t.Fatal(err)
+	}
+	return cli
+}
+
+func testDirs(t *testing.T) plan.Dirs {
+	d := t.TempDir()
+	return plan.Dirs{State: filepath.Join(d, "state"), Cache: filepath.Join(d, "cache")}
+}
+
+// TestNewProgress: the service's step lines follow the progress mode it
+// was made with: none by default or quiet, plain lines, or JSON events
+// only, with the pipeline's display or without.
+func TestNewProgress(t *testing.T) {
+	for _, c := range []struct {
+		mode     string
+		pipeline bool
+		check    func(t *testing.T, out string)
+	}{
+		{"", false, wantEmpty},
+		{"quiet", true, wantEmpty},
+		{"plain", false, wantPlain},
+		{"plain", true, wantPlain},
+		{"json", false, wantJSON},
+		{"json", true, wantJSON},
+	} {
+		t.Run(c.mode+map[bool]string{true: " with pipeline"}[c.pipeline], func(t *testing.T) {
+			var errOut bytes.Buffer
+			var opts []Option
+			if c.mode != "" {
+				opts = append(opts, WithProgress(c.mode))
+			}
+			s, err := New(testCLI(t, &errOut), append(opts, WithDirs(testDirs(t)))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.pipeline {
+				if _, err := s.pipeline(nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.step("bringing up %s", "the bundle")
+			s.Close()
+			c.check(t, errOut.String())
+		})
+	}
+}
+
+func wantEmpty(t *testing.T, out string) {
+	if out != "" {
+		t.Errorf("got %q, want nothing", out)
+	}
+}
+
+func wantPlain(t *testing.T, out string) {
+	if !strings.Contains(out, "bringing up the bundle\n") {
+		t.Errorf("got %q, want the step line", out)
+	}
+}
+
+func wantJSON(t *testing.T, out string) {
+	if !strings.Contains(out, "bringing up the bundle") {
+		t.Errorf("got %q, want the step", out)
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("not JSON: %q", line)
+		}
+	}
+}
+
+// TestPipelineLazy: New makes no pipeline; the first operation that needs
+// one makes it and the next ones share it; Close releases it; an
+// operation's own pipeline wins; a service without a docker CLI says how
+// to make one.
+func TestPipelineLazy(t *testing.T) {
+	s, err := New(testCLI(t, &bytes.Buffer{}), WithDirs(testDirs(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.pipe != nil || s.display != nil {
+		t.Fatal("New made a pipeline or a display")
+	}
+	p1, err := s.pipeline(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := s.pipeline(nil)
+	if err != nil || p2 != p1 {
+		t.Fatalf("second pipeline: %p, %v; want the first, %p", p2, err, p1)
+	}
+	s.Close()
+	if s.pipe != nil || s.display != nil || s.closePipeline != nil {
+		t.Fatal("Close left the pipeline or the display")
+	}
+	if p, err := s.pipeline(p1); err != nil || p != p1 || s.pipe != nil {
+		t.Fatalf("a given pipeline: got %p, %v (own %p); want %p and none made", p, err, s.pipe, p1)
+	}
+	bare := &Service{Dirs: testDirs(t)}
+	if _, err := bare.pipeline(nil); err == nil || !strings.Contains(err.Error(), "bottles.New") {
+		t.Fatalf("no docker CLI: got %v, want an error naming bottles.New", err)
+	}
+}
