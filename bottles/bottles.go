@@ -50,10 +50,9 @@ type Service struct {
 	// nothing attaches or builds.
 	CLI command.Cli
 
-	mode          string           // the progress display's (New)
-	display       progress.Display // nil until a pipeline or JSON needs one
-	pipe          *image.Pipeline  // made on first use (pipeline)
-	closePipeline func()
+	mode    string           // the progress display's (New)
+	display progress.Display // nil until a pipeline or JSON needs one
+	pipe    *image.Pipeline  // made on first use (pipeline)
 }
 
 // Backend is the backend the bottle's plan names.

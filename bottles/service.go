@@ -36,8 +36,7 @@ func WithDirs(dirs plan.Dirs) Option {
 // New makes the service for the docker CLI's current context, as
 // compose's NewComposeService does: the engine is the CLI's client, the
 // smolvm CLI is found when installed, and the image pipeline is made when
-// an operation first needs one. Close releases the display and the
-// pipeline.
+// an operation first needs one. Close ends the display.
 func New(dockerCli command.Cli, opts ...Option) (*Service, error) {
 	s := &Service{Engine: dockerCli.Client(), Version: bottle.Metadata().Version, CLI: dockerCli, mode: progress.ModeQuiet}
 	for _, o := range opts {
@@ -73,17 +72,13 @@ func New(dockerCli command.Cli, opts ...Option) (*Service, error) {
 }
 
 // Close closes the progress display (its final frame, the cursor below
-// it) and releases what the pipeline made; call it before printing
+// it) and lets go of the pipeline; call it before printing
 // anything else on the terminal. Like the step lines, the display's last
 // writes to the terminal are not the operation's to fail on.
 func (s *Service) Close() {
 	if s.display != nil {
 		_ = s.display.Close()
 		s.display = nil
-	}
-	if s.closePipeline != nil {
-		s.closePipeline()
-		s.closePipeline = nil
 	}
 	s.pipe = nil
 }
@@ -116,7 +111,7 @@ func (s *Service) pipeline(given *image.Pipeline) (*image.Pipeline, error) {
 	if progress.UsesTTY(s.mode, errOut) {
 		buildxMode = progress.ModePlain
 	}
-	b, cleanup, err := build.New(s.CLI, s.CLI.Client(), buildxMode)
+	b, err := build.New(s.CLI, s.CLI.Client(), buildxMode)
 	if err != nil {
 		return nil, err
 	}
@@ -127,10 +122,9 @@ func (s *Service) pipeline(given *image.Pipeline) (*image.Pipeline, error) {
 	p, err := image.New(s.CLI.Client(), packer, s.Dirs.Cache, image.WithBuilder(b),
 		image.WithKeychain(push.Keychain(s.CLI.ConfigFile())), image.WithProgress(s.display))
 	if err != nil {
-		cleanup()
 		return nil, err
 	}
-	s.pipe, s.closePipeline = p, cleanup
+	s.pipe = p
 	return p, nil
 }
 

@@ -120,7 +120,7 @@ func TestPipelineLazy(t *testing.T) {
 		t.Fatalf("second pipeline: %p, %v; want the first, %p", p2, err, p1)
 	}
 	s.Close()
-	if s.pipe != nil || s.display != nil || s.closePipeline != nil {
+	if s.pipe != nil || s.display != nil {
 		t.Fatal("Close left the pipeline or the display")
 	}
 	if p, err := s.pipeline(p1); err != nil || p != p1 || s.pipe != nil {

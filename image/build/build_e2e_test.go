@@ -116,11 +116,10 @@ func TestBuildx(t *testing.T) {
 	ctx := context.Background()
 	eng := testenv.Engine(t)
 	cli, cfgDir := dockerCli(t)
-	b, cleanup, err := build.New(cli, eng, "plain")
+	b, err := build.New(cli, eng, "plain")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cleanup()
 	bx, ok := b.(build.Buildx)
 	if !ok {
 		t.Fatalf("build.New chose %T with buildx installed", b)
@@ -168,7 +167,7 @@ func TestBuildx(t *testing.T) {
 
 	// DOCKER_BUILDKIT=0 selects the classic builder although buildx is there.
 	t.Setenv("DOCKER_BUILDKIT", "0")
-	b, _, err = build.New(cli, eng, "plain")
+	b, err = build.New(cli, eng, "plain")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ import (
 type Buildx struct {
 	// Path is the docker-buildx binary.
 	Path string
-	// Env is its environment (see EndpointEnv).
+	// Env is its environment (see dockercli.StandaloneEnv).
 	Env    []string
 	Engine Inspector
 	// Progress is buildx's --progress value: auto, tty, plain, quiet or
@@ -184,26 +184,25 @@ type CLI interface {
 
 // New picks the builder: buildx when BuildKit is not disabled
 // (DOCKER_BUILDKIT=0) and the buildx plugin is installed, otherwise the
-// classic builder. The cleanup function removes the TLS files written for
-// buildx; call it when done building.
-func New(cli CLI, eng ClassicEngine, buildxProgress string) (Builder, func(), error) {
-	noop := func() {}
+// classic builder. buildx runs standalone on the CLI's context, which it
+// reads itself: no TLS material is written for it.
+func New(cli CLI, eng ClassicEngine, buildxProgress string) (Builder, error) {
 	enabled, err := cli.BuildKitEnabled()
 	if err != nil {
-		return nil, noop, err
+		return nil, err
 	}
 	if !enabled {
-		return Classic{Engine: eng}, noop, nil
+		return Classic{Engine: eng}, nil
 	}
 	path, err := FindBuildx(cli)
 	if err != nil {
-		return Classic{Engine: eng}, noop, nil
+		return Classic{Engine: eng}, nil
 	}
-	env, cleanup, err := dockercli.EndpointEnv(cli)
+	env, err := dockercli.StandaloneEnv(cli)
 	if err != nil {
-		return nil, noop, err
+		return nil, err
 	}
-	return Buildx{Path: path, Env: env, Engine: eng, Progress: buildxProgress}, cleanup, nil
+	return Buildx{Path: path, Env: env, Engine: eng, Progress: buildxProgress}, nil
 }
 
 // FindBuildx returns the path of the buildx plugin where the docker CLI

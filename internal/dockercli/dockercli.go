@@ -4,31 +4,40 @@
 package dockercli
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/docker/cli/cli-plugins/metadata"
+	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/config/configfile"
+	ctxstore "github.com/docker/cli/cli/context"
 	"github.com/docker/cli/cli/context/docker"
 	"github.com/docker/cli/cli/flags"
 )
 
-// Endpoint is what EndpointEnv reads of the running CLI (command.Cli has
-// it).
+// Endpoint is what StandaloneEnv reads of the running CLI (command.Cli
+// has it).
 type Endpoint interface {
 	ConfigFile() *configfile.ConfigFile
 	CurrentContext() string
 	DockerEndpoint() docker.Endpoint
 }
 
-// EndpointEnv is the environment for a CLI plugin run standalone against the
-// same engine, context and configuration as this one (compose's
-// propagateDockerEndpoint). Engine TLS material goes into 0600 files in a
-// private directory that cleanup removes.
-func EndpointEnv(cli Endpoint) ([]string, func(), error) {
-	cleanup := func() {}
+// StandaloneEnv is the environment for a CLI plugin run standalone against
+// the same engine, context and configuration as this one (compose's
+// propagateDockerEndpoint), without writing the engine's TLS material
+// anywhere: a named context is named (the plugin reads its TLS files from
+// the context store in DOCKER_CONFIG); the default context's TLS files are
+// named where the docker CLI read them (DOCKER_CERT_PATH, else the config
+// folder). TLS files the CLI was given elsewhere (--tlscert and the like)
+// cannot be named in the environment: that is an error saying what to do.
+func StandaloneEnv(cli Endpoint) ([]string, error) {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
@@ -39,31 +48,53 @@ func EndpointEnv(cli Endpoint) ([]string, func(), error) {
 		}
 		env = append(env, kv)
 	}
-	env = append(env, "DOCKER_CONTEXT="+cli.CurrentContext())
+	configDir := ""
 	if cfg := cli.ConfigFile(); cfg != nil && cfg.Filename != "" {
-		env = append(env, "DOCKER_CONFIG="+filepath.Dir(cfg.Filename))
+		configDir = filepath.Dir(cfg.Filename)
+		env = append(env, "DOCKER_CONFIG="+configDir)
 	}
+	if name := cli.CurrentContext(); name != "" && name != command.DefaultContextName {
+		// Without DOCKER_HOST, DOCKER_CONTEXT decides.
+		return append(env, "DOCKER_CONTEXT="+name), nil
+	}
+	// DOCKER_HOST makes the default context the plugin's too.
 	ep := cli.DockerEndpoint()
 	env = append(env, "DOCKER_HOST="+ep.Host)
-	if ep.TLSData != nil {
-		dir, err := os.MkdirTemp("", "docker-bottle-tls-")
-		if err != nil {
-			return nil, cleanup, err
+	if ep.TLSData == nil {
+		return env, nil
+	}
+	certDir := os.Getenv("DOCKER_CERT_PATH")
+	if certDir == "" {
+		certDir = configDir
+	}
+	if !sameTLSFiles(certDir, ep.TLSData) {
+		return nil, fmt.Errorf("the engine's TLS files are not key.pem, cert.pem and ca.pem in %s, so buildx cannot be pointed at them: "+
+			"make a docker context for the engine (`docker context create NAME --docker host=%s,ca=...,cert=...,key=...`) and use --context NAME, "+
+			"or set DOCKER_CERT_PATH to a folder holding those three files", certDir, ep.Host)
+	}
+	env = append(env, "DOCKER_CERT_PATH="+certDir, "DOCKER_TLS=1")
+	if !ep.SkipTLSVerify {
+		env = append(env, "DOCKER_TLS_VERIFY=1")
+	}
+	return env, nil
+}
+
+// sameTLSFiles reports whether dir holds the TLS material tls, under the
+// names the docker CLI reads from DOCKER_CERT_PATH.
+func sameTLSFiles(dir string, tls *ctxstore.TLSData) bool {
+	if dir == "" {
+		return false
+	}
+	for name, want := range map[string][]byte{flags.DefaultKeyFile: tls.Key, flags.DefaultCertFile: tls.Cert, flags.DefaultCaFile: tls.CA} {
+		got, err := os.ReadFile(filepath.Join(dir, name)) //nolint:gosec // G703: the folder the docker CLI read its TLS files from
+		if len(want) == 0 && errors.Is(err, fs.ErrNotExist) {
+			continue
 		}
-		cleanup = func() { _ = os.RemoveAll(dir) }
-		files := map[string][]byte{flags.DefaultKeyFile: ep.TLSData.Key, flags.DefaultCertFile: ep.TLSData.Cert, flags.DefaultCaFile: ep.TLSData.CA}
-		for name, b := range files {
-			if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-				cleanup()
-				return nil, func() {}, err
-			}
-		}
-		env = append(env, "DOCKER_CERT_PATH="+dir, "DOCKER_TLS=1")
-		if !ep.SkipTLSVerify {
-			env = append(env, "DOCKER_TLS_VERIFY=1")
+		if err != nil || !bytes.Equal(got, want) {
+			return false
 		}
 	}
-	return env, cleanup, nil
+	return true
 }
 
 // InFile and OutFile give a child process the plugin's own stdin, stdout
