@@ -27,7 +27,6 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/docker-bottle/docker-bottle/plan"
-	"github.com/docker-bottle/docker-bottle/spec"
 	"github.com/docker-bottle/docker-bottle/staticimage"
 )
 
@@ -213,7 +212,7 @@ func placeBundle(ctx context.Context, e Engine, p plan.Plan, tag string, o Optio
 	if err != nil {
 		return "", &Error{Step: "creating the bundle container", Err: err}
 	}
-	if p.Backend == spec.BackendDocker {
+	if p.Bundle.InternalNetwork != "" {
 		// API < 1.44 takes one network at create; the internal one is
 		// connected before start.
 		if _, err := e.NetworkConnect(ctx, p.Bundle.InternalNetwork, client.NetworkConnectOptions{
@@ -280,14 +279,15 @@ const maxSubnetAttempts = 5
 // planned subnet.
 var errSubnetTaken = errors.New("the planned subnet overlaps a network the engine already has")
 
-// createNetworks makes the bundle network and, for the docker backend, the
-// internal one; it returns the step it was at.
+// createNetworks makes the bundle network and the internal one when the
+// plan has one (the backend that needs it, docker, asks for it in the
+// plan); it returns the step it was at.
 func createNetworks(ctx context.Context, e Engine, p plan.Plan, labels func(string) map[string]string, step func(string)) (string, error) {
 	step("creating network " + p.Bundle.Network + " (" + p.Bundle.Subnet.String() + ")")
 	if err := createNetwork(ctx, e, p.Bundle.Network, p.Bundle.Subnet, p.Bundle.Gateway, false, labels(plan.RoleBundleNetwork)); err != nil {
 		return "creating the bundle network", err
 	}
-	if p.Backend == spec.BackendDocker {
+	if p.Bundle.InternalNetwork != "" {
 		internal := plan.NewSubnet(p.Bundle.InternalSubnet)
 		step("creating internal network " + p.Bundle.InternalNetwork + " (" + internal.Prefix.String() + ")")
 		if err := createNetwork(ctx, e, p.Bundle.InternalNetwork, internal.Prefix, internal.Gateway, true, labels(plan.RoleInternalNetwork)); err != nil {
