@@ -46,6 +46,8 @@ type Overrides struct {
 	// NoUserConfig carries none of the user's agent settings
 	// (--no-user-config), whatever the file says.
 	NoUserConfig bool
+	// Ports are published besides the file's (--publish).
+	Ports []Port
 }
 
 // Apply returns a copy of s with the flags' values over the file's, and
@@ -64,6 +66,7 @@ func (s Spec) Apply(o Overrides) (Spec, error) {
 	if o.NoUserConfig {
 		r.Agent.UserConfig = UserConfig{Mode: UserConfigNone}
 	}
+	r.Ports = append(r.Ports, o.Ports...)
 	for k, v := range o.Env {
 		if r.Agent.Env == nil {
 			r.Agent.Env = map[string]string{}
@@ -170,6 +173,7 @@ func (s Spec) clone() Spec {
 	r.Git.ProtectedPaths = s.Git.ProtectedPaths.clone()
 	r.Supervise.Approvals = slices.Clone(s.Supervise.Approvals)
 	r.Supervise.Tools = slices.Clone(s.Supervise.Tools)
+	r.Ports = slices.Clone(s.Ports)
 	return r
 }
 

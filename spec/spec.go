@@ -48,6 +48,8 @@ type Spec struct {
 	Git         Git       `yaml:"git,omitempty" json:"git"`
 	Supervise   Supervise `yaml:"supervise,omitempty" json:"supervise"`
 	Resources   Resources `yaml:"resources,omitempty" json:"resources"`
+	// Ports the agent listens on, published on the host's loopback.
+	Ports []Port `yaml:"ports,omitempty" json:"ports,omitempty"`
 }
 
 // Agent says which agent runs and from which image.

@@ -118,6 +118,9 @@ func (s *Spec) validate() []problem {
 			add(fmt.Sprintf("$.supervise.approvals[%d]", i), "approval kind %q is not one of egress, push, tool", k)
 		}
 	}
+	for i, msg := range CheckPorts(s.Ports) {
+		add(fmt.Sprintf("$.ports[%d]", i), "%s", msg)
+	}
 	if s.Resources.CPUs < 0 {
 		add("$.resources.cpus", "cpus must be positive")
 	}
