@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -180,6 +181,22 @@ func Up(ctx context.Context, e Engine, o Options) (_ plan.Plan, err error) {
 		return p, &Error{Step: "reading the published ports", Err: err, Logs: Logs(context.Background(), e, id, 20)}
 	}
 	p = p.WithEndpoints(ports)
+	if relayed(p) {
+		slots := map[int]int{}
+		for i, port := range p.Spec.Ports {
+			slots[i] = port.Agent
+		}
+		if err := writeRelayMap(p, slots); err != nil {
+			return p, &Error{Step: "publishing the agent's ports", Err: err}
+		}
+		pubs, err := Ports(ctx, e, p, 0)
+		if err != nil {
+			return p, &Error{Step: "publishing the agent's ports", Err: err}
+		}
+		for _, pub := range pubs {
+			step("publishing the agent's port " + pub.String())
+		}
+	}
 
 	if o.Health != nil {
 		step("waiting for the proxy, the gate and the supervisor")
@@ -246,6 +263,8 @@ func addressTaken(err error) error {
 	}
 	return err
 }
+
+var loopbackIP = netip.MustParseAddr("127.0.0.1")
 
 // errPortTaken means a host port chosen for the bundle was taken before
 // the bundle started.
@@ -339,10 +358,17 @@ func createContainer(ctx context.Context, e Engine, p plan.Plan, image string, o
 	if err != nil {
 		return "", err
 	}
-	loopback := netip.MustParseAddr("127.0.0.1")
 	bind := func(port uint16) []network.PortBinding {
-		return []network.PortBinding{{HostIP: loopback, HostPort: strconv.Itoa(int(port))}}
+		return []network.PortBinding{{HostIP: loopbackIP, HostPort: strconv.Itoa(int(port))}}
 	}
+	exposed, bindings := network.PortSet{proxyPort: {}, gatePort: {}, supervisePort: {}},
+		network.PortMap{proxyPort: bind(hp.Proxy), gatePort: bind(hp.Gate), supervisePort: bind(hp.Supervise)}
+	relayExposed, relayBound, err := relayBindings(p)
+	if err != nil {
+		return "", err
+	}
+	maps.Copy(exposed, relayExposed)
+	maps.Copy(bindings, relayBound)
 	user := ""
 	if runtime.GOOS == "linux" {
 		// Files the bundle writes in the stage dir stay the user's.
@@ -354,14 +380,14 @@ func createContainer(ctx context.Context, e Engine, p plan.Plan, image string, o
 			Image:        image,
 			User:         user,
 			Labels:       labels,
-			ExposedPorts: network.PortSet{proxyPort: {}, gatePort: {}, supervisePort: {}},
+			ExposedPorts: exposed,
 		},
 		HostConfig: &container.HostConfig{
 			NetworkMode: container.NetworkMode(p.Bundle.Network),
 			// Host ports chosen here rather than by the engine, which
 			// would give new ones at each restart: a restarted bundle is
 			// where the agent (loopback mode) and the plan expect it.
-			PortBindings:   network.PortMap{proxyPort: bind(hp.Proxy), gatePort: bind(hp.Gate), supervisePort: bind(hp.Supervise)},
+			PortBindings:   bindings,
 			Mounts:         mounts,
 			ReadonlyRootfs: true,
 			CapDrop:        []string{"ALL"},

@@ -160,7 +160,7 @@ func WriteConfig(p plan.Plan, o ConfigOptions) ([]Mount, error) {
 		AuditFile:         in("audit-supervisor.jsonl"),
 	}
 
-	data, err := json.MarshalIndent(bundle.Config{Bottle: p.Slug, Proxy: pc, Gate: gc, Supervisor: sc}, "", "  ")
+	data, err := json.MarshalIndent(bundle.Config{Bottle: p.Slug, Proxy: pc, Gate: gc, Supervisor: sc, Relay: relayConfig(p)}, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("encoding the bundle configuration: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/bundle/gate"
 	"github.com/docker-bottle/docker-bottle/bundle/proxy"
+	"github.com/docker-bottle/docker-bottle/bundle/relay"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor"
 )
 
@@ -16,6 +17,8 @@ type Config struct {
 	Proxy      proxy.Config      `json:"proxy"`
 	Gate       gate.Config       `json:"gate"`
 	Supervisor supervisor.Config `json:"supervisor"`
+	// Relay carries inbound connections to the agent's published ports.
+	Relay relay.Config `json:"relay,omitzero"`
 }
 
 // LoadConfig reads a bundle configuration; unknown fields are errors. Each

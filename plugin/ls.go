@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/docker/cli/cli"
@@ -48,6 +49,9 @@ type bottleRow struct {
 	// Reason says why the bundle is down or failed, or that it was
 	// restarted, with the exit code and whether it ran out of memory.
 	Reason string `json:",omitempty"`
+	// Ports are the agent's published ports, as `docker bottle port`
+	// prints them.
+	Ports []string `json:",omitempty"`
 }
 
 // States a bottle is in when its bundle's process died: "bundle down"
@@ -72,7 +76,7 @@ func lsCmd(dockerCli command.Cli) *cobra.Command {
 	f.BoolVarP(&opts.all, "all", "a", false, "Show all bottles (default shows running ones)")
 	f.BoolVarP(&opts.quiet, "quiet", "q", false, "Only display bottle names")
 	f.VarP(&opts.filter, "filter", "f", "Filter output based on conditions provided (repo=PATH, name=TEXT)")
-	f.StringVar(&opts.format, "format", "table", formatUsage(".Name .Backend .NetworkMode .State .Status .Waiting .RunningFor .CreatedAt .Agent .Provider .Branch .Bundle .Workspace .Reason"))
+	f.StringVar(&opts.format, "format", "table", formatUsage(".Name .Backend .NetworkMode .State .Status .Waiting .RunningFor .CreatedAt .Agent .Provider .Branch .Bundle .Workspace .Reason .Ports"))
 	return cmd
 }
 
@@ -117,6 +121,11 @@ func runLs(ctx context.Context, dockerCli command.Cli, o lsOptions) error {
 		}
 		if bs.Serving {
 			r.Waiting = heldRequests(ctx, dockerCli.Client(), p)
+			if ps, err := publishedPorts(ctx, dockerCli, p); err == nil {
+				for _, pub := range ps {
+					r.Ports = append(r.Ports, pub.String())
+				}
+			}
 		}
 		rows = append(rows, r)
 	}
@@ -151,7 +160,7 @@ func newBottleContext() *bottleContext {
 		"Name": formatter.NameHeader, "Backend": "BACKEND", "NetworkMode": "NETWORK", "State": formatter.StateHeader,
 		"Status": formatter.StatusHeader, "Waiting": "WAITING", "RunningFor": "CREATED", "CreatedAt": formatter.CreatedAtHeader,
 		"Agent": "AGENT", "Provider": "PROVIDER", "Branch": "BRANCH", "Bundle": "BUNDLE", "Workspace": "WORKSPACE",
-		"Reason": "REASON",
+		"Reason": "REASON", "Ports": formatter.PortsHeader,
 	}}}
 }
 
@@ -169,6 +178,7 @@ func (c *bottleContext) Provider() string    { return clean(c.r.Provider) }
 func (c *bottleContext) Branch() string      { return clean(c.r.Branch) }
 func (c *bottleContext) Workspace() string   { return clean(c.r.Workspace) }
 func (c *bottleContext) Reason() string      { return clean(c.r.Reason) }
+func (c *bottleContext) Ports() string       { return clean(strings.Join(c.r.Ports, ", ")) }
 
 // Waiting is the number of held requests, or "-" when the supervisor did
 // not answer.

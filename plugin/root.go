@@ -65,6 +65,7 @@ func NewRootCmd(dockerCli command.Cli) *cobra.Command {
 		eventsCmd(dockerCli),
 		auditCmd(dockerCli),
 		dashboardCmd(dockerCli),
+		portCmd(dockerCli),
 	)
 	for _, c := range cmd.Commands() {
 		adaptInterrupt(c)

@@ -41,6 +41,7 @@ type runOptions struct {
 	agentArgs     []string
 	workspace     string
 	noUserConfig  bool
+	publish       portsFlag
 }
 
 func runCmd(dockerCli command.Cli) *cobra.Command {
@@ -83,6 +84,7 @@ func runCmd(dockerCli command.Cli) *cobra.Command {
 	f.StringVar(&o.format, "format", "", `With --dry-run: "json" prints the plan as JSON`)
 	f.BoolVar(&o.keepOnFailure, "keep-on-failure", false, "Keep what a failed run made, for debugging")
 	f.BoolVar(&o.noUserConfig, "no-user-config", false, "Carry none of your agent settings (instructions, commands, MCP servers) into the bottle")
+	f.VarP(&o.publish, "publish", "p", "Publish a port the agent listens on at 127.0.0.1:HOSTPORT on the host (a free port when not given)")
 	return cmd
 }
 
@@ -191,7 +193,7 @@ func checkRun(ctx context.Context, dockerCli command.Cli, svc *bottles.Service, 
 	}
 	ls, err := loadSpec(o.spec, workspace, spec.Overrides{
 		Name: o.name, Backend: o.backend, NetworkMode: o.networkMode, Registry: o.registry, Env: env,
-		NoUserConfig: o.noUserConfig,
+		NoUserConfig: o.noUserConfig, Ports: o.publish,
 	})
 	if err != nil {
 		return runInput{}, err

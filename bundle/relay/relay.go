@@ -37,6 +37,8 @@ type Config struct {
 	// ("host:port") it forwards to: {"21000": "agent:3000"}.
 	MapFile string `json:"map_file"`
 	Bottle  string `json:"bottle"`
+	// AuditFile receives one line per inbound connection.
+	AuditFile string `json:"audit_file,omitempty"`
 }
 
 // Bounds of the relay.

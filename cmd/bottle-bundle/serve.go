@@ -14,6 +14,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/bundle/audit"
 	"github.com/docker-bottle/docker-bottle/bundle/gate"
 	"github.com/docker-bottle/docker-bottle/bundle/proxy"
+	"github.com/docker-bottle/docker-bottle/bundle/relay"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor"
 )
 
@@ -61,6 +62,13 @@ func runServe(ctx context.Context, args []string) (err error) {
 	}
 	defer closeInto(&err, gt)
 
+	relayAudit, err := openAudit(cfg.Relay.AuditFile, 0, sup, "relay")
+	if err != nil {
+		return err
+	}
+	defer relayAudit.Close()
+	rl := relay.New(cfg.Relay, relayAudit)
+
 	type daemon struct {
 		name, addr string
 		serve      func(context.Context, net.Listener) error
@@ -70,6 +78,11 @@ func runServe(ctx context.Context, args []string) (err error) {
 		{name: "supervisor", addr: orDefault(cfg.Supervisor.Listen, supervisor.DefaultListen), serve: sup.Serve},
 		{name: "proxy", addr: orDefault(cfg.Proxy.Listen, proxy.DefaultListen), serve: px.Serve},
 		{name: "gate", addr: cfg.Gate.Listen, serve: gt.Serve},
+	}
+	// The relay's pool: one listener per port the bundle publishes for the
+	// agent's ports (docker backend).
+	for _, addr := range cfg.Relay.Listen {
+		ds = append(ds, &daemon{name: "relay", addr: addr, serve: rl.Serve})
 	}
 	sup.AddHealth("proxy", func() error {
 		if !ds[1].up.Load() || !px.Health().Serving {
