@@ -143,6 +143,10 @@ func auditSummary(rec map[string]any) string {
 			}
 		}
 	}
+	if target := str(rec["target"]); target != "" {
+		// The relay's inbound connections: from the host to the agent.
+		add(str(rec["client"]) + " -> " + target)
+	}
 	add(str(rec["kind"]))
 	add(str(rec["subject"]))
 	if by := str(rec["by"]); by != "" {

@@ -1,0 +1,158 @@
+//go:build e2e
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker-bottle/docker-bottle/internal/testenv"
+)
+
+// TestPublishedPorts: on the docker backend, a port the agent serves HTTP
+// on is fetched from the host through the port run published (from
+// bottle.yaml with a free host port, and from -p with a given one); a port
+// the agent serves but nobody published is reachable through none of the
+// bundle's published ports until `docker bottle port NAME PORT` publishes
+// it on the running bottle; publishing opens no egress (an unlisted host
+// is still refused); each inbound connection is in the audit; and removing
+// the bottle closes the ports and leaves nothing.
+func TestPublishedPorts(t *testing.T) {
+	t.Parallel()
+	eng := testenv.Engine(t)
+	base := testenv.Debian(t, eng)
+	dockerfile := "FROM " + base + "\nRUN useradd -m -u 1000 agent && mkdir /workspace && chown agent /workspace\n" +
+		"ENV HOME=/home/agent\nUSER 1000:1000\nWORKDIR /workspace\n"
+	// The base has no python or busybox; perl-base serves.
+	serve := func(port int) string {
+		return fmt.Sprintf(`perl -MIO::Socket::INET -e '$s=IO::Socket::INET->new(LocalPort=>%d,Listen=>16,ReuseAddr=>1) or die; `+
+			`while($c=$s->accept){<$c>; print $c "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nagent port %d\n"; close $c}' &`, port, port)
+	}
+	spec := fmt.Sprintf(`agent:
+  provider: shell
+  dockerfile: Dockerfile
+  command: [sh, -c, %q]
+ports:
+  - 8000
+`, serve(8000)+serve(8001)+serve(8002)+" sleep 900")
+	hostPort := freePort(t)
+
+	cfg := testenv.DockerConfig(t)
+	env := []string{"DOCKER_BOTTLE_SMOLVM="}
+	repo := testenv.GitRepoWith(t, map[string]string{"Dockerfile": dockerfile, "bottle.yaml": spec})
+	name := fmt.Sprintf("pt-%d", time.Now().UnixNano()%1e6)
+	run := docker(t, cfg, env, "bottle", "run", "-d", "--name", name, "--progress", "plain", "--backend", "docker",
+		"-p", fmt.Sprintf("%d:8002", hostPort), repo)
+	if run.code != 0 {
+		t.Fatalf("run -d -p: exit %d\n%s", run.code, run.stderr)
+	}
+	removedAtEnd(t, cfg, env, name, repo)
+	if !strings.Contains(run.stderr, "8000/tcp -> 127.0.0.1:") || !strings.Contains(run.stderr, fmt.Sprintf("8002/tcp -> 127.0.0.1:%d", hostPort)) {
+		t.Errorf("run does not say where the ports are:\n%s", run.stderr)
+	}
+
+	list := docker(t, cfg, env, "bottle", "port", name)
+	m := regexp.MustCompile(`(?m)^8000/tcp -> (127\.0\.0\.1:\d+)$`).FindStringSubmatch(list.stdout)
+	if list.code != 0 || m == nil || !strings.Contains(list.stdout, fmt.Sprintf("8002/tcp -> 127.0.0.1:%d\n", hostPort)) ||
+		strings.Contains(list.stdout, "8001") {
+		t.Fatalf("port %s: exit %d\n%s%s", name, list.code, list.stdout, list.stderr)
+	}
+	if got := fetch(t, m[1], true); got != "agent port 8000\n" {
+		t.Errorf("8000 through %s: %q", m[1], got)
+	}
+	if got := fetch(t, "127.0.0.1:"+strconv.Itoa(hostPort), true); got != "agent port 8002\n" {
+		t.Errorf("8002 through the given host port %d: %q", hostPort, got)
+	}
+	one := docker(t, cfg, env, "bottle", "port", name, "8000")
+	if one.code != 0 || strings.TrimSpace(one.stdout) != m[1] {
+		t.Errorf("port %s 8000: exit %d %q %s", name, one.code, one.stdout, one.stderr)
+	}
+
+	// The undeclared 8001 answers through none of the bundle's published
+	// ports, and the agent publishes none itself.
+	bundle := docker(t, cfg, nil, "port", "bottle-"+name+"-bundle")
+	for _, addr := range regexp.MustCompile(`127\.0\.0\.1:\d+`).FindAllString(bundle.stdout, -1) {
+		if got := fetch(t, addr, false); strings.Contains(got, "agent port 8001") {
+			t.Errorf("the undeclared port 8001 answers at %s", addr)
+		}
+	}
+	if agent := docker(t, cfg, nil, "port", "bottle-"+name+"-agent"); strings.TrimSpace(agent.stdout) != "" {
+		t.Errorf("the agent container publishes ports:\n%s", agent.stdout)
+	}
+
+	// Published on the running bottle, 8001 answers.
+	add := docker(t, cfg, env, "bottle", "port", name, "8001")
+	added := strings.TrimSpace(add.stdout)
+	if add.code != 0 || !strings.HasPrefix(added, "127.0.0.1:") {
+		t.Fatalf("port %s 8001: exit %d %q %s", name, add.code, add.stdout, add.stderr)
+	}
+	if got := fetch(t, added, true); got != "agent port 8001\n" {
+		t.Errorf("8001 after publishing it at %s: %q", added, got)
+	}
+	ls := docker(t, cfg, env, "bottle", "ls", "--format", "{{json .}}")
+	var row struct{ Ports []string }
+	if err := json.Unmarshal([]byte(ls.stdout), &row); err != nil || !slices.Contains(row.Ports, "8001/tcp -> "+added) ||
+		!slices.Contains(row.Ports, "8000/tcp -> "+m[1]) {
+		t.Errorf("ls does not show the published ports:\n%s%s", ls.stdout, ls.stderr)
+	}
+
+	// Publishing opened no way out.
+	out := docker(t, cfg, env, "bottle", "exec", name, "--", "sh", "-c", `curl -s -o /dev/null -w '%{http_code}' http://unlisted.example/`)
+	if strings.TrimSpace(out.stdout) != "403" {
+		t.Errorf("an unlisted host from a bottle with published ports: %q %s", out.stdout, out.stderr)
+	}
+
+	audit := docker(t, cfg, env, "bottle", "audit", name)
+	if !regexp.MustCompile(`relay +allow +inbound \S+ -> bottle-` + name + `-agent:8001`).MatchString(audit.stdout) {
+		t.Errorf("the inbound connections are not in the audit:\n%s%s", audit.stdout, audit.stderr)
+	}
+
+	if rm := docker(t, cfg, env, "bottle", "rm", "-f", name); rm.code != 0 {
+		t.Fatalf("rm: %s", rm.stderr)
+	}
+	for _, addr := range []string{m[1], added} {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s still accepts connections after rm", addr)
+		}
+	}
+}
+
+// fetch GETs http://addr/ from the host; when wait, it tries for a while
+// (the agent's servers start in the background).
+func fetch(t *testing.T, addr string, wait bool) string {
+	t.Helper()
+	c := &http.Client{Timeout: 3 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := c.Get("http://" + addr + "/")
+		if err == nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+			resp.Body.Close()
+			return string(b)
+		}
+		if !wait || time.Now().After(deadline) {
+			return ""
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
