@@ -66,7 +66,7 @@ func ReadMap(path string) (Map, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // only read
 	b, err := io.ReadAll(io.LimitReader(f, maxMapBytes+1))
 	if err != nil {
 		return nil, err

@@ -66,7 +66,11 @@ func runServe(ctx context.Context, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	defer relayAudit.Close()
+	defer func() {
+		if err := relayAudit.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "relay: closing the audit file: %v\n", err)
+		}
+	}()
 	rl := relay.New(cfg.Relay, relayAudit)
 
 	type daemon struct {
