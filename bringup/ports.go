@@ -98,7 +98,7 @@ func (p Published) String() string { return strconv.Itoa(p.Agent) + "/tcp -> " +
 func writeRelayMap(p plan.Plan, slots map[int]int) error {
 	m := relay.Map{}
 	for slot, agent := range slots {
-		m[strconv.Itoa(RelayPoolBase+slot)] = net.JoinHostPort(p.Docker.Container, strconv.Itoa(agent))
+		m[strconv.Itoa(RelayPoolBase+slot)] = net.JoinHostPort(p.AgentHost(), strconv.Itoa(agent))
 	}
 	b, err := json.Marshal(m)
 	if err != nil {

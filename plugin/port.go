@@ -10,6 +10,7 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
+	smolvmbackend "github.com/docker-bottle/docker-bottle/backend/smolvm"
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/plan"
@@ -89,16 +90,18 @@ func runPort(ctx context.Context, dockerCli command.Cli, opts portOptions) error
 
 // publishedPorts lists where the agent's ports are reachable: through the
 // relay on the docker backend; on smolvm at the host ports the machine was
-// made with.
+// made with (smolvm's --port, on the host's loopback).
 func publishedPorts(ctx context.Context, dockerCli command.Cli, p plan.Plan) ([]bringup.Published, error) {
 	if p.Backend == spec.BackendDocker {
 		return bringup.Ports(ctx, dockerCli.Client(), p, 0)
 	}
+	ports, err := smolvmbackend.PublishedPorts(p)
+	if err != nil {
+		return nil, err
+	}
 	var out []bringup.Published
-	for _, port := range p.Spec.Ports {
-		if port.Host != 0 {
-			out = append(out, bringup.Published{Agent: port.Agent, Host: "127.0.0.1:" + strconv.Itoa(port.Host)})
-		}
+	for _, port := range ports {
+		out = append(out, bringup.Published{Agent: port.Agent, Host: "127.0.0.1:" + strconv.Itoa(port.Host)})
 	}
 	return out, nil
 }

@@ -105,7 +105,13 @@ type CreateOptions struct {
 	// User runs the workload as a name of the image or a numeric
 	// uid[:gid] (--user, smolvm 1.14.2 and later).
 	User string
+	// Ports (--port HOST:GUEST) forward TCP from the host's loopback to
+	// the guest, inbound only.
+	Ports []PortMap
 }
+
+// PortMap is one --port: Host on the host's loopback to Guest.
+type PortMap struct{ Host, Guest int }
 
 func (o CreateOptions) args() ([]string, error) {
 	if err := ValidateName(o.Name); err != nil {
@@ -165,6 +171,12 @@ func (o CreateOptions) args() ([]string, error) {
 			return nil, fmt.Errorf("%w: invalid --allow-cidr", ErrInvalidOption)
 		}
 		args = append(args, "--allow-cidr", p.String())
+	}
+	for _, pm := range o.Ports {
+		if pm.Host < 1 || pm.Host > 65535 || pm.Guest < 1 || pm.Guest > 65535 {
+			return nil, fmt.Errorf("%w: --port %d:%d is out of range 1-65535", ErrInvalidOption, pm.Host, pm.Guest)
+		}
+		args = append(args, "--port", strconv.Itoa(pm.Host)+":"+strconv.Itoa(pm.Guest))
 	}
 	env, err := envArgs(o.Env)
 	if err != nil {

@@ -274,6 +274,7 @@ func TestMachineLifecycle(t *testing.T) {
 		CPUs:       2,
 		MemoryMiB:  1024,
 		Workload:   []string{"/bin/probe", "workload", "/vol/pid"},
+		Ports:      []smolvm.PortMap{{Host: 18080, Guest: 3000}, {Host: 18081, Guest: 5173}},
 	}
 	if err := cli.MachineCreate(ctx, opts); err != nil {
 		t.Fatal(err)
@@ -285,7 +286,7 @@ func TestMachineLifecycle(t *testing.T) {
 	if strings.Join(rec.AllowHosts, ",") != "10.231.77.2" || strings.Join(rec.AllowCIDRs, ",") != "100.96.0.1/32" ||
 		strings.Join(rec.Env, ",") != "SHARED=create,CREATE_ONLY=yes" || len(rec.Volumes) != 1 || rec.Volumes[0].Guest != "/vol" ||
 		strings.Join(rec.Workload, " ") != "/bin/probe workload /vol/pid" || rec.Labels["dev.dockerbottle.bottle"] != "life" ||
-		rec.CPUs != 2 || rec.MemoryMiB != 1024 || rec.From != art.Sidecar {
+		rec.CPUs != 2 || rec.MemoryMiB != 1024 || rec.From != art.Sidecar || strings.Join(rec.Ports, ",") != "18080:3000,18081:5173" {
 		t.Errorf("recorded %+v", rec)
 	}
 
@@ -504,6 +505,8 @@ func TestCreateRefusals(t *testing.T) {
 		{Name: "r", From: "/a.smolmachine", Image: "alpine"},
 		{Name: "r", AllowHosts: []string{"10.0.0.1:443"}},
 		{Name: "r", AllowHosts: []string{"example.com/x"}},
+		{Name: "r", Ports: []smolvm.PortMap{{Host: 0, Guest: 80}}},
+		{Name: "r", Ports: []smolvm.PortMap{{Host: 8080, Guest: 70000}}},
 		{Name: "r", Volumes: []smolvm.Volume{{Host: "rel", Guest: "/g"}}},
 		{Name: "r", Volumes: []smolvm.Volume{{Host: "/a:b", Guest: "/g"}}},
 		{Name: "r", Labels: map[string]string{"a=b": "c"}},

@@ -134,7 +134,12 @@ func (s Smolvm) create(ctx context.Context, p plan.Plan, o machineOptions) error
 		// in). It never holds a token.
 		env = append(env, smolvm.NotSecretEnv(k, v))
 	}
+	ports, err := machinePorts(p)
+	if err != nil {
+		return err
+	}
 	return s.CLI.MachineCreate(ctx, smolvm.CreateOptions{
+		Ports:      ports,
 		Name:       p.Smolvm.MachineName,
 		Labels:     o.Labels,
 		From:       o.Artifact,

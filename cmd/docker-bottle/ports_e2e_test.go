@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/smolvm/fakesmolvm/fakestate"
 )
 
 // TestPublishedPorts: on the docker backend, a port the agent serves HTTP
@@ -155,4 +156,49 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestPublishedPortsOnSmolvm: on smolvm the ports go to the machine as
+// smolvm's own --port HOST:GUEST (bound on the host's loopback), the
+// ports of bottle.yaml and of -p alike, with a free host port where none
+// is given, and `docker bottle port` shows them. The contract fake runs the
+// guest as a host process, so it checks the flags, not the forwarding.
+func TestPublishedPortsOnSmolvm(t *testing.T) {
+	t.Parallel()
+	eng := testenv.Engine(t)
+	base := testenv.Debian(t, eng)
+	dockerfile := "FROM " + base + "\nRUN useradd -m -u 1000 agent && mkdir /workspace && chown agent /workspace\n" +
+		"ENV HOME=/home/agent\nUSER 1000:1000\nWORKDIR /workspace\n"
+	spec := "agent:\n  provider: shell\n  dockerfile: Dockerfile\n  command: [sleep, \"900\"]\nports:\n  - 8000\n"
+	hostPort := freePort(t)
+	wrapper, _ := recordedSmolvm(t)
+	fakeState := t.TempDir()
+	env := []string{"DOCKER_BOTTLE_SMOLVM=" + wrapper, "SMOLVM_FAKE_STATE=" + fakeState, "SMOLVM_FAKE_VERSION=1.9.3"}
+	cfg := testenv.DockerConfig(t)
+	repo := testenv.GitRepoWith(t, map[string]string{"Dockerfile": dockerfile, "bottle.yaml": spec})
+	name := fmt.Sprintf("ps-%d", time.Now().UnixNano()%1e6)
+	run := docker(t, cfg, env, "bottle", "run", "-d", "--name", name, "--progress", "plain", "--backend", "smolvm",
+		"--network-mode", "bridge", "-p", fmt.Sprintf("%d:8002", hostPort), repo)
+	if run.code != 0 {
+		t.Fatalf("run -d -p: exit %d\n%s", run.code, run.stderr)
+	}
+	removedAtEnd(t, cfg, env, name, repo)
+
+	list := docker(t, cfg, env, "bottle", "port", name)
+	m := regexp.MustCompile(`(?m)^8000/tcp -> 127\.0\.0\.1:(\d+)$`).FindStringSubmatch(list.stdout)
+	if list.code != 0 || m == nil || !strings.Contains(list.stdout, fmt.Sprintf("8002/tcp -> 127.0.0.1:%d\n", hostPort)) {
+		t.Fatalf("port %s: exit %d\n%s%s", name, list.code, list.stdout, list.stderr)
+	}
+	rec, err := fakestate.ReadRecord(fakeState, "bottle-"+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{m[1] + ":8000", fmt.Sprintf("%d:8002", hostPort)}; !slices.Equal(rec.Ports, want) {
+		t.Errorf("the machine was made with ports %q, want %q", rec.Ports, want)
+	}
+	// A running machine's ports cannot change: the refusal says what to do.
+	add := docker(t, cfg, env, "bottle", "port", name, "8001")
+	if add.code == 0 || !strings.Contains(add.stderr, "docker bottle run -p") {
+		t.Errorf("port %s 8001 on smolvm: exit %d %s", name, add.code, add.stderr)
+	}
 }
