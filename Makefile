@@ -90,6 +90,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzApplyDelta$$' -fuzztime=$(FUZZTIME) ./bundle/gate/internal/repo
 	$(GO) test -run='^$$' -fuzz='^FuzzFindSecret$$' -fuzztime=$(FUZZTIME) ./agentconf
 	$(GO) test -run='^$$' -fuzz='^FuzzFilters$$' -fuzztime=$(FUZZTIME) ./agentconf
+	$(GO) test -run='^$$' -fuzz='^FuzzParsePort$$' -fuzztime=$(FUZZTIME) ./spec
 
 # The reference of every command (docs/reference), from the cobra tree;
 # a test fails when the committed files are stale.

@@ -57,3 +57,23 @@ func TestApplyPorts(t *testing.T) {
 		t.Errorf("a flag repeating the file's port: %v", err)
 	}
 }
+
+// FuzzParsePort: whatever the user types, ParsePort accepts only ports in
+// range, and what it accepts round-trips through String.
+func FuzzParsePort(f *testing.F) {
+	for _, s := range []string{"3000", "8080:3000", "80/tcp", "1.2.3.4:80:80", ":", "0", "99999", " 8:9 "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePort(s)
+		if err != nil {
+			return
+		}
+		if p.Agent < 1 || p.Agent > 65535 || p.Host < 0 || p.Host > 65535 {
+			t.Fatalf("%q accepted as %+v", s, p)
+		}
+		if back, err := ParsePort(p.String()); err != nil || back != p {
+			t.Fatalf("%q: %+v does not round-trip: %+v %v", s, p, back, err)
+		}
+	})
+}
