@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -37,6 +38,11 @@ type Config struct {
 	// ("host:port") it forwards to: {"21000": "agent:3000"}.
 	MapFile string `json:"map_file"`
 	Bottle  string `json:"bottle"`
+	// Internal is the agent's network: a connection that arrives on the
+	// bundle's address there comes from the bottle, not the host, and is
+	// refused (the agent would only reach itself, and its allowed lines
+	// could crowd the audit's record of what was let through).
+	Internal netip.Prefix `json:"internal,omitzero"`
 	// AuditFile receives one line per inbound connection.
 	AuditFile string `json:"audit_file,omitempty"`
 }
@@ -150,6 +156,12 @@ func (r *Relay) relay(ctx context.Context, c net.Conn, port int) {
 		rec.Duration = float64(time.Since(start).Microseconds()) / 1000
 		r.audit.Write(rec) //nolint:errcheck // the relay works on when its audit file fails
 	}()
+	if la, ok := c.LocalAddr().(*net.TCPAddr); ok && r.cfg.Internal.IsValid() {
+		if a, ok := netip.AddrFromSlice(la.IP); ok && r.cfg.Internal.Contains(a.Unmap()) {
+			rec.Decision, rec.Reason = "deny", "the relay takes connections from the host only"
+			return
+		}
+	}
 	m, err := ReadMap(r.cfg.MapFile)
 	if err != nil {
 		rec.Decision, rec.Reason = "error", err.Error()

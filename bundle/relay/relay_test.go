@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -138,5 +139,35 @@ func TestReadMap(t *testing.T) {
 	os.WriteFile(big, make([]byte, maxMapBytes+1), 0o600)
 	if _, err := ReadMap(big); err == nil {
 		t.Error("an oversized map was read")
+	}
+}
+
+// TestRelayRefusesTheBottle: a connection arriving on the bundle's address
+// in the agent's network is refused, whatever the map says.
+func TestRelayRefusesTheBottle(t *testing.T) {
+	dir := t.TempDir()
+	target := agent(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	mapFile := filepath.Join(dir, "ports.json")
+	if err := os.WriteFile(mapFile, []byte(`{"`+port+`": "`+target+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := New(Config{MapFile: mapFile, Internal: netip.MustParsePrefix("127.0.0.0/8")}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Serve(ctx, l)
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "hello\n")
+	if got, _ := bufio.NewReader(c).ReadString('\n'); got != "" {
+		t.Errorf("a connection from the agent's network was relayed: %q", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -15,7 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker-bottle/docker-bottle/bottles"
+	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/smolvm/fakesmolvm/fakestate"
 )
 
@@ -110,6 +114,18 @@ ports:
 	out := docker(t, cfg, env, "bottle", "exec", name, "--", "sh", "-c", `curl -s -o /dev/null -w '%{http_code}' http://unlisted.example/`)
 	if strings.TrimSpace(out.stdout) != "403" {
 		t.Errorf("an unlisted host from a bottle with published ports: %q %s", out.stdout, out.stderr)
+	}
+
+	// Nor does the relay take connections from the bottle's side.
+	svc := &bottles.Service{Engine: eng, Dirs: plan.Dirs{State: filepath.Join(cfg, "bottle")}}
+	p, err := svc.Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hairpin := docker(t, cfg, env, "bottle", "exec", name, "--", "sh", "-c",
+		fmt.Sprintf(`curl -s --max-time 5 --noproxy '*' http://%s:%d/ || true`, p.Bundle.InternalIP, bringup.RelayPoolBase))
+	if strings.Contains(hairpin.stdout, "agent port") {
+		t.Errorf("the relay answered the agent from inside the bottle: %q", hairpin.stdout)
 	}
 
 	audit := docker(t, cfg, env, "bottle", "audit", name)
