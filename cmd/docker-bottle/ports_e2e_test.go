@@ -35,8 +35,7 @@ func TestPublishedPorts(t *testing.T) {
 	t.Parallel()
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
-	dockerfile := "FROM " + base + "\nRUN useradd -m -u 1000 agent && mkdir /workspace && chown agent /workspace\n" +
-		"ENV HOME=/home/agent\nUSER 1000:1000\nWORKDIR /workspace\n"
+	dockerfile := portsDockerfile(base)
 	// The base has no python or busybox; perl-base serves.
 	serve := func(port int) string {
 		return fmt.Sprintf(`perl -MIO::Socket::INET -e '$s=IO::Socket::INET->new(LocalPort=>%d,Listen=>16,ReuseAddr=>1) or die; `+
@@ -144,6 +143,13 @@ ports:
 	}
 }
 
+// portsDockerfile is the agent image of the ports tests: the Debian base
+// with a non-root user.
+func portsDockerfile(base string) string {
+	return "FROM " + base + "\nRUN useradd -m -u 1000 agent && mkdir /workspace && chown agent /workspace\n" +
+		"ENV HOME=/home/agent\nUSER 1000:1000\nWORKDIR /workspace\n"
+}
+
 // fetch GETs http://addr/ from the host; when wait, it tries for a while
 // (the agent's servers start in the background).
 func fetch(t *testing.T, addr string, wait bool) string {
@@ -183,8 +189,7 @@ func TestPublishedPortsOnSmolvm(t *testing.T) {
 	t.Parallel()
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
-	dockerfile := "FROM " + base + "\nRUN useradd -m -u 1000 agent && mkdir /workspace && chown agent /workspace\n" +
-		"ENV HOME=/home/agent\nUSER 1000:1000\nWORKDIR /workspace\n"
+	dockerfile := portsDockerfile(base)
 	spec := "agent:\n  provider: shell\n  dockerfile: Dockerfile\n  command: [sleep, \"900\"]\nports:\n  - 8000\n"
 	hostPort := freePort(t)
 	wrapper, _ := recordedSmolvm(t)
