@@ -44,7 +44,6 @@ func relayConfig(p plan.Plan) relay.Config {
 	if !relayed(p) {
 		return c
 	}
-	c.Internal = p.Bundle.InternalSubnet
 	for i := range RelayPool {
 		c.Listen = append(c.Listen, ":"+strconv.Itoa(RelayPoolBase+i))
 	}

@@ -38,11 +38,6 @@ type Config struct {
 	// ("host:port") it forwards to: {"21000": "agent:3000"}.
 	MapFile string `json:"map_file"`
 	Bottle  string `json:"bottle"`
-	// Internal is the agent's network: a connection that arrives on the
-	// bundle's address there comes from the bottle, not the host, and is
-	// refused (the agent would only reach itself, and its allowed lines
-	// could crowd the audit's record of what was let through).
-	Internal netip.Prefix `json:"internal,omitzero"`
 	// AuditFile receives one line per inbound connection.
 	AuditFile string `json:"audit_file,omitempty"`
 }
@@ -92,16 +87,17 @@ func ReadMap(path string) (Map, error) {
 
 // Relay forwards inbound connections.
 type Relay struct {
-	cfg   Config
-	audit *audit.Logger
-	dial  func(ctx context.Context, network, addr string) (net.Conn, error)
+	cfg    Config
+	audit  *audit.Logger
+	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
+	lookup func(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
 // New makes a relay writing one audit line per connection to a (nil
 // discards).
 func New(cfg Config, a *audit.Logger) *Relay {
 	d := &net.Dialer{Timeout: dialTimeout}
-	return &Relay{cfg: cfg, audit: a, dial: d.DialContext}
+	return &Relay{cfg: cfg, audit: a, dial: d.DialContext, lookup: net.DefaultResolver.LookupNetIP}
 }
 
 type record struct {
@@ -156,12 +152,6 @@ func (r *Relay) relay(ctx context.Context, c net.Conn, port int) {
 		rec.Duration = float64(time.Since(start).Microseconds()) / 1000
 		r.audit.Write(rec) //nolint:errcheck // the relay works on when its audit file fails
 	}()
-	if la, ok := c.LocalAddr().(*net.TCPAddr); ok && r.cfg.Internal.IsValid() {
-		if a, ok := netip.AddrFromSlice(la.IP); ok && r.cfg.Internal.Contains(a.Unmap()) {
-			rec.Decision, rec.Reason = "deny", "the relay takes connections from the host only"
-			return
-		}
-	}
 	m, err := ReadMap(r.cfg.MapFile)
 	if err != nil {
 		rec.Decision, rec.Reason = "error", err.Error()
@@ -173,7 +163,12 @@ func (r *Relay) relay(ctx context.Context, c net.Conn, port int) {
 		return
 	}
 	rec.Target = target
-	up, err := r.dial(ctx, "tcp", target)
+	addr, err := r.resolve(ctx, target, c.RemoteAddr())
+	if err != nil {
+		rec.Decision, rec.Reason = "deny", err.Error()
+		return
+	}
+	up, err := r.dial(ctx, "tcp", addr)
 	if err != nil {
 		rec.Decision, rec.Reason = "error", "the agent does not accept connections on "+target+": "+err.Error()
 		return
@@ -194,6 +189,33 @@ func (r *Relay) relay(ctx context.Context, c net.Conn, port int) {
 	// hold the connection open.
 	c.SetReadDeadline(time.Now().Add(closeGrace)) //nolint:errcheck // closed below at the latest
 	rec.BytesIn = <-done
+}
+
+// resolve finds target's address, and refuses a client that is the target
+// itself: the agent connecting to the relay from inside the bottle would
+// only reach itself, and its allowed lines could crowd the audit's record
+// of what was let through.
+func (r *Relay) resolve(ctx context.Context, target string, client net.Addr) (string, error) {
+	host, port, err := net.SplitHostPort(target)
+	if err != nil {
+		return "", fmt.Errorf("relay target %q: %w", target, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	ips, err := r.lookup(ctx, "ip", host)
+	if err != nil || len(ips) == 0 {
+		return "", fmt.Errorf("the agent's address %s is not known: %v", host, err)
+	}
+	if ta, ok := client.(*net.TCPAddr); ok {
+		if from, ok := netip.AddrFromSlice(ta.IP); ok {
+			for _, ip := range ips {
+				if ip.Unmap() == from.Unmap() {
+					return "", errors.New("the relay takes connections from the host only")
+				}
+			}
+		}
+	}
+	return net.JoinHostPort(ips[0].Unmap().String(), port), nil
 }
 
 func closeWrite(c net.Conn) {

@@ -132,6 +132,18 @@ ports:
 		t.Errorf("the inbound connections are not in the audit:\n%s%s", audit.stdout, audit.stderr)
 	}
 
+	// A stopped and started bottle publishes the same ports, the one added
+	// on the running bottle too.
+	if r := docker(t, cfg, env, "bottle", "stop", name); r.code != 0 {
+		t.Fatalf("stop: %s", r.stderr)
+	}
+	if r := docker(t, cfg, env, "bottle", "start", name); r.code != 0 {
+		t.Fatalf("start: %s", r.stderr)
+	}
+	if got := fetch(t, added, true); got != "agent port 8001\n" {
+		t.Errorf("8001 at %s after stop and start: %q", added, got)
+	}
+
 	if rm := docker(t, cfg, env, "bottle", "rm", "-f", name); rm.code != 0 {
 		t.Fatalf("rm: %s", rm.stderr)
 	}
