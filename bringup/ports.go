@@ -65,14 +65,18 @@ func relayBindings(p plan.Plan) (network.PortSet, network.PortMap, error) {
 		if i < len(p.Spec.Ports) {
 			host = p.Spec.Ports[i].Host
 		}
-		if host == 0 {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				return nil, nil, fmt.Errorf("finding a free port on 127.0.0.1 for the relay: %w", err)
+		// A given host port is tried first, so that one in use is named
+		// rather than found by the engine, whose refusal bring-up would
+		// take for a race and retry.
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(host)))
+		if err != nil {
+			if host != 0 {
+				return nil, nil, fmt.Errorf("host port %d for the agent's port %d is in use on 127.0.0.1: choose another, or give only %d for a free one", host, p.Spec.Ports[i].Agent, p.Spec.Ports[i].Agent)
 			}
-			host = l.Addr().(*net.TCPAddr).Port
-			l.Close()
+			return nil, nil, fmt.Errorf("finding a free port on 127.0.0.1 for the relay: %w", err)
 		}
+		host = l.Addr().(*net.TCPAddr).Port
+		l.Close()
 		set[relayPort(i)] = struct{}{}
 		pm[relayPort(i)] = []network.PortBinding{{HostIP: loopbackIP, HostPort: strconv.Itoa(host)}}
 	}
