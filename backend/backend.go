@@ -18,6 +18,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/image"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/smolvm"
+	"github.com/docker-bottle/docker-bottle/spec"
 )
 
 // States of the agent that every backend reports (a backend may report
@@ -170,6 +171,14 @@ type ExecOptions struct {
 // ran, or when its backend does not know).
 type ExitReporter interface {
 	ExitCode(ctx context.Context, p plan.Plan) (code int, ok bool)
+}
+
+// PortPublisher is a Backend that publishes the agent's ports itself, fixed
+// when the agent is made (smolvm's --port on the host's loopback); the
+// agent of any other backend is reached through the bundle's relay.
+type PortPublisher interface {
+	// PublishedPorts are the agent's ports with their host ports.
+	PublishedPorts(p plan.Plan) ([]spec.Port, error)
 }
 
 // LogsOptions say which of the agent's output `docker bottle logs` shows.

@@ -26,7 +26,7 @@ func TestRelayBindings(t *testing.T) {
 		return l.Addr().(*net.TCPAddr).Port
 	}()
 
-	p := plan.Plan{Backend: spec.BackendDocker}
+	p := plan.Plan{Backend: spec.BackendDocker, Bundle: plan.BundlePlan{InternalNetwork: "n-internal"}}
 	p.Spec.Ports = []spec.Port{{Agent: 3000}, {Host: free, Agent: 5173}}
 	set, pm, err := relayBindings(p)
 	if err != nil {

@@ -121,7 +121,7 @@ func runLs(ctx context.Context, dockerCli command.Cli, o lsOptions) error {
 		}
 		if bs.Serving {
 			r.Waiting = heldRequests(ctx, dockerCli.Client(), p)
-			if ps, err := publishedPorts(ctx, dockerCli, p); err == nil {
+			if ps, err := publishedPorts(ctx, dockerCli, svc, p); err == nil {
 				for _, pub := range ps {
 					r.Ports = append(r.Ports, pub.String())
 				}

@@ -10,7 +10,7 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
-	smolvmbackend "github.com/docker-bottle/docker-bottle/backend/smolvm"
+	"github.com/docker-bottle/docker-bottle/backend"
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/plan"
@@ -52,7 +52,7 @@ func runPort(ctx context.Context, dockerCli command.Cli, opts portOptions) error
 		return err
 	}
 	if opts.port == "" {
-		ps, err := publishedPorts(ctx, dockerCli, p)
+		ps, err := publishedPorts(ctx, dockerCli, svc, p)
 		if err != nil {
 			return err
 		}
@@ -68,8 +68,14 @@ func runPort(ctx context.Context, dockerCli command.Cli, opts portOptions) error
 	if st := svc.Status(ctx, p); !st.Running() {
 		return fmt.Errorf("%s is %s: start it with docker bottle start %s to publish a port", p.Slug, st.State, p.Slug)
 	}
-	if p.Backend != spec.BackendDocker {
-		ps, err := publishedPorts(ctx, dockerCli, p)
+	b, err := svc.Backend(p)
+	if err != nil {
+		return err
+	}
+	if _, ok := b.(backend.PortPublisher); ok {
+		// Its ports were fixed when its agent was made: a declared one is
+		// shown, any other refused by Publish with the remedy.
+		ps, err := publishedPorts(ctx, dockerCli, svc, p)
 		if err != nil {
 			return err
 		}
@@ -91,11 +97,16 @@ func runPort(ctx context.Context, dockerCli command.Cli, opts portOptions) error
 // publishedPorts lists where the agent's ports are reachable: through the
 // relay on the docker backend; on smolvm at the host ports the machine was
 // made with (smolvm's --port, on the host's loopback).
-func publishedPorts(ctx context.Context, dockerCli command.Cli, p plan.Plan) ([]bringup.Published, error) {
-	if p.Backend == spec.BackendDocker {
+func publishedPorts(ctx context.Context, dockerCli command.Cli, svc *bottles.Service, p plan.Plan) ([]bringup.Published, error) {
+	b, err := svc.Backend(p)
+	if err != nil {
+		return nil, err
+	}
+	pp, ok := b.(backend.PortPublisher)
+	if !ok {
 		return bringup.Ports(ctx, dockerCli.Client(), p, 0)
 	}
-	ports, err := smolvmbackend.PublishedPorts(p)
+	ports, err := pp.PublishedPorts(p)
 	if err != nil {
 		return nil, err
 	}

@@ -61,3 +61,6 @@ func PublishedPorts(p plan.Plan) ([]spec.Port, error) {
 	}
 	return ps, nil
 }
+
+// PublishedPorts makes the smolvm backend a backend.PortPublisher.
+func (s Smolvm) PublishedPorts(p plan.Plan) ([]spec.Port, error) { return PublishedPorts(p) }
