@@ -67,8 +67,12 @@ func Diagnose(f plan.Facts, x Extra) Report {
 		if len(kind) == 0 {
 			kind = append(kind, "local rootful")
 		}
-		c := Check{"engine", OK, fmt.Sprintf("context %q (%s): engine %s, API %s, %s/%s, %s",
-			e.Context, e.Endpoint, e.Version, e.APIVersion, e.OS, e.Arch, strings.Join(kind, ", ")), ""}
+		host := ""
+		if e.Host != "" {
+			host = fmt.Sprintf(" on host %q", e.Host)
+		}
+		c := Check{"engine", OK, fmt.Sprintf("context %q (%s): engine %s, API %s, %s/%s%s, %s",
+			e.Context, e.Endpoint, e.Version, e.APIVersion, e.OS, e.Arch, host, strings.Join(kind, ", ")), ""}
 		if e.Remote {
 			c.Status, c.Remedy = Fail, "remote engines are not supported yet: use a local context (docker context use default)"
 		}

@@ -66,6 +66,7 @@ func describeEngine(ctx context.Context, api EngineAPI, f *plan.EngineFacts) {
 	if err != nil {
 		return
 	}
+	f.Host = info.Info.Name
 	f.Desktop = info.Info.OperatingSystem == "Docker Desktop"
 	f.Rootless = slices.ContainsFunc(info.Info.SecurityOptions, func(o string) bool {
 		return strings.Contains(o, "name=rootless")

@@ -31,6 +31,9 @@ type EngineFacts struct {
 	Desktop    bool   `json:"desktop"`
 	Rootless   bool   `json:"rootless"`
 	Remote     bool   `json:"remote"`
+	// Host is the name the engine gives its machine (docker info's Name):
+	// on a remote context, which machine doctor judged.
+	Host string `json:"host,omitempty"`
 }
 
 // SmolvmFacts describe the smolvm binary found, if any.

@@ -107,3 +107,31 @@ func TestBottleRefusesARemoteContextToday(t *testing.T) {
 		})
 	}
 }
+
+// doctor says which machine it judged: the remote engine's host through
+// either context kind, this machine's engine through the default one.
+func TestDoctorNamesTheMachineItJudged(t *testing.T) {
+	remote := testenv.RemoteEngine(t)
+	env := remote.Env()
+	localName := strings.Split(engineIdentity(t, testenv.DockerConfig(t), nil), "|")[1]
+	for _, c := range []struct {
+		args []string
+		env  []string
+		host string
+	}{
+		{[]string{"--context", remote.TLSContext}, env, "remote-engine"},
+		{[]string{"--context", remote.SSHContext}, env, "remote-engine"},
+		{nil, nil, localName},
+	} {
+		r := docker(t, remote.Config, c.env, append(c.args, "bottle", "doctor", "--format", "json")...)
+		rep := doctorReport(t, r)
+		if rep.Facts.Engine.Host != c.host {
+			t.Errorf("doctor %v judged host %q, want %q", c.args, rep.Facts.Engine.Host, c.host)
+		}
+		for _, ch := range rep.Checks {
+			if ch.Name == "engine" && !strings.Contains(ch.Detail, fmt.Sprintf("on host %q", c.host)) {
+				t.Errorf("doctor %v: the engine check does not name host %q: %q", c.args, c.host, ch.Detail)
+			}
+		}
+	}
+}
