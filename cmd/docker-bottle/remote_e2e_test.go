@@ -54,6 +54,12 @@ func TestRemoteEngineIsAnotherHost(t *testing.T) {
 		t.Errorf("the remote engine's hostname is %q, want remote-engine (its own uts namespace)", name)
 	}
 
+	// Its root filesystem is its own: the client's module dir is not there.
+	root := testenv.ModuleRoot()
+	if out, err := remote.SSH("test -d /etc/docker/tls && ! test -e " + root).CombinedOutput(); err != nil {
+		t.Errorf("over ssh, the remote host lacks its own /etc/docker/tls or has the client's %s: %v %s", root, err, out)
+	}
+
 	// A volume made through the remote context is on the remote engine only.
 	vol := fmt.Sprintf("bottle-remote-probe-%06x", rand.Uint32()&0xffffff)
 	if r := docker(t, remote.Config, env, "--context", remote.TLSContext, "volume", "create", "--label", "dev.dockerbottle.test=1", vol); r.code != 0 {

@@ -39,6 +39,12 @@ func (r *Remote) Env() []string {
 	return []string{"DOCKER_CONFIG=" + r.Config, "PATH=" + r.path + string(os.PathListSeparator) + os.Getenv("PATH")}
 }
 
+// SSH is a command that runs a shell command on the remote host, as root,
+// with the harness's key.
+func (r *Remote) SSH(command string) *exec.Cmd {
+	return exec.Command(filepath.Join(r.path, "ssh"), "root@"+r.Addr, command)
+}
+
 // RemoteEngine returns the remote engine that `make e2e` brings up (bash
 // hack/remote-engine.sh up). Without it the test fails when CI=true (CI
 // must see the gap) and is skipped elsewhere, saying how to bring it up:
