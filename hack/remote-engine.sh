@@ -204,10 +204,13 @@ EOF
 	say "up in $((SECONDS - t0))s: tcp://$far_ip:2376 (TLS) and ssh://root@$far_ip"
 }
 
+pidns=
 down_quiet() {
 	if [ -f "$state/pid" ]; then
 		local pid
 		pid=$(cat "$state/pid")
+		# What down checks afterwards: no process is left in it.
+		pidns=$(readlink "/proc/$(pgrep -P "$pid" | head -n1)/ns/pid" 2>/dev/null || true)
 		# unshare ignores SIGTERM while it waits for its child: kill the
 		# far side's pid 1, which takes its whole pid namespace with it
 		# (dockerd, containerd, containers, sshd), and unshare then exits.
@@ -236,6 +239,13 @@ down_quiet() {
 down() {
 	[ "$(id -u)" = 0 ] || die "needs root"
 	down_quiet
+	local p
+	if [ -n "$pidns" ]; then
+		for p in /proc/[0-9]*; do
+			[ "$(readlink "$p/ns/pid" 2>/dev/null)" = "$pidns" ] && die "process ${p#/proc/} still runs in the remote engine's pid namespace"
+		done
+	fi
+	grep -q " $state/" /proc/self/mountinfo && die "a mount under $state is still there"
 	ip netns list | grep -qw "$ns" && die "network namespace $ns is still there"
 	ip link show "$host_if" >/dev/null 2>&1 && die "veth $host_if is still there"
 	say "down"
