@@ -17,6 +17,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/bringup"
+	"github.com/docker-bottle/docker-bottle/hostcheck"
 	"github.com/docker-bottle/docker-bottle/plan"
 )
 
@@ -93,12 +94,18 @@ func runLs(ctx context.Context, dockerCli command.Cli, o lsOptions) error {
 	if err != nil {
 		return err
 	}
+	// The state dir holds the bottles of every engine this client used; on
+	// a remote engine, ls shows those whose containers that engine has.
+	remote := hostcheck.IsRemote(dockerCli.DockerEndpoint().Host)
 	var rows []bottleRow
 	for _, p := range ps {
 		if !match(p) {
 			continue
 		}
 		st := svc.Status(ctx, p)
+		if remote && st.Bundle == bottles.StateMissing && st.Agent == bottles.StateMissing {
+			continue
+		}
 		if !o.all && !st.Running() {
 			continue
 		}

@@ -3,13 +3,20 @@
 package main
 
 import (
+	"archive/tar"
+	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker-bottle/docker-bottle/hostcheck"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/plan"
 )
 
 // engineIdentity is what tells two engines apart: its ID, the hostname it
@@ -138,6 +145,71 @@ func TestDoctorNamesTheMachineItJudged(t *testing.T) {
 			if ch.Name == "engine" && !strings.Contains(ch.Detail, fmt.Sprintf("on host %q", c.host)) {
 				t.Errorf("doctor %v: the engine check does not name host %q: %q", c.args, c.host, ch.Detail)
 			}
+		}
+	}
+}
+
+// emptyImageTar is a root filesystem of one empty file, which `docker
+// import` takes: enough for a container to exist (created, never started)
+// on an engine nothing can be pulled to.
+func emptyImageTar(t *testing.T) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	if err := tw.WriteHeader(&tar.Header{Name: "empty", Mode: 0o644, Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// ls on a remote context lists the bottles whose containers that engine
+// has, not every bottle of the client's state dir; the default context
+// still lists them all.
+func TestLsOnARemoteContextListsThatEnginesBottles(t *testing.T) {
+	remote := testenv.RemoteEngine(t)
+	env := remote.Env()
+	suffix := fmt.Sprintf("%06x", rand.Uint32()&0xffffff)
+	here, there := "here-"+suffix, "there-"+suffix
+	for _, slug := range []string{here, there} {
+		p := plan.Plan{Slug: slug, Created: time.Now(), StageDir: filepath.Join(remote.Config, "bottle", "bottles", slug),
+			Backend: "docker", NetworkMode: "internal", Bundle: plan.BundlePlan{Container: "bottle-" + slug + "-bundle"}}
+		if err := os.MkdirAll(p.StageDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Save(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	img := "bottle-remote-empty:" + suffix
+	imp := exec.Command(testenv.DockerCLI(t), "--context", remote.TLSContext, "import", "-", img)
+	imp.Env = append(os.Environ(), env...)
+	imp.Stdin = bytes.NewReader(emptyImageTar(t))
+	if out, err := imp.CombinedOutput(); err != nil {
+		t.Fatalf("docker import on the remote engine: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { docker(t, remote.Config, env, "--context", remote.TLSContext, "rmi", img) })
+	bundle := "bottle-" + there + "-bundle"
+	if r := docker(t, remote.Config, env, "--context", remote.TLSContext, "create", "--name", bundle,
+		"--label", plan.LabelBottle+"="+there, "--label", plan.LabelRole+"="+plan.RoleBundle, img, "/empty"); r.code != 0 {
+		t.Fatalf("creating %s on the remote engine: %s", bundle, r.stderr)
+	}
+	t.Cleanup(func() { docker(t, remote.Config, env, "--context", remote.TLSContext, "rm", "-f", bundle) })
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--context", remote.TLSContext}, there},
+		{[]string{"--context", remote.SSHContext}, there},
+		{nil, here + "\n" + there},
+	} {
+		r := docker(t, remote.Config, env, append(c.args, "bottle", "ls", "-a", "--format", "{{.Name}}")...)
+		if got := strings.TrimSpace(r.stdout); r.code != 0 || got != c.want {
+			t.Errorf("ls -a %v: exit %d, listed %q, want %q\n%s", c.args, r.code, got, c.want, r.stderr)
 		}
 	}
 }
