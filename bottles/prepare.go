@@ -53,7 +53,9 @@ func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, e
 	}
 	if err := s.checkObjectNames(ctx, p); err != nil {
 		if !o.DryRun {
-			s.removeHostSide(context.Background(), p)
+			if rerr := s.removeHostSide(context.Background(), p); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
 		}
 		return plan.Plan{}, err
 	}
@@ -62,7 +64,9 @@ func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, e
 	}
 	defer func() {
 		if err != nil {
-			s.removeHostSide(context.Background(), p)
+			if rerr := s.removeHostSide(context.Background(), p); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
 		}
 	}()
 	s.step("prepare: bottle %s in %s", p.Slug, p.StageDir)

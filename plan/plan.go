@@ -270,7 +270,9 @@ func Prepare(ctx context.Context, o Options) (p Plan, err error) {
 		if err == nil {
 			defer func() {
 				if err != nil {
-					o.Allocator.Release(sub.Prefix, slug)
+					if rerr := o.Allocator.Release(sub.Prefix, slug); rerr != nil {
+						err = errors.Join(err, rerr)
+					}
 				}
 			}()
 		}
@@ -398,7 +400,11 @@ func (p Plan) WithEndpoints(hp HostPorts) Plan {
 	case p.NetworkMode == spec.NetworkLoopback:
 		ip, proxy, gate, sup = SmolvmGateway, int(hp.Proxy), int(hp.Gate), int(hp.Supervise)
 	}
-	hostport := func(port int) string { return netip.AddrPortFrom(netip.MustParseAddr(ip), uint16(port)).String() }
+	hostport := func(port int) string {
+		// The ports are the bundle's container ports or the host ports the
+		// engine published them on: all below 65536.
+		return netip.AddrPortFrom(netip.MustParseAddr(ip), uint16(port)).String() //nolint:gosec // G115: see above
+	}
 	e := Endpoints{
 		AgentProxyURL:     "http://" + hostport(proxy),
 		AgentGitGateHost:  hostport(gate),

@@ -27,7 +27,7 @@ func TestApproveAndDeny(t *testing.T) {
 
 	held = b.hold(approval.Egress, "always.example:443")
 	id = b.waitPending(t, 1)[0].ID
-	if out, _, err = runCommand(ctx, t, "approve", "--always", b.name, id); err != nil {
+	if _, _, err = runCommand(ctx, t, "approve", "--always", b.name, id); err != nil {
 		t.Fatal(err)
 	}
 	if d := outcome(t, held); d != approval.AllowAlways {

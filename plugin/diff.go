@@ -95,7 +95,9 @@ func showDiff(ctx context.Context, dockerCli command.Cli, p plan.Plan, base stri
 	filter := newTerminalFilter(pager.in)
 	c.Stdout = filter
 	err = c.Run()
-	filter.Close()
+	// The filter's last bytes go to the pager; a pager the user left early
+	// is told by git's exit status below, so its Close says nothing more.
+	_ = filter.Close()
 	if quitEarly(err) {
 		// The user left the pager before the end, as with git's own.
 		err = nil
