@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/cli/config"
 	"github.com/docker/cli/cli/flags"
 
 	"github.com/docker-bottle/docker-bottle/image/build"
@@ -25,6 +26,9 @@ func dockerCli(t *testing.T) (*command.DockerCli, string) {
 	t.Helper()
 	cfgDir := t.TempDir()
 	t.Setenv("DOCKER_CONFIG", cfgDir)
+	// The docker CLI reads DOCKER_CONFIG once per process: the next test
+	// of this package would get the first one's dir.
+	config.SetDir(cfgDir)
 	dir := filepath.Join(cfgDir, "cli-plugins")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
