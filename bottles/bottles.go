@@ -11,7 +11,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 
 	"github.com/docker/cli/cli/command"
@@ -25,6 +24,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/image/progress"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/smolvm"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // Engine is what the operations ask of the engine.
@@ -37,7 +37,7 @@ type Engine interface {
 // Service does the operations for one docker CLI context.
 type Service struct {
 	Engine  Engine
-	Dirs    plan.Dirs
+	Dirs    stage.Dirs
 	Version string
 	// Progress receives one line per step; nil discards.
 	Progress io.Writer
@@ -70,10 +70,10 @@ var ErrNotFound = errors.New("no such bottle")
 // Load reads the plan of the bottle called name.
 func (s *Service) Load(name string) (plan.Plan, error) {
 	dir := s.Dirs.Stage(name)
-	if _, err := os.Stat(filepath.Join(dir, plan.StagePlanFile)); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(dir.File(stage.PlanFile)); errors.Is(err, fs.ErrNotExist) {
 		return plan.Plan{}, fmt.Errorf("%w: %s (see `docker bottle ls -a`)", ErrNotFound, name)
 	}
-	return plan.Load(dir)
+	return dir.Load()
 }
 
 // List reads the plans of every bottle, by name.
@@ -90,7 +90,7 @@ func (s *Service) List() ([]plan.Plan, error) {
 		if !e.IsDir() {
 			continue
 		}
-		p, err := plan.Load(filepath.Join(s.Dirs.Bottles(), e.Name()))
+		p, err := s.Dirs.Stage(e.Name()).Load()
 		if err != nil {
 			continue // a bottle being prepared right now has no plan yet
 		}
@@ -102,17 +102,17 @@ func (s *Service) List() ([]plan.Plan, error) {
 
 // allocator is the subnet allocator shared by every bottle of these dirs;
 // a reservation whose bottle is gone is reclaimed.
-func (s *Service) allocator() (*plan.Allocator, error) {
-	pool, err := plan.PoolFromEnv()
+func (s *Service) allocator() (*stage.Allocator, error) {
+	pool, err := stage.PoolFromEnv()
 	if err != nil {
 		return nil, err
 	}
-	return &plan.Allocator{
+	return &stage.Allocator{
 		Pool:   pool,
 		Dir:    s.Dirs.Subnets(),
 		Engine: s.Engine,
 		Alive: func(owner string) bool {
-			_, err := os.Stat(s.Dirs.Stage(owner))
+			_, err := os.Stat(s.Dirs.Stage(owner).Path())
 			return err == nil
 		},
 	}, nil

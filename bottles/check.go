@@ -31,6 +31,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/probe"
 	"github.com/docker-bottle/docker-bottle/probe/probeimage"
 	"github.com/docker-bottle/docker-bottle/spec"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // Names of the check's stand-in hosts on the bundle's network.
@@ -147,7 +148,7 @@ func (s *Service) Check(ctx context.Context, o CheckOptions) (probe.Card, error)
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(filepath.Join(p.StageDir, plan.StageGuestDir, "probe.json"), data, 0o644)
+		return stage.Of(p).WriteGuestFile("probe.json", data)
 	}
 
 	res, err := s.Run(ctx, ro)
@@ -185,7 +186,7 @@ func (s *Service) secretOnHost(ctx context.Context, e client.APIClient, p plan.P
 	if root, err := os.OpenRoot(p.StageDir); err == nil {
 		_ = fs.WalkDir(root.FS(), ".", func(path string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
-				if d != nil && d.IsDir() && (d.Name() == "secrets" || d.Name() == plan.StageGateRepo) {
+				if d != nil && d.IsDir() && (d.Name() == "secrets" || d.Name() == stage.GateRepo) {
 					return fs.SkipDir
 				}
 				return nil

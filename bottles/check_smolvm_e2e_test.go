@@ -20,6 +20,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/smolvm"
 	"github.com/docker-bottle/docker-bottle/smolvm/smolvmtest"
 	"github.com/docker-bottle/docker-bottle/spec"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // TestCheckSmolvmBackendThroughTheFake runs the check's probe agent on the
@@ -47,7 +48,7 @@ func TestCheckSmolvmBackendThroughTheFake(t *testing.T) {
 	}
 	env := []string{"SMOLVM_FAKE_STATE=" + t.TempDir(), "SMOLVM_FAKE_VERSION=1.9.3"}
 	state := t.TempDir()
-	svc := &bottles.Service{Engine: eng, Dirs: plan.Dirs{State: filepath.Join(state, "bottle"), Cache: filepath.Join(state, "cache")},
+	svc := &bottles.Service{Engine: eng, Dirs: stage.Dirs{State: filepath.Join(state, "bottle"), Cache: filepath.Join(state, "cache")},
 		Smolvm: smolvm.New(fake, smolvm.WithEnv(env...)), CLI: cli}
 	pipe, err := image.New(eng, pack.NewSmolvm(fake, smolvm.WithEnv(env...)), svc.Dirs.Cache)
 	if err != nil {

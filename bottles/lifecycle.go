@@ -12,6 +12,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/backend"
 	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // States of a bottle's parts, and of the bottle as a whole.
@@ -115,7 +116,7 @@ func (s *Service) Start(ctx context.Context, name string) (plan.Plan, error) {
 	if err != nil {
 		return p, err
 	}
-	if err := q.Save(); err != nil {
+	if err := stage.Save(q); err != nil {
 		return q, err
 	}
 	if q.AgentCreated {

@@ -14,6 +14,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/pki"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/spec"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // PrepareOptions are the inputs of Prepare.
@@ -43,7 +44,7 @@ func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, e
 	if err != nil {
 		return plan.Plan{}, err
 	}
-	p, err = plan.Prepare(ctx, plan.Options{
+	p, err = stage.Prepare(ctx, stage.Options{
 		Spec: o.Spec, NameFlag: o.NameFlag, Workspace: o.Workspace, Prompt: o.Prompt,
 		Provider: o.Provider, Choice: o.Choice, Dirs: s.Dirs, Allocator: alloc, DryRun: o.DryRun,
 		InUse: s.nameInUse(ctx), UserConfig: o.UserConfig,
@@ -77,7 +78,7 @@ func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, e
 	if _, err := pki.LoadOrCreateCA(s.Dirs.CA()); err != nil {
 		return p, fmt.Errorf("preparing the bottle CA: %w", err)
 	}
-	if err := copyCA(s.Dirs, p.StageDir); err != nil {
+	if err := copyCA(s.Dirs, stage.Of(p)); err != nil {
 		return p, fmt.Errorf("giving the bottle the CA certificate: %w", err)
 	}
 	if err := gitstage.Prepare(ctx, p.Workspace, p.GitGate.Repo); err != nil {
@@ -88,7 +89,7 @@ func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, e
 		return p, err
 	}
 	p = p.WithStart(ref, commit)
-	if err := p.Save(); err != nil {
+	if err := stage.Save(p); err != nil {
 		return p, err
 	}
 	if err := gitstage.AddRemote(ctx, p.Workspace, p.GitGate.Remote, p.GitGate.Repo,
@@ -200,7 +201,7 @@ func (s *Service) removeHostSide(ctx context.Context, p plan.Plan) error {
 		}
 	}
 	if p.StageDir != "" {
-		if err := os.RemoveAll(p.StageDir); err != nil {
+		if err := stage.Of(p).Remove(); err != nil {
 			errs = append(errs, fmt.Errorf("removing the stage dir: %w", err))
 		}
 	}

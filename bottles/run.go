@@ -19,6 +19,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/provider"
 	"github.com/docker-bottle/docker-bottle/provider/guest"
 	"github.com/docker-bottle/docker-bottle/spec"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // RunOptions say what `docker bottle run` does.
@@ -210,7 +211,7 @@ func (s *Service) image(ctx context.Context, b backend.Backend, o RunOptions, re
 // machine exists.
 func (s *Service) agentCreated(p plan.Plan) (plan.Plan, error) {
 	p.AgentCreated = true
-	if err := p.Save(); err != nil {
+	if err := stage.Save(p); err != nil {
 		return p, &StepError{Step: "saving the plan", Err: err}
 	}
 	return p, nil
@@ -246,10 +247,10 @@ func (s *Service) agentImageRequest(o RunOptions) (image.Request, error) {
 }
 
 // copyCA puts the bottle CA certificate into the guest dir.
-func copyCA(dirs plan.Dirs, stageDir string) error {
+func copyCA(dirs stage.Dirs, dir stage.Dir) error {
 	ca, err := pki.LoadCA(filepath.Join(dirs.CA(), pki.CertFile), filepath.Join(dirs.CA(), pki.KeyFile))
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(stageDir, plan.StageGuestCA), ca.CertPEM(), 0o644)
+	return dir.WriteGuestFile(filepath.Base(stage.GuestCA), ca.CertPEM())
 }

@@ -14,8 +14,8 @@ import (
 	"github.com/docker-bottle/docker-bottle/image/pack"
 	"github.com/docker-bottle/docker-bottle/image/progress"
 	"github.com/docker-bottle/docker-bottle/image/push"
-	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/smolvm"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // Option tunes a Service that New makes.
@@ -29,7 +29,7 @@ func WithProgress(mode string) Option {
 
 // WithDirs puts the service's state and cache in dirs instead of the
 // user's.
-func WithDirs(dirs plan.Dirs) Option {
+func WithDirs(dirs stage.Dirs) Option {
 	return func(s *Service) { s.Dirs = dirs }
 }
 
@@ -45,8 +45,8 @@ func New(dockerCli command.Cli, opts ...Option) (*Service, error) {
 	if s.mode == "" {
 		s.mode = progress.ModeQuiet
 	}
-	if s.Dirs == (plan.Dirs{}) {
-		dirs, err := plan.DefaultDirs()
+	if s.Dirs == (stage.Dirs{}) {
+		dirs, err := stage.DefaultDirs()
 		if err != nil {
 			return nil, err
 		}

@@ -7,11 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/docker-bottle/docker-bottle/stage"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/flags"
 	mobyclient "github.com/moby/moby/client"
-
-	"github.com/docker-bottle/docker-bottle/plan"
 )
 
 // testCLI is a docker CLI whose stderr is errOut, with an engine client
@@ -33,9 +32,9 @@ func testCLI(t *testing.T, errOut *bytes.Buffer) command.Cli {
 	return cli
 }
 
-func testDirs(t *testing.T) plan.Dirs {
+func testDirs(t *testing.T) stage.Dirs {
 	d := t.TempDir()
-	return plan.Dirs{State: filepath.Join(d, "state"), Cache: filepath.Join(d, "cache")}
+	return stage.Dirs{State: filepath.Join(d, "state"), Cache: filepath.Join(d, "cache")}
 }
 
 // TestNewProgress: the service's step lines follow the progress mode it

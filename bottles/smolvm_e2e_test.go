@@ -23,6 +23,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/smolvm/fakesmolvm/fakestate"
 	"github.com/docker-bottle/docker-bottle/smolvm/smolvmtest"
 	"github.com/docker-bottle/docker-bottle/spec"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // TestRunSmolvmRecordsThePlan runs a bottle on the smolvm backend through
@@ -48,7 +49,7 @@ func TestRunSmolvmRecordsThePlan(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			ctx := context.Background()
 			state := t.TempDir()
-			svc := &bottles.Service{Engine: eng, Dirs: plan.Dirs{State: filepath.Join(state, "bottle"), Cache: filepath.Join(state, "cache")},
+			svc := &bottles.Service{Engine: eng, Dirs: stage.Dirs{State: filepath.Join(state, "bottle"), Cache: filepath.Join(state, "cache")},
 				Smolvm: smolvm.New(fake, smolvm.WithEnv(env...))}
 			pipe, err := image.New(eng, pack.NewSmolvm(fake, smolvm.WithEnv(env...)), svc.Dirs.Cache)
 			if err != nil {
@@ -106,7 +107,7 @@ func TestRunSmolvmRecordsThePlan(t *testing.T) {
 			if mode == spec.NetworkLoopback && !strings.HasPrefix(p.Endpoints.AgentProxyURL, "http://"+plan.SmolvmGateway+":") {
 				t.Errorf("loopback proxy URL %s", p.Endpoints.AgentProxyURL)
 			}
-			guestDir := filepath.Join(p.StageDir, plan.StageGuestDir)
+			guestDir := stage.Of(p).File(stage.GuestDir)
 			if len(rec.Volumes) != 1 || rec.Volumes[0].Host != guestDir || rec.Volumes[0].Guest != plan.GuestDir || !rec.Volumes[0].ReadOnly {
 				t.Errorf("volumes %+v, want %s:%s:ro", rec.Volumes, guestDir, plan.GuestDir)
 			}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // BringUpOptions tune the bundle's bring-up.
@@ -34,13 +35,13 @@ func (s *Service) BringUp(ctx context.Context, p plan.Plan, o BringUpOptions) (p
 		// failed: the plan on disk must say so, or removing the bottle
 		// releases the planned subnet and leaves the one it holds.
 		if q.Bundle.Reserved != p.Bundle.Reserved {
-			if serr := q.Save(); serr != nil {
+			if serr := stage.Save(q); serr != nil {
 				err = fmt.Errorf("%w (and saving the plan failed: %v)", err, serr)
 			}
 		}
 		return q, err
 	}
-	if err := q.Save(); err != nil {
+	if err := stage.Save(q); err != nil {
 		return q, fmt.Errorf("saving the plan: %w", err)
 	}
 	return q, nil

@@ -19,6 +19,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/provider"
 	"github.com/docker-bottle/docker-bottle/spec"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // cancelOn cancels a context once a progress line contains a text.
@@ -48,7 +49,7 @@ func (c *cancelOn) Write(b []byte) (int, error) {
 func TestInterruptAfterASubnetMoveLeavesNothing(t *testing.T) {
 	eng := testenv.Engine(t)
 	state := t.TempDir()
-	svc := &bottles.Service{Engine: eng, Dirs: plan.Dirs{State: filepath.Join(state, "bottle"), Cache: filepath.Join(state, "cache")}}
+	svc := &bottles.Service{Engine: eng, Dirs: stage.Dirs{State: filepath.Join(state, "bottle"), Cache: filepath.Join(state, "cache")}}
 	prov, _ := provider.Get(spec.ProviderShell)
 	s, err := spec.Parse("bottle.yaml", nil)
 	if err != nil {

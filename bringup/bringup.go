@@ -28,6 +28,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/stage"
 	"github.com/docker-bottle/docker-bottle/staticimage"
 )
 
@@ -75,7 +76,7 @@ type Options struct {
 	Version string
 	// Allocator, when set, gives another subnet when the planned one was
 	// taken since prepare.
-	Allocator *plan.Allocator
+	Allocator *stage.Allocator
 	// Progress receives one line per step; nil discards.
 	Progress io.Writer
 	// Limits of the bundle container.

@@ -24,6 +24,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/provider"
 	"github.com/docker-bottle/docker-bottle/spec"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // prepare makes a real plan, stage dir, CA, gate repository and bundle
@@ -38,7 +39,7 @@ func prepare(t *testing.T, eng *client.Client, name, backend string) plan.Plan {
 func prepareSpec(t *testing.T, eng *client.Client, name, backend, specYAML, repo string) plan.Plan {
 	t.Helper()
 	ctx := context.Background()
-	dirs := plan.Dirs{State: filepath.Join(t.TempDir(), "state"), Cache: t.TempDir()}
+	dirs := stage.Dirs{State: filepath.Join(t.TempDir(), "state"), Cache: t.TempDir()}
 	if _, err := pki.LoadOrCreateCA(dirs.CA()); err != nil {
 		t.Fatal(err)
 	}
@@ -51,11 +52,11 @@ func prepareSpec(t *testing.T, eng *client.Client, name, backend, specYAML, repo
 	if backend == spec.BackendDocker {
 		mode = plan.NetworkInternal
 	}
-	pool, _ := plan.PoolFromEnv()
-	p, err := plan.Prepare(ctx, plan.Options{
+	pool, _ := stage.PoolFromEnv()
+	p, err := stage.Prepare(ctx, stage.Options{
 		Spec: s.Resolve(prov.Defaults), NameFlag: name, Workspace: repo, Provider: prov.Plan(),
 		Choice: plan.Choice{Backend: backend, NetworkMode: mode, Why: "test"}, Dirs: dirs,
-		Allocator: &plan.Allocator{Pool: pool, Dir: dirs.Subnets(), Engine: eng},
+		Allocator: &stage.Allocator{Pool: pool, Dir: dirs.Subnets(), Engine: eng},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +65,7 @@ func prepareSpec(t *testing.T, eng *client.Client, name, backend, specYAML, repo
 		if err := Down(context.Background(), eng, p.Slug); err != nil {
 			t.Errorf("Down: %v", err)
 		}
-		(&plan.Allocator{Dir: dirs.Subnets()}).Release(p.Bundle.Reserved, p.Slug)
+		(&stage.Allocator{Dir: dirs.Subnets()}).Release(p.Bundle.Reserved, p.Slug)
 		testenv.NothingLeft(t, eng, testenv.Bottle{Name: p.Slug})
 	})
 	if err := gitstage.Prepare(ctx, repo, p.GitGate.Repo); err != nil {
@@ -83,13 +84,13 @@ func prepareSpec(t *testing.T, eng *client.Client, name, backend, specYAML, repo
 
 // caDir is the CA of the state dir a test plan lives in.
 func caDir(p plan.Plan) string {
-	return plan.Dirs{State: filepath.Dir(filepath.Dir(p.StageDir))}.CA()
+	return stage.Dirs{State: filepath.Dir(filepath.Dir(p.StageDir))}.CA()
 }
 
 // allocator is the subnet allocator of the state dir a test plan lives in.
-func allocator(p plan.Plan, eng *client.Client) *plan.Allocator {
-	pool, _ := plan.PoolFromEnv()
-	return &plan.Allocator{Pool: pool, Dir: plan.Dirs{State: filepath.Dir(filepath.Dir(p.StageDir))}.Subnets(), Engine: eng}
+func allocator(p plan.Plan, eng *client.Client) *stage.Allocator {
+	pool, _ := stage.PoolFromEnv()
+	return &stage.Allocator{Pool: pool, Dir: stage.Dirs{State: filepath.Dir(filepath.Dir(p.StageDir))}.Subnets(), Engine: eng}
 }
 
 func up(t *testing.T, eng *client.Client, p plan.Plan) plan.Plan {

@@ -19,6 +19,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/pki"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/spec"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // Where host files appear in the bundle container.
@@ -64,7 +65,7 @@ func WriteConfig(p plan.Plan, o ConfigOptions) ([]Mount, error) {
 		getenv = os.Getenv
 	}
 	in := func(name string) string { return StageMount + "/" + name }
-	agentToken, operatorToken := in(plan.StageAgentToken), in(plan.StageOperatorFile)
+	agentToken, operatorToken := in(stage.AgentToken), in(stage.OperatorToken)
 	mounts := []Mount{{Source: o.CADir, Target: caMount}}
 
 	pc := proxy.Config{
@@ -105,7 +106,7 @@ func WriteConfig(p plan.Plan, o ConfigOptions) ([]Mount, error) {
 	}
 
 	dir := filepath.Join(p.StageDir, secretsDir)
-	if err := plan.Ensure(dir); err != nil {
+	if err := stage.Ensure(dir); err != nil {
 		return nil, fmt.Errorf("making the secrets dir: %w", err)
 	}
 	for i, s := range p.Egress.Secrets {
@@ -133,7 +134,7 @@ func WriteConfig(p plan.Plan, o ConfigOptions) ([]Mount, error) {
 	gc := gate.Config{
 		Listen:    ":" + strconv.Itoa(plan.GatePort),
 		Bottle:    p.Slug,
-		Repo:      in(plan.StageGateRepo),
+		Repo:      in(stage.GateRepo),
 		TokenFile: agentToken,
 		Push: gate.PushRules{Refs: p.GitGate.Push, AllowForce: p.GitGate.AllowForce,
 			AllowDelete: p.GitGate.AllowDelete, AllowTags: p.GitGate.AllowTags},

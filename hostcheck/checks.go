@@ -6,6 +6,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/smolvm"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // Status of one check.
@@ -30,7 +31,7 @@ type Check struct {
 type Extra struct {
 	BuildxPath string
 	BuildxErr  error
-	Dirs       plan.Dirs
+	Dirs       stage.Dirs
 	StateErr   error
 	CacheErr   error
 }

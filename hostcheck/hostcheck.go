@@ -21,6 +21,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // SmolvmProbe finds smolvm and its version.
@@ -124,7 +125,7 @@ func Hypervisor(goos, goarch, kvm string) plan.HypervisorFacts {
 
 // Writable checks that dir can be made (0700) and written.
 func Writable(dir string) error {
-	if err := plan.Ensure(dir); err != nil {
+	if err := stage.Ensure(dir); err != nil {
 		return err
 	}
 	f, err := os.CreateTemp(dir, ".doctor-*")

@@ -1,7 +1,6 @@
 package plan
 
 import (
-	"context"
 	"strings"
 	"testing"
 )
@@ -10,10 +9,7 @@ import (
 // ports, EndpointEnv names the new ones, covers every variable that names
 // an endpoint, and holds nothing else (no file paths, no user env).
 func TestEndpointEnvFollowsThePorts(t *testing.T) {
-	p, err := Prepare(context.Background(), options(t, "smolvm", "loopback"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPlan(t, "smolvm", "loopback")
 	before := p.WithEndpoints(HostPorts{Proxy: 40001, Gate: 40002, Supervise: 40003})
 	after := p.WithEndpoints(HostPorts{Proxy: 41001, Gate: 41002, Supervise: 41003})
 	env := EndpointEnv(after.Smolvm.GuestEnv)

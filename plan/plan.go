@@ -1,19 +1,13 @@
 // Package plan resolves everything a bottle needs before anything starts:
-// its name, stage dir, tokens, subnet, backend and network mode, and the
-// endpoints and environment the agent will see. Plans are values: bring-up
-// completes one by returning a new plan.
+// its name, subnet, backend and network mode, and the endpoints and
+// environment the agent will see. Plans are values: bring-up completes one
+// by returning a new plan. Package stage claims the name, writes the files
+// the plan names and keeps the plan on disk.
 package plan
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -48,22 +42,6 @@ const (
 	// GuestWorkspace is where the workspace bootstrap clones the
 	// repository, on the bottle's own disk.
 	GuestWorkspace = "/workspace"
-)
-
-// Files in the stage dir. What the bottle may see is in StageGuestDir,
-// which is mounted read-only at GuestDir; the operator token is not.
-const (
-	StagePlanFile   = "plan.json"
-	StageGuestDir   = "guest"
-	StagePromptFile = StageGuestDir + "/prompt"
-	// The agent token twice: 0600 for the bundle's daemons, and readable
-	// in the guest dir for the bottle.
-	StageAgentToken   = "agent.token"
-	StageGuestToken   = StageGuestDir + "/token"
-	StageGuestCA      = StageGuestDir + "/ca.pem"
-	StageUserConfig   = StageGuestDir + "/user-config.tar"
-	StageOperatorFile = "operator.token"
-	StageGateRepo     = "gate.git"
 )
 
 // Plan is everything resolved for one bottle. Backend-specific parts are in
@@ -204,99 +182,45 @@ type Provider struct {
 	Dockerfile string
 }
 
-// Options are the inputs of Prepare.
-type Options struct {
-	Spec      spec.Spec // resolved
-	NameFlag  string
-	Workspace string
-	Prompt    string // text of the prompt, "" for none
-	Provider  Provider
-	Choice    Choice
-	Dirs      Dirs
-	Allocator *Allocator
-	// DryRun computes the plan and writes nothing.
-	DryRun bool
-	Now    func() time.Time
-	// InUse reports a name that bottles of another state dir (another
-	// DOCKER_CONFIG) hold on the same engine or smolvm, whose object names
-	// are global; nil checks only this state dir.
-	InUse func(slug string) bool
-
-	// UserConfig is the snapshot of the user's agent settings (package
-	// agentconf's tar), nil for none.
-	UserConfig []byte
+// Files are the paths in a bottle's stage dir that its plan records
+// (package stage lays the dir out).
+type Files struct {
+	Dir, Prompt, AgentToken, OperatorToken, GateRepo string
 }
 
-// Prepare makes the plan: it claims the bottle's name by creating its stage
-// dir, writes the prompt and token files, and reserves a subnet. With
-// DryRun it only computes. On error it removes what it made.
-func Prepare(ctx context.Context, o Options) (p Plan, err error) {
-	now := time.Now
-	if o.Now != nil {
-		now = o.Now
-	}
-	taken := func(slug string) bool {
-		if _, err := os.Lstat(o.Dirs.Stage(slug)); !errors.Is(err, fs.ErrNotExist) {
-			return true
-		}
-		return o.InUse != nil && o.InUse(slug)
-	}
-	var claim func(string) error
-	if !o.DryRun {
-		if err := Ensure(o.Dirs.Bottles()); err != nil {
-			return Plan{}, fmt.Errorf("making the bottles dir: %w", err)
-		}
-		// Mkdir is the atomic claim of the name.
-		claim = func(slug string) error { return os.Mkdir(o.Dirs.Stage(slug), 0o700) }
-	}
-	slug, err := ClaimSlug(o.NameFlag, o.Spec.Name, o.Workspace, taken, claim)
-	if err != nil {
-		return Plan{}, err
-	}
-	stage := o.Dirs.Stage(slug)
-	if !o.DryRun {
-		defer func() {
-			if err != nil {
-				_ = os.RemoveAll(stage) // best effort: err is what to report
-			}
-		}()
-	}
+// Options are the inputs of New.
+type Options struct {
+	Spec      spec.Spec // resolved
+	Slug      string    // the bottle's name, claimed
+	Workspace string
+	Provider  Provider
+	Choice    Choice
+	Created   time.Time
+	// Subnet is the /24 reserved for the bottle.
+	Subnet netip.Prefix
+	Files  Files
+}
 
-	var sub Subnet
-	if o.DryRun {
-		sub, err = o.Allocator.Peek(ctx)
-	} else {
-		sub, err = o.Allocator.Reserve(ctx, slug)
-		if err == nil {
-			defer func() {
-				if err != nil {
-					if rerr := o.Allocator.Release(sub.Prefix, slug); rerr != nil {
-						err = errors.Join(err, rerr)
-					}
-				}
-			}()
-		}
-	}
-	if err != nil {
-		return Plan{}, fmt.Errorf("allocating the bundle subnet: %w", err)
-	}
-
+// New computes the plan of a bottle from its resolved spec, the choices
+// made for it, its name and its subnet.
+func New(o Options) (Plan, error) {
+	slug := o.Slug
 	s := o.Spec
-	p = Plan{
+	p := Plan{
 		Spec:              s,
 		Slug:              slug,
-		Created:           now().UTC().Truncate(time.Second),
+		Created:           o.Created.UTC().Truncate(time.Second),
 		Workspace:         o.Workspace,
-		StageDir:          stage,
+		StageDir:          o.Files.Dir,
 		Backend:           o.Choice.Backend,
 		NetworkMode:       o.Choice.NetworkMode,
 		Why:               o.Choice.Why,
-		PromptFile:        filepath.Join(stage, StagePromptFile),
-		AgentTokenFile:    filepath.Join(stage, StageAgentToken),
-		OperatorTokenFile: filepath.Join(stage, StageOperatorFile),
+		PromptFile:        o.Files.Prompt,
+		AgentTokenFile:    o.Files.AgentToken,
+		OperatorTokenFile: o.Files.OperatorToken,
 		GitGate: GitGatePlan{
 			Source:         o.Workspace,
-			Repo:           filepath.Join(stage, StageGateRepo),
+			Repo:           o.Files.GateRepo,
 			Branch:         "bottle/" + slug + "/work",
 			Remote:         gitstage.RemoteName(slug),
 			Push:           s.PushPatterns(slug),
@@ -338,45 +262,13 @@ func Prepare(ctx context.Context, o Options) (p Plan, err error) {
 	default:
 		return Plan{}, fmt.Errorf("plan: unknown backend %q", p.Backend)
 	}
-	p = p.WithSubnet(sub.Prefix)
+	p = p.WithSubnet(o.Subnet)
 	if p.NetworkMode != spec.NetworkLoopback {
 		// The agent reaches the bundle at container ports: no published
 		// port is needed, so the endpoints are known now.
 		p = p.WithEndpoints(HostPorts{})
 	}
 
-	if o.DryRun {
-		return p, nil
-	}
-	// The guest dir is what the bottle sees, mounted read-only. The agent
-	// runs as whatever user its image has, so its files are readable by
-	// all; on the host the stage dir around it (0700) keeps other users
-	// out. The operator token stays 0600 outside it.
-	guest := filepath.Join(stage, StageGuestDir)
-	if err := os.Mkdir(guest, 0o755); err != nil {
-		return Plan{}, fmt.Errorf("making the guest dir: %w", err)
-	}
-	if err := writeFileMode(p.PromptFile, []byte(o.Prompt), 0o644); err != nil {
-		return Plan{}, fmt.Errorf("writing the prompt file: %w", err)
-	}
-	if o.UserConfig != nil {
-		if err := writeFileMode(filepath.Join(stage, StageUserConfig), o.UserConfig, 0o644); err != nil {
-			return Plan{}, fmt.Errorf("writing your agent settings for the bottle: %w", err)
-		}
-	}
-	agentToken := []byte(newToken())
-	if err := writeFile(p.AgentTokenFile, agentToken); err != nil {
-		return Plan{}, fmt.Errorf("writing the agent token: %w", err)
-	}
-	if err := writeFileMode(filepath.Join(stage, StageGuestToken), agentToken, 0o644); err != nil {
-		return Plan{}, fmt.Errorf("writing the agent token: %w", err)
-	}
-	if err := writeFile(p.OperatorTokenFile, []byte(newToken())); err != nil {
-		return Plan{}, fmt.Errorf("writing the operator token: %w", err)
-	}
-	if err := p.Save(); err != nil {
-		return Plan{}, err
-	}
 	return p, nil
 }
 
@@ -482,41 +374,6 @@ func (p Plan) guestEnv(bundleIP string) []string {
 	}
 	return env
 }
-
-// Save writes the plan into its stage dir (0600), where ls, rm and the
-// lifecycle commands read it.
-func (p Plan) Save() error {
-	data, err := json.MarshalIndent(p, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encoding the plan: %w", err)
-	}
-	return writeFile(filepath.Join(p.StageDir, StagePlanFile), append(data, '\n'))
-}
-
-// Load reads the plan of the bottle whose stage dir is dir.
-func Load(dir string) (Plan, error) {
-	data, err := os.ReadFile(filepath.Join(dir, StagePlanFile))
-	if err != nil {
-		return Plan{}, fmt.Errorf("reading the bottle's plan: %w", err)
-	}
-	var p Plan
-	if err := json.Unmarshal(data, &p); err != nil {
-		return Plan{}, fmt.Errorf("decoding %s: %w", filepath.Join(dir, StagePlanFile), err)
-	}
-	return p, nil
-}
-
-func writeFile(path string, data []byte) error { return writeFileMode(path, data, 0o600) }
-
-func writeFileMode(path string, data []byte, mode os.FileMode) error {
-	if err := os.WriteFile(path, data, mode); err != nil {
-		return err
-	}
-	return os.Chmod(path, mode)
-}
-
-// newToken is a bottle's secret: 128 random bits in base32.
-func newToken() string { return rand.Text() }
 
 // WithSubnet returns a copy of p moved to another reserved /24 (bring-up
 // does this when another engine user took the planned one meanwhile): the

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,17 +31,18 @@ import (
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/supervisortest"
 	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // useStateDir points the plugin's state (DOCKER_CONFIG/bottle) at a fresh
 // temporary dir for one test.
-func useStateDir(t *testing.T) plan.Dirs {
+func useStateDir(t *testing.T) stage.Dirs {
 	t.Helper()
 	old := config.Dir()
 	config.SetDir(t.TempDir())
 	t.Setenv("DOCKER_BOTTLE_CACHE", t.TempDir())
 	t.Cleanup(func() { config.SetDir(old) })
-	dirs, err := plan.DefaultDirs()
+	dirs, err := stage.DefaultDirs()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,15 +63,15 @@ type bottleFixture struct {
 func newBottle(t *testing.T, name string) *bottleFixture {
 	t.Helper()
 	dirs := useStateDir(t)
-	stage := dirs.Stage(name)
-	if err := os.MkdirAll(stage, 0o700); err != nil {
+	dir := dirs.Stage(name)
+	if err := os.MkdirAll(dir.Path(), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	p := plan.Plan{
 		Slug:              name,
-		StageDir:          stage,
-		AgentTokenFile:    filepath.Join(stage, plan.StageAgentToken),
-		OperatorTokenFile: filepath.Join(stage, plan.StageOperatorFile),
+		StageDir:          dir.Path(),
+		AgentTokenFile:    dir.File(stage.AgentToken),
+		OperatorTokenFile: dir.File(stage.OperatorToken),
 		Bundle:            plan.BundlePlan{Container: "bottle-" + name + "-bundle"},
 	}
 	agentToken, operatorToken := "agent-"+name+"-4f1c9a", "operator-"+name+"-88d0e2"
@@ -88,7 +88,7 @@ func newBottle(t *testing.T, name string) *bottleFixture {
 		Approvals:         supervisor.Policy{Kinds: []approval.Kind{approval.Egress, approval.Push}, Timeout: &timeout},
 	})
 	p.Endpoints = &plan.Endpoints{HostSupervise: addr}
-	if err := p.Save(); err != nil {
+	if err := stage.Save(p); err != nil {
 		t.Fatal(err)
 	}
 	_, portText, _ := net.SplitHostPort(addr)
@@ -283,7 +283,7 @@ func TestCommandsExplainWhatIsWrong(t *testing.T) {
 	// A bottle whose bundle is not up has no endpoints in its plan.
 	down := b.plan
 	down.Endpoints = nil
-	if err := down.Save(); err != nil {
+	if err := stage.Save(down); err != nil {
 		t.Fatal(err)
 	}
 	check("is not up", "approvals", b.name)
@@ -296,11 +296,11 @@ func TestCommandsExplainWhatIsWrong(t *testing.T) {
 	gone := b.plan
 	gone.Endpoints = &plan.Endpoints{HostSupervise: ln.Addr().String()}
 	ln.Close()
-	gone.Save()
+	_ = stage.Save(gone)
 	runningBundle(gone, uint16(ln.Addr().(*net.TCPAddr).Port))
 	check("cannot reach the supervisor", "events", b.name)
 	// A bundle that publishes another port than its plan records.
-	b.plan.Save()
+	_ = stage.Save(b.plan)
 	check("publishes its supervisor on port", "approvals", b.name)
 
 	// A token that does not match the running bundle.

@@ -21,6 +21,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/provider"
 	"github.com/docker-bottle/docker-bottle/smolvm"
 	"github.com/docker-bottle/docker-bottle/spec"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // specOptions are the flags every command that reads bottle.yaml shares.
@@ -83,7 +84,7 @@ func gatherFacts(ctx context.Context, dockerCli command.Cli, fresh bool) plan.Fa
 	f := hostcheck.Gather(ctx, dockerCli, smolvmFacts)
 	if f.Smolvm.Found && f.Smolvm.Error == "" && f.Hypervisor.Usable {
 		state := ""
-		if dirs, err := plan.DefaultDirs(); err == nil && plan.Ensure(dirs.State) == nil {
+		if dirs, err := stage.DefaultDirs(); err == nil && stage.Ensure(dirs.State) == nil {
 			state = dirs.State
 		}
 		f.Hypervisor = hostcheck.Boot(ctx, smolvm.New(f.Smolvm.Path), f.Hypervisor, state, fresh)

@@ -12,7 +12,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/bundle/approval"
 	"github.com/docker-bottle/docker-bottle/dashboard"
-	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // testDashboardSource is the dashboard's source over the bottles of the
@@ -26,7 +26,7 @@ func testDashboardSource(t *testing.T) *dashboardSource {
 	if err := cli.Initialize(flags.NewClientOptions(), command.WithAPIClient(fakeEngine{})); err != nil {
 		t.Fatal(err)
 	}
-	dirs, err := plan.DefaultDirs()
+	dirs, err := stage.DefaultDirs()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // diffBottle is a bottle as diff sees it: the user's workspace with the
@@ -46,13 +47,13 @@ func newDiffBottle(t *testing.T, name string) *diffBottle {
 	remote := "bottle-" + name
 	git(t, ws, "remote", "add", remote, gate)
 	git(t, ws, "config", "remote."+remote+".fetch", "+refs/heads/bottle/"+name+"/*:refs/remotes/"+remote+"/*")
-	stage := dirs.Stage(name)
-	if err := os.MkdirAll(stage, 0o700); err != nil {
+	dir := dirs.Stage(name)
+	if err := os.MkdirAll(dir.Path(), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	p := plan.Plan{Slug: name, StageDir: stage, Workspace: ws,
+	p := plan.Plan{Slug: name, StageDir: dir.Path(), Workspace: ws,
 		GitGate: plan.GitGatePlan{Branch: "bottle/" + name + "/work", Remote: remote, Repo: gate}}
-	if err := p.Save(); err != nil {
+	if err := stage.Save(p); err != nil {
 		t.Fatal(err)
 	}
 	return &diffBottle{name: name, workspace: ws, gate: gate}

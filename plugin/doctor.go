@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-bottle/docker-bottle/hostcheck"
-	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 type doctorOptions struct {
@@ -46,7 +46,7 @@ func runDoctor(ctx context.Context, dockerCli command.Cli, opts doctorOptions) e
 	} else {
 		x.BuildxErr = err
 	}
-	dirs, err := plan.DefaultDirs()
+	dirs, err := stage.DefaultDirs()
 	if err != nil {
 		return err
 	}

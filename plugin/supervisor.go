@@ -16,6 +16,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/client"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/spec"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // The commands that talk to a bottle's supervisor (approvals, approve,
@@ -45,11 +46,11 @@ func loadPlan(name string) (plan.Plan, error) {
 	if err := spec.ValidateName(name); err != nil {
 		return plan.Plan{}, err
 	}
-	dirs, err := plan.DefaultDirs()
+	dirs, err := stage.DefaultDirs()
 	if err != nil {
 		return plan.Plan{}, err
 	}
-	p, err := plan.Load(dirs.Stage(name))
+	p, err := dirs.Stage(name).Load()
 	if errors.Is(err, fs.ErrNotExist) {
 		return p, fmt.Errorf("no bottle named %q: check the name, or start one with `docker bottle run --name %s`", name, name)
 	}

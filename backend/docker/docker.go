@@ -12,7 +12,6 @@ import (
 	"maps"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -31,6 +30,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/provider/guest"
 	"github.com/docker-bottle/docker-bottle/spec"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 func init() {
@@ -102,7 +102,7 @@ func (d Docker) create(ctx context.Context, p plan.Plan, o backend.CreateOptions
 	// disk does), weigh nothing on its memory, and go with the bottle. The
 	// bottle layer made both directories its user's, which the engine
 	// copies into a new volume.
-	mounts := []mount.Mount{{Type: mount.TypeBind, Source: filepath.Join(p.StageDir, plan.StageGuestDir),
+	mounts := []mount.Mount{{Type: mount.TypeBind, Source: stage.Of(p).File(stage.GuestDir),
 		Target: plan.GuestDir, ReadOnly: true}}
 	disk := func(suffix, target string) mount.Mount {
 		return mount.Mount{Type: mount.TypeVolume, Source: diskVolume(p, suffix), Target: target,

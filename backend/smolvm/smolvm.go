@@ -15,7 +15,6 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/docker-bottle/docker-bottle/backend"
@@ -25,6 +24,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/provider/guest"
 	"github.com/docker-bottle/docker-bottle/smolvm"
 	"github.com/docker-bottle/docker-bottle/spec"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 func init() {
@@ -145,7 +145,7 @@ func (s Smolvm) create(ctx context.Context, p plan.Plan, o machineOptions) error
 		From:       o.Artifact,
 		Env:        env,
 		AllowHosts: p.Smolvm.AllowHosts,
-		Volumes: []smolvm.Volume{{Host: filepath.Join(p.StageDir, plan.StageGuestDir),
+		Volumes: []smolvm.Volume{{Host: stage.Of(p).File(stage.GuestDir),
 			Guest: plan.GuestDir, ReadOnly: true}},
 		CPUs:      o.CPUs,
 		MemoryMiB: o.MemoryMiB,

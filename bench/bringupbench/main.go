@@ -23,6 +23,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/provider"
 	"github.com/docker-bottle/docker-bottle/spec"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 func main() {
@@ -45,7 +46,7 @@ func run(runs int) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	dirs := plan.Dirs{State: filepath.Join(work, "state"), Cache: filepath.Join(work, "cache")}
+	dirs := stage.Dirs{State: filepath.Join(work, "state"), Cache: filepath.Join(work, "cache")}
 	if _, err := pki.LoadOrCreateCA(dirs.CA()); err != nil {
 		return err
 	}
@@ -53,13 +54,13 @@ func run(runs int) error {
 	if err := gitstage.Init(ctx, repo, "b <b@example.test>", "x"); err != nil {
 		return err
 	}
-	pool, _ := plan.PoolFromEnv()
-	alloc := &plan.Allocator{Pool: pool, Dir: dirs.Subnets(), Engine: eng}
+	pool, _ := stage.PoolFromEnv()
+	alloc := &stage.Allocator{Pool: pool, Dir: dirs.Subnets(), Engine: eng}
 	prov, _ := provider.Get(spec.ProviderShell)
 	s := (&spec.Spec{}).Resolve(prov.Defaults)
 
 	prepare := func(i int) (plan.Plan, []bringup.Mount, error) {
-		p, err := plan.Prepare(ctx, plan.Options{Spec: s, NameFlag: fmt.Sprintf("bench-%d-%d", os.Getpid(), i), Workspace: repo,
+		p, err := stage.Prepare(ctx, stage.Options{Spec: s, NameFlag: fmt.Sprintf("bench-%d-%d", os.Getpid(), i), Workspace: repo,
 			Provider: prov.Plan(), Choice: plan.Choice{Backend: spec.BackendSmolvm, NetworkMode: spec.NetworkBridge},
 			Dirs: dirs, Allocator: alloc})
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // TestExecHasTheAgentsNetwork: a command run with `docker bottle exec`
@@ -71,7 +72,7 @@ egress:
 				t.Fatalf("run -d: exit %d\n%s", run.code, run.stderr)
 			}
 			removedAtEnd(t, cfg, tc.env, name, repo)
-			svc := &bottles.Service{Engine: eng, Dirs: plan.Dirs{State: filepath.Join(cfg, "bottle")}}
+			svc := &bottles.Service{Engine: eng, Dirs: stage.Dirs{State: filepath.Join(cfg, "bottle")}}
 			p, err := svc.Load(name)
 			if err != nil {
 				t.Fatal(err)

@@ -34,6 +34,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // dockerBottle runs `docker bottle run -d` of a docker-backend bottle whose
@@ -101,7 +102,7 @@ func TestDockerBackendAgentIsNeitherRootNorOnIPv6(t *testing.T) {
 		"bottle.yaml": "agent:\n  provider: shell\n  dockerfile: Dockerfile\n" +
 			`  command: [sh, -c, 'echo "uid=$(id -u) ipv6=$(cat /proc/sys/net/ipv6/conf/all/disable_ipv6) addrs=$(grep -c . /proc/net/if_inet6 2>/dev/null || echo 0)"; exec sleep 600']` + "\n",
 	})
-	svc := &bottles.Service{Engine: eng, Dirs: plan.Dirs{State: filepath.Join(cfg, "bottle")}}
+	svc := &bottles.Service{Engine: eng, Dirs: stage.Dirs{State: filepath.Join(cfg, "bottle")}}
 	p, err := svc.Load(name)
 	if err != nil {
 		t.Fatal(err)
@@ -557,7 +558,7 @@ func TestBundleDeathIsToldAndBounded(t *testing.T) {
 	// The agent has its workspace (cloned from the gate) before its
 	// bundle dies.
 	waitLogs(t, cfg, nil, name, "agent-up")
-	svc := &bottles.Service{Engine: eng, Dirs: plan.Dirs{State: filepath.Join(cfg, "bottle")}}
+	svc := &bottles.Service{Engine: eng, Dirs: stage.Dirs{State: filepath.Join(cfg, "bottle")}}
 	p, err := svc.Load(name)
 	if err != nil {
 		t.Fatal(err)

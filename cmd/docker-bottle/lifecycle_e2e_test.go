@@ -18,7 +18,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
-	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // TestRunLifecycleDockerBackend is a user's session on the docker backend,
@@ -151,7 +151,7 @@ func TestRunLifecycleDockerBackend(t *testing.T) {
 	if r := docker(t, cfg, nil, "bottle", "rm", name); r.code != 1 || !strings.Contains(r.stderr, "is running") {
 		t.Errorf("rm of a running bottle: exit %d %q", r.code, r.stderr)
 	}
-	svc := &bottles.Service{Engine: eng, Dirs: plan.Dirs{State: filepath.Join(cfg, "bottle")}}
+	svc := &bottles.Service{Engine: eng, Dirs: stage.Dirs{State: filepath.Join(cfg, "bottle")}}
 	p, err := svc.Load(name)
 	if err != nil {
 		t.Fatal(err)

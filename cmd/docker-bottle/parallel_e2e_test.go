@@ -14,7 +14,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/gitstage"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
-	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // TestParallelRunsInOneRepository: eight `docker bottle run -d` started at
@@ -126,7 +126,7 @@ func TestParallelRunsInOneRepository(t *testing.T) {
 			testenv.NothingLeft(t, eng, bottleIn(cfg, []string{"DOCKER_BOTTLE_SMOLVM="}, name, repo))
 		}
 	}
-	subnets, _ := os.ReadDir(plan.Dirs{State: filepath.Join(cfg, "bottle")}.Subnets())
+	subnets, _ := os.ReadDir(stage.Dirs{State: filepath.Join(cfg, "bottle")}.Subnets())
 	if len(subnets) > 0 {
 		t.Errorf("subnet reservations left: %v", subnets)
 	}

@@ -19,8 +19,8 @@ import (
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
-	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/smolvm/fakesmolvm/fakestate"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // TestPublishedPorts: on the docker backend, a port the agent serves HTTP
@@ -116,7 +116,7 @@ ports:
 	}
 
 	// Nor does the relay take connections from the bottle's side.
-	svc := &bottles.Service{Engine: eng, Dirs: plan.Dirs{State: filepath.Join(cfg, "bottle")}}
+	svc := &bottles.Service{Engine: eng, Dirs: stage.Dirs{State: filepath.Join(cfg, "bottle")}}
 	p, err := svc.Load(name)
 	if err != nil {
 		t.Fatal(err)

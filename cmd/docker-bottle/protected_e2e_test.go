@@ -20,6 +20,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/provider"
 	"github.com/docker-bottle/docker-bottle/spec"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // TestConfigShowsEffectiveProtectedPaths: `docker bottle config` in a
@@ -124,7 +125,7 @@ func upBottle(t *testing.T, cfg, specYAML, repo string) (*bottles.Service, plan.
 	t.Helper()
 	eng := testenv.Engine(t)
 	ctx := context.Background()
-	svc := &bottles.Service{Engine: eng, Dirs: plan.Dirs{State: filepath.Join(cfg, "bottle"), Cache: filepath.Join(cfg, "cache")}}
+	svc := &bottles.Service{Engine: eng, Dirs: stage.Dirs{State: filepath.Join(cfg, "bottle"), Cache: filepath.Join(cfg, "cache")}}
 	prov, _ := provider.Get(spec.ProviderShell)
 	s, err := spec.Parse("bottle.yaml", []byte(specYAML))
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/hostcheck"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // engineIdentity is what tells two engines apart: its ID, the hostname it
@@ -179,7 +180,7 @@ func TestLsOnARemoteContextListsThatEnginesBottles(t *testing.T) {
 		if err := os.MkdirAll(p.StageDir, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if err := p.Save(); err != nil {
+		if err := stage.Save(p); err != nil {
 			t.Fatal(err)
 		}
 	}

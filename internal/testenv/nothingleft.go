@@ -17,6 +17,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/gitstage"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/smolvm"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // Bottle says where the traces of one bottle a test made would be. Name is
@@ -96,13 +97,14 @@ func Left(ctx context.Context, eng Lister, b Bottle) ([]string, error) {
 	}
 	left = append(left, machines...)
 	if b.State != "" {
-		stage := plan.Dirs{State: b.State}.Stage(b.Name)
-		if _, err := os.Stat(stage); err == nil {
-			left = append(left, "stage dir "+stage)
+		dirs := stage.Dirs{State: b.State}
+		dir := dirs.Stage(b.Name).Path()
+		if _, err := os.Stat(dir); err == nil {
+			left = append(left, "stage dir "+dir)
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
-		reservations, err := reservationsOf(plan.Dirs{State: b.State}.Subnets(), b.Name)
+		reservations, err := reservationsOf(dirs.Subnets(), b.Name)
 		if err != nil {
 			return nil, err
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // fakeEngine answers the lists with what it holds, or err.
@@ -73,9 +74,9 @@ func TestLeftFindsEveryTrace(t *testing.T) {
 		networks:   []network.Summary{{Network: network.Network{Name: "bottle-nl-1"}}},
 		volumes:    []volume.Volume{{Name: "bottle-nl-1-home"}},
 	}
-	stage := plan.Dirs{State: state}.Stage(name)
-	subnets := plan.Dirs{State: state}.Subnets()
-	for _, dir := range []string{stage, subnets} {
+	dirs := stage.Dirs{State: state}
+	stageDir, subnets := dirs.Stage(name).Path(), dirs.Subnets()
+	for _, dir := range []string{stageDir, subnets} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -94,7 +95,7 @@ func TestLeftFindsEveryTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"container /bottle-nl-1-bundle", "network bottle-nl-1", "volume bottle-nl-1-home", "smolvm machine bottle-nl-1",
-		"stage dir " + stage, "subnet reservation 10.213.7.0_24", "git remote bottle-nl-1 in " + repo}
+		"stage dir " + stageDir, "subnet reservation 10.213.7.0_24", "git remote bottle-nl-1 in " + repo}
 	if !slices.Equal(left, want) {
 		t.Errorf("left:\n%s\nwant:\n%s", strings.Join(left, "\n"), strings.Join(want, "\n"))
 	}

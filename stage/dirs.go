@@ -1,4 +1,4 @@
-package plan
+package stage
 
 import (
 	"fmt"
@@ -34,8 +34,8 @@ func DefaultDirs() (Dirs, error) {
 // Bottles holds one stage dir per bottle.
 func (d Dirs) Bottles() string { return filepath.Join(d.State, "bottles") }
 
-// Stage is the stage dir of one bottle.
-func (d Dirs) Stage(slug string) string { return filepath.Join(d.Bottles(), slug) }
+// Stage is the stage dir of the bottle called slug.
+func (d Dirs) Stage(slug string) Dir { return At(filepath.Join(d.Bottles(), slug)) }
 
 // CA holds the user's bottle CA (made once, key 0600).
 func (d Dirs) CA() string { return filepath.Join(d.State, "ca") }
