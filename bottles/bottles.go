@@ -20,8 +20,8 @@ import (
 	_ "github.com/docker-bottle/docker-bottle/backend/docker" // the backends a plan can name
 	_ "github.com/docker-bottle/docker-bottle/backend/smolvm"
 	"github.com/docker-bottle/docker-bottle/bringup"
+	"github.com/docker-bottle/docker-bottle/display"
 	"github.com/docker-bottle/docker-bottle/image"
-	"github.com/docker-bottle/docker-bottle/image/progress"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/smolvm"
 	"github.com/docker-bottle/docker-bottle/stage"
@@ -50,9 +50,9 @@ type Service struct {
 	// nothing attaches or builds.
 	CLI command.Cli
 
-	mode    string           // the progress display's (New)
-	display progress.Display // nil until a pipeline or JSON needs one
-	pipe    *image.Pipeline  // made on first use (pipeline)
+	mode    string          // the progress display's (New)
+	display display.Display // nil until a pipeline or JSON needs one
+	pipe    *image.Pipeline // made on first use (pipeline)
 }
 
 // Backend is the backend the bottle's plan names.

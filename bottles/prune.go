@@ -9,9 +9,9 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/docker-bottle/docker-bottle/backend"
+	"github.com/docker-bottle/docker-bottle/display"
 	"github.com/docker-bottle/docker-bottle/image"
 	"github.com/docker-bottle/docker-bottle/image/artifact"
-	"github.com/docker-bottle/docker-bottle/image/progress"
 )
 
 // PruneReport says what prune removed and how much it freed.
@@ -23,7 +23,7 @@ type PruneReport struct {
 }
 
 // Freed is BytesFreed for people ("1.2 MB").
-func (r PruneReport) Freed() string { return progress.Bytes(r.BytesFreed) }
+func (r PruneReport) Freed() string { return display.Bytes(r.BytesFreed) }
 
 // imageRepos are the engine repositories the plugin makes images in.
 var imageRepos = []string{image.LocalRepo, "docker-bottle/bundle", "docker-bottle/probe", "docker-bottle/build"}

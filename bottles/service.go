@@ -9,10 +9,10 @@ import (
 	"github.com/moby/moby/client"
 
 	bottle "github.com/docker-bottle/docker-bottle"
+	"github.com/docker-bottle/docker-bottle/display"
 	"github.com/docker-bottle/docker-bottle/image"
 	"github.com/docker-bottle/docker-bottle/image/build"
 	"github.com/docker-bottle/docker-bottle/image/pack"
-	"github.com/docker-bottle/docker-bottle/image/progress"
 	"github.com/docker-bottle/docker-bottle/image/push"
 	"github.com/docker-bottle/docker-bottle/smolvm"
 	"github.com/docker-bottle/docker-bottle/stage"
@@ -38,12 +38,12 @@ func WithDirs(dirs stage.Dirs) Option {
 // smolvm CLI is found when installed, and the image pipeline is made when
 // an operation first needs one. Close ends the display.
 func New(dockerCli command.Cli, opts ...Option) (*Service, error) {
-	s := &Service{Engine: dockerCli.Client(), Version: bottle.Metadata().Version, CLI: dockerCli, mode: progress.ModeQuiet}
+	s := &Service{Engine: dockerCli.Client(), Version: bottle.Metadata().Version, CLI: dockerCli, mode: display.ModeQuiet}
 	for _, o := range opts {
 		o(s)
 	}
 	if s.mode == "" {
-		s.mode = progress.ModeQuiet
+		s.mode = display.ModeQuiet
 	}
 	if s.Dirs == (stage.Dirs{}) {
 		dirs, err := stage.DefaultDirs()
@@ -56,11 +56,11 @@ func New(dockerCli command.Cli, opts ...Option) (*Service, error) {
 		s.Smolvm = smolvm.New(path)
 	}
 	switch s.mode {
-	case progress.ModeQuiet:
-	case progress.ModeJSON:
+	case display.ModeQuiet:
+	case display.ModeJSON:
 		// Step lines become JSON events, so that stderr carries nothing
 		// but JSON.
-		d, err := progress.NewWriter(s.mode, dockerCli.Err())
+		d, err := display.NewWriter(s.mode, dockerCli.Err())
 		if err != nil {
 			return nil, err
 		}
@@ -98,7 +98,7 @@ func (s *Service) pipeline(given *image.Pipeline) (*image.Pipeline, error) {
 	}
 	errOut := s.CLI.Err()
 	if s.display == nil {
-		d, err := progress.NewWriter(s.mode, errOut)
+		d, err := display.NewWriter(s.mode, errOut)
 		if err != nil {
 			return nil, err
 		}
@@ -108,8 +108,8 @@ func (s *Service) pipeline(given *image.Pipeline) (*image.Pipeline, error) {
 	// (`--progress tty` fails on a pipe); under the live display it prints
 	// plain lines, which scroll above the display's own lines.
 	buildxMode := build.BuildxProgress(s.mode, errOut.IsTerminal())
-	if progress.UsesTTY(s.mode, errOut) {
-		buildxMode = progress.ModePlain
+	if display.UsesTTY(s.mode, errOut) {
+		buildxMode = display.ModePlain
 	}
 	b, err := build.New(s.CLI, s.CLI.Client(), buildxMode)
 	if err != nil {

@@ -9,10 +9,10 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/docker-bottle/docker-bottle/display"
 	"github.com/docker-bottle/docker-bottle/image/build"
 	"github.com/docker-bottle/docker-bottle/image/export"
 	"github.com/docker-bottle/docker-bottle/image/layer"
-	"github.com/docker-bottle/docker-bottle/image/progress"
 )
 
 // LocalRepo is the repository of agent images with their bottle layer in
@@ -70,7 +70,7 @@ func (p *Pipeline) Local(ctx context.Context, req Request, labels map[string]str
 	res := LocalResult{Tag: LocalRepo + ":" + hex.EncodeToString(sum[:])[:16], ImageID: insp.ID, Bundles: bl.Bundles}
 	if _, err := p.engine.ImageInspect(ctx, res.Tag); err == nil {
 		res.Reused = true
-		p.pw.Event(progress.Event{Stage: progress.StageLayer, ID: res.Tag, Status: progress.Done, Text: "agent image with bottle layer: " + res.Tag})
+		p.pw.Event(display.Event{Stage: display.StageLayer, ID: res.Tag, Status: display.Done, Text: "agent image with bottle layer: " + res.Tag})
 		return res, nil
 	}
 

@@ -17,12 +17,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/docker-bottle/docker-bottle/display"
 	"github.com/docker-bottle/docker-bottle/image/artifact"
 	"github.com/docker-bottle/docker-bottle/image/build"
 	"github.com/docker-bottle/docker-bottle/image/export"
 	"github.com/docker-bottle/docker-bottle/image/layer"
 	"github.com/docker-bottle/docker-bottle/image/pack"
-	"github.com/docker-bottle/docker-bottle/image/progress"
 	"github.com/docker-bottle/docker-bottle/image/push"
 	"github.com/docker-bottle/docker-bottle/image/registry"
 	"github.com/docker-bottle/docker-bottle/image/squash"
@@ -44,7 +44,7 @@ type Pipeline struct {
 	cache    *artifact.Cache
 	packer   pack.Packer
 	keychain authn.Keychain
-	pw       progress.Writer
+	pw       display.Writer
 }
 
 // Option configures a Pipeline.
@@ -59,7 +59,7 @@ func WithBuilder(b build.Builder) Option { return func(p *Pipeline) { p.builder 
 func WithKeychain(kc authn.Keychain) Option { return func(p *Pipeline) { p.keychain = kc } }
 
 // WithProgress sets the progress display.
-func WithProgress(w progress.Writer) Option { return func(p *Pipeline) { p.pw = w } }
+func WithProgress(w display.Writer) Option { return func(p *Pipeline) { p.pw = w } }
 
 // New makes a pipeline whose blobs go to cacheDir/images and artifacts to
 // cacheDir/artifacts.
@@ -72,7 +72,7 @@ func New(engine Engine, packer pack.Packer, cacheDir string, opts ...Option) (*P
 	if err != nil {
 		return nil, err
 	}
-	p := &Pipeline{engine: engine, packer: packer, store: st, cache: cache, pw: progress.Discard}
+	p := &Pipeline{engine: engine, packer: packer, store: st, cache: cache, pw: display.Discard}
 	for _, o := range opts {
 		o(p)
 	}
@@ -169,7 +169,7 @@ func (p *Pipeline) Run(ctx context.Context, req Request) (Result, error) {
 			return Result{}, err
 		} else if hit {
 			res.Artifact, res.CacheHit, res.Bundles = a, true, bl.Bundles
-			p.pw.Event(progress.Event{Stage: progress.StageCache, ID: a.ID[:12], Status: progress.Done, Text: "artifact in cache: " + a.Path})
+			p.pw.Event(display.Event{Stage: display.StageCache, ID: a.ID[:12], Status: display.Done, Text: "artifact in cache: " + a.Path})
 			return res, nil
 		}
 	}
@@ -184,7 +184,7 @@ func (p *Pipeline) Run(ctx context.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 	res.Bundles = bl.Bundles
-	p.pw.Event(progress.Event{Stage: progress.StageLayer, ID: bl.Layer.Digest.Hex[:12], Status: progress.Done, Text: fmt.Sprintf("bottle layer (%s, CA in %d bundle(s))", progress.Bytes(bl.Layer.Size), len(bl.Bundles))})
+	p.pw.Event(display.Event{Stage: display.StageLayer, ID: bl.Layer.Digest.Hex[:12], Status: display.Done, Text: fmt.Sprintf("bottle layer (%s, CA in %d bundle(s))", display.Bytes(bl.Layer.Size), len(bl.Bundles))})
 	key.BottleLayer = bl.Layer.Digest.String()
 	if a, hit, err := p.cache.Lookup(key); err != nil {
 		return Result{}, err
@@ -285,9 +285,9 @@ func (p *Pipeline) pack(ctx context.Context, key artifact.Key, ref string, img s
 		}()
 		env = cfg.Env
 	}
-	lines := progress.Lines(p.pw, progress.StagePack, "smolvm")
+	lines := display.Lines(p.pw, display.StagePack, "smolvm")
 	defer lines.Close()
-	p.pw.Event(progress.Event{Stage: progress.StagePack, ID: "smolvm", Status: progress.Working, Text: "smolvm pack create --image " + ref})
+	p.pw.Event(display.Event{Stage: display.StagePack, ID: "smolvm", Status: display.Working, Text: "smolvm pack create --image " + ref})
 	a, err := p.cache.Create(key, ref, img.Blobs(), func(output string) error {
 		req := pack.Request{
 			Image:    ref,
@@ -305,7 +305,7 @@ func (p *Pipeline) pack(ctx context.Context, key artifact.Key, ref string, img s
 	if err != nil {
 		return artifact.Artifact{}, fmt.Errorf("pack the agent image: %w", err)
 	}
-	p.pw.Event(progress.Event{Stage: progress.StagePack, ID: "smolvm", Status: progress.Done, Text: "artifact " + a.Path})
+	p.pw.Event(display.Event{Stage: display.StagePack, ID: "smolvm", Status: display.Done, Text: "artifact " + a.Path})
 	return a, nil
 }
 

@@ -16,13 +16,13 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/docker-bottle/docker-bottle/display"
 	"github.com/docker-bottle/docker-bottle/image"
 	"github.com/docker-bottle/docker-bottle/image/artifact"
 	"github.com/docker-bottle/docker-bottle/image/build"
 	"github.com/docker-bottle/docker-bottle/image/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/image/layer"
 	"github.com/docker-bottle/docker-bottle/image/pack"
-	"github.com/docker-bottle/docker-bottle/image/progress"
 	"github.com/docker-bottle/docker-bottle/image/push"
 	"github.com/docker-bottle/docker-bottle/smolvm"
 	"github.com/docker-bottle/docker-bottle/smolvm/fakesmolvm/fakestate"
@@ -109,9 +109,9 @@ func TestPipelineRunCachePrune(t *testing.T) {
 		map[string][]byte{"hello": hello, "extra.txt": []byte("extra\n")})
 	tag := testenv.Tag(t, eng, "pipeline")
 	packer := newFakePacker(t, "1.9.3")
-	var events []progress.Event
+	var events []display.Event
 	var mu sync.Mutex
-	pw := progress.WriterFunc(func(e progress.Event) { mu.Lock(); events = append(events, e); mu.Unlock() })
+	pw := display.WriterFunc(func(e display.Event) { mu.Lock(); events = append(events, e); mu.Unlock() })
 	cacheDir := t.TempDir()
 	p, err := image.New(eng, packer, cacheDir, image.WithProgress(pw))
 	if err != nil {
@@ -166,7 +166,7 @@ func TestPipelineRunCachePrune(t *testing.T) {
 	}
 	sawPack := false
 	for _, e := range events {
-		sawPack = sawPack || (e.Stage == progress.StagePack && e.Status == progress.Done)
+		sawPack = sawPack || (e.Stage == display.StagePack && e.Status == display.Done)
 	}
 	if !sawPack {
 		t.Errorf("no pack progress event among %d events", len(events))

@@ -21,11 +21,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/docker-bottle/docker-bottle/display"
 	"github.com/docker-bottle/docker-bottle/image/build"
 	"github.com/docker-bottle/docker-bottle/image/export"
 	"github.com/docker-bottle/docker-bottle/image/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/image/layer"
-	"github.com/docker-bottle/docker-bottle/image/progress"
 	"github.com/docker-bottle/docker-bottle/image/push"
 	"github.com/docker-bottle/docker-bottle/image/registry"
 	"github.com/docker-bottle/docker-bottle/image/store"
@@ -180,7 +180,7 @@ func buildTestImage(t *testing.T, ctx context.Context, eng build.ClassicEngine, 
 	}
 	res, err := build.Classic{Engine: eng}.Build(ctx, build.Options{
 		ContextDir: dir, Tag: tag, Labels: map[string]string{testenv.Label: "1"},
-	}, progress.Discard)
+	}, display.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func TestEmbeddedRegistryRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exp, err := export.Image(ctx, eng, st, ti.tag, progress.Discard)
+	exp, err := export.Image(ctx, eng, st, ti.tag, display.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +288,7 @@ func TestEmbeddedRegistryRoundTrip(t *testing.T) {
 
 	// Second run, new registry process state, same store: nothing moves.
 	srv.Close()
-	exp2, err := export.Image(ctx, eng, st, ti.tag, progress.Discard)
+	exp2, err := export.Image(ctx, eng, st, ti.tag, display.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

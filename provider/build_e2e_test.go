@@ -17,8 +17,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
+	"github.com/docker-bottle/docker-bottle/display"
 	"github.com/docker-bottle/docker-bottle/image/build"
-	"github.com/docker-bottle/docker-bottle/image/progress"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 )
 
@@ -123,7 +123,7 @@ func buildAndRun(t *testing.T, eng *client.Client, baseTag, name, versionCmd str
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
-	pw, err := progress.NewWriter(progress.ModePlain, &log)
+	pw, err := display.NewWriter(display.ModePlain, &log)
 	if err != nil {
 		t.Fatal(err)
 	}

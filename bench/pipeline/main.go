@@ -33,10 +33,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/moby/moby/client"
 
+	"github.com/docker-bottle/docker-bottle/display"
 	"github.com/docker-bottle/docker-bottle/image"
 	"github.com/docker-bottle/docker-bottle/image/layer"
 	"github.com/docker-bottle/docker-bottle/image/pack"
-	"github.com/docker-bottle/docker-bottle/image/progress"
 	"github.com/docker-bottle/docker-bottle/image/registry"
 	"github.com/docker-bottle/docker-bottle/image/store"
 )
@@ -135,8 +135,8 @@ func run(args []string) error {
 	var start time.Time
 	phases := map[string]float64{}
 	var mu sync.Mutex
-	pw := progress.WriterFunc(func(e progress.Event) {
-		if e.Status == progress.Done {
+	pw := display.WriterFunc(func(e display.Event) {
+		if e.Status == display.Done {
 			mu.Lock()
 			phases[string(e.Stage)] = time.Since(start).Seconds()
 			mu.Unlock()

@@ -23,8 +23,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/docker-bottle/docker-bottle/image/progress"
-	"github.com/docker-bottle/docker-bottle/image/progress/progresstest"
+	"github.com/docker-bottle/docker-bottle/display"
+	"github.com/docker-bottle/docker-bottle/display/displaytest"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/probe/probeimage"
 	"github.com/docker-bottle/docker-bottle/smolvm/smolvmtest"
@@ -137,7 +137,7 @@ func TestBuildProgressOnATerminal(t *testing.T) {
 			}
 		}
 	}
-	screen := progresstest.Replay(out, 80)
+	screen := displaytest.Replay(out, 80)
 	if len(screen.Unhandled) > 0 {
 		t.Errorf("escape sequences the display does not use: %q", screen.Unhandled)
 	}
@@ -164,7 +164,7 @@ func TestBuildProgressOnATerminal(t *testing.T) {
 
 	// auto on a terminal: the same display (here a cache hit).
 	code, out = onPTY(t, cfg, env, "", "", "bottle", "build", "--backend", "smolvm", repo)
-	lines = progresstest.Replay(out, 80).Lines()
+	lines = displaytest.Replay(out, 80).Lines()
 	if code != 0 || !strings.Contains(out, "\x1b[2K") || !anyMatches(lines, `^✔ \[cache\] [0-9a-f]{12} +artifact in cache: `) {
 		t.Errorf("build --progress auto on a terminal: exit %d\n%q", code, out)
 	}
@@ -239,7 +239,7 @@ func TestBuildProgressOnATerminalEndsCleanly(t *testing.T) {
 		cfg := testenv.DockerConfig(t)
 		env := []string{"DOCKER_BOTTLE_SMOLVM=" + wrapper, "SMOLVM_FAKE_STATE=" + t.TempDir(), "PACK=" + c.pack}
 		code, out := onPTY(t, cfg, env, c.waitFor, c.keys, "bottle", "build", "--backend", "smolvm", "--progress", "tty", repo)
-		lines := progresstest.Replay(out, 80).Lines()
+		lines := displaytest.Replay(out, 80).Lines()
 		text := strings.Join(lines, "\n")
 		if code != c.code {
 			t.Errorf("pack %s: exit %d, want %d\n%s", c.pack, code, c.code, text)
@@ -273,15 +273,15 @@ func TestProgressJSONIsOnlyJSON(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("run -d: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	stages := map[progress.Stage]int{}
+	stages := map[display.Stage]int{}
 	for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
-		var e progress.Event
+		var e display.Event
 		if err := json.Unmarshal([]byte(line), &e); err != nil || e.Stage == "" {
 			t.Fatalf("stderr line is not a progress event: %q (%v)\nall of stderr:\n%s", line, err, r.stderr)
 		}
 		stages[e.Stage]++
 	}
-	if stages[progress.StageBottle] == 0 {
+	if stages[display.StageBottle] == 0 {
 		t.Errorf("no step of the bottle among the events: %v\n%s", stages, r.stderr)
 	}
 }

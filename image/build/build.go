@@ -14,7 +14,7 @@ import (
 
 	"github.com/moby/moby/client"
 
-	"github.com/docker-bottle/docker-bottle/image/progress"
+	"github.com/docker-bottle/docker-bottle/display"
 )
 
 // Options describe one build.
@@ -46,7 +46,7 @@ type Result struct {
 
 // Builder builds an image.
 type Builder interface {
-	Build(ctx context.Context, opts Options, pw progress.Writer) (Result, error)
+	Build(ctx context.Context, opts Options, pw display.Writer) (Result, error)
 }
 
 // Inspector is the engine call both builders use to read back the ID of

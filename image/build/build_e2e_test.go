@@ -15,9 +15,9 @@ import (
 	"github.com/docker/cli/cli/config"
 	"github.com/docker/cli/cli/flags"
 
+	"github.com/docker-bottle/docker-bottle/display"
 	"github.com/docker-bottle/docker-bottle/image/build"
 	"github.com/docker-bottle/docker-bottle/image/internal/testenv"
-	"github.com/docker-bottle/docker-bottle/image/progress"
 )
 
 // dockerCli is a real docker CLI object, as the plugin gets it, on a
@@ -132,8 +132,8 @@ func TestBuildx(t *testing.T) {
 		t.Errorf("buildx path %s", bx.Path)
 	}
 	var lines []string
-	pw := progress.WriterFunc(func(e progress.Event) {
-		if e.Status == progress.Log {
+	pw := display.WriterFunc(func(e display.Event) {
+		if e.Status == display.Log {
 			lines = append(lines, e.Text)
 		}
 	})
@@ -188,8 +188,8 @@ func TestClassic(t *testing.T) {
 		t.Fatal(err)
 	}
 	var lines []string
-	pw := progress.WriterFunc(func(e progress.Event) {
-		if e.Status == progress.Log {
+	pw := display.WriterFunc(func(e display.Event) {
+		if e.Status == display.Log {
 			lines = append(lines, e.Text)
 		}
 	})

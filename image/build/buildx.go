@@ -17,7 +17,7 @@ import (
 	"github.com/docker/cli/cli/context/docker"
 	"github.com/spf13/cobra"
 
-	"github.com/docker-bottle/docker-bottle/image/progress"
+	"github.com/docker-bottle/docker-bottle/display"
 )
 
 // Buildx builds by running the buildx CLI plugin standalone, as compose
@@ -37,9 +37,9 @@ type Buildx struct {
 }
 
 // Build implements Builder.
-func (b Buildx) Build(ctx context.Context, opts Options, pw progress.Writer) (Result, error) {
+func (b Buildx) Build(ctx context.Context, opts Options, pw display.Writer) (Result, error) {
 	if pw == nil {
-		pw = progress.Discard
+		pw = display.Discard
 	}
 	if err := opts.validate(); err != nil {
 		return Result{}, err
@@ -58,7 +58,7 @@ func (b Buildx) Build(ctx context.Context, opts Options, pw progress.Writer) (Re
 	if len(opts.DockerfileContent) > 0 {
 		cmd.Stdin = strings.NewReader(string(opts.DockerfileContent))
 	}
-	lines := progress.Lines(pw, progress.StageBuild, opts.Tag)
+	lines := display.Lines(pw, display.StageBuild, opts.Tag)
 	defer lines.Close()
 	tail := &tailWriter{max: 20}
 	stderr := b.Stderr
@@ -67,7 +67,7 @@ func (b Buildx) Build(ctx context.Context, opts Options, pw progress.Writer) (Re
 	}
 	cmd.Stderr = io.MultiWriter(stderr, tail)
 	cmd.Stdout = lines
-	pw.Event(progress.Event{Stage: progress.StageBuild, ID: opts.Tag, Status: progress.Working, Text: "building with buildx"})
+	pw.Event(display.Event{Stage: display.StageBuild, ID: opts.Tag, Status: display.Working, Text: "building with buildx"})
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return Result{}, ctx.Err()
@@ -87,7 +87,7 @@ func (b Buildx) Build(ctx context.Context, opts Options, pw progress.Writer) (Re
 	if err != nil {
 		return Result{}, err
 	}
-	pw.Event(progress.Event{Stage: progress.StageBuild, ID: opts.Tag, Status: progress.Done, Text: "built " + id})
+	pw.Event(display.Event{Stage: display.StageBuild, ID: opts.Tag, Status: display.Done, Text: "built " + id})
 	return Result{ImageID: id, Tag: opts.Tag, Builder: "buildx"}, nil
 }
 

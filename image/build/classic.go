@@ -16,7 +16,7 @@ import (
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/client"
 
-	"github.com/docker-bottle/docker-bottle/image/progress"
+	"github.com/docker-bottle/docker-bottle/display"
 )
 
 // ClassicEngine is what the classic builder needs of the engine API.
@@ -33,9 +33,9 @@ type Classic struct {
 }
 
 // Build implements Builder.
-func (c Classic) Build(ctx context.Context, opts Options, pw progress.Writer) (Result, error) {
+func (c Classic) Build(ctx context.Context, opts Options, pw display.Writer) (Result, error) {
 	if pw == nil {
-		pw = progress.Discard
+		pw = display.Discard
 	}
 	if err := opts.validate(); err != nil {
 		return Result{}, err
@@ -50,7 +50,7 @@ func (c Classic) Build(ctx context.Context, opts Options, pw progress.Writer) (R
 	for k, v := range opts.BuildArgs {
 		args[k] = &v
 	}
-	pw.Event(progress.Event{Stage: progress.StageBuild, ID: opts.Tag, Status: progress.Working, Text: "building with the classic builder"})
+	pw.Event(display.Event{Stage: display.StageBuild, ID: opts.Tag, Status: display.Working, Text: "building with the classic builder"})
 	resp, err := c.Engine.ImageBuild(ctx, buildCtx, client.ImageBuildOptions{
 		Version:     apibuild.BuilderV1,
 		Tags:        []string{opts.Tag},
@@ -75,14 +75,14 @@ func (c Classic) Build(ctx context.Context, opts Options, pw progress.Writer) (R
 			return Result{}, err
 		}
 	}
-	pw.Event(progress.Event{Stage: progress.StageBuild, ID: opts.Tag, Status: progress.Done, Text: "built " + id})
+	pw.Event(display.Event{Stage: display.StageBuild, ID: opts.Tag, Status: display.Done, Text: "built " + id})
 	return Result{ImageID: id, Tag: opts.Tag, Builder: "classic"}, nil
 }
 
 // readBuildStream turns the engine's JSON messages into events and returns
 // the image ID from the aux message the builder sends at the end.
-func readBuildStream(r io.Reader, pw progress.Writer, tag string) (string, error) {
-	lines := progress.Lines(pw, progress.StageBuild, tag)
+func readBuildStream(r io.Reader, pw display.Writer, tag string) (string, error) {
+	lines := display.Lines(pw, display.StageBuild, tag)
 	defer lines.Close()
 	dec := json.NewDecoder(r)
 	var id string

@@ -18,7 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/moby/client"
 
-	"github.com/docker-bottle/docker-bottle/image/progress"
+	"github.com/docker-bottle/docker-bottle/display"
 	"github.com/docker-bottle/docker-bottle/image/store"
 )
 
@@ -48,9 +48,9 @@ type Result struct {
 
 // Image makes sure the store holds the image ref (a name or ID the engine
 // knows) and returns it.
-func Image(ctx context.Context, eng Engine, st *store.Store, ref string, pw progress.Writer) (Result, error) {
+func Image(ctx context.Context, eng Engine, st *store.Store, ref string, pw display.Writer) (Result, error) {
 	if pw == nil {
-		pw = progress.Discard
+		pw = display.Discard
 	}
 	insp, err := eng.ImageInspect(ctx, ref)
 	if err != nil {
@@ -64,11 +64,11 @@ func Image(ctx context.Context, eng Engine, st *store.Store, ref string, pw prog
 	var rec store.Image
 	if err := st.ReadRecord(recordKind, id.Hex, &rec); err == nil && len(st.Missing(rec)) == 0 {
 		res.Image = rec
-		pw.Event(progress.Event{Stage: progress.StageExport, ID: short(insp.ID), Status: progress.Done, Text: "in cache"})
+		pw.Event(display.Event{Stage: display.StageExport, ID: short(insp.ID), Status: display.Done, Text: "in cache"})
 		return res, nil
 	}
 
-	pw.Event(progress.Event{Stage: progress.StageExport, ID: short(insp.ID), Status: progress.Working, Text: "exporting from the engine", Total: insp.Size})
+	pw.Event(display.Event{Stage: display.StageExport, ID: short(insp.ID), Status: display.Working, Text: "exporting from the engine", Total: insp.Size})
 	rc, err := eng.ImageSave(ctx, []string{insp.ID})
 	if err != nil {
 		return Result{}, fmt.Errorf("export image %s from the engine: %w", ref, err)
@@ -83,7 +83,7 @@ func Image(ctx context.Context, eng Engine, st *store.Store, ref string, pw prog
 	if err := st.WriteRecord(recordKind, id.Hex, img); err != nil {
 		return Result{}, err
 	}
-	pw.Event(progress.Event{Stage: progress.StageExport, ID: short(insp.ID), Status: progress.Done, Text: "exported", Current: counted.n})
+	pw.Event(display.Event{Stage: display.StageExport, ID: short(insp.ID), Status: display.Done, Text: "exported", Current: counted.n})
 	return res, nil
 }
 
@@ -100,7 +100,7 @@ const maxMetadata = 16 << 20
 // fromSave reads a `docker save` archive. Layer bodies (legacy
 // `<id>/layer.tar`, or OCI `blobs/sha256/<hex>`) stream into the store as
 // they come, since manifest.json, which says what they are, may come last.
-func fromSave(r io.Reader, st *store.Store, pw progress.Writer) (store.Image, int64, error) {
+func fromSave(r io.Reader, st *store.Store, pw display.Writer) (store.Image, int64, error) {
 	tr := tar.NewReader(r)
 	blobs := map[string]store.Committed{} // archive path -> blob
 	links := map[string]string{}          // archive path -> target path
@@ -206,7 +206,7 @@ func isBlobEntry(name string) bool {
 	return path.Base(name) == "layer.tar" || strings.HasPrefix(name, "blobs/")
 }
 
-func copyBlob(r io.Reader, st *store.Store, name string, size int64, pw progress.Writer) (store.Committed, error) {
+func copyBlob(r io.Reader, st *store.Store, name string, size int64, pw display.Writer) (store.Committed, error) {
 	w, err := st.NewWriter()
 	if err != nil {
 		return store.Committed{}, err
@@ -231,13 +231,13 @@ func copyBlob(r io.Reader, st *store.Store, name string, size int64, pw progress
 		text = "already in cache as " + short(c.Digest.String())
 	}
 	// The same ID as its progress, so a display finishes that line.
-	pw.Event(progress.Event{Stage: progress.StageExport, ID: "layer " + id, Status: progress.Done, Text: text, Current: c.Size})
+	pw.Event(display.Event{Stage: display.StageExport, ID: "layer " + id, Status: display.Done, Text: text, Current: c.Size})
 	return c, nil
 }
 
 // ticker reports a blob's progress at most twice a second.
 type ticker struct {
-	pw    progress.Writer
+	pw    display.Writer
 	id    string
 	total int64
 	n     int64
@@ -248,7 +248,7 @@ func (t *ticker) Write(p []byte) (int, error) {
 	t.n += int64(len(p))
 	if now := time.Now(); now.Sub(t.last) > 500*time.Millisecond {
 		t.last = now
-		t.pw.Event(progress.Event{Stage: progress.StageExport, ID: "layer " + t.id, Status: progress.Working, Current: t.n, Total: t.total})
+		t.pw.Event(display.Event{Stage: display.StageExport, ID: "layer " + t.id, Status: display.Working, Current: t.n, Total: t.total})
 	}
 	return len(p), nil
 }

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/docker-bottle/docker-bottle/image/progress"
+	"github.com/docker-bottle/docker-bottle/display"
 	"github.com/docker-bottle/docker-bottle/image/store"
 )
 
@@ -71,8 +71,8 @@ func TestLegacyArchive(t *testing.T) {
 		entry{name: "manifest.json", body: fmt.Sprintf(`[{"Config":"%s.json","RepoTags":null,"Layers":["111/layer.tar","222/layer.tar","333/layer.tar"]}]`, sum(cfg))},
 		entry{name: "repositories", body: "{}"},
 	)
-	var events []progress.Event
-	img, stored, err := fromSave(ar, st, progress.WriterFunc(func(e progress.Event) { events = append(events, e) }))
+	var events []display.Event
+	img, stored, err := fromSave(ar, st, display.WriterFunc(func(e display.Event) { events = append(events, e) }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,9 +82,9 @@ func TestLegacyArchive(t *testing.T) {
 	dones := 0
 	for _, e := range events {
 		switch e.Status {
-		case progress.Working:
+		case display.Working:
 			working[e.ID] = true
-		case progress.Done:
+		case display.Done:
 			dones++
 			if !working[e.ID] {
 				t.Errorf("done event %+v has no working event with its ID (%v)", e, working)
@@ -131,7 +131,7 @@ func TestOCIArchiveWithCompressedLayer(t *testing.T) {
 		entry{name: "oci-layout", body: `{"imageLayoutVersion":"1.0.0"}`},
 		entry{name: "manifest.json", body: fmt.Sprintf(`[{"Config":"blobs/sha256/%s","Layers":["blobs/sha256/%s"]}]`, sum(cfg), sum(gz.String()))},
 	)
-	img, _, err := fromSave(ar, st, progress.Discard)
+	img, _, err := fromSave(ar, st, display.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestBadArchives(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := fromSave(ar, st, progress.Discard); err == nil {
+		if _, _, err := fromSave(ar, st, display.Discard); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/docker-bottle/docker-bottle/image/progress"
+	"github.com/docker-bottle/docker-bottle/display"
 	"github.com/docker-bottle/docker-bottle/image/store"
 )
 
@@ -19,7 +19,7 @@ const gzipRecords = "gzip"
 // Compressed returns img with every uncompressed layer replaced by its gzip
 // form, compressing (in parallel, into the store) only the layers never
 // compressed before. The diff IDs, and so the config, do not change.
-func Compressed(ctx context.Context, st *store.Store, img store.Image, pw progress.Writer) (store.Image, error) {
+func Compressed(ctx context.Context, st *store.Store, img store.Image, pw display.Writer) (store.Image, error) {
 	out := store.Image{Config: img.Config, Layers: make([]store.Layer, len(img.Layers))}
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(2)
@@ -48,9 +48,9 @@ func Compressed(ctx context.Context, st *store.Store, img store.Image, pw progre
 	return out, nil
 }
 
-func gzipLayer(ctx context.Context, st *store.Store, l store.Layer, pw progress.Writer) (store.Layer, error) {
+func gzipLayer(ctx context.Context, st *store.Store, l store.Layer, pw display.Writer) (store.Layer, error) {
 	id := "layer " + l.Digest.Hex[:12]
-	pw.Event(progress.Event{Stage: progress.StagePush, ID: id, Status: progress.Working, Text: "compressing", Total: l.Size})
+	pw.Event(display.Event{Stage: display.StagePush, ID: id, Status: display.Working, Text: "compressing", Total: l.Size})
 	src, err := st.Open(l.Digest)
 	if err != nil {
 		return store.Layer{}, err
@@ -79,6 +79,6 @@ func gzipLayer(ctx context.Context, st *store.Store, l store.Layer, pw progress.
 	if err != nil {
 		return store.Layer{}, err
 	}
-	pw.Event(progress.Event{Stage: progress.StagePush, ID: id, Status: progress.Done, Text: "compressed", Current: c.Size})
+	pw.Event(display.Event{Stage: display.StagePush, ID: id, Status: display.Done, Text: "compressed", Current: c.Size})
 	return store.Layer{MediaType: store.MediaTypeLayerGzip, Digest: c.Digest, Size: c.Size, DiffID: l.DiffID}, nil
 }

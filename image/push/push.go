@@ -20,7 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
-	"github.com/docker-bottle/docker-bottle/image/progress"
+	"github.com/docker-bottle/docker-bottle/display"
 	"github.com/docker-bottle/docker-bottle/image/store"
 )
 
@@ -33,7 +33,7 @@ type Options struct {
 	// Compress gzips uncompressed layers (once; the result is cached in
 	// the store). For registries across a network; never for loopback.
 	Compress bool
-	Progress progress.Writer
+	Progress display.Writer
 	// Transport replaces http.DefaultTransport.
 	Transport http.RoundTripper
 	// Jobs is the number of blobs uploaded at once (default 4).
@@ -55,7 +55,7 @@ type Result struct {
 func Image(ctx context.Context, st *store.Store, img store.Image, dst string, opts Options) (Result, error) {
 	pw := opts.Progress
 	if pw == nil {
-		pw = progress.Discard
+		pw = display.Discard
 	}
 	if opts.Compress {
 		var err error
@@ -113,7 +113,7 @@ func Image(ctx context.Context, st *store.Store, img store.Image, dst string, op
 		for u := range updates {
 			if time.Since(last) > 500*time.Millisecond || u.Complete == u.Total {
 				last = time.Now()
-				pw.Event(progress.Event{Stage: progress.StagePush, ID: ref.Context().String(), Status: progress.Working, Current: u.Complete, Total: u.Total})
+				pw.Event(display.Event{Stage: display.StagePush, ID: ref.Context().String(), Status: display.Working, Current: u.Complete, Total: u.Total})
 			}
 		}
 	}()
@@ -123,7 +123,7 @@ func Image(ctx context.Context, st *store.Store, img store.Image, dst string, op
 		return Result{}, explain(ref, err)
 	}
 	res := Result{Ref: ref.Context().Digest(digest.String()), Digest: digest, BlobBytesSent: counter.sent.Load()}
-	pw.Event(progress.Event{Stage: progress.StagePush, ID: ref.Context().String(), Status: progress.Done, Text: "pushed " + res.Ref.String(), Current: res.BlobBytesSent})
+	pw.Event(display.Event{Stage: display.StagePush, ID: ref.Context().String(), Status: display.Done, Text: "pushed " + res.Ref.String(), Current: res.BlobBytesSent})
 	return res, nil
 }
 

@@ -20,7 +20,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
-	"github.com/docker-bottle/docker-bottle/image/progress"
+	"github.com/docker-bottle/docker-bottle/display"
 	"github.com/docker-bottle/docker-bottle/image/store"
 )
 
@@ -32,7 +32,7 @@ const records = "squash"
 // in the store (reused when this stack was flattened before). The config
 // keeps everything but its rootfs and history, which now describe the one
 // layer. An image of one layer is returned as it is.
-func Image(ctx context.Context, st *store.Store, img store.Image, pw progress.Writer) (store.Image, error) {
+func Image(ctx context.Context, st *store.Store, img store.Image, pw display.Writer) (store.Image, error) {
 	if len(img.Layers) <= 1 {
 		return img, nil
 	}
@@ -66,9 +66,9 @@ func Image(ctx context.Context, st *store.Store, img store.Image, pw progress.Wr
 	return store.Image{Config: raw, Layers: []store.Layer{flat}}, nil
 }
 
-func flatten(ctx context.Context, st *store.Store, img store.Image, pw progress.Writer) (store.Layer, error) {
+func flatten(ctx context.Context, st *store.Store, img store.Image, pw display.Writer) (store.Layer, error) {
 	const id = "squash"
-	pw.Event(progress.Event{Stage: progress.StageLayer, ID: id, Status: progress.Working, Text: fmt.Sprintf("flattening %d layers into one", len(img.Layers))})
+	pw.Event(display.Event{Stage: display.StageLayer, ID: id, Status: display.Working, Text: fmt.Sprintf("flattening %d layers into one", len(img.Layers))})
 	vimg, err := st.V1Image(img)
 	if err != nil {
 		return store.Layer{}, err
@@ -87,6 +87,6 @@ func flatten(ctx context.Context, st *store.Store, img store.Image, pw progress.
 	if err != nil {
 		return store.Layer{}, err
 	}
-	pw.Event(progress.Event{Stage: progress.StageLayer, ID: id, Status: progress.Done, Text: "flattened into one layer (" + progress.Bytes(c.Size) + ")"})
+	pw.Event(display.Event{Stage: display.StageLayer, ID: id, Status: display.Done, Text: "flattened into one layer (" + display.Bytes(c.Size) + ")"})
 	return store.Layer{MediaType: store.MediaTypeLayer, Digest: c.Digest, Size: c.Size, DiffID: c.Digest}, nil
 }

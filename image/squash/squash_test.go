@@ -12,7 +12,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/docker-bottle/docker-bottle/image/progress"
+	"github.com/docker-bottle/docker-bottle/display"
 	"github.com/docker-bottle/docker-bottle/image/squash"
 	"github.com/docker-bottle/docker-bottle/image/store"
 )
@@ -77,7 +77,7 @@ func TestSquashAppliesDeletions(t *testing.T) {
 		History: []v1.History{{CreatedBy: "base"}, {CreatedBy: "upper"}, {CreatedBy: "bottle"}}})
 	img := store.Image{Config: cfg, Layers: []store.Layer{base, upper, bottle}}
 
-	out, err := squash.Image(context.Background(), st, img, progress.Discard)
+	out, err := squash.Image(context.Background(), st, img, display.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestSquashAppliesDeletions(t *testing.T) {
 	}
 
 	// The same stack again reuses the flattened layer.
-	again, err := squash.Image(context.Background(), st, img, progress.WriterFunc(func(e progress.Event) {
+	again, err := squash.Image(context.Background(), st, img, display.WriterFunc(func(e display.Event) {
 		t.Errorf("flattened again: %+v", e)
 	}))
 	if err != nil || again.Layers[0].Digest != out.Layers[0].Digest {

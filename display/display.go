@@ -1,7 +1,9 @@
-// Package progress carries what the image pipeline is doing as events, so
-// that a display chosen by the `--progress` flag (auto, tty, plain, quiet,
-// json) can render them. Producers never write to a terminal themselves.
-package progress
+// Package display carries what the operations of every command (the image
+// pipeline's steps among them) are doing as events, so that a display
+// chosen by the `--progress` flag (auto, tty, plain, quiet, json) can
+// render them, as compose's cmd/display does. Producers never write to a
+// terminal themselves.
+package display
 
 import (
 	"encoding/json"

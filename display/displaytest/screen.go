@@ -1,6 +1,6 @@
-// Package progresstest replays what a terminal display wrote, as a
+// Package displaytest replays what a terminal display wrote, as a
 // terminal would show it, for tests.
-package progresstest
+package displaytest
 
 import (
 	"strconv"

@@ -1,4 +1,4 @@
-package progress_test
+package display_test
 
 import (
 	"bytes"
@@ -16,28 +16,28 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/docker-bottle/docker-bottle/image/progress"
-	"github.com/docker-bottle/docker-bottle/image/progress/progresstest"
+	"github.com/docker-bottle/docker-bottle/display"
+	"github.com/docker-bottle/docker-bottle/display/displaytest"
 	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 )
 
 // newTTY is a display of a fixed width whose ticker never fires during a
 // test: every frame on screen comes from an event, a write or Close.
-func newTTY(width int) (progress.Display, *testio.Buffer) {
+func newTTY(width int) (display.Display, *testio.Buffer) {
 	var buf testio.Buffer
-	return progress.TTY(&buf, progress.TTYOptions{Width: func() int { return width }, Interval: time.Hour}), &buf
+	return display.TTY(&buf, display.TTYOptions{Width: func() int { return width }, Interval: time.Hour}), &buf
 }
 
 // newTickingTTY is a display whose ticker fires every millisecond; in a
 // synctest bubble, of the bubble's clock.
-func newTickingTTY(width int) (progress.Display, *testio.Buffer) {
+func newTickingTTY(width int) (display.Display, *testio.Buffer) {
 	var buf testio.Buffer
-	return progress.TTY(&buf, progress.TTYOptions{Width: func() int { return width }, Interval: time.Millisecond}), &buf
+	return display.TTY(&buf, display.TTYOptions{Width: func() int { return width }, Interval: time.Millisecond}), &buf
 }
 
 func screen(t *testing.T, out string, width int) []string {
 	t.Helper()
-	s := progresstest.Replay(out, width)
+	s := displaytest.Replay(out, width)
 	if len(s.Unhandled) > 0 {
 		t.Errorf("unexpected escape sequences %q in %q", s.Unhandled, out)
 	}
@@ -53,13 +53,13 @@ func equal(t *testing.T, what string, got, want []string) {
 
 func TestTTYUpdatesLinesInPlace(t *testing.T) {
 	d, buf := newTTY(80)
-	d.Event(progress.Event{Stage: progress.StageExport, ID: "abc", Status: progress.Working, Text: "exporting", Total: 1000})
-	d.Event(progress.Event{Stage: progress.StageExport, ID: "layer 1", Status: progress.Working, Total: 4 << 20})
+	d.Event(display.Event{Stage: display.StageExport, ID: "abc", Status: display.Working, Text: "exporting", Total: 1000})
+	d.Event(display.Event{Stage: display.StageExport, ID: "layer 1", Status: display.Working, Total: 4 << 20})
 	equal(t, "first frame", screen(t, buf.String(), 80), []string{
 		"⠋ [export] abc      exporting [>                   ] 0B/1000B",
 		"⠋ [export] layer 1  [>                   ] 0B/4.0MiB",
 	})
-	d.Event(progress.Event{Stage: progress.StageExport, ID: "layer 1", Status: progress.Done, Text: "stored", Current: 4 << 20})
+	d.Event(display.Event{Stage: display.StageExport, ID: "layer 1", Status: display.Done, Text: "stored", Current: 4 << 20})
 	// The finished line is drawn at once, over the working one.
 	out := buf.String()
 	if !strings.Contains(out, "\r\x1b[2A\x1b[2K") {
@@ -69,14 +69,14 @@ func TestTTYUpdatesLinesInPlace(t *testing.T) {
 		"⠋ [export] abc      exporting [>                   ] 0B/1000B",
 		"✔ [export] layer 1  stored (4.0MiB)",
 	})
-	d.Event(progress.Event{Stage: progress.StageExport, ID: "abc", Status: progress.Done, Text: "exported", Current: 1000})
+	d.Event(display.Event{Stage: display.StageExport, ID: "abc", Status: display.Done, Text: "exported", Current: 1000})
 	d.Close()
 	lines := screen(t, buf.String(), 80)
 	equal(t, "final", lines, []string{
 		"✔ [export] abc      exported (1000B)",
 		"✔ [export] layer 1  stored (4.0MiB)",
 	})
-	row, col := progresstest.Replay(buf.String(), 80).Cursor()
+	row, col := displaytest.Replay(buf.String(), 80).Cursor()
 	if row != len(lines) || col != 0 {
 		t.Errorf("cursor at %d:%d, want below the %d lines", row, col, len(lines))
 	}
@@ -84,11 +84,11 @@ func TestTTYUpdatesLinesInPlace(t *testing.T) {
 
 func TestTTYLogsScrollAboveTheLiveArea(t *testing.T) {
 	d, buf := newTTY(80)
-	d.Event(progress.Event{Stage: progress.StageBuild, ID: "agent:1", Status: progress.Working, Text: "building"})
-	d.Event(progress.Event{Stage: progress.StageBuild, ID: "agent:1", Status: progress.Log, Text: "Step 1/2 : FROM scratch"})
+	d.Event(display.Event{Stage: display.StageBuild, ID: "agent:1", Status: display.Working, Text: "building"})
+	d.Event(display.Event{Stage: display.StageBuild, ID: "agent:1", Status: display.Log, Text: "Step 1/2 : FROM scratch"})
 	fmt.Fprint(d, "image: building the agent image\nand a line in two ")
 	fmt.Fprint(d, "writes\n")
-	d.Event(progress.Event{Stage: progress.StageBuild, ID: "agent:1", Status: progress.Log, Text: "Step 2/2 : COPY a /a"})
+	d.Event(display.Event{Stage: display.StageBuild, ID: "agent:1", Status: display.Log, Text: "Step 2/2 : COPY a /a"})
 	equal(t, "live", screen(t, buf.String(), 80), []string{
 		"Step 1/2 : FROM scratch",
 		"image: building the agent image",
@@ -96,7 +96,7 @@ func TestTTYLogsScrollAboveTheLiveArea(t *testing.T) {
 		"Step 2/2 : COPY a /a",
 		"⠋ [build] agent:1  building",
 	})
-	d.Event(progress.Event{Stage: progress.StageBuild, ID: "agent:1", Status: progress.Error, Text: "COPY failed"})
+	d.Event(display.Event{Stage: display.StageBuild, ID: "agent:1", Status: display.Error, Text: "COPY failed"})
 	fmt.Fprint(d, "no newline")
 	d.Close()
 	equal(t, "final", screen(t, buf.String(), 80), []string{
@@ -113,12 +113,12 @@ func TestTTYTruncatesToTheWidth(t *testing.T) {
 	const width = 30
 	d, buf := newTTY(width)
 	long := "a very long text that a terminal of thirty columns would wrap"
-	d.Event(progress.Event{Stage: progress.StagePush, ID: "127.0.0.1:5000/bottle/agent", Status: progress.Working, Text: long, Current: 1, Total: 2})
-	d.Event(progress.Event{Stage: progress.StagePack, ID: "smolvm", Status: progress.Working, Text: long})
-	d.Event(progress.Event{Stage: progress.StagePack, ID: "smolvm", Status: progress.Log, Text: "a log line is kept whole, it wraps above the live area"})
-	d.Event(progress.Event{Stage: progress.StagePack, ID: "smolvm", Status: progress.Done, Text: long})
+	d.Event(display.Event{Stage: display.StagePush, ID: "127.0.0.1:5000/bottle/agent", Status: display.Working, Text: long, Current: 1, Total: 2})
+	d.Event(display.Event{Stage: display.StagePack, ID: "smolvm", Status: display.Working, Text: long})
+	d.Event(display.Event{Stage: display.StagePack, ID: "smolvm", Status: display.Log, Text: "a log line is kept whole, it wraps above the live area"})
+	d.Event(display.Event{Stage: display.StagePack, ID: "smolvm", Status: display.Done, Text: long})
 	d.Close()
-	s := progresstest.Replay(buf.String(), width)
+	s := displaytest.Replay(buf.String(), width)
 	lines := s.Lines()
 	// The log line wraps (two screen lines); the live line does not.
 	equal(t, "final", lines, []string{
@@ -142,10 +142,10 @@ func TestTTYTruncatesToTheWidth(t *testing.T) {
 
 func TestTTYThrottlesProgressButKeepsTheFinalState(t *testing.T) {
 	d, buf := newTTY(80)
-	d.Event(progress.Event{Stage: progress.StagePush, ID: "repo", Status: progress.Working, Total: 1000})
+	d.Event(display.Event{Stage: display.StagePush, ID: "repo", Status: display.Working, Total: 1000})
 	first := len(buf.String())
 	for i := int64(1); i <= 999; i++ {
-		d.Event(progress.Event{Stage: progress.StagePush, ID: "repo", Status: progress.Working, Current: i, Total: 1000})
+		d.Event(display.Event{Stage: display.StagePush, ID: "repo", Status: display.Working, Current: i, Total: 1000})
 	}
 	if n := len(buf.String()); n != first {
 		t.Errorf("progress drawn without a tick: %d bytes, then %d", first, n)
@@ -155,15 +155,15 @@ func TestTTYThrottlesProgressButKeepsTheFinalState(t *testing.T) {
 
 	// With a ticker, progress is drawn from the display's goroutine.
 	var live testio.Buffer
-	d = progress.TTY(&live, progress.TTYOptions{Width: func() int { return 80 }, Interval: time.Millisecond})
-	d.Event(progress.Event{Stage: progress.StagePush, ID: "repo", Status: progress.Working, Total: 1000})
-	d.Event(progress.Event{Stage: progress.StagePush, ID: "repo", Status: progress.Working, Current: 500, Total: 1000})
+	d = display.TTY(&live, display.TTYOptions{Width: func() int { return 80 }, Interval: time.Millisecond})
+	d.Event(display.Event{Stage: display.StagePush, ID: "repo", Status: display.Working, Total: 1000})
+	d.Event(display.Event{Stage: display.StagePush, ID: "repo", Status: display.Working, Current: 500, Total: 1000})
 	for start := time.Now(); !strings.Contains(live.String(), "500B/1000B"); time.Sleep(time.Millisecond) {
 		if time.Since(start) > 10*time.Second {
 			t.Fatalf("the ticker drew nothing: %q", live.String())
 		}
 	}
-	d.Event(progress.Event{Stage: progress.StagePush, ID: "repo", Status: progress.Done, Text: "pushed", Current: 1000})
+	d.Event(display.Event{Stage: display.StagePush, ID: "repo", Status: display.Done, Text: "pushed", Current: 1000})
 	d.Close()
 	equal(t, "ticked", screen(t, live.String(), 80), []string{"✔ [push] repo  pushed (1000B)"})
 }
@@ -177,7 +177,7 @@ func TestTTYCloseIsIdempotentAndLeavesTheCursorBelow(t *testing.T) {
 
 func ttyCloseIsIdempotent(t *testing.T) {
 	d, buf := newTickingTTY(80)
-	d.Event(progress.Event{Stage: progress.StagePack, ID: "smolvm", Status: progress.Working, Text: "packing"})
+	d.Event(display.Event{Stage: display.StagePack, ID: "smolvm", Status: display.Working, Text: "packing"})
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func ttyCloseIsIdempotent(t *testing.T) {
 	// What comes after Close (the agent, an error) starts below the final
 	// frame and is never redrawn over.
 	fmt.Fprint(d, "Error: interrupted\n")
-	d.Event(progress.Event{Stage: progress.StagePack, ID: "smolvm", Status: progress.Error, Text: "killed"})
+	d.Event(display.Event{Stage: display.StagePack, ID: "smolvm", Status: display.Error, Text: "killed"})
 	time.Sleep(10 * time.Millisecond) // ten ticks of the bubble's clock: none may draw after Close
 	synctest.Wait()
 	equal(t, "after close", screen(t, buf.String(), 80), []string{
@@ -205,13 +205,13 @@ func TestTTYFreezesWhenNothingWorks(t *testing.T) { synctest.Test(t, ttyFreezesW
 
 func ttyFreezesWhenNothingWorks(t *testing.T) {
 	d, buf := newTickingTTY(80)
-	d.Event(progress.Event{Stage: progress.StageBuild, ID: "t", Status: progress.Working})
-	d.Event(progress.Event{Stage: progress.StageBuild, ID: "t", Status: progress.Done, Text: "built"})
+	d.Event(display.Event{Stage: display.StageBuild, ID: "t", Status: display.Working})
+	d.Event(display.Event{Stage: display.StageBuild, ID: "t", Status: display.Done, Text: "built"})
 	frozen := buf.String()
 	// A later stage draws below, never over the finished lines, and the
 	// agent may write freely after the last event: nothing is redrawn.
-	d.Event(progress.Event{Stage: progress.StagePush, ID: "r", Status: progress.Working})
-	d.Event(progress.Event{Stage: progress.StagePush, ID: "r", Status: progress.Done, Text: "pushed"})
+	d.Event(display.Event{Stage: display.StagePush, ID: "r", Status: display.Working})
+	d.Event(display.Event{Stage: display.StagePush, ID: "r", Status: display.Done, Text: "pushed"})
 	rest := strings.TrimPrefix(buf.String(), frozen)
 	if strings.Contains(rest, "\x1b[2A") || strings.Count(rest, "\x1b[1A") != 1 {
 		t.Errorf("the push redraw moved over the frozen build line: %q", rest)
@@ -233,9 +233,9 @@ func TestTTYDropsWorkOfAFinishedStage(t *testing.T) {
 	// The export names a layer by its archive path while working, by its
 	// digest when done: the working line goes when the next stage starts.
 	d, buf := newTTY(80)
-	d.Event(progress.Event{Stage: progress.StageExport, ID: "layer 0a1b", Status: progress.Working, Current: 5, Total: 10})
-	d.Event(progress.Event{Stage: progress.StageExport, ID: "layer ffee", Status: progress.Done, Text: "stored", Current: 10})
-	d.Event(progress.Event{Stage: progress.StageLayer, ID: "1234", Status: progress.Done, Text: "bottle layer"})
+	d.Event(display.Event{Stage: display.StageExport, ID: "layer 0a1b", Status: display.Working, Current: 5, Total: 10})
+	d.Event(display.Event{Stage: display.StageExport, ID: "layer ffee", Status: display.Done, Text: "stored", Current: 10})
+	d.Event(display.Event{Stage: display.StageLayer, ID: "1234", Status: display.Done, Text: "bottle layer"})
 	d.Close()
 	equal(t, "final", screen(t, buf.String(), 80), []string{
 		"✔ [export] layer ffee  stored (10B)",
@@ -245,27 +245,27 @@ func TestTTYDropsWorkOfAFinishedStage(t *testing.T) {
 
 func TestTTYSanitizesText(t *testing.T) {
 	d, buf := newTTY(80)
-	d.Event(progress.Event{Stage: progress.StagePack, ID: "smolvm", Status: progress.Log, Text: "\x1b[2J\x1b[31mred\x1b[0m\rback\tx\x1b]0;title\x07!"})
-	d.Event(progress.Event{Stage: progress.StagePack, ID: "sm\x1b[1Aolvm", Status: progress.Done, Text: "a\nb"})
+	d.Event(display.Event{Stage: display.StagePack, ID: "smolvm", Status: display.Log, Text: "\x1b[2J\x1b[31mred\x1b[0m\rback\tx\x1b]0;title\x07!"})
+	d.Event(display.Event{Stage: display.StagePack, ID: "sm\x1b[1Aolvm", Status: display.Done, Text: "a\nb"})
 	d.Close()
 	equal(t, "final", screen(t, buf.String(), 80), []string{"redback x!", "✔ [pack] smolvm  ab"})
 }
 
 func TestTTYConcurrentEvents(t *testing.T) {
 	var buf testio.Buffer
-	d := progress.TTY(&buf, progress.TTYOptions{Width: func() int { return 100 }, Interval: time.Millisecond})
+	d := display.TTY(&buf, display.TTYOptions{Width: func() int { return 100 }, Interval: time.Millisecond})
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
 			id := "layer " + strconv.Itoa(g)
 			for i := range 200 {
-				d.Event(progress.Event{Stage: progress.StagePush, ID: id, Status: progress.Working, Current: int64(i), Total: 200})
+				d.Event(display.Event{Stage: display.StagePush, ID: id, Status: display.Working, Current: int64(i), Total: 200})
 				if i%50 == 0 {
 					fmt.Fprintf(d, "step %d.%d\n", g, i)
-					d.Event(progress.Event{Stage: progress.StagePush, ID: id, Status: progress.Log, Text: fmt.Sprintf("log %d.%d", g, i)})
+					d.Event(display.Event{Stage: display.StagePush, ID: id, Status: display.Log, Text: fmt.Sprintf("log %d.%d", g, i)})
 				}
 			}
-			d.Event(progress.Event{Stage: progress.StagePush, ID: id, Status: progress.Done, Text: "pushed"})
+			d.Event(display.Event{Stage: display.StagePush, ID: id, Status: display.Done, Text: "pushed"})
 		})
 	}
 	wg.Wait()
@@ -328,18 +328,18 @@ func TestNewWriterPicksTheTerminalDisplay(t *testing.T) {
 		if c.term {
 			out = slave
 		}
-		if got := progress.UsesTTY(c.mode, out); got != c.isTTY {
+		if got := display.UsesTTY(c.mode, out); got != c.isTTY {
 			t.Errorf("UsesTTY(%q, terminal %v) = %v", c.mode, c.term, got)
 		}
 	}
 	// On a pty, auto draws in place and cuts lines to the pty's width.
 	master, slave := openPTY(t)
-	d, err := progress.NewWriter("auto", slave)
+	d, err := display.NewWriter("auto", slave)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.Event(progress.Event{Stage: progress.StagePack, ID: "smolvm", Status: progress.Working, Text: strings.Repeat("x", 100)})
-	d.Event(progress.Event{Stage: progress.StagePack, ID: "smolvm", Status: progress.Done, Text: strings.Repeat("y", 100)})
+	d.Event(display.Event{Stage: display.StagePack, ID: "smolvm", Status: display.Working, Text: strings.Repeat("x", 100)})
+	d.Event(display.Event{Stage: display.StagePack, ID: "smolvm", Status: display.Done, Text: strings.Repeat("y", 100)})
 	d.Close()
 	slave.Close()
 	var got bytes.Buffer
