@@ -34,7 +34,7 @@ func (s *Service) CheckAgentImage(ctx context.Context, a AgentImage) error {
 	}
 	switch {
 	case a.Spec.Agent.Image != "":
-		return image.CheckImage(ctx, s.Engine, a.Spec.Agent.Image)
+		return image.CheckImage(ctx, s.engine, a.Spec.Agent.Image)
 	case a.Spec.Agent.Dockerfile != "":
 		return a.Spec.CheckAgentDockerfile(a.Base)
 	}

@@ -34,21 +34,22 @@ type Engine interface {
 	ContainerStop(ctx context.Context, containerID string, options client.ContainerStopOptions) (client.ContainerStopResult, error)
 }
 
-// Service does the operations for one docker CLI context.
+// Service does the operations for one docker CLI context. Make it with
+// New; it owns what it works with.
 type Service struct {
-	Engine  Engine
-	Dirs    stage.Dirs
-	Version string
-	// Progress receives one line per step; nil discards.
-	Progress io.Writer
-	// Getenv reads the host's environment (secrets); nil means os.Getenv.
-	Getenv func(string) string
-	// Smolvm is the smolvm CLI; nil when smolvm is not installed.
-	Smolvm *smolvm.CLI
-	// CLI is the running docker CLI, whose container commands attach to
+	engine  Engine
+	dirs    stage.Dirs
+	version string
+	// progress receives one line per step; nil discards.
+	progress io.Writer
+	// getenv reads the host's environment (secrets); nil means os.Getenv.
+	getenv func(string) string
+	// smolvm is the smolvm CLI; nil when smolvm is not installed.
+	smolvm *smolvm.CLI
+	// cli is the running docker CLI, whose container commands attach to
 	// the agent and whose settings build and push images; nil where
 	// nothing attaches or builds.
-	CLI command.Cli
+	cli command.Cli
 
 	mode    string          // the progress display's (New)
 	display display.Display // nil until a pipeline or JSON needs one
@@ -61,7 +62,7 @@ func (s *Service) Backend(p plan.Plan) (backend.Backend, error) {
 }
 
 func (s *Service) deps() backend.Deps {
-	return backend.Deps{Engine: s.Engine, CLI: s.CLI, Smolvm: s.Smolvm, Step: s.step}
+	return backend.Deps{Engine: s.engine, CLI: s.cli, Smolvm: s.smolvm, Step: s.step}
 }
 
 // ErrNotFound means no bottle has that name.
@@ -69,7 +70,7 @@ var ErrNotFound = errors.New("no such bottle")
 
 // Load reads the plan of the bottle called name.
 func (s *Service) Load(name string) (plan.Plan, error) {
-	dir := s.Dirs.Stage(name)
+	dir := s.dirs.Stage(name)
 	if _, err := os.Stat(dir.File(stage.PlanFile)); errors.Is(err, fs.ErrNotExist) {
 		return plan.Plan{}, fmt.Errorf("%w: %s (see `docker bottle ls -a`)", ErrNotFound, name)
 	}
@@ -78,7 +79,7 @@ func (s *Service) Load(name string) (plan.Plan, error) {
 
 // List reads the plans of every bottle, by name.
 func (s *Service) List() ([]plan.Plan, error) {
-	entries, err := os.ReadDir(s.Dirs.Bottles())
+	entries, err := os.ReadDir(s.dirs.Bottles())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -90,7 +91,7 @@ func (s *Service) List() ([]plan.Plan, error) {
 		if !e.IsDir() {
 			continue
 		}
-		p, err := s.Dirs.Stage(e.Name()).Load()
+		p, err := s.dirs.Stage(e.Name()).Load()
 		if err != nil {
 			continue // a bottle being prepared right now has no plan yet
 		}
@@ -109,10 +110,10 @@ func (s *Service) allocator() (*stage.Allocator, error) {
 	}
 	return &stage.Allocator{
 		Pool:   pool,
-		Dir:    s.Dirs.Subnets(),
-		Engine: s.Engine,
+		Dir:    s.dirs.Subnets(),
+		Engine: s.engine,
 		Alive: func(owner string) bool {
-			_, err := os.Stat(s.Dirs.Stage(owner).Path())
+			_, err := os.Stat(s.dirs.Stage(owner).Path())
 			return err == nil
 		},
 	}, nil

@@ -75,7 +75,7 @@ func (s *Service) Check(ctx context.Context, o CheckOptions) (probe.Card, error)
 	if err != nil {
 		return probe.Card{}, err
 	}
-	engine, ok := s.Engine.(client.APIClient)
+	engine, ok := s.engine.(client.APIClient)
 	if !ok {
 		return probe.Card{}, errors.New("check needs a full engine client")
 	}
@@ -204,7 +204,7 @@ func (s *Service) secretOnHost(ctx context.Context, e client.APIClient, p plan.P
 		if res, err := e.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{}); err == nil && bytes.Contains(res.Raw, []byte(canary)) {
 			where = append(where, "docker inspect "+c.Names[0])
 		}
-		if logs := bringup.Logs(ctx, s.Engine, c.ID, 10000); strings.Contains(logs, canary) {
+		if logs := bringup.Logs(ctx, s.engine, c.ID, 10000); strings.Contains(logs, canary) {
 			where = append(where, "docker logs "+c.Names[0])
 		}
 	}
@@ -244,7 +244,7 @@ func (s *Service) removeAndVerify(ctx context.Context, p plan.Plan) probe.Promis
 	if err := s.Remove(ctx, p.Slug, false); err != nil {
 		left = append(left, "remove: "+err.Error())
 	}
-	if engine, ok := s.Engine.(client.APIClient); ok {
+	if engine, ok := s.engine.(client.APIClient); ok {
 		f := make(client.Filters).Add("label", plan.LabelBottle+"="+p.Slug)
 		if cs, err := engine.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f}); err == nil {
 			for _, c := range cs.Items {

@@ -48,9 +48,12 @@ func TestCheckSmolvmBackendThroughTheFake(t *testing.T) {
 	}
 	env := []string{"SMOLVM_FAKE_STATE=" + t.TempDir(), "SMOLVM_FAKE_VERSION=1.9.3"}
 	state := t.TempDir()
-	svc := &bottles.Service{Engine: eng, Dirs: stage.Dirs{State: filepath.Join(state, "bottle"), Cache: filepath.Join(state, "cache")},
-		Smolvm: smolvm.New(fake, smolvm.WithEnv(env...)), CLI: cli}
-	pipe, err := image.New(eng, pack.NewSmolvm(fake, smolvm.WithEnv(env...)), svc.Dirs.Cache)
+	dirs := stage.Dirs{State: filepath.Join(state, "bottle"), Cache: filepath.Join(state, "cache")}
+	svc, err := bottles.New(cli, bottles.WithEngine(eng), bottles.WithDirs(dirs), bottles.WithSmolvm(smolvm.New(fake, smolvm.WithEnv(env...))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipe, err := image.New(eng, pack.NewSmolvm(fake, smolvm.WithEnv(env...)), dirs.Cache)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +91,7 @@ func TestCheckSmolvmBackendThroughTheFake(t *testing.T) {
 			if it.Check == "cleanup" {
 				// check removed its bottle: prove it, with more than the
 				// card looks at.
-				testenv.NothingLeft(t, eng, testenv.Bottle{Name: it.Target, State: svc.Dirs.State,
+				testenv.NothingLeft(t, eng, testenv.Bottle{Name: it.Target, State: dirs.State,
 					Env: append([]string{smolvm.EnvBinary + "=" + fake}, env...)})
 			}
 		}

@@ -62,7 +62,7 @@ func (s *Service) Status(ctx context.Context, p plan.Plan) Status {
 }
 
 func (s *Service) containerState(ctx context.Context, name string) string {
-	res, err := s.Engine.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	res, err := s.engine.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
 	if err != nil || res.Container.State == nil {
 		return StateMissing
 	}
@@ -92,7 +92,7 @@ func (s *Service) Stop(ctx context.Context, name string) error {
 
 func (s *Service) stopContainer(ctx context.Context, name string) error {
 	timeout := 10
-	_, err := s.Engine.ContainerStop(ctx, name, client.ContainerStopOptions{Timeout: &timeout})
+	_, err := s.engine.ContainerStop(ctx, name, client.ContainerStopOptions{Timeout: &timeout})
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return err
 	}
@@ -109,10 +109,10 @@ func (s *Service) Start(ctx context.Context, name string) (plan.Plan, error) {
 	if err != nil {
 		return p, err
 	}
-	if _, err := s.Engine.ContainerStart(ctx, p.Bundle.Container, client.ContainerStartOptions{}); err != nil {
+	if _, err := s.engine.ContainerStart(ctx, p.Bundle.Container, client.ContainerStartOptions{}); err != nil {
 		return p, fmt.Errorf("starting the bundle of %s: %w", name, err)
 	}
-	q, err := bringup.Reconnect(ctx, s.Engine, p, 30*time.Second)
+	q, err := bringup.Reconnect(ctx, s.engine, p, 30*time.Second)
 	if err != nil {
 		return p, err
 	}

@@ -46,7 +46,7 @@ func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, e
 	}
 	p, err = stage.Prepare(ctx, stage.Options{
 		Spec: o.Spec, NameFlag: o.NameFlag, Workspace: o.Workspace, Prompt: o.Prompt,
-		Provider: o.Provider, Choice: o.Choice, Dirs: s.Dirs, Allocator: alloc, DryRun: o.DryRun,
+		Provider: o.Provider, Choice: o.Choice, Dirs: s.dirs, Allocator: alloc, DryRun: o.DryRun,
 		InUse: s.nameInUse(ctx), UserConfig: o.UserConfig,
 	})
 	if err != nil {
@@ -75,10 +75,10 @@ func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, e
 		s.step("prepare: note: %d uncommitted change(s) in %s stay here: the bottle gets the repository's commits "+
 			"(commit or stash them first to give them to the agent)", n, p.Workspace)
 	}
-	if _, err := pki.LoadOrCreateCA(s.Dirs.CA()); err != nil {
+	if _, err := pki.LoadOrCreateCA(s.dirs.CA()); err != nil {
 		return p, fmt.Errorf("preparing the bottle CA: %w", err)
 	}
-	if err := copyCA(s.Dirs, stage.Of(p)); err != nil {
+	if err := copyCA(s.dirs, stage.Of(p)); err != nil {
 		return p, fmt.Errorf("giving the bottle the CA certificate: %w", err)
 	}
 	if err := gitstage.Prepare(ctx, p.Workspace, p.GitGate.Repo); err != nil {
@@ -106,21 +106,21 @@ func (s *Service) nameInUse(ctx context.Context) func(string) bool {
 	var machines map[string]bool
 	return func(slug string) bool {
 		f := make(client.Filters).Add("label", plan.LabelBottle+"="+slug)
-		if cs, err := s.Engine.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f}); err == nil && len(cs.Items) > 0 {
+		if cs, err := s.engine.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f}); err == nil && len(cs.Items) > 0 {
 			return true
 		}
-		if ns, err := s.Engine.NetworkList(ctx, client.NetworkListOptions{Filters: f}); err == nil && len(ns.Items) > 0 {
+		if ns, err := s.engine.NetworkList(ctx, client.NetworkListOptions{Filters: f}); err == nil && len(ns.Items) > 0 {
 			return true
 		}
-		if vs, err := s.Engine.VolumeList(ctx, client.VolumeListOptions{Filters: f}); err == nil && len(vs.Items) > 0 {
+		if vs, err := s.engine.VolumeList(ctx, client.VolumeListOptions{Filters: f}); err == nil && len(vs.Items) > 0 {
 			return true
 		}
-		if s.Smolvm == nil {
+		if s.smolvm == nil {
 			return false
 		}
 		if machines == nil {
 			machines = map[string]bool{}
-			if ms, err := s.Smolvm.MachineList(ctx); err == nil {
+			if ms, err := s.smolvm.MachineList(ctx); err == nil {
 				for _, m := range ms {
 					machines[m.Name] = true
 				}
@@ -158,7 +158,7 @@ func (s *Service) objectExists(ctx context.Context, kind, name string) bool {
 	var names []string
 	switch kind {
 	case "container":
-		cs, err := s.Engine.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+		cs, err := s.engine.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 		if err != nil {
 			return false
 		}
@@ -167,7 +167,7 @@ func (s *Service) objectExists(ctx context.Context, kind, name string) bool {
 		}
 		name = "/" + name
 	case "network":
-		ns, err := s.Engine.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+		ns, err := s.engine.NetworkList(ctx, client.NetworkListOptions{Filters: f})
 		if err != nil {
 			return false
 		}
@@ -175,7 +175,7 @@ func (s *Service) objectExists(ctx context.Context, kind, name string) bool {
 			names = append(names, n.Name)
 		}
 	case "volume":
-		vs, err := s.Engine.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+		vs, err := s.engine.VolumeList(ctx, client.VolumeListOptions{Filters: f})
 		if err != nil {
 			return false
 		}

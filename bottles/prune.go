@@ -57,7 +57,7 @@ func (s *Service) Prune(ctx context.Context) (PruneReport, error) {
 		return PruneReport{}, fmt.Errorf("pruning the artifact cache: %w", err)
 	}
 	rep := PruneReport{Artifacts: cr.Artifacts, Blobs: cr.Blobs, BytesFreed: cr.BytesFreed}
-	engine, ok := s.Engine.(client.APIClient)
+	engine, ok := s.engine.(client.APIClient)
 	if !ok {
 		return rep, nil
 	}

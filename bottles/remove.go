@@ -27,7 +27,7 @@ func (s *Service) Remove(ctx context.Context, name string, keepStage bool) error
 			errs = append(errs, err)
 		}
 	}
-	if err := bringup.Down(ctx, s.Engine, p.Slug); err != nil {
+	if err := bringup.Down(ctx, s.engine, p.Slug); err != nil {
 		errs = append(errs, err)
 	}
 	if keepStage {

@@ -135,7 +135,7 @@ func (s *Service) Run(ctx context.Context, o RunOptions) (res RunResult, err err
 	co := backend.CreateOptions{
 		Image:   built,
 		Command: o.Command, TTY: o.TTY, Interactive: o.Interactive, CPUs: p.Spec.Resources.CPUs,
-		Labels: map[string]string{plan.LabelBottle: p.Slug, plan.LabelRole: plan.RoleAgent, plan.LabelVersion: s.Version},
+		Labels: map[string]string{plan.LabelBottle: p.Slug, plan.LabelRole: plan.RoleAgent, plan.LabelVersion: s.version},
 		Record: s.agentCreated,
 	}
 	if m := p.Spec.Resources.Memory; m != nil {
@@ -222,7 +222,7 @@ func (s *Service) agentCreated(p plan.Plan) (plan.Plan, error) {
 // binary.
 func (s *Service) agentImageRequest(o RunOptions) (image.Request, error) {
 	req := o.Image
-	ca, err := pki.LoadCA(filepath.Join(s.Dirs.CA(), pki.CertFile), filepath.Join(s.Dirs.CA(), pki.KeyFile))
+	ca, err := pki.LoadCA(filepath.Join(s.dirs.CA(), pki.CertFile), filepath.Join(s.dirs.CA(), pki.KeyFile))
 	if err != nil {
 		return req, err
 	}

@@ -3,6 +3,7 @@ package bottles
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/docker/cli/cli/command"
@@ -14,6 +15,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/image/build"
 	"github.com/docker-bottle/docker-bottle/image/pack"
 	"github.com/docker-bottle/docker-bottle/image/push"
+	"github.com/docker-bottle/docker-bottle/pki"
 	"github.com/docker-bottle/docker-bottle/smolvm"
 	"github.com/docker-bottle/docker-bottle/stage"
 )
@@ -30,45 +32,80 @@ func WithProgress(mode string) Option {
 // WithDirs puts the service's state and cache in dirs instead of the
 // user's.
 func WithDirs(dirs stage.Dirs) Option {
-	return func(s *Service) { s.Dirs = dirs }
+	return func(s *Service) { s.dirs = dirs }
+}
+
+// WithEngine makes the service talk to eng instead of the docker CLI's
+// client: for a service made without a docker CLI (nothing attaches or
+// builds then), as tests make one.
+func WithEngine(eng Engine) Option {
+	return func(s *Service) { s.engine = eng }
+}
+
+// WithSmolvm makes the service use cli as the smolvm CLI instead of the
+// one installed; nil means none.
+func WithSmolvm(cli *smolvm.CLI) Option {
+	return func(s *Service) { s.smolvm = cli }
+}
+
+// WithSteps sends one line per step to w (instead of the docker CLI's
+// stderr, or nowhere when quiet).
+func WithSteps(w io.Writer) Option {
+	return func(s *Service) { s.progress = w }
 }
 
 // New makes the service for the docker CLI's current context, as
 // compose's NewComposeService does: the engine is the CLI's client, the
 // smolvm CLI is found when installed, and the image pipeline is made when
-// an operation first needs one. Close ends the display.
+// an operation first needs one. Close ends the display. dockerCli may be
+// nil when WithEngine gives the engine and nothing attaches or builds.
 func New(dockerCli command.Cli, opts ...Option) (*Service, error) {
-	s := &Service{Engine: dockerCli.Client(), Version: bottle.Metadata().Version, CLI: dockerCli, mode: display.ModeQuiet}
+	s := &Service{version: bottle.Metadata().Version, cli: dockerCli, mode: display.ModeQuiet}
+	if dockerCli != nil {
+		s.engine = dockerCli.Client()
+	}
+	if path, err := smolvm.Lookup(); err == nil {
+		s.smolvm = smolvm.New(path)
+	}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.engine == nil {
+		return nil, errors.New("bottles.New: no engine: give a docker CLI or WithEngine")
 	}
 	if s.mode == "" {
 		s.mode = display.ModeQuiet
 	}
-	if s.Dirs == (stage.Dirs{}) {
+	if s.dirs == (stage.Dirs{}) {
 		dirs, err := stage.DefaultDirs()
 		if err != nil {
 			return nil, err
 		}
-		s.Dirs = dirs
+		s.dirs = dirs
 	}
-	if path, err := smolvm.Lookup(); err == nil {
-		s.Smolvm = smolvm.New(path)
-	}
-	switch s.mode {
-	case display.ModeQuiet:
-	case display.ModeJSON:
+	switch {
+	case s.mode == display.ModeQuiet || s.progress != nil:
+	case dockerCli == nil:
+		return nil, fmt.Errorf("bottles.New: --progress %s needs a docker CLI to show it on", s.mode)
+	case s.mode == display.ModeJSON:
 		// Step lines become JSON events, so that stderr carries nothing
 		// but JSON.
 		d, err := display.NewWriter(s.mode, dockerCli.Err())
 		if err != nil {
 			return nil, err
 		}
-		s.display, s.Progress = d, d
+		s.display, s.progress = d, d
 	default:
-		s.Progress = dockerCli.Err()
+		s.progress = dockerCli.Err()
 	}
 	return s, nil
+}
+
+// EnsureCA makes the user's bottle CA on first use (a run does it when it
+// prepares a bottle; a build needs it for the bottle layer).
+func (s *Service) EnsureCA() error {
+	_, err := pki.LoadOrCreateCA(s.dirs.CA())
+	return err
 }
 
 // Close closes the progress display (its final frame, the cursor below
@@ -93,10 +130,10 @@ func (s *Service) pipeline(given *image.Pipeline) (*image.Pipeline, error) {
 	if s.pipe != nil {
 		return s.pipe, nil
 	}
-	if s.CLI == nil {
+	if s.cli == nil {
 		return nil, errors.New("no image pipeline: the service was made without a docker CLI (use bottles.New)")
 	}
-	errOut := s.CLI.Err()
+	errOut := s.cli.Err()
 	if s.display == nil {
 		d, err := display.NewWriter(s.mode, errOut)
 		if err != nil {
@@ -111,16 +148,16 @@ func (s *Service) pipeline(given *image.Pipeline) (*image.Pipeline, error) {
 	if display.UsesTTY(s.mode, errOut) {
 		buildxMode = display.ModePlain
 	}
-	b, err := build.New(s.CLI, s.CLI.Client(), buildxMode)
+	b, err := build.New(s.cli, s.cli.Client(), buildxMode)
 	if err != nil {
 		return nil, err
 	}
 	var packer pack.Packer
-	if s.Smolvm != nil {
-		packer = pack.NewSmolvm(s.Smolvm.Path())
+	if s.smolvm != nil {
+		packer = pack.NewSmolvm(s.smolvm.Path())
 	}
-	p, err := image.New(s.CLI.Client(), packer, s.Dirs.Cache, image.WithBuilder(b),
-		image.WithKeychain(push.Keychain(s.CLI.ConfigFile())), image.WithProgress(s.display))
+	p, err := image.New(s.cli.Client(), packer, s.dirs.Cache, image.WithBuilder(b),
+		image.WithKeychain(push.Keychain(s.cli.ConfigFile())), image.WithProgress(s.display))
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +171,7 @@ func (s *Service) arch(ctx context.Context, given string) (string, error) {
 	if given != "" {
 		return given, nil
 	}
-	v, err := s.Engine.ServerVersion(ctx, client.ServerVersionOptions{})
+	v, err := s.engine.ServerVersion(ctx, client.ServerVersionOptions{})
 	if err != nil {
 		return "", err
 	}
@@ -145,11 +182,11 @@ func (s *Service) arch(ctx context.Context, given string) (string, error) {
 // (which prints them above its live lines), else to Progress; nil
 // discards.
 func (s *Service) stepOut() io.Writer {
-	if s.Progress == nil {
+	if s.progress == nil {
 		return nil
 	}
 	if s.display != nil {
 		return s.display
 	}
-	return s.Progress
+	return s.progress
 }

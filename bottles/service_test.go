@@ -125,8 +125,35 @@ func TestPipelineLazy(t *testing.T) {
 	if p, err := s.pipeline(p1); err != nil || p != p1 || s.pipe != nil {
 		t.Fatalf("a given pipeline: got %p, %v (own %p); want %p and none made", p, err, s.pipe, p1)
 	}
-	bare := &Service{Dirs: testDirs(t)}
+	bare := &Service{dirs: testDirs(t)}
 	if _, err := bare.pipeline(nil); err == nil || !strings.Contains(err.Error(), "bottles.New") {
 		t.Fatalf("no docker CLI: got %v, want an error naming bottles.New", err)
+	}
+}
+
+// TestNewWithoutADockerCLI: a service made without a docker CLI needs its
+// engine given; the options replace what New would find itself.
+func TestNewWithoutADockerCLI(t *testing.T) {
+	if _, err := New(nil, WithDirs(testDirs(t))); err == nil || !strings.Contains(err.Error(), "WithEngine") {
+		t.Fatalf("no engine: got %v, want an error naming WithEngine", err)
+	}
+	eng, err := mobyclient.New(mobyclient.WithHost("unix://" + filepath.Join(t.TempDir(), "no.sock")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(nil, WithEngine(eng), WithDirs(testDirs(t)), WithProgress("plain")); err == nil {
+		t.Fatal("plain progress without a docker CLI to show it on")
+	}
+	var steps bytes.Buffer
+	s, err := New(nil, WithEngine(eng), WithDirs(testDirs(t)), WithSmolvm(nil), WithSteps(&steps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.engine != eng || s.smolvm != nil || s.cli != nil {
+		t.Errorf("engine %v, smolvm %v, cli %v", s.engine, s.smolvm, s.cli)
+	}
+	s.step("prepare: %s", "here")
+	if steps.String() != "prepare: here\n" {
+		t.Errorf("steps %q", steps.String())
 	}
 }

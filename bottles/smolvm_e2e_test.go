@@ -49,9 +49,12 @@ func TestRunSmolvmRecordsThePlan(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			ctx := context.Background()
 			state := t.TempDir()
-			svc := &bottles.Service{Engine: eng, Dirs: stage.Dirs{State: filepath.Join(state, "bottle"), Cache: filepath.Join(state, "cache")},
-				Smolvm: smolvm.New(fake, smolvm.WithEnv(env...))}
-			pipe, err := image.New(eng, pack.NewSmolvm(fake, smolvm.WithEnv(env...)), svc.Dirs.Cache)
+			dirs := stage.Dirs{State: filepath.Join(state, "bottle"), Cache: filepath.Join(state, "cache")}
+			svc, err := bottles.New(nil, bottles.WithEngine(eng), bottles.WithDirs(dirs), bottles.WithSmolvm(smolvm.New(fake, smolvm.WithEnv(env...))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pipe, err := image.New(eng, pack.NewSmolvm(fake, smolvm.WithEnv(env...)), dirs.Cache)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -72,7 +75,7 @@ func TestRunSmolvmRecordsThePlan(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := res.Plan
-			gone := testenv.Bottle{Name: p.Slug, State: svc.Dirs.State, Repo: p.Workspace, Env: append([]string{smolvm.EnvBinary + "=" + fake}, env...)}
+			gone := testenv.Bottle{Name: p.Slug, State: dirs.State, Repo: p.Workspace, Env: append([]string{smolvm.EnvBinary + "=" + fake}, env...)}
 			t.Cleanup(func() {
 				if err := svc.Remove(context.Background(), p.Slug, false); err != nil && !errors.Is(err, bottles.ErrNotFound) {
 					t.Errorf("removing bottle %s: %v", p.Slug, err)

@@ -19,7 +19,7 @@ type BringUpOptions struct {
 // then saves and returns the plan completed with the bundle's endpoints.
 // On error nothing of the bundle is left on the engine.
 func (s *Service) BringUp(ctx context.Context, p plan.Plan, o BringUpOptions) (plan.Plan, error) {
-	mounts, err := bringup.WriteConfig(p, bringup.ConfigOptions{CADir: s.Dirs.CA(), ExtraCAFile: o.ExtraCAFile, Getenv: s.Getenv})
+	mounts, err := bringup.WriteConfig(p, bringup.ConfigOptions{CADir: s.dirs.CA(), ExtraCAFile: o.ExtraCAFile, Getenv: s.getenv})
 	if err != nil {
 		return p, err
 	}
@@ -27,8 +27,8 @@ func (s *Service) BringUp(ctx context.Context, p plan.Plan, o BringUpOptions) (p
 	if err != nil {
 		return p, err
 	}
-	q, err := bringup.Up(ctx, s.Engine, bringup.Options{
-		Plan: p, Mounts: mounts, Health: bringup.Health, Version: s.Version, Progress: s.Progress, Allocator: alloc,
+	q, err := bringup.Up(ctx, s.engine, bringup.Options{
+		Plan: p, Mounts: mounts, Health: bringup.Health, Version: s.version, Progress: s.progress, Allocator: alloc,
 	})
 	if err != nil {
 		// Bring-up may have moved the bottle to another subnet before it

@@ -49,7 +49,14 @@ func (c *cancelOn) Write(b []byte) (int, error) {
 func TestInterruptAfterASubnetMoveLeavesNothing(t *testing.T) {
 	eng := testenv.Engine(t)
 	state := t.TempDir()
-	svc := &bottles.Service{Engine: eng, Dirs: stage.Dirs{State: filepath.Join(state, "bottle"), Cache: filepath.Join(state, "cache")}}
+	dirs := stage.Dirs{State: filepath.Join(state, "bottle"), Cache: filepath.Join(state, "cache")}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	progress := &cancelOn{text: "moving to subnet", cancel: cancel}
+	svc, err := bottles.New(nil, bottles.WithEngine(eng), bottles.WithDirs(dirs), bottles.WithSmolvm(nil), bottles.WithSteps(progress))
+	if err != nil {
+		t.Fatal(err)
+	}
 	prov, _ := provider.Get(spec.ProviderShell)
 	s, err := spec.Parse("bottle.yaml", nil)
 	if err != nil {
@@ -61,7 +68,7 @@ func TestInterruptAfterASubnetMoveLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gone := testenv.Bottle{Name: p.Slug, State: svc.Dirs.State, Repo: repo}
+	gone := testenv.Bottle{Name: p.Slug, State: dirs.State, Repo: repo}
 	t.Cleanup(func() {
 		if err := svc.Remove(context.Background(), p.Slug, false); err != nil && !errors.Is(err, bottles.ErrNotFound) {
 			t.Errorf("removing bottle %s: %v", p.Slug, err)
@@ -86,10 +93,6 @@ func TestInterruptAfterASubnetMoveLeavesNothing(t *testing.T) {
 		}
 	})
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	progress := &cancelOn{text: "moving to subnet", cancel: cancel}
-	svc.Progress = progress
 	_, err = svc.BringUp(ctx, p, bottles.BringUpOptions{})
 	if err == nil {
 		t.Fatalf("bring-up went on after the interrupt:\n%s", progress.seen.String())

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-bottle/docker-bottle/bottles"
-	"github.com/docker-bottle/docker-bottle/pki"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/spec"
 )
@@ -75,7 +74,7 @@ func runBuild(ctx context.Context, dockerCli command.Cli, o buildOptions) error 
 	defer svc.Close()
 	// The bottle layer holds the user's CA: make it on first use, as a run
 	// would.
-	if _, err := pki.LoadOrCreateCA(svc.Dirs.CA()); err != nil {
+	if err := svc.EnsureCA(); err != nil {
 		return err
 	}
 	ro, done, err := svc.WithAgentImage(agentImage(ls, workspace), bottles.RunOptions{})

@@ -30,7 +30,11 @@ func testDashboardSource(t *testing.T) *dashboardSource {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &dashboardSource{dockerCli: cli, svc: &bottles.Service{Engine: fakeEngine{}, Dirs: dirs}}
+	svc, err := bottles.New(cli, bottles.WithDirs(dirs), bottles.WithSmolvm(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &dashboardSource{dockerCli: cli, svc: svc}
 }
 
 func TestDashboardReadsAndDecidesThroughTheSupervisor(t *testing.T) {

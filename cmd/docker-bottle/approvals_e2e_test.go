@@ -204,5 +204,5 @@ func TestApprovalRoundTrip(t *testing.T) {
 	if err := svc.Remove(ctx, p.Slug, false); err != nil {
 		t.Fatal(err)
 	}
-	testenv.NothingLeft(t, eng, testenv.Bottle{Name: p.Slug, State: svc.Dirs.State, Repo: p.Workspace})
+	testenv.NothingLeft(t, eng, testenv.Bottle{Name: p.Slug, State: stateOf(cfg).State, Repo: p.Workspace})
 }

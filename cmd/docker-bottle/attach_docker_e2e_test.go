@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
-	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // TestDockerAgentAttached: on the docker backend the plugin attaches in its
@@ -28,7 +26,7 @@ func TestDockerAgentAttached(t *testing.T) {
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
 	cfg := testenv.DockerConfig(t)
-	svc := &bottles.Service{Engine: eng, Dirs: stage.Dirs{State: filepath.Join(cfg, "bottle")}}
+	svc := serviceOf(t, cfg)
 	noSmolvm := []string{"DOCKER_BOTTLE_SMOLVM="}
 
 	// The agent ticks until an exec releases it.

@@ -11,10 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/plan"
-	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // TestExecHasTheAgentsNetwork: a command run with `docker bottle exec`
@@ -72,7 +70,7 @@ egress:
 				t.Fatalf("run -d: exit %d\n%s", run.code, run.stderr)
 			}
 			removedAtEnd(t, cfg, tc.env, name, repo)
-			svc := &bottles.Service{Engine: eng, Dirs: stage.Dirs{State: filepath.Join(cfg, "bottle")}}
+			svc := serviceOf(t, cfg)
 			p, err := svc.Load(name)
 			if err != nil {
 				t.Fatal(err)

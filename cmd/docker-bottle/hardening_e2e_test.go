@@ -102,7 +102,7 @@ func TestDockerBackendAgentIsNeitherRootNorOnIPv6(t *testing.T) {
 		"bottle.yaml": "agent:\n  provider: shell\n  dockerfile: Dockerfile\n" +
 			`  command: [sh, -c, 'echo "uid=$(id -u) ipv6=$(cat /proc/sys/net/ipv6/conf/all/disable_ipv6) addrs=$(grep -c . /proc/net/if_inet6 2>/dev/null || echo 0)"; exec sleep 600']` + "\n",
 	})
-	svc := &bottles.Service{Engine: eng, Dirs: stage.Dirs{State: filepath.Join(cfg, "bottle")}}
+	svc := serviceOf(t, cfg)
 	p, err := svc.Load(name)
 	if err != nil {
 		t.Fatal(err)
@@ -145,9 +145,27 @@ func bottleIn(cfg string, env []string, name, repo string) testenv.Bottle {
 	return testenv.Bottle{Name: name, State: filepath.Join(cfg, "bottle"), Repo: repo, Env: env}
 }
 
-// removedWith removes p through svc when the test ends and proves that
-// nothing of it is left.
-func removedWith(t *testing.T, svc *bottles.Service, p plan.Plan) {
+// stateOf is the plugin's state and cache under the docker config dir cfg.
+func stateOf(cfg string) stage.Dirs {
+	return stage.Dirs{State: filepath.Join(cfg, "bottle"), Cache: filepath.Join(cfg, "cache")}
+}
+
+// serviceOf is the service of the plugin whose docker config dir is cfg,
+// on the test engine and without smolvm: for looking at, bringing up and
+// removing bottles (nothing attaches or builds).
+func serviceOf(t *testing.T, cfg string) *bottles.Service {
+	t.Helper()
+	svc, err := bottles.New(nil, bottles.WithEngine(testenv.Engine(t)), bottles.WithDirs(stateOf(cfg)), bottles.WithSmolvm(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+// removedWith removes p through svc, whose state is under the docker
+// config dir cfg, when the test ends and proves that nothing of it is
+// left.
+func removedWith(t *testing.T, svc *bottles.Service, cfg string, p plan.Plan) {
 	t.Helper()
 	eng := testenv.Engine(t)
 	t.Cleanup(func() {
@@ -155,7 +173,7 @@ func removedWith(t *testing.T, svc *bottles.Service, p plan.Plan) {
 		if err := svc.Remove(context.Background(), p.Slug, false); err != nil && !errors.Is(err, bottles.ErrNotFound) {
 			t.Errorf("removing bottle %s: %v", p.Slug, err)
 		}
-		testenv.NothingLeft(t, eng, testenv.Bottle{Name: p.Slug, State: svc.Dirs.State, Repo: p.Workspace})
+		testenv.NothingLeft(t, eng, testenv.Bottle{Name: p.Slug, State: stateOf(cfg).State, Repo: p.Workspace})
 	})
 }
 
@@ -558,7 +576,7 @@ func TestBundleDeathIsToldAndBounded(t *testing.T) {
 	// The agent has its workspace (cloned from the gate) before its
 	// bundle dies.
 	waitLogs(t, cfg, nil, name, "agent-up")
-	svc := &bottles.Service{Engine: eng, Dirs: stage.Dirs{State: filepath.Join(cfg, "bottle")}}
+	svc := serviceOf(t, cfg)
 	p, err := svc.Load(name)
 	if err != nil {
 		t.Fatal(err)

@@ -16,9 +16,7 @@ import (
 
 	"github.com/moby/moby/client"
 
-	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
-	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // TestRunLifecycleDockerBackend is a user's session on the docker backend,
@@ -151,7 +149,7 @@ func TestRunLifecycleDockerBackend(t *testing.T) {
 	if r := docker(t, cfg, nil, "bottle", "rm", name); r.code != 1 || !strings.Contains(r.stderr, "is running") {
 		t.Errorf("rm of a running bottle: exit %d %q", r.code, r.stderr)
 	}
-	svc := &bottles.Service{Engine: eng, Dirs: stage.Dirs{State: filepath.Join(cfg, "bottle")}}
+	svc := serviceOf(t, cfg)
 	p, err := svc.Load(name)
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +157,7 @@ func TestRunLifecycleDockerBackend(t *testing.T) {
 	if r := docker(t, cfg, nil, "bottle", "rm", "-f", name); r.code != 0 {
 		t.Fatalf("rm -f: %d %s", r.code, r.stderr)
 	}
-	testenv.NothingLeft(t, eng, testenv.Bottle{Name: p.Slug, State: svc.Dirs.State, Repo: p.Workspace})
+	testenv.NothingLeft(t, eng, testenv.Bottle{Name: p.Slug, State: stateOf(cfg).State, Repo: p.Workspace})
 }
 
 func gitIn(t *testing.T, dir string, args ...string) string {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -16,11 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/smolvm/fakesmolvm/fakestate"
-	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // TestPublishedPorts: on the docker backend, a port the agent serves HTTP
@@ -116,7 +113,7 @@ ports:
 	}
 
 	// Nor does the relay take connections from the bottle's side.
-	svc := &bottles.Service{Engine: eng, Dirs: stage.Dirs{State: filepath.Join(cfg, "bottle")}}
+	svc := serviceOf(t, cfg)
 	p, err := svc.Load(name)
 	if err != nil {
 		t.Fatal(err)

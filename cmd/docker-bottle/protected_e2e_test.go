@@ -20,7 +20,6 @@ import (
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/provider"
 	"github.com/docker-bottle/docker-bottle/spec"
-	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // TestConfigShowsEffectiveProtectedPaths: `docker bottle config` in a
@@ -123,9 +122,8 @@ func commitFile(t *testing.T, dir, name, content string) string {
 // bundle up, as run does before it starts the agent.
 func upBottle(t *testing.T, cfg, specYAML, repo string) (*bottles.Service, plan.Plan) {
 	t.Helper()
-	eng := testenv.Engine(t)
 	ctx := context.Background()
-	svc := &bottles.Service{Engine: eng, Dirs: stage.Dirs{State: filepath.Join(cfg, "bottle"), Cache: filepath.Join(cfg, "cache")}}
+	svc := serviceOf(t, cfg)
 	prov, _ := provider.Get(spec.ProviderShell)
 	s, err := spec.Parse("bottle.yaml", []byte(specYAML))
 	if err != nil {
@@ -136,7 +134,7 @@ func upBottle(t *testing.T, cfg, specYAML, repo string) (*bottles.Service, plan.
 	if err != nil {
 		t.Fatal(err)
 	}
-	removedWith(t, svc, p)
+	removedWith(t, svc, cfg, p)
 	if p, err = svc.BringUp(ctx, p, bottles.BringUpOptions{}); err != nil {
 		t.Fatal(err)
 	}

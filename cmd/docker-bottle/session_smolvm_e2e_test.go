@@ -17,12 +17,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 	"github.com/docker-bottle/docker-bottle/smolvm/fakesmolvm/fakestate"
 	"github.com/docker-bottle/docker-bottle/smolvm/smolvmtest"
-	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // TestSmolvmAgentSessions is a user's session with smolvm bottles, through
@@ -61,7 +59,7 @@ func TestSmolvmAgentSessions(t *testing.T) {
 `,
 	}
 	repo := testenv.GitRepoWith(t, files)
-	svc := &bottles.Service{Engine: eng, Dirs: stage.Dirs{State: filepath.Join(cfg, "bottle")}}
+	svc := serviceOf(t, cfg)
 
 	for _, mode := range []string{"bridge", "loopback"} {
 		t.Run(mode, func(t *testing.T) {
