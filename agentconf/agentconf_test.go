@@ -550,6 +550,28 @@ func TestCodex(t *testing.T) {
 		}
 	}
 
+	// The remote server is carried and its host must be allowed, as
+	// Claude Code's are; the local ones are carried as the image has them.
+	byName := map[string]MCPServer{}
+	for _, m := range s.MCPServers {
+		byName[m.Name] = m
+	}
+	if m := byName["docs"]; !m.Carried || m.Host != "mcp.docs.example.com" || m.Port != 443 || m.Transport != "http" || m.File != "~/.codex/config.toml" {
+		t.Errorf("docs: %+v", m)
+	}
+	if m := byName["github"]; !m.Carried || m.Command != "npx" || m.Transport != "stdio" {
+		t.Errorf("github: %+v", m)
+	}
+	if m := byName["local"]; m.Carried || m.Command != "/opt/tools/local-mcp" {
+		t.Errorf("local: %+v", m)
+	}
+	if u := s.UnreachableMCP(func(string, int) bool { return false }); len(u) != 1 || u[0].Name != "docs" {
+		t.Errorf("unreachable: %+v", u)
+	}
+	if u := s.UnreachableMCP(func(host string, port int) bool { return host == "mcp.docs.example.com" && port == 443 }); len(u) != 0 {
+		t.Errorf("unreachable with docs allowed: %+v", u)
+	}
+
 	// An AGENTS.md with a key stops the run, naming it.
 	write(t, home, ".codex/AGENTS.md", "key: "+openAIKey+"\n", 0o644)
 	var se *SecretError

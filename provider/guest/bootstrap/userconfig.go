@@ -13,6 +13,8 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+
+	"github.com/pelletier/go-toml/v2"
 )
 
 // maxUserConfig bounds what the bootstrap unpacks: the plugin carries at
@@ -34,9 +36,8 @@ type carriedFile struct {
 // at tarPath, in the read-only guest dir; none when it is absent) into
 // home, at the bottle's first start only. It returns the snapshot's files
 // by home-relative path, for the files the bootstrap writes over them (the
-// prompt in Codex's AGENTS.md). Claude Code's MCP servers whose command is
-// not on PATH are left out of ~/.claude.json, as the plugin could not look
-// into the image.
+// prompt in Codex's AGENTS.md). The MCP servers whose command is not on
+// PATH are left out (keepRunnableMCP).
 func copyUserConfig(tarPath, home, pathEnv string, stderr io.Writer) (map[string]carriedFile, error) {
 	if tarPath == "" {
 		return nil, nil
@@ -64,9 +65,9 @@ func copyUserConfig(tarPath, home, pathEnv string, stderr io.Writer) (map[string
 	if _, err := root.Stat(userConfigMarker); err == nil {
 		return files, nil
 	}
-	if c, ok := files[".claude.json"]; ok {
-		c.content = keepRunnableMCP(c.content, pathEnv, stderr)
-		files[".claude.json"] = c
+	for name, c := range files {
+		c.content = keepRunnableMCP(name, c.content, pathEnv, stderr)
+		files[name] = c
 	}
 	for _, name := range slices.Sorted(maps.Keys(files)) {
 		c := files[name]
@@ -115,46 +116,76 @@ func readUserConfig(r io.Reader) (map[string]carriedFile, error) {
 	}
 }
 
-// keepRunnableMCP drops from Claude Code's state (the carried
-// ~/.claude.json: its MCP servers) the local servers whose command is not
-// on PATH, saying so; content that does not read as JSON is kept as it is.
-func keepRunnableMCP(content []byte, pathEnv string, stderr io.Writer) []byte {
-	var state map[string]json.RawMessage
-	if json.Unmarshal(content, &state) != nil {
+// mcpFiles are the carried files that configure MCP servers, by
+// home-relative path: where the servers are in them, and how the file
+// reads and writes.
+var mcpFiles = map[string]mcpFile{
+	".claude.json":       {key: "mcpServers", decode: decodeJSON, encode: encodeJSON},
+	".codex/config.toml": {key: "mcp_servers", decode: decodeTOML, encode: toml.Marshal},
+}
+
+type mcpFile struct {
+	key    string
+	decode func([]byte) (map[string]any, error)
+	encode func(any) ([]byte, error)
+}
+
+// keepRunnableMCP drops from a carried file that configures MCP servers
+// (Claude Code's ~/.claude.json, Codex's config.toml) the local servers
+// whose command is not on PATH, saying so: the plugin could not look into
+// the image. Other files, and content that does not read as the file's
+// format, are kept as they are.
+func keepRunnableMCP(name string, content []byte, pathEnv string, stderr io.Writer) []byte {
+	f, ok := mcpFiles[name]
+	if !ok {
 		return content
 	}
-	var servers map[string]map[string]any
-	if json.Unmarshal(state["mcpServers"], &servers) != nil {
+	cfg, err := f.decode(content)
+	if err != nil {
 		return content
 	}
+	servers, _ := cfg[f.key].(map[string]any)
 	dropped := false
-	for _, name := range slices.Sorted(maps.Keys(servers)) {
-		command, _ := servers[name]["command"].(string)
-		if command == "" {
+	for _, server := range slices.Sorted(maps.Keys(servers)) {
+		s, _ := servers[server].(map[string]any)
+		command, _ := s["command"].(string)
+		if command == "" || runnable(command, pathEnv) {
 			continue
 		}
-		if !runnable(command, pathEnv) {
-			fmt.Fprintf(stderr, "docker bottle: MCP server %s skipped: %s is not in the agent image (install it there to use the server)\n", name, command)
-			delete(servers, name)
-			dropped = true
-		}
+		fmt.Fprintf(stderr, "docker bottle: MCP server %s skipped: %s is not in the agent image (install it there to use the server)\n", server, command)
+		delete(servers, server)
+		dropped = true
 	}
 	if !dropped {
 		return content
 	}
-	b, err := json.Marshal(servers)
+	out, err := f.encode(cfg)
 	if err != nil {
 		return content
 	}
-	state["mcpServers"] = b
+	return out
+}
+
+func decodeJSON(b []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	// Numbers stay as written, not float64.
+	dec.UseNumber()
+	var m map[string]any
+	return m, dec.Decode(&m)
+}
+
+func encodeJSON(v any) ([]byte, error) {
 	var out bytes.Buffer
 	enc := json.NewEncoder(&out)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
-	if enc.Encode(state) != nil {
-		return content
-	}
-	return out.Bytes()
+	err := enc.Encode(v)
+	return out.Bytes(), err
+}
+
+func decodeTOML(b []byte) (map[string]any, error) {
+	var m map[string]any
+	return m, toml.Unmarshal(b, &m)
 }
 
 // runnable reports whether command (a name looked up in PATH, or a path)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pelletier/go-toml/v2"
+
 	"github.com/docker-bottle/docker-bottle/agentconf"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/provider"
@@ -109,6 +111,49 @@ func TestInitCodexAgentsFileKeepsTheUsers(t *testing.T) {
 		if b, err := os.ReadFile(filepath.Join(r.home, ".codex/AGENTS.md")); err != nil || string(b) != "Prefer small commits.\n\nAnswer in French." {
 			t.Errorf("AGENTS.md: %q %v", b, err)
 		}
+	}
+}
+
+// TestInitCopiesCodexMCPServersTheImageHas: of the local MCP servers in
+// the user's Codex config.toml, only those whose command is in the image
+// reach the bottle's; the one that is not is named as skipped, and remote
+// servers and the rest of the file stay.
+func TestInitCopiesCodexMCPServersTheImageHas(t *testing.T) {
+	r := newBottleRoot(t)
+	r.fakeAgent(t, "codex", "exit 0")
+	r.fakeAgent(t, "present-mcp", "exit 0")
+	tarPath := userConfigTar(t, r.dir, spec.ProviderCodex, map[string]string{".codex/config.toml": `model = "gpt-5-codex"
+
+[mcp_servers.here]
+command = "present-mcp"
+args = ["--stdio"]
+
+[mcp_servers.gone]
+command = "absent-mcp"
+
+[mcp_servers.remote]
+url = "https://mcp.example.com/mcp"
+`})
+	env := append(slices.Clone(r.env), guest.EnvUserConfig+"="+tarPath)
+	codex, _ := provider.Get("codex")
+	a := plan.AgentProvision{Provider: "codex", Command: codex.Defaults.Command, PromptMode: codex.PromptMode}
+	_, stderr, err := r.run(t, a, env)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	b, err := os.ReadFile(filepath.Join(r.home, ".codex/config.toml"))
+	must(t, err)
+	var cfg struct {
+		Model      string
+		MCPServers map[string]map[string]any `toml:"mcp_servers"`
+	}
+	must(t, toml.Unmarshal(b, &cfg))
+	if cfg.Model != "gpt-5-codex" || len(cfg.MCPServers) != 2 || cfg.MCPServers["gone"] != nil ||
+		cfg.MCPServers["here"]["command"] != "present-mcp" || cfg.MCPServers["remote"]["url"] != "https://mcp.example.com/mcp" {
+		t.Errorf("config.toml in the bottle:\n%s", b)
+	}
+	if !strings.Contains(stderr, "MCP server gone skipped: absent-mcp is not in the agent image") || strings.Contains(stderr, "server here skipped") {
+		t.Errorf("stderr: %s", stderr)
 	}
 }
 
