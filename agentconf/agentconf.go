@@ -70,12 +70,12 @@ type Options struct {
 // File is one file of a snapshot.
 type File struct {
 	// Path is where it goes, relative to the agent's home, with slashes.
-	Path string `json:"path"`
+	Path string
 	// Source is where it was read, as the user writes it (~/.claude/...).
-	Source  string      `json:"source"`
-	Mode    fs.FileMode `json:"mode"`
-	Size    int         `json:"size"`
-	Content []byte      `json:"-"`
+	Source  string
+	Mode    fs.FileMode
+	Size    int
+	Content []byte `json:"-"`
 	// src is the file as read, when Content is what was kept of it.
 	src []byte
 }
@@ -83,16 +83,16 @@ type File struct {
 // LeftOut is something of the user's configuration the snapshot does not
 // carry, and why. Key, when set, is a part of the file at Path.
 type LeftOut struct {
-	Path   string `json:"path"`
-	Key    string `json:"key,omitempty"`
-	Reason string `json:"reason"`
+	Path   string
+	Key    string `json:",omitempty"`
+	Reason string
 }
 
 // Snapshot is the user's agent configuration as the bottle carries it.
 type Snapshot struct {
-	Files      []File      `json:"files"`
-	LeftOut    []LeftOut   `json:"left_out,omitempty"`
-	MCPServers []MCPServer `json:"mcp_servers,omitempty"`
+	Files      []File
+	LeftOut    []LeftOut   `json:",omitempty"`
+	MCPServers []MCPServer `json:",omitempty"`
 }
 
 // layout is where an agent keeps its configuration in a home.

@@ -221,17 +221,17 @@ func (o *Options) codexConfig(src []byte, file string) ([]byte, []leftKey, []MCP
 // (Host, reached through the proxy, so the egress rules must allow it) or a
 // local one (Command, run in the bottle, so the agent image must have it).
 type MCPServer struct {
-	Name string `json:"name"`
+	Name string
 	// File is where it is configured (~/.claude.json).
-	File string `json:"file"`
+	File string
 	// Transport is stdio, or the remote kind (http, sse...).
-	Transport string `json:"transport"`
-	Host      string `json:"host,omitempty"`
-	Port      int    `json:"port,omitempty"`
-	Command   string `json:"command,omitempty"`
-	Carried   bool   `json:"carried"`
+	Transport string
+	Host      string `json:",omitempty"`
+	Port      int    `json:",omitempty"`
+	Command   string `json:",omitempty"`
+	Carried   bool
 	// Note says why a server was skipped, or what it needs.
-	Note string `json:"note,omitempty"`
+	Note string `json:",omitempty"`
 }
 
 // mcp sorts the servers of one file, removing from servers those that

@@ -47,7 +47,13 @@ func runConfig(_ context.Context, dockerCli command.Cli, opts configOptions) err
 	if err != nil {
 		return err
 	}
-	return writeObject(dockerCli.Out(), tmpl, ls.spec, func(out io.Writer) error {
+	// A secret in the user's settings is said in the output, then is the
+	// command's error.
+	report, refused := userConfigReportOf(ls)
+	if report == nil {
+		return refused
+	}
+	err = writeObject(dockerCli.Out(), tmpl, configView{Spec: ls.spec, UserConfig: report}, func(out io.Writer) error {
 		b, err := yaml.MarshalWithOptions(ls.spec, yaml.IndentSequence(true))
 		if err != nil {
 			return err
@@ -55,6 +61,18 @@ func runConfig(_ context.Context, dockerCli command.Cli, opts configOptions) err
 		if _, err := out.Write(b); err != nil {
 			return err
 		}
-		return writeUserConfig(out, ls)
+		report.writeText(out)
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return refused
+}
+
+// configView is what config's --format sees: the spec (its JSON keys are
+// bottle.yaml's), and UserConfig, the report of the user's agent settings.
+type configView struct {
+	spec.Spec
+	UserConfig *userConfigReport
 }

@@ -67,41 +67,67 @@ func userConfigTar(ls loadedSpec, w io.Writer) ([]byte, error) {
 	return snap.Tar()
 }
 
-// writeUserConfig writes, as YAML comments (so that config's output still
-// reads back as a spec), what a bottle would carry of the user's agent
-// settings and what it leaves out.
-func writeUserConfig(w io.Writer, ls loadedSpec) error {
+// userConfigReport is what `config` says of the user's agent settings: what
+// a bottle carries, what it leaves out and why, and its MCP servers.
+type userConfigReport struct {
+	Files   []agentconf.File
+	LeftOut []agentconf.LeftOut
+	// MCPServers say, each, whether it is carried and why; a carried
+	// remote server whose host the egress rules do not allow says that.
+	MCPServers []agentconf.MCPServer
+	// NotAllowed are the hosts (host:port) of those servers.
+	NotAllowed []string
+	// Refused says why nothing is carried: a carried file holds a secret.
+	Refused string `json:",omitempty"`
+}
+
+// userConfigReportOf collects the report for ls. A secret in a carried
+// file gives a report saying so, with the error.
+func userConfigReportOf(ls loadedSpec) (*userConfigReport, error) {
 	snap, err := userConfig(ls)
 	var se *agentconf.SecretError
 	if errors.As(err, &se) {
-		fmt.Fprintf(w, "# agent.user_config: nothing can be carried: %s\n", se.Error())
-		return err
+		return &userConfigReport{Files: []agentconf.File{}, Refused: se.Error()}, err
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	fmt.Fprintf(w, "# agent.user_config: a bottle carries %d files of your agent settings\n", len(snap.Files))
-	for _, f := range snap.Files {
+	r := &userConfigReport{Files: snap.Files, LeftOut: snap.LeftOut, MCPServers: snap.MCPServers}
+	unreachable := snap.UnreachableMCP(ls.spec.Egress.Allows)
+	for i, m := range r.MCPServers {
+		if slices.ContainsFunc(unreachable, func(u agentconf.MCPServer) bool { return u.Name == m.Name && u.File == m.File }) {
+			r.MCPServers[i].Note = fmt.Sprintf("the egress rules do not allow %s:%d: add it to egress.allow to use it", m.Host, m.Port)
+			if hp := fmt.Sprintf("%s:%d", m.Host, m.Port); !slices.Contains(r.NotAllowed, hp) {
+				r.NotAllowed = append(r.NotAllowed, hp)
+			}
+		}
+	}
+	return r, nil
+}
+
+// writeText writes the report as YAML comments, so that config's output
+// still reads back as a spec.
+func (r *userConfigReport) writeText(w io.Writer) {
+	if r.Refused != "" {
+		fmt.Fprintf(w, "# agent.user_config: nothing can be carried: %s\n", r.Refused)
+		return
+	}
+	fmt.Fprintf(w, "# agent.user_config: a bottle carries %d files of your agent settings\n", len(r.Files))
+	for _, f := range r.Files {
 		fmt.Fprintf(w, "#   %s -> ~/%s (%d bytes)\n", f.Source, f.Path, f.Size)
 	}
-	unreachable := snap.UnreachableMCP(ls.spec.Egress.Allows)
-	for _, m := range snap.MCPServers {
-		note := m.Note
-		if slices.ContainsFunc(unreachable, func(u agentconf.MCPServer) bool { return u.Name == m.Name && u.File == m.File }) {
-			note = fmt.Sprintf("the egress rules do not allow %s:%d: add it to egress.allow to use it", m.Host, m.Port)
-		}
+	for _, m := range r.MCPServers {
 		state := "carried"
 		if !m.Carried {
 			state = "skipped"
 		}
-		fmt.Fprintf(w, "# MCP server %s (%s, %s): %s: %s\n", m.Name, m.Transport, m.File, state, note)
+		fmt.Fprintf(w, "# MCP server %s (%s, %s): %s: %s\n", m.Name, m.Transport, m.File, state, m.Note)
 	}
-	for _, l := range snap.LeftOut {
+	for _, l := range r.LeftOut {
 		what := l.Path
 		if l.Key != "" {
 			what += " " + l.Key
 		}
 		fmt.Fprintf(w, "# left out: %s: %s\n", what, strings.ReplaceAll(l.Reason, "\n", " "))
 	}
-	return nil
 }
