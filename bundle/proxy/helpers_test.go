@@ -270,33 +270,8 @@ func loopbackResolver(names ...string) *mapResolver {
 // echoServer accepts TCP connections on loopback and echoes them.
 func echoServer(t *testing.T) (string, int) {
 	t.Helper()
-	addr := startEcho(t, "").(*net.TCPAddr)
+	addr := testio.Echo(t, "").(*net.TCPAddr)
 	return "127.0.0.1", addr.Port
-}
-
-// startEcho serves TCP on loopback: each connection gets banner first (as
-// SSH and SMTP servers greet), then the echo of what it sends.
-func startEcho(t *testing.T, banner string) net.Addr {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.WriteString(c, banner)
-				io.Copy(c, c)
-			}()
-		}
-	}()
-	return ln.Addr()
 }
 
 func bufioReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/docker-bottle/docker-bottle/bundle/approval"
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 )
 
 func TestHTTPAllowedAndDenied(t *testing.T) {
@@ -924,7 +925,7 @@ func TestTLSUpstreamUnreachable(t *testing.T) {
 
 // bannerServer dials every address to an echo server that greets first.
 func bannerServer(t *testing.T, banner string) DialFunc {
-	addr := startEcho(t, banner).String()
+	addr := testio.Echo(t, banner).String()
 	return func(ctx context.Context, network, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, network, addr)
 	}

@@ -14,32 +14,12 @@ import (
 	"time"
 
 	"github.com/docker-bottle/docker-bottle/bundle/audit"
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 )
 
-// agent answers each line with "echo: LINE".
-func agent(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					io.WriteString(c, "echo: "+sc.Text()+"\n")
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
+// agent is where the agent listens: it answers "echo: " then what it is
+// sent.
+func agent(t *testing.T) string { return testio.Echo(t, "echo: ").String() }
 
 func TestRelay(t *testing.T) {
 	dir := t.TempDir()

@@ -6,6 +6,8 @@ package testio
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -118,4 +120,31 @@ func WaitGone(t testing.TB, pid int, limit time.Duration) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		return fmt.Sprintf("process %d still runs", pid)
 	})
+}
+
+// Echo serves TCP on loopback until the test ends: each connection gets
+// banner first (as SSH and SMTP servers greet), then the echo of what it
+// sends.
+func Echo(t testing.TB, banner string) net.Addr {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() }) // a listener: closing it loses nothing
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer func() { _ = c.Close() }() // what it echoed is sent
+				if _, err := io.WriteString(c, banner); err == nil {
+					_, _ = io.Copy(c, c) // the peer's close ends it
+				}
+			}()
+		}
+	}()
+	return ln.Addr()
 }
