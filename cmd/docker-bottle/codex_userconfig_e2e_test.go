@@ -4,6 +4,7 @@ package main
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -125,12 +126,7 @@ url = "https://mcp.docs.example.com/mcp"
 	}
 
 	// The user's files are as they were, and nothing was added beside them.
-	for name, content := range host {
-		if b, err := os.ReadFile(filepath.Join(userDir, name)); err != nil || string(b) != content {
-			t.Errorf("the bottle wrote back to the user's %s: %q %v", name, b, err)
-		}
-	}
-	if ents, err := os.ReadDir(userDir); err != nil || len(ents) != len(host) {
-		t.Errorf("the user's Codex folder holds %d entries (%v), want %d", len(ents), err, len(host))
+	if got := hostFiles(t, userDir); !maps.Equal(got, host) {
+		t.Errorf("the bottle wrote back to the user's settings: %q, want %q", got, host)
 	}
 }

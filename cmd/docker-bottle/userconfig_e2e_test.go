@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -121,7 +123,7 @@ func TestUserConfigOnBothBackends(t *testing.T) {
 	}
 	cfg := testenv.DockerConfig(t)
 	userDir := filepath.Join(t.TempDir(), "claude-config")
-	for rel, content := range map[string]string{
+	host := map[string]string{
 		"CLAUDE.md":            "user instruction for both backends\n",
 		"agents/critic.md":     "---\nname: critic\n---\n",
 		".credentials.json":    `{"claudeAiOauth": {"accessToken": "x"}}`,
@@ -129,7 +131,8 @@ func TestUserConfigOnBothBackends(t *testing.T) {
 		"hooks/fmt.sh":         "#!/bin/sh\n",
 		"output-styles/x.md":   "terse\n",
 		"commands/nested/c.md": "command\n",
-	} {
+	}
+	for rel, content := range host {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(userDir, rel)), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -140,17 +143,22 @@ func TestUserConfigOnBothBackends(t *testing.T) {
 	files := map[string]string{
 		"Dockerfile": "FROM " + base + "\nRUN git init -q /workspace\nENV HOME=/root\nWORKDIR /workspace\n",
 		"bottle.yaml": "agent:\n  provider: claude\n  dockerfile: Dockerfile\n" +
-			`  command: [sh, -c, 'cat ~/.claude/CLAUDE.md; cd ~/.claude && find . -type f | sort | tr "\n" " "; echo listed; sleep 600']` + "\n",
+			`  command: [sh, -c, 'cat ~/.claude/CLAUDE.md; cd ~/.claude && find . -type f | sort | tr "\n" " "; echo listed; ` +
+			// The agent changes its copy: the user's files stay as they are.
+			`echo changed >> CLAUDE.md && rm agents/critic.md && echo > commands/new.md && echo changed-copy; sleep 600']` + "\n",
 	}
 	for _, backend := range []string{"docker", "smolvm"} {
 		t.Run(backend, func(t *testing.T) {
 			env := []string{"CLAUDE_CONFIG_DIR=" + userDir, "ANTHROPIC_API_KEY=sk-ant-api03-test", "CLAUDE_CODE_OAUTH_TOKEN=",
 				"DOCKER_BOTTLE_SMOLVM=" + fake, "SMOLVM_FAKE_STATE=" + t.TempDir()}
 			name := bottleOf(t, cfg, env, backend, "uc"+backend[:1], files)
-			logs := strings.ReplaceAll(waitLogs(t, cfg, env, name, "listed"), "\r\n", "\n")
+			logs := strings.ReplaceAll(waitLogs(t, cfg, env, name, "changed-copy"), "\r\n", "\n")
 			want := "user instruction for both backends\n./CLAUDE.md ./agents/critic.md ./commands/nested/c.md ./hooks/fmt.sh ./output-styles/x.md listed"
 			if !strings.Contains(logs, want) {
 				t.Errorf("the agent's ~/.claude on %s: %q, want %q", backend, logs, want)
+			}
+			if got := hostFiles(t, userDir); !maps.Equal(got, host) {
+				t.Errorf("the bottle on %s wrote back to the user's settings: %q, want %q", backend, got, host)
 			}
 		})
 	}
@@ -176,4 +184,23 @@ func TestUserConfigOnBothBackends(t *testing.T) {
 	if r.code != 0 {
 		t.Errorf("--no-user-config does not read the settings: exit %d\n%s", r.code, r.stderr)
 	}
+}
+
+// hostFiles reads the files under dir, by slash-separated relative path.
+func hostFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		files[filepath.ToSlash(rel)] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
 }
