@@ -61,34 +61,16 @@ func TestClaudeInBottle(t *testing.T) {
 		allowedCommand = `echo "tool ran as $(id -un) on branch $(git branch --show-current)"`
 		deniedCommand  = `touch denied-call-ran; echo "denied call ran as $(id -un)"`
 	)
-	spec := fmt.Sprintf(`agent:
-  build_args:
-    %s: %s
-  command:
-    - sh
-    - -c
-    - |
-      claude --version
-      env | grep '^ANTHROPIC_API_KEY='
-      for i in $(seq 90); do
-        curl -fsS --max-time 5 -o /dev/null -X POST -d '{}' https://api.anthropic.com/v1/messages/count_tokens \
-          -H "x-api-key: $ANTHROPIC_API_KEY" && break
-        sleep 1
-      done
-      claude -p 'Run the check.' --dangerously-skip-permissions </dev/null
-      echo "claude exit: $?"
-      test -e denied-call-ran && echo "denied call left its file" || echo "no trace of the denied call"
-      curl -fsS --max-time 20 https://registry.npmjs.org/bottle-standin-pkg | grep -o '"tarball":"[^"]*"'
-      curl -fsS --max-time 20 https://registry.npmjs.org/bottle-standin-pkg/-/bottle-standin-pkg-1.0.0.tgz | tar -xzO package/index.js
-      curl -sS --max-time 20 -X PUT -d '{}' https://registry.npmjs.org/bottle-standin-pkg | head -c 300
-      curl -sS --max-time 20 http://example.org/ | head -c 300
-egress:
-  extra_ca: %s
-  allow:
-    - host: api.anthropic.com
-      ports: [443]
-      private: true
-    - host: registry.npmjs.org
+	spec := standInClaudeSpec(base, caFile, `claude --version
+env | grep '^ANTHROPIC_API_KEY='
+`+standInAPIUp(`x-api-key: $ANTHROPIC_API_KEY`)+`claude -p 'Run the check.' --dangerously-skip-permissions </dev/null
+echo "claude exit: $?"
+test -e denied-call-ran && echo "denied call left its file" || echo "no trace of the denied call"
+curl -fsS --max-time 20 https://registry.npmjs.org/bottle-standin-pkg | grep -o '"tarball":"[^"]*"'
+curl -fsS --max-time 20 https://registry.npmjs.org/bottle-standin-pkg/-/bottle-standin-pkg-1.0.0.tgz | tar -xzO package/index.js
+curl -sS --max-time 20 -X PUT -d '{}' https://registry.npmjs.org/bottle-standin-pkg | head -c 300
+curl -sS --max-time 20 http://example.org/ | head -c 300
+`, `    - host: registry.npmjs.org
       ports: [443]
       private: true
       methods: [GET, HEAD]
@@ -96,7 +78,7 @@ supervise:
   approvals: [tool]
   tools: ["Bash(echo *)", "Bash(touch *)"]
   timeout: 4m
-`, provider.BuildArgBaseImage, base, caFile)
+`)
 	run := startAgentRun(t, eng, cfg, repo, name, spec, []string{"ANTHROPIC_API_KEY=" + realKey, "CLAUDE_CODE_OAUTH_TOKEN="}, nil)
 	var apiHost testenv.Upstream
 	run.whenBundleRuns(func(network string, labels map[string]string) {
@@ -245,6 +227,43 @@ func randomHexT(t *testing.T, n int) string {
 	return hex.EncodeToString(b)
 }
 
+// standInClaudeSpec is the bottle.yaml of a Claude Code bottle that talks
+// to a stand-in api.anthropic.com: the agent image built on the local base
+// image, the stand-in's CA, and a private rule that allows its address.
+// script, when not empty, is the agent's command (a shell script; empty:
+// the provider's own command); more is YAML that follows the rule: more
+// rules of egress.allow, then other keys of the spec.
+func standInClaudeSpec(base, caFile, script, more string) string {
+	var command string
+	if script != "" {
+		command = "  command:\n    - sh\n    - -c\n    - |\n"
+		for _, line := range strings.Split(strings.TrimSuffix(script, "\n"), "\n") {
+			command += "      " + line + "\n"
+		}
+	}
+	return fmt.Sprintf(`agent:
+  build_args:
+    %s: %s
+%segress:
+  extra_ca: %s
+  allow:
+    - host: api.anthropic.com
+      ports: [443]
+      private: true
+%s`, provider.BuildArgBaseImage, base, command, caFile, more)
+}
+
+// standInAPIUp is a script's lines that wait until the stand-in
+// api.anthropic.com answers a request with header, through the proxy.
+func standInAPIUp(header string) string {
+	return `for i in $(seq 90); do
+  curl -fsS --max-time 5 -o /dev/null -X POST -d '{}' https://api.anthropic.com/v1/messages/count_tokens \
+    -H "` + header + `" && break
+  sleep 1
+done
+`
+}
+
 // TestClaudeSubscriptionInBottle: with a subscription's OAuth token on the
 // host (CLAUDE_CODE_OAUTH_TOKEN) and no API key, a real Claude Code session
 // in the bottle sees only the token's placeholder, and every model call
@@ -262,28 +281,10 @@ func TestClaudeSubscriptionInBottle(t *testing.T) {
 
 	ca, caFile := standInCA(t)
 	certs := standInCert(t, ca, provider.AnthropicAPIHost, filepath.Join(t.TempDir(), "api"))
-	spec := fmt.Sprintf(`agent:
-  build_args:
-    %s: %s
-  command:
-    - sh
-    - -c
-    - |
-      env | grep -E '^(CLAUDE_CODE_OAUTH_TOKEN|ANTHROPIC_API_KEY)='
-      for i in $(seq 90); do
-        curl -fsS --max-time 5 -o /dev/null -X POST -d '{}' https://api.anthropic.com/v1/messages/count_tokens \
-          -H "Authorization: Bearer $CLAUDE_CODE_OAUTH_TOKEN" && break
-        sleep 1
-      done
-      claude -p 'Run the check.' --dangerously-skip-permissions </dev/null
-      echo "claude exit: $?"
-egress:
-  extra_ca: %s
-  allow:
-    - host: api.anthropic.com
-      ports: [443]
-      private: true
-`, provider.BuildArgBaseImage, base, caFile)
+	spec := standInClaudeSpec(base, caFile, `env | grep -E '^(CLAUDE_CODE_OAUTH_TOKEN|ANTHROPIC_API_KEY)='
+`+standInAPIUp(`Authorization: Bearer $CLAUDE_CODE_OAUTH_TOKEN`)+`claude -p 'Run the check.' --dangerously-skip-permissions </dev/null
+echo "claude exit: $?"
+`, "")
 	run := startAgentRun(t, eng, cfg, repo, name, spec, []string{"ANTHROPIC_API_KEY=", "CLAUDE_CODE_OAUTH_TOKEN=" + realToken}, nil)
 	var api testenv.Upstream
 	run.whenBundleRuns(func(network string, labels map[string]string) {

@@ -48,16 +48,7 @@ func TestClaudeInteractiveInBottle(t *testing.T) {
 	certs := standInCert(t, ca, provider.AnthropicAPIHost, filepath.Join(t.TempDir(), "api"))
 	// Only what a test must add: the local base image, and the stand-in's
 	// CA and address. The command is the provider's.
-	spec := fmt.Sprintf(`agent:
-  build_args:
-    %s: %s
-egress:
-  extra_ca: %s
-  allow:
-    - host: api.anthropic.com
-      ports: [443]
-      private: true
-`, provider.BuildArgBaseImage, base, caFile)
+	spec := standInClaudeSpec(base, caFile, "", "")
 
 	master, slave := openTestPTY(t)
 	defer master.Close()

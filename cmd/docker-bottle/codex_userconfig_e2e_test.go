@@ -5,13 +5,13 @@ package main
 import (
 	"encoding/json"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 )
 
 // TestCodexUserConfigOnDocker: the user's Codex settings (CODEX_HOME, a
@@ -41,14 +41,7 @@ url = "https://mcp.docs.example.com/mcp"
 `,
 		"AGENTS.md": "Prefer small commits.\n",
 	}
-	if err := os.MkdirAll(userDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	for name, content := range host {
-		if err := os.WriteFile(filepath.Join(userDir, name), []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testio.WriteFiles(t, userDir, host)
 	files := map[string]string{
 		"Dockerfile": "FROM " + base + "\nRUN git init -q /workspace\nENV HOME=/root\nWORKDIR /workspace\n",
 		"bottle.yaml": `agent:
@@ -72,11 +65,7 @@ url = "https://mcp.docs.example.com/mcp"
 	// not checked yet (the image may not be built); the remote one's host
 	// is not allowed by the egress rules.
 	specDir := t.TempDir()
-	for _, name := range []string{"Dockerfile", "bottle.yaml"} {
-		if err := os.WriteFile(filepath.Join(specDir, name), []byte(files[name]), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testio.WriteFiles(t, specDir, files)
 	r := docker(t, cfg, env, "bottle", "config", "--format", "json", "-f", filepath.Join(specDir, "bottle.yaml"))
 	var got struct {
 		UserConfig struct {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 	"github.com/docker-bottle/docker-bottle/provider"
 	"github.com/docker-bottle/docker-bottle/smolvm/smolvmtest"
 )
@@ -41,19 +42,12 @@ func TestClaudeSeesTheUserConfig(t *testing.T) {
 		planted     = "userconf-planted-login-value"
 	)
 	userDir := filepath.Join(t.TempDir(), "claude-config")
-	for rel, content := range map[string]string{
+	testio.WriteFiles(t, userDir, map[string]string{
 		"CLAUDE.md":         instruction + "\n",
 		"commands/greet.md": command + "\n",
 		".credentials.json": `{"claudeAiOauth": {"accessToken": "` + planted + `"}}`,
 		".claude.json":      `{"oauthAccount": {"note": "` + planted + `"}, "mcpServers": {}}`,
-	} {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(userDir, rel)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(userDir, rel), []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 
 	ca, caFile := standInCA(t)
 	certs := standInCert(t, ca, provider.AnthropicAPIHost, filepath.Join(t.TempDir(), "api"))
@@ -61,27 +55,9 @@ func TestClaudeSeesTheUserConfig(t *testing.T) {
 		// Split, so that the command (in the session's transcript) does
 		// not hold the value it looks for.
 		`grep -rl "userconf-planted-$(echo login)-value" ~ /run/bottle 2>/dev/null || echo planted-value-nowhere`
-	spec := fmt.Sprintf(`agent:
-  build_args:
-    %s: %s
-  command:
-    - sh
-    - -c
-    - |
-      for i in $(seq 90); do
-        curl -fsS --max-time 5 -o /dev/null -X POST -d '{}' https://api.anthropic.com/v1/messages/count_tokens \
-          -H "x-api-key: $ANTHROPIC_API_KEY" && break
-        sleep 1
-      done
-      claude -p '/greet' --dangerously-skip-permissions </dev/null
-      echo "claude exit: $?"
-egress:
-  extra_ca: %s
-  allow:
-    - host: api.anthropic.com
-      ports: [443]
-      private: true
-`, provider.BuildArgBaseImage, base, caFile)
+	spec := standInClaudeSpec(base, caFile, standInAPIUp(`x-api-key: $ANTHROPIC_API_KEY`)+`claude -p '/greet' --dangerously-skip-permissions </dev/null
+echo "claude exit: $?"
+`, "")
 	run := startAgentRun(t, eng, cfg, repo, name, spec,
 		[]string{"ANTHROPIC_API_KEY=" + realKey, "CLAUDE_CODE_OAUTH_TOKEN=", "CLAUDE_CONFIG_DIR=" + userDir}, nil)
 	var api testenv.Upstream
@@ -132,14 +108,7 @@ func TestUserConfigOnBothBackends(t *testing.T) {
 		"output-styles/x.md":   "terse\n",
 		"commands/nested/c.md": "command\n",
 	}
-	for rel, content := range host {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(userDir, rel)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(userDir, rel), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testio.WriteFiles(t, userDir, host)
 	files := map[string]string{
 		"Dockerfile": "FROM " + base + "\nRUN git init -q /workspace\nENV HOME=/root\nWORKDIR /workspace\n",
 		"bottle.yaml": "agent:\n  provider: claude\n  dockerfile: Dockerfile\n" +

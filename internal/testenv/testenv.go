@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 	"github.com/moby/moby/client"
 )
 
@@ -157,15 +158,7 @@ func GitRepo(t testing.TB) string {
 func GitRepoWith(t testing.TB, files map[string]string) string {
 	t.Helper()
 	dir := GitRepo(t)
-	for f, content := range files {
-		full := filepath.Join(dir, filepath.FromSlash(f))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testio.WriteFiles(t, dir, files)
 	for _, args := range [][]string{{"add", "-A"}, {"-c", "user.name=t", "-c", "user.email=t@example.test", "commit", "-qm", "bottle spec"}} {
 		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
 			t.Fatalf("git %v: %v\n%s", args, err, out)
