@@ -29,7 +29,7 @@ func configCmd(dockerCli command.Cli) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&opts.spec.file, "file", "f", "", "Bottle spec file (default: ./bottle.yaml when present)")
-	cmd.Flags().StringVar(&opts.format, "format", "yaml", objectFormatUsage("yaml", "the spec as YAML"))
+	cmd.Flags().StringVar(&opts.format, "format", "yaml", objectFormatUsage("yaml", "the spec as YAML, then as comments what a bottle carries of your agent settings (in JSON: UserConfig)"))
 	return cmd
 }
 

@@ -18,8 +18,8 @@ import (
 // userConfig collects the user's agent settings a bottle of ls carries
 // (agent.user_config), refusing them whole when a carried file holds a
 // credential. Local MCP servers are not checked against the image here
-// (it may not be built yet): the bottle's bootstrap drops Claude Code's
-// whose command is missing.
+// (it may not be built yet): the bottle's bootstrap drops those whose
+// command is missing, Claude Code's and Codex's alike.
 func userConfig(ls loadedSpec) (*agentconf.Snapshot, error) {
 	home, err := os.UserHomeDir()
 	if err != nil {
