@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"sort"
 	"sync"
@@ -179,6 +180,17 @@ type ExitReporter interface {
 type PortPublisher interface {
 	// PublishedPorts are the agent's ports with their host ports.
 	PublishedPorts(p plan.Plan) ([]spec.Port, error)
+}
+
+// Dialer is a Backend that reaches the bundle's services through the
+// engine API, one exec in the bundle per connection (as `kubectl
+// port-forward` reaches a pod's port), rather than through the ports the
+// bundle publishes on the host's loopback, which a remote engine's host
+// has and the client does not.
+type Dialer interface {
+	// Dial connects to port (plan.SupervisePort, plan.GatePort,
+	// plan.ProxyPort) in the bundle's network namespace.
+	Dial(ctx context.Context, p plan.Plan, port int) (net.Conn, error)
 }
 
 // LogsOptions say which of the agent's output `docker bottle logs` shows.

@@ -41,6 +41,7 @@ var daemons = map[string]func(ctx context.Context, args []string) error{
 	guest.SubcommandSession: session.Main,
 	guest.SubcommandSleep:   machine.Sleep,
 	guest.SubcommandReady:   machine.Ready,
+	guest.SubcommandDial:    runDial,
 }
 
 func main() {

@@ -14,7 +14,7 @@ import (
 func TestDispatch(t *testing.T) {
 	want := []string{"proxy", "gate", "supervisor", "serve",
 		guest.SubcommandInit, guest.SubcommandExec, guest.SubcommandHook, guest.SubcommandSession,
-		guest.SubcommandSleep, guest.SubcommandReady}
+		guest.SubcommandSleep, guest.SubcommandReady, guest.SubcommandDial}
 	for _, name := range want {
 		if daemons[name] == nil {
 			t.Errorf("bottle-bundle %s is not dispatched", name)

@@ -39,7 +39,17 @@ const (
 	// SubcommandReady prints ReadyMarker: proof that a machine booted and
 	// ran a command.
 	SubcommandReady = "ready"
+	// SubcommandDial connects to HOST:PORT in its own network namespace
+	// and copies stdin and stdout to and from it: the plugin execs it in a
+	// bundle to reach the bundle's services through the engine API, as
+	// `kubectl port-forward` reaches a pod's.
+	SubcommandDial = "dial"
 )
+
+// DialReadyMarker is what the dial subcommand writes on stderr once it is
+// connected, before any byte of the connection: the plugin's Dial returns
+// then, or with the error the subcommand wrote instead.
+const DialReadyMarker = "bottle-bundle dial: connected\n"
 
 // The guest environment's variables the helper reads; the plan's guest env
 // sets them (the token is never in the environment: its file is).
