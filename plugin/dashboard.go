@@ -202,7 +202,7 @@ func (s *dashboardSource) Supervisor(ctx context.Context, name string) (dashboar
 	if err != nil {
 		return nil, err
 	}
-	sup, err := supervisorOf(ctx, s.dockerCli.Client(), p)
+	sup, err := supervisorOf(ctx, s.dockerCli, p)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +214,7 @@ func (s *dashboardSource) Decide(ctx context.Context, name, id string, d approva
 	if err != nil {
 		return "", err
 	}
-	sup, err := supervisorOf(ctx, s.dockerCli.Client(), p)
+	sup, err := supervisorOf(ctx, s.dockerCli, p)
 	if err != nil {
 		return "", err
 	}

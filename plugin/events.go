@@ -81,7 +81,7 @@ func runEvents(ctx context.Context, dockerCli command.Cli, opts eventsOptions) e
 		return fmt.Errorf("the bundle of bottle %s is not running, so it has no events to show: %s; start it with `docker bottle start %s`",
 			p.Slug, reason, p.Slug)
 	}
-	sup, err := supervisorOf(ctx, dockerCli.Client(), p)
+	sup, err := supervisorOf(ctx, dockerCli, p)
 	if err != nil {
 		return err
 	}

@@ -127,7 +127,7 @@ func runLs(ctx context.Context, dockerCli command.Cli, o lsOptions) error {
 			r.Status += " (" + short + ")"
 		}
 		if bs.Serving {
-			r.Waiting = heldRequests(ctx, dockerCli.Client(), p)
+			r.Waiting = heldRequests(ctx, dockerCli, p)
 			if ps, err := publishedPorts(ctx, dockerCli, svc, p); err == nil {
 				for _, pub := range ps {
 					r.Ports = append(r.Ports, pub.String())
@@ -208,8 +208,8 @@ func (c *bottleContext) CreatedAt() string {
 
 // heldRequests asks a bottle's supervisor how many requests wait for a
 // decision, briefly: ls must not hang on a bundle that does not answer.
-func heldRequests(ctx context.Context, eng bringup.Inspector, p plan.Plan) int {
-	sup, err := supervisorOf(ctx, eng, p)
+func heldRequests(ctx context.Context, dockerCli command.Cli, p plan.Plan) int {
+	sup, err := supervisorOf(ctx, dockerCli, p)
 	if err != nil {
 		return -1
 	}

@@ -6,14 +6,18 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/docker/cli/cli/command"
 
+	dockerbackend "github.com/docker-bottle/docker-bottle/backend/docker"
 	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/client"
+	"github.com/docker-bottle/docker-bottle/hostcheck"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/spec"
 	"github.com/docker-bottle/docker-bottle/stage"
@@ -38,7 +42,39 @@ func openSupervisor(ctx context.Context, dockerCli command.Cli, name string) (*s
 	if err != nil {
 		return nil, err
 	}
-	return supervisorOf(ctx, dockerCli.Client(), p)
+	return supervisorOf(ctx, dockerCli, p)
+}
+
+// EnvDialBundle is a variable that, set to 1, makes the plugin reach a
+// bundle on a local engine through the engine API, as it does on a remote
+// one: for tests only, which prove that path on the local engine. It holds
+// no secret.
+const EnvDialBundle = "DOCKER_BOTTLE_TEST_DIAL_BUNDLE"
+
+// throughEngine says whether the plugin reaches a bundle's services
+// through the engine API (an exec of the bundle binary's dial per
+// connection) rather than the ports the bundle publishes on loopback: on a
+// remote engine that loopback is its host's, which the client cannot
+// reach.
+func throughEngine(dockerCli command.Cli) bool {
+	return hostcheck.IsRemote(dockerCli.DockerEndpoint().Host) || os.Getenv(EnvDialBundle) == "1"
+}
+
+// dialClient is an HTTP client whose connections go to port in the
+// bundle's network namespace through the engine API, never through a
+// proxy.
+func dialClient(eng dockerbackend.ExecEngine, p plan.Plan, port int) *http.Client {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	return &http.Client{Transport: &http.Transport{
+		Proxy: nil,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dockerbackend.DialContainer(ctx, eng, p.Bundle.Container, bringup.BinaryPath, addr)
+		},
+		// Each connection is an exec in the bundle: keep a few for the
+		// next requests rather than make one per request.
+		MaxIdleConnsPerHost: 2,
+		IdleConnTimeout:     30 * time.Second,
+	}}
 }
 
 // loadPlan loads a bottle's plan from its stage dir, without the engine.
@@ -64,9 +100,14 @@ func loadPlan(name string) (plan.Plan, error) {
 // token is sent only to the port the bottle's own bundle container
 // publishes now: after the bundle died, any local process could listen on
 // the port the plan recorded.
-func supervisorOf(ctx context.Context, eng bringup.Inspector, p plan.Plan) (*supervised, error) {
+//
+// Through the engine (throughEngine), no published port is used: the
+// supervisor is dialled in the bottle's own bundle container.
+func supervisorOf(ctx context.Context, dockerCli command.Cli, p plan.Plan) (*supervised, error) {
 	name := p.Slug
-	if p.Endpoints == nil || p.Endpoints.HostSupervise == "" {
+	dial := throughEngine(dockerCli)
+	eng := dockerCli.Client()
+	if !dial && (p.Endpoints == nil || p.Endpoints.HostSupervise == "") {
 		return nil, fmt.Errorf("the bundle of bottle %q is not up, so there is no supervisor to ask: "+
 			"run the bottle with `docker bottle run`, or remove it with `docker bottle rm %s`", name, name)
 	}
@@ -83,7 +124,7 @@ func supervisorOf(ctx context.Context, eng bringup.Inspector, p plan.Plan) (*sup
 		return nil, fmt.Errorf("the bundle of bottle %q is not running (%s), so its supervisor was not asked: "+
 			"start it with `docker bottle start %s`, or remove the bottle with `docker bottle rm %s`", name, reason, name, name)
 	}
-	if _, port, _ := net.SplitHostPort(p.Endpoints.HostSupervise); port != strconv.Itoa(int(st.Ports.Supervise)) {
+	if !dial && !publishedAt(p.Endpoints.HostSupervise, st.Ports.Supervise) {
 		return nil, fmt.Errorf("the bundle of bottle %q publishes its supervisor on port %d, not on %s as its plan says, so it was not asked: "+
 			"`docker bottle stop %s` and `docker bottle start %s` record the bundle's ports again", name, st.Ports.Supervise, p.Endpoints.HostSupervise, name, name)
 	}
@@ -91,11 +132,26 @@ func supervisorOf(ctx context.Context, eng bringup.Inspector, p plan.Plan) (*sup
 	if err != nil {
 		return nil, fmt.Errorf("reading the operator token of bottle %q: %w (the stage dir may be damaged: remove the bottle and run it again)", name, err)
 	}
-	c, err := client.New(p.Endpoints.HostSupervise, strings.TrimSpace(string(tok)))
+	var c *client.Client
+	if dial {
+		// The address names the bundle in messages; dialClient's
+		// connections ignore it.
+		c, err = client.New(net.JoinHostPort(p.Bundle.Container, strconv.Itoa(plan.SupervisePort)), strings.TrimSpace(string(tok)),
+			client.WithHTTPClient(dialClient(eng, p, plan.SupervisePort)))
+	} else {
+		c, err = client.New(p.Endpoints.HostSupervise, strings.TrimSpace(string(tok)))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("bottle %q: %w", name, err)
 	}
 	return &supervised{name: name, plan: p, c: c}, nil
+}
+
+// publishedAt says whether the plan's host endpoint is on the port the
+// bundle publishes now.
+func publishedAt(endpoint string, port uint16) bool {
+	_, p, _ := net.SplitHostPort(endpoint)
+	return p == strconv.Itoa(int(port))
 }
 
 // wrap says what a failed supervisor call means for the user.
@@ -109,7 +165,7 @@ func (s *supervised) wrap(err error) error {
 		}
 	case 401, 403:
 		return fmt.Errorf("the supervisor at %s refused bottle %q's operator token: %w; "+
-			"the port may now belong to another bundle: run the bottle again", s.plan.Endpoints.HostSupervise, s.name, err)
+			"the port may now belong to another bundle: run the bottle again", s.c.Addr(), s.name, err)
 	}
 	return fmt.Errorf("bottle %q: %w", s.name, err)
 }

@@ -30,6 +30,8 @@ import (
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/plugin"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // supervisorThrough is a client of a supervisor whose every connection is
@@ -257,5 +259,63 @@ func TestDialReachesAContainerOnARemoteEngine(t *testing.T) {
 				t.Errorf("health with a wrong token through Dial: %v, want 401", err)
 			}
 		})
+	}
+}
+
+// The plugin's supervisor commands reach a local bottle through the engine
+// API when the tests ask (plugin.EnvDialBundle): `approvals` and `events`
+// answer though the plan's published port is wrong (the published path
+// refuses then), every connection is an exec of the bundle's dial, and the
+// operator's token is on no command line or in any environment.
+func TestSupervisorCommandsThroughTheEngine(t *testing.T) {
+	t.Parallel()
+	cfg := testenv.DockerConfig(t)
+	_, p := upBottle(t, cfg, "name: dialcmd-"+strings.ToLower(randomHexT(t, 3))+"\nsupervise:\n  approvals: [egress]\n", testenv.GitRepo(t))
+	tok, err := os.ReadFile(p.OperatorTokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentTok, err := os.ReadFile(p.AgentTokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent, err := client.New(p.Endpoints.HostSupervise, strings.TrimSpace(string(agentTok)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agent.PostEvent(context.Background(), "dial.test", "posted by the agent", nil); err != nil {
+		t.Fatal(err)
+	}
+	through := []string{plugin.EnvDialBundle + "=1"}
+	if r := docker(t, cfg, through, "bottle", "approvals", p.Slug, "--format", "json"); r.code != 0 {
+		t.Fatalf("approvals through the engine: exit %d: %s", r.code, r.stderr)
+	}
+
+	// The plan's supervisor port is now one no bundle publishes.
+	p.Endpoints.HostSupervise = "127.0.0.1:1"
+	if err := stage.Save(p); err != nil {
+		t.Fatal(err)
+	}
+	since := time.Now().Add(-time.Second).Unix()
+	if r := docker(t, cfg, nil, "bottle", "approvals", p.Slug); r.code == 0 || !strings.Contains(r.stderr, "not on 127.0.0.1:1 as its plan says") {
+		t.Errorf("approvals through the published port the plan records wrongly: exit %d, want a refusal: %s", r.code, r.stderr)
+	}
+	r := docker(t, cfg, through, "bottle", "approvals", p.Slug, "--format", "json")
+	if r.code != 0 {
+		t.Errorf("approvals through the engine: exit %d: %s", r.code, r.stderr)
+	}
+	ev := docker(t, cfg, through, "bottle", "events", p.Slug, "--format", "{{.Type}}")
+	if ev.code != 0 || !strings.Contains(ev.stdout, "dial.test") {
+		t.Errorf("events through the engine: exit %d: %q %s", ev.code, ev.stdout, ev.stderr)
+	}
+
+	execs := docker(t, cfg, nil, "events", "--since", strconv.FormatInt(since, 10), "--until", strconv.FormatInt(time.Now().Unix()+1, 10),
+		"--filter", "container="+p.Bundle.Container, "--filter", "event=exec_start", "--format", "{{.Action}}")
+	want := "exec_start: " + bringup.BinaryPath + " dial 127.0.0.1:" + strconv.Itoa(plan.SupervisePort)
+	if n := strings.Count(execs.stdout, want); n < 2 {
+		t.Errorf("the engine saw %d execs of %q in the bundle for approvals and events, want at least 2:\n%s", n, want, execs.stdout)
+	}
+	if strings.Contains(execs.stdout, strings.TrimSpace(string(tok))) {
+		t.Errorf("the operator token is on an exec's command line: %s", execs.stdout)
 	}
 }
