@@ -27,12 +27,19 @@ bundle-bins:
 		gzip -9 -n -f $(BUNDLE_BINS)/$$bin-linux-$$arch || exit 1; \
 	done; done
 
+# git-remote-bottle is git's helper for bottle::NAME remotes (git fetch
+# from a bottle's gate through the engine): git finds it on PATH, so put
+# $(PLUGIN_DIR) on PATH, or install it with GIT_HELPER_DIR=a dir on PATH.
+GIT_HELPER_DIR ?= $(PLUGIN_DIR)
+
 build: bundle-bins
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/docker-bottle ./cmd/docker-bottle
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/git-remote-bottle ./cmd/git-remote-bottle
 
 install: build
-	mkdir -p $(PLUGIN_DIR)
+	mkdir -p $(PLUGIN_DIR) $(GIT_HELPER_DIR)
 	install -m 0755 $(BIN)/docker-bottle $(PLUGIN_DIR)/docker-bottle
+	install -m 0755 $(BIN)/git-remote-bottle $(GIT_HELPER_DIR)/git-remote-bottle
 
 # An engine must answer for the tests; hack/engine.sh starts one on a fresh
 # Debian machine.
@@ -98,6 +105,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzFindSecret$$' -fuzztime=$(FUZZTIME) ./agentconf
 	$(GO) test -run='^$$' -fuzz='^FuzzFilters$$' -fuzztime=$(FUZZTIME) ./agentconf
 	$(GO) test -run='^$$' -fuzz='^FuzzParsePort$$' -fuzztime=$(FUZZTIME) ./spec
+	$(GO) test -run='^$$' -fuzz='^FuzzReadRequest$$' -fuzztime=$(FUZZTIME) ./cmd/git-remote-bottle
 
 # The reference of every command (docs/reference), from the cobra tree;
 # a test fails when the committed files are stale.

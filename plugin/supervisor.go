@@ -64,12 +64,9 @@ func throughEngine(dockerCli command.Cli) bool {
 // bundle's network namespace through the engine API, never through a
 // proxy.
 func dialClient(eng dockerbackend.ExecEngine, p plan.Plan, port int) *http.Client {
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	return &http.Client{Transport: &http.Transport{
-		Proxy: nil,
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return dockerbackend.DialContainer(ctx, eng, p.Bundle.Container, bringup.BinaryPath, addr)
-		},
+		Proxy:       nil,
+		DialContext: dockerbackend.DialContext(eng, p.Bundle.Container, bringup.BinaryPath, port),
 		// Each connection is an exec in the bundle: keep a few for the
 		// next requests rather than make one per request.
 		MaxIdleConnsPerHost: 2,

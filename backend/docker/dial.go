@@ -195,3 +195,13 @@ func (m *markerBuffer) String() string {
 	defer m.mu.Unlock()
 	return m.b.String()
 }
+
+// DialContext is a net/http transport's DialContext whose every
+// connection is DialContainer's to port on the container's loopback,
+// whatever address is asked.
+func DialContext(e ExecEngine, container, bin string, port int) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	to := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	return func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return DialContainer(ctx, e, container, bin, to)
+	}
+}
