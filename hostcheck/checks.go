@@ -129,7 +129,12 @@ func Diagnose(f plan.Facts, x Extra) Report {
 	choice, err := plan.Choose(f, "auto", "auto")
 	if err != nil {
 		r.Reason = err.Error()
-		cs = append(cs, Check{"backend", Fail, err.Error(), ""})
+		detail := err.Error()
+		// What auto would pick once the engine is supported, and why.
+		if picked, perr := plan.Pick(f, "auto", "auto"); perr == nil {
+			detail = "auto would use " + picked.Backend + ": " + picked.Why + "; but " + detail
+		}
+		cs = append(cs, Check{"backend", Fail, detail, ""})
 	} else {
 		r.Choice = &choice
 		detail := "auto uses " + choice.Backend

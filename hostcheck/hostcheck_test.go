@@ -89,6 +89,10 @@ func TestDiagnose(t *testing.T) {
 	if r.CanRun || !strings.Contains(r.Reason, "remote") {
 		t.Errorf("remote engine: %+v", r)
 	}
+	if b := r.Checks[len(r.Checks)-1]; b.Name != "backend" || !strings.Contains(b.Detail, "auto would use docker") ||
+		!strings.Contains(b.Detail, "smolvm runs the machine on this client") {
+		t.Errorf("remote engine's backend check: %+v", b)
+	}
 	f.Engine.Remote = false
 	r = Diagnose(f, Extra{StateErr: os.ErrPermission})
 	if r.CanRun {

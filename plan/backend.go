@@ -77,6 +77,11 @@ var ErrCannotRun = errors.New("cannot run a bottle here")
 // SmolvmUsable reports whether the smolvm backend can run, and if not why.
 func (f Facts) SmolvmUsable() (bool, string) {
 	switch {
+	case f.Engine.Remote:
+		// smolvm has no remote mode: its machine would run here while the
+		// bundle it must reach runs on the engine's host.
+		return false, fmt.Sprintf("smolvm runs the machine on this client, and the engine of context %q is on another host (%s)",
+			f.Engine.Context, f.Engine.Endpoint)
 	case !f.Smolvm.Found:
 		return false, "smolvm was not found"
 	case f.Smolvm.Error != "":
@@ -90,16 +95,28 @@ func (f Facts) SmolvmUsable() (bool, string) {
 }
 
 // Choose decides the backend and network mode for the requested values
-// (auto or explicit).
+// (auto or explicit), and refuses what cannot run here.
 func Choose(f Facts, backend, networkMode string) (Choice, error) {
+	c, err := Pick(f, backend, networkMode)
+	if err != nil {
+		return c, err
+	}
+	if e := f.Engine; e.Remote {
+		return Choice{}, fmt.Errorf("%w: context %q points at a remote engine (%s); the bundle's loopback ports and stage-dir mounts "+
+			"would be on that host, which is not supported yet: use a local context", ErrCannotRun, e.Context, e.Endpoint)
+	}
+	return c, nil
+}
+
+// Pick is the backend and network mode the facts allow for the requested
+// values, on an engine of any kind; Choose adds what is not supported yet
+// (a remote engine), doctor shows both.
+func Pick(f Facts, backend, networkMode string) (Choice, error) {
 	e := f.Engine
 	switch {
 	case !e.Reachable:
 		return Choice{}, fmt.Errorf("%w: no Docker engine answers through context %q (%s); start Docker or pick a context with `docker context use`",
 			ErrCannotRun, e.Context, e.Error)
-	case e.Remote:
-		return Choice{}, fmt.Errorf("%w: context %q points at a remote engine (%s); the bundle's loopback ports and stage-dir mounts "+
-			"would be on that host, which is not supported yet: use a local context", ErrCannotRun, e.Context, e.Endpoint)
 	case e.OS != "" && e.OS != "linux":
 		return Choice{}, fmt.Errorf("%w: the engine runs %s containers; bottles need a Linux engine", ErrCannotRun, e.OS)
 	}
@@ -111,7 +128,11 @@ func Choose(f Facts, backend, networkMode string) (Choice, error) {
 	switch backend {
 	case spec.BackendSmolvm:
 		if !smolOK {
-			return Choice{}, fmt.Errorf("%w with --backend smolvm: %s; use --backend docker for a hardened container", ErrCannotRun, smolWhy)
+			remedy := "use --backend docker for a hardened container"
+			if e.Remote {
+				remedy = "use --backend docker there, or a local context for the microVM backend"
+			}
+			return Choice{}, fmt.Errorf("%w with --backend smolvm: %s; %s", ErrCannotRun, smolWhy, remedy)
 		}
 		c = Choice{Backend: spec.BackendSmolvm, Why: "requested"}
 	case spec.BackendDocker:

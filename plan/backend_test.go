@@ -82,6 +82,32 @@ func TestChooseRefusals(t *testing.T) {
 	}
 }
 
+// smolvm runs its machine on the client: on a remote engine it is refused
+// with that reason, and auto picks docker with it, even where smolvm and a
+// hypervisor are here. Choose still refuses the remote engine itself.
+func TestSmolvmIsNotPickedOnARemoteEngine(t *testing.T) {
+	f := facts()
+	f.Engine.Remote, f.Engine.Context, f.Engine.Endpoint = true, "big", "ssh://me@buildbox"
+	for _, pick := range []func(Facts, string, string) (Choice, error){Pick, Choose} {
+		_, err := pick(f, "smolvm", "")
+		if !errors.Is(err, ErrCannotRun) || !strings.Contains(err.Error(), "smolvm runs the machine on this client") ||
+			!strings.Contains(err.Error(), `context "big" is on another host`) || !strings.Contains(err.Error(), "--backend docker") {
+			t.Errorf("--backend smolvm on a remote engine: %v", err)
+		}
+	}
+	c, err := Pick(f, "auto", "auto")
+	if err != nil || c.Backend != "docker" || c.NetworkMode != NetworkInternal || !strings.Contains(c.Why, "smolvm runs the machine on this client") {
+		t.Errorf("auto on a remote engine: %+v %v", c, err)
+	}
+	if _, err := Choose(f, "auto", "auto"); err == nil || !strings.Contains(err.Error(), "not supported yet") {
+		t.Errorf("Choose on a remote engine: %v, want today's refusal", err)
+	}
+	f.Engine.Remote = false
+	if c, err := Pick(f, "auto", "auto"); err != nil || c.Backend != "smolvm" {
+		t.Errorf("auto on the local engine: %+v %v", c, err)
+	}
+}
+
 func TestChooseExplicitLoopbackOnLinux(t *testing.T) {
 	c, err := Choose(facts(), "smolvm", "loopback")
 	if err != nil || c.NetworkMode != "loopback" {
