@@ -106,6 +106,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzFilters$$' -fuzztime=$(FUZZTIME) ./agentconf
 	$(GO) test -run='^$$' -fuzz='^FuzzParsePort$$' -fuzztime=$(FUZZTIME) ./spec
 	$(GO) test -run='^$$' -fuzz='^FuzzReadRequest$$' -fuzztime=$(FUZZTIME) ./cmd/git-remote-bottle
+	$(GO) test -run='^$$' -fuzz='^FuzzDialStream$$' -fuzztime=$(FUZZTIME_PUSH) ./backend/docker
 
 # The reference of every command (docs/reference), from the cobra tree;
 # a test fails when the committed files are stale.

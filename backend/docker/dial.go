@@ -36,6 +36,10 @@ type ExecEngine interface {
 // ready marker or its one-line error.
 const maxDialStderr = 4 << 10
 
+// maxFrame bounds one frame of the engine's multiplexed stream, which
+// stdcopy buffers whole: the engine sends at most 32 KiB at a time.
+const maxFrame = 1 << 20
+
 // Dial connects to a service of the bottle's bundle, port being the
 // service's port in the bundle's network namespace (plan.SupervisePort,
 // plan.GatePort, plan.ProxyPort), through the engine API: no published
@@ -73,7 +77,7 @@ func DialContainer(ctx context.Context, e ExecEngine, container, bin, addr strin
 	c.out = pr
 	go func() {
 		// The engine multiplexes stdout and stderr on the one stream.
-		_, err := stdcopy.StdCopy(pw, &c.stderr, at.Reader)
+		_, err := stdcopy.StdCopy(readyWriter{c.ready, pw}, &c.stderr, &boundedFrames{r: at.Reader})
 		switch {
 		case c.closed.Load():
 			// Closed on this side: how the exec ends is no one's concern.
@@ -167,6 +171,66 @@ func (c *execConn) RemoteAddr() net.Addr { return c.hr.Conn.RemoteAddr() }
 func (c *execConn) SetDeadline(t time.Time) error      { return c.hr.Conn.SetDeadline(t) }
 func (c *execConn) SetReadDeadline(t time.Time) error  { return c.hr.Conn.SetReadDeadline(t) }
 func (c *execConn) SetWriteDeadline(t time.Time) error { return c.hr.Conn.SetWriteDeadline(t) }
+
+// boundedFrames passes the engine's multiplexed stream through, failing
+// at a frame header that announces more than maxFrame bytes.
+type boundedFrames struct {
+	r    io.Reader
+	left int64 // bytes of the current frame still to pass
+	hdr  [8]byte
+	n    int    // bytes of hdr read
+	out  []byte // of a checked header, what is still to pass
+}
+
+func (b *boundedFrames) Read(p []byte) (int, error) {
+	if len(b.out) > 0 {
+		m := copy(p, b.out)
+		b.out = b.out[m:]
+		return m, nil
+	}
+	if b.left == 0 {
+		// A header, read whole before any of it passes.
+		for b.n < len(b.hdr) {
+			m, err := b.r.Read(b.hdr[b.n:])
+			b.n += m
+			if err != nil && b.n < len(b.hdr) {
+				if b.n > 0 && errors.Is(err, io.EOF) {
+					err = io.ErrUnexpectedEOF
+				}
+				return 0, err
+			}
+		}
+		size := int64(b.hdr[4])<<24 | int64(b.hdr[5])<<16 | int64(b.hdr[6])<<8 | int64(b.hdr[7])
+		if size > maxFrame {
+			return 0, fmt.Errorf("the engine sent a frame of %d bytes, more than the %d it sends", size, maxFrame)
+		}
+		b.n, b.left, b.out = 0, size, b.hdr[:]
+		return b.Read(p)
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	m, err := b.r.Read(p)
+	b.left -= int64(m)
+	return m, err
+}
+
+// readyWriter passes the exec's stdout on once it is connected: output
+// before that is not the connection's, and would block the stream that
+// carries the marker.
+type readyWriter struct {
+	ready <-chan struct{}
+	w     io.Writer
+}
+
+func (r readyWriter) Write(p []byte) (int, error) {
+	select {
+	case <-r.ready:
+		return r.w.Write(p)
+	default:
+		return 0, errors.New("the dial subcommand wrote output before it connected")
+	}
+}
 
 // markerBuffer keeps the first maxDialStderr bytes of the dial's stderr
 // and calls onMarker once they start with guest.DialReadyMarker.

@@ -145,6 +145,25 @@ func TestDialContainerSaysHowTheExecFailed(t *testing.T) {
 	}
 }
 
+// A stream that breaks the engine's framing is an error, not a hang or a
+// huge buffer: output before the marker, a frame longer than any the
+// engine sends.
+func TestDialContainerRefusesABrokenStream(t *testing.T) {
+	for stream, want := range map[string]string{
+		"\x01\x00\x00\x00\x00\x00\x00\x02hi": "before it connected",
+		"\x01\x00\x00\x00\xff\xff\xff\xff":   "a frame of 4294967295 bytes",
+	} {
+		f := &fakeExec{t: t, run: func(_ io.Reader, out, _ io.Writer) int {
+			out.(*frames).w.Write([]byte(stream))
+			return 0
+		}}
+		_, err := DialContainer(context.Background(), f, "bundle", "/bottle-bundle", "127.0.0.1:1")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("stream %q: %v, want %q", stream, err, want)
+		}
+	}
+}
+
 // A dial that never connects is bounded by Dial's context.
 func TestDialContainerIsBoundedByTheContext(t *testing.T) {
 	hold := make(chan struct{})
@@ -160,4 +179,33 @@ func TestDialContainerIsBoundedByTheContext(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Dial took %v past a 100ms context", d)
 	}
+}
+
+// Whatever the engine's stream holds (frames of any kind and length, cut
+// anywhere), Dial returns, with a connection or an error, and keeps at
+// most maxDialStderr of the exec's stderr.
+func FuzzDialStream(f *testing.F) {
+	f.Add([]byte("\x02\x00\x00\x00\x00\x00\x00\x1ebottle-bundle dial: connected\n\x01\x00\x00\x00\x00\x00\x00\x02hi"), 0)
+	f.Add([]byte("\x02\x00\x00\x00\x00\x00\x00\x05nope\n"), 1)
+	f.Add([]byte("\x01\x00\x00\x00\xff\xff\xff\xff"), 2)
+	f.Fuzz(func(t *testing.T, stream []byte, code int) {
+		fe := &fakeExec{t: t, run: func(_ io.Reader, out, _ io.Writer) int {
+			out.(*frames).w.Write(stream)
+			return code
+		}}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := DialContainer(ctx, fe, "bundle", "/bottle-bundle", "127.0.0.1:1")
+		if errors.Is(err, context.DeadlineExceeded) {
+			t.Fatal("Dial did not return when the stream ended")
+		}
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.Copy(io.Discard, c)
+		if n := len(c.(*execConn).stderr.String()); n > maxDialStderr {
+			t.Errorf("kept %d bytes of stderr", n)
+		}
+	})
 }
