@@ -3,7 +3,6 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"fmt"
@@ -161,31 +160,13 @@ func supervisorImage(t *testing.T, token string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := []struct {
-		name string
-		mode int64
-		data []byte
-	}{
+	return rootfsTar(t, []rootfsFile{
 		{"bottle-bundle", 0o755, bin},
 		{"supervisor.json", 0o644, []byte(`{"listen": "127.0.0.1:` + strconv.Itoa(plan.SupervisePort) +
 			`", "bottle": "dial", "agent_token_file": "/agent.token", "operator_token_file": "/operator.token"}`)},
 		{"agent.token", 0o644, []byte("agent-" + token)},
 		{"operator.token", 0o644, []byte(token)},
-	}
-	var b bytes.Buffer
-	tw := tar.NewWriter(&b)
-	for _, f := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
+	})
 }
 
 // On the remote harness's engine, through both context kinds and docker's

@@ -155,10 +155,28 @@ func TestDoctorNamesTheMachineItJudged(t *testing.T) {
 // on an engine nothing can be pulled to.
 func emptyImageTar(t *testing.T) []byte {
 	t.Helper()
+	return rootfsTar(t, []rootfsFile{{"empty", 0o644, nil}})
+}
+
+// rootfsFile is a regular file of a root filesystem for `docker import`.
+type rootfsFile struct {
+	name string
+	mode int64
+	data []byte
+}
+
+// rootfsTar is a root filesystem of files, which `docker import` takes.
+func rootfsTar(t *testing.T, files []rootfsFile) []byte {
+	t.Helper()
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)
-	if err := tw.WriteHeader(&tar.Header{Name: "empty", Mode: 0o644, Typeflag: tar.TypeReg}); err != nil {
-		t.Fatal(err)
+	for _, f := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
