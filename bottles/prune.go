@@ -32,7 +32,7 @@ var imageRepos = []string{image.LocalRepo, "docker-bottle/bundle", "docker-bottl
 // machines were made from), the blobs only they needed, and the plugin's
 // images that no container uses.
 func (s *Service) Prune(ctx context.Context) (PruneReport, error) {
-	pipe, err := s.pipeline(nil)
+	pipe, err := s.pipeline(ctx, nil)
 	if err != nil {
 		return PruneReport{}, err
 	}

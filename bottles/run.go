@@ -200,7 +200,7 @@ func (s *Service) Build(ctx context.Context, backendName string, o RunOptions) (
 // image makes the agent image with the backend b, on the pipeline of o,
 // else the service's.
 func (s *Service) image(ctx context.Context, b backend.Backend, o RunOptions, req image.Request) (Built, error) {
-	pipe, err := s.pipeline(o.Pipeline)
+	pipe, err := s.pipeline(ctx, o.Pipeline)
 	if err != nil {
 		return Built{}, &StepError{Step: "making the image pipeline", Err: err}
 	}

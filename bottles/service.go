@@ -122,8 +122,9 @@ func (s *Service) Close() {
 
 // pipeline is the image pipeline: the one an operation's options give,
 // else the service's own, made on first use: buildx when installed, the
-// keychain of the docker CLI's credentials, smolvm when installed.
-func (s *Service) pipeline(given *image.Pipeline) (*image.Pipeline, error) {
+// keychain of the docker CLI's credentials, smolvm when installed, and
+// the image cache of the context's engine (image.EngineCacheDir).
+func (s *Service) pipeline(ctx context.Context, given *image.Pipeline) (*image.Pipeline, error) {
 	if given != nil {
 		return given, nil
 	}
@@ -156,7 +157,15 @@ func (s *Service) pipeline(given *image.Pipeline) (*image.Pipeline, error) {
 	if s.smolvm != nil {
 		packer = pack.NewSmolvm(s.smolvm.Path())
 	}
-	p, err := image.New(s.cli.Client(), packer, s.dirs.Cache, image.WithBuilder(b),
+	info, err := s.cli.Client().Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("asking the engine its ID, which keys its image cache: %w", err)
+	}
+	cache, err := image.EngineCacheDir(s.dirs.Cache, info.Info.ID)
+	if err != nil {
+		return nil, err
+	}
+	p, err := image.New(s.cli.Client(), packer, cache, image.WithBuilder(b),
 		image.WithKeychain(push.Keychain(s.cli.ConfigFile())), image.WithProgress(s.display))
 	if err != nil {
 		return nil, err

@@ -2,19 +2,33 @@ package bottles
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/docker-bottle/docker-bottle/stage"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/flags"
+	"github.com/moby/moby/api/types/system"
 	mobyclient "github.com/moby/moby/client"
+
+	"github.com/docker-bottle/docker-bottle/image"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
+// testEngineID is the ID testCLI's engine reports.
+const testEngineID = "TEST:ENGINE:ID"
+
+// infoEngine answers docker info with testEngineID, and nothing else.
+type infoEngine struct{ *mobyclient.Client }
+
+func (infoEngine) Info(context.Context, mobyclient.InfoOptions) (mobyclient.SystemInfoResult, error) {
+	return mobyclient.SystemInfoResult{Info: system.Info{ID: testEngineID}}, nil
+}
+
 // testCLI is a docker CLI whose stderr is errOut, with an engine client
-// that nothing in these tests calls.
+// that answers only docker info (the engine's ID keys its image cache).
 func testCLI(t *testing.T, errOut *bytes.Buffer) command.Cli {
 	t.Helper()
 	t.Setenv("DOCKER_CONFIG", t.TempDir())
@@ -26,7 +40,7 @@ func testCLI(t *testing.T, errOut *bytes.Buffer) command.Cli {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cli.Initialize(flags.NewClientOptions(), command.WithAPIClient(eng)); err != nil {
+	if err := cli.Initialize(flags.NewClientOptions(), command.WithAPIClient(infoEngine{eng})); err != nil {
 		t.Fatal(err)
 	}
 	return cli
@@ -64,7 +78,7 @@ func TestNewProgress(t *testing.T) {
 				t.Fatal(err)
 			}
 			if c.pipeline {
-				if _, err := s.pipeline(nil); err != nil {
+				if _, err := s.pipeline(context.Background(), nil); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -110,11 +124,18 @@ func TestPipelineLazy(t *testing.T) {
 	if s.pipe != nil || s.display != nil {
 		t.Fatal("New made a pipeline or a display")
 	}
-	p1, err := s.pipeline(nil)
+	p1, err := s.pipeline(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p2, err := s.pipeline(nil)
+	want, err := image.EngineCacheDir(s.dirs.Cache, testEngineID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p1.Store().Root(); got != filepath.Join(want, "images") {
+		t.Errorf("the pipeline caches images in %s, not in its engine's %s", got, want)
+	}
+	p2, err := s.pipeline(context.Background(), nil)
 	if err != nil || p2 != p1 {
 		t.Fatalf("second pipeline: %p, %v; want the first, %p", p2, err, p1)
 	}
@@ -122,11 +143,11 @@ func TestPipelineLazy(t *testing.T) {
 	if s.pipe != nil || s.display != nil {
 		t.Fatal("Close left the pipeline or the display")
 	}
-	if p, err := s.pipeline(p1); err != nil || p != p1 || s.pipe != nil {
+	if p, err := s.pipeline(context.Background(), p1); err != nil || p != p1 || s.pipe != nil {
 		t.Fatalf("a given pipeline: got %p, %v (own %p); want %p and none made", p, err, s.pipe, p1)
 	}
 	bare := &Service{dirs: testDirs(t)}
-	if _, err := bare.pipeline(nil); err == nil || !strings.Contains(err.Error(), "bottles.New") {
+	if _, err := bare.pipeline(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "bottles.New") {
 		t.Fatalf("no docker CLI: got %v, want an error naming bottles.New", err)
 	}
 }
