@@ -3,6 +3,8 @@ package bottles
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -12,6 +14,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/display"
 	"github.com/docker-bottle/docker-bottle/image"
 	"github.com/docker-bottle/docker-bottle/image/artifact"
+	"github.com/docker-bottle/docker-bottle/image/store"
 )
 
 // PruneReport says what prune removed and how much it freed.
@@ -52,11 +55,19 @@ func (s *Service) Prune(ctx context.Context) (PruneReport, error) {
 			}
 		}
 	}
-	cr, err := pipe.Cache().Prune(pipe.Store(), artifact.PruneOptions{Keep: func(a artifact.Artifact) bool { return inUse[a.Path] }})
+	keep := func(a artifact.Artifact) bool { return inUse[a.Path] }
+	cr, err := pipe.Cache().Prune(pipe.Store(), artifact.PruneOptions{Keep: keep})
 	if err != nil {
 		return PruneReport{}, fmt.Errorf("pruning the artifact cache: %w", err)
 	}
 	rep := PruneReport{Artifacts: cr.Artifacts, Blobs: cr.Blobs, BytesFreed: cr.BytesFreed}
+	lr, err := pruneSharedCache(s.dirs.Cache, keep)
+	if err != nil {
+		return rep, err
+	}
+	rep.Artifacts = append(rep.Artifacts, lr.Artifacts...)
+	rep.Blobs += lr.Blobs
+	rep.BytesFreed += lr.BytesFreed
 	engine, ok := s.engine.(client.APIClient)
 	if !ok {
 		return rep, nil
@@ -85,6 +96,44 @@ func (s *Service) Prune(ctx context.Context) (PruneReport, error) {
 		}
 	}
 	return rep, nil
+}
+
+// pruneSharedCache prunes the cache that plugins before the per-engine
+// cache (image.EngineCacheDir) kept for every engine at once, in
+// cacheDir/images and cacheDir/artifacts: no engine's pipeline opens it
+// any more, so only prune can free it. Artifacts existing machines were
+// made from stay (keep); once none is left, the dirs go.
+func pruneSharedCache(cacheDir string, keep func(artifact.Artifact) bool) (artifact.PruneReport, error) {
+	images, artifacts := filepath.Join(cacheDir, "images"), filepath.Join(cacheDir, "artifacts")
+	if !exists(images) && !exists(artifacts) {
+		return artifact.PruneReport{}, nil
+	}
+	st, err := store.Open(images)
+	if err != nil {
+		return artifact.PruneReport{}, err
+	}
+	cache, err := artifact.Open(artifacts)
+	if err != nil {
+		return artifact.PruneReport{}, err
+	}
+	rep, err := cache.Prune(st, artifact.PruneOptions{Keep: keep})
+	if err != nil {
+		return rep, fmt.Errorf("pruning the cache shared by all engines in %s: %w", cacheDir, err)
+	}
+	if left, err := cache.List(); err != nil || len(left) > 0 {
+		return rep, err
+	}
+	for _, dir := range []string{images, artifacts} {
+		if err := os.RemoveAll(dir); err != nil {
+			return rep, fmt.Errorf("removing the old shared cache: %w", err)
+		}
+	}
+	return rep, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }
 
 func ours(tag string) bool {
