@@ -42,6 +42,8 @@ type runOptions struct {
 	workspace     string
 	noUserConfig  bool
 	publish       portsFlag
+	preflight     bool
+	yes           bool
 }
 
 func runCmd(dockerCli command.Cli) *cobra.Command {
@@ -84,6 +86,8 @@ func runCmd(dockerCli command.Cli) *cobra.Command {
 	f.StringVar(&o.format, "format", "", `With --dry-run: "json" prints the plan as JSON`)
 	f.BoolVar(&o.keepOnFailure, "keep-on-failure", false, "Keep what a failed run made, for debugging")
 	f.BoolVar(&o.noUserConfig, "no-user-config", false, "Carry none of your agent settings (instructions, commands, MCP servers) into the bottle")
+	f.BoolVar(&o.preflight, "preflight", false, "Show what the bottle will be allowed and ask before starting it")
+	f.BoolVarP(&o.yes, "yes", "y", false, "With --preflight: start without asking (the preflight is still shown)")
 	f.VarP(&o.publish, "publish", "p", "Publish a port the agent listens on at 127.0.0.1:HOSTPORT on the host (a free port when not given)")
 	return cmd
 }
@@ -97,6 +101,15 @@ func runRun(ctx context.Context, dockerCli command.Cli, o runOptions) error {
 	}
 	if err := checkProgressMode(o.progress); err != nil {
 		return err
+	}
+	if o.yes && !o.preflight {
+		return fmt.Errorf("--yes goes with --preflight: it answers the preflight's question")
+	}
+	if o.preflight && o.dryRun {
+		return fmt.Errorf("--preflight and --dry-run exclude each other: --dry-run shows the plan and starts nothing")
+	}
+	if o.preflight && !o.yes && !dockerCli.In().IsTerminal() {
+		return fmt.Errorf("--preflight asks on the terminal, and the input is not one: add --yes to start without asking")
 	}
 	if o.detach && o.rm {
 		return fmt.Errorf("--rm and --detach exclude each other: remove a detached bottle with `docker bottle rm`")
@@ -128,6 +141,11 @@ func runRun(ctx context.Context, dockerCli command.Cli, o runOptions) error {
 		}
 		printPlan(dockerCli.Out(), res.Plan, b)
 		return nil
+	}
+	if o.preflight {
+		if err := preflight(ctx, dockerCli, svc, in, o.yes); err != nil {
+			return err
+		}
 	}
 
 	ro, done, err := svc.WithAgentImage(agentImage(in.spec, in.prepare.Workspace), bottles.RunOptions{})
@@ -161,6 +179,26 @@ func runRun(ctx context.Context, dockerCli command.Cli, o runOptions) error {
 		return cli.StatusError{StatusCode: res.ExitCode}
 	}
 	return nil
+}
+
+// preflight shows what the bottle will be allowed, from its plan as a dry
+// run makes it (nothing is created), and asks the user to confirm unless
+// yes.
+func preflight(ctx context.Context, dockerCli command.Cli, svc *bottles.Service, in runInput, yes bool) error {
+	dry := in.prepare
+	dry.DryRun = true
+	res, err := svc.Run(ctx, bottles.RunOptions{Prepare: dry})
+	if err != nil {
+		return err
+	}
+	if err := writePreflight(dockerCli.Out(), res.Plan, in.spec); err != nil {
+		return err
+	}
+	if yes {
+		fmt.Fprintln(dockerCli.Out(), "Starting it (--yes).")
+		return nil
+	}
+	return confirmStart(ctx, dockerCli.In(), dockerCli.Out())
 }
 
 // runInput is what a run starts from, checked.
@@ -289,11 +327,7 @@ func printPlan(out io.Writer, p plan.Plan, b backend.Backend) {
 	row("egress allow", strings.Join(allow, ", "))
 	var secrets []string
 	for _, s := range p.Egress.Secrets {
-		src := "env " + s.FromEnv
-		if s.FromFile != "" {
-			src = "file " + s.FromFile
-		}
-		secrets = append(secrets, fmt.Sprintf("%s %s from %s", s.Host, s.Header, src))
+		secrets = append(secrets, secretText(s))
 	}
 	if len(secrets) > 0 {
 		row("secrets", strings.Join(secrets, "; "))

@@ -1,0 +1,94 @@
+//go:build e2e
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker-bottle/docker-bottle/internal/testenv"
+)
+
+// TestRunPreflight runs `docker bottle run --preflight` through the real
+// docker CLI on a terminal: it shows what the bottle will be allowed
+// (hosts and ports, the secret by name and host but never its value, push
+// refs, protected paths, approvals, backend and why) and asks; n and
+// Ctrl-C leave nothing, y starts the bottle. Without a terminal it refuses
+// unless --yes.
+func TestRunPreflight(t *testing.T) {
+	eng := testenv.Engine(t)
+	cfg := testenv.DockerConfig(t)
+	repo := agentRepo(t, testenv.Debian(t, eng))
+	const secretValue = "preflight-secret-value-4711"
+	spec, err := os.ReadFile(filepath.Join(repo, "bottle.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec = append(spec, []byte("egress:\n  allow:\n    - host: api.preflight.test\n      ports: [8443]\n"+
+		"  secrets:\n    - host: api.preflight.test\n      header: X-Preflight-Key\n      from_env: PREFLIGHT_TEST_KEY\n"+
+		"supervise:\n  approvals: [push]\n  timeout: 90s\n")...)
+	if err := os.WriteFile(filepath.Join(repo, "bottle.yaml"), spec, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"PREFLIGHT_TEST_KEY=" + secretValue}
+	name := func(prefix string) string { return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%1e6) }
+	const question = "Start this bottle? [y/N]"
+
+	// Without a terminal on stdin: refused, with what to do.
+	n := name("pfs")
+	r := docker(t, cfg, env, "bottle", "run", "--preflight", "--backend", "docker", "--name", n, repo)
+	if r.code == 0 || !strings.Contains(r.stderr, "add --yes") {
+		t.Errorf("--preflight without a terminal: exit %d, stderr %q", r.code, r.stderr)
+	}
+	testenv.NothingLeft(t, eng, bottleIn(cfg, env, n, repo))
+
+	// n: nothing is made.
+	n = name("pfn")
+	code, out := onPTY(t, cfg, env, question, "n\r", "bottle", "run", "--preflight", "--backend", "docker", "--name", n, repo)
+	if code != 1 || !strings.Contains(out, "Nothing was created") {
+		t.Errorf("answering n: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{
+		`Bottle ` + n + ` on ` + regexp.QuoteMeta(repo),
+		`runs +docker \(network mode [a-z]+\): .+`,
+		`may connect to +api\.preflight\.test ports 8443`,
+		`secrets +X-Preflight-Key to api\.preflight\.test, from \$PREFLIGHT_TEST_KEY`,
+		`may push +refs/heads/bottle/` + n + `/\*`,
+		`protected paths +\S+`,
+		`approvals +push; denied after 1m30s`,
+		`published ports +none`,
+		`agent\.user_config: `,
+	} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("the preflight has no line matching %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, secretValue) {
+		t.Errorf("the preflight shows the secret's value:\n%s", out)
+	}
+	testenv.NothingLeft(t, eng, bottleIn(cfg, env, n, repo))
+
+	// Ctrl-C at the question: exit 130, nothing made.
+	n = name("pfc")
+	code, out = onPTY(t, cfg, env, question, "\x03", "bottle", "run", "--preflight", "--backend", "docker", "--name", n, repo)
+	if code != 130 {
+		t.Errorf("Ctrl-C at the question: exit %d, want 130\n%s", code, out)
+	}
+	testenv.NothingLeft(t, eng, bottleIn(cfg, env, n, repo))
+
+	// y: the bottle runs.
+	n = name("pfy")
+	removedAtEnd(t, cfg, env, n, repo)
+	code, out = onPTY(t, cfg, env, question, "y\r", "bottle", "run", "--preflight", "-d", "--backend", "docker", "--name", n, repo)
+	if code != 0 {
+		t.Fatalf("answering y: exit %d\n%s", code, out)
+	}
+	if got := lsOf(t, cfg, n); got.State != "running" {
+		t.Errorf("after y the bottle is %q, want running", got.State)
+	}
+}
