@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,7 +26,7 @@ type Options struct {
 	Attach func(name string) tea.ExecCommand
 	// Diff returns the command that shows what the agent of a bottle
 	// pushed, in a pager the user leaves to come back; nil when not
-	// offered. What it writes to its stderr before failing is shown.
+	// offered. The error it ends with is shown.
 	Diff func(name string) tea.ExecCommand
 }
 
@@ -372,33 +371,23 @@ func (m *Model) diff() tea.Cmd {
 		m.status = "Showing the changes is not available here: use `docker bottle diff " + b.Name + "`."
 		return nil
 	}
-	c := m.o.Diff(b.Name)
-	var stderr bytes.Buffer
-	c.SetStderr(&stderr)
-	return tea.Exec(c, m.diffEnded(b.Name, &stderr))
+	return tea.Exec(m.o.Diff(b.Name), m.diffEnded(b.Name))
 }
 
-// diffEnded says how showing the changes of bottle name ended, with what
-// the command said on stderr when it failed.
-func (m *Model) diffEnded(name string, stderr *bytes.Buffer) tea.ExecCallback {
+// diffEnded says how showing the changes of bottle name ended, with the
+// error it ended with.
+func (m *Model) diffEnded(name string) tea.ExecCallback {
 	return func(err error) tea.Msg {
 		if err == nil {
 			return doneMsg{text: "Back from the changes of " + name + "."}
 		}
-		why := strings.TrimSpace(stderr.String())
-		if i := strings.LastIndexByte(why, '\n'); i >= 0 {
-			why = why[i+1:]
-		}
 		// The message may quote the bottle's branch, which is not ours.
-		why = strings.Map(func(r rune) rune {
+		why := strings.Map(func(r rune) rune {
 			if unicode.IsControl(r) || unicode.In(r, unicode.Cf) {
 				return -1
 			}
 			return r
-		}, ansi.Strip(why))
-		if why == "" {
-			why = err.Error()
-		}
+		}, ansi.Strip(err.Error()))
 		return doneMsg{text: "The changes of " + name + " cannot be shown: " + why}
 	}
 }

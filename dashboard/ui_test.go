@@ -1,8 +1,8 @@
 package dashboard
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os/exec"
 	"reflect"
@@ -358,16 +358,13 @@ func TestDiffShowsWhatWasPushedOrSaysWhyNot(t *testing.T) {
 	if p.execs != 1 || !slices.Equal(shown, []string{"a"}) {
 		t.Errorf("diff: %d execs of %v", p.execs, shown)
 	}
-	// What the command said before it failed is gone from the screen
-	// when the dashboard comes back: the status line says it, cleaned.
-	var stderr bytes.Buffer
-	c := exec.Command("sh", "-c", `printf 'fetching\nthe agent of a has pushed nothing to bottle/a/\033[2Jwork yet\n' >&2; exit 1`)
-	c.Stderr = &stderr
-	p.send(p.m.diffEnded("a", &stderr)(c.Run()))
+	// The error the command ended with is gone from the screen when the
+	// dashboard comes back: the status line says it, cleaned.
+	p.send(p.m.diffEnded("a")(errors.New("the agent of a has pushed nothing to bottle/a/\033[2Jwork yet")))
 	if p.m.status != "The changes of a cannot be shown: the agent of a has pushed nothing to bottle/a/work yet" || !p.has("The changes of a cannot") {
 		t.Errorf("after a failed diff: %q", p.m.status)
 	}
-	p.send(p.m.diffEnded("a", &bytes.Buffer{})(nil))
+	p.send(p.m.diffEnded("a")(nil))
 	if !p.has("Back from the changes of a.") {
 		t.Errorf("after the diff: %q", p.m.status)
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -88,12 +87,8 @@ func runDashboard(ctx context.Context, dockerCli command.Cli, opts dashboardOpti
 			return &inProcess{run: func() error {
 				// The pager stays until the user leaves it, even when the
 				// stat fits on the screen, unless the user says otherwise.
-				if _, ok := os.LookupEnv("LESS"); !ok {
-					if err := os.Setenv("LESS", "RX"); err == nil {
-						defer func() { _ = os.Unsetenv("LESS") }()
-					}
-				}
-				return runDiff(ctx, dockerCli, diffOptions{name: name, gitArgs: []string{"--stat"}})
+				return runDiff(ctx, dockerCli, diffOptions{name: name, gitArgs: []string{"--stat"},
+					pagerEnv: map[string]string{"LESS": "RX"}})
 			}}
 		},
 	}
@@ -308,30 +303,16 @@ func (d dashboardSupervisor) Health(ctx context.Context) (string, error) {
 
 // inProcess is a command of this plugin that the dashboard runs while it
 // hands the terminal over: it uses the docker CLI's own streams, which are
-// that terminal. What it fails with goes to the stderr the dashboard
-// gives it, which the dashboard shows on its status line.
+// that terminal. The dashboard shows the error it ends with.
 type inProcess struct {
-	run    func() error
-	stderr io.Writer
+	run func() error
 }
 
-func (c *inProcess) Run() error {
-	err := c.run()
-	var exit agentExit
-	if err != nil && !errors.As(err, &exit) && c.stderr != nil {
-		fmt.Fprintln(c.stderr, err)
-	}
-	return err
-}
+func (c *inProcess) Run() error { return c.run() }
 
 func (c *inProcess) SetStdin(io.Reader)  {}
 func (c *inProcess) SetStdout(io.Writer) {}
-
-func (c *inProcess) SetStderr(w io.Writer) {
-	if c.stderr == nil {
-		c.stderr = w
-	}
-}
+func (c *inProcess) SetStderr(io.Writer) {}
 
 // agentExit is the exit code of an agent that ended while attached.
 type agentExit int

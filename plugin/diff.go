@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/docker/cli/cli"
@@ -22,6 +25,9 @@ type diffOptions struct {
 	name    string
 	base    string
 	gitArgs []string // after --, for git diff
+	// pagerEnv sets variables of the pager's environment the user has
+	// not set, over those git sets.
+	pagerEnv map[string]string
 }
 
 // diffCmd shows the agent's work as git shows it: the bottle's branch,
@@ -56,7 +62,7 @@ func runDiff(ctx context.Context, dockerCli command.Cli, opts diffOptions) error
 	if err != nil {
 		return err
 	}
-	return showDiff(ctx, dockerCli, p, opts.base, opts.gitArgs)
+	return showDiff(ctx, dockerCli, p, opts)
 }
 
 // showDiff fetches the bottle's branches and runs git diff. The branch and
@@ -64,7 +70,7 @@ func runDiff(ctx context.Context, dockerCli command.Cli, opts diffOptions) error
 // the diff runs no external diff program or textconv filter that the
 // agent's .gitattributes could select, and on a terminal what could take
 // the terminal over is shown escaped before the user's pager shows it.
-func showDiff(ctx context.Context, dockerCli command.Cli, p plan.Plan, base string, gitArgs []string) error {
+func showDiff(ctx context.Context, dockerCli command.Cli, p plan.Plan, opts diffOptions) error {
 	g := p.GitGate
 	if err := gitstage.Fetch(ctx, p.Workspace, g.Remote); err != nil {
 		return fmt.Errorf("fetching the branches of bottle %s from its remote %s in %s: %w", p.Slug, g.Remote, p.Workspace, err)
@@ -82,13 +88,13 @@ func showDiff(ctx context.Context, dockerCli command.Cli, p plan.Plan, base stri
 		// the user's pager runs after the filter.
 		args = append(args, "--color=always")
 	}
-	c := gitstage.DiffCommand(ctx, p.Workspace, append(append(args, gitArgs...), base+"..."+branch)...)
+	c := gitstage.DiffCommand(ctx, p.Workspace, append(append(args, opts.gitArgs...), opts.base+"..."+branch)...)
 	c.Stdin, c.Stderr = dockercli.InFile(dockerCli.In()), dockercli.OutFile(dockerCli.Err())
 	if !terminal {
 		c.Stdout = out
 		return gitStatus(c.Run())
 	}
-	pager, err := startPager(ctx, p.Workspace, out)
+	pager, err := startPager(ctx, p.Workspace, out, pagerEnv(os.Environ(), opts.pagerEnv))
 	if err != nil {
 		return err
 	}
@@ -131,7 +137,27 @@ type pager struct {
 	wait func() error
 }
 
-func startPager(ctx context.Context, dir string, out io.Writer) (pager, error) {
+// pagerEnv is the pager's environment: environ with, where it does not
+// set them, the variables git sets for its pager, and over those set.
+func pagerEnv(environ []string, set map[string]string) []string {
+	env := slices.Clone(environ)
+	have := map[string]bool{}
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		have[k] = true
+	}
+	defaults := map[string]string{"LESS": "FRX", "LV": "-c"}
+	maps.Copy(defaults, set)
+	for _, k := range slices.Sorted(maps.Keys(defaults)) {
+		if !have[k] {
+			env = append(env, k+"="+defaults[k])
+		}
+	}
+	return env
+}
+
+// startPager starts the user's pager with the environment env.
+func startPager(ctx context.Context, dir string, out io.Writer, env []string) (pager, error) {
 	pc := gitstage.Pager(ctx, dir)
 	if pc == "" || pc == "cat" {
 		return pager{in: out, wait: func() error { return nil }}, nil
@@ -139,13 +165,7 @@ func startPager(ctx context.Context, dir string, out io.Writer) (pager, error) {
 	c := exec.CommandContext(ctx, "sh", "-c", pc)
 	c.Dir = dir
 	c.Stdout, c.Stderr = out, out
-	// As git sets them for its pager, unless the user has.
-	c.Env = os.Environ()
-	for k, v := range map[string]string{"LESS": "FRX", "LV": "-c"} {
-		if _, ok := os.LookupEnv(k); !ok {
-			c.Env = append(c.Env, k+"="+v)
-		}
-	}
+	c.Env = env
 	in, err := c.StdinPipe()
 	if err != nil {
 		return pager{}, err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -192,4 +193,22 @@ func pty(t *testing.T) (*os.File, *os.File) {
 		t.Fatal(err)
 	}
 	return m, s
+}
+
+// TestPagerEnv: the pager gets git's defaults and what its caller sets,
+// each only where the user has set nothing, without the process's own
+// environment being changed.
+func TestPagerEnv(t *testing.T) {
+	got := pagerEnv([]string{"PATH=/bin", "LV=-x"}, map[string]string{"LESS": "RX"})
+	want := []string{"PATH=/bin", "LV=-x", "LESS=RX"}
+	if !slices.Equal(got, want) {
+		t.Errorf("pagerEnv = %q, want %q", got, want)
+	}
+	got = pagerEnv([]string{"LESS=S"}, map[string]string{"LESS": "RX"})
+	if want := []string{"LESS=S", "LV=-c"}; !slices.Equal(got, want) {
+		t.Errorf("with the user's LESS: %q, want %q", got, want)
+	}
+	if got := pagerEnv(nil, nil); !slices.Equal(got, []string{"LESS=FRX", "LV=-c"}) {
+		t.Errorf("git's defaults: %q", got)
+	}
 }
