@@ -71,6 +71,8 @@ type Facts struct {
 	// LastLine is the agent's last line of output, when it is cheap to
 	// read (the docker backend); "" otherwise.
 	LastLine string
+	// Usage is the CPU and memory the bottle uses, as far as known.
+	Usage Usage
 }
 
 // Held is a request a bottle holds for a decision.

@@ -28,6 +28,22 @@ type Options struct {
 	// pushed, in a pager the user leaves to come back; nil when not
 	// offered. The error it ends with is shown.
 	Diff func(name string) tea.ExecCommand
+	// NewBottle checks a new bottle of the repository at repo, as `docker
+	// bottle run --preflight` does, and returns what it will be allowed
+	// and how to start it; nil when starting bottles is not offered.
+	NewBottle func(ctx context.Context, repo string) (Preflight, error)
+	// Dir is the repository a new bottle is offered for first: where the
+	// dashboard was started.
+	Dir string
+}
+
+// Preflight is a new bottle, checked and not started.
+type Preflight struct {
+	// Text says what the bottle will be allowed, safe for a terminal.
+	Text string
+	// Start makes the bottle and starts it detached, and returns its
+	// name.
+	Start func(ctx context.Context) (string, error)
 }
 
 // Run shows the dashboard on the terminal in and out until the user quits
@@ -67,8 +83,13 @@ type Model struct {
 	detail string
 	// confirm is the action that waits for y; nil when none does.
 	confirm *confirmation
-	status  string
-	polling bool
+	// repo is the repository typed for a new bottle; nil when none is
+	// asked for.
+	repo *string
+	// preflight is what the new bottle waiting for y will be allowed.
+	preflight string
+	status    string
+	polling   bool
 	// pollAgain: something changed while a poll ran; poll once more.
 	pollAgain bool
 	// title is the terminal's: it counts the waiting bottles.
@@ -89,6 +110,12 @@ type (
 	// tickMsg asks for the next poll; gen tells the last tick asked for
 	// from the others, which are dropped.
 	tickMsg struct{ gen int }
+	// preflightMsg is a new bottle checked, or why it cannot start.
+	preflightMsg struct {
+		repo string
+		pf   Preflight
+		err  error
+	}
 	// doneMsg ends an action: its outcome in words, or its error; held
 	// names the request it settled.
 	doneMsg struct {
@@ -166,7 +193,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.st.Decided(msg.held)
 		}
 		return m, m.poll()
+	case preflightMsg:
+		return m, m.preflighted(msg)
 	case tea.KeyPressMsg:
+		if m.repo != nil {
+			return m, m.typeRepo(msg)
+		}
 		return m, m.key(msg.String())
 	}
 	return m, nil
@@ -178,7 +210,7 @@ func (m *Model) key(k string) tea.Cmd {
 		return m.quit()
 	}
 	if c := m.confirm; c != nil {
-		m.confirm = nil
+		m.confirm, m.preflight = nil, ""
 		if k == "y" || k == "Y" {
 			return c.run()
 		}
@@ -219,7 +251,76 @@ func (m *Model) key(k string) tea.Cmd {
 		return m.attach()
 	case "v":
 		return m.diff()
+	case "n":
+		return m.newBottle()
 	}
+	return nil
+}
+
+// newBottle asks for the repository of a new bottle, the dashboard's own
+// directory first.
+func (m *Model) newBottle() tea.Cmd {
+	if m.o.NewBottle == nil {
+		m.status = "Starting a bottle is not available here: use `docker bottle run --preflight`."
+		return nil
+	}
+	repo := m.o.Dir
+	m.repo = &repo
+	return nil
+}
+
+// typeRepo takes a key typed into the repository's path: enter checks
+// the bottle off the UI loop, esc gives up.
+func (m *Model) typeRepo(k tea.KeyPressMsg) tea.Cmd {
+	switch k.String() {
+	case "ctrl+c":
+		return m.quit()
+	case "esc":
+		m.repo, m.status = nil, "Cancelled."
+	case "enter":
+		repo, ctx, check := *m.repo, m.ctx, m.o.NewBottle
+		m.repo, m.status = nil, "Checking a new bottle of "+repo+"..."
+		return func() tea.Msg {
+			pf, err := check(ctx, repo)
+			return preflightMsg{repo: repo, pf: pf, err: err}
+		}
+	case "backspace":
+		if r := []rune(*m.repo); len(r) > 0 {
+			*m.repo = string(r[:len(r)-1])
+		}
+	case "ctrl+u":
+		*m.repo = ""
+	default:
+		// Typed text only: no control character reaches the screen.
+		*m.repo += strings.Map(func(r rune) rune {
+			if unicode.IsControl(r) || unicode.In(r, unicode.Cf) {
+				return -1
+			}
+			return r
+		}, k.Text)
+	}
+	return nil
+}
+
+// preflighted shows what a checked bottle will be allowed and asks to
+// start it; on y it starts off the UI loop, and the next poll lists it.
+func (m *Model) preflighted(msg preflightMsg) tea.Cmd {
+	if msg.err != nil {
+		m.status = "Error: no bottle of " + msg.repo + ": " + msg.err.Error()
+		return nil
+	}
+	ctx, start := m.ctx, msg.pf.Start
+	m.preflight, m.status = msg.pf.Text, ""
+	m.confirm = &confirmation{prompt: "Start this bottle? [y/N]", run: func() tea.Cmd {
+		m.status = "Starting a bottle of " + msg.repo + "..."
+		return func() tea.Msg {
+			name, err := start(ctx)
+			if err != nil {
+				return doneMsg{err: err}
+			}
+			return doneMsg{text: "Started bottle " + name + "."}
+		}
+	}}
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os/exec"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -92,12 +93,16 @@ func (p *program) key(keys ...string) {
 			msg = tea.KeyPressMsg{Code: tea.KeyEnter}
 		case "esc":
 			msg = tea.KeyPressMsg{Code: tea.KeyEscape}
+		case "backspace":
+			msg = tea.KeyPressMsg{Code: tea.KeyBackspace}
 		case "tab":
 			msg = tea.KeyPressMsg{Code: tea.KeyTab}
 		case "down":
 			msg = tea.KeyPressMsg{Code: tea.KeyDown}
 		case "ctrl+c":
 			msg = tea.KeyPressMsg{Code: 'c', Mod: tea.ModCtrl}
+		case "ctrl+u":
+			msg = tea.KeyPressMsg{Code: 'u', Mod: tea.ModCtrl}
 		default:
 			r := []rune(strings.ToLower(k))[0]
 			msg = tea.KeyPressMsg{Code: r, Text: k}
@@ -394,3 +399,98 @@ type osCommand struct{ *exec.Cmd }
 func (c *osCommand) SetStdin(r io.Reader)  { c.Stdin = r }
 func (c *osCommand) SetStdout(w io.Writer) { c.Stdout = w }
 func (c *osCommand) SetStderr(w io.Writer) { c.Stderr = w }
+
+// TestListShowsUsage: each row says its bottle's CPU and memory, "-" for
+// what is not known (a smolvm bottle, the first poll's CPU), in 80
+// columns and in more; the bottle's own screen says them too.
+func TestListShowsUsage(t *testing.T) {
+	busy := running("busy")
+	busy.facts.Usage = Usage{CPU: 42.25, CPUKnown: true, Memory: 300 << 20, MemoryKnown: true}
+	vm := running("vm")
+	vm.facts.Backend = "smolvm"
+	p := newProgram(t, newFake(busy, vm), Options{})
+	for _, width := range []int{80, 200} {
+		p.send(tea.WindowSizeMsg{Width: width, Height: 24})
+		if l := p.line("busy"); !strings.Contains(l, " 42.2% ") || !strings.Contains(l, " 300.0M ") {
+			t.Errorf("%d columns: the busy bottle's row %q lacks its usage", width, l)
+		}
+		if l := p.line("vm "); !regexp.MustCompile(`working +0 +1h +- +- `).MatchString(l) {
+			t.Errorf("%d columns: the smolvm bottle's row %q does not say its usage is unknown", width, l)
+		}
+	}
+	p.key("enter")
+	if !p.has("CPU 42.2% · memory 300.0M") {
+		t.Errorf("the bottle's screen lacks its usage:\n%s", strings.Join(p.screen(), "\n"))
+	}
+}
+
+// TestNewBottleShowsThePreflightAndStartsOnYes: n asks for the
+// repository (the dashboard's directory first), checks the bottle off
+// the UI loop, shows its preflight and starts it on y only; the next poll
+// lists it. Any other answer, esc, or a bottle that cannot start starts
+// nothing.
+func TestNewBottleShowsThePreflightAndStartsOnYes(t *testing.T) {
+	f := newFake(running("old"))
+	var checked, started []string
+	o := Options{Dir: "/src/app", NewBottle: func(_ context.Context, repo string) (Preflight, error) {
+		checked = append(checked, repo)
+		if repo == "/nowhere" {
+			return Preflight{}, errors.New("/nowhere is not a directory")
+		}
+		return Preflight{Text: "Bottle app on " + repo + "\n  may connect to  api.example.com ports 443, 80", Start: func(context.Context) (string, error) {
+			started = append(started, repo)
+			f.mu.Lock()
+			f.bottles["app"] = running("app")
+			f.mu.Unlock()
+			return "app", nil
+		}}, nil
+	}}
+	p := newProgram(t, f, o)
+	p.key("n")
+	if !p.has("New bottle of the repository: /src/app") {
+		t.Fatalf("n does not ask for the repository:\n%s", strings.Join(p.screen(), "\n"))
+	}
+	// Typing edits the path; a key of the list does nothing meanwhile.
+	p.key("backspace", "backspace", "backspace", "x", "q")
+	if p.quit || !p.has("New bottle of the repository: /src/xq") {
+		t.Fatalf("typing: quit %v\n%s", p.quit, strings.Join(p.screen(), "\n"))
+	}
+	p.key("esc")
+	if len(checked) != 0 || p.has("New bottle of") {
+		t.Fatalf("esc: checked %v", checked)
+	}
+
+	// A preflight answered with anything but y starts nothing.
+	p.key("n", "enter")
+	if !slices.Equal(checked, []string{"/src/app"}) || !p.has("NEW BOTTLE") || !p.has("may connect to  api.example.com ports 443, 80") ||
+		!p.has("Start this bottle? [y/N]") {
+		t.Fatalf("the preflight is not shown (checked %v):\n%s", checked, strings.Join(p.screen(), "\n"))
+	}
+	p.key("n")
+	if len(started) != 0 || p.has("NEW BOTTLE") || !p.has("Cancelled.") {
+		t.Fatalf("n to the preflight: started %v\n%s", started, strings.Join(p.screen(), "\n"))
+	}
+
+	// y starts it, and the list shows it.
+	p.key("n", "enter", "y")
+	if !slices.Equal(started, []string{"/src/app"}) || !p.has("Started bottle app.") || p.line("app ") == "" {
+		t.Fatalf("y to the preflight: started %v\n%s", started, strings.Join(p.screen(), "\n"))
+	}
+
+	// A bottle that cannot start says why, and starts nothing.
+	p.key("n", "ctrl+u")
+	for _, k := range "/nowhere" {
+		p.key(string(k))
+	}
+	p.key("enter")
+	if len(started) != 1 || !p.has("Error: no bottle of /nowhere: /nowhere is not a directory") {
+		t.Fatalf("a repository that is none: started %v\n%s", started, strings.Join(p.screen(), "\n"))
+	}
+
+	// Without the command, the key says what to use instead.
+	p = newProgram(t, f, Options{})
+	p.key("n")
+	if !p.has("docker bottle run --preflight") {
+		t.Errorf("n without NewBottle: %q", p.m.status)
+	}
+}

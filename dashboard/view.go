@@ -40,9 +40,12 @@ func (m *Model) View() tea.View {
 // screen draws the screen: never wider than the terminal nor taller.
 func (m *Model) screen() string {
 	var body []string
-	if m.detail != "" {
+	switch {
+	case m.preflight != "":
+		body = m.preflightView()
+	case m.detail != "":
 		body = m.detailView()
-	} else {
+	default:
 		body = m.listView()
 	}
 	height := max(m.height, 4)
@@ -72,6 +75,8 @@ func (m *Model) statusLine() string {
 	switch {
 	case m.confirm != nil:
 		return m.sty.waiting.Render(m.confirm.prompt)
+	case m.repo != nil:
+		return "New bottle of the repository: " + *m.repo + "█"
 	case m.st.ListErr != "":
 		return m.sty.failed.Render("Cannot list the bottles: " + m.st.ListErr)
 	}
@@ -82,13 +87,15 @@ func (m *Model) help() string {
 	switch {
 	case m.confirm != nil:
 		return "y confirm · any other key cancels"
+	case m.repo != nil:
+		return "enter check it · esc cancel · ctrl+u clear"
 	case m.detail != "":
 		return "a allow  A always  d deny  v changes  s/S stop/start  x rm  t attach  esc back"
 	}
 	if m.width >= 110 {
-		return "a allow  A always  d deny  tab queue  enter open  v changes  s/S stop/start  x rm  t attach  q quit"
+		return "a allow  A always  d deny  tab queue  enter open  v changes  s/S stop/start  x rm  t attach  n new  q quit"
 	}
-	return "a allow  A always  d deny  enter open  s/S stop/start  x rm  t attach  q quit"
+	return "a allow  A always  d deny  enter open  s/S stop/start  x rm  t attach  n new  q quit"
 }
 
 // columns lays out cells of the given widths, the last one taking the
@@ -155,12 +162,22 @@ func (m *Model) listView() []string {
 	for _, b := range bs {
 		nameW = max(nameW, min(ansi.StringWidth(b.Name), maxName))
 	}
-	// mark, name, state, held, age, backend; then where, and the last
-	// line of output when there is room.
-	widths := []int{2, nameW, 15, 4, 4, 7}
-	rest := m.width - (2 + nameW + 15 + 4 + 4 + 7 + 6)
+	// mark, name, state, held, age, CPU, memory, the backend when there
+	// is room (the bottle's own screen shows it); then where, and the
+	// last line of output when there is room.
+	widths := []int{2, nameW, 15, 4, 4, 6, 6}
+	header := []string{"", "NAME", "STATE", "HELD", "AGE", "CPU", "MEM"}
+	withBackend := m.width >= 100
+	if withBackend {
+		widths, header = append(widths, 7), append(header, "BACKEND")
+	}
+	used := len(widths)
+	for _, w := range widths {
+		used += w
+	}
+	rest := m.width - used
 	wide := rest >= 60
-	header := []string{"", "NAME", "STATE", "HELD", "AGE", "BACKEND", "REPOSITORY BRANCH"}
+	header = append(header, "REPOSITORY BRANCH")
 	if wide {
 		widths = append(widths, rest/2)
 		header = append(header, "LAST OUTPUT")
@@ -188,7 +205,11 @@ func (m *Model) listView() []string {
 		if !b.Created.IsZero() {
 			age = since(now.Sub(b.Created))
 		}
-		cells := []string{mark, b.Name, b.State(), held, age, b.Backend, where(b)}
+		cells := []string{mark, b.Name, b.State(), held, age, b.Usage.CPUText(), b.Usage.MemoryText()}
+		if withBackend {
+			cells = append(cells, b.Backend)
+		}
+		cells = append(cells, where(b))
 		if wide {
 			cells = append(cells, b.LastLine)
 		}
@@ -258,6 +279,16 @@ func window(sel, n, room int) (first, last int) {
 	return first, first + room
 }
 
+// preflightView is what a new bottle will be allowed, wrapped to the
+// terminal's width.
+func (m *Model) preflightView() []string {
+	lines := []string{"", m.sty.header.Render("NEW BOTTLE")}
+	for _, l := range strings.Split(strings.TrimRight(m.preflight, "\n"), "\n") {
+		lines = append(lines, strings.Split(ansi.Wrap(l, max(m.width, 20), " ,"), "\n")...)
+	}
+	return lines
+}
+
 // detailView is one bottle in full: its state, what it holds and its feed.
 func (m *Model) detailView() []string {
 	b, ok := m.st.Bottle(m.detail)
@@ -268,7 +299,8 @@ func (m *Model) detailView() []string {
 	lines := []string{"",
 		m.rowStyle(b, "").Render(fmt.Sprintf("%s · %s", b.Name, b.State())) +
 			fmt.Sprintf(" · %s · %s", b.Backend, where(b)),
-		fmt.Sprintf("created %s ago · in this state for %s", since(now.Sub(b.Created)), since(now.Sub(b.Since))),
+		fmt.Sprintf("created %s ago · in this state for %s · CPU %s · memory %s", since(now.Sub(b.Created)), since(now.Sub(b.Since)),
+			b.Usage.CPUText(), b.Usage.MemoryText()),
 	}
 	for _, s := range []string{b.Why(), b.Trouble, b.Health} {
 		if s != "" {

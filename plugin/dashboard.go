@@ -1,19 +1,23 @@
 package plugin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/opts"
 	"github.com/spf13/cobra"
 
 	"github.com/docker-bottle/docker-bottle/backend"
@@ -39,7 +43,8 @@ func dashboardCmd(dockerCli command.Cli) *cobra.Command {
 		Long: "Watch every bottle live, waiting ones first, and decide the requests they hold:\n" +
 			"a allows once, A for the bottle's life, d denies. Enter shows a bottle's events and egress, v what\n" +
 			"its agent pushed (git diff --stat); s, S and x stop, start and remove it (after you confirm), t\n" +
-			"attaches to its agent. q quits.",
+			"attaches to its agent. n starts a new bottle once you confirm its preflight (as run --preflight shows it).\n" +
+			"The list shows each bottle's CPU and memory (its agent and bundle together; \"-\" on smolvm). q quits.",
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDashboard(cmd.Context(), dockerCli, opts)
@@ -92,6 +97,12 @@ func runDashboard(ctx context.Context, dockerCli command.Cli, opts dashboardOpti
 			}}
 		},
 	}
+	if dir, err := os.Getwd(); err == nil {
+		o.Dir = dir
+	}
+	o.NewBottle = func(ctx context.Context, repo string) (dashboard.Preflight, error) {
+		return checkNewBottle(ctx, dockerCli, repo)
+	}
 	err = dashboard.Run(ctx, &dashboardSource{dockerCli: dockerCli, svc: svc},
 		dockercli.InFile(dockerCli.In()), dockercli.OutFile(dockerCli.Out()), o)
 	if errors.Is(err, tea.ErrInterrupted) || errors.Is(err, context.Canceled) {
@@ -100,12 +111,54 @@ func runDashboard(ctx context.Context, dockerCli command.Cli, opts dashboardOpti
 	return err
 }
 
+// checkNewBottle checks a bottle of repo as `docker bottle run --preflight -d
+// repo` does and returns its preflight, and the start of the bottle, in
+// this process, detached. Nothing of the run goes to the terminal, which
+// the dashboard holds: its notes join the preflight, its progress is
+// quiet.
+func checkNewBottle(ctx context.Context, dockerCli command.Cli, repo string) (dashboard.Preflight, error) {
+	o := runOptions{workspace: repo, detach: true, progress: "quiet", env: opts.NewListOpts(opts.ValidateEnv)}
+	svc, err := bottles.New(dockerCli, bottles.WithProgress(o.progress))
+	if err != nil {
+		return dashboard.Preflight{}, err
+	}
+	defer svc.Close()
+	var text bytes.Buffer
+	in, err := checkRun(ctx, dockerCli, svc, o, &text)
+	if err == nil {
+		err = showPreflight(ctx, &text, svc, in)
+	}
+	if err != nil {
+		return dashboard.Preflight{}, err
+	}
+	lines := strings.Split(strings.TrimRight(text.String(), "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = clean(l)
+	}
+	return dashboard.Preflight{Text: strings.Join(lines, "\n"), Start: func(ctx context.Context) (string, error) {
+		svc, err := bottles.New(dockerCli, bottles.WithProgress(o.progress))
+		if err != nil {
+			return "", err
+		}
+		defer svc.Close()
+		res, err := launch(ctx, svc, in, o, false, backend.Streams{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard})
+		return res.Plan.Slug, err
+	}}, nil
+}
+
 // dashboardSource reads the bottles for the dashboard through the bottles
 // service and each bottle's supervisor, as ls and approvals do. Text from a
 // bottle is cleaned here, before the dashboard shows it.
 type dashboardSource struct {
 	dockerCli command.Cli
 	svc       *bottles.Service
+	// samples are the bottles' last usage samples, to tell their CPU
+	// from the next; Inspect runs for many bottles at once.
+	mu      sync.Mutex
+	samples map[string]dashboard.Sample
+	// twoSamples: the engine takes the two samples the CPU needs, a
+	// second apart, for a source read once (ls).
+	twoSamples bool
 }
 
 func (s *dashboardSource) List(context.Context) ([]string, error) {
@@ -117,6 +170,13 @@ func (s *dashboardSource) List(context.Context) ([]string, error) {
 	for i, p := range ps {
 		names[i] = p.Slug
 	}
+	s.mu.Lock()
+	for name := range s.samples {
+		if !slices.Contains(names, name) {
+			delete(s.samples, name)
+		}
+	}
+	s.mu.Unlock()
 	return names, nil
 }
 
@@ -137,6 +197,18 @@ func (s *dashboardSource) Inspect(ctx context.Context, name string) (dashboard.F
 	}
 	if p.AgentCreated {
 		f.ExitCode, f.LastLine = s.agent(ctx, p)
+	}
+	if now, prev, ok := bottleSample(ctx, s.dockerCli.Client(), p, s.twoSamples); ok && s.twoSamples {
+		f.Usage = dashboard.UsageBetween(prev, now)
+	} else if ok {
+		s.mu.Lock()
+		if s.samples == nil {
+			s.samples = map[string]dashboard.Sample{}
+		}
+		prev := s.samples[p.Slug]
+		s.samples[p.Slug] = now
+		s.mu.Unlock()
+		f.Usage = dashboard.UsageBetween(prev, now)
 	}
 	return f, nil
 }

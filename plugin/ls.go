@@ -17,6 +17,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/bringup"
+	"github.com/docker-bottle/docker-bottle/dashboard"
 	"github.com/docker-bottle/docker-bottle/hostcheck"
 	"github.com/docker-bottle/docker-bottle/plan"
 )
@@ -53,6 +54,22 @@ type bottleRow struct {
 	// Ports are the agent's published ports, as `docker bottle port`
 	// prints them.
 	Ports []string `json:",omitempty"`
+	// RunningFor is how long ago the bottle was made, as docker ps says
+	// it; set when the row is written.
+	RunningFor string
+	// Repository is the repository the agent works on (its workspace).
+	Repository string
+
+	// What the dashboard shows, read only when the format shows it: the
+	// bottle's activity (starting, working, waiting for you, idle, exited
+	// (CODE), failed), its agent's exit code once exited, the CPU (in
+	// percent of one core) and memory of its agent and bundle together
+	// ("-" when not known: smolvm), the agent's last line of output.
+	Activity   string `json:",omitempty"`
+	ExitCode   *int   `json:",omitempty"`
+	CPUPerc    string `json:",omitempty"`
+	MemUsage   string `json:",omitempty"`
+	LastOutput string `json:",omitempty"`
 }
 
 // States a bottle is in when its bundle's process died: "bundle down"
@@ -77,7 +94,7 @@ func lsCmd(dockerCli command.Cli) *cobra.Command {
 	f.BoolVarP(&opts.all, "all", "a", false, "Show all bottles (default shows running ones)")
 	f.BoolVarP(&opts.quiet, "quiet", "q", false, "Only display bottle names")
 	f.VarP(&opts.filter, "filter", "f", "Filter output based on conditions provided (repo=PATH, name=TEXT)")
-	f.StringVar(&opts.format, "format", "table", formatUsage(".Name .Backend .NetworkMode .State .Status .Waiting .RunningFor .CreatedAt .Agent .Provider .Branch .Bundle .Workspace .Reason .Ports"))
+	f.StringVar(&opts.format, "format", "table", formatUsage(".Name .Backend .NetworkMode .State .Status .Waiting .RunningFor .CreatedAt .Agent .Provider .Branch .Bundle .Workspace .Repository .Reason .Ports .Activity .ExitCode .CPUPerc .MemUsage .LastOutput"))
 	return cmd
 }
 
@@ -115,7 +132,7 @@ func runLs(ctx context.Context, dockerCli command.Cli, o lsOptions) error {
 		}
 		r := bottleRow{Name: p.Slug, Backend: p.Backend, NetworkMode: p.NetworkMode, State: st.State,
 			Bundle: st.Bundle, Agent: st.Agent, Provider: p.Agent.Provider, Branch: p.GitGate.Branch, Created: p.Created,
-			Workspace: p.Workspace, Waiting: -1, Reason: bs.Reason()}
+			Workspace: p.Workspace, Repository: p.Workspace, Waiting: -1, Reason: bs.Reason()}
 		switch {
 		case bs.Failed():
 			r.State = StateFailed
@@ -136,8 +153,61 @@ func runLs(ctx context.Context, dockerCli command.Cli, o lsOptions) error {
 		}
 		rows = append(rows, r)
 	}
+	if !o.quiet && showsActivity(o.format) {
+		addActivity(ctx, &dashboardSource{dockerCli: dockerCli, svc: svc, twoSamples: true}, rows)
+	}
 	return writeBottles(dockerCli.Out(), o, rows)
 }
+
+// showsActivity says whether a --format shows what the dashboard reads of
+// a bottle, which takes ls a second or two.
+func showsActivity(format string) bool {
+	if format == "json" {
+		return true
+	}
+	for _, f := range []string{".Activity", ".ExitCode", ".CPUPerc", ".MemUsage", ".LastOutput"} {
+		if strings.Contains(format, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// lsActivityTimeout is how long ls waits for one bottle's activity: its
+// usage takes the engine a second.
+const lsActivityTimeout = 5 * time.Second
+
+// addActivity fills in the rows what the dashboard shows of their
+// bottles, read as one poll of the dashboard reads it.
+func addActivity(ctx context.Context, src dashboard.Source, rows []bottleRow) {
+	names := make([]string, len(rows))
+	for i, r := range rows {
+		names[i] = r.Name
+	}
+	st := dashboard.NewState()
+	st.Apply(dashboard.Poll(ctx, listed{Source: src, names: names}, dashboard.Request{},
+		dashboard.PollOptions{Timeout: lsActivityTimeout, Parallel: 8}))
+	for i := range rows {
+		b, ok := st.Bottle(rows[i].Name)
+		if !ok {
+			continue
+		}
+		r := &rows[i]
+		r.Activity, r.LastOutput = b.State(), b.LastLine
+		r.CPUPerc, r.MemUsage = b.Usage.CPUText(), b.Usage.MemoryText()
+		if b.Kind == dashboard.Exited && b.ExitCode >= 0 {
+			r.ExitCode = &b.ExitCode
+		}
+	}
+}
+
+// listed is a Source that lists the given bottles only.
+type listed struct {
+	dashboard.Source
+	names []string
+}
+
+func (l listed) List(context.Context) ([]string, error) { return l.names, nil }
 
 const defaultBottleTable = "table {{.Name}}\t{{.Backend}}\t{{.NetworkMode}}\t{{.Status}}\t{{.Waiting}}\t{{.RunningFor}}\t{{.Provider}}\t{{.Branch}}"
 
@@ -167,12 +237,17 @@ func newBottleContext() *bottleContext {
 		"Name": formatter.NameHeader, "Backend": "BACKEND", "NetworkMode": "NETWORK", "State": formatter.StateHeader,
 		"Status": formatter.StatusHeader, "Waiting": "WAITING", "RunningFor": "CREATED", "CreatedAt": formatter.CreatedAtHeader,
 		"Agent": "AGENT", "Provider": "PROVIDER", "Branch": "BRANCH", "Bundle": "BUNDLE", "Workspace": "WORKSPACE",
-		"Reason": "REASON", "Ports": formatter.PortsHeader,
+		"Reason": "REASON", "Ports": formatter.PortsHeader, "Repository": "REPOSITORY", "Activity": "ACTIVITY",
+		"ExitCode": "EXIT CODE", "CPUPerc": "CPU %", "MemUsage": "MEM USAGE", "LastOutput": "LAST OUTPUT",
 	}}}
 }
 
 // MarshalJSON is the row whole, typed (Waiting a number, Created a time).
-func (c *bottleContext) MarshalJSON() ([]byte, error) { return json.Marshal(c.r) }
+func (c *bottleContext) MarshalJSON() ([]byte, error) {
+	r := c.r
+	r.RunningFor = c.RunningFor()
+	return json.Marshal(r)
+}
 
 func (c *bottleContext) Name() string        { return clean(c.r.Name) }
 func (c *bottleContext) Backend() string     { return clean(c.r.Backend) }
@@ -186,6 +261,19 @@ func (c *bottleContext) Branch() string      { return clean(c.r.Branch) }
 func (c *bottleContext) Workspace() string   { return clean(c.r.Workspace) }
 func (c *bottleContext) Reason() string      { return clean(c.r.Reason) }
 func (c *bottleContext) Ports() string       { return clean(strings.Join(c.r.Ports, ", ")) }
+func (c *bottleContext) Repository() string  { return clean(c.r.Repository) }
+func (c *bottleContext) Activity() string    { return clean(c.r.Activity) }
+func (c *bottleContext) CPUPerc() string     { return clean(c.r.CPUPerc) }
+func (c *bottleContext) MemUsage() string    { return clean(c.r.MemUsage) }
+func (c *bottleContext) LastOutput() string  { return clean(c.r.LastOutput) }
+
+// ExitCode is the agent's exit code once it exited, "" before.
+func (c *bottleContext) ExitCode() string {
+	if c.r.ExitCode == nil {
+		return ""
+	}
+	return strconv.Itoa(*c.r.ExitCode)
+}
 
 // Waiting is the number of held requests, or "-" when the supervisor did
 // not answer.

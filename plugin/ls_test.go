@@ -86,3 +86,57 @@ func TestLsFormat(t *testing.T) {
 		t.Fatal("an unknown field gave no error")
 	}
 }
+
+// TestLsJSONHasWhatTheDashboardShows: --format json and the templates
+// show each bottle's repository, branch, activity with the exit code,
+// how long it runs, the requests waiting, CPU, memory and the last line of
+// output, under docker ps's kind of keys; text from the bottle is cleaned
+// in templates.
+func TestLsJSONHasWhatTheDashboardShows(t *testing.T) {
+	code := 2
+	rows := []bottleRow{
+		{Name: "busy", Repository: "/src/app", Branch: "bottle/busy/x", Created: time.Now().Add(-time.Hour), Waiting: 1,
+			Activity: "waiting for you", CPUPerc: "12.5%", MemUsage: "300.0M", LastOutput: "Allow this?"},
+		{Name: "done", Repository: "/src/app", Branch: "bottle/done/x", Created: time.Now().Add(-time.Minute), Waiting: -1,
+			Activity: "exited (2)", ExitCode: &code, CPUPerc: "-", MemUsage: "-", LastOutput: "bye\x1b[2J"},
+	}
+	var out bytes.Buffer
+	if err := writeBottles(&out, lsOptions{format: "json"}, rows); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%q", out.String())
+	}
+	var busy, done map[string]any
+	if json.Unmarshal([]byte(lines[0]), &busy) != nil || json.Unmarshal([]byte(lines[1]), &done) != nil {
+		t.Fatalf("not JSON: %q", out.String())
+	}
+	for k, want := range map[string]any{"Repository": "/src/app", "Branch": "bottle/busy/x", "Activity": "waiting for you",
+		"RunningFor": "About an hour ago", "Waiting": 1.0, "CPUPerc": "12.5%", "MemUsage": "300.0M", "LastOutput": "Allow this?"} {
+		if busy[k] != want {
+			t.Errorf("busy: %s = %#v, want %#v", k, busy[k], want)
+		}
+	}
+	if _, ok := busy["ExitCode"]; ok {
+		t.Errorf("a running bottle has an exit code: %v", busy)
+	}
+	if done["ExitCode"] != 2.0 || done["Activity"] != "exited (2)" || done["LastOutput"] != "bye\x1b[2J" {
+		t.Errorf("done: %v", done)
+	}
+	out.Reset()
+	if err := writeBottles(&out, lsOptions{format: "table {{.Name}}\t{{.Activity}}\t{{.ExitCode}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.LastOutput}}"}, rows); err != nil {
+		t.Fatal(err)
+	}
+	want := "NAME      ACTIVITY          EXIT CODE   CPU %     MEM USAGE   LAST OUTPUT\n" +
+		"busy      waiting for you               12.5%     300.0M      Allow this?\n" +
+		`done      exited (2)        2           -         -           bye\x1b[2J` + "\n"
+	if out.String() != want {
+		t.Errorf("table:\n%s\nwant\n%s", out.String(), want)
+	}
+	for format, want := range map[string]bool{"json": true, "table": false, "{{.Name}} {{.CPUPerc}}": true, "{{.Repository}}": false} {
+		if showsActivity(format) != want {
+			t.Errorf("showsActivity(%q) = %v", format, !want)
+		}
+	}
+}

@@ -119,7 +119,7 @@ func runRun(ctx context.Context, dockerCli command.Cli, o runOptions) error {
 		return err
 	}
 	defer svc.Close()
-	in, err := checkRun(ctx, dockerCli, svc, o)
+	in, err := checkRun(ctx, dockerCli, svc, o, dockerCli.Err())
 	if err != nil {
 		return err
 	}
@@ -148,16 +148,8 @@ func runRun(ctx context.Context, dockerCli command.Cli, o runOptions) error {
 		}
 	}
 
-	ro, done, err := svc.WithAgentImage(agentImage(in.spec, in.prepare.Workspace), bottles.RunOptions{})
-	if err != nil {
-		return err
-	}
-	defer done()
 	tty := !o.detach && dockerCli.In().IsTerminal() && dockerCli.Out().IsTerminal()
-	ro.Prepare, ro.BringUp = in.prepare, bottles.BringUpOptions{ExtraCAFile: in.extraCA}
-	ro.Detach, ro.TTY, ro.Interactive, ro.Remove, ro.KeepOnFailure = o.detach, tty, tty, o.rm, o.keepOnFailure
-	ro.Stdin, ro.Stdout, ro.Stderr = dockerCli.In(), dockerCli.Out(), dockerCli.Err()
-	res, err := svc.Run(ctx, ro)
+	res, err := launch(ctx, svc, in, o, tty, backend.Streams{Stdin: dockerCli.In(), Stdout: dockerCli.Out(), Stderr: dockerCli.Err()})
 	if err != nil {
 		return err
 	}
@@ -181,17 +173,25 @@ func runRun(ctx context.Context, dockerCli command.Cli, o runOptions) error {
 	return nil
 }
 
+// launch makes and starts the bottle a run checked, with the agent on
+// streams (its terminal when tty).
+func launch(ctx context.Context, svc *bottles.Service, in runInput, o runOptions, tty bool, streams backend.Streams) (bottles.RunResult, error) {
+	ro, done, err := svc.WithAgentImage(agentImage(in.spec, in.prepare.Workspace), bottles.RunOptions{})
+	if err != nil {
+		return bottles.RunResult{}, err
+	}
+	defer done()
+	ro.Prepare, ro.BringUp = in.prepare, bottles.BringUpOptions{ExtraCAFile: in.extraCA}
+	ro.Detach, ro.TTY, ro.Interactive, ro.Remove, ro.KeepOnFailure = o.detach, tty, tty, o.rm, o.keepOnFailure
+	ro.Stdin, ro.Stdout, ro.Stderr = streams.Stdin, streams.Stdout, streams.Stderr
+	return svc.Run(ctx, ro)
+}
+
 // preflight shows what the bottle will be allowed, from its plan as a dry
 // run makes it (nothing is created), and asks the user to confirm unless
 // yes.
 func preflight(ctx context.Context, dockerCli command.Cli, svc *bottles.Service, in runInput, yes bool) error {
-	dry := in.prepare
-	dry.DryRun = true
-	res, err := svc.Run(ctx, bottles.RunOptions{Prepare: dry})
-	if err != nil {
-		return err
-	}
-	if err := writePreflight(dockerCli.Out(), res.Plan, in.spec); err != nil {
+	if err := showPreflight(ctx, dockerCli.Out(), svc, in); err != nil {
 		return err
 	}
 	if yes {
@@ -199,6 +199,17 @@ func preflight(ctx context.Context, dockerCli command.Cli, svc *bottles.Service,
 		return nil
 	}
 	return confirmStart(ctx, dockerCli.In(), dockerCli.Out())
+}
+
+// showPreflight writes the preflight of a checked run to w.
+func showPreflight(ctx context.Context, w io.Writer, svc *bottles.Service, in runInput) error {
+	dry := in.prepare
+	dry.DryRun = true
+	res, err := svc.Run(ctx, bottles.RunOptions{Prepare: dry})
+	if err != nil {
+		return err
+	}
+	return writePreflight(w, res.Plan, in.spec)
 }
 
 // runInput is what a run starts from, checked.
@@ -212,11 +223,12 @@ type runInput struct {
 // needs nothing made first: the workspace, the spec, the provider's
 // credentials and the spec's secrets, the prompt, the backend and network
 // mode on this engine, the extra CA, the agent's image, the user's agent
-// settings (a secret in them stops the run). Run and --dry-run
+// settings (a secret in them stops the run), with notes on what they
+// carry written to notes. Run and --dry-run
 // both go through it and then through Prepare (the repository, the names
 // in use), in this order, so a dry run refuses what a run would, with the
 // same message.
-func checkRun(ctx context.Context, dockerCli command.Cli, svc *bottles.Service, o runOptions) (runInput, error) {
+func checkRun(ctx context.Context, dockerCli command.Cli, svc *bottles.Service, o runOptions, notes io.Writer) (runInput, error) {
 	workspace, err := filepath.Abs(o.workspace)
 	if err != nil {
 		return runInput{}, err
@@ -268,7 +280,7 @@ func checkRun(ctx context.Context, dockerCli command.Cli, svc *bottles.Service, 
 	if err := svc.CheckAgentImage(ctx, agentImage(ls, workspace)); err != nil {
 		return runInput{}, err
 	}
-	userConf, err := userConfigTar(ls, dockerCli.Err())
+	userConf, err := userConfigTar(ls, notes)
 	if err != nil {
 		return runInput{}, err
 	}

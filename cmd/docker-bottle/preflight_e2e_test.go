@@ -92,3 +92,34 @@ func TestRunPreflight(t *testing.T) {
 		t.Errorf("after y the bottle is %q, want running", got.State)
 	}
 }
+
+// TestDashboardStartsANewBottle: in `docker bottle dashboard` on a
+// terminal, n asks for a repository, shows the bottle's preflight, and y
+// starts it in the dashboard's own process, detached; the list then shows
+// it working.
+func TestDashboardStartsANewBottle(t *testing.T) {
+	eng := testenv.Engine(t)
+	base := testenv.Debian(t, eng)
+	cfg := testenv.DockerConfig(t)
+	name := fmt.Sprintf("dnew-%d", time.Now().UnixNano()%1e6)
+	repo := testenv.GitRepoWith(t, map[string]string{"bottle.yaml": "name: " + name + "\nagent:\n  provider: shell\n  image: " + base + "\n" +
+		"  command: [sleep, '600']\n"})
+	removedAtEnd(t, cfg, nil, name, repo)
+
+	d := startDashboard(t, cfg, "NO_COLOR=")
+	d.waitFor("the empty list", func() bool { return strings.Contains(d.screen(), "No bottles") })
+	d.press("n")
+	d.waitFor("the question for the repository", func() bool { return strings.Contains(d.screen(), "New bottle of the repository:") })
+	d.press("\x15" + repo + "\r") // Ctrl-U clears the directory offered
+	d.waitFor("the preflight", func() bool {
+		s := d.screen()
+		return strings.Contains(s, "NEW BOTTLE") && strings.Contains(s, "Bottle "+name+" on") && strings.Contains(s, "Start this bottle? [y/N]")
+	})
+	testenv.NothingLeft(t, eng, bottleIn(cfg, nil, name, repo))
+	d.press("y")
+	d.waitFor("the bottle started and listed", func() bool {
+		s := d.screen()
+		return strings.Contains(s, "Started bottle "+name+".") && regexp.MustCompile(name+` +working `).MatchString(s)
+	})
+	d.quit()
+}
