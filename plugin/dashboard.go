@@ -146,16 +146,27 @@ func checkNewBottle(ctx context.Context, dockerCli command.Cli, repo string) (da
 	}}, nil
 }
 
+// DashboardSource is the dashboard's Source over the bottles of the
+// docker CLI's state dir, for a program that polls as the dashboard does
+// (bench/dashbench); close it when done.
+func DashboardSource(dockerCli command.Cli) (dashboard.Source, func(), error) {
+	svc, err := bottles.New(dockerCli)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &dashboardSource{dockerCli: dockerCli, svc: svc}, svc.Close, nil
+}
+
 // dashboardSource reads the bottles for the dashboard through the bottles
 // service and each bottle's supervisor, as ls and approvals do. Text from a
 // bottle is cleaned here, before the dashboard shows it.
 type dashboardSource struct {
 	dockerCli command.Cli
 	svc       *bottles.Service
-	// samples are the bottles' last usage samples, to tell their CPU
-	// from the next; Inspect runs for many bottles at once.
+	// samples are the bottles' last two usage samples, which tell their
+	// CPU; Inspect runs for many bottles at once.
 	mu      sync.Mutex
-	samples map[string]dashboard.Sample
+	samples map[string]*samples
 	// twoSamples: the engine takes the two samples the CPU needs, a
 	// second apart, for a source read once (ls).
 	twoSamples bool
@@ -198,19 +209,67 @@ func (s *dashboardSource) Inspect(ctx context.Context, name string) (dashboard.F
 	if p.AgentCreated {
 		f.ExitCode, f.LastLine = s.agent(ctx, p)
 	}
-	if now, prev, ok := bottleSample(ctx, s.dockerCli.Client(), p, s.twoSamples); ok && s.twoSamples {
-		f.Usage = dashboard.UsageBetween(prev, now)
-	} else if ok {
-		s.mu.Lock()
-		if s.samples == nil {
-			s.samples = map[string]dashboard.Sample{}
+	if s.twoSamples {
+		if now, prev, ok := bottleSample(ctx, s.dockerCli.Client(), p, true); ok {
+			f.Usage = dashboard.UsageBetween(prev, now)
 		}
-		prev := s.samples[p.Slug]
-		s.samples[p.Slug] = now
-		s.mu.Unlock()
-		f.Usage = dashboard.UsageBetween(prev, now)
+	} else {
+		f.Usage = s.usage(ctx, p)
 	}
 	return f, nil
+}
+
+// samples are a bottle's last two usage samples, and whether one is being
+// read.
+type samples struct {
+	prev, last dashboard.Sample
+	reading    bool
+	started    time.Time
+}
+
+// sampleTimeout bounds reading a bottle's usage: the engine may take a
+// second per container. sampleEvery is how often it is read: the engine's
+// stats cost it more than the rest of a refresh (docs/benchmarks.md,
+// "Dashboard"), and CPU over a few seconds says as much.
+const (
+	sampleTimeout = 5 * time.Second
+	sampleEvery   = 5 * time.Second
+)
+
+// usage is a bottle's usage from its last two samples, and starts reading
+// the next in the background when it is time and none is under way: the
+// engine answers a one-shot stats call only at its next collection (up to
+// a second on engine 20.10), which must hold up neither the poll nor the
+// screen.
+func (s *dashboardSource) usage(ctx context.Context, p plan.Plan) dashboard.Usage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.samples == nil {
+		s.samples = map[string]*samples{}
+	}
+	u := s.samples[p.Slug]
+	if u == nil {
+		u = &samples{}
+		s.samples[p.Slug] = u
+	}
+	if !u.reading && time.Since(u.started) >= sampleEvery {
+		u.reading, u.started = true, time.Now()
+		go func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sampleTimeout)
+			now, _, ok := bottleSample(ctx, s.dockerCli.Client(), p, false)
+			cancel()
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			u.reading = false
+			if ok {
+				u.prev, u.last = u.last, now
+			}
+		}()
+	}
+	if u.last.At.IsZero() {
+		return dashboard.Usage{}
+	}
+	return dashboard.UsageBetween(u.prev, u.last)
 }
 
 // lastOutput is how much of the end of an agent's output is kept for its

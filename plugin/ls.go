@@ -174,8 +174,12 @@ func showsActivity(format string) bool {
 }
 
 // lsActivityTimeout is how long ls waits for one bottle's activity: its
-// usage takes the engine a second.
-const lsActivityTimeout = 5 * time.Second
+// usage takes the engine a second or two; lsActivityParallel is how many
+// bottles it reads at once, mostly waiting for those seconds.
+const (
+	lsActivityTimeout  = 5 * time.Second
+	lsActivityParallel = 32
+)
 
 // addActivity fills in the rows what the dashboard shows of their
 // bottles, read as one poll of the dashboard reads it.
@@ -186,7 +190,7 @@ func addActivity(ctx context.Context, src dashboard.Source, rows []bottleRow) {
 	}
 	st := dashboard.NewState()
 	st.Apply(dashboard.Poll(ctx, listed{Source: src, names: names}, dashboard.Request{},
-		dashboard.PollOptions{Timeout: lsActivityTimeout, Parallel: 8}))
+		dashboard.PollOptions{Timeout: lsActivityTimeout, Parallel: lsActivityParallel}))
 	for i := range rows {
 		b, ok := st.Bottle(rows[i].Name)
 		if !ok {

@@ -96,7 +96,7 @@ func TestRunPreflight(t *testing.T) {
 // TestDashboardStartsANewBottle: in `docker bottle dashboard` on a
 // terminal, n asks for a repository, shows the bottle's preflight, and y
 // starts it in the dashboard's own process, detached; the list then shows
-// it working.
+// it working, with its CPU and memory.
 func TestDashboardStartsANewBottle(t *testing.T) {
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
@@ -120,6 +120,11 @@ func TestDashboardStartsANewBottle(t *testing.T) {
 	d.waitFor("the bottle started and listed", func() bool {
 		s := d.screen()
 		return strings.Contains(s, "Started bottle "+name+".") && regexp.MustCompile(name+` +working `).MatchString(s)
+	})
+	// Its CPU and memory (agent and bundle) come from the engine's stats,
+	// read in the background: the CPU from the second sample on.
+	d.waitFor("the bottle's CPU and memory", func() bool {
+		return regexp.MustCompile(name + ` +working +0 +[0-9]+[smh] +[0-9]+\.[0-9]% +[0-9.]+[KMG] `).MatchString(d.screen())
 	})
 	d.quit()
 }
