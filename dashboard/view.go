@@ -95,7 +95,7 @@ func (m *Model) help() string {
 	if m.width >= 110 {
 		return "a allow  A always  d deny  tab queue  enter open  v changes  s/S stop/start  x rm  t attach  n new  q quit"
 	}
-	return "a allow  A always  d deny  enter open  s/S stop/start  x rm  t attach  n new  q quit"
+	return "a allow  A always  d deny  enter open  s/S stop/start  x rm  t attach  n new  q"
 }
 
 // columns lays out cells of the given widths, the last one taking the

@@ -160,12 +160,10 @@ func runLs(ctx context.Context, dockerCli command.Cli, o lsOptions) error {
 }
 
 // showsActivity says whether a --format shows what the dashboard reads of
-// a bottle, which takes ls a second or two.
+// a bottle, which takes ls a second or two: json (and a template's json)
+// shows it all.
 func showsActivity(format string) bool {
-	if format == "json" {
-		return true
-	}
-	for _, f := range []string{".Activity", ".ExitCode", ".CPUPerc", ".MemUsage", ".LastOutput"} {
+	for _, f := range []string{"json", ".Activity", ".ExitCode", ".CPUPerc", ".MemUsage", ".LastOutput"} {
 		if strings.Contains(format, f) {
 			return true
 		}

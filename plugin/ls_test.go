@@ -134,7 +134,7 @@ func TestLsJSONHasWhatTheDashboardShows(t *testing.T) {
 	if out.String() != want {
 		t.Errorf("table:\n%s\nwant\n%s", out.String(), want)
 	}
-	for format, want := range map[string]bool{"json": true, "table": false, "{{.Name}} {{.CPUPerc}}": true, "{{.Repository}}": false} {
+	for format, want := range map[string]bool{"json": true, "{{json .}}": true, "table": false, "{{.Name}} {{.CPUPerc}}": true, "{{.Repository}}": false} {
 		if showsActivity(format) != want {
 			t.Errorf("showsActivity(%q) = %v", format, !want)
 		}
