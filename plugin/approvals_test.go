@@ -141,6 +141,12 @@ func (fakeEngine) ContainerInspect(ctx context.Context, id string, o mobyclient.
 	return mobyclient.ContainerInspectResult{Container: c.(container.InspectResponse)}, nil
 }
 
+// ContainerList finds no container: the bottles of these tests have
+// none to read the usage of.
+func (fakeEngine) ContainerList(context.Context, mobyclient.ContainerListOptions) (mobyclient.ContainerListResult, error) {
+	return mobyclient.ContainerListResult{}, nil
+}
+
 func (fakeEngine) Ping(ctx context.Context, o mobyclient.PingOptions) (mobyclient.PingResult, error) {
 	return mobyclient.PingResult{}, errors.New("no engine in this test")
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
@@ -14,29 +15,46 @@ import (
 	"github.com/docker-bottle/docker-bottle/spec"
 )
 
-// statsReader is what reading containers' stats needs of the engine.
+// statsReader is what reading a bottle's containers' stats needs of the
+// engine.
 type statsReader interface {
+	ContainerList(ctx context.Context, o client.ContainerListOptions) (client.ContainerListResult, error)
 	ContainerStats(ctx context.Context, id string, o client.ContainerStatsOptions) (client.ContainerStatsResult, error)
 }
 
-// bottleSample reads what a bottle of the docker backend uses: its agent
-// container and its bundle, summed (the bottle's whole cost on the
-// engine), from the engine's stats of each. With previous, the engine
-// takes a second sample a second later and prev is the first: the CPU is
-// then known from one call, as ls needs; without, the call returns at
-// once and the dashboard keeps its own previous sample. A smolvm bottle's
-// agent is no container: ok is false, and its usage is shown as unknown.
+// bottleSample reads what a bottle uses on the engine: its agent container
+// and its bundle, summed (the bottle's whole cost), from the engine's
+// stats of each running one, found by their labels. With previous, the
+// engine takes a second sample a second later and prev is the first: the
+// CPU is then known from one call, as ls needs; without, the call returns
+// at the engine's next collection and the dashboard keeps its own
+// previous sample. A bottle without an agent container (smolvm: its agent
+// is a machine) has ok false, and its usage is shown as unknown.
 func bottleSample(ctx context.Context, eng statsReader, p plan.Plan, previous bool) (now, prev dashboard.Sample, ok bool) {
-	if p.Backend != spec.BackendDocker || p.Docker == nil {
+	if p.Backend != spec.BackendDocker {
 		return now, prev, false
 	}
-	// Both at once: with previous, each takes the engine a second.
-	cs := []string{p.Docker.Container, p.Bundle.Container}
-	sts := make([]container.StatsResponse, len(cs))
-	errs := make([]error, len(cs))
+	cs, err := eng.ContainerList(ctx, client.ContainerListOptions{All: true,
+		Filters: make(client.Filters).Add("label", plan.LabelBottle+"="+p.Slug)})
+	if err != nil {
+		return now, prev, false
+	}
+	var running []string
+	for _, c := range cs.Items {
+		ok = ok || c.Labels[plan.LabelRole] == plan.RoleAgent
+		if c.State == container.StateRunning {
+			running = append(running, c.ID)
+		}
+	}
+	if !ok {
+		return now, prev, false
+	}
+	// All at once: with previous, each takes the engine a second.
+	sts := make([]container.StatsResponse, len(running))
+	errs := make([]error, len(running))
 	var wg sync.WaitGroup
-	for i, c := range cs {
-		wg.Go(func() { sts[i], errs[i] = containerStats(ctx, eng, c, previous) })
+	for i, id := range running {
+		wg.Go(func() { sts[i], errs[i] = containerStats(ctx, eng, id, previous) })
 	}
 	wg.Wait()
 	if errors.Join(errs...) != nil {
@@ -52,6 +70,10 @@ func bottleSample(ctx context.Context, eng statsReader, p plan.Plan, previous bo
 		now.CPU += st.CPUStats.CPUUsage.TotalUsage
 		prev.CPU += st.PreCPUStats.CPUUsage.TotalUsage
 		now.Memory += memoryInUse(st.MemoryStats)
+	}
+	if now.At.IsZero() {
+		// Nothing of the bottle runs: it uses nothing.
+		now.At = time.Now()
 	}
 	return now, prev, true
 }
