@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 
+	dockerbackend "github.com/docker-bottle/docker-bottle/backend/docker"
 	"github.com/docker-bottle/docker-bottle/bringup"
+	"github.com/docker-bottle/docker-bottle/hostcheck"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/stage"
 )
@@ -28,7 +30,7 @@ func (s *Service) BringUp(ctx context.Context, p plan.Plan, o BringUpOptions) (p
 		return p, err
 	}
 	q, err := bringup.Up(ctx, s.engine, bringup.Options{
-		Plan: p, Mounts: mounts, Health: bringup.Health, Version: s.version, Progress: s.progress, Allocator: alloc,
+		Plan: p, Mounts: mounts, Health: s.health(), Version: s.version, Progress: s.progress, Allocator: alloc,
 	})
 	if err != nil {
 		// Bring-up may have moved the bottle to another subnet before it
@@ -45,4 +47,24 @@ func (s *Service) BringUp(ctx context.Context, p plan.Plan, o BringUpOptions) (p
 		return q, fmt.Errorf("saving the plan: %w", err)
 	}
 	return q, nil
+}
+
+// throughEngine says whether this service reaches its bundles through the
+// engine API (hostcheck.ThroughEngine); one made without a docker CLI
+// talks to the local engine.
+func (s *Service) throughEngine() bool {
+	return s.cli != nil && hostcheck.ThroughEngine(s.cli.DockerEndpoint().Host)
+}
+
+// health is how bring-up asks the bundle whether it is healthy: at its
+// published supervisor port, or through the engine API when the bundle is
+// reached that way (throughEngine).
+func (s *Service) health() func(context.Context, plan.Plan) error {
+	e, ok := s.engine.(dockerbackend.ExecEngine)
+	if !s.throughEngine() || !ok {
+		return bringup.Health
+	}
+	return bringup.HealthThrough(func(p plan.Plan) bringup.DialFunc {
+		return dockerbackend.DialContext(e, p.Bundle.Container, bringup.BinaryPath, plan.SupervisePort)
+	})
 }

@@ -74,6 +74,23 @@ func describeEngine(ctx context.Context, api EngineAPI, f *plan.EngineFacts) {
 	})
 }
 
+// EnvThroughEngine is the one test-only switch that makes the plugin treat
+// a local engine as remote for transport: set to 1, the plugin (and
+// git-remote-bottle, which inherits it) reaches a bundle's supervisor, gate
+// and proxy through the engine API, and registers the bottle's git remote
+// as bottle::NAME, as on a remote engine. Tests and benchmarks prove those
+// paths with it on the local engine; it changes nothing else (the ports an
+// agent publishes stay on this host's loopback) and holds no secret.
+const EnvThroughEngine = "DOCKER_BOTTLE_TEST_DIAL_BUNDLE"
+
+// ThroughEngine says whether the plugin reaches the bundles of the engine
+// at endpoint through the engine API rather than through the ports they
+// publish on the engine host's loopback: on a remote engine that loopback
+// is not the client's (or when EnvThroughEngine asks).
+func ThroughEngine(endpoint string) bool {
+	return IsRemote(endpoint) || os.Getenv(EnvThroughEngine) == "1"
+}
+
 // IsRemote reports whether a docker endpoint is on another host: ssh://
 // always, tcp:// unless it names a loopback address.
 func IsRemote(endpoint string) bool {

@@ -45,11 +45,9 @@ func openSupervisor(ctx context.Context, dockerCli command.Cli, name string) (*s
 	return supervisorOf(ctx, dockerCli, p)
 }
 
-// EnvDialBundle is a variable that, set to 1, makes the plugin reach a
-// bundle on a local engine through the engine API, as it does on a remote
-// one: for tests only, which prove that path on the local engine. It holds
-// no secret.
-const EnvDialBundle = "DOCKER_BOTTLE_TEST_DIAL_BUNDLE"
+// EnvDialBundle is hostcheck.EnvThroughEngine, the test-only switch that
+// treats a local engine as remote for transport.
+const EnvDialBundle = hostcheck.EnvThroughEngine
 
 // throughEngine says whether the plugin reaches a bundle's services
 // through the engine API (an exec of the bundle binary's dial per
@@ -57,7 +55,7 @@ const EnvDialBundle = "DOCKER_BOTTLE_TEST_DIAL_BUNDLE"
 // remote engine that loopback is its host's, which the client cannot
 // reach.
 func throughEngine(dockerCli command.Cli) bool {
-	return hostcheck.IsRemote(dockerCli.DockerEndpoint().Host) || os.Getenv(EnvDialBundle) == "1"
+	return hostcheck.ThroughEngine(dockerCli.DockerEndpoint().Host)
 }
 
 // dialClient is an HTTP client whose connections go to port in the
