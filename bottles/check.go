@@ -161,7 +161,7 @@ func (s *Service) Check(ctx context.Context, o CheckOptions) (probe.Card, error)
 	if derr == nil {
 		card = probe.Judge(rep, probe.Expect{Backend: res.Plan.Backend, NetworkMode: res.Plan.NetworkMode})
 		card.Add(probe.PromiseResult{Promise: 3, Items: []probe.Item{s.secretOnHost(context.WithoutCancel(ctx), engine, res.Plan, canary)}})
-		card.Add(probe.PromiseResult{Promise: 4, Items: []probe.Item{hostFetch(ctx, res.Plan)}})
+		card.Add(probe.PromiseResult{Promise: 4, Items: []probe.Item{hostFetch(ctx, res.Plan, s.gitEndpoint())}})
 	}
 	if o.Keep {
 		return card, derr
@@ -218,10 +218,11 @@ func (s *Service) secretOnHost(ctx context.Context, e client.APIClient, p plan.P
 }
 
 // hostFetch fetches the agent's branch on the host through the git remote
-// the plugin registered, as a user reviewing its work would.
-func hostFetch(ctx context.Context, p plan.Plan) probe.Item {
+// the plugin registered, as a user reviewing its work would; endpoint is
+// the engine git-remote-bottle reaches for a bottle::NAME remote.
+func hostFetch(ctx context.Context, p plan.Plan, endpoint gitstage.Option) probe.Item {
 	item := probe.Item{Check: "host-fetch", Target: "git fetch " + p.GitGate.Remote, Verdict: probe.Fail}
-	if err := gitstage.Fetch(ctx, p.Workspace, p.GitGate.Remote); err != nil {
+	if err := gitstage.Fetch(ctx, p.Workspace, p.GitGate.Remote, endpoint); err != nil {
 		item.Evidence = fmt.Sprintf("git fetch failed: %v", err)
 		return item
 	}

@@ -92,11 +92,32 @@ func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, e
 	if err := stage.Save(p); err != nil {
 		return p, err
 	}
-	if err := gitstage.AddRemote(ctx, p.Workspace, p.GitGate.Remote, p.GitGate.Repo,
+	if err := gitstage.AddRemote(ctx, p.Workspace, p.GitGate.Remote, s.gateURL(p),
 		gitstage.WithFetchRefspecs(gitstage.BottleRefspec(p.Slug))); err != nil {
 		return p, fmt.Errorf("registering the git remote %s: %w", p.GitGate.Remote, err)
 	}
 	return p, nil
+}
+
+// gateURL is where the remote registered in the user's repository fetches
+// from: the stage's gate repository on this host's disk, or, when the
+// bundle is reached through the engine (a remote engine, whose disk this
+// host cannot read), bottle::NAME, which git-remote-bottle fetches
+// through the engine API.
+func (s *Service) gateURL(p plan.Plan) string {
+	if s.throughEngine() {
+		return gitstage.HelperURL(p.Slug)
+	}
+	return p.GitGate.Repo
+}
+
+// gitEndpoint makes git's git-remote-bottle, which a bottle::NAME remote
+// runs, reach this service's engine.
+func (s *Service) gitEndpoint() gitstage.Option {
+	if s.cli == nil {
+		return gitstage.WithDockerEndpoint("", "")
+	}
+	return gitstage.WithDockerEndpoint(s.cli.CurrentContext(), s.cli.DockerEndpoint().Host)
 }
 
 // nameInUse reports a bottle name held on the engine or in smolvm by a

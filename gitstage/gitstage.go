@@ -23,6 +23,7 @@ type Option func(*options)
 type options struct {
 	exclude []string
 	fetch   []string
+	env     []string
 }
 
 // WithExclude keeps Sync away from refs matching these git refspec globs
@@ -35,6 +36,20 @@ func WithExclude(globs ...string) Option {
 // registers; see BottleRefspec.
 func WithFetchRefspecs(specs ...string) Option {
 	return func(o *options) { o.fetch = append(o.fetch, specs...) }
+}
+
+// WithDockerEndpoint makes the git a command runs reach the docker engine
+// of context (or, for the "default" context, of host: a -H or DOCKER_HOST
+// endpoint) in git-remote-bottle, which a bottle::NAME remote runs: the
+// plugin's --context is its own flag, which a child does not inherit.
+func WithDockerEndpoint(context, host string) Option {
+	return func(o *options) {
+		if context != "" && context != "default" {
+			o.env = append(o.env, "DOCKER_CONTEXT="+context, "DOCKER_HOST=")
+		} else if host != "" {
+			o.env = append(o.env, "DOCKER_CONTEXT=", "DOCKER_HOST="+host)
+		}
+	}
 }
 
 func collect(opts []Option) options {
@@ -152,8 +167,35 @@ func Sync(ctx context.Context, userRepo, dest string, opts ...Option) error {
 
 var remoteNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
+// RemoteHelper is the git remote helper that fetches from a bottle's gate
+// through the engine API, for a bottle::NAME remote (cmd/git-remote-bottle,
+// installed next to the plugin by `make install`).
+const RemoteHelper = "git-remote-bottle"
+
+// HelperURL is the URL of bottle's gate for RemoteHelper, which git runs
+// for it: bottle::NAME.
+func HelperURL(bottle string) string { return "bottle::" + bottle }
+
+// FindRemoteHelper returns where git finds RemoteHelper: on PATH, or in
+// git's exec-path, where git also looks for helpers. Its error says how to
+// install it.
+func FindRemoteHelper(ctx context.Context) (string, error) {
+	if path, err := exec.LookPath(RemoteHelper); err == nil {
+		return path, nil
+	}
+	if out, err := run(ctx, options{}, "", "--exec-path"); err == nil {
+		path := filepath.Join(strings.TrimSpace(out), RemoteHelper)
+		if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return path, nil
+		}
+	}
+	return "", fmt.Errorf("git cannot find %s, which fetches a bottle's branches from an engine on another host "+
+		"(the remote bottle::NAME): install it with `make install` (next to the plugin), or put the dir that holds it on PATH", RemoteHelper)
+}
+
 // AddRemote registers remoteName in userRepo, pointing at the stage
-// repository, so that `git fetch <remoteName>` brings the agent's branches.
+// repository (a path, or a HelperURL for a gate reached through the
+// engine), so that `git fetch <remoteName>` brings the agent's branches.
 // Tags are not fetched from it (--no-tags): the agent cannot put tags into
 // the user's namespace. An existing remote of that name is repointed. Many
 // bottles may register their remotes in one repository at once.
@@ -162,9 +204,12 @@ func AddRemote(ctx context.Context, userRepo, remoteName, gateRepoPath string, o
 	if !remoteNameRE.MatchString(remoteName) || strings.HasSuffix(remoteName, ".lock") {
 		return fmt.Errorf("invalid remote name %q", remoteName)
 	}
-	abs, err := filepath.Abs(gateRepoPath)
-	if err != nil {
-		return err
+	abs := gateRepoPath
+	if !strings.HasPrefix(gateRepoPath, HelperURL("")) {
+		var err error
+		if abs, err = filepath.Abs(gateRepoPath); err != nil {
+			return err
+		}
 	}
 	fetch := o.fetch
 	if len(fetch) == 0 {
@@ -241,7 +286,7 @@ func command(ctx context.Context, o options, dir string, args ...string) *exec.C
 		args = append([]string{"-C", dir}, args...)
 	}
 	cmd := exec.CommandContext(ctx, "git", args...) //nolint:gosec // G702: git's argument vector, no shell; callers pass git's options and paths
-	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=", "GIT_PROTOCOL=", "GIT_OPTIONAL_LOCKS=0")
+	cmd.Env = append(append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=", "GIT_PROTOCOL=", "GIT_OPTIONAL_LOCKS=0"), o.env...)
 	return cmd
 }
 

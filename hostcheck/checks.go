@@ -34,6 +34,11 @@ type Extra struct {
 	Dirs       stage.Dirs
 	StateErr   error
 	CacheErr   error
+	// GitHelper is where git finds git-remote-bottle, which fetches a
+	// bottle's branches through the engine API (the remote the plugin
+	// registers on a remote engine); GitHelperErr why it does not.
+	GitHelper    string
+	GitHelperErr error
 }
 
 // Report is doctor's whole answer.
@@ -78,6 +83,16 @@ func Diagnose(f plan.Facts, x Extra) Report {
 			c.Status, c.Remedy = Fail, "remote engines are not supported yet: use a local context (docker context use default)"
 		}
 		cs = append(cs, c)
+	}
+
+	if e.Remote {
+		if x.GitHelperErr != nil {
+			cs = append(cs, Check{"git remote helper", Fail, "git finds no git-remote-bottle on PATH or in its exec-path, " +
+				"so `git fetch bottle-NAME` and `docker bottle diff` cannot reach a bottle on this engine",
+				"`make install` puts git-remote-bottle next to the plugin; put that dir on PATH"})
+		} else {
+			cs = append(cs, Check{"git remote helper", OK, x.GitHelper + ": `git fetch bottle-NAME` reaches the gate through the engine", ""})
+		}
 	}
 
 	if x.BuildxErr != nil {

@@ -2,6 +2,7 @@ package hostcheck
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -38,4 +39,28 @@ func TestEngineCheckNamesTheEnginesHost(t *testing.T) {
 		}
 	}
 	t.Fatal("no engine check")
+}
+
+// On a remote context doctor says whether git finds git-remote-bottle,
+// without which the user cannot fetch the agent's work; on a local one
+// the stage's repository is fetched directly and the row is not shown.
+func TestDoctorRowForTheGitRemoteHelper(t *testing.T) {
+	row := func(remote bool, x Extra) *Check {
+		f := plan.Facts{HostOS: "linux", Engine: plan.EngineFacts{Reachable: true, Endpoint: "ssh://me@box", Remote: remote}}
+		for _, c := range Diagnose(f, x).Checks {
+			if c.Name == "git remote helper" {
+				return &c
+			}
+		}
+		return nil
+	}
+	if c := row(true, Extra{GitHelperErr: errors.New("not found")}); c == nil || c.Status != Fail || !strings.Contains(c.Remedy, "make install") {
+		t.Errorf("remote engine without the helper: %+v, want a failed row with the remedy", c)
+	}
+	if c := row(true, Extra{GitHelper: "/usr/local/bin/git-remote-bottle"}); c == nil || c.Status != OK || !strings.Contains(c.Detail, "/usr/local/bin/git-remote-bottle") {
+		t.Errorf("remote engine with the helper: %+v, want an ok row naming it", c)
+	}
+	if c := row(false, Extra{GitHelperErr: errors.New("not found")}); c != nil {
+		t.Errorf("local engine: %+v, want no row", c)
+	}
 }

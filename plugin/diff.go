@@ -72,7 +72,10 @@ func runDiff(ctx context.Context, dockerCli command.Cli, opts diffOptions) error
 // the terminal over is shown escaped before the user's pager shows it.
 func showDiff(ctx context.Context, dockerCli command.Cli, p plan.Plan, opts diffOptions) error {
 	g := p.GitGate
-	if err := gitstage.Fetch(ctx, p.Workspace, g.Remote); err != nil {
+	// A bottle::NAME remote (an engine reached through its API) runs
+	// git-remote-bottle, which must reach this command's engine.
+	endpoint := gitstage.WithDockerEndpoint(dockerCli.CurrentContext(), dockerCli.DockerEndpoint().Host)
+	if err := gitstage.Fetch(ctx, p.Workspace, g.Remote, endpoint); err != nil {
 		return fmt.Errorf("fetching the branches of bottle %s from its remote %s in %s: %w", p.Slug, g.Remote, p.Workspace, err)
 	}
 	branch := gitstage.TrackingRef(p.Slug, g.Branch)

@@ -11,6 +11,7 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
+	"github.com/docker-bottle/docker-bottle/gitstage"
 	"github.com/docker-bottle/docker-bottle/hostcheck"
 	"github.com/docker-bottle/docker-bottle/stage"
 )
@@ -53,6 +54,7 @@ func runDoctor(ctx context.Context, dockerCli command.Cli, opts doctorOptions) e
 	x.Dirs = dirs
 	x.StateErr = hostcheck.Writable(dirs.State)
 	x.CacheErr = hostcheck.Writable(dirs.Cache)
+	x.GitHelper, x.GitHelperErr = gitstage.FindRemoteHelper(ctx)
 
 	r := hostcheck.Diagnose(gatherFacts(ctx, dockerCli, true), x)
 	if err := writeObject(dockerCli.Out(), tmpl, r, func(out io.Writer) error { return printDoctor(out, r) }); err != nil {

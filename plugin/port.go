@@ -43,6 +43,9 @@ func portCmd(dockerCli command.Cli) *cobra.Command {
 }
 
 func runPort(ctx context.Context, dockerCli command.Cli, opts portOptions) error {
+	if err := refusePorts(dockerCli.DockerEndpoint().Host); err != nil {
+		return err
+	}
 	svc, err := bottles.New(dockerCli)
 	if err != nil {
 		return err

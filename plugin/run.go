@@ -273,6 +273,9 @@ func checkRun(ctx context.Context, dockerCli command.Cli, svc *bottles.Service, 
 	if err != nil {
 		return runInput{}, err
 	}
+	if err := checkTransport(ctx, dockerCli.DockerEndpoint().Host, ls.spec.Ports); err != nil {
+		return runInput{}, err
+	}
 	extraCA, err := ls.spec.ExtraCAFile(spec.Base(ls.path, workspace))
 	if err != nil {
 		return runInput{}, err
