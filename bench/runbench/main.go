@@ -1,7 +1,9 @@
 // Command runbench times `docker bottle run -d` until the agent's first
 // line, with a warm cache, against `docker run -d` of the same image until
-// its first line (docs/benchmarks.md, "docker bottle run"). Run it through
-// bench/run.sh, which also measures the bundle's warm bring-up.
+// its first line (docs/benchmarks.md, "docker bottle run"), on the current
+// docker context or on -context (docs/benchmarks.md, "Remote contexts").
+// Run it through bench/run.sh, which also measures the bundle's warm
+// bring-up, or bench/remote.sh, which runs it on each context.
 package main
 
 import (
@@ -20,14 +22,28 @@ const base = "docker-bottle-test/bookworm-base:1"
 func main() {
 	runs := flag.Int("runs", 5, "runs of each kind")
 	plugin := flag.String("plugin", "bin/docker-bottle", "the plugin binary")
+	var o options
+	flag.StringVar(&o.context, "context", "", "the docker context to run on (default: the current one)")
+	flag.StringVar(&o.contexts, "contexts-from", "", "a DOCKER_CONFIG whose contexts to use (bash hack/remote-engine.sh env)")
+	flag.BoolVar(&o.bottle, "bottle", true, "time docker bottle run too; without it only docker run, of an image docker build makes")
+	flag.BoolVar(&o.row, "row", false, "print one table row (context, docker run, docker bottle run) instead of the summary")
 	flag.Parse()
-	if err := run(*runs, *plugin); err != nil {
+	o.runs, o.plugin = *runs, *plugin
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "runbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(runs int, pluginBin string) error {
+type options struct {
+	runs            int
+	plugin, context string
+	contexts        string
+	bottle, row     bool
+}
+
+func run(o options) error {
+	runs := o.runs
 	work, err := os.MkdirTemp("", "runbench-")
 	if err != nil {
 		return err
@@ -37,7 +53,13 @@ func run(runs int, pluginBin string) error {
 	if err := os.MkdirAll(filepath.Join(cfg, "cli-plugins"), 0o755); err != nil {
 		return err
 	}
-	data, err := os.ReadFile(pluginBin)
+	if o.contexts != "" {
+		// The contexts' metadata and TLS files, as the docker CLI keeps them.
+		if out, err := exec.Command("cp", "-r", filepath.Join(o.contexts, "contexts"), cfg).CombinedOutput(); err != nil {
+			return fmt.Errorf("copying the contexts of %s: %v: %s", o.contexts, err, out)
+		}
+	}
+	data, err := os.ReadFile(o.plugin)
 	if err != nil {
 		return fmt.Errorf("the plugin (make build): %w", err)
 	}
@@ -65,6 +87,9 @@ func run(runs int, pluginBin string) error {
 		}
 	}
 	docker := func(args ...string) (string, error) {
+		if o.context != "" {
+			args = append([]string{"--context", o.context}, args...)
+		}
 		c := exec.Command("docker", args...)
 		c.Env = env
 		out, err := c.CombinedOutput()
@@ -79,30 +104,41 @@ func run(runs int, pluginBin string) error {
 		return fmt.Errorf("no first line from %v", logs)
 	}
 
-	// Warm the caches: the agent image, its bottle layer, the bundle image.
-	if out, err := docker("bottle", "run", "-d", "--backend", "docker", "--name", "warmup", "--progress", "quiet", repo); err != nil {
-		return fmt.Errorf("warm-up run: %v: %s", err, out)
-	}
-	if err := waitLine("bottle", "logs", "warmup"); err != nil {
-		return err
-	}
-	docker("bottle", "rm", "-f", "warmup")
 	image := "docker-bottle/build:repo"
+	if o.bottle {
+		// Warm the caches: the agent image, its bottle layer, the bundle image.
+		if out, err := docker("bottle", "run", "-d", "--backend", "docker", "--name", "warmup", "--progress", "quiet", repo); err != nil {
+			return fmt.Errorf("warm-up run: %v: %s", err, out)
+		}
+		if err := waitLine("bottle", "logs", "warmup"); err != nil {
+			return err
+		}
+		docker("bottle", "rm", "-f", "warmup")
+	} else {
+		// The same Dockerfile, built by the context's engine.
+		image = "runbench/agent:1"
+		if out, err := docker("build", "-q", "-t", image, repo); err != nil {
+			return fmt.Errorf("docker build: %v: %s", err, out)
+		}
+		defer docker("image", "rm", image)
+	}
 
 	var bottle, bare []time.Duration
 	for i := 0; i < runs; i++ {
 		name := fmt.Sprintf("rb-%d-%d", os.Getpid(), i)
-		start := time.Now()
-		if out, err := docker("bottle", "run", "-d", "--backend", "docker", "--name", name, "--progress", "quiet", repo); err != nil {
-			return fmt.Errorf("bottle run: %v: %s", err, out)
+		if o.bottle {
+			start := time.Now()
+			if out, err := docker("bottle", "run", "-d", "--backend", "docker", "--name", name, "--progress", "quiet", repo); err != nil {
+				return fmt.Errorf("bottle run: %v: %s", err, out)
+			}
+			if err := waitLine("bottle", "logs", name); err != nil {
+				return err
+			}
+			bottle = append(bottle, time.Since(start))
+			docker("bottle", "rm", "-f", name)
 		}
-		if err := waitLine("bottle", "logs", name); err != nil {
-			return err
-		}
-		bottle = append(bottle, time.Since(start))
-		docker("bottle", "rm", "-f", name)
 
-		start = time.Now()
+		start := time.Now()
 		if out, err := docker("run", "-d", "--name", name, image, "sh", "-c", "echo agent is up; exec sleep 600"); err != nil {
 			return fmt.Errorf("docker run: %v: %s", err, out)
 		}
@@ -111,9 +147,33 @@ func run(runs int, pluginBin string) error {
 		}
 		bare = append(bare, time.Since(start))
 		docker("rm", "-f", name)
-		fmt.Printf("run %d: bottle %7.1f ms, docker run %7.1f ms\n", i+1, ms(bottle[i]), ms(bare[i]))
+		if o.bottle {
+			fmt.Fprintf(os.Stderr, "run %d: bottle %7.1f ms, docker run %7.1f ms\n", i+1, ms(bottle[i]), ms(bare[i]))
+		} else {
+			fmt.Fprintf(os.Stderr, "run %d: docker run %7.1f ms\n", i+1, ms(bare[i]))
+		}
 	}
-	mb, md := median(bottle), median(bare)
+	md := median(bare)
+	if o.row {
+		ctx := o.context
+		if ctx == "" {
+			ctx = "(current)"
+		}
+		row := fmt.Sprintf("| %s | %.0f ms |", ctx, ms(md))
+		if o.bottle {
+			mb := median(bottle)
+			row += fmt.Sprintf(" %.0f ms | %.2fx |", ms(mb), float64(mb)/float64(md))
+		} else {
+			row += " waits for the refusal to be lifted | |"
+		}
+		fmt.Println(row)
+		return nil
+	}
+	if !o.bottle {
+		fmt.Printf("\nmedian of %d runs, until the first line: docker run -d IMAGE %7.1f ms\n", runs, ms(md))
+		return nil
+	}
+	mb := median(bottle)
 	fmt.Printf("\nmedian of %d runs, warm cache, until the agent's first line:\n", runs)
 	fmt.Printf("  docker run -d IMAGE                 %7.1f ms\n", ms(md))
 	fmt.Printf("  docker bottle run -d (docker)       %7.1f ms  (%.2fx docker run)\n", ms(mb), float64(mb)/float64(md))
