@@ -109,3 +109,18 @@ func TestRunThroughTheEngineFetchesThroughTheRemoteHelper(t *testing.T) {
 		t.Errorf("rm left the remote %s: %s", remote, out)
 	}
 }
+
+// `docker bottle port` on a remote engine (here -H with an address of
+// TEST-NET-1, which no one answers) is refused with the reason before
+// anything asks the engine: the agent's ports would be on that host's
+// loopback.
+func TestPortRefusedOnARemoteEngine(t *testing.T) {
+	t.Parallel()
+	cfg := testenv.DockerConfig(t)
+	for _, args := range [][]string{{"port", "somebottle"}, {"port", "somebottle", "8080"}} {
+		r := docker(t, cfg, nil, append([]string{"-H", "tcp://192.0.2.1:2376", "bottle"}, args...)...)
+		if r.code == 0 || !strings.Contains(r.stderr, "tcp://192.0.2.1:2376 is on another host") || !strings.Contains(r.stderr, "cannot reach") {
+			t.Errorf("bottle %v on a remote engine: exit %d, want the refusal with its reason:\n%s", args, r.code, r.stderr)
+		}
+	}
+}
