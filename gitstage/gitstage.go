@@ -39,13 +39,14 @@ func WithFetchRefspecs(specs ...string) Option {
 }
 
 // WithDockerEndpoint makes the git a command runs reach the docker engine
-// of context (or, for the "default" context, of host: a -H or DOCKER_HOST
-// endpoint) in git-remote-bottle, which a bottle::NAME remote runs: the
-// plugin's --context is its own flag, which a child does not inherit.
-func WithDockerEndpoint(context, host string) Option {
+// of the context named dockerContext (or, for the "default" context, of
+// host: a -H or DOCKER_HOST endpoint) in git-remote-bottle, which a
+// bottle::NAME remote runs: the plugin's --context is its own flag, which
+// a child does not inherit.
+func WithDockerEndpoint(dockerContext, host string) Option {
 	return func(o *options) {
-		if context != "" && context != "default" {
-			o.env = append(o.env, "DOCKER_CONTEXT="+context, "DOCKER_HOST=")
+		if dockerContext != "" && dockerContext != "default" {
+			o.env = append(o.env, "DOCKER_CONTEXT="+dockerContext, "DOCKER_HOST=")
 		} else if host != "" {
 			o.env = append(o.env, "DOCKER_CONTEXT=", "DOCKER_HOST="+host)
 		}

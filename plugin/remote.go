@@ -31,9 +31,7 @@ func checkTransport(ctx context.Context, endpoint string, ports []spec.Port) err
 // refusePorts refuses the agent's published ports on a remote engine: the
 // engine publishes them on its own host's loopback, which this machine
 // cannot reach, and binding them anywhere else would open them to that
-// host's network. `docker bottle port --forward` (as `kubectl
-// port-forward`) is what would reach them; until then they are refused
-// rather than listed where nothing answers.
+// host's network. Refused, they are not listed where nothing answers.
 func refusePorts(endpoint string) error {
 	if !hostcheck.IsRemote(endpoint) {
 		return nil
