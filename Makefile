@@ -97,6 +97,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzRedact$$' -fuzztime=$(FUZZTIME) ./bundle/proxy
 	$(GO) test -run='^$$' -fuzz='^FuzzClientHello$$' -fuzztime=$(FUZZTIME) ./bundle/proxy
 	$(GO) test -run='^$$' -fuzz='^FuzzGitmodules$$' -fuzztime=$(FUZZTIME) ./bundle/gate
+	$(GO) test -run='^$$' -fuzz='^FuzzReceiveSecrets$$' -fuzztime=$(FUZZTIME) ./cmd/bottle-bundle
 	$(GO) test -run='^$$' -fuzz='^FuzzReader$$' -fuzztime=$(FUZZTIME) ./bundle/gate/internal/pktline
 	$(GO) test -run='^$$' -fuzz='^FuzzReadCommands$$' -fuzztime=$(FUZZTIME) ./bundle/gate
 	$(GO) test -run='^$$' -fuzz='^FuzzReceivePack$$' -fuzztime=$(FUZZTIME_PUSH) ./bundle/gate

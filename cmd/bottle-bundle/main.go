@@ -34,6 +34,7 @@ var daemons = map[string]func(ctx context.Context, args []string) error{
 	"gate":       runGate,
 	"supervisor": runSupervisor,
 	"serve":      runServe,
+	"secrets":    runSecrets,
 	// The helper in a bottle.
 	guest.SubcommandInit:    bootstrap.Init,
 	guest.SubcommandExec:    bootstrap.Exec,

@@ -12,7 +12,7 @@ import (
 // itself, and the plugin runs the helper's subcommands of the guest
 // contract in every bottle.
 func TestDispatch(t *testing.T) {
-	want := []string{"proxy", "gate", "supervisor", "serve",
+	want := []string{"proxy", "gate", "supervisor", "serve", "secrets",
 		guest.SubcommandInit, guest.SubcommandExec, guest.SubcommandHook, guest.SubcommandSession,
 		guest.SubcommandSleep, guest.SubcommandReady, guest.SubcommandDial}
 	for _, name := range want {

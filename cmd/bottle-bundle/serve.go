@@ -30,6 +30,9 @@ func runServe(ctx context.Context, args []string) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := waitForSecrets(ctx, cfg.Proxy.Secrets, secretsWait); err != nil {
+		return err
+	}
 	mem := applyMemoryLimit()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
