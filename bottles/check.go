@@ -148,7 +148,7 @@ func (s *Service) Check(ctx context.Context, o CheckOptions) (probe.Card, error)
 		if err != nil {
 			return err
 		}
-		return stage.Of(p).WriteGuestFile("probe.json", data)
+		return bringup.WriteStageFile(ctx, engine, p, stage.GuestDir+"/probe.json", data, 0o644)
 	}
 
 	res, err := s.Run(ctx, ro)
@@ -161,7 +161,7 @@ func (s *Service) Check(ctx context.Context, o CheckOptions) (probe.Card, error)
 	if derr == nil {
 		card = probe.Judge(rep, probe.Expect{Backend: res.Plan.Backend, NetworkMode: res.Plan.NetworkMode})
 		card.Add(probe.PromiseResult{Promise: 3, Items: []probe.Item{s.secretOnHost(context.WithoutCancel(ctx), engine, res.Plan, canary)}})
-		card.Add(probe.PromiseResult{Promise: 4, Items: []probe.Item{hostFetch(ctx, res.Plan, s.gitEndpoint())}})
+		card.Add(probe.PromiseResult{Promise: 4, Items: []probe.Item{hostFetch(ctx, engine, res.Plan, s.gitEndpoint())}})
 	}
 	if o.Keep {
 		return card, derr
@@ -174,9 +174,10 @@ func (s *Service) Check(ctx context.Context, o CheckOptions) (probe.Card, error)
 }
 
 // secretOnHost looks for the canary where a careless plugin would leak it:
-// the plan and bundle configuration, the audit files, what `docker
-// inspect` shows of the bottle's containers, and their logs. Only the
-// secret's own file in the stage dir may hold it.
+// the plan and bundle configuration, the audit files (in the stage dir, or
+// in the bottle's volumes on the engine), what `docker inspect` shows of
+// the bottle's containers, and their logs. Only the secret's own file in
+// the stage dir (or the bundle's tmpfs) may hold it.
 func (s *Service) secretOnHost(ctx context.Context, e client.APIClient, p plan.Plan, canary string) probe.Item {
 	item := probe.Item{Check: "secret-on-host", Target: p.Slug, Verdict: probe.Pass}
 	var where []string
@@ -198,6 +199,15 @@ func (s *Service) secretOnHost(ctx context.Context, e client.APIClient, p plan.P
 		})
 		_ = root.Close() // opened to read only
 	}
+	if p.Bundle.StageOnEngine {
+		found, err := bringup.FindInStage(ctx, e, p, []byte(canary))
+		if err != nil {
+			item.Verdict = probe.Fail
+			item.Evidence = err.Error()
+			return item
+		}
+		where = append(where, found...)
+	}
 	f := make(client.Filters).Add("label", plan.LabelBottle+"="+p.Slug)
 	cs, _ := e.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	for _, c := range cs.Items {
@@ -213,6 +223,9 @@ func (s *Service) secretOnHost(ctx context.Context, e client.APIClient, p plan.P
 		item.Evidence = fmt.Sprintf("the secret appears in %v", where)
 	} else {
 		item.Evidence = fmt.Sprintf("not in the stage dir's files (plan, bundle configuration, audit), nor in docker inspect or logs of %d containers", len(cs.Items))
+		if p.Bundle.StageOnEngine {
+			item.Evidence += ", nor in the files of its volumes on the engine"
+		}
 	}
 	return item
 }
@@ -220,8 +233,12 @@ func (s *Service) secretOnHost(ctx context.Context, e client.APIClient, p plan.P
 // hostFetch fetches the agent's branch on the host through the git remote
 // the plugin registered, as a user reviewing its work would; endpoint is
 // the engine git-remote-bottle reaches for a bottle::NAME remote.
-func hostFetch(ctx context.Context, p plan.Plan, endpoint gitstage.Option) probe.Item {
+func hostFetch(ctx context.Context, e bringup.StageCopier, p plan.Plan, endpoint gitstage.Option) probe.Item {
 	item := probe.Item{Check: "host-fetch", Target: "git fetch " + p.GitGate.Remote, Verdict: probe.Fail}
+	if err := bringup.SyncGate(ctx, e, p); err != nil {
+		item.Evidence = err.Error()
+		return item
+	}
 	if err := gitstage.Fetch(ctx, p.Workspace, p.GitGate.Remote, endpoint); err != nil {
 		item.Evidence = fmt.Sprintf("git fetch failed: %v", err)
 		return item

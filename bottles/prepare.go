@@ -11,6 +11,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/backend"
 	"github.com/docker-bottle/docker-bottle/gitstage"
+	"github.com/docker-bottle/docker-bottle/hostcheck"
 	"github.com/docker-bottle/docker-bottle/pki"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/spec"
@@ -52,6 +53,7 @@ func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, e
 	if err != nil {
 		return p, err
 	}
+	p = p.WithStageOnEngine(s.stageOnEngine())
 	if err := s.checkObjectNames(ctx, p); err != nil {
 		if !o.DryRun {
 			if rerr := s.removeHostSide(context.Background(), p); rerr != nil {
@@ -120,6 +122,21 @@ func (s *Service) gitEndpoint() gitstage.Option {
 	return gitstage.WithDockerEndpoint(s.cli.CurrentContext(), s.cli.DockerEndpoint().Host)
 }
 
+// EnvStageOnEngine is a test's knob: set to 1, it puts the stage of a
+// docker-backend bottle on the engine even when the engine is local, to
+// prove there what a remote engine needs.
+const EnvStageOnEngine = "DOCKER_BOTTLE_STAGE_ON_ENGINE"
+
+// stageOnEngine says whether a new bottle's stage goes to the engine: it
+// must when the engine is on another host, which cannot see this one's
+// disk.
+func (s *Service) stageOnEngine() bool {
+	if os.Getenv(EnvStageOnEngine) == "1" {
+		return true
+	}
+	return s.cli != nil && hostcheck.IsRemote(s.cli.DockerEndpoint().Host)
+}
+
 // nameInUse reports a bottle name held on the engine or in smolvm by a
 // bottle this state dir does not know (one of another DOCKER_CONFIG): the
 // engine's and smolvm's names are global, the state dir is not.
@@ -157,6 +174,10 @@ func (s *Service) nameInUse(ctx context.Context) func(string) bool {
 // mount someone else's volume as the agent's disk.
 func (s *Service) checkObjectNames(ctx context.Context, p plan.Plan) error {
 	objects := []backend.Object{{Kind: "container", Name: p.Bundle.Container, Role: "bundle"}, {Kind: "network", Name: p.Bundle.Network, Role: "network"}}
+	if p.Bundle.StageOnEngine {
+		objects = append(objects, backend.Object{Kind: "volume", Name: stage.Volume(p.Slug, plan.RoleStage), Role: "stage"},
+			backend.Object{Kind: "volume", Name: stage.Volume(p.Slug, plan.RoleGuest), Role: "guest dir"})
+	}
 	b, err := s.Backend(p)
 	if err != nil {
 		return err

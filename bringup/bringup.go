@@ -15,8 +15,6 @@ import (
 	"maps"
 	"net"
 	"net/netip"
-	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -55,10 +53,13 @@ type Engine interface {
 	ContainerLogs(ctx context.Context, containerID string, options client.ContainerLogsOptions) (client.ContainerLogsResult, error)
 	VolumeList(ctx context.Context, options client.VolumeListOptions) (client.VolumeListResult, error)
 	VolumeRemove(ctx context.Context, volumeID string, options client.VolumeRemoveOptions) (client.VolumeRemoveResult, error)
+	StageCopier
+	SecretSender
 }
 
 // Mount is a host file or dir the bundle needs besides the stage dir (the
-// CA key, the host's CA roots), always read-only.
+// CA key, the host's CA roots), always read-only; copied into the stage
+// volume when the stage is on the engine.
 type Mount struct {
 	Source, Target string
 }
@@ -82,6 +83,9 @@ type Options struct {
 	// Limits of the bundle container.
 	Memory    int64
 	PidsLimit int64
+	// Getenv reads the host's environment for the secrets a bundle whose
+	// stage is on the engine is sent; nil means os.Getenv.
+	Getenv func(string) string
 }
 
 // Error is a failed bring-up: which step failed, and the bundle's own last
@@ -187,7 +191,7 @@ func Up(ctx context.Context, e Engine, o Options) (_ plan.Plan, err error) {
 		for i, port := range p.Spec.Ports {
 			slots[i] = port.Agent
 		}
-		if err := writeRelayMap(p, slots); err != nil {
+		if err := writeRelayMap(ctx, e, p, slots); err != nil {
 			return p, &Error{Step: "publishing the agent's ports", Err: err}
 		}
 		pubs, err := Ports(ctx, e, p, 0)
@@ -226,9 +230,15 @@ func placeBundle(ctx context.Context, e Engine, p plan.Plan, tag string, o Optio
 		return "", &Error{Step: s, Err: err}
 	}
 	step("creating container " + p.Bundle.Container)
-	id, err := createContainer(ctx, e, p, tag, o, labels(plan.RoleBundle))
+	id, err := createContainer(ctx, e, p, tag, o, labels)
 	if err != nil {
 		return "", &Error{Step: "creating the bundle container", Err: err}
+	}
+	if p.Bundle.StageOnEngine {
+		step("copying the stage to the engine")
+		if err := fillStage(ctx, e, id, p, o.Mounts); err != nil {
+			return id, &Error{Step: "copying the stage to the engine", Err: err}
+		}
 	}
 	if p.Bundle.InternalNetwork != "" {
 		// API < 1.44 takes one network at create; the internal one is
@@ -245,6 +255,9 @@ func placeBundle(ctx context.Context, e Engine, p plan.Plan, tag string, o Optio
 	step("starting the bundle")
 	if _, err := e.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		return id, &Error{Step: "starting the bundle container", Err: addressTaken(err), Logs: Logs(ctx, e, id, 20)}
+	}
+	if err := SendSecrets(ctx, e, p, o.Getenv); err != nil {
+		return id, &Error{Step: "sending the secrets to the bundle", Err: err, Logs: Logs(ctx, e, id, 20)}
 	}
 	return id, nil
 }
@@ -343,7 +356,7 @@ func createNetwork(ctx context.Context, e Engine, name string, subnet netip.Pref
 	return err
 }
 
-func createContainer(ctx context.Context, e Engine, p plan.Plan, image string, o Options, labels map[string]string) (string, error) {
+func createContainer(ctx context.Context, e Engine, p plan.Plan, image string, o Options, labels func(string) map[string]string) (string, error) {
 	memory, pids := o.Memory, o.PidsLimit
 	if memory == 0 {
 		memory = 512 << 20
@@ -351,9 +364,14 @@ func createContainer(ctx context.Context, e Engine, p plan.Plan, image string, o
 	if pids == 0 {
 		pids = 256
 	}
-	mounts := []mount.Mount{{Type: mount.TypeBind, Source: p.StageDir, Target: StageMount}}
-	for _, m := range o.Mounts {
-		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: true})
+	mounts := stageMounts(p, labels)
+	tmpfs := map[string]string{"/tmp": "rw,noexec,nosuid,size=64m"}
+	if p.Bundle.StageOnEngine {
+		tmpfs[SecretsMount] = secretsTmpfs()
+	} else {
+		for _, m := range o.Mounts {
+			mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: true})
+		}
 	}
 	hp, err := freePorts()
 	if err != nil {
@@ -370,17 +388,13 @@ func createContainer(ctx context.Context, e Engine, p plan.Plan, image string, o
 	}
 	maps.Copy(exposed, relayExposed)
 	maps.Copy(bindings, relayBound)
-	user := ""
-	if runtime.GOOS == "linux" {
-		// Files the bundle writes in the stage dir stay the user's.
-		user = fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())
-	}
+	user, _, _ := bundleUser()
 	res, err := e.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: p.Bundle.Container,
 		Config: &container.Config{
 			Image:        image,
 			User:         user,
-			Labels:       labels,
+			Labels:       labels(plan.RoleBundle),
 			ExposedPorts: exposed,
 		},
 		HostConfig: &container.HostConfig{
@@ -393,7 +407,7 @@ func createContainer(ctx context.Context, e Engine, p plan.Plan, image string, o
 			ReadonlyRootfs: true,
 			CapDrop:        []string{"ALL"},
 			SecurityOpt:    []string{"no-new-privileges:true"},
-			Tmpfs:          map[string]string{"/tmp": "rw,noexec,nosuid,size=64m"},
+			Tmpfs:          tmpfs,
 			Resources:      container.Resources{Memory: memory, PidsLimit: &pids},
 			// A bundle whose process dies (a crash, an OOM kill) is
 			// restarted, a bounded number of times: after that it stays

@@ -66,15 +66,23 @@ func WriteConfig(p plan.Plan, o ConfigOptions) ([]Mount, error) {
 	}
 	in := func(name string) string { return StageMount + "/" + name }
 	agentToken, operatorToken := in(stage.AgentToken), in(stage.OperatorToken)
-	mounts := []Mount{{Source: o.CADir, Target: caMount}}
+	// On the engine, host files become files of the stage volume (the root
+	// is read-only, and docker cp refuses it), and what the bundle writes
+	// goes to a dir of its own (the volume's root is root's).
+	ca, rootsAt, extraAt, written := caMount, rootsMount, extraMount, in
+	if p.Bundle.StageOnEngine {
+		ca, rootsAt, extraAt = in(caMount[1:]), in(rootsMount[1:]), in(extraMount[1:])
+		written = func(name string) string { return in(auditDir + "/" + name) }
+	}
+	mounts := []Mount{{Source: o.CADir, Target: ca}}
 
 	pc := proxy.Config{
 		Listen:     ":" + strconv.Itoa(plan.ProxyPort),
 		Bottle:     p.Slug,
 		TokenFile:  agentToken,
-		CACertFile: caMount + "/" + pki.CertFile,
-		CAKeyFile:  caMount + "/" + pki.KeyFile,
-		AuditFile:  in("audit-proxy.jsonl"),
+		CACertFile: ca + "/" + pki.CertFile,
+		CAKeyFile:  ca + "/" + pki.KeyFile,
+		AuditFile:  written("audit-proxy.jsonl"),
 		Approvals:  hasApproval(p, spec.ApproveEgress),
 	}
 	roots := o.RootsFile
@@ -91,12 +99,12 @@ func WriteConfig(p plan.Plan, o ConfigOptions) ([]Mount, error) {
 		if err != nil {
 			return nil, fmt.Errorf("host CA bundle %s: %w", roots, err)
 		}
-		mounts = append(mounts, Mount{Source: resolved, Target: rootsMount})
-		pc.RootsFile = rootsMount
+		mounts = append(mounts, Mount{Source: resolved, Target: rootsAt})
+		pc.RootsFile = rootsAt
 	}
 	if o.ExtraCAFile != "" {
-		mounts = append(mounts, Mount{Source: o.ExtraCAFile, Target: extraMount})
-		pc.ExtraCAFile = extraMount
+		mounts = append(mounts, Mount{Source: o.ExtraCAFile, Target: extraAt})
+		pc.ExtraCAFile = extraAt
 	}
 	for _, r := range p.Egress.Allow {
 		pc.Rules = append(pc.Rules, proxy.Rule{Host: r.Host, Ports: r.Ports, Private: r.Private, Methods: r.Methods, Paths: r.Paths, WebSocket: r.WebSocket})
@@ -105,24 +113,29 @@ func WriteConfig(p plan.Plan, o ConfigOptions) ([]Mount, error) {
 		pc.Rules = append(pc.Rules, proxy.Rule{Host: r.Host, Ports: r.Ports, Deny: true})
 	}
 
-	dir := filepath.Join(p.StageDir, secretsDir)
-	if err := stage.Ensure(dir); err != nil {
-		return nil, fmt.Errorf("making the secrets dir: %w", err)
+	files, err := secretFiles(p, getenv)
+	if err != nil {
+		return nil, err
 	}
-	for i, s := range p.Egress.Secrets {
-		value, err := secretValue(s, getenv)
-		if err != nil {
-			return nil, err
+	if !p.Bundle.StageOnEngine {
+		if err := stage.Ensure(filepath.Join(p.StageDir, secretsDir)); err != nil {
+			return nil, fmt.Errorf("making the secrets dir: %w", err)
 		}
-		if value == "" {
-			continue // optional and absent on the host
+	}
+	for _, f := range files {
+		// On the engine, the values go to the bundle's memory after it
+		// started (SendSecrets), never to a disk there.
+		valueFile := SecretsMount + "/" + f.name
+		if !p.Bundle.StageOnEngine {
+			name := filepath.Join(secretsDir, f.name)
+			if err := writePrivate(filepath.Join(p.StageDir, name), []byte(f.value)); err != nil {
+				return nil, fmt.Errorf("writing a secret for %s: %w", f.secret.Host, err)
+			}
+			valueFile = in(filepath.ToSlash(name))
 		}
-		name := filepath.Join(secretsDir, strconv.Itoa(i))
-		if err := writePrivate(filepath.Join(p.StageDir, name), []byte(value)); err != nil {
-			return nil, fmt.Errorf("writing a secret for %s: %w", s.Host, err)
-		}
+		s := f.secret
 		pc.Secrets = append(pc.Secrets, proxy.Secret{Host: s.Host, Header: s.Header, Format: s.Format,
-			Placeholder: s.Placeholder, ValueFile: in(filepath.ToSlash(name))})
+			Placeholder: s.Placeholder, ValueFile: valueFile})
 	}
 
 	// A held request must outlive the supervisor's own timeout, or the
@@ -140,7 +153,7 @@ func WriteConfig(p plan.Plan, o ConfigOptions) ([]Mount, error) {
 			AllowDelete: p.GitGate.AllowDelete, AllowTags: p.GitGate.AllowTags},
 		ProtectedPaths: p.GitGate.ProtectedPaths,
 		Start:          gate.Start{Commit: p.GitGate.StartCommit, Ref: p.GitGate.StartRef},
-		AuditFile:      in("audit-gate.jsonl"),
+		AuditFile:      written("audit-gate.jsonl"),
 		Approvals:      gate.Approvals{Enabled: hasApproval(p, spec.ApprovePush), Timeout: gate.Duration(daemonWait)},
 	}
 	if gc.ProtectedPaths == nil {
@@ -158,10 +171,10 @@ func WriteConfig(p plan.Plan, o ConfigOptions) ([]Mount, error) {
 		AgentTokenFile:    agentToken,
 		OperatorTokenFile: operatorToken,
 		Approvals:         supervisor.Policy{Kinds: kinds, Timeout: &st},
-		AuditFile:         in("audit-supervisor.jsonl"),
+		AuditFile:         written("audit-supervisor.jsonl"),
 	}
 
-	data, err := json.MarshalIndent(bundle.Config{Bottle: p.Slug, Proxy: pc, Gate: gc, Supervisor: sc, Relay: relayConfig(p)}, "", "  ")
+	data, err := json.MarshalIndent(bundle.Config{Bottle: p.Slug, Proxy: pc, Gate: gc, Supervisor: sc, Relay: relayConfig(p, written)}, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("encoding the bundle configuration: %w", err)
 	}
@@ -178,6 +191,29 @@ func hasApproval(p plan.Plan, kind string) bool {
 		}
 	}
 	return false
+}
+
+// secretFile is the value of one secret and its file's name in the
+// secrets dir.
+type secretFile struct {
+	name, value string
+	secret      spec.Secret
+}
+
+// secretFiles reads the values of p's secrets (getenv: the host's
+// environment); an optional secret without a value has no file.
+func secretFiles(p plan.Plan, getenv func(string) string) ([]secretFile, error) {
+	var files []secretFile
+	for i, s := range p.Egress.Secrets {
+		value, err := secretValue(s, getenv)
+		if err != nil {
+			return nil, err
+		}
+		if value != "" {
+			files = append(files, secretFile{name: strconv.Itoa(i), value: value, secret: s})
+		}
+	}
+	return files, nil
 }
 
 // secretValue reads a secret from its host-side source; "" for an optional

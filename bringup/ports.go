@@ -5,9 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 
@@ -39,8 +38,8 @@ func relayPort(i int) network.Port {
 }
 
 // relayConfig is the relay's part of the bundle configuration.
-func relayConfig(p plan.Plan) relay.Config {
-	c := relay.Config{Bottle: p.Slug, MapFile: StageMount + "/" + RelayMapFile, AuditFile: StageMount + "/audit-relay.jsonl"}
+func relayConfig(p plan.Plan, written func(string) string) relay.Config {
+	c := relay.Config{Bottle: p.Slug, MapFile: StageMount + "/" + RelayMapFile, AuditFile: written("audit-relay.jsonl")}
 	if !relayed(p) {
 		return c
 	}
@@ -87,6 +86,7 @@ func relayBindings(p plan.Plan) (network.PortSet, network.PortMap, error) {
 // engine.
 type ContainerInspector interface {
 	ContainerInspect(ctx context.Context, containerID string, options client.ContainerInspectOptions) (client.ContainerInspectResult, error)
+	StageCopier
 }
 
 // Published is one agent port reachable on the host.
@@ -99,7 +99,7 @@ type Published struct {
 func (p Published) String() string { return strconv.Itoa(p.Agent) + "/tcp -> " + p.Host }
 
 // writeRelayMap writes the relay map of the published slots.
-func writeRelayMap(p plan.Plan, slots map[int]int) error {
+func writeRelayMap(ctx context.Context, e StageCopier, p plan.Plan, slots map[int]int) error {
 	m := relay.Map{}
 	for slot, agent := range slots {
 		m[strconv.Itoa(RelayPoolBase+slot)] = net.JoinHostPort(p.AgentHost(), strconv.Itoa(agent))
@@ -108,19 +108,23 @@ func writeRelayMap(p plan.Plan, slots map[int]int) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(p.StageDir, RelayMapFile+".tmp")
-	if err := writePrivate(tmp, b); err != nil {
+	if err := WriteStageFile(ctx, e, p, RelayMapFile, b, 0o600); err != nil {
 		return fmt.Errorf("writing the relay map: %w", err)
 	}
-	// Renamed into place: the relay never reads half a map.
-	return os.Rename(tmp, filepath.Join(p.StageDir, RelayMapFile))
+	return nil
 }
 
 // readSlots reads which pool slot publishes which agent port.
-func readSlots(p plan.Plan) (map[int]int, error) {
-	m, err := relay.ReadMap(filepath.Join(p.StageDir, RelayMapFile))
-	if err != nil {
+func readSlots(ctx context.Context, e StageCopier, p plan.Plan) (map[int]int, error) {
+	b, err := ReadStageFile(ctx, e, p, RelayMapFile)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
+	}
+	m := relay.Map{}
+	if len(b) > 0 {
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, fmt.Errorf("the relay map of %s: %w", p.Slug, err)
+		}
 	}
 	slots := map[int]int{}
 	for k, v := range m {
@@ -141,7 +145,7 @@ func Ports(ctx context.Context, e ContainerInspector, p plan.Plan, agent int) ([
 	if !relayed(p) {
 		return nil, nil
 	}
-	slots, err := readSlots(p)
+	slots, err := readSlots(ctx, e, p)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +180,7 @@ func Publish(ctx context.Context, e ContainerInspector, p plan.Plan, port spec.P
 	if msg := spec.CheckPorts([]spec.Port{port}); len(msg) > 0 {
 		return Published{}, errors.New(msg[0])
 	}
-	slots, err := readSlots(p)
+	slots, err := readSlots(ctx, e, p)
 	if err != nil {
 		return Published{}, err
 	}
@@ -203,7 +207,7 @@ func Publish(ctx context.Context, e ContainerInspector, p plan.Plan, port spec.P
 		return Published{}, ErrNoSlot
 	}
 	slots[free] = port.Agent
-	if err := writeRelayMap(p, slots); err != nil {
+	if err := writeRelayMap(ctx, e, p, slots); err != nil {
 		return Published{}, err
 	}
 	got, err := Ports(ctx, e, p, port.Agent)

@@ -24,4 +24,9 @@ const (
 	RoleImage           = "image"
 	// RoleDisk is a volume the agent keeps its workspace or home on.
 	RoleDisk = "disk"
+	// RoleStage is the volume that holds the bundle's stage on the engine
+	// (BundlePlan.StageOnEngine), RoleGuest the one with what the bottle
+	// reads at GuestDir.
+	RoleStage = "stage"
+	RoleGuest = "guest"
 )

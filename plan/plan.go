@@ -92,6 +92,11 @@ type BundlePlan struct {
 	InternalNetwork string       `json:"internal_network,omitempty"`
 	InternalSubnet  netip.Prefix `json:"internal_subnet,omitzero"`
 	InternalIP      netip.Addr   `json:"internal_ip,omitzero"`
+	// StageOnEngine: what the bundle and the agent read lives in volumes
+	// on the engine, filled through the engine API, instead of bind
+	// mounts of the stage dir, which an engine on another host cannot
+	// see.
+	StageOnEngine bool `json:"stage_on_engine,omitempty"`
 }
 
 // GitGatePlan is the gate's repository and rules.
@@ -278,6 +283,16 @@ func New(o Options) (Plan, error) {
 func (p Plan) WithStart(ref, commit string) Plan {
 	q := p
 	q.GitGate.StartRef, q.GitGate.StartCommit = ref, commit
+	return q
+}
+
+// WithStageOnEngine returns a copy of p whose bundle stage lives on the
+// engine (BundlePlan.StageOnEngine) when on and its agent runs on the
+// engine too; an agent that runs on this machine (smolvm) reads its guest
+// dir from the stage dir here.
+func (p Plan) WithStageOnEngine(on bool) Plan {
+	q := p
+	q.Bundle.StageOnEngine = on && q.Docker != nil
 	return q
 }
 

@@ -102,3 +102,19 @@ func TestPlanIsAValue(t *testing.T) {
 		t.Fatal("no source file of package plan was checked")
 	}
 }
+
+// TestStageOnEngineOnlyWhereTheAgentIs: the stage goes to the engine for
+// an agent that runs there (docker), never for one that runs on this
+// machine (smolvm), and the plan it was made from is left as it was.
+func TestStageOnEngineOnlyWhereTheAgentIs(t *testing.T) {
+	d := newPlan(t, "docker", NetworkInternal)
+	if q := d.WithStageOnEngine(true); !q.Bundle.StageOnEngine || d.Bundle.StageOnEngine {
+		t.Errorf("docker: %v, and the original %v", q.Bundle.StageOnEngine, d.Bundle.StageOnEngine)
+	}
+	if q := d.WithStageOnEngine(false); q.Bundle.StageOnEngine {
+		t.Error("docker, off: on")
+	}
+	if q := newPlan(t, "smolvm", spec.NetworkBridge).WithStageOnEngine(true); q.Bundle.StageOnEngine {
+		t.Error("smolvm: the stage went to the engine")
+	}
+}

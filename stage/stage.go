@@ -35,6 +35,11 @@ const (
 	GateRepo      = "gate.git"
 )
 
+// Volume is the name of the bottle's volume for role on the engine
+// (plan.RoleStage, plan.RoleGuest), where its stage lives when
+// plan.BundlePlan.StageOnEngine.
+func Volume(slug, role string) string { return "bottle-" + slug + "-" + role }
+
 // Dir is one bottle's stage dir.
 type Dir struct{ path string }
 

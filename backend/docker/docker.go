@@ -104,6 +104,11 @@ func (d Docker) create(ctx context.Context, p plan.Plan, o backend.CreateOptions
 	// copies into a new volume.
 	mounts := []mount.Mount{{Type: mount.TypeBind, Source: stage.Of(p).File(stage.GuestDir),
 		Target: plan.GuestDir, ReadOnly: true}}
+	if p.Bundle.StageOnEngine {
+		// The guest dir's volume, which bring-up made and filled through
+		// the bundle.
+		mounts[0] = mount.Mount{Type: mount.TypeVolume, Source: stage.Volume(p.Slug, plan.RoleGuest), Target: plan.GuestDir, ReadOnly: true}
+	}
 	disk := func(suffix, target string) mount.Mount {
 		return mount.Mount{Type: mount.TypeVolume, Source: diskVolume(p, suffix), Target: target,
 			VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{plan.LabelBottle: p.Slug, plan.LabelRole: plan.RoleDisk}}}

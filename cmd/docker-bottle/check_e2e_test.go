@@ -18,9 +18,15 @@ import (
 // remote; the canary secret nowhere on the host side) and the cleanup.
 func TestCheckDockerBackend(t *testing.T) {
 	t.Parallel()
+	checkPasses(t, []string{"DOCKER_BOTTLE_SMOLVM="})
+}
+
+// checkPasses runs `docker bottle check --backend docker` with env and
+// fails the test unless every item of the card passes.
+func checkPasses(t *testing.T, env []string) {
 	eng := testenv.Engine(t)
 	cfg := testenv.DockerConfig(t)
-	r := docker(t, cfg, []string{"DOCKER_BOTTLE_SMOLVM="}, "bottle", "check", "--backend", "docker", "--format", "json")
+	r := docker(t, cfg, env, "bottle", "check", "--backend", "docker", "--format", "json")
 	var card probe.Card
 	if err := json.Unmarshal([]byte(r.stdout), &card); err != nil {
 		t.Fatalf("check printed no card (exit %d): %v\nstdout:\n%s\nstderr:\n%s", r.code, err, r.stdout, r.stderr)

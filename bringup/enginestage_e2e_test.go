@@ -1,0 +1,136 @@
+//go:build e2e
+
+package bringup
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/moby/moby/client"
+
+	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/spec"
+	"github.com/docker-bottle/docker-bottle/stage"
+)
+
+// engineStagePlan is a docker-backend plan with its stage on the engine,
+// one published port and one secret from $STAGE_TEST_SECRET.
+func engineStagePlan(t *testing.T, eng *client.Client, name string) plan.Plan {
+	t.Helper()
+	// prepareSpec writes a configuration with the host's value.
+	t.Setenv("STAGE_TEST_SECRET", "set-when-prepared")
+	p := prepareSpec(t, eng, name, spec.BackendDocker, `ports: ["3000"]
+egress:
+  allow:
+    - host: example.test
+  secrets:
+    - host: example.test
+      header: X-Key
+      from_env: STAGE_TEST_SECRET
+`, testenv.GitRepo(t))
+	p.Bundle.StageOnEngine = true
+	return p
+}
+
+// TestStageOnEngineUp: a bundle whose stage is on the engine comes up from
+// its two labelled volumes and its secrets' tmpfs, with no bind mount; the
+// plugin reads and writes its stage through the engine (the relay map of a
+// port published later, a guest file) and brings its gate's repository
+// back; the secret is in no file of the volumes.
+func TestStageOnEngineUp(t *testing.T) {
+	eng := testenv.Engine(t)
+	ctx := context.Background()
+	p := engineStagePlan(t, eng, uniqueName("es"))
+	const secret = "stage-test-secret-value"
+	getenv := func(k string) string {
+		if k == "STAGE_TEST_SECRET" {
+			return secret
+		}
+		return ""
+	}
+	mounts, err := WriteConfig(p, ConfigOptions{CADir: caDir(p), Getenv: getenv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err = Up(ctx, eng, Options{Plan: p, Mounts: mounts, Health: Health, Version: "test", Allocator: allocator(p, eng), Getenv: getenv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := eng.ContainerInspect(ctx, p.Bundle.Container, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range res.Container.Mounts {
+		if m.Type != "volume" {
+			t.Errorf("the bundle mounts %s %s at %s", m.Type, m.Source, m.Destination)
+		}
+	}
+	for _, role := range []string{plan.RoleStage, plan.RoleGuest} {
+		v, err := eng.VolumeInspect(ctx, stage.Volume(p.Slug, role), client.VolumeInspectOptions{})
+		if err != nil || v.Volume.Labels[plan.LabelBottle] != p.Slug || v.Volume.Labels[plan.LabelRole] != role {
+			t.Errorf("volume %s: %+v %v", role, v.Volume.Labels, err)
+		}
+	}
+
+	// The relay map of the port the spec declares, and of one published
+	// while the bundle runs.
+	if pubs, err := Ports(ctx, eng, p, 0); err != nil || len(pubs) != 1 || pubs[0].Agent != 3000 {
+		t.Errorf("ports: %v %v", pubs, err)
+	}
+	if pub, err := Publish(ctx, eng, p, spec.Port{Agent: 5173}); err != nil || pub.Agent != 5173 {
+		t.Errorf("publish: %v %v", pub, err)
+	}
+	if pubs, err := Ports(ctx, eng, p, 0); err != nil || len(pubs) != 2 {
+		t.Errorf("ports after publish: %v %v", pubs, err)
+	}
+
+	if err := WriteStageFile(ctx, eng, p, stage.GuestDir+"/probe.json", []byte(`{"marker":"guest-file-marker"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadStageFile(ctx, eng, p, stage.GuestDir+"/probe.json"); err != nil || !strings.Contains(string(got), "guest-file-marker") {
+		t.Errorf("guest file read back: %q %v", got, err)
+	}
+	if found, err := FindInStage(ctx, eng, p, []byte("guest-file-marker")); err != nil || len(found) != 1 || !strings.HasSuffix(found[0], "guest/probe.json") {
+		t.Errorf("finding a value in the volumes: %v %v", found, err)
+	}
+	if found, err := FindInStage(ctx, eng, p, []byte(secret)); err != nil || len(found) != 0 {
+		t.Errorf("the secret in the volumes: %v %v", found, err)
+	}
+
+	// What lands in the gate's repository on the engine comes back.
+	if err := WriteStageFile(ctx, eng, p, stage.GateRepo+"/refs/heads/from-engine", []byte(p.GitGate.StartCommit+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := SyncGate(ctx, eng, p); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("git", "--git-dir", p.GitGate.Repo, "rev-parse", "refs/heads/from-engine").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != p.GitGate.StartCommit {
+		t.Errorf("the gate's repository after SyncGate: %s %v", out, err)
+	}
+}
+
+// TestStageOnEngineFailedUpLeavesNothing: a bring-up that fails once the
+// volumes exist (the secret has no value when it is sent) removes them
+// with the rest.
+func TestStageOnEngineFailedUpLeavesNothing(t *testing.T) {
+	eng := testenv.Engine(t)
+	ctx := context.Background()
+	p := engineStagePlan(t, eng, uniqueName("ef"))
+	mounts, err := WriteConfig(p, ConfigOptions{CADir: caDir(p), Getenv: func(string) string { return "set-when-configured" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Up(ctx, eng, Options{Plan: p, Mounts: mounts, Health: Health, Version: "test", Allocator: allocator(p, eng),
+		Getenv: func(string) string { return "" }})
+	if err == nil || !strings.Contains(err.Error(), "sending the secrets") {
+		t.Fatalf("Up without the secret's value: %v", err)
+	}
+	left, err := testenv.Left(ctx, eng, testenv.Bottle{Name: p.Slug})
+	if err != nil || len(left) != 0 {
+		t.Errorf("left after the failed bring-up: %v %v", left, err)
+	}
+}

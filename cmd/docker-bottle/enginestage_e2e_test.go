@@ -1,0 +1,242 @@
+//go:build e2e
+
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/client"
+
+	"github.com/docker-bottle/docker-bottle/bottles"
+	"github.com/docker-bottle/docker-bottle/bringup"
+	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/stage"
+)
+
+// stageOnEngine is the environment of a docker-backend bottle whose stage
+// goes to the engine as it must for a remote engine, on the local one.
+var stageOnEngine = []string{"DOCKER_BOTTLE_SMOLVM=", bottles.EnvStageOnEngine + "=1"}
+
+// TestStageOnEngineLifecycle is a user's session with the bottle's stage on
+// the engine (as for a remote engine, here on the local one): `run -d` of
+// an agent that reads its guest dir and pushes through the gate, `logs`,
+// `exec`, `stop`, `start` (the secrets sent again), `rm`. Neither the
+// bundle nor the agent container mounts a path of the client; the secret
+// is in no file of the bottle's volumes, of the stage dir, nor in docker
+// inspect or logs of its containers.
+func TestStageOnEngineLifecycle(t *testing.T) {
+	t.Parallel()
+	eng := testenv.Engine(t)
+	base := testenv.Debian(t, eng)
+	cfg := testenv.DockerConfig(t)
+	canary := "bottle-canary-" + rand.Text()
+	env := append(stageOnEngine, "BOTTLE_TEST_STAGE_SECRET="+canary)
+	name := fmt.Sprintf("se-%d", time.Now().UnixNano()%1e6)
+	repo := testenv.GitRepoWith(t, map[string]string{
+		"Dockerfile": "FROM " + base + "\nRUN useradd -m -u 1000 agent && mkdir /workspace && chown agent /workspace\n" +
+			"ENV HOME=/home/agent\nUSER 1000:1000\nWORKDIR /workspace\n",
+		"bottle.yaml": `agent:
+  provider: shell
+  dockerfile: Dockerfile
+  command:
+    - sh
+    - -c
+    - |
+      test -s /run/bottle/token && test -s /run/bottle/ca.pem && test -e /run/bottle/prompt && echo guest-ok
+      echo work > agent.txt && git add agent.txt && git commit -qm "agent work" && git push -q && echo pushed
+      exec sleep 600
+egress:
+  secrets:
+    - host: api.example.com
+      header: X-Key
+      from_env: BOTTLE_TEST_STAGE_SECRET
+`,
+	})
+	removedAtEnd(t, cfg, env, name, repo)
+	r := docker(t, cfg, env, "bottle", "run", "-d", "--backend", "docker", "--name", name, "--progress", "plain", repo)
+	if r.code != 0 || strings.TrimSpace(r.stdout) != name {
+		t.Fatalf("run -d: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "copying the stage to the engine") {
+		t.Errorf("run did not copy the stage to the engine:\n%s", r.stderr)
+	}
+	logsShow := func(want ...string) string {
+		t.Helper()
+		var logs string
+		for start := time.Now(); time.Since(start) < 90*time.Second; time.Sleep(300 * time.Millisecond) {
+			logs = docker(t, cfg, nil, "bottle", "logs", name).stdout
+			if strings.Contains(logs, want[len(want)-1]) {
+				break
+			}
+		}
+		for _, w := range want {
+			if !strings.Contains(logs, w) {
+				t.Fatalf("agent logs have no %q:\n%s", w, logs)
+			}
+		}
+		return logs
+	}
+	logsShow("guest-ok", "pushed")
+
+	svc := serviceOf(t, cfg)
+	p, err := svc.Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Bundle.StageOnEngine {
+		t.Error("the plan does not record the stage on the engine")
+	}
+	noClientPaths(t, eng, p.Bundle.Container, p.Docker.Container)
+	secretNowhere(t, eng, p, canary)
+
+	if e := docker(t, cfg, nil, "bottle", "exec", name, "--", "cat", "/workspace/agent.txt"); e.code != 0 || e.stdout != "work\n" {
+		t.Errorf("exec: exit %d %q %q", e.code, e.stdout, e.stderr)
+	}
+	if e := docker(t, cfg, nil, "bottle", "exec", name, "--", "touch", plan.GuestDir+"/mine"); e.code == 0 {
+		t.Error("the agent wrote into its guest dir")
+	}
+	if r := docker(t, cfg, env, "bottle", "stop", name); r.code != 0 {
+		t.Fatalf("stop: %d %s", r.code, r.stderr)
+	}
+	// The bundle's tmpfs is gone with the stop: start sends the secrets
+	// again, or the bundle would wait for them and never be healthy.
+	if r := docker(t, cfg, env, "bottle", "start", name); r.code != 0 {
+		t.Fatalf("start: %d %s", r.code, r.stderr)
+	}
+	if a := docker(t, cfg, nil, "bottle", "ls", "--format", "{{.Name}} {{.State}}"); strings.TrimSpace(a.stdout) != name+" running" {
+		t.Errorf("ls after start: %q", a.stdout)
+	}
+	if e := docker(t, cfg, nil, "bottle", "exec", name, "--", "cat", "/workspace/agent.txt", plan.GuestTokenFile); e.code != 0 || !strings.HasPrefix(e.stdout, "work\n") {
+		t.Errorf("exec after start: exit %d %q %q", e.code, e.stdout, e.stderr)
+	}
+	logsShow("guest-ok", "pushed", "guest-ok")
+	secretNowhere(t, eng, p, canary)
+
+	if r := docker(t, cfg, env, "bottle", "rm", "-f", name); r.code != 0 {
+		t.Fatalf("rm -f: %d %s", r.code, r.stderr)
+	}
+	testenv.NothingLeft(t, eng, bottleIn(cfg, env, name, repo))
+}
+
+// TestCheckWithStageOnEngine: `docker bottle check` passes every item with
+// the bottle's stage on the engine: the secret reaches the proxy through
+// the bundle's tmpfs (the stand-in host checks its hash) and is in none of
+// the volumes' files; the probe reads its configuration from the guest
+// volume; the agent's branch reaches the user's repository from the gate's
+// repository in the stage volume; nothing is left.
+func TestCheckWithStageOnEngine(t *testing.T) {
+	t.Parallel()
+	checkPasses(t, stageOnEngine)
+}
+
+// noClientPaths fails the test when a container binds any path of the
+// client: only volumes and tmpfs mounts may be there.
+func noClientPaths(t *testing.T, eng *client.Client, containers ...string) {
+	t.Helper()
+	for _, c := range containers {
+		res, err := eng.ContainerInspect(context.Background(), c, client.ContainerInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hc := res.Container.HostConfig
+		if len(hc.Binds) > 0 {
+			t.Errorf("%s binds %v", c, hc.Binds)
+		}
+		for _, m := range hc.Mounts {
+			if m.Type != mount.TypeVolume && m.Type != mount.TypeTmpfs {
+				t.Errorf("%s mounts %s %s at %s", c, m.Type, m.Source, m.Target)
+			}
+		}
+		vols := 0
+		for _, m := range res.Container.Mounts {
+			if m.Type != mount.TypeVolume {
+				t.Errorf("%s has a %s mount of %s at %s", c, m.Type, m.Source, m.Destination)
+			}
+			vols++
+		}
+		if vols == 0 {
+			t.Errorf("%s mounts no volume", c)
+		}
+	}
+}
+
+// secretNowhere fails the test when the secret value is in a file of the
+// bottle's volumes or of its stage dir, or in docker inspect or logs of
+// any of its containers. The volumes are read by a container of their
+// own, which mounts them read-only.
+func secretNowhere(t *testing.T, eng *client.Client, p plan.Plan, secret string) {
+	t.Helper()
+	ctx := context.Background()
+	base := testenv.Debian(t, eng)
+	for _, role := range []string{plan.RoleStage, plan.RoleGuest} {
+		// Mounting a missing volume would make it, and leave it.
+		v, err := eng.VolumeInspect(ctx, stage.Volume(p.Slug, role), client.VolumeInspectOptions{})
+		if err != nil || v.Volume.Labels[plan.LabelBottle] != p.Slug || v.Volume.Labels[plan.LabelRole] != role {
+			t.Fatalf("the bottle's %s volume: %+v %v", role, v.Volume, err)
+		}
+	}
+	c, err := eng.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config: &container.Config{Image: base, Cmd: []string{"grep", "-rlF", secret, "/v"}},
+		HostConfig: &container.HostConfig{Mounts: []mount.Mount{
+			{Type: mount.TypeVolume, Source: stage.Volume(p.Slug, plan.RoleStage), Target: "/v/stage", ReadOnly: true},
+			{Type: mount.TypeVolume, Source: stage.Volume(p.Slug, plan.RoleGuest), Target: "/v/guest", ReadOnly: true},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+	if _, err := eng.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wait := eng.ContainerWait(ctx, c.ID, client.ContainerWaitOptions{})
+	select {
+	case st := <-wait.Result:
+		// grep: 1 is no match; 0 a match, 2 a failure to look.
+		if st.StatusCode != 1 {
+			t.Errorf("grep for the secret in the volumes exited %d: %s", st.StatusCode, bringup.Logs(ctx, eng, c.ID, 20))
+		}
+	case err := <-wait.Error:
+		t.Fatal(err)
+	}
+	if err := filepath.WalkDir(p.StageDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err == nil && strings.Contains(string(data), secret) {
+			t.Errorf("the secret is in %s", path)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f := make(client.Filters).Add("label", plan.LabelBottle+"="+p.Slug)
+	cs, err := eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil || len(cs.Items) < 2 {
+		t.Fatalf("the bottle's containers: %v %v", cs.Items, err)
+	}
+	for _, c := range cs.Items {
+		res, err := eng.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(res.Raw), secret) {
+			t.Errorf("docker inspect %s shows the secret", c.Names[0])
+		}
+		if strings.Contains(bringup.Logs(ctx, eng, c.ID, 100000), secret) {
+			t.Errorf("docker logs %s shows the secret", c.Names[0])
+		}
+	}
+}
