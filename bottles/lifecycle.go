@@ -112,8 +112,9 @@ func (s *Service) Start(ctx context.Context, name string) (plan.Plan, error) {
 	if _, err := s.engine.ContainerStart(ctx, p.Bundle.Container, client.ContainerStartOptions{}); err != nil {
 		return p, fmt.Errorf("starting the bundle of %s: %w", name, err)
 	}
-	// A tmpfs starts empty: the secrets go in again.
-	if err := bringup.SendSecrets(ctx, s.engine, p, s.getenv); err != nil {
+	// A tmpfs starts empty: the secrets, the CA key and the operator
+	// token go in again.
+	if err := bringup.SendSecrets(ctx, s.engine, p, s.dirs.CA(), s.getenv); err != nil {
 		return p, err
 	}
 	q, err := bringup.Reconnect(ctx, s.engine, p, 30*time.Second)

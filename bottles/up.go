@@ -31,7 +31,7 @@ func (s *Service) BringUp(ctx context.Context, p plan.Plan, o BringUpOptions) (p
 	}
 	q, err := bringup.Up(ctx, s.engine, bringup.Options{
 		Plan: p, Mounts: mounts, Health: s.health(), Version: s.version, Progress: s.progress, Allocator: alloc,
-		Getenv: s.getenv,
+		Getenv: s.getenv, CADir: s.dirs.CA(),
 	})
 	if err != nil {
 		// Bring-up may have moved the bottle to another subnet before it

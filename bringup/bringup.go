@@ -84,8 +84,10 @@ type Options struct {
 	Memory    int64
 	PidsLimit int64
 	// Getenv reads the host's environment for the secrets a bundle whose
-	// stage is on the engine is sent; nil means os.Getenv.
+	// stage is on the engine is sent; nil means os.Getenv. CADir holds the
+	// CA whose key it is sent.
 	Getenv func(string) string
+	CADir  string
 }
 
 // Error is a failed bring-up: which step failed, and the bundle's own last
@@ -256,7 +258,7 @@ func placeBundle(ctx context.Context, e Engine, p plan.Plan, tag string, o Optio
 	if _, err := e.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		return id, &Error{Step: "starting the bundle container", Err: addressTaken(err), Logs: Logs(ctx, e, id, 20)}
 	}
-	if err := SendSecrets(ctx, e, p, o.Getenv); err != nil {
+	if err := SendSecrets(ctx, e, p, o.CADir, o.Getenv); err != nil {
 		return id, &Error{Step: "sending the secrets to the bundle", Err: err, Logs: Logs(ctx, e, id, 20)}
 	}
 	return id, nil

@@ -70,18 +70,23 @@ func WriteConfig(p plan.Plan, o ConfigOptions) ([]Mount, error) {
 	// is read-only, and docker cp refuses it), and what the bundle writes
 	// goes to a dir of its own (the volume's root is root's).
 	ca, rootsAt, extraAt, written := caMount, rootsMount, extraMount, in
+	caKey := ca + "/" + pki.KeyFile
+	mounts := []Mount{{Source: o.CADir, Target: ca}}
 	if p.Bundle.StageOnEngine {
 		ca, rootsAt, extraAt = in(caMount[1:]), in(rootsMount[1:]), in(extraMount[1:])
 		written = func(name string) string { return in(auditDir + "/" + name) }
+		// The CA key and the operator token go with the secrets, to the
+		// bundle's tmpfs (SendSecrets): only the certificate is staged.
+		caKey, operatorToken = SecretsMount+"/"+caKeyFile, SecretsMount+"/"+operatorTokenFile
+		mounts = []Mount{{Source: filepath.Join(o.CADir, pki.CertFile), Target: ca + "/" + pki.CertFile}}
 	}
-	mounts := []Mount{{Source: o.CADir, Target: ca}}
 
 	pc := proxy.Config{
 		Listen:     ":" + strconv.Itoa(plan.ProxyPort),
 		Bottle:     p.Slug,
 		TokenFile:  agentToken,
 		CACertFile: ca + "/" + pki.CertFile,
-		CAKeyFile:  ca + "/" + pki.KeyFile,
+		CAKeyFile:  caKey,
 		AuditFile:  written("audit-proxy.jsonl"),
 		Approvals:  hasApproval(p, spec.ApproveEgress),
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
+	"github.com/docker-bottle/docker-bottle/pki"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/stage"
 )
@@ -37,6 +38,9 @@ const (
 	auditDir = "audit"
 	// maxStageFile bounds what is read back of a file of the stage.
 	maxStageFile = 1 << 20
+	// The CA key's and the operator token's files in SecretsMount.
+	caKeyFile         = "ca-key.pem"
+	operatorTokenFile = "operator.token"
 )
 
 // StageCopier is what filling and reading a stage on the engine asks of
@@ -146,7 +150,7 @@ func fillStage(ctx context.Context, e StageCopier, id string, p plan.Plan, mount
 	var st bytes.Buffer
 	tw := newTarWriter(&st)
 	err := tw.tree(p.StageDir, ".", func(rel string) bool {
-		return rel == stage.PlanFile || rel == stage.GuestDir || rel == secretsDir
+		return rel == stage.PlanFile || rel == stage.GuestDir || rel == secretsDir || rel == stage.OperatorToken
 	})
 	if err == nil {
 		err = tw.dir(auditDir, 0o700)
@@ -256,13 +260,14 @@ type SecretSender interface {
 	ExecInspect(ctx context.Context, execID string, options client.ExecInspectOptions) (client.ExecInspectResult, error)
 }
 
-// SendSecrets gives the running bundle of p the values of its secrets
-// when its stage is on the engine (getenv: the host's environment, nil
-// os.Getenv): a tar on the stdin of an exec of the bundle binary, which
-// writes them into its tmpfs. No value is in the exec's command line or
-// environment, nor in any log. The bundle waits for them before it serves.
-func SendSecrets(ctx context.Context, e SecretSender, p plan.Plan, getenv func(string) string) error {
-	if !p.Bundle.StageOnEngine || len(p.Egress.Secrets) == 0 {
+// SendSecrets gives the running bundle of p, when its stage is on the
+// engine, the values of its secrets (getenv: the host's environment, nil
+// os.Getenv), the CA key (from caDir) and the operator token: a tar on
+// the stdin of an exec of the bundle binary, which writes them into its
+// tmpfs. No value is in the exec's command line or environment, nor in any
+// log. The bundle waits for them before it serves.
+func SendSecrets(ctx context.Context, e SecretSender, p plan.Plan, caDir string, getenv func(string) string) error {
+	if !p.Bundle.StageOnEngine {
 		return nil
 	}
 	if getenv == nil {
@@ -272,9 +277,15 @@ func SendSecrets(ctx context.Context, e SecretSender, p plan.Plan, getenv func(s
 	if err != nil {
 		return err
 	}
-	if len(files) == 0 {
-		return nil
+	key, err := os.ReadFile(filepath.Join(caDir, pki.KeyFile))
+	if err != nil {
+		return fmt.Errorf("reading the bottle CA's key: %w", err)
 	}
+	operator, err := os.ReadFile(p.OperatorTokenFile)
+	if err != nil {
+		return fmt.Errorf("reading the operator token of %s: %w", p.Slug, err)
+	}
+	files = append(files, secretFile{name: caKeyFile, value: string(key)}, secretFile{name: operatorTokenFile, value: string(operator)})
 	var b bytes.Buffer
 	tw := newTarWriter(&b)
 	for _, f := range files {

@@ -4,13 +4,16 @@ package bringup
 
 import (
 	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/moby/moby/client"
 
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/pki"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/spec"
 	"github.com/docker-bottle/docker-bottle/stage"
@@ -55,7 +58,7 @@ func TestStageOnEngineUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err = Up(ctx, eng, Options{Plan: p, Mounts: mounts, Health: Health, Version: "test", Allocator: allocator(p, eng), Getenv: getenv})
+	p, err = Up(ctx, eng, Options{Plan: p, Mounts: mounts, Health: Health, Version: "test", Allocator: allocator(p, eng), Getenv: getenv, CADir: caDir(p)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,8 +99,23 @@ func TestStageOnEngineUp(t *testing.T) {
 	if found, err := FindInStage(ctx, eng, p, []byte("guest-file-marker")); err != nil || len(found) != 1 || !strings.HasSuffix(found[0], "guest/probe.json") {
 		t.Errorf("finding a value in the volumes: %v %v", found, err)
 	}
-	if found, err := FindInStage(ctx, eng, p, []byte(secret)); err != nil || len(found) != 0 {
-		t.Errorf("the secret in the volumes: %v %v", found, err)
+	// Nor the CA key, nor the operator token: they are in the tmpfs too.
+	key, err := os.ReadFile(filepath.Join(caDir(p), pki.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	operator, err := os.ReadFile(p.OperatorTokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, v := range map[string][]byte{"the secret": []byte(secret), "the CA key": key, "the operator token": operator} {
+		if found, err := FindInStage(ctx, eng, p, v); err != nil || len(found) != 0 {
+			t.Errorf("%s in the volumes: %v %v", what, found, err)
+		}
+	}
+	// It serves: it read the CA key and the operator token from its tmpfs.
+	if err := Health(ctx, p); err != nil {
+		t.Errorf("health: %v", err)
 	}
 
 	// What lands in the gate's repository on the engine comes back.
@@ -125,7 +143,7 @@ func TestStageOnEngineFailedUpLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Up(ctx, eng, Options{Plan: p, Mounts: mounts, Health: Health, Version: "test", Allocator: allocator(p, eng),
-		Getenv: func(string) string { return "" }})
+		Getenv: func(string) string { return "" }, CADir: caDir(p)})
 	if err == nil || !strings.Contains(err.Error(), "sending the secrets") {
 		t.Fatalf("Up without the secret's value: %v", err)
 	}

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker-bottle/docker-bottle/bundle/proxy"
+	"github.com/docker-bottle/docker-bottle/bundle"
 )
 
 // Bounds of what `bottle-bundle secrets` takes: a bottle has a handful of
@@ -86,28 +86,43 @@ func writeSecret(path string, r io.Reader) (err error) {
 	return os.Rename(tmp, path)
 }
 
-// waitForSecrets waits, at most wait, until the file of every secret
-// exists: on the engine, the plugin sends them once the bundle started.
-func waitForSecrets(ctx context.Context, secrets []proxy.Secret, wait time.Duration) error {
+// waitForSecrets waits, at most wait, until every file the bundle reads
+// its secrets from exists (the secrets' values, the CA key, the operator
+// token): on the engine, the plugin sends them once the bundle started.
+func waitForSecrets(ctx context.Context, files []string, wait time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	pause := 5 * time.Millisecond
-	for _, s := range secrets {
+	for _, f := range files {
 		for {
-			_, err := os.Stat(s.ValueFile)
+			_, err := os.Stat(f)
 			if err == nil {
 				break
 			}
 			if !errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("the secret for %s: %w", s.Host, err)
+				return err
 			}
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("the secret for %s did not arrive within %s (docker bottle sends it when it starts the bundle: start the bottle again with docker bottle start)", s.Host, wait)
+				return fmt.Errorf("%s did not arrive within %s (docker bottle sends the secrets when it starts the bundle: start the bottle again with docker bottle start)", f, wait)
 			case <-time.After(pause):
 			}
 			pause = min(pause*2, 200*time.Millisecond)
 		}
 	}
 	return nil
+}
+
+// secretFiles are the files of cfg that hold secrets.
+func secretFiles(cfg bundle.Config) []string {
+	var files []string
+	for _, s := range cfg.Proxy.Secrets {
+		files = append(files, s.ValueFile)
+	}
+	for _, f := range []string{cfg.Proxy.CAKeyFile, cfg.Supervisor.OperatorTokenFile} {
+		if f != "" {
+			files = append(files, f)
+		}
+	}
+	return files
 }

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker-bottle/docker-bottle/bundle"
 	"github.com/docker-bottle/docker-bottle/bundle/proxy"
+	"github.com/docker-bottle/docker-bottle/bundle/supervisor"
 )
 
 func secretsTar(t testing.TB, files map[string]string, typ byte) []byte {
@@ -68,19 +70,21 @@ func TestReceiveSecrets(t *testing.T) {
 	}
 }
 
-// TestWaitForSecrets: serve waits until every secret's file is there, and
+// TestWaitForSecrets: serve waits until every secret's file is there (the
+// secrets' values, the CA key, the operator token), and
 // gives up, saying what to do, when one never comes.
 func TestWaitForSecrets(t *testing.T) {
 	dir := t.TempDir()
-	secrets := []proxy.Secret{{Host: "a.example", ValueFile: filepath.Join(dir, "0")}, {Host: "b.example", ValueFile: filepath.Join(dir, "1")}}
+	cfg := bundle.Config{Proxy: proxy.Config{Secrets: []proxy.Secret{{Host: "a.example", ValueFile: filepath.Join(dir, "0")}},
+		CAKeyFile: filepath.Join(dir, "ca-key.pem")}, Supervisor: supervisor.Config{OperatorTokenFile: filepath.Join(dir, "operator.token")}}
 	go func() {
 		time.Sleep(50 * time.Millisecond) // the plugin sends them a moment after start
-		_ = receiveSecrets(bytes.NewReader(secretsTar(t, map[string]string{"0": "one", "1": "two"}, tar.TypeReg)), dir)
+		_ = receiveSecrets(bytes.NewReader(secretsTar(t, map[string]string{"0": "one", "ca-key.pem": "key", "operator.token": "op"}, tar.TypeReg)), dir)
 	}()
-	if err := waitForSecrets(context.Background(), secrets, 10*time.Second); err != nil {
+	if err := waitForSecrets(context.Background(), secretFiles(cfg), 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	missing := []proxy.Secret{{Host: "c.example", ValueFile: filepath.Join(dir, "2")}}
+	missing := []string{filepath.Join(dir, "2")}
 	if err := waitForSecrets(context.Background(), missing, 100*time.Millisecond); err == nil || !strings.Contains(err.Error(), "docker bottle start") {
 		t.Errorf("a secret that never comes: %v", err)
 	}

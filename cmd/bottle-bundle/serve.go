@@ -30,7 +30,7 @@ func runServe(ctx context.Context, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := waitForSecrets(ctx, cfg.Proxy.Secrets, secretsWait); err != nil {
+	if err := waitForSecrets(ctx, secretFiles(cfg), secretsWait); err != nil {
 		return err
 	}
 	mem := applyMemoryLimit()

@@ -20,6 +20,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/pki"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/stage"
 )
@@ -99,6 +100,17 @@ egress:
 	}
 	noClientPaths(t, eng, p.Bundle.Container, p.Docker.Container)
 	secretNowhere(t, eng, p, canary)
+	// Nor are the operator token and the bottle CA's key on the engine's
+	// disk: they go to the bundle's tmpfs with the secrets.
+	operator, err := os.ReadFile(p.OperatorTokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := os.ReadFile(filepath.Join(stateOf(cfg).CA(), pki.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notInVolumes(t, eng, p, strings.TrimSpace(string(operator)), strings.Split(string(key), "\n")[1])
 
 	if e := docker(t, cfg, nil, "bottle", "exec", name, "--", "cat", "/workspace/agent.txt"); e.code != 0 || e.stdout != "work\n" {
 		t.Errorf("exec: exit %d %q %q", e.code, e.stdout, e.stderr)
@@ -173,43 +185,11 @@ func noClientPaths(t *testing.T, eng *client.Client, containers ...string) {
 
 // secretNowhere fails the test when the secret value is in a file of the
 // bottle's volumes or of its stage dir, or in docker inspect or logs of
-// any of its containers. The volumes are read by a container of their
-// own, which mounts them read-only.
+// any of its containers.
 func secretNowhere(t *testing.T, eng *client.Client, p plan.Plan, secret string) {
 	t.Helper()
 	ctx := context.Background()
-	base := testenv.Debian(t, eng)
-	for _, role := range []string{plan.RoleStage, plan.RoleGuest} {
-		// Mounting a missing volume would make it, and leave it.
-		v, err := eng.VolumeInspect(ctx, stage.Volume(p.Slug, role), client.VolumeInspectOptions{})
-		if err != nil || v.Volume.Labels[plan.LabelBottle] != p.Slug || v.Volume.Labels[plan.LabelRole] != role {
-			t.Fatalf("the bottle's %s volume: %+v %v", role, v.Volume, err)
-		}
-	}
-	c, err := eng.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Config: &container.Config{Image: base, Cmd: []string{"grep", "-rlF", secret, "/v"}},
-		HostConfig: &container.HostConfig{Mounts: []mount.Mount{
-			{Type: mount.TypeVolume, Source: stage.Volume(p.Slug, plan.RoleStage), Target: "/v/stage", ReadOnly: true},
-			{Type: mount.TypeVolume, Source: stage.Volume(p.Slug, plan.RoleGuest), Target: "/v/guest", ReadOnly: true},
-		}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
-	if _, err := eng.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	wait := eng.ContainerWait(ctx, c.ID, client.ContainerWaitOptions{})
-	select {
-	case st := <-wait.Result:
-		// grep: 1 is no match; 0 a match, 2 a failure to look.
-		if st.StatusCode != 1 {
-			t.Errorf("grep for the secret in the volumes exited %d: %s", st.StatusCode, bringup.Logs(ctx, eng, c.ID, 20))
-		}
-	case err := <-wait.Error:
-		t.Fatal(err)
-	}
+	notInVolumes(t, eng, p, secret)
 	if err := filepath.WalkDir(p.StageDir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -238,5 +218,49 @@ func secretNowhere(t *testing.T, eng *client.Client, p plan.Plan, secret string)
 		if strings.Contains(bringup.Logs(ctx, eng, c.ID, 100000), secret) {
 			t.Errorf("docker logs %s shows the secret", c.Names[0])
 		}
+	}
+}
+
+// notInVolumes fails the test when any of values is in a file of the
+// bottle's stage or guest volume, read by a container of its own, which
+// mounts them read-only.
+func notInVolumes(t *testing.T, eng *client.Client, p plan.Plan, values ...string) {
+	t.Helper()
+	ctx := context.Background()
+	base := testenv.Debian(t, eng)
+	for _, role := range []string{plan.RoleStage, plan.RoleGuest} {
+		// Mounting a missing volume would make it, and leave it.
+		v, err := eng.VolumeInspect(ctx, stage.Volume(p.Slug, role), client.VolumeInspectOptions{})
+		if err != nil || v.Volume.Labels[plan.LabelBottle] != p.Slug || v.Volume.Labels[plan.LabelRole] != role {
+			t.Fatalf("the bottle's %s volume: %+v %v", role, v.Volume, err)
+		}
+	}
+	cmd := []string{"grep", "-rlF"}
+	for _, v := range values {
+		cmd = append(cmd, "-e", v)
+	}
+	c, err := eng.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config: &container.Config{Image: base, Cmd: append(cmd, "/v")},
+		HostConfig: &container.HostConfig{Mounts: []mount.Mount{
+			{Type: mount.TypeVolume, Source: stage.Volume(p.Slug, plan.RoleStage), Target: "/v/stage", ReadOnly: true},
+			{Type: mount.TypeVolume, Source: stage.Volume(p.Slug, plan.RoleGuest), Target: "/v/guest", ReadOnly: true},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+	if _, err := eng.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wait := eng.ContainerWait(ctx, c.ID, client.ContainerWaitOptions{})
+	select {
+	case st := <-wait.Result:
+		// grep: 1 is no match; 0 a match, 2 a failure to look.
+		if st.StatusCode != 1 {
+			t.Errorf("grep for %d values in the volumes exited %d: %s", len(values), st.StatusCode, bringup.Logs(ctx, eng, c.ID, 20))
+		}
+	case err := <-wait.Error:
+		t.Fatal(err)
 	}
 }
