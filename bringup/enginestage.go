@@ -100,6 +100,21 @@ func (t *tarWriter) file(name string, mode int64, data []byte) error {
 	return err
 }
 
+// copyFile adds the file at src as name, streamed.
+func (t *tarWriter) copyFile(src, name string, mode, size int64) error {
+	f, err := os.Open(src) //nolint:gosec // G304: a file of the stage dir or one the user named
+	if err != nil {
+		return err
+	}
+	defer func() { _ = f.Close() }() // read only
+	if err := t.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: size,
+		Uid: t.uid, Gid: t.gid, ModTime: t.now}); err != nil {
+		return err
+	}
+	_, err = io.CopyN(t.tw, f, size)
+	return err
+}
+
 // tree adds the regular files and dirs under src (a dir or one file) as
 // name, with their modes; skip leaves out a path relative to src.
 func (t *tarWriter) tree(src, name string, skip func(rel string) bool) error {
@@ -131,67 +146,74 @@ func (t *tarWriter) tree(src, name string, skip func(rel string) bool) error {
 			}
 			return t.dir(target, mode)
 		case info.Mode().IsRegular():
-			data, err := os.ReadFile(p) //nolint:gosec // G304: a file of the stage dir or one the user named
-			if err != nil {
-				return err
-			}
-			return t.file(target, mode, data)
+			return t.copyFile(p, target, mode, info.Size())
 		}
 		return nil // sockets, symlinks: nothing the bundle reads
 	})
 }
 
 // fillStage copies what the bundle reads into its volumes, through the
-// created (not yet started) container id: the stage dir but the plan and
-// the guest dir into the stage volume, with the host files of mounts at
-// their targets (under StageMount) and the dir the bundle writes in; the
-// guest dir into the guest volume.
+// created (not yet started) container id: the stage dir but the plan, the
+// operator token and the guest dir into the stage volume, with the host
+// files of mounts at their targets (under StageMount) and the dir the
+// bundle writes in; the guest dir into the guest volume.
 func fillStage(ctx context.Context, e StageCopier, id string, p plan.Plan, mounts []Mount) error {
-	var st bytes.Buffer
-	tw := newTarWriter(&st)
-	err := tw.tree(p.StageDir, ".", func(rel string) bool {
-		return rel == stage.PlanFile || rel == stage.GuestDir || rel == secretsDir || rel == stage.OperatorToken
-	})
-	if err == nil {
-		err = tw.dir(auditDir, 0o700)
-	}
 	for _, m := range mounts {
-		if err != nil {
-			break
-		}
-		target, ok := strings.CutPrefix(m.Target, StageMount+"/")
-		if !ok {
+		if !strings.HasPrefix(m.Target, StageMount+"/") {
 			return fmt.Errorf("%s is not in the stage: it cannot be copied to the engine", m.Target)
 		}
-		if dir := path.Dir(target); dir != "." {
-			err = tw.dir(dir, 0o755)
-		}
-		if err == nil {
-			err = tw.tree(m.Source, target, nil)
-		}
 	}
-	if err == nil {
-		err = tw.tw.Close()
-	}
+	err := copyTar(ctx, e, id, StageMount, func(tw *tarWriter) error {
+		err := tw.tree(p.StageDir, ".", func(rel string) bool {
+			return rel == stage.PlanFile || rel == stage.GuestDir || rel == secretsDir || rel == stage.OperatorToken
+		})
+		if err != nil {
+			return err
+		}
+		if err := tw.dir(auditDir, 0o700); err != nil {
+			return err
+		}
+		for _, m := range mounts {
+			target := strings.TrimPrefix(m.Target, StageMount+"/")
+			if dir := path.Dir(target); dir != "." {
+				if err := tw.dir(dir, 0o755); err != nil {
+					return err
+				}
+			}
+			if err := tw.tree(m.Source, target, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("packing the stage: %w", err)
-	}
-	if _, err := e.CopyToContainer(ctx, id, client.CopyToContainerOptions{DestinationPath: StageMount, Content: &st}); err != nil {
 		return fmt.Errorf("copying the stage to the engine: %w", err)
 	}
-	var guest bytes.Buffer
-	tw = newTarWriter(&guest)
-	err = tw.tree(stage.Of(p).File(stage.GuestDir), ".", nil)
-	if err == nil {
-		err = tw.tw.Close()
-	}
+	err = copyTar(ctx, e, id, StageMount+"/"+stage.GuestDir, func(tw *tarWriter) error {
+		return tw.tree(stage.Of(p).File(stage.GuestDir), ".", nil)
+	})
 	if err != nil {
-		return fmt.Errorf("packing the guest dir: %w", err)
-	}
-	if _, err := e.CopyToContainer(ctx, id, client.CopyToContainerOptions{DestinationPath: StageMount + "/" + stage.GuestDir, Content: &guest}); err != nil {
 		return fmt.Errorf("copying the guest dir to the engine: %w", err)
 	}
 	return nil
+}
+
+// copyTar copies the tar that write writes into container id at dest,
+// streamed: a gate repository of any size is never whole in memory.
+func copyTar(ctx context.Context, e StageCopier, id, dest string, write func(*tarWriter) error) error {
+	pr, pw := io.Pipe()
+	go func() {
+		tw := newTarWriter(pw)
+		err := write(tw)
+		if err == nil {
+			err = tw.tw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	_, err := e.CopyToContainer(ctx, id, client.CopyToContainerOptions{DestinationPath: dest, Content: pr})
+	// A copy that failed early leaves the writer blocked: unblock it.
+	pr.CloseWithError(errors.New("the copy ended"))
+	return err
 }
 
 // WriteStageFile writes name (slash-separated, relative to the stage) for
