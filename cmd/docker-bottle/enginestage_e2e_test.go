@@ -20,6 +20,7 @@ import (
 	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 	"github.com/docker-bottle/docker-bottle/pki"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/stage"
@@ -262,5 +263,44 @@ func notInVolumes(t *testing.T, eng *client.Client, p plan.Plan, values ...strin
 		}
 	case err := <-wait.Error:
 		t.Fatal(err)
+	}
+}
+
+// TestStageOnEngineRestartedBundleWaitsForStart: a bundle whose stage is on
+// the engine and whose process died is restarted by the engine with an
+// empty tmpfs, so it waits for its secrets rather than serve without them;
+// `docker bottle start` sends them and it serves again.
+func TestStageOnEngineRestartedBundleWaitsForStart(t *testing.T) {
+	t.Parallel()
+	eng := testenv.Engine(t)
+	base := testenv.Debian(t, eng)
+	cfg := testenv.DockerConfig(t)
+	name := bottleOf(t, cfg, stageOnEngine, "docker", "sr", map[string]string{"bottle.yaml": "agent:\n  provider: shell\n  image: " + base + "\n" +
+		"  command: [sh, -c, 'echo agent-up; exec sleep 600']\n"})
+	p, err := serviceOf(t, cfg).Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := bringup.Health(ctx, p); err != nil {
+		t.Fatalf("health after run: %v", err)
+	}
+	killBundle(t, eng, p)
+	testio.Eventually(t, 30*time.Second, func() bool {
+		c, err := eng.ContainerInspect(ctx, p.Bundle.Container, client.ContainerInspectOptions{})
+		return err == nil && c.Container.RestartCount == 1 && c.Container.State.Running && !c.Container.State.Restarting
+	}, func() string { return "the engine did not restart the bundle" })
+	// A bundle with its secrets serves within tens of milliseconds of its
+	// start: this one must not, however long one asks.
+	for start := time.Now(); time.Since(start) < 3*time.Second; {
+		if err := bringup.Health(ctx, p); err == nil {
+			t.Fatal("the restarted bundle serves without its secrets")
+		}
+	}
+	if r := docker(t, cfg, stageOnEngine, "bottle", "start", name); r.code != 0 {
+		t.Fatalf("start: exit %d %s", r.code, r.stderr)
+	}
+	if err := bringup.Health(ctx, p); err != nil {
+		t.Errorf("health after start: %v", err)
 	}
 }
