@@ -58,7 +58,9 @@ var ErrSecretMissing = errors.New("a secret of the bottle has no value on the ho
 
 // WriteConfig writes the bundle's configuration into the stage dir, with
 // the secrets' values in 0600 files next to it, and returns the read-only
-// mounts the bundle container needs besides the stage dir.
+// mounts the bundle container needs besides the stage dir. With the stage
+// on the engine no value is written here (SendSecrets sends them to the
+// bundle's tmpfs) and the mounts are files to copy into the stage volume.
 func WriteConfig(p plan.Plan, o ConfigOptions) ([]Mount, error) {
 	getenv := o.Getenv
 	if getenv == nil {
