@@ -57,8 +57,11 @@ tools:
 # testenv helpers that reach for them fail the calling test, so a forgotten
 # tag fails make test on every machine. The unit tests of a package with e2e
 # files run again in make e2e (seconds).
+# hack/remote-engine-test.sh checks the harness's down against its pid
+# file without starting the harness.
 test: lint bundle-bins
 	$(GO) test -count=1 -timeout 20m ./...
+	bash hack/remote-engine-test.sh
 
 # The packages that hold e2e tests; in cmd/docker-bottle the independent
 # ones run in parallel (go test's -parallel, GOMAXPROCS by default).

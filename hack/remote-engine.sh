@@ -41,7 +41,21 @@ tls_up() {
 	DOCKER_CONFIG=$state/docker-config docker --context remote-tls version --format '{{.Server.Version}}' >/dev/null 2>&1
 }
 
-running() { [ -f "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2>/dev/null; }
+# harness_pid prints the pid of the unshare that up started, from the pid
+# file, and fails when that process is gone: a stale pid file's pid may be
+# another process's now, whose children down must never kill. up's unshare
+# is named unshare and has this state dir's init.sh among its arguments.
+harness_pid() {
+	local pid
+	[ -f "$state/pid" ] || return 1
+	pid=$(cat "$state/pid")
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = unshare ] || return 1
+	tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF "$state/init.sh" || return 1
+	echo "$pid"
+}
+
+running() { harness_pid >/dev/null; }
 
 make_rootfs() {
 	[ -f "$rootfs_tar" ] && return 0
@@ -206,9 +220,8 @@ EOF
 
 pidns=
 down_quiet() {
-	if [ -f "$state/pid" ]; then
-		local pid
-		pid=$(cat "$state/pid")
+	local pid
+	if pid=$(harness_pid); then
 		# What down checks afterwards: no process is left in it.
 		pidns=$(readlink "/proc/$(pgrep -P "$pid" | head -n1)/ns/pid" 2>/dev/null || true)
 		# unshare ignores SIGTERM while it waits for its child: kill the
@@ -216,10 +229,14 @@ down_quiet() {
 		# (dockerd, containerd, containers, sshd), and unshare then exits.
 		kill -9 $(pgrep -P "$pid") 2>/dev/null || true
 		for _ in $(seq 1 50); do
-			kill -0 "$pid" 2>/dev/null || break
+			harness_pid >/dev/null || break
 			sleep 0.1
 		done
-		kill -9 "$pid" 2>/dev/null || true
+		if harness_pid >/dev/null; then
+			kill -9 "$pid" 2>/dev/null || true
+		fi
+	elif [ -f "$state/pid" ]; then
+		say "pid $(cat "$state/pid") of $state/pid is not the harness's unshare any more: killing nothing, removing the state"
 	fi
 	# A process left in the namespace (none should be: its pid 1 took them
 	# down) would keep it; say so rather than leave it silently.
@@ -260,6 +277,8 @@ env_() {
 	echo "DOCKER_BOTTLE_REMOTE_ADDR=$far_ip"
 }
 
+# Sourced (by its test, hack/remote-engine-test.sh), it only defines.
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 case ${1:-} in
 up) up ;;
 down) down ;;
