@@ -25,11 +25,11 @@ var (
 )
 
 // remoteHelper builds git-remote-bottle once per test process and returns
-// the dir that holds it, for PATH.
+// the dir that holds it, for PATH (removed when the tests end: TestMain).
 func remoteHelper(t *testing.T) string {
 	t.Helper()
 	remoteHelperOnce.Do(func() {
-		if remoteHelperDir, remoteHelperErr = os.MkdirTemp("", "git-remote-bottle-*"); remoteHelperErr != nil {
+		if remoteHelperDir, remoteHelperErr = testenv.ProcessDir("git-remote-bottle-*"); remoteHelperErr != nil {
 			return
 		}
 		cmd := exec.Command("go", "build", "-o", filepath.Join(remoteHelperDir, "git-remote-bottle"), "./cmd/git-remote-bottle")

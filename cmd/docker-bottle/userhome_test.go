@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"testing"
+
+	"github.com/docker-bottle/docker-bottle/internal/testenv"
 )
 
 // TestMain keeps the agent settings of whoever runs the tests out of the
@@ -18,7 +20,8 @@ func TestMain(m *testing.M) {
 	}
 	os.Setenv("CLAUDE_CONFIG_DIR", dir)
 	os.Setenv("CODEX_HOME", dir)
-	code := m.Run()
+	// testenv.Main removes the plugin and the git helper the tests built.
+	code := testenv.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

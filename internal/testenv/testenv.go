@@ -66,7 +66,7 @@ var (
 )
 
 // Plugin builds the docker-bottle binary once per test process and returns
-// its path. The bundle binaries it embeds are built into a temporary dir
+// its path; the package's TestMain must use Main, which removes it. The bundle binaries it embeds are built into a temporary dir
 // and handed to the plugin's build through -overlay, so a test run never
 // writes into the source tree (internal/bundlebin/bin is what make
 // bundle-bins fills, and other packages embed it while go test compiles
@@ -74,7 +74,7 @@ var (
 func Plugin(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "bottle-plugin-*")
+		buildDir, buildErr = ProcessDir("bottle-plugin-*")
 		if buildErr != nil {
 			return
 		}
