@@ -152,24 +152,28 @@ func Up(ctx context.Context, e Engine, o Options) (_ plan.Plan, err error) {
 	// user (another DOCKER_CONFIG, another tool) took the planned one since
 	// prepare, or the engine has not yet released the addresses of a
 	// network just removed, move to the next free subnet and start over.
+	// A host port that someone else takes in the instant between the
+	// release of its hold and the engine's bind at start (placeBundle) is
+	// retried on a budget of its own: other ports, the same subnet.
 	var id string
-	for attempt := 1; ; attempt++ {
+	for subnetAttempt, portAttempt := 1, 1; ; {
 		var failed *Error
 		id, failed = placeBundle(ctx, e, p, tag, o, labels, step)
 		if failed == nil {
 			break
 		}
-		if errors.Is(failed.Err, errPortTaken) && attempt < maxSubnetAttempts {
-			// Other ports, the same subnet.
+		if errors.Is(failed.Err, errPortTaken) && portAttempt < maxPortAttempts {
+			portAttempt++
 			if err := Down(ctx, e, p.Slug); err != nil {
 				return p, &Error{Step: failed.Step, Err: err}
 			}
 			step("choosing other host ports: " + failed.Err.Error())
 			continue
 		}
-		if !errors.Is(failed.Err, errSubnetTaken) || o.Allocator == nil || attempt == maxSubnetAttempts {
+		if !errors.Is(failed.Err, errSubnetTaken) || o.Allocator == nil || subnetAttempt == maxSubnetAttempts {
 			return p, failed
 		}
+		subnetAttempt++
 		if err := Down(ctx, e, p.Slug); err != nil {
 			return p, &Error{Step: failed.Step, Err: err}
 		}
@@ -226,13 +230,18 @@ func Up(ctx context.Context, e Engine, o Options) (_ plan.Plan, err error) {
 }
 
 // placeBundle makes the networks and the bundle container on p's subnet
-// and starts it.
+// and starts it. The host ports chosen for the container stay bound by
+// this process until just before the engine publishes them at start: while
+// the stage is copied and the networks connected, no other bring-up on
+// this host (a parallel run) can be given them.
 func placeBundle(ctx context.Context, e Engine, p plan.Plan, tag string, o Options, labels func(string) map[string]string, step func(string)) (string, *Error) {
 	if s, err := createNetworks(ctx, e, p, labels, step); err != nil {
 		return "", &Error{Step: s, Err: err}
 	}
 	step("creating container " + p.Bundle.Container)
-	id, err := createContainer(ctx, e, p, tag, o, labels)
+	var held heldPorts
+	defer held.release()
+	id, err := createContainer(ctx, e, p, tag, o, labels, &held)
 	if err != nil {
 		return "", &Error{Step: "creating the bundle container", Err: err}
 	}
@@ -255,6 +264,7 @@ func placeBundle(ctx context.Context, e Engine, p plan.Plan, tag string, o Optio
 		}
 	}
 	step("starting the bundle")
+	held.release()
 	if _, err := e.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		return id, &Error{Step: "starting the bundle container", Err: addressTaken(err), Logs: Logs(ctx, e, id, 20)}
 	}
@@ -286,26 +296,47 @@ var loopbackIP = netip.MustParseAddr("127.0.0.1")
 // the bundle started.
 var errPortTaken = errors.New("a host port chosen for the bundle was taken meanwhile")
 
+// heldPorts are host ports chosen for the bundle and still bound by this
+// process. Host ports are chosen here rather than by the engine, which
+// would give new ones at each restart (createContainer); a port chosen and
+// let go at once would be free for anyone until the engine binds it at
+// start, and the kernel could give it to a parallel run's bring-up too.
+type heldPorts []net.Listener
+
+// hold binds port on the host's loopback (0: a free one) and returns it.
+func (h *heldPorts) hold(port int) (uint16, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(loopbackIP.String(), strconv.Itoa(port)))
+	if err != nil {
+		return 0, err
+	}
+	*h = append(*h, l)
+	return uint16(l.Addr().(*net.TCPAddr).Port), nil //nolint:gosec // G115: a bound TCP port, below 65536
+}
+
+// release lets the ports go, for the engine to bind.
+func (h *heldPorts) release() {
+	for _, l := range *h {
+		l.Close()
+	}
+	*h = nil
+}
+
 // freePorts picks three free ports on the host's loopback for the
-// bundle's daemons.
-func freePorts() (plan.HostPorts, error) {
+// bundle's daemons, held in h.
+func freePorts(h *heldPorts) (plan.HostPorts, error) {
 	var ports [3]uint16
-	var lns []net.Listener
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}()
 	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		port, err := h.hold(0)
 		if err != nil {
 			return plan.HostPorts{}, fmt.Errorf("finding free ports on 127.0.0.1 for the bundle: %w", err)
 		}
-		lns = append(lns, l)
-		ports[i] = uint16(l.Addr().(*net.TCPAddr).Port) //nolint:gosec // G115: a port the kernel chose, below 65536
+		ports[i] = port
 	}
 	return plan.HostPorts{Proxy: ports[0], Gate: ports[1], Supervise: ports[2]}, nil
 }
+
+// maxPortAttempts bounds how often bring-up chooses other host ports.
+const maxPortAttempts = 5
 
 // maxSubnetAttempts bounds how often bring-up moves to another subnet.
 const maxSubnetAttempts = 5
@@ -358,7 +389,9 @@ func createNetwork(ctx context.Context, e Engine, name string, subnet netip.Pref
 	return err
 }
 
-func createContainer(ctx context.Context, e Engine, p plan.Plan, image string, o Options, labels func(string) map[string]string) (string, error) {
+// createContainer creates the bundle container, its host ports chosen and
+// held in held until the caller starts it.
+func createContainer(ctx context.Context, e Engine, p plan.Plan, image string, o Options, labels func(string) map[string]string, held *heldPorts) (string, error) {
 	memory, pids := o.Memory, o.PidsLimit
 	if memory == 0 {
 		memory = 512 << 20
@@ -375,7 +408,7 @@ func createContainer(ctx context.Context, e Engine, p plan.Plan, image string, o
 			mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: true})
 		}
 	}
-	hp, err := freePorts()
+	hp, err := freePorts(held)
 	if err != nil {
 		return "", err
 	}
@@ -384,7 +417,7 @@ func createContainer(ctx context.Context, e Engine, p plan.Plan, image string, o
 	}
 	exposed, bindings := network.PortSet{proxyPort: {}, gatePort: {}, supervisePort: {}},
 		network.PortMap{proxyPort: bind(hp.Proxy), gatePort: bind(hp.Gate), supervisePort: bind(hp.Supervise)}
-	relayExposed, relayBound, err := relayBindings(p)
+	relayExposed, relayBound, err := relayBindings(p, held)
 	if err != nil {
 		return "", err
 	}

@@ -50,8 +50,9 @@ func relayConfig(p plan.Plan, written func(string) string) relay.Config {
 }
 
 // relayBindings are the relay pool's bindings: a declared port's own host
-// port when it gives one, else a free one on the host's loopback.
-func relayBindings(p plan.Plan) (network.PortSet, network.PortMap, error) {
+// port when it gives one, else a free one on the host's loopback; each
+// held in held.
+func relayBindings(p plan.Plan, held *heldPorts) (network.PortSet, network.PortMap, error) {
 	if !relayed(p) {
 		return nil, nil, nil
 	}
@@ -67,17 +68,15 @@ func relayBindings(p plan.Plan) (network.PortSet, network.PortMap, error) {
 		// A given host port is tried first, so that one in use is named
 		// rather than found by the engine, whose refusal bring-up would
 		// take for a race and retry.
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(host)))
+		got, err := held.hold(host)
 		if err != nil {
 			if host != 0 {
 				return nil, nil, fmt.Errorf("host port %d for the agent's port %d is in use on 127.0.0.1: choose another, or give only %d for a free one", host, p.Spec.Ports[i].Agent, p.Spec.Ports[i].Agent)
 			}
 			return nil, nil, fmt.Errorf("finding a free port on 127.0.0.1 for the relay: %w", err)
 		}
-		host = l.Addr().(*net.TCPAddr).Port
-		l.Close()
 		set[relayPort(i)] = struct{}{}
-		pm[relayPort(i)] = []network.PortBinding{{HostIP: loopbackIP, HostPort: strconv.Itoa(host)}}
+		pm[relayPort(i)] = []network.PortBinding{{HostIP: loopbackIP, HostPort: strconv.Itoa(int(got))}}
 	}
 	return set, pm, nil
 }

@@ -183,11 +183,6 @@ func startAll(names []string, repo string) error {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			out, err := exec.Command("docker", "bottle", "run", "-d", "--backend", "docker", "--name", name, "--progress", "quiet", repo).CombinedOutput()
-			if err != nil && strings.Contains(string(out), "was taken meanwhile") {
-				// The run says to run it again; the benchmark does, once.
-				fmt.Printf("%s: a host port was taken meanwhile; running it again\n", name)
-				out, err = exec.Command("docker", "bottle", "run", "-d", "--backend", "docker", "--name", name, "--progress", "quiet", repo).CombinedOutput()
-			}
 			if err != nil {
 				errs[i] = fmt.Errorf("run %s: %v: %s", name, err, out)
 			}
