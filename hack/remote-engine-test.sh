@@ -37,6 +37,7 @@ ip() { return 1; }
 mkdir -p "$state"
 bash -c 'sleep 300 & wait' &
 other=$!
+disown
 pids+=("$other")
 child=$(first_child "$other") || fail "the unrelated process has no child"
 pids+=("$child")
@@ -53,6 +54,7 @@ mkdir -p "$state/rootfs"
 echo 'exec sleep 300' >"$state/init.sh"
 setsid unshare --fork --kill-child bash "$state/init.sh" "$state/rootfs" </dev/null >/dev/null 2>&1 &
 harness=$!
+disown
 pids+=("$harness")
 echo "$harness" >"$state/pid"
 far=$(first_child "$harness") || fail "the fake harness has no child"
