@@ -11,7 +11,7 @@
 #                                             bottle (while the plugin still
 #                                             refuses remote engines)
 #
-# The local row runs the bottle with DOCKER_BOTTLE_TEST_DIAL_BUNDLE=1, so the
+# The local row runs the bottle with DOCKER_BOTTLE_TEST_THROUGH_ENGINE=1, so the
 # plugin reaches the bundle through the engine API as on a remote engine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +33,7 @@ echo "| context | docker run -d, first line | docker bottle run -d, first line |
 echo "|---|---:|---:|---:|"
 # git-remote-bottle (make build puts it in bin/) fetches a bottle's work
 # through the engine, as the bottle's registered remote does there.
-PATH="$PWD/bin:$PATH" DOCKER_BOTTLE_TEST_DIAL_BUNDLE=1 \
+PATH="$PWD/bin:$PATH" DOCKER_BOTTLE_TEST_THROUGH_ENGINE=1 \
 	go run ./bench/runbench -plugin bin/docker-bottle -row -context default "$@"
 for ctx in "$DOCKER_BOTTLE_REMOTE_TLS_CONTEXT" "$DOCKER_BOTTLE_REMOTE_SSH_CONTEXT"; do
 	# The agent image builds on the local Debian base: the far engine gets it

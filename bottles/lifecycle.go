@@ -117,7 +117,7 @@ func (s *Service) Start(ctx context.Context, name string) (plan.Plan, error) {
 	if err := bringup.SendSecrets(ctx, s.engine, p, s.dirs.CA(), s.getenv); err != nil {
 		return p, err
 	}
-	q, err := bringup.Reconnect(ctx, s.engine, p, 30*time.Second)
+	q, err := bringup.Reconnect(ctx, s.engine, p, 30*time.Second, s.health())
 	if err != nil {
 		return p, err
 	}

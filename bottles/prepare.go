@@ -11,7 +11,6 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/backend"
 	"github.com/docker-bottle/docker-bottle/gitstage"
-	"github.com/docker-bottle/docker-bottle/hostcheck"
 	"github.com/docker-bottle/docker-bottle/pki"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/spec"
@@ -53,7 +52,7 @@ func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, e
 	if err != nil {
 		return p, err
 	}
-	p = p.WithStageOnEngine(s.stageOnEngine())
+	p = p.WithStageOnEngine(s.throughEngine())
 	if err := s.checkObjectNames(ctx, p); err != nil {
 		if !o.DryRun {
 			if rerr := s.removeHostSide(context.Background(), p); rerr != nil {
@@ -107,7 +106,7 @@ func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, e
 // host cannot read), bottle::NAME, which git-remote-bottle fetches
 // through the engine API.
 func (s *Service) gateURL(p plan.Plan) string {
-	if s.throughEngine() {
+	if p.ThroughEngine() {
 		return gitstage.HelperURL(p.Slug)
 	}
 	return p.GitGate.Repo
@@ -120,21 +119,6 @@ func (s *Service) gitEndpoint() gitstage.Option {
 		return gitstage.WithDockerEndpoint("", "")
 	}
 	return gitstage.WithDockerEndpoint(s.cli.CurrentContext(), s.cli.DockerEndpoint().Host)
-}
-
-// EnvStageOnEngine is a test's knob: set to 1, it puts the stage of a
-// docker-backend bottle on the engine even when the engine is local, to
-// prove there what a remote engine needs.
-const EnvStageOnEngine = "DOCKER_BOTTLE_STAGE_ON_ENGINE"
-
-// stageOnEngine says whether a new bottle's stage goes to the engine: it
-// must when the engine is on another host, which cannot see this one's
-// disk.
-func (s *Service) stageOnEngine() bool {
-	if os.Getenv(EnvStageOnEngine) == "1" {
-		return true
-	}
-	return s.cli != nil && hostcheck.IsRemote(s.cli.DockerEndpoint().Host)
 }
 
 // nameInUse reports a bottle name held on the engine or in smolvm by a

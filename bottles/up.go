@@ -50,22 +50,29 @@ func (s *Service) BringUp(ctx context.Context, p plan.Plan, o BringUpOptions) (p
 	return q, nil
 }
 
-// throughEngine says whether this service reaches its bundles through the
-// engine API (hostcheck.ThroughEngine); one made without a docker CLI
-// talks to the local engine.
+// throughEngine says whether a bottle this service makes goes through
+// the engine API (hostcheck.ThroughEngine); one made without a docker CLI
+// talks to the local engine. The plan records it (plan.Plan.ThroughEngine)
+// for the bottle's later commands.
 func (s *Service) throughEngine() bool {
 	return s.cli != nil && hostcheck.ThroughEngine(s.cli.DockerEndpoint().Host)
 }
 
 // health is how bring-up asks the bundle whether it is healthy: at its
-// published supervisor port, or through the engine API when the bundle is
-// reached that way (throughEngine).
+// published supervisor port, or through the engine API when the plan goes
+// through the engine (plan.Plan.ThroughEngine).
 func (s *Service) health() func(context.Context, plan.Plan) error {
 	e, ok := s.engine.(dockerbackend.ExecEngine)
-	if !s.throughEngine() || !ok {
+	if !ok {
 		return bringup.Health
 	}
-	return bringup.HealthThrough(func(p plan.Plan) bringup.DialFunc {
+	through := bringup.HealthThrough(func(p plan.Plan) bringup.DialFunc {
 		return dockerbackend.DialContext(e, p.Bundle.Container, bringup.BinaryPath, plan.SupervisePort)
 	})
+	return func(ctx context.Context, p plan.Plan) error {
+		if p.ThroughEngine() {
+			return through(ctx, p)
+		}
+		return bringup.Health(ctx, p)
+	}
 }

@@ -540,9 +540,9 @@ func Logs(ctx context.Context, e Engine, id string, n int) string {
 }
 
 // Reconnect reads a started bundle's published ports again (a restart
-// gives new ones), waits until it is healthy, and returns the plan with
-// its endpoints updated.
-func Reconnect(ctx context.Context, e Engine, p plan.Plan, timeout time.Duration) (plan.Plan, error) {
+// gives new ones), waits until health (as Up's Options.Health) says it is
+// healthy, and returns the plan with its endpoints updated.
+func Reconnect(ctx context.Context, e Engine, p plan.Plan, timeout time.Duration, health func(context.Context, plan.Plan) error) (plan.Plan, error) {
 	ports, err := publishedPorts(ctx, e, p.Bundle.Container)
 	if err != nil {
 		return p, &Error{Step: "reading the published ports", Err: err, Logs: Logs(context.Background(), e, p.Bundle.Container, 20)}
@@ -550,7 +550,7 @@ func Reconnect(ctx context.Context, e Engine, p plan.Plan, timeout time.Duration
 	q := p.WithEndpoints(ports)
 	hctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := waitHealthy(hctx, e, p.Bundle.Container, q, Health); err != nil {
+	if err := waitHealthy(hctx, e, p.Bundle.Container, q, health); err != nil {
 		return p, &Error{Step: "waiting for the bundle to become healthy", Err: err, Logs: Logs(context.Background(), e, p.Bundle.Container, 20)}
 	}
 	return q, nil

@@ -75,18 +75,21 @@ func describeEngine(ctx context.Context, api EngineAPI, f *plan.EngineFacts) {
 }
 
 // EnvThroughEngine is the one test-only switch that makes the plugin treat
-// a local engine as remote for transport: set to 1, the plugin (and
-// git-remote-bottle, which inherits it) reaches a bundle's supervisor, gate
-// and proxy through the engine API, and registers the bottle's git remote
-// as bottle::NAME, as on a remote engine. Tests and benchmarks prove those
-// paths with it on the local engine; it changes nothing else (the ports an
-// agent publishes stay on this host's loopback) and holds no secret.
-const EnvThroughEngine = "DOCKER_BOTTLE_TEST_DIAL_BUNDLE"
+// a local engine as remote: set to 1, a new docker-backend bottle goes
+// through the engine as on a remote engine (its stage in volumes on the
+// engine, its bundle's supervisor, gate and proxy reached through the
+// engine API, no port published, its git remote bottle::NAME, which
+// git-remote-bottle fetches through the engine). Tests and benchmarks prove
+// those paths with it on the local engine. The bottle's plan records the
+// choice (plan.Plan.ThroughEngine), so its later commands follow the plan
+// whatever this switch says then. It holds no secret.
+const EnvThroughEngine = "DOCKER_BOTTLE_TEST_THROUGH_ENGINE"
 
-// ThroughEngine says whether the plugin reaches the bundles of the engine
-// at endpoint through the engine API rather than through the ports they
-// publish on the engine host's loopback: on a remote engine that loopback
-// is not the client's (or when EnvThroughEngine asks).
+// ThroughEngine says whether a new bottle on the engine at endpoint goes
+// through the engine API rather than the stage dir's bind mounts and the
+// ports the bundle publishes on the engine host's loopback: on a remote
+// engine that disk and loopback are not the client's (or when
+// EnvThroughEngine asks).
 func ThroughEngine(endpoint string) bool {
 	return IsRemote(endpoint) || os.Getenv(EnvThroughEngine) == "1"
 }

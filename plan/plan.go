@@ -92,10 +92,10 @@ type BundlePlan struct {
 	InternalNetwork string       `json:"internal_network,omitempty"`
 	InternalSubnet  netip.Prefix `json:"internal_subnet,omitzero"`
 	InternalIP      netip.Addr   `json:"internal_ip,omitzero"`
-	// StageOnEngine: what the bundle and the agent read lives in volumes
-	// on the engine, filled through the engine API, instead of bind
-	// mounts of the stage dir, which an engine on another host cannot
-	// see.
+	// StageOnEngine: the bottle goes through the engine (ThroughEngine):
+	// what the bundle and the agent read lives in volumes on the engine,
+	// filled through the engine API, instead of bind mounts of the stage
+	// dir, which an engine on another host cannot see.
 	StageOnEngine bool `json:"stage_on_engine,omitempty"`
 }
 
@@ -285,6 +285,14 @@ func (p Plan) WithStart(ref, commit string) Plan {
 	q.GitGate.StartRef, q.GitGate.StartCommit = ref, commit
 	return q
 }
+
+// ThroughEngine says whether the bottle goes through the engine API, as
+// on a remote engine: its stage on the engine (BundlePlan.StageOnEngine,
+// the record of the choice), its bundle reached by the engine's exec of
+// the bundle's dial rather than published ports (it publishes none), its
+// git remote bottle::NAME. Chosen once when the bottle is made, so every
+// later command of the bottle follows it.
+func (p Plan) ThroughEngine() bool { return p.Bundle.StageOnEngine }
 
 // WithStageOnEngine returns a copy of p whose bundle stage lives on the
 // engine (BundlePlan.StageOnEngine) when on and its agent runs on the

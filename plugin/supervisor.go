@@ -17,7 +17,6 @@ import (
 	dockerbackend "github.com/docker-bottle/docker-bottle/backend/docker"
 	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/client"
-	"github.com/docker-bottle/docker-bottle/hostcheck"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/spec"
 	"github.com/docker-bottle/docker-bottle/stage"
@@ -43,19 +42,6 @@ func openSupervisor(ctx context.Context, dockerCli command.Cli, name string) (*s
 		return nil, err
 	}
 	return supervisorOf(ctx, dockerCli, p)
-}
-
-// EnvDialBundle is hostcheck.EnvThroughEngine, the test-only switch that
-// treats a local engine as remote for transport.
-const EnvDialBundle = hostcheck.EnvThroughEngine
-
-// throughEngine says whether the plugin reaches a bundle's services
-// through the engine API (an exec of the bundle binary's dial per
-// connection) rather than the ports the bundle publishes on loopback: on a
-// remote engine that loopback is its host's, which the client cannot
-// reach.
-func throughEngine(dockerCli command.Cli) bool {
-	return hostcheck.ThroughEngine(dockerCli.DockerEndpoint().Host)
 }
 
 // dialClient is an HTTP client whose connections go to port in the
@@ -96,11 +82,11 @@ func loadPlan(name string) (plan.Plan, error) {
 // publishes now: after the bundle died, any local process could listen on
 // the port the plan recorded.
 //
-// Through the engine (throughEngine), no published port is used: the
-// supervisor is dialled in the bottle's own bundle container.
+// Through the engine (plan.Plan.ThroughEngine), no published port is
+// used: the supervisor is dialled in the bottle's own bundle container.
 func supervisorOf(ctx context.Context, dockerCli command.Cli, p plan.Plan) (*supervised, error) {
 	name := p.Slug
-	dial := throughEngine(dockerCli)
+	dial := p.ThroughEngine()
 	eng := dockerCli.Client()
 	if !dial && (p.Endpoints == nil || p.Endpoints.HostSupervise == "") {
 		return nil, fmt.Errorf("the bundle of bottle %q is not up, so there is no supervisor to ask: "+

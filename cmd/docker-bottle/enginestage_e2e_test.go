@@ -17,8 +17,8 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
-	"github.com/docker-bottle/docker-bottle/bottles"
 	"github.com/docker-bottle/docker-bottle/bringup"
+	"github.com/docker-bottle/docker-bottle/hostcheck"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 	"github.com/docker-bottle/docker-bottle/pki"
@@ -26,9 +26,14 @@ import (
 	"github.com/docker-bottle/docker-bottle/stage"
 )
 
-// stageOnEngine is the environment of a docker-backend bottle whose stage
-// goes to the engine as it must for a remote engine, on the local one.
-var stageOnEngine = []string{"DOCKER_BOTTLE_SMOLVM=", bottles.EnvStageOnEngine + "=1"}
+// throughEngine is the environment of a docker-backend bottle that goes
+// through the engine as it must on a remote engine, on the local one: the
+// one test switch, and git-remote-bottle where git finds it for the
+// bottle::NAME remote.
+func throughEngine(t *testing.T) []string {
+	return []string{"DOCKER_BOTTLE_SMOLVM=", hostcheck.EnvThroughEngine + "=1",
+		"PATH=" + remoteHelper(t) + string(os.PathListSeparator) + os.Getenv("PATH")}
+}
 
 // TestStageOnEngineLifecycle is a user's session with the bottle's stage on
 // the engine (as for a remote engine, here on the local one): `run -d` of
@@ -43,7 +48,7 @@ func TestStageOnEngineLifecycle(t *testing.T) {
 	base := testenv.Debian(t, eng)
 	cfg := testenv.DockerConfig(t)
 	canary := "bottle-canary-" + rand.Text()
-	env := append(stageOnEngine, "BOTTLE_TEST_STAGE_SECRET="+canary)
+	env := append(throughEngine(t), "BOTTLE_TEST_STAGE_SECRET="+canary)
 	name := fmt.Sprintf("se-%d", time.Now().UnixNano()%1e6)
 	repo := testenv.GitRepoWith(t, map[string]string{
 		"Dockerfile": "FROM " + base + "\nRUN useradd -m -u 1000 agent && mkdir /workspace && chown agent /workspace\n" +
@@ -72,6 +77,10 @@ egress:
 	}
 	if !strings.Contains(r.stderr, "copying the stage to the engine") {
 		t.Errorf("run did not copy the stage to the engine:\n%s", r.stderr)
+	}
+	// The one switch takes the git remote through the engine too.
+	if url := strings.TrimSpace(gitIn(t, repo, "config", "--get", "remote.bottle-"+name+".url")); url != "bottle::"+name {
+		t.Errorf("the registered remote fetches from %q, want bottle::%s", url, name)
 	}
 	logsShow := func(want ...string) string {
 		t.Helper()
@@ -123,10 +132,13 @@ egress:
 		t.Fatalf("stop: %d %s", r.code, r.stderr)
 	}
 	// The bundle's tmpfs is gone with the stop: start sends the secrets
-	// again, or the bundle would wait for them and never be healthy.
+	// again, or the bundle would wait for them and never be healthy. It
+	// waits for that health through the engine, as run does.
+	since := time.Now().Unix()
 	if r := docker(t, cfg, env, "bottle", "start", name); r.code != 0 {
 		t.Fatalf("start: %d %s", r.code, r.stderr)
 	}
+	healthThroughEngine(t, cfg, nil, name, since, "start")
 	if a := docker(t, cfg, nil, "bottle", "ls", "--format", "{{.Name}} {{.State}}"); strings.TrimSpace(a.stdout) != name+" running" {
 		t.Errorf("ls after start: %q", a.stdout)
 	}
@@ -150,7 +162,7 @@ egress:
 // repository in the stage volume; nothing is left.
 func TestCheckWithStageOnEngine(t *testing.T) {
 	t.Parallel()
-	checkPasses(t, stageOnEngine)
+	checkPasses(t, throughEngine(t))
 }
 
 // noClientPaths fails the test when a container binds any path of the
@@ -275,7 +287,7 @@ func TestStageOnEngineRestartedBundleWaitsForStart(t *testing.T) {
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
 	cfg := testenv.DockerConfig(t)
-	name := bottleOf(t, cfg, stageOnEngine, "docker", "sr", map[string]string{"bottle.yaml": "agent:\n  provider: shell\n  image: " + base + "\n" +
+	name := bottleOf(t, cfg, throughEngine(t), "docker", "sr", map[string]string{"bottle.yaml": "agent:\n  provider: shell\n  image: " + base + "\n" +
 		"  command: [sh, -c, 'echo agent-up; exec sleep 600']\n"})
 	p, err := serviceOf(t, cfg).Load(name)
 	if err != nil {
@@ -297,7 +309,7 @@ func TestStageOnEngineRestartedBundleWaitsForStart(t *testing.T) {
 			t.Fatal("the restarted bundle serves without its secrets")
 		}
 	}
-	if r := docker(t, cfg, stageOnEngine, "bottle", "start", name); r.code != 0 {
+	if r := docker(t, cfg, throughEngine(t), "bottle", "start", name); r.code != 0 {
 		t.Fatalf("start: exit %d %s", r.code, r.stderr)
 	}
 	if err := bringup.Health(ctx, p); err != nil {

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/docker-bottle/docker-bottle/bringup"
+	"github.com/docker-bottle/docker-bottle/hostcheck"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/plan"
-	"github.com/docker-bottle/docker-bottle/plugin"
 )
 
 // pathWithout is PATH without the dirs that hold file.
@@ -58,10 +58,10 @@ func TestRunThroughTheEngineFetchesThroughTheRemoteHelper(t *testing.T) {
 	})
 	run := []string{"bottle", "run", "-d", "--backend", "docker", "--name", name, "--progress", "plain", repo}
 
-	env := []string{plugin.EnvDialBundle + "=1", "DOCKER_BOTTLE_SMOLVM=",
+	env := []string{hostcheck.EnvThroughEngine + "=1", "DOCKER_BOTTLE_SMOLVM=",
 		"PATH=" + remoteHelper(t) + string(os.PathListSeparator) + os.Getenv("PATH")}
 	removedAtEnd(t, cfg, env, name, repo)
-	without := []string{plugin.EnvDialBundle + "=1", "DOCKER_BOTTLE_SMOLVM=", "PATH=" + pathWithout("git-remote-bottle")}
+	without := []string{hostcheck.EnvThroughEngine + "=1", "DOCKER_BOTTLE_SMOLVM=", "PATH=" + pathWithout("git-remote-bottle")}
 	if r := docker(t, cfg, without, run...); r.code == 0 || !strings.Contains(r.stderr, "git-remote-bottle") || !strings.Contains(r.stderr, "make install") {
 		t.Errorf("run without git-remote-bottle where git finds it: exit %d, want a refusal naming the remedy:\n%s", r.code, r.stderr)
 	}
@@ -72,11 +72,7 @@ func TestRunThroughTheEngineFetchesThroughTheRemoteHelper(t *testing.T) {
 	if r.code != 0 || strings.TrimSpace(r.stdout) != name {
 		t.Fatalf("run -d: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
 	}
-	execs := docker(t, cfg, nil, "events", "--since", strconv.FormatInt(since, 10), "--until", strconv.FormatInt(time.Now().Unix()+1, 10),
-		"--filter", "container=bottle-"+name+"-bundle", "--filter", "event=exec_start", "--format", "{{.Action}}")
-	if want := bringup.BinaryPath + " dial 127.0.0.1:" + strconv.Itoa(plan.SupervisePort); !strings.Contains(execs.stdout, want) {
-		t.Errorf("bring-up did not ask the bundle's health through the engine (no exec of %q):\n%s", want, execs.stdout)
-	}
+	healthThroughEngine(t, cfg, nil, name, since, "bring-up")
 	remote := "bottle-" + name
 	if url := strings.TrimSpace(gitIn(t, repo, "config", "--get", "remote."+remote+".url")); url != "bottle::"+name {
 		t.Errorf("the registered remote %s fetches from %q, want bottle::%s", remote, url, name)
@@ -107,6 +103,18 @@ func TestRunThroughTheEngineFetchesThroughTheRemoteHelper(t *testing.T) {
 	}
 	if out, err := exec.Command("git", "-C", repo, "config", "--get", "remote."+remote+".url").CombinedOutput(); err == nil {
 		t.Errorf("rm left the remote %s: %s", remote, out)
+	}
+}
+
+// healthThroughEngine fails the test when, since the Unix time since, no
+// exec of the bundle's dial to its supervisor ran in bottle name's bundle:
+// what step asked the bundle's health did not ask it through the engine.
+func healthThroughEngine(t *testing.T, cfg string, env []string, name string, since int64, step string) {
+	t.Helper()
+	execs := docker(t, cfg, env, "events", "--since", strconv.FormatInt(since, 10), "--until", strconv.FormatInt(time.Now().Unix()+1, 10),
+		"--filter", "container=bottle-"+name+"-bundle", "--filter", "event=exec_start", "--format", "{{.Action}}")
+	if want := bringup.BinaryPath + " dial 127.0.0.1:" + strconv.Itoa(plan.SupervisePort); !strings.Contains(execs.stdout, want) {
+		t.Errorf("%s did not ask the bundle's health through the engine (no exec of %q):\n%s", step, want, execs.stdout)
 	}
 }
 
