@@ -186,8 +186,9 @@ func Up(ctx context.Context, e Engine, o Options) (_ plan.Plan, err error) {
 		step("moving to subnet " + p.Bundle.Subnet.String() + ": " + failed.Err.Error())
 	}
 
-	// Published ports are known only after start.
-	ports, err := publishedPorts(ctx, e, id)
+	// Published ports are known only after start; a bundle reached
+	// through the engine publishes none.
+	ports, err := bundlePorts(ctx, e, id, p)
 	if err != nil {
 		return p, &Error{Step: "reading the published ports", Err: err, Logs: Logs(context.Background(), e, id, 20)}
 	}
@@ -225,8 +226,22 @@ func Up(ctx context.Context, e Engine, o Options) (_ plan.Plan, err error) {
 			return p, &Error{Step: "waiting for the bundle to become healthy", Err: err, Logs: Logs(context.Background(), e, id, 20)}
 		}
 	}
-	step("up: proxy " + p.Endpoints.HostProxy + ", gate " + p.Endpoints.HostGitGate + ", supervisor " + p.Endpoints.HostSupervise)
+	if p.ThroughEngine() {
+		step("up: proxy, gate and supervisor reached through the engine")
+	} else {
+		step("up: proxy " + p.Endpoints.HostProxy + ", gate " + p.Endpoints.HostGitGate + ", supervisor " + p.Endpoints.HostSupervise)
+	}
 	return p, nil
+}
+
+// bundlePorts is publishedPorts of a bundle that publishes its ports, and
+// none for one reached through the engine, whose loopback may be another
+// host's.
+func bundlePorts(ctx context.Context, e Engine, id string, p plan.Plan) (plan.HostPorts, error) {
+	if p.ThroughEngine() {
+		return plan.HostPorts{}, nil
+	}
+	return publishedPorts(ctx, e, id)
 }
 
 // placeBundle makes the networks and the bundle container on p's subnet
@@ -408,21 +423,10 @@ func createContainer(ctx context.Context, e Engine, p plan.Plan, image string, o
 			mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: true})
 		}
 	}
-	hp, err := freePorts(held)
+	exposed, bindings, err := bundleBindings(p, held)
 	if err != nil {
 		return "", err
 	}
-	bind := func(port uint16) []network.PortBinding {
-		return []network.PortBinding{{HostIP: loopbackIP, HostPort: strconv.Itoa(int(port))}}
-	}
-	exposed, bindings := network.PortSet{proxyPort: {}, gatePort: {}, supervisePort: {}},
-		network.PortMap{proxyPort: bind(hp.Proxy), gatePort: bind(hp.Gate), supervisePort: bind(hp.Supervise)}
-	relayExposed, relayBound, err := relayBindings(p, held)
-	if err != nil {
-		return "", err
-	}
-	maps.Copy(exposed, relayExposed)
-	maps.Copy(bindings, relayBound)
 	user, _, _ := bundleUser()
 	res, err := e.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: p.Bundle.Container,
@@ -457,6 +461,31 @@ func createContainer(ctx context.Context, e Engine, p plan.Plan, image string, o
 		return "", err
 	}
 	return res.ID, nil
+}
+
+// bundleBindings are the ports the bundle publishes on the host's
+// loopback: its three services and the relay pool, or none when it is
+// reached through the engine (plan.Plan.ThroughEngine).
+func bundleBindings(p plan.Plan, held *heldPorts) (network.PortSet, network.PortMap, error) {
+	if p.ThroughEngine() {
+		return nil, nil, nil
+	}
+	hp, err := freePorts(held)
+	if err != nil {
+		return nil, nil, err
+	}
+	bind := func(port uint16) []network.PortBinding {
+		return []network.PortBinding{{HostIP: loopbackIP, HostPort: strconv.Itoa(int(port))}}
+	}
+	exposed, bindings := network.PortSet{proxyPort: {}, gatePort: {}, supervisePort: {}},
+		network.PortMap{proxyPort: bind(hp.Proxy), gatePort: bind(hp.Gate), supervisePort: bind(hp.Supervise)}
+	relayExposed, relayBound, err := relayBindings(p, held)
+	if err != nil {
+		return nil, nil, err
+	}
+	maps.Copy(exposed, relayExposed)
+	maps.Copy(bindings, relayBound)
+	return exposed, bindings, nil
 }
 
 func publishedPorts(ctx context.Context, e interface {
@@ -543,7 +572,7 @@ func Logs(ctx context.Context, e Engine, id string, n int) string {
 // gives new ones), waits until health (as Up's Options.Health) says it is
 // healthy, and returns the plan with its endpoints updated.
 func Reconnect(ctx context.Context, e Engine, p plan.Plan, timeout time.Duration, health func(context.Context, plan.Plan) error) (plan.Plan, error) {
-	ports, err := publishedPorts(ctx, e, p.Bundle.Container)
+	ports, err := bundlePorts(ctx, e, p.Bundle.Container, p)
 	if err != nil {
 		return p, &Error{Step: "reading the published ports", Err: err, Logs: Logs(context.Background(), e, p.Bundle.Container, 20)}
 	}

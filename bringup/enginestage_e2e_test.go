@@ -4,6 +4,7 @@ package bringup
 
 import (
 	"context"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,11 +39,18 @@ egress:
 	return p
 }
 
+// healthAtIP is Health at the bundle's own address on its network, which
+// this host reaches on the local engine: a bundle that goes through the
+// engine publishes no port.
+func healthAtIP(ctx context.Context, p plan.Plan) error {
+	return health(ctx, p, netip.AddrPortFrom(p.Bundle.IP, plan.SupervisePort).String())
+}
+
 // TestStageOnEngineUp: a bundle whose stage is on the engine comes up from
-// its two labelled volumes and its secrets' tmpfs, with no bind mount; the
-// plugin reads and writes its stage through the engine (the relay map of a
-// port published later, a guest file) and brings its gate's repository
-// back; the secret is in no file of the volumes.
+// its two labelled volumes and its secrets' tmpfs, with no bind mount and
+// no published port; the plugin reads and writes its stage through the
+// engine (a guest file) and brings its gate's repository back; the secret
+// is in no file of the volumes.
 func TestStageOnEngineUp(t *testing.T) {
 	eng := testenv.Engine(t)
 	ctx := context.Background()
@@ -58,7 +66,7 @@ func TestStageOnEngineUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err = Up(ctx, eng, Options{Plan: p, Mounts: mounts, Health: Health, Version: "test", Allocator: allocator(p, eng), Getenv: getenv, CADir: caDir(p)})
+	p, err = Up(ctx, eng, Options{Plan: p, Mounts: mounts, Health: healthAtIP, Version: "test", Allocator: allocator(p, eng), Getenv: getenv, CADir: caDir(p)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,16 +86,16 @@ func TestStageOnEngineUp(t *testing.T) {
 		}
 	}
 
-	// The relay map of the port the spec declares, and of one published
-	// while the bundle runs.
-	if pubs, err := Ports(ctx, eng, p, 0); err != nil || len(pubs) != 1 || pubs[0].Agent != 3000 {
+	// It goes through the engine: no port is published, not even the one
+	// the spec declares, and none can be.
+	if len(res.Container.HostConfig.PortBindings) != 0 {
+		t.Errorf("the bundle asks for published ports: %v", res.Container.HostConfig.PortBindings)
+	}
+	if pubs, err := Ports(ctx, eng, p, 0); err != nil || len(pubs) != 0 {
 		t.Errorf("ports: %v %v", pubs, err)
 	}
-	if pub, err := Publish(ctx, eng, p, spec.Port{Agent: 5173}); err != nil || pub.Agent != 5173 {
-		t.Errorf("publish: %v %v", pub, err)
-	}
-	if pubs, err := Ports(ctx, eng, p, 0); err != nil || len(pubs) != 2 {
-		t.Errorf("ports after publish: %v %v", pubs, err)
+	if _, err := Publish(ctx, eng, p, spec.Port{Agent: 5173}); err == nil || !strings.Contains(err.Error(), "publishes no port") {
+		t.Errorf("publish: %v, want a refusal", err)
 	}
 
 	if err := WriteStageFile(ctx, eng, p, stage.GuestDir+"/probe.json", []byte(`{"marker":"guest-file-marker"}`), 0o644); err != nil {
@@ -114,7 +122,7 @@ func TestStageOnEngineUp(t *testing.T) {
 		}
 	}
 	// It serves: it read the CA key and the operator token from its tmpfs.
-	if err := Health(ctx, p); err != nil {
+	if err := healthAtIP(ctx, p); err != nil {
 		t.Errorf("health: %v", err)
 	}
 
@@ -142,7 +150,7 @@ func TestStageOnEngineFailedUpLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Up(ctx, eng, Options{Plan: p, Mounts: mounts, Health: Health, Version: "test", Allocator: allocator(p, eng),
+	_, err = Up(ctx, eng, Options{Plan: p, Mounts: mounts, Health: healthAtIP, Version: "test", Allocator: allocator(p, eng),
 		Getenv: func(string) string { return "" }, CADir: caDir(p)})
 	if err == nil || !strings.Contains(err.Error(), "sending the secrets") {
 		t.Fatalf("Up without the secret's value: %v", err)

@@ -173,6 +173,10 @@ func Ports(ctx context.Context, e ContainerInspector, p plan.Plan, agent int) ([
 // published is returned as it is. host, when not 0, must be the slot's
 // host port: the pool's host ports were fixed at bring-up.
 func Publish(ctx context.Context, e ContainerInspector, p plan.Plan, port spec.Port) (Published, error) {
+	if p.ThroughEngine() {
+		return Published{}, fmt.Errorf("%s goes through the engine (a remote engine), whose loopback this machine cannot reach, so its bundle publishes no port: "+
+			"run the bottle on a local context (`docker --context default bottle run -p ...`) to reach the agent's ports", p.Slug)
+	}
 	if !relayed(p) {
 		return Published{}, fmt.Errorf("%s runs on %s, whose ports are fixed when the machine is made: publish them with docker bottle run -p", p.Slug, p.Backend)
 	}
@@ -218,5 +222,7 @@ func Publish(ctx context.Context, e ContainerInspector, p plan.Plan, port spec.P
 
 // relayed says whether the bundle relays the agent's ports: an agent on an
 // internal network (the docker backend's) is reached only through it; a
-// microVM publishes its ports itself.
-func relayed(p plan.Plan) bool { return p.Bundle.InternalNetwork != "" }
+// microVM publishes its ports itself. A bundle reached through the engine
+// publishes no port: on a remote engine it would be on that host's
+// loopback.
+func relayed(p plan.Plan) bool { return p.Bundle.InternalNetwork != "" && !p.ThroughEngine() }

@@ -17,6 +17,7 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
+	dockerbackend "github.com/docker-bottle/docker-bottle/backend/docker"
 	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/hostcheck"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
@@ -109,6 +110,18 @@ egress:
 		t.Error("the plan does not record the stage on the engine")
 	}
 	noClientPaths(t, eng, p.Bundle.Container, p.Docker.Container)
+	noPublishedPort(t, eng, p.Bundle.Container, p.Docker.Container)
+	// Its later commands follow the plan, not the switch: the supervisor
+	// is asked through the engine, and no port is listed.
+	if a := docker(t, cfg, nil, "bottle", "approvals", name); a.code != 0 {
+		t.Errorf("approvals without the switch: exit %d %s", a.code, a.stderr)
+	}
+	if a := docker(t, cfg, nil, "bottle", "ls", "--format", "{{.Name}} {{.Ports}}"); strings.TrimSpace(a.stdout) != name {
+		t.Errorf("ls lists ports of a bottle that publishes none: %q %s", a.stdout, a.stderr)
+	}
+	if a := docker(t, cfg, nil, "bottle", "port", name); a.code != 0 || strings.TrimSpace(a.stdout) != "" {
+		t.Errorf("port of a bottle that publishes none: exit %d %q %s", a.code, a.stdout, a.stderr)
+	}
 	secretNowhere(t, eng, p, canary)
 	// Nor are the operator token and the bottle CA's key on the engine's
 	// disk: they go to the bundle's tmpfs with the secrets.
@@ -163,6 +176,36 @@ egress:
 func TestCheckWithStageOnEngine(t *testing.T) {
 	t.Parallel()
 	checkPasses(t, throughEngine(t))
+}
+
+// healthOf asks a bundle that goes through the engine for its health, as
+// the plugin does: through the engine's exec of the bundle's dial.
+func healthOf(eng *client.Client) func(context.Context, plan.Plan) error {
+	return bringup.HealthThrough(func(p plan.Plan) bringup.DialFunc {
+		return dockerbackend.DialContext(eng, p.Bundle.Container, bringup.BinaryPath, plan.SupervisePort)
+	})
+}
+
+// noPublishedPort fails the test when a container publishes a port on its
+// engine's host: a bottle that goes through the engine publishes none.
+func noPublishedPort(t *testing.T, eng *client.Client, containers ...string) {
+	t.Helper()
+	for _, c := range containers {
+		res, err := eng.ContainerInspect(context.Background(), c, client.ContainerInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Container.HostConfig.PortBindings) > 0 {
+			t.Errorf("%s asks the engine to publish %v", c, res.Container.HostConfig.PortBindings)
+		}
+		if ns := res.Container.NetworkSettings; ns != nil {
+			for port, bs := range ns.Ports {
+				if len(bs) > 0 {
+					t.Errorf("%s publishes %s on %v", c, port, bs)
+				}
+			}
+		}
+	}
 }
 
 // noClientPaths fails the test when a container binds any path of the
@@ -294,7 +337,8 @@ func TestStageOnEngineRestartedBundleWaitsForStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := bringup.Health(ctx, p); err != nil {
+	health := healthOf(eng)
+	if err := health(ctx, p); err != nil {
 		t.Fatalf("health after run: %v", err)
 	}
 	killBundle(t, eng, p)
@@ -305,14 +349,14 @@ func TestStageOnEngineRestartedBundleWaitsForStart(t *testing.T) {
 	// A bundle with its secrets serves within tens of milliseconds of its
 	// start: this one must not, however long one asks.
 	for start := time.Now(); time.Since(start) < 3*time.Second; {
-		if err := bringup.Health(ctx, p); err == nil {
+		if err := health(ctx, p); err == nil {
 			t.Fatal("the restarted bundle serves without its secrets")
 		}
 	}
 	if r := docker(t, cfg, throughEngine(t), "bottle", "start", name); r.code != 0 {
 		t.Fatalf("start: exit %d %s", r.code, r.stderr)
 	}
-	if err := bringup.Health(ctx, p); err != nil {
+	if err := health(ctx, p); err != nil {
 		t.Errorf("health after start: %v", err)
 	}
 }
