@@ -53,6 +53,9 @@ func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, e
 		return p, err
 	}
 	p = p.WithStageOnEngine(s.throughEngine())
+	if s.cli != nil {
+		p.Engine = plan.EnginePlan{Context: s.cli.CurrentContext(), Host: s.cli.DockerEndpoint().Host}
+	}
 	if err := s.checkObjectNames(ctx, p); err != nil {
 		if !o.DryRun {
 			if rerr := s.removeHostSide(context.Background(), p); rerr != nil {

@@ -73,9 +73,23 @@ type Plan struct {
 	Smolvm *SmolvmPlan `json:"smolvm,omitempty"`
 	Docker *DockerPlan `json:"docker,omitempty"`
 
+	// Engine is the docker engine the bottle was made on, so that what
+	// runs outside the plugin (git-remote-bottle, run by git in the
+	// user's shell, whose current context may be another) reaches the
+	// bottle's engine.
+	Engine EnginePlan `json:"engine,omitzero"`
+
 	// AgentCreated is set once the agent's container or machine exists, so
 	// removal knows whether it needs the backend.
 	AgentCreated bool `json:"agent_created,omitempty"`
+}
+
+// EnginePlan names the docker engine of a bottle as the docker CLI was
+// told it: a context, or for the default context (-H, DOCKER_HOST) its
+// host.
+type EnginePlan struct {
+	Context string `json:"context,omitempty"`
+	Host    string `json:"host,omitempty"`
 }
 
 // BundlePlan places the bundle container.

@@ -2,9 +2,10 @@
 // `git fetch bottle::NAME` fetches from the gate of bottle NAME wherever
 // its engine is, through the engine API (an exec of the bundle binary's
 // dial per connection, as the plugin reaches the bundle), never through a
-// port published on a loopback. The bottle's plan and engine are found as
-// the plugin finds them: the docker context (DOCKER_CONTEXT, DOCKER_HOST,
-// the config's current context) and DOCKER_CONFIG.
+// port published on a loopback. The bottle's plan is found as the plugin
+// finds it (DOCKER_CONFIG); its engine is the one the bottle was made on,
+// as the plan records it (a context, or a host), not the shell's current
+// context.
 //
 // It speaks git's remote-helper protocol with the stateless-connect
 // capability (protocol version 2, which the gate serves over smart HTTP):
@@ -60,6 +61,21 @@ func run(ctx context.Context, args []string) error {
 	return speak(ctx, bufio.NewReader(os.Stdin), bufio.NewWriter(os.Stdout), g)
 }
 
+// engineOf is how the docker CLI reaches the engine the bottle was made
+// on, as its plan records it: git runs this helper in the user's shell,
+// whose current context may be another engine's. A plan that records
+// none leaves the choice to the environment, as the plugin's.
+func engineOf(p plan.Plan) *flags.ClientOptions {
+	opts := flags.NewClientOptions()
+	switch e := p.Engine; {
+	case e.Context != "" && e.Context != "default":
+		opts.Context = e.Context
+	case e.Host != "":
+		opts.Hosts = []string{e.Host}
+	}
+	return opts
+}
+
 // open finds bottle name's plan and engine, checks that its bundle runs,
 // and returns a client of its gate through the engine.
 func open(ctx context.Context, name string) (*gate, error) {
@@ -75,8 +91,8 @@ func open(ctx context.Context, name string) (*gate, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := dockerCli.Initialize(flags.NewClientOptions()); err != nil {
-		return nil, fmt.Errorf("reaching the docker engine of the current context: %w", err)
+	if err := dockerCli.Initialize(engineOf(p)); err != nil {
+		return nil, fmt.Errorf("reaching the docker engine of bottle %s: %w", name, err)
 	}
 	eng := dockerCli.Client()
 	st, err := bringup.Inspect(ctx, eng, p)
