@@ -79,9 +79,6 @@ func Diagnose(f plan.Facts, x Extra) Report {
 		}
 		c := Check{"engine", OK, fmt.Sprintf("context %q (%s): engine %s, API %s, %s/%s%s, %s",
 			e.Context, e.Endpoint, e.Version, e.APIVersion, e.OS, e.Arch, host, strings.Join(kind, ", ")), ""}
-		if e.Remote {
-			c.Status, c.Remedy = Fail, "remote engines are not supported yet: use a local context (docker context use default)"
-		}
 		cs = append(cs, c)
 	}
 
@@ -144,12 +141,7 @@ func Diagnose(f plan.Facts, x Extra) Report {
 	choice, err := plan.Choose(f, "auto", "auto")
 	if err != nil {
 		r.Reason = err.Error()
-		detail := err.Error()
-		// What auto would pick once the engine is supported, and why.
-		if picked, perr := plan.Pick(f, "auto", "auto"); perr == nil {
-			detail = "auto would use " + picked.Backend + ": " + picked.Why + "; but " + detail
-		}
-		cs = append(cs, Check{"backend", Fail, detail, ""})
+		cs = append(cs, Check{"backend", Fail, err.Error(), ""})
 	} else {
 		r.Choice = &choice
 		detail := "auto uses " + choice.Backend

@@ -84,12 +84,21 @@ func TestDiagnose(t *testing.T) {
 		t.Errorf("a machine boots: %+v", r.Choice)
 	}
 
+	// On a remote engine the docker backend runs; smolvm, which runs its
+	// machine on this client, does not.
 	f.Engine.Remote = true
-	r = Diagnose(f, Extra{})
-	if r.CanRun || !strings.Contains(r.Reason, "remote") {
+	r = Diagnose(f, Extra{GitHelper: "/usr/local/bin/git-remote-bottle"})
+	if !r.CanRun || r.Choice.Backend != "docker" {
 		t.Errorf("remote engine: %+v", r)
 	}
-	if b := r.Checks[len(r.Checks)-1]; b.Name != "backend" || !strings.Contains(b.Detail, "auto would use docker") ||
+	status = map[string]Status{}
+	for _, c := range r.Checks {
+		status[c.Name] = c.Status
+	}
+	if status["engine"] != OK || status["backend"] != OK {
+		t.Errorf("remote engine's checks: %v", status)
+	}
+	if b := r.Checks[len(r.Checks)-1]; b.Name != "backend" || !strings.Contains(b.Detail, "auto uses docker") ||
 		!strings.Contains(b.Detail, "smolvm runs the machine on this client") {
 		t.Errorf("remote engine's backend check: %+v", b)
 	}

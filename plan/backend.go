@@ -95,23 +95,9 @@ func (f Facts) SmolvmUsable() (bool, string) {
 }
 
 // Choose decides the backend and network mode for the requested values
-// (auto or explicit), and refuses what cannot run here.
+// (auto or explicit), and refuses what cannot run here. On a remote engine
+// only the docker backend runs (SmolvmUsable says why), and auto picks it.
 func Choose(f Facts, backend, networkMode string) (Choice, error) {
-	c, err := Pick(f, backend, networkMode)
-	if err != nil {
-		return c, err
-	}
-	if e := f.Engine; e.Remote {
-		return Choice{}, fmt.Errorf("%w: context %q points at a remote engine (%s); the bundle's loopback ports and stage-dir mounts "+
-			"would be on that host, which is not supported yet: use a local context", ErrCannotRun, e.Context, e.Endpoint)
-	}
-	return c, nil
-}
-
-// Pick is the backend and network mode the facts allow for the requested
-// values, on an engine of any kind; Choose adds what is not supported yet
-// (a remote engine), doctor shows both.
-func Pick(f Facts, backend, networkMode string) (Choice, error) {
 	e := f.Engine
 	switch {
 	case !e.Reachable:

@@ -58,7 +58,7 @@ func TestChooseRefusals(t *testing.T) {
 		text             string
 	}{
 		{"no engine", func(f *Facts) { f.Engine.Reachable = false; f.Engine.Error = "connection refused" }, "auto", "", "no Docker engine answers"},
-		{"remote", func(f *Facts) { f.Engine.Remote = true; f.Engine.Endpoint = "ssh://u@h" }, "docker", "", "remote engine"},
+		{"smolvm on a remote engine", func(f *Facts) { f.Engine.Remote = true; f.Engine.Endpoint = "ssh://u@h" }, "smolvm", "", "another host"},
 		{"windows engine", func(f *Facts) { f.Engine.OS = "windows" }, "docker", "", "Linux engine"},
 		{"smolvm missing", func(f *Facts) { f.Smolvm = SmolvmFacts{} }, "smolvm", "", "--backend docker"},
 		{"bridge on desktop", func(f *Facts) { f.Engine.Desktop = true }, "smolvm", "bridge", "--network-mode loopback"},
@@ -77,33 +77,31 @@ func TestChooseRefusals(t *testing.T) {
 	}
 	f := facts()
 	f.Engine.Remote = true
-	if _, err := Choose(f, "auto", ""); !errors.Is(err, ErrCannotRun) {
-		t.Errorf("remote is not ErrCannotRun: %v", err)
+	if _, err := Choose(f, "smolvm", ""); !errors.Is(err, ErrCannotRun) {
+		t.Errorf("smolvm on a remote engine is not ErrCannotRun: %v", err)
 	}
 }
 
 // smolvm runs its machine on the client: on a remote engine it is refused
 // with that reason, and auto picks docker with it, even where smolvm and a
-// hypervisor are here. Choose still refuses the remote engine itself.
+// hypervisor are here.
 func TestSmolvmIsNotPickedOnARemoteEngine(t *testing.T) {
 	f := facts()
 	f.Engine.Remote, f.Engine.Context, f.Engine.Endpoint = true, "big", "ssh://me@buildbox"
-	for _, pick := range []func(Facts, string, string) (Choice, error){Pick, Choose} {
-		_, err := pick(f, "smolvm", "")
-		if !errors.Is(err, ErrCannotRun) || !strings.Contains(err.Error(), "smolvm runs the machine on this client") ||
-			!strings.Contains(err.Error(), `context "big" is on another host`) || !strings.Contains(err.Error(), "--backend docker") {
-			t.Errorf("--backend smolvm on a remote engine: %v", err)
-		}
+	_, err := Choose(f, "smolvm", "")
+	if !errors.Is(err, ErrCannotRun) || !strings.Contains(err.Error(), "smolvm runs the machine on this client") ||
+		!strings.Contains(err.Error(), `context "big" is on another host`) || !strings.Contains(err.Error(), "--backend docker") {
+		t.Errorf("--backend smolvm on a remote engine: %v", err)
 	}
-	c, err := Pick(f, "auto", "auto")
+	c, err := Choose(f, "auto", "auto")
 	if err != nil || c.Backend != "docker" || c.NetworkMode != NetworkInternal || !strings.Contains(c.Why, "smolvm runs the machine on this client") {
 		t.Errorf("auto on a remote engine: %+v %v", c, err)
 	}
-	if _, err := Choose(f, "auto", "auto"); err == nil || !strings.Contains(err.Error(), "not supported yet") {
-		t.Errorf("Choose on a remote engine: %v, want today's refusal", err)
+	if c, err := Choose(f, "docker", ""); err != nil || c.Backend != "docker" {
+		t.Errorf("--backend docker on a remote engine: %+v %v", c, err)
 	}
 	f.Engine.Remote = false
-	if c, err := Pick(f, "auto", "auto"); err != nil || c.Backend != "smolvm" {
+	if c, err := Choose(f, "auto", "auto"); err != nil || c.Backend != "smolvm" {
 		t.Errorf("auto on the local engine: %+v %v", c, err)
 	}
 }

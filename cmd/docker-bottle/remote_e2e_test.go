@@ -7,17 +7,20 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/docker-bottle/docker-bottle/hostcheck"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/stage"
+	"github.com/moby/moby/client"
 )
 
 // engineIdentity is what tells two engines apart: its ID, the hostname it
@@ -82,42 +85,171 @@ func TestRemoteEngineIsAnotherHost(t *testing.T) {
 	}
 }
 
-// Today's behaviour on a remote context, recorded so the product work of
-// issue 17 changes it on purpose: doctor judges the remote engine and
-// fails its engine check, and run refuses before it makes anything.
-func TestBottleRefusesARemoteContextToday(t *testing.T) {
+// remoteClient is an engine client of the harness's remote engine, over
+// tcp:// with the TLS client certificates of its context.
+func remoteClient(t *testing.T, remote *testenv.Remote) *client.Client {
+	t.Helper()
+	certs, err := filepath.Glob(filepath.Join(remote.Config, "contexts", "tls", "*", "docker"))
+	if err != nil || len(certs) == 0 {
+		t.Fatalf("no TLS material of the remote contexts in %s: %v", remote.Config, err)
+	}
+	c, err := client.New(client.WithHost("tcp://"+net.JoinHostPort(remote.Addr, "2376")),
+		client.WithTLSClientConfig(filepath.Join(certs[0], "ca.pem"), filepath.Join(certs[0], "cert.pem"), filepath.Join(certs[0], "key.pem")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// remoteBase is the local Debian base image, loaded into the remote engine
+// as docker does (docker save | docker --context X load).
+func remoteBase(t *testing.T, remote *testenv.Remote) string {
+	t.Helper()
+	base := testenv.Debian(t, testenv.Engine(t))
+	if r := docker(t, remote.Config, remote.Env(), "--context", remote.TLSContext, "image", "inspect", base); r.code == 0 {
+		return base
+	}
+	load := exec.Command("sh", "-c", `docker save "$0" | docker --context "$1" load -q`, base, remote.TLSContext)
+	load.Env = append(os.Environ(), remote.Env()...)
+	if out, err := load.CombinedOutput(); err != nil {
+		t.Fatalf("loading %s into the remote engine: %v\n%s", base, err, out)
+	}
+	return base
+}
+
+// onPath is env with dir first on its PATH.
+func onPath(env []string, dir string) []string {
+	path := os.Getenv("PATH")
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	return append(slices.Clone(env), "PATH="+dir+string(os.PathListSeparator)+path)
+}
+
+// A user's session with a bottle on the remote engine, through the real
+// docker CLI, for each way to name the engine: `run -d` of a shell agent
+// that pushes a branch (auto picks the docker backend there), `ls`,
+// `logs`, `exec`, `approvals`, `events`, `audit`, `diff`, `git fetch
+// bottle-NAME` in the user's repository, `stop`, `start`, `rm`. The
+// bottle's containers bind no path of the client and publish no port;
+// nothing is left on the remote engine, on the local one or the client.
+func TestBottleOnARemoteContext(t *testing.T) {
 	remote := testenv.RemoteEngine(t)
-	env := remote.Env()
-	for _, ctx := range []string{remote.TLSContext, remote.SSHContext} {
-		t.Run(ctx, func(t *testing.T) {
-			r := docker(t, remote.Config, env, "--context", ctx, "bottle", "doctor", "--format", "json")
-			rep := doctorReport(t, r)
-			if r.code == 0 || rep.CanRun {
-				t.Errorf("doctor on %s: exit %d, can_run %v; want a refusal", ctx, r.code, rep.CanRun)
+	far := remoteClient(t, remote)
+	base := remoteBase(t, remote)
+	helper := remoteHelper(t)
+	for _, way := range []struct {
+		name string
+		args []string
+		env  []string
+	}{
+		{"context-tls", []string{"--context", remote.TLSContext}, nil},
+		{"context-ssh", []string{"--context", remote.SSHContext}, nil},
+		{"DOCKER_CONTEXT", nil, []string{"DOCKER_CONTEXT=" + remote.TLSContext}},
+	} {
+		t.Run(way.name, func(t *testing.T) {
+			t.Parallel()
+			env := append(onPath(remote.Env(), helper), way.env...)
+			bottle := func(args ...string) result {
+				t.Helper()
+				return docker(t, remote.Config, env, append(append(slices.Clone(way.args), "bottle"), args...)...)
 			}
-			var engine *hostcheck.Check
-			for i := range rep.Checks {
-				if rep.Checks[i].Name == "engine" {
-					engine = &rep.Checks[i]
+			name := fmt.Sprintf("far-%06x", rand.Uint32()&0xffffff)
+			repo := testenv.GitRepoWith(t, map[string]string{"bottle.yaml": `agent:
+  provider: shell
+  image: ` + base + `
+  command:
+    - sh
+    - -c
+    - |
+      echo work > agent.txt && git add agent.txt && git commit -qm "agent work" && git push -q && echo pushed
+      exec sleep 600
+`})
+			t.Cleanup(func() {
+				bottle("rm", "-f", name)
+				testenv.NothingLeft(t, far, bottleIn(remote.Config, env, name, repo))
+				testenv.NothingLeft(t, testenv.Engine(t), bottleIn(remote.Config, env, name, repo))
+			})
+			r := bottle("run", "-d", "--name", name, "--progress", "plain", repo)
+			if r.code != 0 || strings.TrimSpace(r.stdout) != name {
+				t.Fatalf("run -d: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+			}
+			var logs string
+			testio.Eventually(t, 90*time.Second, func() bool {
+				logs = bottle("logs", name).stdout
+				return strings.Contains(logs, "pushed")
+			}, func() string { return "the agent did not push:\n" + logs })
+
+			p, err := serviceOf(t, remote.Config).Load(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Backend != "docker" || !p.ThroughEngine() {
+				t.Errorf("the plan of a bottle on a remote engine: backend %s, through the engine %v", p.Backend, p.ThroughEngine())
+			}
+			noClientPaths(t, far, p.Bundle.Container, p.Docker.Container)
+			noPublishedPort(t, far, p.Bundle.Container, p.Docker.Container)
+
+			// The subtests share the client's state dir: each looks at its
+			// own bottle's row.
+			row := func(format string) string {
+				a := bottle("ls", "--format", "{{.Name}} "+format)
+				for line := range strings.Lines(a.stdout) {
+					if v, ok := strings.CutPrefix(line, name+" "); ok {
+						return strings.TrimSpace(v)
+					}
 				}
+				t.Errorf("ls has no row of %s: %q %s", name, a.stdout, a.stderr)
+				return ""
 			}
-			if engine == nil || engine.Status != hostcheck.Fail ||
-				!strings.Contains(engine.Detail, fmt.Sprintf("context %q", ctx)) || !strings.Contains(engine.Detail, "remote") ||
-				!strings.Contains(engine.Remedy, "remote engines are not supported yet") {
-				t.Errorf("doctor's engine check on %s: %+v", ctx, engine)
+			if r := row("{{.State}} {{.Ports}}"); r != "running" {
+				t.Errorf("ls: state and ports %q, want running and no port", r)
+			}
+			if e := bottle("exec", name, "--", "cat", plan.GuestWorkspace+"/agent.txt"); e.code != 0 || e.stdout != "work\n" {
+				t.Errorf("exec: exit %d %q %q", e.code, e.stdout, e.stderr)
+			}
+			if a := bottle("approvals", name); a.code != 0 {
+				t.Errorf("approvals: exit %d %s", a.code, a.stderr)
+			}
+			if e := bottle("events", name); e.code != 0 || strings.TrimSpace(e.stdout) == "" {
+				t.Errorf("events: exit %d %q %s", e.code, e.stdout, e.stderr)
+			}
+			if a := bottle("audit", name); a.code != 0 || !strings.Contains(a.stdout, "push") {
+				t.Errorf("audit: exit %d %q %s", a.code, a.stdout, a.stderr)
+			}
+			if d := bottle("diff", name); d.code != 0 || !strings.Contains(d.stdout, "+work") {
+				t.Errorf("diff: exit %d %q %q", d.code, d.stdout, d.stderr)
+			}
+			// git runs in the user's shell, whose current context is the
+			// default one: the bottle's remote reaches the bottle's engine.
+			fetch := exec.Command("git", "-C", repo, "fetch", "-q", "bottle-"+name)
+			fetch.Env = append(os.Environ(), onPath(remote.Env(), helper)...)
+			if out, err := fetch.CombinedOutput(); err != nil {
+				t.Errorf("git fetch bottle-%s: %v\n%s", name, err, out)
+			} else if out := gitIn(t, repo, "show", "bottle-"+name+"/work:agent.txt"); out != "work\n" {
+				t.Errorf("agent.txt on bottle-%s/work: %q", name, out)
 			}
 
-			// The shell agent needs no credential: nothing but the
-			// context stands in run's way.
-			repo := testenv.GitRepoWith(t, map[string]string{"bottle.yaml": "agent:\n  provider: shell\n"})
-			run := docker(t, remote.Config, env, "--context", ctx, "bottle", "run", "-d", repo)
-			if run.code == 0 || !strings.Contains(run.stderr, fmt.Sprintf("context %q points at a remote engine", ctx)) ||
-				!strings.Contains(run.stderr, "not supported yet: use a local context") {
-				t.Errorf("run on %s: exit %d, want the remote refusal:\n%s", ctx, run.code, run.stderr)
+			if r := bottle("stop", name); r.code != 0 {
+				t.Fatalf("stop: exit %d %s", r.code, r.stderr)
 			}
-			if ps := docker(t, remote.Config, env, "--context", ctx, "ps", "-aq", "--filter", "label=dev.dockerbottle.bottle"); ps.stdout != "" {
-				t.Errorf("the refused run left containers on the remote engine: %s", ps.stdout)
+			if r := bottle("start", name); r.code != 0 {
+				t.Fatalf("start: exit %d %s", r.code, r.stderr)
 			}
+			if r := row("{{.State}}"); r != "running" {
+				t.Errorf("ls after start: state %q", r)
+			}
+			if a := bottle("approvals", name); a.code != 0 {
+				t.Errorf("approvals after start: exit %d %s", a.code, a.stderr)
+			}
+			if r := bottle("rm", "-f", name); r.code != 0 {
+				t.Fatalf("rm -f: exit %d %s", r.code, r.stderr)
+			}
+			testenv.NothingLeft(t, far, bottleIn(remote.Config, env, name, repo))
+			testenv.NothingLeft(t, testenv.Engine(t), bottleIn(remote.Config, env, name, repo))
 		})
 	}
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // On a remote engine smolvm is not a choice: its machine would run on this
-// client, away from the engine. doctor says auto would use docker there
+// client, away from the engine. doctor says auto uses docker there
 // and why, on both context kinds, and `run --backend smolvm` is refused
 // with that reason before it makes anything.
 func TestSmolvmIsNotChosenOnARemoteEngine(t *testing.T) {
@@ -25,7 +25,7 @@ func TestSmolvmIsNotChosenOnARemoteEngine(t *testing.T) {
 					backend = c.Detail
 				}
 			}
-			if !strings.Contains(backend, "auto would use docker") || !strings.Contains(backend, "smolvm runs the machine on this client") ||
+			if !strings.Contains(backend, "auto uses docker") || !strings.Contains(backend, "smolvm runs the machine on this client") ||
 				!strings.Contains(backend, "context \""+ctx+"\" is on another host") {
 				t.Errorf("doctor's backend check on %s: %q", ctx, backend)
 			}
