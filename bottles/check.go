@@ -1,6 +1,7 @@
 package bottles
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -17,9 +18,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
@@ -301,22 +302,28 @@ func (s *Service) removeAndVerify(ctx context.Context, p plan.Plan) probe.Promis
 // takes it too; it returns its IP.
 func startUpstream(ctx context.Context, e client.APIClient, p plan.Plan, image, name, certDir string, extra ...string) (string, error) {
 	cmd := append([]string{"upstream", "--name", name}, extra...)
-	var mounts []mount.Mount
 	if certDir != "" {
 		cmd = append(cmd, "--cert", "/certs/cert.pem", "--key", "/certs/key.pem")
-		mounts = []mount.Mount{{Type: mount.TypeBind, Source: certDir, Target: "/certs", ReadOnly: true}}
 	}
 	c, err := e.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Config: &container.Config{Image: image, Entrypoint: []string{probeimage.BinaryPath}, Cmd: cmd, User: "65534:65534",
 			Labels: map[string]string{plan.LabelBottle: p.Slug, plan.LabelRole: roleUpstream}},
-		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(p.Bundle.Network), ReadonlyRootfs: true,
-			CapDrop: []string{"ALL"}, Mounts: mounts},
+		// The certificate is copied in before start (the engine may be on
+		// another host, which cannot bind this one's files), and the
+		// engine copies into no read-only root filesystem.
+		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(p.Bundle.Network), ReadonlyRootfs: certDir == "",
+			CapDrop: []string{"ALL"}},
 		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 			p.Bundle.Network: {Aliases: []string{name}},
 		}},
 	})
 	if err != nil {
 		return "", fmt.Errorf("creating the stand-in host %s: %w", name, err)
+	}
+	if certDir != "" {
+		if err := copyCertificates(ctx, e, c.ID, certDir); err != nil {
+			return "", fmt.Errorf("giving the stand-in host %s its certificate: %w", name, err)
+		}
 	}
 	if _, err := e.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
 		return "", fmt.Errorf("starting the stand-in host %s: %w", name, err)
@@ -330,6 +337,36 @@ func startUpstream(ctx context.Context, e client.APIClient, p plan.Plan, image, 
 		return "", fmt.Errorf("the stand-in host %s has no address", name)
 	}
 	return ep.IPAddress.String(), nil
+}
+
+// copyCertificates copies the stand-in host's certificate and key from
+// certDir to /certs of container id, through the engine API, readable by
+// the user it runs as (nobody).
+func copyCertificates(ctx context.Context, e client.APIClient, id, certDir string) error {
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	now := time.Now()
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "certs/", Mode: 0o755, ModTime: now}); err != nil {
+		return err
+	}
+	for _, f := range []string{"cert.pem", "key.pem"} {
+		data, err := os.ReadFile(filepath.Join(certDir, f)) //nolint:gosec // G304: the check's own work dir
+		if err != nil {
+			return err
+		}
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "certs/" + f, Mode: 0o400, Size: int64(len(data)),
+			Uid: 65534, Gid: 65534, ModTime: now}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	_, err := e.CopyToContainer(ctx, id, client.CopyToContainerOptions{DestinationPath: "/", Content: &b})
+	return err
 }
 
 // makeCheckRepository makes the repository the check's bottle works on.

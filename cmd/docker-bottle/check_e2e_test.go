@@ -24,8 +24,12 @@ func TestCheckDockerBackend(t *testing.T) {
 // checkPasses runs `docker bottle check --backend docker` with env and
 // fails the test unless every item of the card passes.
 func checkPasses(t *testing.T, env []string) {
-	eng := testenv.Engine(t)
-	cfg := testenv.DockerConfig(t)
+	checkPassesOn(t, testenv.Engine(t), testenv.DockerConfig(t), env)
+}
+
+// checkPassesOn is checkPasses with the docker config dir cfg, whose
+// context env names the engine eng.
+func checkPassesOn(t *testing.T, eng testenv.Lister, cfg string, env []string) {
 	r := docker(t, cfg, env, "bottle", "check", "--backend", "docker", "--format", "json")
 	var card probe.Card
 	if err := json.Unmarshal([]byte(r.stdout), &card); err != nil {

@@ -364,3 +364,10 @@ func TestLsOnARemoteContextListsThatEnginesBottles(t *testing.T) {
 		}
 	}
 }
+
+// `docker bottle check` on a remote context passes every item: the check
+// judges the bottle on the remote engine.
+func TestCheckOnARemoteContext(t *testing.T) {
+	remote := testenv.RemoteEngine(t)
+	checkPassesOn(t, remoteClient(t, remote), remote.Config, append(onPath(remote.Env(), remoteHelper(t)), "DOCKER_CONTEXT="+remote.TLSContext))
+}
