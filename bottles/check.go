@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
@@ -137,6 +139,16 @@ func (s *Service) Check(ctx context.Context, o CheckOptions) (probe.Card, error)
 			return err
 		}
 		loopback := net.JoinHostPort(b.HostAddr(p).String(), hostPort)
+		if p.ThroughEngine() {
+			// This host may not be the engine's: what must stay out of
+			// reach is a port on the engine's host.
+			port, err := startHostListener(ctx, engine, p, probeTag)
+			if err != nil {
+				return err
+			}
+			s.step("check: a listener on the engine's host at port %s, which the bottle must not reach", port)
+			loopback = net.JoinHostPort(b.HostAddr(p).String(), port)
+		}
 		probeCfg = probe.Config{
 			Allowed:  []string{"https://" + checkAllowed + "/secret", "http://" + checkAllowed + "/"},
 			Unlisted: []string{"http://" + checkUnlisted + "/"},
@@ -337,6 +349,57 @@ func startUpstream(ctx context.Context, e client.APIClient, p plan.Plan, image, 
 		return "", fmt.Errorf("the stand-in host %s has no address", name)
 	}
 	return ep.IPAddress.String(), nil
+}
+
+// startHostListener starts, in the engine host's network namespace, a
+// server on every address and a free port that is not the bundle's, and
+// returns the port: the bottle must not reach it.
+func startHostListener(ctx context.Context, e client.APIClient, p plan.Plan, image string) (string, error) {
+	c, err := e.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config: &container.Config{Image: image, Entrypoint: []string{probeimage.BinaryPath},
+			Cmd: []string{"upstream", "--name", "engine-host", "--listen", ":0"}, User: "65534:65534",
+			Labels: map[string]string{plan.LabelBottle: p.Slug, plan.LabelRole: roleUpstream}},
+		HostConfig: &container.HostConfig{NetworkMode: network.NetworkHost, ReadonlyRootfs: true, CapDrop: []string{"ALL"}},
+	})
+	if err != nil {
+		return "", fmt.Errorf("creating the listener on the engine's host: %w", err)
+	}
+	if _, err := e.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
+		return "", fmt.Errorf("starting the listener on the engine's host: %w", err)
+	}
+	// It says where it listens on its first line, once it does.
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	logs, err := e.ContainerLogs(lctx, c.ID, client.ContainerLogsOptions{ShowStderr: true, Follow: true})
+	if err != nil {
+		return "", fmt.Errorf("reading where the listener on the engine's host listens: %w", err)
+	}
+	defer logs.Close()
+	var line bytes.Buffer
+	if _, err := stdcopy.StdCopy(io.Discard, &lineWriter{&line}, io.LimitReader(logs, 4096)); err != nil && !errors.Is(err, errLine) {
+		return "", fmt.Errorf("reading where the listener on the engine's host listens: %w", err)
+	}
+	_, addr, ok := strings.Cut(strings.TrimSpace(line.String()), " listening on ")
+	if !ok {
+		return "", fmt.Errorf("the listener on the engine's host did not say where it listens: %q", line.String())
+	}
+	_, port, err := net.SplitHostPort(addr)
+	return port, err
+}
+
+// errLine ends a copy at the first line (lineWriter).
+var errLine = errors.New("a whole line")
+
+// lineWriter keeps what is written up to the first newline, then ends the
+// copy with errLine.
+type lineWriter struct{ b *bytes.Buffer }
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	if i := bytes.IndexByte(p, '\n'); i >= 0 {
+		w.b.Write(p[:i])
+		return i, errLine
+	}
+	return w.b.Write(p)
 }
 
 // copyCertificates copies the stand-in host's certificate and key from

@@ -26,12 +26,13 @@ func runUpstream(ctx context.Context, args []string) error {
 	sum := fs.String("secret-sha256", "", "sha256 (hex) the header's value must have")
 	cert := fs.String("cert", "", "TLS certificate (PEM) for :443")
 	key := fs.String("key", "", "TLS key (PEM) for :443")
+	listen := fs.String("listen", ":80", "address of the plain HTTP server (:0 for any free port)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	want, err := hex.DecodeString(*sum)
 	if err != nil || (*header != "") != (len(want) == sha256.Size) {
-		return errors.New("usage: bottle-probe upstream [--name N] [--secret-header H --secret-sha256 HEX] [--cert F --key F]")
+		return errors.New("usage: bottle-probe upstream [--name N] [--secret-header H --secret-sha256 HEX] [--cert F --key F] [--listen ADDR]")
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/secret", func(w http.ResponseWriter, r *http.Request) {
@@ -45,7 +46,7 @@ func runUpstream(ctx context.Context, args []string) error {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello from %s\n", *name)
 	})
-	servers := []*http.Server{{Addr: ":80", Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
+	servers := []*http.Server{{Addr: *listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
 	if *cert != "" {
 		servers = append(servers, &http.Server{Addr: ":443", Handler: mux, ReadHeaderTimeout: 10 * time.Second})
 	}

@@ -28,8 +28,9 @@ func checkPasses(t *testing.T, env []string) {
 }
 
 // checkPassesOn is checkPasses with the docker config dir cfg, whose
-// context env names the engine eng.
-func checkPassesOn(t *testing.T, eng testenv.Lister, cfg string, env []string) {
+// context env names the engine eng; it returns the card and check's
+// stderr.
+func checkPassesOn(t *testing.T, eng testenv.Lister, cfg string, env []string) (probe.Card, string) {
 	r := docker(t, cfg, env, "bottle", "check", "--backend", "docker", "--format", "json")
 	var card probe.Card
 	if err := json.Unmarshal([]byte(r.stdout), &card); err != nil {
@@ -61,4 +62,5 @@ func checkPassesOn(t *testing.T, eng testenv.Lister, cfg string, env []string) {
 	if strings.Contains(r.stderr, "bottle-canary-") || strings.Contains(r.stdout, "bottle-canary-") {
 		t.Error("the canary secret appears in check's output")
 	}
+	return card, r.stderr
 }

@@ -366,8 +366,22 @@ func TestLsOnARemoteContextListsThatEnginesBottles(t *testing.T) {
 }
 
 // `docker bottle check` on a remote context passes every item: the check
-// judges the bottle on the remote engine.
+// judges the bottle on the remote engine, and the host-loopback port the
+// bottle must not reach is one on the engine's host, where something
+// listens.
 func TestCheckOnARemoteContext(t *testing.T) {
 	remote := testenv.RemoteEngine(t)
-	checkPassesOn(t, remoteClient(t, remote), remote.Config, append(onPath(remote.Env(), remoteHelper(t)), "DOCKER_CONTEXT="+remote.TLSContext))
+	card, stderr := checkPassesOn(t, remoteClient(t, remote), remote.Config, append(onPath(remote.Env(), remoteHelper(t)), "DOCKER_CONTEXT="+remote.TLSContext))
+	_, port, ok := strings.Cut(stderr, "a listener on the engine's host at port ")
+	port, _, _ = strings.Cut(port, ",")
+	if !ok || port == "" {
+		t.Fatalf("check started no listener on the engine's host:\n%s", stderr)
+	}
+	for _, p := range card.Promises {
+		for _, it := range p.Items {
+			if it.Check == "loopback" && !strings.HasSuffix(it.Target, ":"+port) {
+				t.Errorf("the loopback item tried %s, not the engine host's listener at port %s", it.Target, port)
+			}
+		}
+	}
 }
