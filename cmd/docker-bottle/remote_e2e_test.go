@@ -85,16 +85,29 @@ func TestRemoteEngineIsAnotherHost(t *testing.T) {
 	}
 }
 
-// remoteClient is an engine client of the harness's remote engine, over
-// tcp:// with the TLS client certificates of its context.
-func remoteClient(t *testing.T, remote *testenv.Remote) *client.Client {
+// remoteCerts is the dir of the TLS client certificates (ca.pem,
+// cert.pem, key.pem) of the remote engine's tcp:// context.
+func remoteCerts(t *testing.T, remote *testenv.Remote) string {
 	t.Helper()
 	certs, err := filepath.Glob(filepath.Join(remote.Config, "contexts", "tls", "*", "docker"))
 	if err != nil || len(certs) == 0 {
 		t.Fatalf("no TLS material of the remote contexts in %s: %v", remote.Config, err)
 	}
-	c, err := client.New(client.WithHost("tcp://"+net.JoinHostPort(remote.Addr, "2376")),
-		client.WithTLSClientConfig(filepath.Join(certs[0], "ca.pem"), filepath.Join(certs[0], "cert.pem"), filepath.Join(certs[0], "key.pem")))
+	return certs[0]
+}
+
+// remoteHost is the remote engine's tcp:// address.
+func remoteHost(remote *testenv.Remote) string {
+	return "tcp://" + net.JoinHostPort(remote.Addr, "2376")
+}
+
+// remoteClient is an engine client of the harness's remote engine, over
+// tcp:// with the TLS client certificates of its context.
+func remoteClient(t *testing.T, remote *testenv.Remote) *client.Client {
+	t.Helper()
+	certs := remoteCerts(t, remote)
+	c, err := client.New(client.WithHost(remoteHost(remote)),
+		client.WithTLSClientConfig(filepath.Join(certs, "ca.pem"), filepath.Join(certs, "cert.pem"), filepath.Join(certs, "key.pem")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +143,8 @@ func onPath(env []string, dir string) []string {
 }
 
 // A user's session with a bottle on the remote engine, through the real
-// docker CLI, for each way to name the engine: `run -d` of a shell agent
+// docker CLI, for each way to name the engine (--context of either kind,
+// DOCKER_CONTEXT, DOCKER_HOST): `run -d` of a shell agent
 // that pushes a branch (auto picks the docker backend there), `ls`,
 // `logs`, `exec`, `approvals`, `events`, `audit`, `diff`, `git fetch
 // bottle-NAME` in the user's repository, `stop`, `start`, `rm`. The
@@ -141,14 +155,17 @@ func TestBottleOnARemoteContext(t *testing.T) {
 	far := remoteClient(t, remote)
 	base := remoteBase(t, remote)
 	helper := remoteHelper(t)
+	tlsEnv := []string{"DOCKER_TLS_VERIFY=1", "DOCKER_CERT_PATH=" + remoteCerts(t, remote)}
 	for _, way := range []struct {
-		name string
-		args []string
-		env  []string
+		name  string
+		args  []string
+		env   []string
+		shell []string // the environment of the user's shell, for git
 	}{
-		{"context-tls", []string{"--context", remote.TLSContext}, nil},
-		{"context-ssh", []string{"--context", remote.SSHContext}, nil},
-		{"DOCKER_CONTEXT", nil, []string{"DOCKER_CONTEXT=" + remote.TLSContext}},
+		{"context-tls", []string{"--context", remote.TLSContext}, nil, nil},
+		{"context-ssh", []string{"--context", remote.SSHContext}, nil, nil},
+		{"DOCKER_CONTEXT", nil, []string{"DOCKER_CONTEXT=" + remote.TLSContext}, nil},
+		{"DOCKER_HOST", nil, append([]string{"DOCKER_HOST=" + remoteHost(remote)}, tlsEnv...), tlsEnv},
 	} {
 		t.Run(way.name, func(t *testing.T) {
 			t.Parallel()
@@ -224,9 +241,10 @@ func TestBottleOnARemoteContext(t *testing.T) {
 				t.Errorf("diff: exit %d %q %q", d.code, d.stdout, d.stderr)
 			}
 			// git runs in the user's shell, whose current context is the
-			// default one: the bottle's remote reaches the bottle's engine.
+			// default one (with no DOCKER_HOST): the bottle's remote
+			// reaches the bottle's engine.
 			fetch := exec.Command("git", "-C", repo, "fetch", "-q", "bottle-"+name)
-			fetch.Env = append(os.Environ(), onPath(remote.Env(), helper)...)
+			fetch.Env = append(append(os.Environ(), onPath(remote.Env(), helper)...), way.shell...)
 			if out, err := fetch.CombinedOutput(); err != nil {
 				t.Errorf("git fetch bottle-%s: %v\n%s", name, err, out)
 			} else if out := gitIn(t, repo, "show", "bottle-"+name+"/work:agent.txt"); out != "work\n" {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/flags"
+	"github.com/spf13/pflag"
 
 	dockerbackend "github.com/docker-bottle/docker-bottle/backend/docker"
 	"github.com/docker-bottle/docker-bottle/bringup"
@@ -67,6 +68,11 @@ func run(ctx context.Context, args []string) error {
 // none leaves the choice to the environment, as the plugin's.
 func engineOf(p plan.Plan) *flags.ClientOptions {
 	opts := flags.NewClientOptions()
+	// No flag is parsed: this only reads DOCKER_TLS_VERIFY and
+	// DOCKER_CERT_PATH, as the docker CLI does for a host.
+	fs := pflag.NewFlagSet("git-remote-bottle", pflag.ContinueOnError)
+	opts.InstallFlags(fs)
+	opts.SetDefaultOptions(fs)
 	switch e := p.Engine; {
 	case e.Context != "" && e.Context != "default":
 		opts.Context = e.Context
