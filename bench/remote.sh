@@ -8,11 +8,10 @@
 #
 #   bash bench/remote.sh [-runs N]           every row, bottle included
 #   bash bench/remote.sh -plain-remote [...]  the remote rows without the
-#                                             bottle (while the plugin still
-#                                             refuses remote engines)
+#                                             bottle
 #
 # The local row runs the bottle with DOCKER_BOTTLE_TEST_THROUGH_ENGINE=1, so the
-# plugin reaches the bundle through the engine API as on a remote engine.
+# bottle goes through the engine API as on a remote engine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bottle_remote=true
