@@ -10,22 +10,25 @@ import (
 )
 
 // checkTransport refuses, before anything is made, a run that could not
-// be reached from here on the engine at endpoint: published ports on a
-// remote engine (refusePorts), and, when bundles are reached through the
-// engine API, a git that cannot find git-remote-bottle, which the
+// be reached from here on the engine at endpoint when the bottle goes
+// through the engine (hostcheck.ThroughEngine): published ports
+// (refusePorts), and a git that cannot find git-remote-bottle, which the
 // bottle's registered remote needs.
 func checkTransport(ctx context.Context, endpoint string, ports []spec.Port) error {
+	if !hostcheck.ThroughEngine(endpoint) {
+		return nil
+	}
 	if len(ports) > 0 {
-		if err := refusePorts(endpoint); err != nil {
-			return fmt.Errorf("%w; or leave out -p and the ports of bottle.yaml", err)
+		err := refusePorts(endpoint)
+		if err == nil {
+			// The test switch, on a local engine: the bottle goes
+			// through the engine as on a remote one, publishing nothing.
+			err = fmt.Errorf("%s=1 takes the bottle through the engine as on a remote engine, so ports are not published", hostcheck.EnvThroughEngine)
 		}
+		return fmt.Errorf("%w; or leave out -p and the ports of bottle.yaml", err)
 	}
-	if hostcheck.ThroughEngine(endpoint) {
-		if _, err := gitstage.FindRemoteHelper(ctx); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := gitstage.FindRemoteHelper(ctx)
+	return err
 }
 
 // refusePorts refuses the agent's published ports on a remote engine: the

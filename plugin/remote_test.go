@@ -13,8 +13,8 @@ import (
 
 // On a remote engine the agent's ports would be published on the engine
 // host's loopback: `run -p` and `port` refuse them with the reason; on a
-// local engine (or one reached through the engine only for the tests)
-// they are published as ever.
+// local engine they are published as ever, unless the test switch takes
+// the bottle through the engine, which publishes none.
 func TestPortsRefusedOnARemoteEngine(t *testing.T) {
 	bin := t.TempDir()
 	if err := os.WriteFile(filepath.Join(bin, "git-remote-bottle"), []byte("#!/bin/sh\n"), 0o755); err != nil {
@@ -35,10 +35,17 @@ func TestPortsRefusedOnARemoteEngine(t *testing.T) {
 			t.Errorf("run without ports on %s: %v", endpoint, err)
 		}
 	}
-	t.Setenv(hostcheck.EnvThroughEngine, "1")
 	for _, endpoint := range []string{"unix:///var/run/docker.sock", "tcp://127.0.0.1:2375"} {
 		if err := checkTransport(context.Background(), endpoint, ports); err != nil {
 			t.Errorf("run -p on the local engine %s: %v", endpoint, err)
+		}
+	}
+	// The test switch takes a bottle on the local engine through the
+	// engine, which publishes no port: -p is refused as on a remote one.
+	t.Setenv(hostcheck.EnvThroughEngine, "1")
+	for _, endpoint := range []string{"unix:///var/run/docker.sock", "tcp://127.0.0.1:2375"} {
+		if err := checkTransport(context.Background(), endpoint, ports); err == nil || !strings.Contains(err.Error(), "leave out -p") {
+			t.Errorf("run -p on the local engine %s with the switch: %v, want a refusal", endpoint, err)
 		}
 		if err := refusePorts(endpoint); err != nil {
 			t.Errorf("port on the local engine %s: %v", endpoint, err)
