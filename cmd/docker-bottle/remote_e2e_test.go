@@ -403,3 +403,32 @@ func TestCheckOnARemoteContext(t *testing.T) {
 		}
 	}
 }
+
+// On a remote context an agent image is built by that engine from the
+// repository's Dockerfile (`build`), and an attached `run --rm` shows the
+// agent's output and removes the bottle when it exits: nothing is left
+// on either engine or on the client.
+func TestBuildAndAttachedRunOnARemoteContext(t *testing.T) {
+	remote := testenv.RemoteEngine(t)
+	far := remoteClient(t, remote)
+	base := remoteBase(t, remote)
+	env := onPath(remote.Env(), remoteHelper(t))
+	name := fmt.Sprintf("fara-%06x", rand.Uint32()&0xffffff)
+	repo := testenv.GitRepoWith(t, map[string]string{
+		"Dockerfile": "FROM " + base + "\nRUN useradd -m -u 1000 agent && mkdir /workspace && chown agent /workspace && echo built-far > /etc/far\n" +
+			"ENV HOME=/home/agent\nUSER 1000:1000\nWORKDIR /workspace\n",
+		"bottle.yaml": "agent:\n  provider: shell\n  dockerfile: Dockerfile\n  command: [sh, -c, 'cat /etc/far; echo agent-done']\n",
+	})
+	t.Cleanup(func() {
+		testenv.NothingLeft(t, far, bottleIn(remote.Config, env, name, repo))
+		testenv.NothingLeft(t, testenv.Engine(t), bottleIn(remote.Config, env, name, repo))
+	})
+	ctxArgs := []string{"--context", remote.TLSContext, "bottle"}
+	if r := docker(t, remote.Config, env, append(ctxArgs, "build", repo)...); r.code != 0 {
+		t.Fatalf("build on the remote engine: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r := docker(t, remote.Config, env, append(ctxArgs, "run", "--rm", "--name", name, "--progress", "plain", repo)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "built-far") || !strings.Contains(r.stdout, "agent-done") {
+		t.Fatalf("attached run --rm on the remote engine: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+	}
+}
