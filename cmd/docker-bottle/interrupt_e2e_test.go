@@ -22,8 +22,14 @@ import (
 // does, once a stderr line contains when, and returns the exit code.
 func interruptRun(t *testing.T, cfg string, when string, args ...string) (int, string) {
 	t.Helper()
+	return interruptRunIn(t, cfg, nil, when, args...)
+}
+
+// interruptRunIn is interruptRun with env added to the CLI's environment.
+func interruptRunIn(t *testing.T, cfg string, env []string, when string, args ...string) (int, string) {
+	t.Helper()
 	cmd := exec.Command(testenv.DockerCLI(t), append([]string{"bottle", "run", "--progress", "plain"}, args...)...)
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg, "DOCKER_BOTTLE_CACHE="+filepath.Join(cfg, "cache"), "DOCKER_BOTTLE_SMOLVM=")
+	cmd.Env = append(append(os.Environ(), "DOCKER_CONFIG="+cfg, "DOCKER_BOTTLE_CACHE="+filepath.Join(cfg, "cache"), "DOCKER_BOTTLE_SMOLVM="), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

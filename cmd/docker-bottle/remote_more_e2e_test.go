@@ -1,0 +1,288 @@
+//go:build e2e
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
+	"github.com/docker-bottle/docker-bottle/image"
+	"github.com/docker-bottle/docker-bottle/image/artifact"
+	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
+)
+
+// remoteBottle runs `docker --context CTX bottle run -d` of a bottle whose
+// repository holds bottle.yaml, on the remote engine, and removes it when
+// the test ends, proving that nothing of it is left on either engine. It
+// returns the bottle's name and a function running `docker bottle ARGS`
+// on the same context.
+func remoteBottle(t *testing.T, remote *testenv.Remote, ctx, prefix, spec string) (string, func(args ...string) result) {
+	t.Helper()
+	far := remoteClient(t, remote)
+	env := onPath(remote.Env(), remoteHelper(t))
+	bottle := func(args ...string) result {
+		t.Helper()
+		return docker(t, remote.Config, env, append([]string{"--context", ctx, "bottle"}, args...)...)
+	}
+	name := fmt.Sprintf("%s-%06x", prefix, rand.Uint32()&0xffffff)
+	repo := testenv.GitRepoWith(t, map[string]string{"bottle.yaml": spec})
+	t.Cleanup(func() {
+		bottle("rm", "-f", name)
+		testenv.NothingLeft(t, far, bottleIn(remote.Config, env, name, repo))
+		testenv.NothingLeft(t, testenv.Engine(t), bottleIn(remote.Config, env, name, repo))
+	})
+	if r := bottle("run", "-d", "--name", name, "--progress", "plain", repo); r.code != 0 || strings.TrimSpace(r.stdout) != name {
+		t.Fatalf("run -d on %s: exit %d, stdout %q\n%s", ctx, r.code, r.stdout, r.stderr)
+	}
+	return name, bottle
+}
+
+// `attach` to a detached bottle on a remote engine: on a terminal, Ctrl-P
+// Ctrl-Q detaches and the agent keeps running; attached again (to pipes),
+// the agent's output shows and the attach ends with the agent's exit code.
+func TestAttachOnARemoteContext(t *testing.T) {
+	remote := testenv.RemoteEngine(t)
+	base := remoteBase(t, remote)
+	for _, ctx := range []string{remote.TLSContext, remote.SSHContext} {
+		t.Run(ctx, func(t *testing.T) {
+			name, bottle := remoteBottle(t, remote, ctx, "fat", "agent:\n  provider: shell\n  image: "+base+"\n"+
+				`  command: [sh, -c, 'while [ ! -e /tmp/go ]; do echo tick; sleep 0.2; done; echo released; exit 7']`+"\n")
+			env := append(onPath(remote.Env(), remoteHelper(t)), "DOCKER_CONTEXT="+ctx)
+
+			code, screen := onTerminal(t, remote.Config, env, []string{"bottle", "attach", name}, "tick", "\x10\x11")
+			if code != 0 {
+				t.Errorf("attach detached with Ctrl-P Ctrl-Q: exit %d, screen:\n%q", code, screen)
+			}
+			if ls := bottle("ls", "--format", "{{.Name}} {{.State}}"); !strings.Contains(ls.stdout, name+" running") {
+				t.Errorf("after the detach the agent is not running: %q %s", ls.stdout, ls.stderr)
+			}
+
+			attach := exec.Command(testenv.DockerCLI(t), "--context", ctx, "bottle", "attach", name)
+			attach.Env = append(os.Environ(), env...)
+			var out testio.Buffer
+			attach.Stdout, attach.Stderr = &out, &out
+			if err := attach.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- attach.Wait() }()
+			t.Cleanup(func() { attach.Process.Kill() })
+			out.WaitFor(t, "tick", 60*time.Second)
+			if r := bottle("exec", name, "--", "touch", "/tmp/go"); r.code != 0 {
+				t.Fatalf("exec: %d %s", r.code, r.stderr)
+			}
+			select {
+			case err := <-done:
+				if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 || !strings.Contains(out.String(), "released") {
+					t.Errorf("attach: %v, output:\n%s", err, out.String())
+				}
+			case <-time.After(60 * time.Second):
+				t.Fatalf("attach did not end with the agent:\n%s", out.String())
+			}
+		})
+	}
+}
+
+// A request the agent makes to a host the rules do not list is held on a
+// remote engine as locally: `approvals` lists it, `approve` lets it
+// through to the upstream, `deny` refuses it with 403, `approvals -i`
+// decides one as it arrives, and the audit records each decision as the
+// operator's.
+func TestApprovalsOnARemoteContext(t *testing.T) {
+	remote := testenv.RemoteEngine(t)
+	base := remoteBase(t, remote)
+	for _, ctx := range []string{remote.TLSContext, remote.SSHContext} {
+		t.Run(ctx, func(t *testing.T) {
+			// curl says each request's status; no upstream is reachable, so
+			// an allowed request ends in the proxy's 502, a denied one in 403.
+			name, bottle := remoteBottle(t, remote, ctx, "fap", "agent:\n  provider: shell\n  image: "+base+"\n"+
+				"supervise:\n  approvals: [egress]\n  timeout: 120s\n"+
+				`  command: [sh, -c, 'for h in one two three; do echo "$h:$(curl -s -o /dev/null -w %{http_code} http://$h.approve.test/)"; done; exec sleep 600']`+"\n")
+			logEnv := append(remote.Env(), "DOCKER_CONTEXT="+ctx)
+			decide := func(verb, host string) {
+				t.Helper()
+				var id, list string
+				testio.Eventually(t, 60*time.Second, func() bool {
+					r := bottle("approvals", name, "--format", "json")
+					list = r.stdout + r.stderr
+					for line := range strings.Lines(r.stdout) {
+						var a api.Approval
+						if json.Unmarshal([]byte(line), &a) == nil && strings.HasPrefix(a.Subject, host) {
+							id = a.ID
+							return true
+						}
+					}
+					return false
+				}, func() string { return "no pending approval for " + host + ":\n" + list })
+				if r := bottle(verb, name, id); r.code != 0 {
+					t.Fatalf("%s %s: exit %d %s", verb, id, r.code, r.stderr)
+				}
+			}
+			decide("approve", "one.approve.test")
+			logs := waitLogs(t, remote.Config, logEnv, name, "one:")
+			if strings.Contains(logs, "one:403") || strings.Contains(logs, "one:000") {
+				t.Errorf("the approved request was refused:\n%s", logs)
+			}
+			decide("deny", "two.approve.test")
+			if logs := waitLogs(t, remote.Config, logEnv, name, "two:"); !strings.Contains(logs, "two:403") {
+				t.Errorf("the denied request was not refused with 403:\n%s", logs)
+			}
+
+			ask := exec.Command(testenv.DockerCLI(t), "--context", ctx, "bottle", "approvals", "-i", name)
+			ask.Env = append(os.Environ(), onPath(remote.Env(), remoteHelper(t))...)
+			stdin, err := ask.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var shown testio.Buffer
+			ask.Stdout, ask.Stderr = &shown, &shown
+			if err := ask.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ask.Process.Kill() })
+			shown.WaitFor(t, "three.approve.test", 60*time.Second)
+			if _, err := stdin.Write([]byte("n\n")); err != nil {
+				t.Fatal(err)
+			}
+			shown.WaitFor(t, "Denied", 30*time.Second)
+			stdin.Close()
+			if err := ask.Wait(); err != nil {
+				t.Errorf("approvals -i at the end of its input: %v\n%s", err, shown.String())
+			}
+			if logs := waitLogs(t, remote.Config, logEnv, name, "three:"); !strings.Contains(logs, "three:403") {
+				t.Errorf("the request denied interactively was not refused with 403:\n%s", logs)
+			}
+
+			audit := bottle("audit", name)
+			for _, want := range []string{`allow\s+approval\.decided egress one\.approve\.test[^\n]*by operator`,
+				`deny\s+approval\.decided egress two\.approve\.test[^\n]*by operator`,
+				`deny\s+approval\.decided egress three\.approve\.test[^\n]*by operator`} {
+				if !regexp.MustCompile(want).MatchString(audit.stdout) {
+					t.Errorf("the audit has no line matching %s: exit %d\n%s", want, audit.code, audit.stdout)
+				}
+			}
+		})
+	}
+}
+
+// `prune` on a remote context removes the plugin's unused images and
+// cached artifacts of that engine only: the same tag on the local engine,
+// and the artifact in the local engine's cache, stay.
+func TestPruneOnARemoteContextPrunesThatEngine(t *testing.T) {
+	remote := testenv.RemoteEngine(t)
+	base := remoteBase(t, remote)
+	env := remote.Env()
+	tag := fmt.Sprintf("docker-bottle/probe:prune-%06x", rand.Uint32()&0xffffff)
+	cfg := testenv.DockerConfig(t)
+	if r := docker(t, cfg, nil, "tag", base, tag); r.code != 0 {
+		t.Fatalf("tag on the local engine: %s", r.stderr)
+	}
+	t.Cleanup(func() { docker(t, cfg, nil, "rmi", tag) })
+	if r := docker(t, remote.Config, env, "--context", remote.TLSContext, "tag", base, tag); r.code != 0 {
+		t.Fatalf("tag on the remote engine: %s", r.stderr)
+	}
+	t.Cleanup(func() { docker(t, remote.Config, env, "--context", remote.TLSContext, "rmi", tag) })
+
+	// One artifact in each engine's cache (image.EngineCacheDir), as a
+	// pack would leave it.
+	caches := map[string]*artifact.Cache{}
+	for where, args := range map[string][]string{"local": nil, "remote": {"--context", remote.TLSContext}} {
+		id := strings.TrimSpace(docker(t, remote.Config, env, append(args, "info", "--format", "{{.ID}}")...).stdout)
+		dir, err := image.EngineCacheDir(filepath.Join(remote.Config, "cache"), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := artifact.Open(filepath.Join(dir, "artifacts"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := artifact.Key{Image: "sha256:" + where, BottleLayer: "sha256:layer", Smolvm: "test", Platform: "linux/amd64"}
+		if _, err := c.Create(key, base, nil, func(out string) error { return os.WriteFile(out+".smolmachine", []byte(where), 0o600) }); err != nil {
+			t.Fatal(err)
+		}
+		caches[where] = c
+	}
+
+	r := docker(t, remote.Config, env, "--context", remote.TLSContext, "bottle", "prune", "-f", "--format", "json")
+	if r.code != 0 || !strings.Contains(r.stdout, tag) {
+		t.Errorf("prune on %s: exit %d, did not report %s: %q\n%s", remote.TLSContext, r.code, tag, r.stdout, r.stderr)
+	}
+	if i := docker(t, remote.Config, env, "--context", remote.SSHContext, "image", "inspect", tag); i.code == 0 {
+		t.Errorf("prune on the remote context left %s on the remote engine", tag)
+	}
+	if i := docker(t, cfg, nil, "image", "inspect", tag); i.code != 0 {
+		t.Errorf("prune on the remote context removed %s from the local engine: %s", tag, i.stderr)
+	}
+	for where, want := range map[string]int{"remote": 0, "local": 1} {
+		if as, err := caches[where].List(); err != nil || len(as) != want {
+			t.Errorf("after prune on the remote context, the %s engine's cache holds %d artifacts (%v), want %d", where, len(as), err, want)
+		}
+	}
+}
+
+// Ctrl-C while the bundle comes up on a remote engine ends the run with
+// 130 and leaves nothing on the remote engine, the local one or the
+// client.
+func TestInterruptDuringBringUpOnARemoteContext(t *testing.T) {
+	remote := testenv.RemoteEngine(t)
+	repo := agentRepo(t, remoteBase(t, remote))
+	env := append(onPath(remote.Env(), remoteHelper(t)), "DOCKER_CONTEXT="+remote.TLSContext)
+	name := fmt.Sprintf("fib-%06x", rand.Uint32()&0xffffff)
+	code, stderr := interruptRunIn(t, remote.Config, env, "bundle: starting the bundle", "--name", name, repo)
+	if code != 130 {
+		t.Errorf("exit %d, want 130\n%s", code, stderr)
+	}
+	testenv.NothingLeft(t, remoteClient(t, remote), bottleIn(remote.Config, env, name, repo))
+	testenv.NothingLeft(t, testenv.Engine(t), bottleIn(remote.Config, env, name, repo))
+	if t.Failed() {
+		t.Logf("the interrupted run:\n%s", stderr)
+	}
+}
+
+// `-H tcp://...` with the TLS flags on the command line names the remote
+// engine as a context does: `run -d`, `ls` and `rm` work, and nothing is
+// left.
+func TestTLSFlagsNameARemoteEngine(t *testing.T) {
+	remote := testenv.RemoteEngine(t)
+	base := remoteBase(t, remote)
+	certs := remoteCerts(t, remote)
+	env := onPath(remote.Env(), remoteHelper(t))
+	args := []string{"-H", remoteHost(remote), "--tlsverify", "--tlscacert", certs + "/ca.pem",
+		"--tlscert", certs + "/cert.pem", "--tlskey", certs + "/key.pem", "bottle"}
+	bottle := func(a ...string) result {
+		t.Helper()
+		return docker(t, remote.Config, env, append(slices.Clone(args), a...)...)
+	}
+	name := fmt.Sprintf("fh-%06x", rand.Uint32()&0xffffff)
+	repo := testenv.GitRepoWith(t, map[string]string{"bottle.yaml": "agent:\n  provider: shell\n  image: " + base + "\n" +
+		"  command: [sh, -c, 'echo agent-up; exec sleep 600']\n"})
+	t.Cleanup(func() {
+		bottle("rm", "-f", name)
+		testenv.NothingLeft(t, remoteClient(t, remote), bottleIn(remote.Config, env, name, repo))
+		testenv.NothingLeft(t, testenv.Engine(t), bottleIn(remote.Config, env, name, repo))
+	})
+	if r := bottle("run", "-d", "--name", name, "--progress", "plain", repo); r.code != 0 || strings.TrimSpace(r.stdout) != name {
+		t.Fatalf("run -d with -H and the TLS flags: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+	}
+	if ls := bottle("ls", "--format", "{{.Name}} {{.State}}"); ls.code != 0 || strings.TrimSpace(ls.stdout) != name+" running" {
+		t.Errorf("ls with -H and the TLS flags: exit %d %q %s", ls.code, ls.stdout, ls.stderr)
+	}
+	if ps := docker(t, remote.Config, env, "--context", remote.TLSContext, "ps", "--filter", "name=bottle-"+name, "--format", "{{.Names}}"); strings.TrimSpace(ps.stdout) == "" {
+		t.Errorf("the bottle's containers are not on the remote engine: %q %s", ps.stdout, ps.stderr)
+	}
+	if r := bottle("rm", "-f", name); r.code != 0 {
+		t.Fatalf("rm -f with -H and the TLS flags: exit %d %s", r.code, r.stderr)
+	}
+	testenv.NothingLeft(t, remoteClient(t, remote), bottleIn(remote.Config, env, name, repo))
+}
