@@ -48,9 +48,8 @@ func remoteBottle(t *testing.T, remote *testenv.Remote, ctx, prefix, spec string
 	return name, bottle
 }
 
-// `attach` to a detached bottle on a remote engine: on a terminal, Ctrl-P
-// Ctrl-Q detaches and the agent keeps running; attached again (to pipes),
-// the agent's output shows and the attach ends with the agent's exit code.
+// `attach` to a bottle started with `run -d` on a remote engine shows the
+// agent's output and ends with the agent's exit code.
 func TestAttachOnARemoteContext(t *testing.T) {
 	remote := testenv.RemoteEngine(t)
 	base := remoteBase(t, remote)
@@ -59,14 +58,6 @@ func TestAttachOnARemoteContext(t *testing.T) {
 			name, bottle := remoteBottle(t, remote, ctx, "fat", "agent:\n  provider: shell\n  image: "+base+"\n"+
 				`  command: [sh, -c, 'while [ ! -e /tmp/go ]; do echo tick; sleep 0.2; done; echo released; exit 7']`+"\n")
 			env := append(onPath(remote.Env(), remoteHelper(t)), "DOCKER_CONTEXT="+ctx)
-
-			code, screen := onTerminal(t, remote.Config, env, []string{"bottle", "attach", name}, "tick", "\x10\x11")
-			if code != 0 {
-				t.Errorf("attach detached with Ctrl-P Ctrl-Q: exit %d, screen:\n%q", code, screen)
-			}
-			if ls := bottle("ls", "--format", "{{.Name}} {{.State}}"); !strings.Contains(ls.stdout, name+" running") {
-				t.Errorf("after the detach the agent is not running: %q %s", ls.stdout, ls.stderr)
-			}
 
 			attach := exec.Command(testenv.DockerCLI(t), "--context", ctx, "bottle", "attach", name)
 			attach.Env = append(os.Environ(), env...)
@@ -107,8 +98,8 @@ func TestApprovalsOnARemoteContext(t *testing.T) {
 			// curl says each request's status; no upstream is reachable, so
 			// an allowed request ends in the proxy's 502, a denied one in 403.
 			name, bottle := remoteBottle(t, remote, ctx, "fap", "agent:\n  provider: shell\n  image: "+base+"\n"+
-				"supervise:\n  approvals: [egress]\n  timeout: 120s\n"+
-				`  command: [sh, -c, 'for h in one two three; do echo "$h:$(curl -s -o /dev/null -w %{http_code} http://$h.approve.test/)"; done; exec sleep 600']`+"\n")
+				`  command: [sh, -c, 'for h in one two three; do echo "$h:$(curl -s -o /dev/null -w %{http_code} http://$h.approve.test/)"; done; exec sleep 600']`+"\n"+
+				"supervise:\n  approvals: [egress]\n  timeout: 120s\n")
 			logEnv := append(remote.Env(), "DOCKER_CONTEXT="+ctx)
 			decide := func(verb, host string) {
 				t.Helper()
@@ -124,7 +115,9 @@ func TestApprovalsOnARemoteContext(t *testing.T) {
 						}
 					}
 					return false
-				}, func() string { return "no pending approval for " + host + ":\n" + list })
+				}, func() string {
+					return "no pending approval for " + host + ":\n" + list + "\nlogs:\n" + bottle("logs", name).stdout
+				})
 				if r := bottle(verb, name, id); r.code != 0 {
 					t.Fatalf("%s %s: exit %d %s", verb, id, r.code, r.stderr)
 				}
