@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
@@ -44,8 +45,12 @@ type Upstream struct {
 // binImage is an image made of one static binary of this module.
 type binImage struct {
 	once sync.Once
+	img  v1.Image
 	ref  string
 	err  error
+	// mu serialises loading into the engines a test asks for: the image
+	// is built once, but a test of a remote engine needs it there too.
+	mu sync.Mutex
 }
 
 var (
@@ -92,11 +97,18 @@ func (b *binImage) get(t testing.TB, eng *client.Client, pkg, repo string, args 
 			return
 		}
 		d, _ := img.Digest()
-		b.ref = repo + ":" + d.Hex[:12]
-		b.err = staticimage.Load(context.Background(), eng, b.ref, img)
+		b.img, b.ref = img, repo+":"+d.Hex[:12]
 	})
 	if b.err != nil {
 		t.Fatal(b.err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, err := eng.ImageInspect(context.Background(), b.ref); err == nil {
+		return b.ref
+	}
+	if err := staticimage.Load(context.Background(), eng, b.ref, b.img); err != nil {
+		t.Fatalf("loading %s into the engine at %s: %v", b.ref, eng.DaemonHost(), err)
 	}
 	return b.ref
 }
