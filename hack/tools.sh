@@ -10,8 +10,9 @@
 #                  smolmachines, which carries smolvm's CLI, libkrun,
 #                  libkrunfw (the guest kernel) and the agent rootfs; checked
 #                  against the pinned sha256, unpacked into
-#                  $(go env GOPATH)/share/docker-bottle/smolvm-VERSION (never
-#                  the source tree; not put on PATH). `bash hack/tools.sh
+#                  $(go env GOPATH)/share/docker-bottle/smolvm-VERSION, or as
+#                  root into /usr/local/lib/docker-bottle/smolvm-VERSION
+#                  (never the source tree; not put on PATH). `bash hack/tools.sh
 #                  smolvm-path` prints the binary's path.
 # into $GOBIN (default $(go env GOPATH)/bin), which the tests search. Skips a
 # tool already there (golangci-lint: at its pinned version). Usage: bash
@@ -40,6 +41,13 @@ SMOLVM_VERSION=1.32.2
 SMOLVM_WHEEL=smolmachines-1.32.2-cp39-abi3-manylinux_2_28_x86_64.whl
 SMOLVM_WHEEL_SHA256=81b104e2622aa0b187b6b7054397c391151b83db2638a16d0e54c517684f0dc2
 smolvm_dir="$(go env GOPATH)/share/docker-bottle/smolvm-$SMOLVM_VERSION"
+# As root, smolvm runs each VM's monitor as a uid of its own, which must
+# read libkrun and libkrunfw next to the binary: root's home (mode 0700 on
+# Debian) hides them ("libkrun/libkrunfw not found"), so root's copy goes
+# where every user can read it.
+if [ "$(id -u)" = 0 ]; then
+	smolvm_dir="/usr/local/lib/docker-bottle/smolvm-$SMOLVM_VERSION"
+fi
 
 if [[ $want == " smolvm-path " ]]; then
 	echo "$smolvm_dir/smolvm"
@@ -120,6 +128,8 @@ PY
 		mkdir -p "$(dirname "$smolvm_dir")"
 		rm -rf "$smolvm_dir"
 		mv "$swork/unpacked/smol" "$smolvm_dir"
+		# Readable by smolvm's per-VM users whatever root's umask.
+		chmod -R a+rX "$smolvm_dir"
 	fi
 	if ! out=$("$smolvm_dir/smolvm" --version 2>&1) || [ "$out" != "smolvm $SMOLVM_VERSION" ]; then
 		echo "tools: $smolvm_dir/smolvm does not start: \`smolvm --version\` printed: $out" >&2

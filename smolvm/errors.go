@@ -36,6 +36,10 @@ var (
 	// (for example a nested hypervisor that cannot run smolvm's guest
 	// kernel). No machine can run on this host.
 	ErrBootFailed = errors.New("the microVM did not boot")
+	// ErrLibraries: smolvm's VM monitor could not load libkrun and
+	// libkrunfw (as root it runs as a uid of its own, which must be able
+	// to read them and every directory above them).
+	ErrLibraries = errors.New("smolvm cannot load its libraries")
 	// ErrMachineStopped: the machine stopped (or its VM died) while a
 	// command ran in it; smolvm reports the lost connection, not an exit
 	// code.
@@ -170,6 +174,11 @@ const (
 	// 1.32.2: `KvmContext(KvmOpen(Error(13)))` with /dev/kvm root:root 0600).
 	remedyKVMGroup = "smolvm runs each VM as an unprivileged user of its own that opens /dev/kvm through the kvm group: " +
 		"make /dev/kvm root:kvm mode 0660 as udev does (`sudo groupadd -f -r kvm; sudo chgrp kvm /dev/kvm; sudo chmod 0660 /dev/kvm`), or use --backend docker"
+	// Observed on 1.32.2 installed under a root home of mode 0700: the
+	// monitor's own uid cannot reach the libraries next to the binary.
+	remedyLibraries = "smolvm runs each VM as an unprivileged user of its own, which must be able to read libkrun and libkrunfw " +
+		"and every directory above them (a home directory of mode 0700 hides them): install smolvm where every user can read it " +
+		"(`make tools` puts it under /usr/local/lib/docker-bottle when run as root) or point SMOLVM_LIB_DIR at such a copy, or use --backend docker"
 	remedyBoot = "this host's hypervisor cannot run smolvm's guest kernel (a nested or paravirtualised KVM, for example); " +
 		"run bottles with --backend docker here, or on a host with hardware virtualisation"
 )
@@ -184,6 +193,8 @@ func classify(msg, machine string) (error, string) { //nolint:revive,staticcheck
 		return ErrKVMPermission, remedyKVMPermission
 	case strings.Contains(msg, "KvmOpen(Error(13))"), strings.Contains(msg, "KvmOpen(Error(1))"):
 		return ErrKVMPermission, remedyKVMGroup
+	case strings.Contains(msg, "libkrun/libkrunfw not found"):
+		return ErrLibraries, remedyLibraries
 	case strings.Contains(msg, "KVM_EXIT_INTERNAL_ERROR"), strings.Contains(msg, "before the agent was ready"),
 		strings.Contains(msg, "agent did not become ready"):
 		return ErrBootFailed, remedyBoot

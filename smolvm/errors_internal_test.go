@@ -28,6 +28,8 @@ func TestCommandErrorClassification(t *testing.T) {
 			"libkrun detail: build microVM: Internal error while starting microVM: KvmContext(KvmOpen(Error(13))) (boot process exited (code 1) before the agent was ready)\n", ErrKVMPermission},
 		{1, "Error: agent operation failed: start machine: agent operation failed: monitor agent: [2026-12-04T16:04:07.040550Z ERROR krun_vmm::linux::vstate] " +
 			"Received KVM_EXIT_INTERNAL_ERROR signal (boot process exited (code 1) before the agent was ready)\n", ErrBootFailed},
+		{1, "Error: agent operation failed: start machine: agent operation failed: monitor agent: Error: agent operation failed: find libraries: " +
+			"libkrun/libkrunfw not found. Install smolvm with bundled libraries or set SMOLVM_LIB_DIR. (boot process exited (code 1) before the agent was ready)\n", ErrLibraries},
 		{1, "Error: agent operation failed: start machine: agent operation failed: wait for ready: agent did not become ready within 30 seconds: no boot progress for 30 seconds\n", ErrBootFailed},
 		{1, "Error: agent operation failed: connect: machine 'x' is not running. Start it with 'smolvm machine start --name x'; if a start is already in progress, retry once it finishes.\n", ErrNotRunning},
 		{1, "Error: agent operation failed: run interactive: connection to VM lost\n", ErrMachineStopped},

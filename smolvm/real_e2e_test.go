@@ -182,6 +182,11 @@ func TestRealSmolvmBoot(t *testing.T) {
 		t.Errorf("the VM could not read its image dir: %v", err)
 	}
 	t.Logf("real smolvm boot check: %v", err)
+	// The pinned smolvm is installed by make tools: its VM users must find
+	// its libraries, or the check says nothing of the hypervisor.
+	if errors.Is(err, smolvm.ErrLibraries) {
+		t.Errorf("smolvm's VM could not load its libraries (where hack/tools.sh installed it): %v", err)
+	}
 	var ce *smolvm.CommandError
 	if err != nil && !(errors.As(err, &ce) && ce.Remedy != "" &&
 		(errors.Is(err, smolvm.ErrBootFailed) || errors.Is(err, smolvm.ErrKVMPermission) || errors.Is(err, smolvm.ErrKVMUnavailable))) {
