@@ -99,18 +99,21 @@ func (s *Service) stopContainer(ctx context.Context, name string) error {
 	return nil
 }
 
-// Start starts a stopped bottle again: the bundle (its published ports
-// are read back, as they change on restart) and then the agent, in the
-// background. A smolvm agent runs its command again in a new session, as a
-// container does; in loopback mode the session gets the bundle's new ports
-// through exec's env, which wins over the machine's recorded env.
+// Start starts a stopped bottle again: the bundle, on its host ports or,
+// when another process took one meanwhile, made again on free ones
+// (bringup.Restart), its published ports read back into the saved plan,
+// and then the agent, in the background. A smolvm agent runs its command
+// again in a new session, as a container does; in loopback mode the
+// session gets the bundle's new ports through exec's env, which wins over
+// the machine's recorded env. A docker-backend agent reaches the bundle on
+// the internal network, whatever its host ports.
 func (s *Service) Start(ctx context.Context, name string) (plan.Plan, error) {
 	p, err := s.Load(name)
 	if err != nil {
 		return p, err
 	}
-	if _, err := s.engine.ContainerStart(ctx, p.Bundle.Container, client.ContainerStartOptions{}); err != nil {
-		return p, fmt.Errorf("starting the bundle of %s: %w", name, err)
+	if err := bringup.Restart(ctx, s.engine, p, func(m string) { s.step("bundle: %s", m) }); err != nil {
+		return p, err
 	}
 	// A tmpfs starts empty: the secrets, the CA key and the operator
 	// token go in again.

@@ -47,6 +47,7 @@ type Engine interface {
 	NetworkList(ctx context.Context, options client.NetworkListOptions) (client.NetworkListResult, error)
 	ContainerCreate(ctx context.Context, options client.ContainerCreateOptions) (client.ContainerCreateResult, error)
 	ContainerStart(ctx context.Context, containerID string, options client.ContainerStartOptions) (client.ContainerStartResult, error)
+	ContainerRename(ctx context.Context, containerID string, options client.ContainerRenameOptions) (client.ContainerRenameResult, error)
 	ContainerInspect(ctx context.Context, containerID string, options client.ContainerInspectOptions) (client.ContainerInspectResult, error)
 	ContainerRemove(ctx context.Context, containerID string, options client.ContainerRemoveOptions) (client.ContainerRemoveResult, error)
 	ContainerList(ctx context.Context, options client.ContainerListOptions) (client.ContainerListResult, error)
@@ -266,17 +267,8 @@ func placeBundle(ctx context.Context, e Engine, p plan.Plan, tag string, o Optio
 			return id, &Error{Step: "copying the stage to the engine", Err: err}
 		}
 	}
-	if p.Bundle.InternalNetwork != "" {
-		// API < 1.44 takes one network at create; the internal one is
-		// connected before start.
-		if _, err := e.NetworkConnect(ctx, p.Bundle.InternalNetwork, client.NetworkConnectOptions{
-			Container: id,
-			EndpointConfig: &network.EndpointSettings{
-				IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: p.Bundle.InternalIP},
-			},
-		}); err != nil {
-			return id, &Error{Step: "connecting the bundle to the internal network", Err: addressTaken(err)}
-		}
+	if err := connectInternal(ctx, e, p, id); err != nil {
+		return id, &Error{Step: "connecting the bundle to the internal network", Err: addressTaken(err)}
 	}
 	step("starting the bundle")
 	held.release()
@@ -287,6 +279,30 @@ func placeBundle(ctx context.Context, e Engine, p plan.Plan, tag string, o Optio
 		return id, &Error{Step: "sending the secrets to the bundle", Err: err, Logs: Logs(ctx, e, id, 20)}
 	}
 	return id, nil
+}
+
+// connectInternal connects the bundle container id to the internal
+// network, when the plan has one, at its pinned address: API < 1.44 takes
+// one network at create, so the internal one is connected before start.
+func connectInternal(ctx context.Context, e Engine, p plan.Plan, id string) error {
+	if p.Bundle.InternalNetwork == "" {
+		return nil
+	}
+	_, err := e.NetworkConnect(ctx, p.Bundle.InternalNetwork, client.NetworkConnectOptions{
+		Container: id,
+		EndpointConfig: &network.EndpointSettings{
+			IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: p.Bundle.InternalIP},
+		},
+	})
+	return err
+}
+
+// bundleEndpoint puts the bundle container on the bundle network at its
+// pinned address.
+func bundleEndpoint(p plan.Plan) *network.NetworkingConfig {
+	return &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+		p.Bundle.Network: {IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: p.Bundle.IP}},
+	}}
 }
 
 // addressTaken marks the engine's refusal of a pinned address that is
@@ -453,9 +469,7 @@ func createContainer(ctx context.Context, e Engine, p plan.Plan, image string, o
 			// down and the bottle is failed (bringup.Inspect, ls).
 			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyOnFailure, MaximumRetryCount: MaxRestarts},
 		},
-		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-			p.Bundle.Network: {IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: p.Bundle.IP}},
-		}},
+		NetworkingConfig: bundleEndpoint(p),
 	})
 	if err != nil {
 		return "", err

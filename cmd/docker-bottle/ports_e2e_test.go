@@ -17,6 +17,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 	"github.com/docker-bottle/docker-bottle/smolvm/fakesmolvm/fakestate"
 )
 
@@ -230,5 +231,110 @@ func TestPublishedPortsOnSmolvm(t *testing.T) {
 	add := docker(t, cfg, env, "bottle", "port", name, "8001")
 	if add.code == 0 || !strings.Contains(add.stderr, "docker bottle run -p") {
 		t.Errorf("port %s 8001 on smolvm: exit %d %s", name, add.code, add.stderr)
+	}
+}
+
+// TestStartMovesTakenHostPorts: a stopped bottle whose saved host ports
+// another process took meanwhile (here the supervisor's and the one that
+// publishes the agent's port 8000) starts again on free ones: the bundle is
+// made again with them, the plan records them, `approvals` reaches the
+// supervisor, `port` and `ls` show where 8000 went and it answers there, the
+// agent runs again and still gets out only through the proxy, and rm leaves
+// nothing (the replaced container neither). On the old code start failed
+// with the engine's "port is already allocated".
+func TestStartMovesTakenHostPorts(t *testing.T) {
+	t.Parallel()
+	eng := testenv.Engine(t)
+	base := testenv.Debian(t, eng)
+	serve := `perl -MIO::Socket::INET -e '$s=IO::Socket::INET->new(LocalPort=>8000,Listen=>16,ReuseAddr=>1) or die; ` +
+		`while($c=$s->accept){<$c>; print $c "HTTP/1.0 200 OK\r\n\r\nagent port 8000\n"; close $c}' & `
+	spec := fmt.Sprintf("agent:\n  provider: shell\n  dockerfile: Dockerfile\n  command: [sh, -c, %q]\nports:\n  - 8000\n",
+		serve+"echo agent started; exec sleep 900")
+	cfg := testenv.DockerConfig(t)
+	env := []string{"DOCKER_BOTTLE_SMOLVM="}
+	repo := testenv.GitRepoWith(t, map[string]string{"Dockerfile": portsDockerfile(base), "bottle.yaml": spec})
+	name := fmt.Sprintf("pm-%d", time.Now().UnixNano()%1e6)
+	if run := docker(t, cfg, env, "bottle", "run", "-d", "--name", name, "--backend", "docker", repo); run.code != 0 {
+		t.Fatalf("run -d: exit %d\n%s", run.code, run.stderr)
+	}
+	removedAtEnd(t, cfg, env, name, repo)
+	svc := serviceOf(t, cfg)
+	before, err := svc.Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	published := func() string {
+		t.Helper()
+		r := docker(t, cfg, env, "bottle", "port", name, "8000")
+		if r.code != 0 {
+			t.Fatalf("port %s 8000: exit %d %s", name, r.code, r.stderr)
+		}
+		return strings.TrimSpace(r.stdout)
+	}
+	agentPort := published()
+	if got := fetch(t, agentPort, true); got != "agent port 8000\n" {
+		t.Fatalf("8000 through %s: %q", agentPort, got)
+	}
+	if r := docker(t, cfg, env, "bottle", "stop", name); r.code != 0 {
+		t.Fatalf("stop: %s", r.stderr)
+	}
+
+	// Another process takes two of the saved ports while the bottle is
+	// stopped, and keeps them.
+	for _, addr := range []string{before.Endpoints.HostSupervise, agentPort} {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("taking %s: %v", addr, err)
+		}
+		t.Cleanup(func() { l.Close() })
+	}
+	if r := docker(t, cfg, env, "bottle", "start", name); r.code != 0 || strings.TrimSpace(r.stdout) != name {
+		t.Fatalf("start with two of its host ports taken: exit %d %q\n%s", r.code, r.stdout, r.stderr)
+	}
+
+	after, err := svc.Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Endpoints.HostSupervise == before.Endpoints.HostSupervise {
+		t.Errorf("the plan still names the taken supervisor port %s", before.Endpoints.HostSupervise)
+	}
+	if after.Endpoints.HostProxy != before.Endpoints.HostProxy || after.Endpoints.HostGitGate != before.Endpoints.HostGitGate {
+		t.Errorf("free host ports moved: proxy %s -> %s, gate %s -> %s", before.Endpoints.HostProxy, after.Endpoints.HostProxy,
+			before.Endpoints.HostGitGate, after.Endpoints.HostGitGate)
+	}
+	if r := docker(t, cfg, env, "bottle", "approvals", name); r.code != 0 {
+		t.Errorf("approvals after start: exit %d %s", r.code, r.stderr)
+	}
+	moved := published()
+	if moved == agentPort {
+		t.Errorf("port 8000 is still said to be at the taken %s", agentPort)
+	}
+	if got := fetch(t, moved, true); got != "agent port 8000\n" {
+		t.Errorf("8000 through %s after start: %q", moved, got)
+	}
+	ls := docker(t, cfg, env, "bottle", "ls", "--format", "{{json .}}")
+	var row struct {
+		State string
+		Ports []string
+	}
+	if err := json.Unmarshal([]byte(ls.stdout), &row); err != nil || row.State != "running" || !slices.Equal(row.Ports, []string{"8000/tcp -> " + moved}) {
+		t.Errorf("ls after start: %v\n%s%s", err, ls.stdout, ls.stderr)
+	}
+	var logs string
+	testio.Eventually(t, 90*time.Second, func() bool {
+		logs = docker(t, cfg, env, "bottle", "logs", name).stdout
+		return strings.Count(logs, "agent started") == 2
+	}, func() string { return "the agent did not run again after start:\n" + logs })
+	out := docker(t, cfg, env, "bottle", "exec", name, "--", "sh", "-c", `curl -s -o /dev/null -w '%{http_code}' http://unlisted.example/`)
+	if strings.TrimSpace(out.stdout) != "403" {
+		t.Errorf("an unlisted host after start: %q %s", out.stdout, out.stderr)
+	}
+	// Started again while it runs, it stays where it is.
+	if r := docker(t, cfg, env, "bottle", "start", name); r.code != 0 {
+		t.Errorf("start of a running bottle: exit %d %s", r.code, r.stderr)
+	}
+	if again := published(); again != moved {
+		t.Errorf("start of a running bottle moved 8000 from %s to %s", moved, again)
 	}
 }
