@@ -17,6 +17,25 @@ import (
 // errNotConfirmed is a preflight the user did not confirm.
 var errNotConfirmed = errors.New("the bottle was not started: you did not confirm it. Nothing was created")
 
+// checkRunFormat checks run's --format, which has one use: json prints
+// the plan of a dry run. A preflight is for a person to read and answer,
+// and a started bottle prints the agent's output or its name, so neither
+// takes it; the refusal of --preflight says what a script does instead.
+func checkRunFormat(format string, dryRun, preflight bool) error {
+	switch {
+	case format == "":
+		return nil
+	case format != "json":
+		return fmt.Errorf(`--format %q is not supported: --format json goes with --dry-run`, format)
+	case preflight:
+		return errors.New("--format json goes with --dry-run, not --preflight, which is for a person to read and answer: " +
+			"a script reads what the bottle will be allowed from `docker bottle run --dry-run --format json` (it starts nothing), then runs it without --preflight")
+	case !dryRun:
+		return errors.New("--format json goes with --dry-run: a started bottle prints the agent's output, or with -d its name")
+	}
+	return nil
+}
+
 // writePreflight says what a bottle of plan p will be allowed, before
 // anything of it exists: where it may connect, which secrets the proxy
 // adds and for which host (never their values), what it may push, what

@@ -32,3 +32,33 @@ func TestConfirmStart(t *testing.T) {
 		t.Errorf("interrupted: %v, want context.Canceled", err)
 	}
 }
+
+// TestPreflightRefusesFormatJSON: --format json prints a dry run's plan;
+// with --preflight, which a person reads and answers, it is refused before
+// anything is made, and the refusal names what a script uses instead.
+// Without --dry-run it is refused too, and with it, the combination
+// --preflight --dry-run still is.
+func TestPreflightRefusesFormatJSON(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--preflight", "--format", "json"}, "run --dry-run --format json"},
+		{[]string{"--preflight", "--yes", "--format", "json"}, "not --preflight"},
+		{[]string{"--preflight", "--dry-run", "--format", "json"}, "not --preflight"},
+		{[]string{"--format", "json"}, "--format json goes with --dry-run: a started bottle"},
+		{[]string{"--dry-run", "--format", "yaml"}, `--format "yaml" is not supported`},
+	} {
+		out, errOut, err := runCommand(ctx, t, append(append([]string{"run"}, c.args...), t.TempDir())...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("run %q: %v, want an error with %q", c.args, err, c.want)
+		}
+		if out != "" || errOut != "" {
+			t.Errorf("run %q wrote %q %q", c.args, out, errOut)
+		}
+	}
+	if err := checkRunFormat("json", true, false); err != nil {
+		t.Errorf("--dry-run --format json: %v", err)
+	}
+}

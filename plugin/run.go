@@ -96,8 +96,8 @@ func runRun(ctx context.Context, dockerCli command.Cli, o runOptions) error {
 	if o.prompt != "" && o.promptFile != "" {
 		return fmt.Errorf("--prompt and --prompt-file exclude each other")
 	}
-	if o.format != "" && (o.format != "json" || !o.dryRun) {
-		return fmt.Errorf(`--format %q is not supported: --format json goes with --dry-run`, o.format)
+	if err := checkRunFormat(o.format, o.dryRun, o.preflight); err != nil {
+		return err
 	}
 	if err := checkProgressMode(o.progress); err != nil {
 		return err
