@@ -69,11 +69,7 @@ func runServe(ctx context.Context, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := relayAudit.Close(); err != nil {
-			fmt.Fprintf(os.Stderr, "relay: closing the audit file: %v\n", err)
-		}
-	}()
+	defer closeInto(&err, relayAudit)
 	rl := relay.New(cfg.Relay, relayAudit)
 
 	type daemon struct {
