@@ -30,15 +30,13 @@ import (
 	"github.com/docker-bottle/docker-bottle/bundle/proxy"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor"
 	"github.com/docker-bottle/docker-bottle/gitstage"
+	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/pki"
 	"github.com/docker-bottle/docker-bottle/probe"
-	"github.com/docker-bottle/docker-bottle/probe/internal/probetest"
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	probetest.Cleanup()
-	os.Exit(code)
+	os.Exit(testenv.Main(m))
 }
 
 const (

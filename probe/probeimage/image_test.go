@@ -10,13 +10,11 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/docker-bottle/docker-bottle/probe/internal/probetest"
+	"github.com/docker-bottle/docker-bottle/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	probetest.Cleanup()
-	os.Exit(code)
+	os.Exit(testenv.Main(m))
 }
 
 // fromBinary assembles the probe image from a given probe binary.

@@ -20,12 +20,13 @@ var (
 )
 
 // Binary builds bottle-probe (static, CGO_ENABLED=0, for the host's
-// architecture) once per test process and returns its path. Cleanup removes
-// the build directory.
+// architecture) once per test process and returns its path. The build dir
+// is a testenv.ProcessDir: the package's TestMain calls testenv.Main,
+// which removes it.
 func Binary(t testing.TB) string {
 	t.Helper()
 	once.Do(func() {
-		dir, err = os.MkdirTemp("", "bottle-probe-bin-*")
+		dir, err = testenv.ProcessDir("bottle-probe-bin-*")
 		if err != nil {
 			return
 		}
@@ -38,11 +39,4 @@ func Binary(t testing.TB) string {
 		t.Fatalf("building bottle-probe: %v\n%s", err, out)
 	}
 	return filepath.Join(dir, "bottle-probe")
-}
-
-// Cleanup removes what Binary built; call it from TestMain.
-func Cleanup() {
-	if dir != "" {
-		os.RemoveAll(dir)
-	}
 }
