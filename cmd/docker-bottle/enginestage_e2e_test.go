@@ -51,26 +51,12 @@ func TestStageOnEngineLifecycle(t *testing.T) {
 	canary := "bottle-canary-" + rand.Text()
 	env := append(throughEngine(t), "BOTTLE_TEST_STAGE_SECRET="+canary)
 	name := fmt.Sprintf("se-%d", time.Now().UnixNano()%1e6)
-	repo := testenv.GitRepoWith(t, map[string]string{
-		"Dockerfile": "FROM " + base + "\nRUN useradd -m -u 1000 agent && mkdir /workspace && chown agent /workspace\n" +
-			"ENV HOME=/home/agent\nUSER 1000:1000\nWORKDIR /workspace\n",
-		"bottle.yaml": `agent:
-  provider: shell
-  dockerfile: Dockerfile
-  command:
-    - sh
-    - -c
-    - |
-      test -s /run/bottle/token && test -s /run/bottle/ca.pem && test -e /run/bottle/prompt && echo guest-ok
-      echo work > agent.txt && git add agent.txt && git commit -qm "agent work" && git push -q && echo pushed
-      exec sleep 600
-egress:
+	repo := pushingShellRepo(t, base, "test -s /run/bottle/token && test -s /run/bottle/ca.pem && test -e /run/bottle/prompt && echo guest-ok\n"+pushWork, `egress:
   secrets:
     - host: api.example.com
       header: X-Key
       from_env: BOTTLE_TEST_STAGE_SECRET
-`,
-	})
+`)
 	removedAtEnd(t, cfg, env, name, repo)
 	r := docker(t, cfg, env, "bottle", "run", "-d", "--backend", "docker", "--name", name, "--progress", "plain", repo)
 	if r.code != 0 || strings.TrimSpace(r.stdout) != name {

@@ -31,23 +31,9 @@ func TestRunLifecycleDockerBackend(t *testing.T) {
 	base := testenv.Debian(t, eng)
 	cfg := testenv.DockerConfig(t)
 	name := fmt.Sprintf("lc-%d", time.Now().UnixNano()%1e6)
-	files := map[string]string{
-		"Dockerfile": "FROM " + base + "\nRUN useradd -m -u 1000 agent && mkdir /workspace && chown agent /workspace\n" +
-			"ENV HOME=/home/agent\nUSER 1000:1000\nWORKDIR /workspace\n",
-		"bottle.yaml": `agent:
-  provider: shell
-  dockerfile: Dockerfile
-  command:
-    - sh
-    - -c
-    - |
-      echo "hello from the agent in $(pwd)"
-      echo work > agent.txt && git add agent.txt && git commit -qm "agent work" && git push -q && echo pushed
-      git push -q origin HEAD:refs/heads/main 2>&1 | sed 's/^/main: /'
-      exec sleep 600
-`,
-	}
-	repo := testenv.GitRepoWith(t, files)
+	repo := pushingShellRepo(t, base, `echo "hello from the agent in $(pwd)"
+`+pushWork+`
+git push -q origin HEAD:refs/heads/main 2>&1 | sed 's/^/main: /'`, "")
 	// Work the user has not committed stays with the user; run says so.
 	if err := os.WriteFile(filepath.Join(repo, "wip.txt"), []byte("mine\n"), 0o644); err != nil {
 		t.Fatal(err)

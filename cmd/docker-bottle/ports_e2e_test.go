@@ -33,7 +33,7 @@ func TestPublishedPorts(t *testing.T) {
 	t.Parallel()
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
-	dockerfile := portsDockerfile(base)
+	dockerfile := agentDockerfile(base)
 	// The base has no python or busybox; perl-base serves.
 	serve := func(port int) string {
 		return fmt.Sprintf(`perl -MIO::Socket::INET -e '$s=IO::Socket::INET->new(LocalPort=>%d,Listen=>16,ReuseAddr=>1) or die; `+
@@ -153,13 +153,6 @@ ports:
 	}
 }
 
-// portsDockerfile is the agent image of the ports tests: the Debian base
-// with a non-root user.
-func portsDockerfile(base string) string {
-	return "FROM " + base + "\nRUN useradd -m -u 1000 agent && mkdir /workspace && chown agent /workspace\n" +
-		"ENV HOME=/home/agent\nUSER 1000:1000\nWORKDIR /workspace\n"
-}
-
 // fetch GETs http://addr/ from the host; when wait, it tries for a while
 // (the agent's servers start in the background).
 func fetch(t *testing.T, addr string, wait bool) string {
@@ -199,7 +192,7 @@ func TestPublishedPortsOnSmolvm(t *testing.T) {
 	t.Parallel()
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
-	dockerfile := portsDockerfile(base)
+	dockerfile := agentDockerfile(base)
 	spec := "agent:\n  provider: shell\n  dockerfile: Dockerfile\n  command: [sleep, \"900\"]\nports:\n  - 8000\n"
 	hostPort := freePort(t)
 	wrapper, _ := recordedSmolvm(t)
@@ -252,7 +245,7 @@ func TestStartMovesTakenHostPorts(t *testing.T) {
 		serve+"echo agent started; exec sleep 900")
 	cfg := testenv.DockerConfig(t)
 	env := []string{"DOCKER_BOTTLE_SMOLVM="}
-	repo := testenv.GitRepoWith(t, map[string]string{"Dockerfile": portsDockerfile(base), "bottle.yaml": spec})
+	repo := testenv.GitRepoWith(t, map[string]string{"Dockerfile": agentDockerfile(base), "bottle.yaml": spec})
 	name := fmt.Sprintf("pm-%d", time.Now().UnixNano()%1e6)
 	if run := docker(t, cfg, env, "bottle", "run", "-d", "--name", name, "--backend", "docker", repo); run.code != 0 {
 		t.Fatalf("run -d: exit %d\n%s", run.code, run.stderr)

@@ -42,20 +42,7 @@ func TestRunThroughTheEngineFetchesThroughTheRemoteHelper(t *testing.T) {
 	base := testenv.Debian(t, eng)
 	cfg := testenv.DockerConfig(t)
 	name := fmt.Sprintf("rw-%d", time.Now().UnixNano()%1e6)
-	repo := testenv.GitRepoWith(t, map[string]string{
-		"Dockerfile": "FROM " + base + "\nRUN useradd -m -u 1000 agent && mkdir /workspace && chown agent /workspace\n" +
-			"ENV HOME=/home/agent\nUSER 1000:1000\nWORKDIR /workspace\n",
-		"bottle.yaml": `agent:
-  provider: shell
-  dockerfile: Dockerfile
-  command:
-    - sh
-    - -c
-    - |
-      echo work > agent.txt && git add agent.txt && git commit -qm "agent work" && git push -q && echo pushed
-      exec sleep 600
-`,
-	})
+	repo := pushingShellRepo(t, base, pushWork, "")
 	run := []string{"bottle", "run", "-d", "--backend", "docker", "--name", name, "--progress", "plain", repo}
 
 	env := []string{hostcheck.EnvThroughEngine + "=1", "DOCKER_BOTTLE_SMOLVM=",
