@@ -331,3 +331,73 @@ func TestStartMovesTakenHostPorts(t *testing.T) {
 		t.Errorf("start of a running bottle moved 8000 from %s to %s", moved, again)
 	}
 }
+
+// TestStartMovesTakenHostPortsOnSmolvmLoopback: a smolvm machine in
+// loopback mode reaches the bundle through its host ports; when the proxy's
+// was taken while the bottle was stopped, start makes the bundle again on
+// a free one, and the agent's new session gets it (the -e of its exec, its
+// env), as does `exec`.
+func TestStartMovesTakenHostPortsOnSmolvmLoopback(t *testing.T) {
+	t.Parallel()
+	eng := testenv.Engine(t)
+	base := testenv.Debian(t, eng)
+	wrapper, calls := recordedSmolvm(t)
+	env := []string{"DOCKER_BOTTLE_SMOLVM=" + wrapper, "SMOLVM_FAKE_STATE=" + t.TempDir(), "SMOLVM_FAKE_VERSION=1.9.3"}
+	cfg := testenv.DockerConfig(t)
+	// The workspace is in the image: the fake's guest cannot reach
+	// 100.96.0.1 to clone it.
+	repo := testenv.GitRepoWith(t, map[string]string{
+		"Dockerfile":  "FROM " + base + "\nRUN git init -q /workspace\nENV HOME=/root\nWORKDIR /workspace\n",
+		"bottle.yaml": "agent:\n  provider: shell\n  dockerfile: Dockerfile\n  command: [sh, -c, 'echo \"agent up, proxy port ${HTTPS_PROXY##*:}\"; exec sleep 900']\n",
+	})
+	name := fmt.Sprintf("pl-%d", time.Now().UnixNano()%1e6)
+	if r := docker(t, cfg, env, "bottle", "run", "-d", "--backend", "smolvm", "--network-mode", "loopback", "--name", name, repo); r.code != 0 {
+		t.Fatalf("run -d: exit %d\n%s", r.code, r.stderr)
+	}
+	removedAtEnd(t, cfg, env, name, repo)
+	svc := serviceOf(t, cfg)
+	p, err := svc.Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := func(url string) string { return url[strings.LastIndex(url, ":")+1:] }
+	waitLogs(t, cfg, env, name, "agent up, proxy port "+port(p.Endpoints.AgentProxyURL))
+	if r := docker(t, cfg, env, "bottle", "stop", name); r.code != 0 {
+		t.Fatalf("stop: %s", r.stderr)
+	}
+	l, err := net.Listen("tcp", p.Endpoints.HostProxy)
+	if err != nil {
+		t.Fatalf("taking the proxy's %s: %v", p.Endpoints.HostProxy, err)
+	}
+	defer l.Close()
+
+	before := countLines(calls)
+	if r := docker(t, cfg, env, "bottle", "start", name); r.code != 0 {
+		t.Fatalf("start with the proxy's host port taken: exit %d\n%s", r.code, r.stderr)
+	}
+	q, err := svc.Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := port(q.Endpoints.AgentProxyURL)
+	if q.Endpoints.HostProxy == p.Endpoints.HostProxy || q.Endpoints.HostProxy != "127.0.0.1:"+moved {
+		t.Fatalf("after start the plan has the proxy at %s for the host, %s for the agent (was %s)",
+			q.Endpoints.HostProxy, q.Endpoints.AgentProxyURL, p.Endpoints.HostProxy)
+	}
+	var session []string
+	for _, c := range readCalls(t, calls)[before:] {
+		if len(c) > 3 && c[0] == "machine" && c[1] == "exec" && contains(c, "-d") && contains(c, "start") {
+			session = c
+		}
+	}
+	if want := "HTTPS_PROXY=" + q.Endpoints.AgentProxyURL; !containsPair(session, "-e", want) {
+		t.Errorf("the session's exec after start has no -e %s: %q", want, session)
+	}
+	waitLogs(t, cfg, env, name, "agent up, proxy port "+moved)
+	if r := docker(t, cfg, env, "bottle", "exec", name, "--", "sh", "-c", `echo "${HTTPS_PROXY##*:}"`); r.code != 0 || strings.TrimSpace(r.stdout) != moved {
+		t.Errorf("exec after start: exit %d %q, want port %s (%s)", r.code, r.stdout, moved, r.stderr)
+	}
+	if r := docker(t, cfg, env, "bottle", "approvals", name); r.code != 0 {
+		t.Errorf("approvals after start: exit %d %s", r.code, r.stderr)
+	}
+}
