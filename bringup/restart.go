@@ -35,6 +35,9 @@ func Restart(ctx context.Context, e Engine, p plan.Plan, step func(string)) erro
 }
 
 func restartOnce(ctx context.Context, e Engine, p plan.Plan, step func(string)) error {
+	if err := restoreAside(ctx, e, p); err != nil {
+		return fmt.Errorf("putting back the bundle of %s that an interrupted start left aside: %w", p.Slug, err)
+	}
 	res, err := e.ContainerInspect(ctx, p.Bundle.Container, client.ContainerInspectOptions{})
 	if err != nil {
 		return fmt.Errorf("inspecting the bundle of %s: %w", p.Slug, err)
@@ -110,11 +113,37 @@ func givenHostPort(p plan.Plan, port network.Port, host int) (int, bool) {
 	return 0, false
 }
 
+// asideName is where remake keeps the old bundle container until its
+// replacement is made.
+func asideName(p plan.Plan) string { return p.Bundle.Container + "-replaced" }
+
+// restoreAside undoes a remake that did not finish (the plugin was killed
+// during a start): the old container, kept aside, is the bundle again, and
+// a replacement that may lack its networks goes. Without one aside it
+// does nothing.
+func restoreAside(ctx context.Context, e Engine, p plan.Plan) error {
+	aside, err := e.ContainerInspect(ctx, asideName(p), client.ContainerInspectOptions{})
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if aside.Container.Config == nil || aside.Container.Config.Labels[plan.LabelBottle] != p.Slug {
+		return fmt.Errorf("a container named %s exists and is not this bottle's: remove or rename it", asideName(p))
+	}
+	if _, err := e.ContainerRemove(ctx, p.Bundle.Container, client.ContainerRemoveOptions{Force: true}); err != nil && !isNotFound(err) {
+		return err
+	}
+	_, err = e.ContainerRename(ctx, aside.Container.ID, client.ContainerRenameOptions{NewName: p.Bundle.Container})
+	return err
+}
+
 // remake replaces the stopped container c, p's bundle, by one made as it
 // was but with bindings, and returns the new one's ID. The old container is
 // renamed aside until the new one is made, and comes back if it cannot be.
 func remake(ctx context.Context, e Engine, p plan.Plan, c container.InspectResponse, bindings network.PortMap) (string, error) {
-	aside := p.Bundle.Container + "-replaced"
+	aside := asideName(p)
 	if _, err := e.ContainerRename(ctx, c.ID, client.ContainerRenameOptions{NewName: aside}); err != nil {
 		return "", err
 	}

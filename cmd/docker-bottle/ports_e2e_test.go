@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,9 +16,14 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
 	"github.com/docker-bottle/docker-bottle/bringup"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
+	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/smolvm/fakesmolvm/fakestate"
 )
 
@@ -329,6 +335,31 @@ func TestStartMovesTakenHostPorts(t *testing.T) {
 	}
 	if again := published(); again != moved {
 		t.Errorf("start of a running bottle moved 8000 from %s to %s", moved, again)
+	}
+
+	// A start killed while it made the bundle again leaves the old
+	// container aside, and perhaps a replacement without its networks:
+	// the next start puts the old one back.
+	if r := docker(t, cfg, env, "bottle", "stop", name); r.code != 0 {
+		t.Fatalf("stop: %s", r.stderr)
+	}
+	ctx := context.Background()
+	aside := after.Bundle.Container + "-replaced"
+	if _, err := eng.ContainerRename(ctx, after.Bundle.Container, client.ContainerRenameOptions{NewName: aside}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.ContainerCreate(ctx, client.ContainerCreateOptions{Name: after.Bundle.Container,
+		Config: &container.Config{Image: base, Cmd: []string{"true"}, Labels: map[string]string{plan.LabelBottle: name}}}); err != nil {
+		t.Fatal(err)
+	}
+	if r := docker(t, cfg, env, "bottle", "start", name); r.code != 0 {
+		t.Fatalf("start after an interrupted one: exit %d %s", r.code, r.stderr)
+	}
+	if r := docker(t, cfg, env, "bottle", "approvals", name); r.code != 0 {
+		t.Errorf("approvals after the bundle was put back: exit %d %s", r.code, r.stderr)
+	}
+	if _, err := eng.ContainerInspect(ctx, aside, client.ContainerInspectOptions{}); !cerrdefs.IsNotFound(err) {
+		t.Errorf("%s is still there after start: %v", aside, err)
 	}
 }
 
