@@ -21,8 +21,8 @@ func checkProgressMode(mode string) error {
 // forEachBottle does fn to each named bottle and prints the name of each
 // it was done to, as `docker stop` prints container names; it goes on
 // after a failure and returns every error.
-func forEachBottle(dockerCli command.Cli, names []string, fn func(svc *bottles.Service, name string) error) error {
-	svc, err := bottles.New(dockerCli)
+func forEachBottle(dockerCli command.Cli, names []string, fn func(svc *bottles.Service, name string) error, opts ...bottles.Option) error {
+	svc, err := bottles.New(dockerCli, opts...)
 	if err != nil {
 		return err
 	}

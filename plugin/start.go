@@ -32,5 +32,5 @@ func runStart(ctx context.Context, dockerCli command.Cli, opts startOptions) err
 	return forEachBottle(dockerCli, opts.names, func(svc *bottles.Service, name string) error {
 		_, err := svc.Start(ctx, name)
 		return err
-	})
+	}, bottles.WithSteps(dockerCli.Err())) // what start had to change (a bundle made again on free ports)
 }

@@ -289,6 +289,8 @@ func TestStartMovesTakenHostPorts(t *testing.T) {
 	}
 	if r := docker(t, cfg, env, "bottle", "start", name); r.code != 0 || strings.TrimSpace(r.stdout) != name {
 		t.Fatalf("start with two of its host ports taken: exit %d %q\n%s", r.code, r.stdout, r.stderr)
+	} else if !strings.Contains(r.stderr, "are taken: making it again with others") {
+		t.Errorf("start did not say that the bundle's ports moved: %q", r.stderr)
 	}
 
 	after, err := svc.Load(name)
