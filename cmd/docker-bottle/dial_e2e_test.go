@@ -253,7 +253,7 @@ func TestSupervisorCommandsThroughTheEngine(t *testing.T) {
 	base := testenv.Debian(t, eng)
 	cfg := testenv.DockerConfig(t)
 	name := bottleOf(t, cfg, throughEngine(t), "docker", "dialcmd", map[string]string{"bottle.yaml": "agent:\n  provider: shell\n  image: " + base + "\n" +
-		"  command: [sh, -c, 'echo work > agent.txt && git add agent.txt && git commit -qm work && git push -q && echo pushed; exec sleep 600']\n" +
+		"  command: [sh, -c, '" + pushWork + "; exec sleep 600']\n" +
 		"supervise:\n  approvals: [egress]\n"})
 	waitLogs(t, cfg, nil, name, "pushed")
 	p, err := serviceOf(t, cfg).Load(name)

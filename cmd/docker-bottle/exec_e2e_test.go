@@ -32,8 +32,7 @@ func TestExecHasTheAgentsNetwork(t *testing.T) {
 	ca, caFile := standInCA(t)
 	const allowed = "allowed.example"
 	certs := standInCert(t, ca, allowed, filepath.Join(t.TempDir(), "allowed"))
-	dockerfile := "FROM " + base + "\nRUN useradd -m -u 1000 agent && mkdir /workspace && chown agent /workspace\n" +
-		"ENV HOME=/home/agent\nUSER 1000:1000\nWORKDIR /workspace\n"
+	dockerfile := agentDockerfile(base)
 	spec := fmt.Sprintf(`agent:
   provider: shell
   dockerfile: Dockerfile

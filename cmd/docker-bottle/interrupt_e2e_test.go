@@ -66,8 +66,7 @@ func agentRepo(t *testing.T, base string) string {
 	t.Helper()
 	repo := testenv.GitRepo(t)
 	files := map[string]string{
-		"Dockerfile": "FROM " + base + "\nRUN useradd -m -u 1000 agent && mkdir /workspace && chown agent /workspace\n" +
-			"ENV HOME=/home/agent\nUSER 1000:1000\nWORKDIR /workspace\n",
+		"Dockerfile":  agentDockerfile(base),
 		"bottle.yaml": "agent:\n  provider: shell\n  dockerfile: Dockerfile\n  command: [sh, -c, 'echo agent is up >&2; exec sleep 600']\n",
 	}
 	for f, c := range files {
