@@ -47,6 +47,9 @@ type Config struct {
 	ScanBudget int64 `json:"scan_budget,omitempty"`
 	// Workspace is searched too (default DefaultWorkspace).
 	Workspace string `json:"workspace,omitempty"`
+	// Root is the directory where a file must not be created: the root
+	// filesystem (default "/").
+	Root string `json:"root,omitempty"`
 
 	// Proxy is the egress proxy's URL, without credentials ($HTTPS_PROXY,
 	// $HTTP_PROXY).
@@ -196,6 +199,7 @@ func ParseArgs(args []string, stderr io.Writer, getenv func(string) string) (Con
 	fs.Var(listFlag{&c.Scan}, "scan", "extra path to search for secrets (repeatable)")
 	fs.Int64Var(&c.ScanBudget, "scan-budget", 0, "bytes of files the secret search reads at most (default 32 MiB)")
 	fs.StringVar(&c.Workspace, "workspace", "", "the workspace, searched for secrets (default "+DefaultWorkspace+")")
+	fs.StringVar(&c.Root, "root", "", "directory where creating a file must fail, the read-only root (default /)")
 	fs.StringVar(&c.Proxy, "proxy", "", "egress proxy URL (default $HTTPS_PROXY, $HTTP_PROXY)")
 	fs.StringVar(&c.GateURL, "gate", "", "git gate URL (default $BOTTLE_GATE_URL)")
 	fs.StringVar(&c.SuperviseURL, "supervise", "", "supervisor URL (default $BOTTLE_SUPERVISE_URL)")
@@ -259,6 +263,7 @@ func (c Config) merge(f Config, set map[string]bool) Config {
 	}
 	scalar("lookup-domain", &c.LookupDomain, f.LookupDomain)
 	scalar("workspace", &c.Workspace, f.Workspace)
+	scalar("root", &c.Root, f.Root)
 	scalar("proxy", &c.Proxy, f.Proxy)
 	scalar("gate", &c.GateURL, f.GateURL)
 	scalar("supervise", &c.SuperviseURL, f.SuperviseURL)
@@ -322,6 +327,9 @@ func (c Config) WithEnv(getenv func(string) string) Config {
 	}
 	if c.Workspace == "" {
 		c.Workspace = DefaultWorkspace
+	}
+	if c.Root == "" {
+		c.Root = "/"
 	}
 	if c.ProtectedRef == "" {
 		c.ProtectedRef = DefaultProtectedRef

@@ -44,7 +44,7 @@ func TestParseArgsFileFlagsAndEnv(t *testing.T) {
 		LookupDomain: DefaultLookupDomain,
 		Secrets:      []SecretHash{{SHA256: strings.Repeat("ab", 32), Len: 40}, {SHA256: strings.Repeat("cd", 32), Len: 12}},
 		ScanBudget:   DefaultScanBudget,
-		Workspace:    DefaultWorkspace,
+		Workspace:    DefaultWorkspace, Root: "/",
 		Proxy:        "http://10.0.0.2:3128", // the file's, over the environment
 		GateURL:      "http://10.0.0.2:8418/",
 		SuperviseURL: "http://10.0.0.2:8419",
@@ -90,10 +90,10 @@ func TestParseArgsRefusals(t *testing.T) {
 }
 
 func TestDecodeRefusesOtherShapes(t *testing.T) {
-	if _, err := Decode([]byte(`{"version":1,"checks":[]}`)); err != nil {
+	if _, err := Decode([]byte(`{"version":2,"checks":[]}`)); err != nil {
 		t.Errorf("a minimal report: %v", err)
 	}
-	for _, bad := range []string{`{"version":2,"checks":[]}`, `{"version":1,"checks":[],"extra":1}`, `not json`, `{"version":1}{}`} {
+	for _, bad := range []string{`{"version":1,"checks":[]}`, `{"version":2,"checks":[],"extra":1}`, `not json`, `{"version":2}{}`} {
 		if _, err := Decode([]byte(bad)); err == nil {
 			t.Errorf("%s was accepted", bad)
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -96,7 +97,8 @@ var promiseKinds = []struct {
 	kinds   []Kind
 }{
 	{1, []Kind{KindAllowed, KindGitClone}},
-	{2, []Kind{KindUnlisted, KindDirect, KindLookup, KindLoopback, KindProxyNoToken}},
+	{2, []Kind{KindUnlisted, KindDirect, KindLookup, KindLoopback, KindProxyNoToken,
+		KindNonRoot, KindNoCapabilities, KindNoNewPrivs, KindReadOnlyRoot}},
 	{3, []Kind{KindSecrets}},
 	{4, []Kind{KindGitPushBranch, KindGitPushProtected}},
 	{5, []Kind{KindEvent, KindOperatorRoute}},
@@ -116,6 +118,10 @@ var notChecked = map[Kind]string{
 	KindGitPushProtected: "no push to a protected ref was tried",
 	KindEvent:            "no event was posted",
 	KindOperatorRoute:    "no operator route was tried",
+	KindNonRoot:          "the probe did not report its uid",
+	KindNoCapabilities:   "the probe did not report its capabilities",
+	KindNoNewPrivs:       "the probe did not report no_new_privs",
+	KindReadOnlyRoot:     "no write to the root filesystem was tried",
 }
 
 // Judge turns a report into a report card for promises 1 to 5.
@@ -323,6 +329,72 @@ func judgeCheck(c Check, e Expect) (Verdict, string) {
 			return Fail, c.Result + ": the agent could read the audit or decide its own approvals"
 		case c.Outcome == OutcomeRefused:
 			return Warn, c.Result + ": the agent's token was not recognised, so the role check was not shown"
+		}
+		return Warn, "not proven: " + c.Result
+	case KindNonRoot, KindNoCapabilities, KindNoNewPrivs, KindReadOnlyRoot:
+		return judgeHardening(c, e)
+	}
+	return Warn, "unknown check " + string(c.Kind) + ": " + c.Result
+}
+
+// smolvmRoot is why an agent may run as root on smolvm: the reason doctor
+// gives for smolvm below its recommended version (smolvm.UserFlagVersion).
+const smolvmRoot = "smolvm before 1.14.2 has no --user, so the machine runs its workload and every exec as root, " +
+	"not as the image's user (doctor warns: upgrade smolvm); the microVM's kernel is still the boundary"
+
+// judgeHardening decides the agent's own confinement. The docker backend
+// promises it all (DESIGN.md: non-root, no capabilities, no-new-privileges,
+// a read-only root). On smolvm the microVM is the boundary: the user is
+// the image's (root only with an old smolvm, a WARN), capabilities follow
+// from the user, and no-new-privileges and a read-only root are not set.
+func judgeHardening(c Check, e Expect) (Verdict, string) {
+	ev := c.Evidence
+	smol := e.Backend == "smolvm"
+	if c.Outcome == OutcomeError {
+		return Warn, "not proven: " + c.Result
+	}
+	switch c.Kind {
+	case KindNonRoot:
+		switch {
+		case ev.UID == nil:
+			return Warn, "not proven: no uid in the report: " + c.Result
+		case *ev.UID != 0:
+			return Pass, fmt.Sprintf("the agent runs as uid %d", *ev.UID)
+		case smol:
+			return Warn, "the agent runs as root (uid 0): " + smolvmRoot
+		}
+		return Fail, fmt.Sprintf("the agent runs as root (uid 0): the %s backend must run it as a non-root user", e.Backend)
+	case KindNoCapabilities:
+		capEff, err := strconv.ParseUint(ev.CapEff, 16, 64)
+		switch {
+		case err != nil:
+			return Warn, fmt.Sprintf("not proven: CapEff %q is not hexadecimal", ev.CapEff)
+		case capEff == 0:
+			return Pass, "CapEff " + ev.CapEff + ": no effective capabilities"
+		case smol && ev.UID != nil && *ev.UID == 0:
+			return Warn, "CapEff " + ev.CapEff + ": root in the machine holds capabilities: " + smolvmRoot
+		}
+		return Fail, fmt.Sprintf("CapEff %s: the agent holds capabilities; the %s backend must drop them all", ev.CapEff, e.Backend)
+	case KindNoNewPrivs:
+		switch {
+		case ev.NoNewPrivs == nil:
+			return Warn, "not proven: no NoNewPrivs in the report: " + c.Result
+		case *ev.NoNewPrivs:
+			return Pass, "NoNewPrivs 1: no setuid program can raise the agent's privileges"
+		case smol:
+			return Pass, "NoNewPrivs 0: not set on the smolvm backend, where the microVM's kernel is the boundary"
+		}
+		return Fail, "NoNewPrivs 0: a setuid program in the image could raise the agent's privileges; the docker backend must set no-new-privileges"
+	case KindReadOnlyRoot:
+		switch {
+		case c.Outcome == OutcomeFailed && ev.ReadOnly:
+			return Pass, "a write to " + c.Target + " failed: " + ev.Error
+		case smol:
+			return Pass, "the machine's root filesystem is not read-only on the smolvm backend (its disk is the machine's own): " + c.Result
+		case c.Outcome == OutcomeOK:
+			return Fail, "the root filesystem is writable (" + c.Result + "): the docker backend must make it read-only"
+		case c.Outcome == OutcomeFailed:
+			return Warn, "not proven: the write failed, but not because the filesystem is read-only: " + ev.Error
 		}
 		return Warn, "not proven: " + c.Result
 	}

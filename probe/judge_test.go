@@ -29,8 +29,14 @@ func sealed() Report {
 		{Kind: KindEvent, Outcome: OutcomeOK, Result: "accepted"},
 		{Kind: KindOperatorRoute, Target: "GET /v1/audit", Outcome: OutcomeRefused, Result: "403", Evidence: Evidence{Status: 403}},
 		{Kind: KindProxyNoToken, Target: "api.example.com:443", Outcome: OutcomeRefused, Evidence: Evidence{Status: 407, ByProxy: true}},
+		{Kind: KindNonRoot, Outcome: OutcomeOK, Evidence: Evidence{UID: ptr(1000)}},
+		{Kind: KindNoCapabilities, Outcome: OutcomeOK, Evidence: Evidence{UID: ptr(1000), CapEff: "0000000000000000"}},
+		{Kind: KindNoNewPrivs, Outcome: OutcomeOK, Evidence: Evidence{NoNewPrivs: ptr(true)}},
+		{Kind: KindReadOnlyRoot, Target: "/", Outcome: OutcomeFailed, Evidence: Evidence{ReadOnly: true, Error: "open /.bottle-probe-1: read-only file system"}},
 	}}
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // with replaces the check of kind k.
 func with(r Report, c Check) Report {
@@ -109,6 +115,22 @@ func TestJudgeEachRule(t *testing.T) {
 		{"loopback reachable in loopback mode", Check{Kind: KindLoopback, Target: "100.96.0.1:22", Outcome: OutcomeOK}, smolLoopback, 2, Warn, "documented"},
 		{"proxy open without token", Check{Kind: KindProxyNoToken, Outcome: OutcomeOK}, smolBridge, 2, Fail, "without any token"},
 		{"proxy 403 without token", Check{Kind: KindProxyNoToken, Outcome: OutcomeRefused, Evidence: Evidence{Status: 403}}, smolBridge, 2, Warn, "not 407"},
+		{"root on docker", Check{Kind: KindNonRoot, Outcome: OutcomeOK, Evidence: Evidence{UID: ptr(0)}}, dockerInt, 2, Fail, "runs as root"},
+		{"root on smolvm", Check{Kind: KindNonRoot, Outcome: OutcomeOK, Evidence: Evidence{UID: ptr(0)}}, smolBridge, 2, Warn, "before 1.14.2"},
+		{"uid not read", Check{Kind: KindNonRoot, Outcome: OutcomeError, Result: "no /proc"}, dockerInt, 2, Warn, "not proven"},
+		{"capable on docker", Check{Kind: KindNoCapabilities, Outcome: OutcomeOK, Evidence: Evidence{UID: ptr(1000), CapEff: "00000000a80425fb"}},
+			dockerInt, 2, Fail, "holds capabilities"},
+		{"capable root on smolvm", Check{Kind: KindNoCapabilities, Outcome: OutcomeOK, Evidence: Evidence{UID: ptr(0), CapEff: "000001ffffffffff"}},
+			smolBridge, 2, Warn, "before 1.14.2"},
+		{"capable user on smolvm", Check{Kind: KindNoCapabilities, Outcome: OutcomeOK, Evidence: Evidence{UID: ptr(1000), CapEff: "0000000000000400"}},
+			smolBridge, 2, Fail, "holds capabilities"},
+		{"capabilities garbled", Check{Kind: KindNoCapabilities, Outcome: OutcomeOK, Evidence: Evidence{CapEff: "zz"}}, dockerInt, 2, Warn, "not hexadecimal"},
+		{"new privileges on docker", Check{Kind: KindNoNewPrivs, Outcome: OutcomeOK, Evidence: Evidence{NoNewPrivs: ptr(false)}}, dockerInt, 2, Fail, "setuid"},
+		{"new privileges on smolvm", Check{Kind: KindNoNewPrivs, Outcome: OutcomeOK, Evidence: Evidence{NoNewPrivs: ptr(false)}}, smolBridge, 2, Pass, "microVM"},
+		{"writable root on docker", Check{Kind: KindReadOnlyRoot, Target: "/", Outcome: OutcomeOK, Result: "created /.bottle-probe-1"}, dockerInt, 2, Fail, "writable"},
+		{"writable root on smolvm", Check{Kind: KindReadOnlyRoot, Target: "/", Outcome: OutcomeOK, Result: "created /.bottle-probe-1"}, smolLoopback, 2, Pass, "smolvm"},
+		{"root write denied", Check{Kind: KindReadOnlyRoot, Target: "/", Outcome: OutcomeFailed, Evidence: Evidence{Error: "permission denied"}},
+			dockerInt, 2, Warn, "not because"},
 		{"secret found", Check{Kind: KindSecrets, Outcome: OutcomeFound, Evidence: Evidence{Found: []string{"env OPENAI_API_KEY"}}}, smolBridge, 3, Fail, "env OPENAI_API_KEY"},
 		{"no secret given", Check{Kind: KindSecrets, Outcome: OutcomeSkipped, Result: "no secret to look for"}, smolBridge, 3, Warn, "not checked"},
 		{"branch push refused", Check{Kind: KindGitPushBranch, Outcome: OutcomeRefused, Result: "the gate refused the push"}, smolBridge, 4, Fail, "cannot deliver"},
@@ -152,9 +174,12 @@ func TestJudgeMissingChecksWarn(t *testing.T) {
 	if card.Verdict(2) != Warn || card.Failed() {
 		t.Fatalf("%+v", card.Promises[1])
 	}
-	it := card.Promises[1].Items
-	if last := it[len(it)-2]; last.Check != KindLoopback || !strings.Contains(last.Evidence, "--loopback") {
-		t.Errorf("%+v", it)
+	found := false
+	for _, it := range card.Promises[1].Items {
+		found = found || it.Check == KindLoopback && it.Verdict == Warn && strings.Contains(it.Evidence, "--loopback")
+	}
+	if !found {
+		t.Errorf("%+v", card.Promises[1].Items)
 	}
 	empty := Judge(Report{Version: ReportVersion}, smolBridge)
 	for _, p := range empty.Promises {

@@ -9,7 +9,7 @@ import (
 
 // ReportVersion is the version of the report's JSON shape. Decode refuses
 // any other, so a plugin never judges a report it cannot read.
-const ReportVersion = 1
+const ReportVersion = 2
 
 // Report is what one probe run observed: one Check per attempt, in a fixed
 // order (the order of Kinds, then of the targets as given).
@@ -57,11 +57,20 @@ const (
 	KindOperatorRoute Kind = "operator-route"
 	// KindProxyNoToken: the proxy asked without the token.
 	KindProxyNoToken Kind = "proxy-no-token"
+	// KindNonRoot: the probe's own uid (the agent's user).
+	KindNonRoot Kind = "non-root"
+	// KindNoCapabilities: the probe's effective capabilities.
+	KindNoCapabilities Kind = "no-capabilities"
+	// KindNoNewPrivs: the probe's no_new_privs flag.
+	KindNoNewPrivs Kind = "no-new-privileges"
+	// KindReadOnlyRoot: a file created in the root filesystem.
+	KindReadOnlyRoot Kind = "read-only-root"
 )
 
 // Kinds lists every kind in report order.
 var Kinds = []Kind{KindAllowed, KindUnlisted, KindDirect, KindLookup, KindLoopback, KindSecrets,
-	KindGitClone, KindGitPushBranch, KindGitPushProtected, KindEvent, KindOperatorRoute, KindProxyNoToken}
+	KindGitClone, KindGitPushBranch, KindGitPushProtected, KindEvent, KindOperatorRoute, KindProxyNoToken,
+	KindNonRoot, KindNoCapabilities, KindNoNewPrivs, KindReadOnlyRoot}
 
 // Outcome is what became of one attempt, without judging it: whether that is
 // good depends on the kind, and for loopback on the network mode.
@@ -139,6 +148,14 @@ type Evidence struct {
 	// was searched.
 	Found   []string    `json:"found,omitempty"`
 	Scanned *ScanCounts `json:"scanned,omitempty"`
+	// The probe's own process: its effective uid, effective capabilities
+	// (hexadecimal, as /proc/self/status has them) and no_new_privs flag;
+	// ReadOnly is set when a write failed because the filesystem is
+	// read-only (EROFS).
+	UID        *int   `json:"uid,omitempty"`
+	CapEff     string `json:"cap_eff,omitempty"`
+	NoNewPrivs *bool  `json:"no_new_privs,omitempty"`
+	ReadOnly   bool   `json:"read_only,omitempty"`
 }
 
 // ScanCounts say how much the secret search covered.

@@ -51,7 +51,8 @@ func checkPassesOn(t *testing.T, eng testenv.Lister, cfg string, env []string) (
 		}
 	}
 	for _, want := range []string{"allowed", "unlisted", "direct", "lookup", "loopback", "secrets", "secret-on-host",
-		"git-clone", "git-push-branch", "git-push-protected", "host-fetch", "event", "operator-route", "proxy-no-token", "cleanup"} {
+		"git-clone", "git-push-branch", "git-push-protected", "host-fetch", "event", "operator-route", "proxy-no-token",
+		"non-root", "no-capabilities", "no-new-privileges", "read-only-root", "cleanup"} {
 		if !items[want] {
 			t.Errorf("the card has no %q item", want)
 		}

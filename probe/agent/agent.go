@@ -96,6 +96,7 @@ func Run(ctx context.Context, cfg probe.Config, environ []string) probe.Report {
 			}
 			return []probe.Check{pc.noToken(ctx, target)}
 		},
+		func() []probe.Check { return hardeningChecks(procStatus, cfg.Root) },
 	}
 	results := make([][]probe.Check, len(groups))
 	var wg sync.WaitGroup

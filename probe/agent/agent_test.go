@@ -350,7 +350,7 @@ func TestRunInProcess(t *testing.T) {
 		Allowed: []string{b.allowedTLS, b.allowedHTTP}, Unlisted: []string{b.unlisted},
 		Direct: []string{b.direct}, Loopback: []string{b.loopback}, Lookup: []string{"api.github.com"},
 		LookupDomain: "probe.test", Resolver: b.dns, Secrets: []probe.SecretHash{{SHA256: sum, Len: n}},
-		Scan: []string{b.runDir}, Workspace: b.workspace,
+		Scan: []string{b.runDir}, Workspace: b.workspace, Root: b.dir,
 	}.WithEnv(func(k string) string {
 		for _, kv := range env {
 			if name, v, _ := strings.Cut(kv, "="); name == k {
@@ -360,7 +360,7 @@ func TestRunInProcess(t *testing.T) {
 		return ""
 	})
 	r := agent.Run(context.Background(), cfg, env)
-	if len(r.Checks) != 16 {
+	if len(r.Checks) != 20 {
 		t.Errorf("%d checks: %+v", len(r.Checks), r.Checks)
 	}
 	for i := 1; i < len(r.Checks); i++ {
@@ -368,7 +368,7 @@ func TestRunInProcess(t *testing.T) {
 			t.Errorf("checks out of order: %s before %s", r.Checks[i-1].Kind, r.Checks[i].Kind)
 		}
 	}
-	card := probe.Judge(r, probe.Expect{Backend: "smolvm", NetworkMode: "bridge"})
+	card := probe.Judge(outsideABottle(t, r, b.dir), probe.Expect{Backend: "smolvm", NetworkMode: "bridge"})
 	if card.Failed() {
 		var buf bytes.Buffer
 		card.WriteTable(&buf)
