@@ -13,7 +13,7 @@ import (
 	"testing"
 )
 
-func git(t *testing.T, dir string, stdin io.Reader, args ...string) string {
+func git(t testing.TB, dir string, stdin io.Reader, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
