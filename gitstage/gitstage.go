@@ -104,7 +104,7 @@ func Prepare(ctx context.Context, userRepo, dest string, opts ...Option) error {
 	if _, err := run(ctx, o, dest, "remote", "remove", "origin"); err != nil {
 		return err
 	}
-	for _, kv := range [][2]string{{"gc.auto", "0"}, {"maintenance.auto", "false"}, {"receive.fsckObjects", "true"}} {
+	for _, kv := range [][2]string{{"gc.auto", "0"}, {"maintenance.auto", "false"}} {
 		if _, err := run(ctx, o, dest, "config", kv[0], kv[1]); err != nil {
 			return err
 		}
