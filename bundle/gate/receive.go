@@ -355,8 +355,13 @@ func (g *Gate) applyPush(ctx context.Context, pr *pktline.Reader, cmds []*comman
 		ix, err = g.repo.IndexPack(pr.Buffered(), repo.Thin{Store: g.repo.Store(), Allow: g.lendBases}, lim)
 		if err != nil {
 			g.logger.Printf("push: unpacking: %v", err)
+			reason := "unpacker error"
+			if errors.Is(err, repo.ErrCollision) {
+				// git says the same of such an object: name it in every ng.
+				reason = err.Error() + ": the push was refused"
+			}
 			for _, c := range cmds {
-				c.refuse("unpacker error")
+				c.refuse("%s", reason)
 			}
 			if errors.Is(err, repo.ErrTooLarge) {
 				return fmt.Sprintf("%v (%s)", err, g.limitsHint(lim, why))

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"io"
 	"io/fs"
@@ -234,8 +235,9 @@ func (r *Repo) IndexPack(src io.Reader, thin Thin, lim IndexLimits) (_ *Indexed,
 			return nil, streamErr(err)
 		}
 		var sink = io.Discard
-		var sum = sha1.New()
+		var sum hash.Hash
 		if e.typ != OfsDelta && e.typ != RefDelta {
+			sum = newObjectHash()
 			sum.Write(objectHeader(e.typ, size))
 			sink = sum
 		}
@@ -255,7 +257,9 @@ func (r *Repo) IndexPack(src io.Reader, thin Thin, lim IndexLimits) (_ *Indexed,
 			return nil, fmt.Errorf("%w: an object of %d bytes takes %d bytes compressed", ErrCorrupt, size, e.end-dataStart)
 		}
 		if e.typ != OfsDelta && e.typ != RefDelta {
-			sum.Sum(e.hash[:0])
+			if e.hash, err = objectSum(sum); err != nil {
+				return nil, err
+			}
 			e.rtype, e.done = e.typ, true
 		}
 		entries = append(entries, e)
@@ -683,7 +687,10 @@ func (rs *resolver) apply(k int, base []byte, t Type) ([]byte, Hash, error) {
 	if rs.lim.MaxInflatedBytes > 0 && rs.inflated > rs.lim.MaxInflatedBytes {
 		return nil, Zero, fmt.Errorf("%w: its objects inflate to more than %d bytes", ErrTooLarge, rs.lim.MaxInflatedBytes)
 	}
-	kh := HashObject(t, out)
+	kh, err := HashObject(t, out)
+	if err != nil {
+		return nil, Zero, err
+	}
 	if _, dup := rs.byHash[kh]; dup {
 		return nil, Zero, fmt.Errorf("%w: object %s appears twice", ErrCorrupt, kh)
 	}

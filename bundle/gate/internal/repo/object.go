@@ -7,11 +7,13 @@ package repo
 
 import (
 	"bytes"
-	"crypto/sha1"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"strconv"
+
+	"github.com/pjbgf/sha1cd"
 )
 
 // Hash is a SHA-1 object name.
@@ -89,14 +91,34 @@ var ErrNotFound = errors.New("object not found")
 // ErrCorrupt is wrapped when stored or received data is not valid git data.
 var ErrCorrupt = errors.New("corrupt object data")
 
-// HashObject returns the name of an object with this type and content.
-func HashObject(t Type, data []byte) Hash {
-	d := sha1.New()
+// ErrCollision is wrapped when hashing an object shows the marks of a
+// SHA-1 collision attack (the near-collision blocks of SHAttered and its
+// kin, found by sha1cd's counter-cryptanalysis). git refuses such objects
+// too: one could stand for another object of the same name.
+var ErrCollision = errors.New("SHA-1 collision attack detected")
+
+// HashObject returns the name of an object with this type and content; an
+// error wraps ErrCollision.
+func HashObject(t Type, data []byte) (Hash, error) {
+	d := newObjectHash()
 	d.Write(objectHeader(t, int64(len(data))))
 	d.Write(data)
+	return objectSum(d)
+}
+
+// newObjectHash starts an object's name: SHA-1 with collision detection.
+// Pack and index checksums, which name nothing, use plain crypto/sha1.
+func newObjectHash() hash.Hash { return sha1cd.New() }
+
+// objectSum ends a hash begun with newObjectHash: the name, and an error
+// wrapping ErrCollision when the data shows a collision attack.
+func objectSum(d hash.Hash) (Hash, error) {
 	var h Hash
-	d.Sum(h[:0])
-	return h
+	_, col := d.(sha1cd.CollisionResistantHash).CollisionResistantSum(h[:0])
+	if col {
+		return h, fmt.Errorf("%w in object %s", ErrCollision, h)
+	}
+	return h, nil
 }
 
 func objectHeader(t Type, size int64) []byte {
