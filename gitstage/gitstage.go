@@ -21,15 +21,8 @@ import (
 type Option func(*options)
 
 type options struct {
-	exclude []string
-	fetch   []string
-	env     []string
-}
-
-// WithExclude keeps Sync away from refs matching these git refspec globs
-// (one "*" each), typically the bottle's own branches.
-func WithExclude(globs ...string) Option {
-	return func(o *options) { o.exclude = append(o.exclude, globs...) }
+	fetch []string
+	env   []string
 }
 
 // WithFetchRefspecs sets the fetch refspecs of the remote AddRemote
@@ -144,26 +137,6 @@ func Start(ctx context.Context, stage string, opts ...Option) (ref, commit strin
 		ref = strings.TrimSpace(out)
 	}
 	return ref, commit, nil
-}
-
-// Sync brings the branches and tags of userRepo that changed since Prepare
-// into the stage repository, leaving refs matching WithExclude alone (the
-// bottle's own branches, which only the agent writes).
-func Sync(ctx context.Context, userRepo, dest string, opts ...Option) error {
-	o := collect(opts)
-	src, err := commonDir(ctx, o, userRepo)
-	if err != nil {
-		return err
-	}
-	args := []string{"-c", "gc.auto=0", "-c", "maintenance.auto=false", "fetch", "--quiet", "--no-write-fetch-head", src,
-		"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"}
-	for _, x := range o.exclude {
-		args = append(args, "^"+x)
-	}
-	if _, err := run(ctx, o, dest, args...); err != nil {
-		return fmt.Errorf("updating the stage repository from %s: %w", userRepo, err)
-	}
-	return nil
 }
 
 var remoteNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)

@@ -134,39 +134,6 @@ func TestPrepareFromWorktree(t *testing.T) {
 	}
 }
 
-func TestSyncLeavesBottleBranches(t *testing.T) {
-	f := newFixture(t)
-	u := f.userRepo()
-	dest := filepath.Join(f.dir, "stage.git")
-	ctx := context.Background()
-	if err := Prepare(ctx, u, dest); err != nil {
-		t.Fatal(err)
-	}
-	// The agent's branch in the stage repository, and a user branch of the
-	// same name that must not overwrite it.
-	agent := f.git(dest, "rev-parse", "topic")
-	f.git(dest, "update-ref", "refs/heads/bottle/b1/work", agent)
-	f.git(u, "branch", "bottle/b1/work", "main")
-	if err := os.WriteFile(filepath.Join(u, "g.txt"), []byte("new"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f.git(u, "add", "-A")
-	f.git(u, "commit", "-q", "-m", "new host work")
-	f.git(u, "tag", "v2")
-	if err := Sync(ctx, u, dest, WithExclude(BottleBranchPrefix("b1")+"*")); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := f.git(dest, "rev-parse", "main"), f.git(u, "rev-parse", "main"); got != want {
-		t.Errorf("main = %s, want %s", got, want)
-	}
-	if got := f.git(dest, "rev-parse", "v2"); got == "" {
-		t.Errorf("tag v2 not synced")
-	}
-	if got := f.git(dest, "rev-parse", "refs/heads/bottle/b1/work"); got != agent {
-		t.Errorf("Sync overwrote the bottle's branch: %s, want %s", got, agent)
-	}
-}
-
 func TestRemotes(t *testing.T) {
 	f := newFixture(t)
 	u := f.userRepo()

@@ -40,10 +40,10 @@ func TestCloneAndFetchEveryProtocol(t *testing.T) {
 				t.Errorf("v1 is a %s, want an annotated tag", got)
 			}
 
-			// New host commits reach the stage repository by Sync and the
-			// clone by a plain fetch.
+			// New host commits reach the stage repository (as a new bottle's
+			// would have them) and the clone by a plain fetch.
 			newHead := e.commitFile(e.user, "src/new-"+v+".txt", "new\n", "host commit "+v)
-			must(t, gitstage.Sync(context.Background(), e.user, e.stage, gitstage.WithExclude("refs/heads/bottle/*")))
+			e.fetchHost()
 			e.git(c, "-c", "protocol.version="+v, "fetch", "-q", "origin")
 			if got := e.git(c, "rev-parse", "origin/main"); got != newHead {
 				t.Errorf("after fetch origin/main = %s, want %s", got, newHead)
@@ -77,7 +77,7 @@ func TestShallowClone(t *testing.T) {
 			// A plain fetch into the shallow clone after a host commit.
 			newHead := e.commitFile(e.user, "shallow-"+v+".txt", "x\n", "host commit for shallow "+v)
 			total++
-			must(t, gitstage.Sync(context.Background(), e.user, e.stage))
+			e.fetchHost()
 			e.git(c, "-c", pv, "fetch", "-q", "origin")
 			if got := e.git(c, "rev-parse", "origin/main"); got != newHead {
 				t.Fatalf("origin/main = %s, want %s", got, newHead)
@@ -552,7 +552,7 @@ func TestFetchNegotiatesOverRounds(t *testing.T) {
 			t.Fatalf("local commits: %v\n%s", err, out)
 		}
 		newHead := e.commitFile(e.user, "rounds-"+v+".txt", "x\n", "host "+v)
-		must(t, gitstage.Sync(context.Background(), e.user, e.stage))
+		e.fetchHost()
 		e.git(c, "-c", "protocol.version="+v, "fetch", "-q", "origin")
 		if got := e.git(c, "rev-parse", "origin/main"); got != newHead {
 			t.Errorf("v%s: origin/main = %s, want %s", v, got, newHead)

@@ -144,6 +144,15 @@ func (e *env) commitFile(repo, name, content, msg string) string {
 	return e.git(repo, "rev-parse", "HEAD")
 }
 
+// fetchHost brings the user's new branches and tags into the stage
+// repository, as a new bottle's gitstage.Prepare would have them, leaving
+// the bottle's own branches alone.
+func (e *env) fetchHost() {
+	e.t.Helper()
+	e.git(e.stage, "-c", "gc.auto=0", "fetch", "-q", "--no-write-fetch-head", e.user,
+		"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "^refs/heads/bottle/*")
+}
+
 func (e *env) clone(name string, args ...string) string {
 	e.t.Helper()
 	dst := filepath.Join(e.dir, name)

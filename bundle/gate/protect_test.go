@@ -1,7 +1,6 @@
 package gate_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 	"github.com/docker-bottle/docker-bottle/bundle/gate"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor"
 	"github.com/docker-bottle/docker-bottle/bundle/supervisor/api"
-	"github.com/docker-bottle/docker-bottle/gitstage"
 )
 
 // plantedFiles are files the host or CI runs after a merge (review H2):
@@ -76,7 +74,7 @@ func TestDefaultProtectedPaths(t *testing.T) {
 func TestProtectedPathSpellingsRefused(t *testing.T) {
 	e := newEnv(t, nil)
 	e.commitFile(e.user, ".husky/pre-commit", "npm test\n", "the user's hook")
-	must(t, gitstage.Sync(context.Background(), e.user, e.stage))
+	e.fetchHost()
 	c := e.clone("work")
 	for i, p := range []string{".huſky/pre-commit", ".githookſ/pre-commit", ".gıthooks/pre-commit",
 		".hus\u200cky/pre-commit", "HUSKY~1/pre-commit", ".github/workflowſ/x.yml", ".husky./pre-commit",
@@ -92,7 +90,6 @@ func TestProtectedPathSpellingsRefused(t *testing.T) {
 // at protected paths relative to where the bottle started, not only for
 // what its new commits change (review M3, attack 7).
 func TestProtectedPathsSinceStart(t *testing.T) {
-	ctx := context.Background()
 	e := newEnv(t, nil)
 	// After the bottle started, the user's history gains a workflow that a
 	// later commit deletes, a release branch with its own workflow, and a
@@ -104,7 +101,7 @@ func TestProtectedPathsSinceStart(t *testing.T) {
 	e.commitFile(e.user, ".github/workflows/release.yml", "on: push\n", "release workflow")
 	e.git(e.user, "checkout", "-q", "main")
 	e.commitFile(e.user, ".husky/pre-commit", "npm test\n", "the user's hook")
-	must(t, gitstage.Sync(ctx, e.user, e.stage))
+	e.fetchHost()
 	c := e.clone("work")
 
 	// Basing a branch on an old commit revives the deleted workflow,
@@ -139,7 +136,7 @@ func TestProtectedPathsSinceStartWritableBranch(t *testing.T) {
 		c.Push.Refs = []string{"refs/heads/bottle/b1/*", "refs/heads/main"}
 	})
 	e.commitFile(e.user, ".husky/pre-commit", "npm test\n", "a hook on main")
-	must(t, gitstage.Sync(context.Background(), e.user, e.stage))
+	e.fetchHost()
 	c := e.clone("work")
 	e.commitFile(c, "src/x.txt", "x\n", "agent work")
 	out := e.gitFail(c, "push", "origin", "HEAD:refs/heads/bottle/b1/x")
@@ -188,7 +185,7 @@ func TestAllowAlwaysCoversThoseProtectedPaths(t *testing.T) {
 	op := operator{t, sup}
 	e := newEnv(t, func(c *gate.Config) { c.Approvals.Enabled = true }, gate.WithDecider(sup.Decider()))
 	e.commitFile(e.user, ".github/workflows/lint.yml", "on: push\njobs: {}\n", "the user's workflow")
-	must(t, gitstage.Sync(context.Background(), e.user, e.stage))
+	e.fetchHost()
 	c := e.clone("work")
 	ref := "HEAD:refs/heads/bottle/b1/work"
 
@@ -310,7 +307,7 @@ func TestProtectedLinkTargets(t *testing.T) {
 	must(t, os.Symlink("tools", filepath.Join(e.user, ".claude")))
 	e.commitFile(e.user, "scripts/hook.sh", "npm test\n", "a hook kept as a link")
 	e.commitFile(e.user, "tools/settings.json", "{}\n", "agent settings kept elsewhere")
-	must(t, gitstage.Sync(context.Background(), e.user, e.stage))
+	e.fetchHost()
 	_, url := e.serve(e.stage) // a gate that starts from the linked hook
 	dst := filepath.Join(e.dir, "linked")
 	e.git(e.dir, "clone", "-q", url, dst)
