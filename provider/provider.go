@@ -54,33 +54,9 @@ func Get(name string) (Provider, error) {
 	return Provider{}, fmt.Errorf("agent provider %q is unknown: use one of %s", name, strings.Join(spec.ProviderNames(), ", "))
 }
 
-// Builtin returns the provider whose built-in Dockerfile ref names
-// ("builtin:claude"); ok is false for any other ref (a user's Dockerfile).
-func Builtin(ref string) (p Provider, ok bool, err error) {
-	name, ok := strings.CutPrefix(ref, BuiltinPrefix)
-	if !ok {
-		return Provider{}, false, nil
-	}
-	p, err = Get(name)
-	return p, true, err
-}
-
 // Plan returns what a plan records of the provider.
 func (p Provider) Plan() plan.Provider {
 	return plan.Provider{Name: p.Name, PromptMode: p.PromptMode, Dockerfile: BuiltinPrefix + p.Name}
-}
-
-// Launch is how the agent starts in the bottle for a prompt: command (the
-// plan's) with the prompt applied in the provider's mode. The bootstrap in
-// the bottle does the same from the prompt file (guest.Apply); this is for
-// the plugin's own display and for tests.
-func (p Provider) Launch(command []string, prompt string, home string) (guest.Launch, error) {
-	return guest.Apply(p.PromptMode, command, plan.GuestPromptFile, []byte(prompt), func(k string) string {
-		if k == "HOME" {
-			return home
-		}
-		return ""
-	})
 }
 
 // Bootstrap is the command the backend runs in the bottle (as the

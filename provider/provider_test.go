@@ -117,7 +117,7 @@ func TestDockerfiles(t *testing.T) {
 	}
 }
 
-func TestGetAndBuiltin(t *testing.T) {
+func TestGet(t *testing.T) {
 	if p := get(t, ""); p.Name != spec.ProviderClaude {
 		t.Errorf("default provider %q", p.Name)
 	}
@@ -130,19 +130,11 @@ func TestGetAndBuiltin(t *testing.T) {
 		if pp.Name != name || pp.PromptMode != p.PromptMode || pp.Dockerfile != "builtin:"+name {
 			t.Errorf("plan of %s: %+v", name, pp)
 		}
-		b, ok, err := Builtin(pp.Dockerfile)
-		if !ok || err != nil || b.Name != name {
-			t.Errorf("Builtin(%q): %v %v %v", pp.Dockerfile, b.Name, ok, err)
-		}
-	}
-	if _, ok, err := Builtin("./Dockerfile"); ok || err != nil {
-		t.Errorf("a user's Dockerfile taken for a built-in one: %v %v", ok, err)
-	}
-	if _, ok, err := Builtin("builtin:nope"); !ok || err == nil {
-		t.Errorf("builtin:nope: %v %v", ok, err)
 	}
 }
 
+// TestLaunch: how the agent starts in the bottle for a prompt, each
+// provider's prompt mode applied by the bootstrap (guest.Apply).
 func TestLaunch(t *testing.T) {
 	claudeCmd := []string{"claude", "--dangerously-skip-permissions"}
 	for _, tc := range []struct {
@@ -162,7 +154,12 @@ func TestLaunch(t *testing.T) {
 		if tc.provider == "codex" {
 			cmd = []string{"codex"}
 		}
-		l, err := p.Launch(cmd, tc.prompt, "/home/agent")
+		l, err := guest.Apply(p.PromptMode, cmd, plan.GuestPromptFile, []byte(tc.prompt), func(k string) string {
+			if k == "HOME" {
+				return "/home/agent"
+			}
+			return ""
+		})
 		if err != nil {
 			t.Fatalf("%s %q: %v", tc.provider, tc.prompt, err)
 		}
