@@ -158,11 +158,7 @@ func TestTTYThrottlesProgressButKeepsTheFinalState(t *testing.T) {
 	d = display.TTY(&live, display.TTYOptions{Width: func() int { return 80 }, Interval: time.Millisecond})
 	d.Event(display.Event{Stage: display.StagePush, ID: "repo", Status: display.Working, Total: 1000})
 	d.Event(display.Event{Stage: display.StagePush, ID: "repo", Status: display.Working, Current: 500, Total: 1000})
-	for start := time.Now(); !strings.Contains(live.String(), "500B/1000B"); time.Sleep(time.Millisecond) {
-		if time.Since(start) > 10*time.Second {
-			t.Fatalf("the ticker drew nothing: %q", live.String())
-		}
-	}
+	live.WaitFor(t, "500B/1000B", 10*time.Second) // the ticker drew it
 	d.Event(display.Event{Stage: display.StagePush, ID: "repo", Status: display.Done, Text: "pushed", Current: 1000})
 	d.Close()
 	equal(t, "ticked", screen(t, live.String(), 80), []string{"✔ [push] repo  pushed (1000B)"})
