@@ -92,7 +92,7 @@ func (s *Supervisor) roleOf(r *http.Request) role {
 	if !ok {
 		return roleNone
 	}
-	op := auth.Equal(tok, s.operatorToken)
+	op := auth.Equal(tok, s.operatorToken.current(s.agentToken))
 	ag := auth.Equal(tok, s.agentToken)
 	switch {
 	case op:

@@ -38,8 +38,11 @@ type Event = api.Event
 type Supervisor struct {
 	cfg           Config
 	limits        Limits
-	agentToken    string
-	operatorToken string
+	agentToken string
+	// operatorToken is read again from its file when it changes: the
+	// plugin mints a new one at each start of the bundle, and the one
+	// before is refused from then on, even by a bundle that kept running.
+	operatorToken tokenFile
 	log           *slog.Logger
 	audit         *audit.Logger // the supervisor's own lines; nil without a file
 
@@ -88,10 +91,12 @@ func New(cfg Config, opts ...Option) (*Supervisor, error) {
 	if s.agentToken, err = readToken(cfg.AgentTokenFile, "agent"); err != nil {
 		return nil, err
 	}
-	if s.operatorToken, err = readToken(cfg.OperatorTokenFile, "operator"); err != nil {
+	op, err := readToken(cfg.OperatorTokenFile, "operator")
+	if err != nil {
 		return nil, err
 	}
-	if s.agentToken == s.operatorToken {
+	s.operatorToken = tokenFile{path: cfg.OperatorTokenFile, tok: op}
+	if s.agentToken == op {
 		return nil, errors.New("supervisor: the agent's and the operator's tokens are the same; " +
 			"the agent would be able to decide its own approvals: mint two tokens")
 	}
@@ -135,6 +140,36 @@ func readToken(path, role string) (string, error) {
 		return "", fmt.Errorf("supervisor: the %s token file %s is empty", role, path)
 	}
 	return tok, nil
+}
+
+// tokenFile is a token and the file it is read from again whenever the
+// file changes.
+type tokenFile struct {
+	path string
+	mu   sync.Mutex
+	st   os.FileInfo // of the file tok was read from
+	tok  string
+}
+
+// current is the file's token now; "" (nothing matches) when the file is
+// unreadable or empty, or says the agent's token.
+func (t *tokenFile) current(agent string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st, err := os.Stat(t.path)
+	if err != nil {
+		return ""
+	}
+	// A new token is written aside and renamed into place: a new file.
+	if t.st != nil && os.SameFile(st, t.st) && st.ModTime().Equal(t.st.ModTime()) && st.Size() == t.st.Size() {
+		return t.tok
+	}
+	tok, err := readToken(t.path, "operator")
+	if err != nil || tok == agent {
+		return ""
+	}
+	t.st, t.tok = st, tok
+	return tok
 }
 
 // Decider returns the hook the proxy and the gate ask through.

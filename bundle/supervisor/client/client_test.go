@@ -210,3 +210,40 @@ func TestFollow(t *testing.T) {
 		t.Fatalf("server gone: %v", err)
 	}
 }
+
+// TestOperatorTokenRotates: the plugin writes a new operator token into
+// the running bundle at each start; the supervisor takes the new one and
+// refuses the one before.
+func TestOperatorTokenRotates(t *testing.T) {
+	dir := t.TempDir()
+	agentFile, opFile := filepath.Join(dir, "agent.token"), filepath.Join(dir, "operator.token")
+	write := func(path, tok string) {
+		t.Helper()
+		// As bottle-bundle secrets does: aside, then renamed into place.
+		if err := os.WriteFile(path+".tmp", []byte(tok), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(agentFile, agentToken)
+	write(opFile, operatorToken)
+	_, addr, _ := supervisortest.Start(t, supervisor.Config{Bottle: "r", AgentTokenFile: agentFile, OperatorTokenFile: opFile})
+	ctx := context.Background()
+	old := newClient(t, addr, operatorToken)
+	if _, err := old.Approvals(ctx); err != nil {
+		t.Fatalf("the first token: %v", err)
+	}
+	write(opFile, "operator-rotated-0123")
+	if _, err := old.Approvals(ctx); client.StatusCode(err) != 401 {
+		t.Fatalf("the token before the rotation: %v, want 401", err)
+	}
+	if _, err := newClient(t, addr, "operator-rotated-0123").Approvals(ctx); err != nil {
+		t.Fatalf("the rotated token: %v", err)
+	}
+	write(opFile, agentToken)
+	if _, err := newClient(t, addr, "operator-rotated-0123").Approvals(ctx); client.StatusCode(err) != 401 {
+		t.Fatalf("the token before the agent's was written: %v, want 401", err)
+	}
+}
