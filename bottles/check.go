@@ -189,8 +189,8 @@ func (s *Service) Check(ctx context.Context, o CheckOptions) (probe.Card, error)
 // secretOnHost looks for the canary where a careless plugin would leak it:
 // the plan and bundle configuration, the audit files (in the stage dir, or
 // in the bottle's volumes on the engine), what `docker inspect` shows of
-// the bottle's containers, and their logs. Only the secret's own file in
-// the stage dir (or the bundle's tmpfs) may hold it.
+// the bottle's containers, and their logs. Only the bundle's tmpfs may
+// hold it.
 func (s *Service) secretOnHost(ctx context.Context, e client.APIClient, p plan.Plan, canary string) probe.Item {
 	item := probe.Item{Check: "secret-on-host", Target: p.Slug, Verdict: probe.Pass}
 	var where []string
@@ -200,7 +200,7 @@ func (s *Service) secretOnHost(ctx context.Context, e client.APIClient, p plan.P
 	if root, err := os.OpenRoot(p.StageDir); err == nil {
 		_ = fs.WalkDir(root.FS(), ".", func(path string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
-				if d != nil && d.IsDir() && (d.Name() == "secrets" || d.Name() == stage.GateRepo) {
+				if d != nil && d.IsDir() && d.Name() == stage.GateRepo {
 					return fs.SkipDir
 				}
 				return nil

@@ -115,9 +115,7 @@ func (s *Service) Start(ctx context.Context, name string) (plan.Plan, error) {
 	if err := bringup.Restart(ctx, s.engine, p, func(m string) { s.step("bundle: %s", m) }); err != nil {
 		return p, err
 	}
-	// A tmpfs starts empty: the secrets, the CA key and the operator
-	// token go in again.
-	if err := bringup.SendSecrets(ctx, s.engine, p, s.dirs.CA(), s.getenv); err != nil {
+	if err := s.sendSecrets(ctx, p); err != nil {
 		return p, err
 	}
 	q, err := bringup.Reconnect(ctx, s.engine, p, 30*time.Second, s.health())
@@ -137,4 +135,21 @@ func (s *Service) Start(ctx context.Context, name string) (plan.Plan, error) {
 		}
 	}
 	return q, nil
+}
+
+// sendSecrets gives p's started bundle its secrets again, with a new
+// operator token: its tmpfs starts empty. A bundle made before the secrets
+// went to the bundle's memory still reads them from its stage dir, and
+// keeps its operator token: the user is told how to move it on.
+func (s *Service) sendSecrets(ctx context.Context, p plan.Plan) error {
+	onDisk, err := bringup.SecretsOnDisk(ctx, s.engine, p)
+	if err != nil {
+		return err
+	}
+	if onDisk {
+		s.step("bundle: note: %s was made by an older docker bottle, which keeps its secrets in its stage dir "+
+			"and its operator token unchanged: remove it (docker bottle rm %s) and run it again to keep them in memory only", p.Slug, p.Slug)
+		return nil
+	}
+	return bringup.SendSecrets(ctx, s.engine, p, s.dirs.CA(), s.getenv)
 }

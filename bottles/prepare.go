@@ -215,10 +215,14 @@ func (s *Service) objectExists(ctx context.Context, kind, name string) bool {
 	return slices.Contains(names, name)
 }
 
-// removeHostSide removes what Prepare made on the host: the git remote,
-// the subnet reservation and the stage dir.
+// removeHostSide removes what Prepare and the bundle's starts made on the
+// host: the git remote, the subnet reservation, the operator token and
+// the stage dir.
 func (s *Service) removeHostSide(ctx context.Context, p plan.Plan) error {
 	var errs []error
+	if err := stage.RemoveOperatorToken(p); err != nil {
+		errs = append(errs, err)
+	}
 	if p.Workspace != "" && p.GitGate.Remote != "" {
 		if err := gitstage.RemoveRemote(ctx, p.Workspace, p.GitGate.Remote); err != nil && !os.IsNotExist(err) {
 			errs = append(errs, err)

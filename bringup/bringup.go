@@ -84,9 +84,8 @@ type Options struct {
 	// Limits of the bundle container.
 	Memory    int64
 	PidsLimit int64
-	// Getenv reads the host's environment for the secrets a bundle whose
-	// stage is on the engine is sent; nil means os.Getenv. CADir holds the
-	// CA whose key it is sent.
+	// Getenv reads the host's environment for the secrets the bundle is
+	// sent; nil means os.Getenv. CADir holds the CA whose key it is sent.
 	Getenv func(string) string
 	CADir  string
 }
@@ -431,10 +430,8 @@ func createContainer(ctx context.Context, e Engine, p plan.Plan, image string, o
 		pids = 256
 	}
 	mounts := stageMounts(p, labels)
-	tmpfs := map[string]string{"/tmp": "rw,noexec,nosuid,size=64m"}
-	if p.Bundle.StageOnEngine {
-		tmpfs[SecretsMount] = secretsTmpfs()
-	} else {
+	tmpfs := map[string]string{"/tmp": "rw,noexec,nosuid,size=64m", SecretsMount: secretsTmpfs()}
+	if !p.Bundle.StageOnEngine {
 		for _, m := range o.Mounts {
 			mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: true})
 		}

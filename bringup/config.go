@@ -27,6 +27,8 @@ const (
 	caMount    = "/ca"
 	rootsMount = "/roots/ca-certificates.pem"
 	extraMount = "/roots/extra-ca.pem"
+	// secretsDir is where a bottle made before the secrets went to the
+	// bundle's memory keeps their values in its stage dir.
 	secretsDir = "secrets"
 )
 
@@ -56,32 +58,31 @@ type ConfigOptions struct {
 // ErrSecretMissing means a required secret has no value on the host.
 var ErrSecretMissing = errors.New("a secret of the bottle has no value on the host")
 
-// WriteConfig writes the bundle's configuration into the stage dir, with
-// the secrets' values in 0600 files next to it, and returns the read-only
-// mounts the bundle container needs besides the stage dir. With the stage
-// on the engine no value is written here (SendSecrets sends them to the
-// bundle's tmpfs) and the mounts are files to copy into the stage volume.
+// WriteConfig writes the bundle's configuration into the stage dir and
+// returns the read-only mounts the bundle container needs besides the
+// stage dir: the CA's certificate and the host's CA roots. No secret is
+// written anywhere: the secrets' values, the CA key and the operator token
+// go to the bundle's tmpfs after it started (SendSecrets). With the stage
+// on the engine the mounts are files to copy into the stage volume.
 func WriteConfig(p plan.Plan, o ConfigOptions) ([]Mount, error) {
 	getenv := o.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
 	}
 	in := func(name string) string { return StageMount + "/" + name }
-	agentToken, operatorToken := in(stage.AgentToken), in(stage.OperatorToken)
+	agentToken := in(stage.AgentToken)
+	// The CA key and the operator token go with the secrets, to the
+	// bundle's tmpfs (SendSecrets): only the certificate is mounted.
+	caKey, operatorToken := SecretsMount+"/"+caKeyFile, SecretsMount+"/"+operatorTokenFile
 	// On the engine, host files become files of the stage volume (the root
 	// is read-only, and docker cp refuses it), and what the bundle writes
 	// goes to a dir of its own (the volume's root is root's).
 	ca, rootsAt, extraAt, written := caMount, rootsMount, extraMount, in
-	caKey := ca + "/" + pki.KeyFile
-	mounts := []Mount{{Source: o.CADir, Target: ca}}
 	if p.Bundle.StageOnEngine {
 		ca, rootsAt, extraAt = in(caMount[1:]), in(rootsMount[1:]), in(extraMount[1:])
 		written = func(name string) string { return in(auditDir + "/" + name) }
-		// The CA key and the operator token go with the secrets, to the
-		// bundle's tmpfs (SendSecrets): only the certificate is staged.
-		caKey, operatorToken = SecretsMount+"/"+caKeyFile, SecretsMount+"/"+operatorTokenFile
-		mounts = []Mount{{Source: filepath.Join(o.CADir, pki.CertFile), Target: ca + "/" + pki.CertFile}}
 	}
+	mounts := []Mount{{Source: filepath.Join(o.CADir, pki.CertFile), Target: ca + "/" + pki.CertFile}}
 
 	pc := proxy.Config{
 		Listen:     ":" + strconv.Itoa(plan.ProxyPort),
@@ -124,25 +125,10 @@ func WriteConfig(p plan.Plan, o ConfigOptions) ([]Mount, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !p.Bundle.StageOnEngine {
-		if err := stage.Ensure(filepath.Join(p.StageDir, secretsDir)); err != nil {
-			return nil, fmt.Errorf("making the secrets dir: %w", err)
-		}
-	}
 	for _, f := range files {
-		// On the engine, the values go to the bundle's memory after it
-		// started (SendSecrets), never to a disk there.
-		valueFile := SecretsMount + "/" + f.name
-		if !p.Bundle.StageOnEngine {
-			name := filepath.Join(secretsDir, f.name)
-			if err := writePrivate(filepath.Join(p.StageDir, name), []byte(f.value)); err != nil {
-				return nil, fmt.Errorf("writing a secret for %s: %w", f.secret.Host, err)
-			}
-			valueFile = in(filepath.ToSlash(name))
-		}
 		s := f.secret
 		pc.Secrets = append(pc.Secrets, proxy.Secret{Host: s.Host, Header: s.Header, Format: s.Format,
-			Placeholder: s.Placeholder, ValueFile: valueFile})
+			Placeholder: s.Placeholder, ValueFile: SecretsMount + "/" + f.name})
 	}
 
 	// A held request must outlive the supervisor's own timeout, or the

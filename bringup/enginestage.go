@@ -26,10 +26,10 @@ import (
 )
 
 // A bundle whose stage is on the engine (plan.BundlePlan.StageOnEngine)
-// reads it from a volume the plugin fills through the engine API, the
-// guest dir from a second one (the agent mounts it read-only), and its
-// secrets from a tmpfs filled after start: nothing of it is a path of the
-// client's disk, and no secret is on the engine's disk.
+// reads it from a volume the plugin fills through the engine API and the
+// guest dir from a second one (the agent mounts it read-only): nothing of
+// it is a path of the client's disk. Every bundle reads its secrets from a
+// tmpfs filled after start (SendSecrets): no secret is on a disk.
 const (
 	// SecretsMount is the bundle's tmpfs for the secrets' values.
 	SecretsMount = "/secrets"
@@ -282,16 +282,15 @@ type SecretSender interface {
 	ExecInspect(ctx context.Context, execID string, options client.ExecInspectOptions) (client.ExecInspectResult, error)
 }
 
-// SendSecrets gives the running bundle of p, when its stage is on the
-// engine, the values of its secrets (getenv: the host's environment, nil
-// os.Getenv), the CA key (from caDir) and the operator token: a tar on
-// the stdin of an exec of the bundle binary, which writes them into its
-// tmpfs. No value is in the exec's command line or environment, nor in any
-// log. The bundle waits for them before it serves.
+// SendSecrets gives the running bundle of p the values of its secrets
+// (getenv: the host's environment, nil os.Getenv), the CA key (from caDir)
+// and a new operator token, which it writes where the plugin reads it
+// (stage.WriteOperatorToken): the one of an earlier start is worthless
+// from then on. They go as a tar on the stdin of an exec of the bundle
+// binary, which writes them into its tmpfs: no value is on a disk of the
+// bundle's, in the exec's command line or environment, nor in any log.
+// The bundle waits for them before it serves.
 func SendSecrets(ctx context.Context, e SecretSender, p plan.Plan, caDir string, getenv func(string) string) error {
-	if !p.Bundle.StageOnEngine {
-		return nil
-	}
 	if getenv == nil {
 		getenv = os.Getenv
 	}
@@ -303,11 +302,11 @@ func SendSecrets(ctx context.Context, e SecretSender, p plan.Plan, caDir string,
 	if err != nil {
 		return fmt.Errorf("reading the bottle CA's key: %w", err)
 	}
-	operator, err := os.ReadFile(p.OperatorTokenFile)
+	operator, err := stage.WriteOperatorToken(p)
 	if err != nil {
-		return fmt.Errorf("reading the operator token of %s: %w", p.Slug, err)
+		return err
 	}
-	files = append(files, secretFile{name: caKeyFile, value: string(key)}, secretFile{name: operatorTokenFile, value: string(operator)})
+	files = append(files, secretFile{name: caKeyFile, value: string(key)}, secretFile{name: operatorTokenFile, value: operator})
 	var b bytes.Buffer
 	tw := newTarWriter(&b)
 	for _, f := range files {
@@ -348,6 +347,24 @@ func SendSecrets(ctx context.Context, e SecretSender, p plan.Plan, caDir string,
 		return fmt.Errorf("the bundle of %s did not take its secrets (exit %d): %s", p.Slug, res.ExitCode, strings.TrimSpace(out.String()))
 	}
 	return nil
+}
+
+// SecretsOnDisk reports whether p's bundle container was made before the
+// secrets went to the bundle's memory: it has no tmpfs for them, and reads
+// them from its stage dir, where they stay until the bottle is removed.
+func SecretsOnDisk(ctx context.Context, e interface {
+	ContainerInspect(ctx context.Context, containerID string, options client.ContainerInspectOptions) (client.ContainerInspectResult, error)
+}, p plan.Plan) (bool, error) {
+	res, err := e.ContainerInspect(ctx, p.Bundle.Container, client.ContainerInspectOptions{})
+	if err != nil {
+		return false, fmt.Errorf("inspecting the bundle of %s: %w", p.Slug, err)
+	}
+	if hc := res.Container.HostConfig; hc != nil {
+		if _, ok := hc.Tmpfs[SecretsMount]; ok {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // secretsTmpfs is the bundle's tmpfs for the secrets, the bundle user's

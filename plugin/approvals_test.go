@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,11 +81,17 @@ func newBottle(t *testing.T, name string) *bottleFixture {
 			t.Fatal(err)
 		}
 	}
+	// The bundle has its own copy of the operator token (its tmpfs): a
+	// change of the plugin's file does not change what it takes.
+	bundleOperator := filepath.Join(t.TempDir(), "operator.token")
+	if err := os.WriteFile(bundleOperator, []byte(operatorToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	timeout := supervisor.Duration(time.Minute)
 	sup, addr, stop := supervisortest.Start(t, supervisor.Config{
 		Bottle:            name,
 		AgentTokenFile:    p.AgentTokenFile,
-		OperatorTokenFile: p.OperatorTokenFile,
+		OperatorTokenFile: bundleOperator,
 		Approvals:         supervisor.Policy{Kinds: []approval.Kind{approval.Egress, approval.Push}, Timeout: &timeout},
 	})
 	p.Endpoints = &plan.Endpoints{HostSupervise: addr}

@@ -2,6 +2,8 @@ package stage
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -74,6 +76,15 @@ func TestPrepareSmolvmBridge(t *testing.T) {
 	if mode(t, p.StageDir) != 0o700 {
 		t.Errorf("stage dir mode %v", mode(t, p.StageDir))
 	}
+	// The operator token is minted when the bundle starts, and kept out of
+	// the stage dir, which the bundle mounts.
+	if _, err := os.Stat(p.OperatorTokenFile); !errors.Is(err, fs.ErrNotExist) || strings.HasPrefix(p.OperatorTokenFile, p.StageDir+"/") {
+		t.Errorf("operator token at prepare: %s: %v", p.OperatorTokenFile, err)
+	}
+	op, err := WriteOperatorToken(p)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, f := range []string{p.OperatorTokenFile, p.AgentTokenFile, filepath.Join(p.StageDir, PlanFile)} {
 		if m := mode(t, f); m != 0o600 {
 			t.Errorf("%s mode %v", f, m)
@@ -90,9 +101,12 @@ func TestPrepareSmolvmBridge(t *testing.T) {
 		t.Errorf("prompt file %q", data)
 	}
 	tok, _ := os.ReadFile(p.AgentTokenFile)
-	op, _ := os.ReadFile(p.OperatorTokenFile)
-	if len(tok) != 26 || string(tok) == string(op) {
-		t.Errorf("tokens %d bytes, equal=%v", len(tok), string(tok) == string(op))
+	if onDisk, _ := os.ReadFile(p.OperatorTokenFile); len(tok) != 26 || string(tok) == op || string(onDisk) != op {
+		t.Errorf("tokens %d bytes, equal=%v, operator's on disk %v", len(tok), string(tok) == op, string(onDisk) == op)
+	}
+	// Each start mints another.
+	if again, err := WriteOperatorToken(p); err != nil || again == op || len(again) != 26 {
+		t.Errorf("a second operator token %q (%v), the first %q", again, err, op)
 	}
 	// No token value anywhere in the saved plan or the guest env.
 	saved, _ := os.ReadFile(filepath.Join(p.StageDir, PlanFile))

@@ -20,7 +20,8 @@ import (
 
 // Files in a stage dir, relative to it (slash-separated, as the bundle
 // sees them under its mount too). What the bottle may see is in GuestDir,
-// which is mounted read-only at plan.GuestDir; the operator token is not.
+// which is mounted read-only at plan.GuestDir. OperatorToken is where a
+// bottle made before the operator token left the stage dir keeps it.
 const (
 	PlanFile   = "plan.json"
 	GuestDir   = "guest"
@@ -59,7 +60,44 @@ func (d Dir) File(name string) string { return filepath.Join(d.path, filepath.Fr
 // Files are the paths of the dir that a plan records.
 func (d Dir) Files() plan.Files {
 	return plan.Files{Dir: d.path, Prompt: d.File(PromptFile), AgentToken: d.File(AgentToken),
-		OperatorToken: d.File(OperatorToken), GateRepo: d.File(GateRepo)}
+		OperatorToken: d.operatorToken(), GateRepo: d.File(GateRepo)}
+}
+
+// operatorToken is where the plugin keeps the bottle's operator token:
+// next to the stage dir, not in it, since the stage dir is mounted into
+// the bundle. The plugin is a new process at each command and must read
+// it again to talk to the supervisor; the bundle gets it in memory
+// (bringup.SendSecrets), a new one at each start (WriteOperatorToken).
+// The leading dot keeps it apart from the stage dirs: no bottle's name
+// starts with one.
+func (d Dir) operatorToken() string {
+	return filepath.Join(filepath.Dir(d.path), "."+filepath.Base(d.path)+".operator-token")
+}
+
+// WriteOperatorToken mints a new operator token for p's bundle, writes it
+// (0600) where p's plan says, in place of the one before, and returns it.
+func WriteOperatorToken(p plan.Plan) (string, error) {
+	tok := newToken()
+	tmp := p.OperatorTokenFile + ".tmp"
+	if err := writeFile(tmp, []byte(tok), 0o600); err != nil {
+		return "", fmt.Errorf("writing the operator token of %s: %w", p.Slug, err)
+	}
+	// Renamed into place: a command reading it never sees half a token.
+	if err := os.Rename(tmp, p.OperatorTokenFile); err != nil {
+		return "", fmt.Errorf("writing the operator token of %s: %w", p.Slug, err)
+	}
+	return tok, nil
+}
+
+// RemoveOperatorToken removes p's operator token from the host.
+func RemoveOperatorToken(p plan.Plan) error {
+	if p.OperatorTokenFile == "" {
+		return nil
+	}
+	if err := os.Remove(p.OperatorTokenFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing the operator token of %s: %w", p.Slug, err)
+	}
+	return nil
 }
 
 // Exists reports whether anything is at the dir's path (a bottle's name
@@ -112,8 +150,9 @@ func (d Dir) WriteGuestFile(name string, data []byte) error {
 
 // fill writes what Prepare puts in a new stage dir: the guest dir with
 // the prompt, the user's agent settings (when given) and the agent token,
-// and the bundle's copies of the tokens. The guest dir is what the bottle
-// sees, mounted read-only; the operator token stays 0600 outside it.
+// and the bundle's copy of the agent token. The guest dir is what the
+// bottle sees, mounted read-only. The operator token is minted when the
+// bundle starts (WriteOperatorToken).
 func (d Dir) fill(prompt, userConfig []byte) error {
 	if err := os.Mkdir(d.File(GuestDir), 0o755); err != nil {
 		return fmt.Errorf("making the guest dir: %w", err)
@@ -132,9 +171,6 @@ func (d Dir) fill(prompt, userConfig []byte) error {
 	}
 	if err := writeFile(d.File(GuestToken), agentToken, 0o644); err != nil {
 		return fmt.Errorf("writing the agent token: %w", err)
-	}
-	if err := writeFile(d.File(OperatorToken), []byte(newToken()), 0o600); err != nil {
-		return fmt.Errorf("writing the operator token: %w", err)
 	}
 	return nil
 }

@@ -36,8 +36,8 @@ type Event = api.Event
 // Supervisor holds the bottle's approvals, events and merged audit. It is
 // safe for concurrent use.
 type Supervisor struct {
-	cfg           Config
-	limits        Limits
+	cfg        Config
+	limits     Limits
 	agentToken string
 	// operatorToken is read again from its file when it changes: the
 	// plugin mints a new one at each start of the bundle, and the one

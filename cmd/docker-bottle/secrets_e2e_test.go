@@ -1,0 +1,209 @@
+//go:build e2e
+
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/moby/moby/client"
+
+	"github.com/docker-bottle/docker-bottle/bringup"
+	supclient "github.com/docker-bottle/docker-bottle/bundle/supervisor/client"
+	"github.com/docker-bottle/docker-bottle/internal/testenv"
+	"github.com/docker-bottle/docker-bottle/pki"
+	"github.com/docker-bottle/docker-bottle/plan"
+)
+
+// TestSecretsOnlyInTheBundlesMemory: on the local engine, a docker-backend
+// bottle's secret, the bottle CA's key and its operator token are in no
+// file of its stage dir, nor in docker inspect (env, command, labels,
+// mounts) or the logs of its bundle and agent; the bundle mounts the CA's
+// certificate alone, and the operator token the plugin keeps is outside
+// the stage dir, 0600. The proxy still adds the secret (a stand-in host
+// checks its hash), again after stop and start, which mint a new operator
+// token: the one before gets 401 from the supervisor.
+func TestSecretsOnlyInTheBundlesMemory(t *testing.T) {
+	t.Parallel()
+	eng := testenv.Engine(t)
+	base := testenv.Debian(t, eng)
+	cfg := testenv.DockerConfig(t)
+	canary := "bottle-canary-" + rand.Text()
+	sum := sha256.Sum256([]byte(canary))
+	const host = "api.secret.test"
+	ca, caFile := standInCA(t)
+	certs := standInCert(t, ca, host, filepath.Join(t.TempDir(), "api"))
+	env := []string{"DOCKER_BOTTLE_SMOLVM=", "BOTTLE_TEST_LOCAL_SECRET=" + canary}
+	name := bottleOf(t, cfg, env, "docker", "sm", map[string]string{"bottle.yaml": `agent:
+  provider: shell
+  image: ` + base + `
+  command: [sh, -c, 'until curl -fsS --max-time 5 https://` + host + `/secret; do sleep 1; done; exec sleep 600']
+egress:
+  extra_ca: ` + caFile + `
+  allow:
+    - host: ` + host + `
+      ports: [443]
+      private: true
+  secrets:
+    - host: ` + host + `
+      header: X-Key
+      from_env: BOTTLE_TEST_LOCAL_SECRET
+`})
+	svc := serviceOf(t, cfg)
+	p, err := svc.Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Bundle.StageOnEngine || p.ThroughEngine() {
+		t.Fatal("the bottle goes through the engine: this test is about the local one")
+	}
+	testenv.StartUpstream(t, eng, p.Bundle.Network, host, certs, map[string]string{plan.LabelBottle: name, testenv.TestLabel: "1"},
+		"--secret-header", "X-Key", "--secret-sha256", hex.EncodeToString(sum[:]))
+	// The stand-in answers only when the header has the secret's value.
+	waitLogs(t, cfg, nil, name, "secret arrived at "+host)
+
+	key, err := os.ReadFile(filepath.Join(stateOf(cfg).CA(), pki.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	operator := operatorToken(t, p)
+	values := map[string]string{"the secret": canary, "the CA key": strings.Split(string(key), "\n")[1], "the operator token": operator}
+	nowhereOnHost(t, eng, p, values)
+	bundleMountsNoSecret(t, eng, p, stateOf(cfg).CA())
+	if a := docker(t, cfg, nil, "bottle", "approvals", name); a.code != 0 {
+		t.Errorf("approvals: exit %d %s", a.code, a.stderr)
+	}
+
+	if r := docker(t, cfg, env, "bottle", "stop", name); r.code != 0 {
+		t.Fatalf("stop: %d %s", r.code, r.stderr)
+	}
+	if r := docker(t, cfg, env, "bottle", "start", name); r.code != 0 {
+		t.Fatalf("start: %d %s", r.code, r.stderr)
+	}
+	// The agent's command ran again, and the secret arrived again: start
+	// sent it to the bundle's new tmpfs.
+	waitLogsN(t, cfg, nil, name, "secret arrived at "+host, 2)
+	if p, err = svc.Load(name); err != nil {
+		t.Fatal(err)
+	}
+	rotated := operatorToken(t, p)
+	if rotated == operator {
+		t.Error("start kept the operator token")
+	}
+	ctx := context.Background()
+	old, err := supclient.New(p.Endpoints.HostSupervise, operator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Approvals(ctx); supclient.StatusCode(err) != 401 {
+		t.Errorf("the operator token of the run before start: %v, want 401", err)
+	}
+	if a := docker(t, cfg, nil, "bottle", "approvals", name); a.code != 0 {
+		t.Errorf("approvals after start: exit %d %s", a.code, a.stderr)
+	}
+	values["the operator token"] = rotated
+	values["the operator token before start"] = operator
+	nowhereOnHost(t, eng, p, values)
+	bundleMountsNoSecret(t, eng, p, stateOf(cfg).CA())
+
+	if r := docker(t, cfg, env, "bottle", "rm", "-f", name); r.code != 0 {
+		t.Fatalf("rm -f: %d %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(p.OperatorTokenFile); !os.IsNotExist(err) {
+		t.Errorf("rm left the operator token: %v", err)
+	}
+}
+
+// operatorToken reads the operator token the plugin keeps for p, and
+// fails the test unless it is outside the stage dir (which the bundle
+// mounts) and the user's alone.
+func operatorToken(t *testing.T, p plan.Plan) string {
+	t.Helper()
+	if rel, err := filepath.Rel(p.StageDir, p.OperatorTokenFile); err != nil || !strings.HasPrefix(rel, "..") {
+		t.Errorf("the operator token %s is in the stage dir %s", p.OperatorTokenFile, p.StageDir)
+	}
+	st, err := os.Stat(p.OperatorTokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("the operator token's mode is %v", st.Mode().Perm())
+	}
+	tok, err := os.ReadFile(p.OperatorTokenFile)
+	if err != nil || len(strings.TrimSpace(string(tok))) < 20 {
+		t.Fatalf("the operator token: %q %v", tok, err)
+	}
+	return strings.TrimSpace(string(tok))
+}
+
+// nowhereOnHost fails the test when any of values (what: value) is in a
+// file of p's stage dir, in docker inspect of a container of the bottle
+// (env, command, labels, mounts), or in its logs.
+func nowhereOnHost(t *testing.T, eng *client.Client, p plan.Plan, values map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	files := 0
+	if err := filepath.WalkDir(p.StageDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		files++
+		data, err := os.ReadFile(path)
+		for what, v := range values {
+			if err == nil && strings.Contains(string(data), v) {
+				t.Errorf("%s is in %s", what, path)
+			}
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if files == 0 {
+		t.Fatalf("no file in the stage dir %s", p.StageDir)
+	}
+	f := make(client.Filters).Add("label", plan.LabelBottle+"="+p.Slug)
+	cs, err := eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil || len(cs.Items) < 2 {
+		t.Fatalf("the bottle's containers: %v %v", cs.Items, err)
+	}
+	for _, c := range cs.Items {
+		res, err := eng.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs := bringup.Logs(ctx, eng, c.ID, 100000)
+		for what, v := range values {
+			if strings.Contains(string(res.Raw), v) {
+				t.Errorf("docker inspect %s shows %s", c.Names[0], what)
+			}
+			if strings.Contains(logs, v) {
+				t.Errorf("docker logs %s shows %s", c.Names[0], what)
+			}
+		}
+	}
+}
+
+// bundleMountsNoSecret fails the test unless p's bundle has its secrets'
+// tmpfs and mounts nothing of the CA dir caDir but the certificate.
+func bundleMountsNoSecret(t *testing.T, eng *client.Client, p plan.Plan, caDir string) {
+	t.Helper()
+	res, err := eng.ContainerInspect(context.Background(), p.Bundle.Container, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := res.Container.HostConfig.Tmpfs[bringup.SecretsMount]; !ok {
+		t.Errorf("the bundle has no tmpfs at %s: %v", bringup.SecretsMount, res.Container.HostConfig.Tmpfs)
+	}
+	for _, m := range res.Container.Mounts {
+		if strings.HasPrefix(m.Source, caDir) && m.Source != filepath.Join(caDir, pki.CertFile) {
+			t.Errorf("the bundle mounts %s at %s", m.Source, m.Destination)
+		}
+	}
+}
