@@ -275,6 +275,13 @@ func placeBundle(ctx context.Context, e Engine, p plan.Plan, tag string, o Optio
 		return id, &Error{Step: "starting the bundle container", Err: addressTaken(err), Logs: Logs(ctx, e, id, 20)}
 	}
 	if err := SendSecrets(ctx, e, p, o.CADir, o.Getenv); err != nil {
+		// A bundle that could not start (a bad configuration) has gone
+		// before it could take them: say that, not how the exec failed.
+		if res, ierr := e.ContainerInspect(ctx, id, client.ContainerInspectOptions{}); ierr == nil {
+			if st := res.Container.State; st != nil && (!st.Running || st.Restarting) {
+				err = fmt.Errorf("the bundle exited with code %d before it took its secrets", st.ExitCode)
+			}
+		}
 		return id, &Error{Step: "sending the secrets to the bundle", Err: err, Logs: Logs(ctx, e, id, 20)}
 	}
 	return id, nil

@@ -99,7 +99,7 @@ func up(t *testing.T, eng *client.Client, p plan.Plan) plan.Plan {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := Up(context.Background(), eng, Options{Plan: p, Mounts: mounts, Health: Health, Version: "test", Allocator: allocator(p, eng)})
+	q, err := Up(context.Background(), eng, Options{Plan: p, Mounts: mounts, CADir: caDir(p), Health: Health, Version: "test", Allocator: allocator(p, eng)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestTwoBundlesAtOnce(t *testing.T) {
 				errs[i] = err
 				return
 			}
-			ps[i], errs[i] = Up(context.Background(), eng, Options{Plan: ps[i], Mounts: mounts, Health: Health, Allocator: allocator(ps[i], eng)})
+			ps[i], errs[i] = Up(context.Background(), eng, Options{Plan: ps[i], Mounts: mounts, CADir: caDir(ps[i]), Health: Health, Allocator: allocator(ps[i], eng)})
 		}()
 	}
 	wg.Wait()
@@ -273,7 +273,7 @@ func TestInterruptedBringUpLeavesNothing(t *testing.T) {
 		}
 		return errors.New("not yet")
 	}
-	_, err = Up(ctx, eng, Options{Plan: p, Mounts: mounts, Health: never, Allocator: allocator(p, eng)})
+	_, err = Up(ctx, eng, Options{Plan: p, Mounts: mounts, CADir: caDir(p), Health: never, Allocator: allocator(p, eng)})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Up after cancel: %v", err)
 	}
@@ -292,7 +292,7 @@ func TestFailedBringUpShowsTheBundleLog(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(p.StageDir, ConfigFile), []byte(`{"bottle": "x", "nonsense": 1}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Up(context.Background(), eng, Options{Plan: p, Mounts: mounts, Health: Health, HealthTimeout: 20 * time.Second, Allocator: allocator(p, eng)})
+	_, err = Up(context.Background(), eng, Options{Plan: p, Mounts: mounts, CADir: caDir(p), Health: Health, HealthTimeout: 20 * time.Second, Allocator: allocator(p, eng)})
 	var be *Error
 	if !errors.As(err, &be) || !strings.Contains(be.Err.Error(), "exited") || !strings.Contains(be.Logs, "nonsense") {
 		t.Fatalf("error %v", err)

@@ -56,7 +56,7 @@ func TestChosenHostPortsAreNotFreeBeforeTheBundleStarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := Up(context.Background(), e, Options{Plan: p, Mounts: mounts, Health: Health, Version: "test", Allocator: allocator(p, eng)})
+	q, err := Up(context.Background(), e, Options{Plan: p, Mounts: mounts, CADir: caDir(p), Health: Health, Version: "test", Allocator: allocator(p, eng)})
 	if len(e.stole) > 0 {
 		t.Errorf("%d host ports chosen for bundles were free before they started, and were taken: %v", len(e.stole), e.stole[:min(3, len(e.stole))])
 	}

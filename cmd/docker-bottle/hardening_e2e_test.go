@@ -562,11 +562,12 @@ func killBundle(t *testing.T, eng *client.Client, p plan.Plan) {
 }
 
 // TestBundleDeathIsToldAndBounded kills the bundle's process in a running
-// docker-backend bottle. The engine restarts it on the same ports, and ls
-// and events say it died and how (exit code 137); the operator's commands
-// work again. Once its restarts are used up it stays down: ls says the
-// bottle failed and why, events says so, and the operator's token is not
-// sent to whoever listens on its port now.
+// docker-backend bottle. The engine restarts it on the same ports, with
+// an empty tmpfs: it waits for its secrets, which `docker bottle start`
+// sends; then ls and events say it died and how (exit code 137), and the
+// operator's commands work again. Once its restarts are used up it stays
+// down: ls says the bottle failed and why, events says so, and the
+// operator's token is not sent to whoever listens on its port now.
 func TestBundleDeathIsToldAndBounded(t *testing.T) {
 	eng := testenv.Engine(t)
 	base := testenv.Debian(t, eng)
@@ -590,9 +591,21 @@ func TestBundleDeathIsToldAndBounded(t *testing.T) {
 		t.Helper()
 		for start := time.Now(); time.Since(start) < 60*time.Second; time.Sleep(200 * time.Millisecond) {
 			st, err := bringup.Inspect(context.Background(), eng, p)
-			if err == nil && st.Serving && st.Restarts == restarts && bringup.Health(context.Background(), p) == nil {
-				return st
+			if err != nil || !st.Serving || st.Restarts != restarts {
+				continue
 			}
+			// Its secrets were in its memory alone: it serves once start
+			// sent them again.
+			if bringup.Health(context.Background(), p) == nil {
+				t.Fatalf("the bundle serves after %d deaths without its secrets", restarts)
+			}
+			if r := docker(t, cfg, nil, "bottle", "start", name); r.code != 0 {
+				t.Fatalf("start after %d deaths: exit %d %s", restarts, r.code, r.stderr)
+			}
+			if err := bringup.Health(context.Background(), p); err != nil {
+				t.Fatalf("health after start: %v", err)
+			}
+			return st
 		}
 		t.Fatalf("the bundle did not come back after %d deaths", restarts)
 		return bringup.BundleState{}
