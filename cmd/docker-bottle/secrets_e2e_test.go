@@ -9,7 +9,9 @@ import (
 	"encoding/hex"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -37,25 +39,9 @@ func TestSecretsOnlyInTheBundlesMemory(t *testing.T) {
 	cfg := testenv.DockerConfig(t)
 	canary := "bottle-canary-" + rand.Text()
 	sum := sha256.Sum256([]byte(canary))
-	const host = "api.secret.test"
-	ca, caFile := standInCA(t)
-	certs := standInCert(t, ca, host, filepath.Join(t.TempDir(), "api"))
+	certs, spec := secretSpec(t, base)
 	env := []string{"DOCKER_BOTTLE_SMOLVM=", "BOTTLE_TEST_LOCAL_SECRET=" + canary}
-	name := bottleOf(t, cfg, env, "docker", "sm", map[string]string{"bottle.yaml": `agent:
-  provider: shell
-  image: ` + base + `
-  command: [sh, -c, 'until curl -fsS --max-time 5 https://` + host + `/secret; do sleep 1; done; exec sleep 600']
-egress:
-  extra_ca: ` + caFile + `
-  allow:
-    - host: ` + host + `
-      ports: [443]
-      private: true
-  secrets:
-    - host: ` + host + `
-      header: X-Key
-      from_env: BOTTLE_TEST_LOCAL_SECRET
-`})
+	name := bottleOf(t, cfg, env, "docker", "sm", map[string]string{"bottle.yaml": spec})
 	svc := serviceOf(t, cfg)
 	p, err := svc.Load(name)
 	if err != nil {
@@ -64,8 +50,7 @@ egress:
 	if p.Bundle.StageOnEngine || p.ThroughEngine() {
 		t.Fatal("the bottle goes through the engine: this test is about the local one")
 	}
-	testenv.StartUpstream(t, eng, p.Bundle.Network, host, certs, map[string]string{plan.LabelBottle: name, testenv.TestLabel: "1"},
-		"--secret-header", "X-Key", "--secret-sha256", hex.EncodeToString(sum[:]))
+	secretHost(t, eng, p, certs, sum[:])
 	// The stand-in answers only when the header has the secret's value.
 	waitLogs(t, cfg, nil, name, "secret arrived at "+host)
 
@@ -119,6 +104,138 @@ egress:
 	if _, err := os.Stat(p.OperatorTokenFile); !os.IsNotExist(err) {
 		t.Errorf("rm left the operator token: %v", err)
 	}
+}
+
+// The host a secret goes to in these tests.
+const host = "api.secret.test"
+
+// secretSpec is the bottle.yaml of a shell agent that asks the stand-in
+// host (secretHost) until it answers that the secret arrived: the proxy
+// adds it from $BOTTLE_TEST_LOCAL_SECRET. It returns the stand-in's
+// certificates too.
+func secretSpec(t *testing.T, base string) (string, string) {
+	ca, caFile := standInCA(t)
+	certs := standInCert(t, ca, host, filepath.Join(t.TempDir(), "api"))
+	return certs, `agent:
+  provider: shell
+  image: ` + base + `
+  command: [sh, -c, 'until curl -fsS --max-time 5 https://` + host + `/secret; do sleep 1; done; exec sleep 600']
+egress:
+  extra_ca: ` + caFile + `
+  allow:
+    - host: ` + host + `
+      ports: [443]
+      private: true
+  secrets:
+    - host: ` + host + `
+      header: X-Key
+      from_env: BOTTLE_TEST_LOCAL_SECRET
+`
+}
+
+// secretHost starts the stand-in host on p's bundle network: it answers
+// https://HOST/secret only when the header has the value whose sha256 is
+// sum.
+func secretHost(t *testing.T, eng *client.Client, p plan.Plan, certs string, sum []byte) {
+	testenv.StartUpstream(t, eng, p.Bundle.Network, host, certs, map[string]string{plan.LabelBottle: p.Slug, testenv.TestLabel: "1"},
+		"--secret-header", "X-Key", "--secret-sha256", hex.EncodeToString(sum))
+}
+
+// beforeMemorySecrets is the last commit whose plugin wrote a local
+// bottle's secrets, operator token and CA key where its bundle mounted them.
+const beforeMemorySecrets = "94846064b379b75041b166e406066206e4085abc"
+
+// TestSecretsOfAnOldBottle: a local bottle made by the plugin before the
+// secrets went to the bundle's memory (built from that commit) starts
+// with this one: its bundle still reads them from its stage dir, the
+// proxy still adds the secret, the operator's commands work, start says
+// how to move it on, and rm removes it.
+func TestSecretsOfAnOldBottle(t *testing.T) {
+	t.Parallel()
+	eng := testenv.Engine(t)
+	base := testenv.Debian(t, eng)
+	cfg := testenv.DockerConfig(t)
+	installed := filepath.Join(cfg, "cli-plugins", "docker-bottle")
+	current, err := os.ReadFile(installed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	install := func(bin []byte) {
+		t.Helper()
+		if err := os.WriteFile(installed, bin, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	install(oldPlugin(t, beforeMemorySecrets))
+	canary := "bottle-canary-" + rand.Text()
+	sum := sha256.Sum256([]byte(canary))
+	certs, spec := secretSpec(t, base)
+	env := []string{"DOCKER_BOTTLE_SMOLVM=", "BOTTLE_TEST_LOCAL_SECRET=" + canary}
+	name := bottleOf(t, cfg, env, "docker", "so", map[string]string{"bottle.yaml": spec})
+	// Whatever happens next, the bottle is removed by this plugin.
+	install(current)
+	p, err := serviceOf(t, cfg).Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretHost(t, eng, p, certs, sum[:])
+	waitLogs(t, cfg, nil, name, "secret arrived at "+host)
+	if data, err := os.ReadFile(filepath.Join(p.StageDir, "secrets", "0")); err != nil || string(data) != canary {
+		t.Fatalf("the old plugin did not write the secret into the stage dir (%v): the test proves nothing", err)
+	}
+
+	if r := docker(t, cfg, env, "bottle", "stop", name); r.code != 0 {
+		t.Fatalf("stop: %d %s", r.code, r.stderr)
+	}
+	r := docker(t, cfg, env, "bottle", "start", name)
+	if r.code != 0 {
+		t.Fatalf("start: %d %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "made by an older docker bottle") || !strings.Contains(r.stderr, "docker bottle rm "+name) {
+		t.Errorf("start does not say the bottle keeps its secrets on disk:\n%s", r.stderr)
+	}
+	waitLogsN(t, cfg, nil, name, "secret arrived at "+host, 2)
+	if a := docker(t, cfg, nil, "bottle", "approvals", name); a.code != 0 {
+		t.Errorf("approvals after start: exit %d %s", a.code, a.stderr)
+	}
+	if r := docker(t, cfg, env, "bottle", "rm", "-f", name); r.code != 0 {
+		t.Fatalf("rm -f: %d %s", r.code, r.stderr)
+	}
+}
+
+// oldPlugin builds the plugin of commit (of this repository), with the
+// bundle binary for this host's architecture, and returns it.
+func oldPlugin(t *testing.T, commit string) []byte {
+	t.Helper()
+	src := t.TempDir()
+	archive := exec.Command("sh", "-c", `git -C "$1" archive --format=tar "$2" | tar -x -C "$3"`, "sh", testenv.ModuleRoot(), commit, src)
+	if out, err := archive.CombinedOutput(); err != nil {
+		t.Fatalf("the source of %s: %v\n%s", commit, err, out)
+	}
+	bins := filepath.Join(src, "internal", "bundlebin", "bin")
+	for _, bin := range []string{"bottle-bundle", "bottle-probe"} {
+		out := filepath.Join(bins, bin+"-linux-"+runtime.GOARCH)
+		build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/"+bin)
+		build.Dir, build.Env = src, append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+		if msg, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("building %s of %s: %v\n%s", bin, commit, err, msg)
+		}
+		// Compressed, as the plugin embeds it.
+		if msg, err := exec.Command("gzip", "-n", "-f", out).CombinedOutput(); err != nil {
+			t.Fatalf("compressing %s: %v\n%s", bin, err, msg)
+		}
+	}
+	plugin := filepath.Join(src, "docker-bottle")
+	build := exec.Command("go", "build", "-o", plugin, "./cmd/docker-bottle")
+	build.Dir, build.Env = src, append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the plugin of %s: %v\n%s", commit, err, msg)
+	}
+	data, err := os.ReadFile(plugin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 // operatorToken reads the operator token the plugin keeps for p, and
