@@ -75,12 +75,22 @@ func WriteConfig(p plan.Plan, o ConfigOptions) ([]Mount, error) {
 	// bundle's tmpfs (SendSecrets): only the certificate is mounted.
 	caKey, operatorToken := SecretsMount+"/"+caKeyFile, SecretsMount+"/"+operatorTokenFile
 	// On the engine, host files become files of the stage volume (the root
-	// is read-only, and docker cp refuses it), and what the bundle writes
-	// goes to a dir of its own (the volume's root is root's).
-	ca, rootsAt, extraAt, written := caMount, rootsMount, extraMount, in
+	// is read-only, and docker cp refuses it).
+	// What the bundle writes goes to a dir of its own: on the engine, the
+	// volume's root is root's; here, the stage dir is mounted read-only
+	// (stageMounts), the audit dir and the gate's repository writable.
+	ca, rootsAt, extraAt := caMount, rootsMount, extraMount
+	written := func(name string) string { return in(auditDir + "/" + name) }
 	if p.Bundle.StageOnEngine {
 		ca, rootsAt, extraAt = in(caMount[1:]), in(rootsMount[1:]), in(extraMount[1:])
-		written = func(name string) string { return in(auditDir + "/" + name) }
+	} else {
+		// The mount points of stageMounts, made here: nothing can be made
+		// in a read-only mount.
+		for _, d := range []string{auditDir, stage.GateRepo + "/hooks"} {
+			if err := stage.Ensure(stage.Of(p).File(d)); err != nil {
+				return nil, fmt.Errorf("preparing the stage dir for the bundle: %w", err)
+			}
+		}
 	}
 	mounts := []Mount{{Source: filepath.Join(o.CADir, pki.CertFile), Target: ca + "/" + pki.CertFile}}
 

@@ -63,9 +63,23 @@ func bundleUser() (user string, uid, gid int) {
 
 // stageMounts are the bundle's mounts of its stage: the stage dir bound,
 // or the two volumes on the engine.
+//
+// The stage dir is bound read-only: the bundle writes only into the
+// gate's repository and the audit dir, bound writable over it. The gate's
+// config and hooks, which the host's git reads and runs when the user
+// fetches, stay read-only over those.
 func stageMounts(p plan.Plan, labels func(string) map[string]string) []mount.Mount {
 	if !p.Bundle.StageOnEngine {
-		return []mount.Mount{{Type: mount.TypeBind, Source: p.StageDir, Target: StageMount}}
+		dir := stage.Of(p)
+		bind := func(name string, readOnly bool) mount.Mount {
+			target := StageMount
+			if name != "" {
+				target += "/" + name
+			}
+			return mount.Mount{Type: mount.TypeBind, Source: dir.File(name), Target: target, ReadOnly: readOnly}
+		}
+		return []mount.Mount{bind("", true), bind(stage.GateRepo, false), bind(auditDir, false),
+			bind(stage.GateRepo+"/config", true), bind(stage.GateRepo+"/hooks", true)}
 	}
 	vol := func(role, target string) mount.Mount {
 		return mount.Mount{Type: mount.TypeVolume, Source: stage.Volume(p.Slug, role), Target: target,

@@ -382,7 +382,7 @@ func TestAuditFloodKeepsTheRecord(t *testing.T) {
 	if !strings.Contains(audit.stdout, `"repeated":`) {
 		t.Errorf("no line counts the repeated refusals")
 	}
-	keep, err := os.ReadFile(filepath.Join(p.StageDir, "audit-proxy.jsonl.keep"))
+	keep, err := os.ReadFile(filepath.Join(p.StageDir, "audit", "audit-proxy.jsonl.keep"))
 	if err != nil || !strings.Contains(string(keep), `"path":"/exfil"`) || strings.Contains(string(keep), "proxy token") {
 		t.Errorf("the proxy's kept lines: %v\n%.2000s", err, keep)
 	}

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -308,7 +309,9 @@ func nowhereOnHost(t *testing.T, eng *client.Client, p plan.Plan, values map[str
 }
 
 // bundleMountsNoSecret fails the test unless p's bundle has its secrets'
-// tmpfs and mounts nothing of the CA dir caDir but the certificate.
+// tmpfs, mounts nothing of the CA dir caDir but the certificate, and
+// mounts its stage dir read-only but for the gate's repository (not its
+// config and hooks) and the audit dir.
 func bundleMountsNoSecret(t *testing.T, eng *client.Client, p plan.Plan, caDir string) {
 	t.Helper()
 	res, err := eng.ContainerInspect(context.Background(), p.Bundle.Container, client.ContainerInspectOptions{})
@@ -318,9 +321,37 @@ func bundleMountsNoSecret(t *testing.T, eng *client.Client, p plan.Plan, caDir s
 	if _, ok := res.Container.HostConfig.Tmpfs[bringup.SecretsMount]; !ok {
 		t.Errorf("the bundle has no tmpfs at %s: %v", bringup.SecretsMount, res.Container.HostConfig.Tmpfs)
 	}
+	writable := map[string]bool{}
 	for _, m := range res.Container.Mounts {
 		if strings.HasPrefix(m.Source, caDir) && m.Source != filepath.Join(caDir, pki.CertFile) {
 			t.Errorf("the bundle mounts %s at %s", m.Source, m.Destination)
+		}
+		if m.RW {
+			writable[m.Destination] = true
+		}
+		if rel, err := filepath.Rel(p.StageDir, m.Source); err == nil && !strings.HasPrefix(rel, "..") &&
+			m.Destination != path.Join(bringup.StageMount, filepath.ToSlash(rel)) {
+			t.Errorf("the bundle mounts %s at %s", m.Source, m.Destination)
+		}
+	}
+	want := map[string]bool{bringup.StageMount + "/gate.git": true, bringup.StageMount + "/audit": true}
+	for d := range writable {
+		if strings.HasPrefix(d, bringup.StageMount) && !want[d] {
+			t.Errorf("the bundle may write into %s", d)
+		}
+	}
+	for d := range want {
+		if !writable[d] {
+			t.Errorf("the bundle cannot write into %s: mounts %+v", d, res.Container.Mounts)
+		}
+	}
+	for _, ro := range []string{bringup.StageMount, bringup.StageMount + "/gate.git/config", bringup.StageMount + "/gate.git/hooks"} {
+		found := false
+		for _, m := range res.Container.Mounts {
+			found = found || m.Destination == ro && !m.RW
+		}
+		if !found {
+			t.Errorf("%s is not mounted read-only in the bundle: %+v", ro, res.Container.Mounts)
 		}
 	}
 }
