@@ -26,22 +26,37 @@ type redaction struct {
 	value, repl []byte
 }
 
-// newRedactor returns nil when there is nothing to redact.
+// newRedactor returns nil when there is nothing to redact. The values come
+// first, then their encoded forms (secretForms), so that where a form of one
+// value is another value, the value's own replacement wins.
 func newRedactor(ss []secret) *redactor {
 	r := &redactor{sameLen: true}
 	seen := map[string]bool{}
+	add := func(value, repl string) {
+		if value == "" || seen[value] {
+			return
+		}
+		seen[value] = true
+		r.pairs = append(r.pairs, redaction{[]byte(value), []byte(repl)})
+		r.maxLen = max(r.maxLen, len(value))
+		r.sameLen = r.sameLen && len(repl) == len(value)
+	}
+	repl := func(s secret) string {
+		if s.Placeholder == "" {
+			return redactedMarker
+		}
+		return s.Placeholder
+	}
 	for _, s := range ss {
-		if s.value == "" || seen[s.value] {
+		add(s.value, repl(s))
+	}
+	for _, s := range ss {
+		if s.value == "" {
 			continue
 		}
-		seen[s.value] = true
-		repl := s.Placeholder
-		if repl == "" {
-			repl = redactedMarker
+		for _, f := range secretForms(s, repl(s)) {
+			add(f[0], f[1])
 		}
-		r.pairs = append(r.pairs, redaction{[]byte(s.value), []byte(repl)})
-		r.maxLen = max(r.maxLen, len(s.value))
-		r.sameLen = r.sameLen && len(repl) == len(s.value)
 	}
 	if len(r.pairs) == 0 {
 		return nil
@@ -116,7 +131,7 @@ func (m *matcher) from(i int) (int, *redaction) {
 }
 
 // reader returns src with the secret values replaced, streaming: it holds
-// back at most the longest value's length minus one byte, so a value split
+// back at most the longest value's (or form's) length minus one byte, so a value split
 // across reads (or chunks, or TLS records) is still found, and a body that
 // arrives bit by bit (server-sent events) is passed on as it arrives.
 func (r *redactor) reader(src io.Reader) io.Reader {

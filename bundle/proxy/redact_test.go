@@ -2,11 +2,17 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"compress/gzip"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,19 +104,24 @@ func TestRedactReaderAcrossReadBoundaries(t *testing.T) {
 
 func TestRedactReaderPassesDataAsItArrives(t *testing.T) {
 	// A stream (server-sent events) must not be held back beyond the
-	// longest value's length: each read returns what cannot start a match.
+	// longest value's (or encoded form's) length: each read returns what
+	// cannot start a match.
 	r := testRedactor("0123456789", "XXXXXXXXXX")
+	if r.maxLen != 20 { // the hex form
+		t.Fatalf("maxLen = %d, want 20", r.maxLen)
+	}
 	pr, pw := io.Pipe()
 	rr := r.reader(pr)
-	go pw.Write([]byte("data: hello world\n\n"))
+	const in = "data: hello world, it is a fine day\n\n"
+	go pw.Write([]byte(in))
 	buf := make([]byte, 100)
 	n, err := rr.Read(buf)
-	if err != nil || string(buf[:n]) != "data: hell" {
-		t.Fatalf("first read = %q, %v; want all but the last 9 bytes", buf[:n], err)
+	if want := in[:len(in)-19]; err != nil || string(buf[:n]) != want {
+		t.Fatalf("first read = %q, %v; want all but the last 19 bytes", buf[:n], err)
 	}
 	pw.Close()
 	rest, _ := io.ReadAll(rr)
-	if string(rest) != "o world\n\n" {
+	if string(rest) != in[len(in)-19:] {
 		t.Fatalf("rest = %q", rest)
 	}
 }
@@ -120,7 +131,9 @@ func TestRedactReaderPassesDataAsItArrives(t *testing.T) {
 // written in pieces that split the value across chunks and TLS records,
 // with and without Content-Length and gzip.
 func TestInterceptionRedactsResponses(t *testing.T) {
-	const samePH = "sk-live-PLACEHOLDER-same-len" // as long as secretValue
+	// As long as secretValue, in every encoded form too (the same
+	// characters that escape, at the same places).
+	const samePH = "sk-live-PLACEHOLDERsamelen00"
 	if len(samePH) != len(secretValue) {
 		t.Fatalf("test placeholder is %d bytes, secret %d", len(samePH), len(secretValue))
 	}
@@ -317,6 +330,244 @@ func FuzzRedact(f *testing.F) {
 		}
 		if want := naiveRedact(r, data); !bytes.Equal(got, want) {
 			t.Fatalf("got %q, want %q", got, want)
+		}
+	})
+}
+
+// stdForms are a value's encodings as an upstream would write them, made
+// with the standard library (not with the redactor's own code), by name.
+func stdForms(v string) map[string]string {
+	js, _ := json.Marshal(v)
+	var nb bytes.Buffer
+	enc := json.NewEncoder(&nb)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+	noHTML := strings.TrimSuffix(nb.String(), "\n")
+	noHTML = noHTML[1 : len(noHTML)-1]
+	return map[string]string{
+		"json":        string(js[1 : len(js)-1]),
+		"json-nohtml": noHTML,
+		"json-slash":  strings.ReplaceAll(noHTML, "/", `\/`),
+		"json-u002f":  strings.ReplaceAll(noHTML, "/", `\u002f`),
+		"query":       url.QueryEscape(v),
+		"path":        url.PathEscape(v),
+		"hex":         hex.EncodeToString([]byte(v)),
+		"HEX":         strings.ToUpper(hex.EncodeToString([]byte(v))),
+		"b64":         base64.StdEncoding.EncodeToString([]byte(v)),
+		"b64url":      base64.URLEncoding.EncodeToString([]byte(v)),
+		"b64raw":      base64.RawStdEncoding.EncodeToString([]byte(v)),
+		"b64rawurl":   base64.RawURLEncoding.EncodeToString([]byte(v)),
+	}
+}
+
+// decodeForm is the inverse of stdForms[name].
+func decodeForm(t *testing.T, name, s string) string {
+	t.Helper()
+	var out []byte
+	var err error
+	switch name {
+	case "json", "json-nohtml", "json-slash", "json-u002f":
+		var v string
+		err = json.Unmarshal([]byte(`"`+s+`"`), &v)
+		out = []byte(v)
+	case "query":
+		var v string
+		v, err = url.QueryUnescape(s)
+		out = []byte(v)
+	case "path":
+		var v string
+		v, err = url.PathUnescape(s)
+		out = []byte(v)
+	case "hex", "HEX":
+		out, err = hex.DecodeString(s)
+	case "b64":
+		out, err = base64.StdEncoding.DecodeString(s)
+	case "b64url":
+		out, err = base64.URLEncoding.DecodeString(s)
+	case "b64raw":
+		out, err = base64.RawStdEncoding.DecodeString(s)
+	case "b64rawurl":
+		out, err = base64.RawURLEncoding.DecodeString(s)
+	default:
+		t.Fatalf("unknown form %q", name)
+	}
+	if err != nil {
+		t.Fatalf("form %s of %q: %v", name, s, err)
+	}
+	return string(out)
+}
+
+// A value with characters each encoding escapes.
+const oddSecret = `sk/live+9d8c<7b6a>&5f4e"3d2c\1b0a=?#%x y`
+
+func TestRedactEncodedForms(t *testing.T) {
+	for _, ph := range []string{"PH/with+odd<chars>&\"\\ ok", ""} {
+		r := testRedactor(oddSecret, ph)
+		repl := ph
+		if ph == "" {
+			repl = redactedMarker
+		}
+		forms, replForms := stdForms(oddSecret), stdForms(repl)
+		for name, f := range forms {
+			in := "before " + f + " middle " + f + " after"
+			want := "before " + replForms[name] + " middle " + replForms[name] + " after"
+			for _, sizes := range [][]int{{1}, {2}, {7}, {1 << 20}} {
+				got, err := io.ReadAll(r.reader(&chunkReader{data: []byte(in), sizes: sizes}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(got) != want {
+					t.Fatalf("form %s, placeholder %q, reads of %v:\n got %q\nwant %q", name, ph, sizes, got, want)
+				}
+			}
+			if got := r.string(in); got != want {
+				t.Errorf("form %s in a header: %q", name, got)
+			}
+		}
+	}
+}
+
+// TestRedactBase64Inside checks the base64 of a larger input that holds the
+// value at any offset: at most two bytes at each end of the value survive.
+func TestRedactBase64Inside(t *testing.T) {
+	const v = "sk-live-9d8c7b6a5f4e3d2c1b0a"
+	r := testRedactor(v, "PH")
+	for pre := range 6 {
+		for post := range 4 {
+			for _, enc := range base64Encodings {
+				plain := strings.Repeat("<", pre) + v + strings.Repeat(">", post)
+				in := "x " + enc.EncodeToString([]byte(plain)) + " y"
+				got, err := io.ReadAll(r.reader(&chunkReader{data: []byte(in), sizes: []int{1}}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Decode whatever base64 is left around the replacement.
+				s := strings.TrimSuffix(strings.TrimPrefix(string(got), "x "), " y")
+				for _, piece := range strings.FieldsFunc(s, func(r rune) bool {
+					return !strings.ContainsRune("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_", r)
+				}) {
+					for k := range min(4, len(piece)) {
+						p := piece[k:]
+						dec, _ := enc.WithPadding(base64.NoPadding).DecodeString(p[:len(p)/4*4])
+						if strings.Contains(string(dec), v[2:len(v)-2]) {
+							t.Fatalf("pre %d post %d: %q still holds the value", pre, post, got)
+						}
+					}
+				}
+				if strings.Contains(s, enc.EncodeToString([]byte(v))) {
+					t.Fatalf("pre %d post %d: %q", pre, post, got)
+				}
+			}
+		}
+	}
+}
+
+// TestInterceptionRedactsEncodedEchoes runs a real TLS upstream that echoes
+// the header value the proxy injected, and the bare secret, in each common
+// encoding, one byte per chunk: each arrives as the same encoding of what
+// the agent sent (its placeholder, or the marker in the proxy's header).
+func TestInterceptionRedactsEncodedEchoes(t *testing.T) {
+	e := newInterceptEnv(t, func(c *Config) {
+		c.Secrets = append(c.Secrets, Secret{Host: "plain.example.test", Header: "X-Api-Key", Placeholder: placeholder,
+			ValueFile: writeFile(t, t.TempDir(), "odd", oddSecret)})
+	})
+	e.up.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v := r.Header.Get("X-Api-Key")
+		if v == "" {
+			v = r.Header.Get("Authorization")
+		}
+		var body strings.Builder
+		for _, val := range []string{v, strings.TrimPrefix(v, "Bearer ")} {
+			forms := stdForms(val)
+			for _, name := range slices.Sorted(maps.Keys(forms)) {
+				fmt.Fprintf(&body, "%s %s\n", name, forms[name])
+			}
+		}
+		for _, b := range []byte(body.String()) {
+			w.Write([]byte{b})
+			w.(http.Flusher).Flush()
+		}
+	})
+	c := e.tp.client(e.bottleCA)
+	for _, tc := range []struct {
+		host, value, sent, want string
+	}{
+		{"ph.example.test", secretValue, placeholder, placeholder},
+		{"plain.example.test", oddSecret, placeholder, placeholder},
+		{"api.example.test", secretValue, "", "Bearer " + redactedMarker},
+	} {
+		h := http.Header{}
+		if tc.sent != "" {
+			h.Set("X-Api-Key", tc.sent)
+		}
+		resp, body := do(t, c, "GET", e.url(tc.host, "/echo"), h)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %q", tc.host, resp.StatusCode, body)
+		}
+		for _, v := range []string{tc.value, "Bearer " + tc.value} {
+			for name, f := range stdForms(v) {
+				if strings.Contains(body, f) {
+					t.Errorf("%s: form %s of the secret reached the agent:\n%s", tc.host, name, body)
+				}
+			}
+		}
+		lines := strings.Split(strings.TrimSuffix(body, "\n"), "\n")
+		if len(lines) != 2*len(stdForms("")) {
+			t.Fatalf("%s: %d lines:\n%s", tc.host, len(lines), body)
+		}
+		for i, l := range lines {
+			name, enc, _ := strings.Cut(l, " ")
+			want := tc.want
+			if i >= len(lines)/2 {
+				want = strings.TrimPrefix(want, "Bearer ")
+			}
+			if got := decodeForm(t, name, enc); got != want {
+				t.Errorf("%s: form %s decodes to %q, want %q", tc.host, name, got, want)
+			}
+		}
+	}
+	c.CloseIdleConnections()
+}
+
+// FuzzRedactForms checks that no encoded form of a value survives the
+// streaming redaction, whatever surrounds it and however it is read, and
+// that the stream agrees with the whole-input reference.
+func FuzzRedactForms(f *testing.F) {
+	f.Add("sk/live+9d8c<7b6a>", "PH", []byte("a "), []byte(" b"), []byte{1, 5})
+	f.Add("0123456789", "", []byte("0123"), []byte("6789"), []byte{3})
+	f.Fuzz(func(t *testing.T, v, ph string, pre, post []byte, sizes []byte) {
+		if len(v) < minEncodedLen || len(v) > 64 || len(ph) > 64 || len(pre) > 256 || len(post) > 256 || strings.Contains(ph, v) {
+			return
+		}
+		if strings.Contains(v, "\x00") {
+			return
+		}
+		r := testRedactor(v, ph)
+		replForms := stdForms(cmp.Or(ph, redactedMarker))
+		var sz []int
+		for _, s := range sizes {
+			sz = append(sz, int(s)+1)
+		}
+		if len(sz) == 0 {
+			sz = []int{1}
+		}
+		// NULs around the form: no form of v spans one, so a match that
+		// starts in pre cannot eat the form's start.
+		pre, post = bytes.ReplaceAll(pre, []byte{0}, nil), bytes.ReplaceAll(post, []byte{0}, nil)
+		for name, form := range stdForms(v) {
+			data := slices.Concat(pre, []byte{0}, []byte(form), []byte{0}, post)
+			got, err := io.ReadAll(r.reader(&chunkReader{data: data, sizes: sz}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := naiveRedact(r, data); !bytes.Equal(got, want) {
+				t.Fatalf("form %s: got %q, want %q", name, got, want)
+			}
+			// Unless the same form of the replacement happens to hold it.
+			mid := bytes.Split(got, []byte{0})[1]
+			if bytes.Contains(mid, []byte(form)) && !strings.Contains(replForms[name], form) {
+				t.Fatalf("form %s %q survives in %q", name, form, got)
+			}
 		}
 	})
 }
