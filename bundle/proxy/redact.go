@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"io"
 	"net/http"
 	"slices"
@@ -20,7 +21,22 @@ type redactor struct {
 	pairs   []redaction // longest value first: at one position the longest match wins
 	maxLen  int
 	sameLen bool // every replacement is as long as its value: body lengths hold
+
+	// A value and its encoded forms make tens of strings, too many to look
+	// for one by one (a pass over the input each). Those of prefixLen
+	// bytes or more are found in one pass: filter has a bit set for the
+	// hash of each one's first prefixLen bytes, byPrefix lists them by those
+	// bytes (longest first). The shorter ones (values only) are looked for
+	// one by one.
+	short    []int // indexes in pairs
+	filter   *[1 << 16 / 64]uint64
+	byPrefix map[uint32][]int
 }
+
+// prefixLen is how many leading bytes of a value the one-pass search hashes.
+const prefixLen = 4
+
+func prefixHash(k uint32) uint32 { return (k * 0x9e3779b1) >> 16 }
 
 type redaction struct {
 	value, repl []byte
@@ -62,6 +78,17 @@ func newRedactor(ss []secret) *redactor {
 		return nil
 	}
 	slices.SortStableFunc(r.pairs, func(a, b redaction) int { return len(b.value) - len(a.value) })
+	r.filter, r.byPrefix = new([1 << 16 / 64]uint64), map[uint32][]int{}
+	for k, p := range r.pairs {
+		if len(p.value) < prefixLen {
+			r.short = append(r.short, k)
+			continue
+		}
+		pre := binary.LittleEndian.Uint32(p.value)
+		h := prefixHash(pre)
+		r.filter[h/64] |= 1 << (h % 64)
+		r.byPrefix[pre] = append(r.byPrefix[pre], k)
+	}
 	return r
 }
 
@@ -88,18 +115,19 @@ func (r *redactor) string(s string) string {
 	return s
 }
 
-// matcher finds matches in one input, left to right. It keeps each
-// value's next occurrence and looks again only for a value whose kept
-// occurrence fell behind, so a scan costs about one pass per value
-// however many matches the input holds.
+// matcher finds matches in one input, left to right. For the short values
+// it keeps each one's next occurrence and looks again only for a value
+// whose kept occurrence fell behind; the others it finds in one pass (see
+// redactor.filter). A scan costs about one pass per short value and one for
+// the rest, however many matches the input holds.
 type matcher struct {
-	pairs []redaction
-	data  []byte
-	pos   []int // each pair's next occurrence in data; -1: none left
+	r    *redactor
+	data []byte
+	pos  []int // each short pair's next occurrence in data; -1: none left
 }
 
 func (r *redactor) matcher(data []byte) *matcher {
-	m := &matcher{pairs: r.pairs, data: data, pos: make([]int, len(r.pairs))}
+	m := &matcher{r: r, data: data, pos: make([]int, len(r.short))}
 	for k := range m.pos {
 		m.pos[k] = -2 // not looked for yet
 	}
@@ -110,12 +138,12 @@ func (r *redactor) matcher(data []byte) *matcher {
 // several start there) and its offset in data, or -1.
 func (m *matcher) from(i int) (int, *redaction) {
 	at, which := -1, (*redaction)(nil)
-	for k := range m.pairs {
+	for k, pk := range m.r.short {
 		if m.pos[k] == -1 {
 			continue
 		}
 		if m.pos[k] < i {
-			j := bytes.Index(m.data[i:], m.pairs[k].value)
+			j := bytes.Index(m.data[i:], m.r.pairs[pk].value)
 			if j < 0 {
 				m.pos[k] = -1
 				continue
@@ -124,7 +152,28 @@ func (m *matcher) from(i int) (int, *redaction) {
 		}
 		// Pairs are longest first: at the same offset the first one wins.
 		if at < 0 || m.pos[k] < at {
-			at, which = m.pos[k], &m.pairs[k]
+			at, which = m.pos[k], &m.r.pairs[pk]
+		}
+	}
+	// The longer values, up to and including at (where one is longer than
+	// the short value found there).
+	end := len(m.data) - prefixLen + 1
+	if len(m.r.byPrefix) == 0 {
+		end = 0
+	}
+	if at >= 0 {
+		end = min(end, at+1)
+	}
+	f, data := m.r.filter, m.data
+	for j := i; j < end; j++ {
+		pre := binary.LittleEndian.Uint32(data[j:])
+		if h := prefixHash(pre); f[h/64]&(1<<(h%64)) == 0 {
+			continue
+		}
+		for _, pk := range m.r.byPrefix[pre] {
+			if p := &m.r.pairs[pk]; bytes.HasPrefix(data[j:], p.value) {
+				return j, p
+			}
 		}
 	}
 	return at, which
