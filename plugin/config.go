@@ -47,6 +47,8 @@ func runConfig(_ context.Context, dockerCli command.Cli, opts configOptions) err
 	if err != nil {
 		return err
 	}
+	// Warnings go to stderr: the output is the spec (YAML or a template's).
+	writeSpecWarnings(dockerCli.Err(), &ls.spec)
 	// A secret in the user's settings is said in the output, then is the
 	// command's error.
 	report, refused := userConfigReportOf(ls)

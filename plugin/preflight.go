@@ -74,12 +74,25 @@ func writePreflight(w io.Writer, p plan.Plan, ls loadedSpec) error {
 		return err
 	}
 	fmt.Fprintln(w)
+	writeSpecWarnings(w, &ls.spec)
 	report, refused := userConfigReportOf(ls)
 	if report == nil {
 		return refused
 	}
 	report.writeText(w)
 	return refused
+}
+
+// writeSpecWarnings says what the spec allows that it may not mean to
+// (spec.Warnings), one "Warning:" line each and a blank line after them.
+func writeSpecWarnings(w io.Writer, s *spec.Spec) {
+	ws := s.Warnings()
+	for _, msg := range ws {
+		fmt.Fprintln(w, "Warning: "+msg)
+	}
+	if len(ws) > 0 {
+		fmt.Fprintln(w)
+	}
 }
 
 // first is label on a list's first row, nothing on the others.

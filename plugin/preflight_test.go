@@ -2,10 +2,15 @@ package plugin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/docker-bottle/docker-bottle/spec"
 )
 
 // TestConfirmStart: y and yes start the bottle, any other answer or the
@@ -60,5 +65,35 @@ func TestPreflightRefusesFormatJSON(t *testing.T) {
 	}
 	if err := checkRunFormat("json", true, false); err != nil {
 		t.Errorf("--dry-run --format json: %v", err)
+	}
+}
+
+// TestConfigWarnsOfSharedHostingWildcards: config says on stderr, and the
+// preflight in its output, when an allow rule is a wildcard over a suffix
+// where anyone can host content; the spec is still accepted.
+func TestConfigWarnsOfSharedHostingWildcards(t *testing.T) {
+	useStateDir(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	yml := "egress:\n  allow:\n    - host: \"*.githubusercontent.com\"\n    - host: api.github.com\n"
+	if err := os.WriteFile(filepath.Join(dir, "bottle.yaml"), []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err := runCommand(context.Background(), t, "config", "--format", "json")
+	if err != nil || !json.Valid([]byte(out)) {
+		t.Fatalf("config: %q %v", out, err)
+	}
+	if !strings.Contains(errOut, "Warning: $.egress.allow[0].host: *.githubusercontent.com lets the agent reach") || strings.Contains(errOut, "api.github.com") {
+		t.Errorf("config's stderr = %q, want one warning about *.githubusercontent.com", errOut)
+	}
+
+	ls, err := loadSpec(specOptions{}, dir, spec.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	writeSpecWarnings(&b, &ls.spec)
+	if !strings.HasPrefix(b.String(), "Warning: $.egress.allow[0].host: *.githubusercontent.com") {
+		t.Errorf("preflight warnings = %q", b.String())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -222,4 +223,99 @@ func oneOf(v string, set ...string) bool {
 		}
 	}
 	return false
+}
+
+// Warnings are what a spec allows that it may not mean to, said before a
+// run (the preflight) and by config, without refusing the spec. Each starts
+// with the YAML path it is about.
+func (s *Spec) Warnings() []string {
+	var ws []string
+	for i, r := range s.Egress.Allow {
+		suffix, ok := strings.CutPrefix(strings.TrimSuffix(strings.ToLower(r.Host), "."), "*.")
+		if !ok {
+			continue
+		}
+		if what := sharedHosting(suffix); what != "" {
+			ws = append(ws, fmt.Sprintf("$.egress.allow[%d].host: %s lets the agent reach any subdomain of %s, where anyone can host content (%s): "+
+				"an attacker's server too, to send your data to; allow the exact hosts the agent needs instead", i, r.Host, suffix, what))
+		}
+	}
+	return ws
+}
+
+// userContentSuffixes are domains whose subdomains anyone can get and serve
+// content (or a server) from, with what they are.
+var userContentSuffixes = map[string]string{
+	"githubusercontent.com":  "GitHub user content",
+	"github.io":              "GitHub Pages",
+	"gitlab.io":              "GitLab Pages",
+	"s3.amazonaws.com":       "Amazon S3 buckets",
+	"cloudfront.net":         "Amazon CloudFront distributions",
+	"amplifyapp.com":         "AWS Amplify apps",
+	"elasticbeanstalk.com":   "AWS Elastic Beanstalk apps",
+	"lambda-url.on.aws":      "AWS Lambda function URLs",
+	"blob.core.windows.net":  "Azure Blob storage accounts",
+	"web.core.windows.net":   "Azure static websites",
+	"azurewebsites.net":      "Azure App Service apps",
+	"azureedge.net":          "Azure CDN endpoints",
+	"azurestaticapps.net":    "Azure Static Web Apps",
+	"trafficmanager.net":     "Azure Traffic Manager profiles",
+	"appspot.com":            "Google App Engine apps",
+	"storage.googleapis.com": "Google Cloud Storage buckets",
+	"googleusercontent.com":  "Google user content",
+	"run.app":                "Google Cloud Run services",
+	"cloudfunctions.net":     "Google Cloud Functions",
+	"web.app":                "Firebase Hosting sites",
+	"firebaseapp.com":        "Firebase Hosting sites",
+	"herokuapp.com":          "Heroku apps",
+	"vercel.app":             "Vercel deployments",
+	"netlify.app":            "Netlify sites",
+	"pages.dev":              "Cloudflare Pages",
+	"workers.dev":            "Cloudflare Workers",
+	"r2.dev":                 "Cloudflare R2 buckets",
+	"trycloudflare.com":      "Cloudflare quick tunnels",
+	"fly.dev":                "Fly.io apps",
+	"onrender.com":           "Render services",
+	"railway.app":            "Railway apps",
+	"repl.co":                "Replit apps",
+	"glitch.me":              "Glitch apps",
+	"surge.sh":               "Surge sites",
+	"ngrok.io":               "ngrok tunnels",
+	"ngrok-free.app":         "ngrok tunnels",
+	"ngrok.app":              "ngrok tunnels",
+	"loca.lt":                "localtunnel tunnels",
+	"blogspot.com":           "Blogger blogs",
+	"wordpress.com":          "WordPress.com sites",
+	"digitaloceanspaces.com": "DigitalOcean Spaces buckets",
+	"ondigitalocean.app":     "DigitalOcean apps",
+}
+
+// s3Regional is the regional S3 endpoints, whose subdomains are buckets.
+var s3Regional = regexp.MustCompile(`^s3[.-][a-z0-9-]+\.amazonaws\.com$`)
+
+// sharedHosting says what anyone can host under "*.suffix", or "" when the
+// suffix is not known to be shared: suffix is a user-content domain, or a
+// parent of one (amazonaws.com holds S3 buckets), or a public suffix itself
+// (a whole top-level domain).
+func sharedHosting(suffix string) string {
+	if what := userContentSuffixes[suffix]; what != "" {
+		return what
+	}
+	if s3Regional.MatchString(suffix) {
+		return "Amazon S3 buckets"
+	}
+	if suffix == "amazonaws.com" {
+		return "Amazon S3 buckets and other AWS endpoints"
+	}
+	if !strings.Contains(suffix, ".") {
+		return "a whole top-level domain"
+	}
+	var under []string
+	for d, what := range userContentSuffixes {
+		if strings.HasSuffix(d, "."+suffix) {
+			under = append(under, what)
+		}
+	}
+	slices.Sort(under)
+	return strings.Join(slices.Compact(under), ", ")
 }
