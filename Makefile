@@ -99,6 +99,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseConfig$$' -fuzztime=$(FUZZTIME) ./bundle/proxy
 	$(GO) test -run='^$$' -fuzz='^FuzzRedact$$' -fuzztime=$(FUZZTIME) ./bundle/proxy
 	$(GO) test -run='^$$' -fuzz='^FuzzRedactForms$$' -fuzztime=$(FUZZTIME) ./bundle/proxy
+	$(GO) test -run='^$$' -fuzz='^FuzzFormOverride$$' -fuzztime=$(FUZZTIME) ./bundle/proxy
 	$(GO) test -run='^$$' -fuzz='^FuzzClientHello$$' -fuzztime=$(FUZZTIME) ./bundle/proxy
 	$(GO) test -run='^$$' -fuzz='^FuzzGitmodules$$' -fuzztime=$(FUZZTIME) ./bundle/gate
 	$(GO) test -run='^$$' -fuzz='^FuzzReceiveSecrets$$' -fuzztime=$(FUZZTIME) ./cmd/bottle-bundle

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -115,6 +116,28 @@ func (p *Proxy) forward(ctx context.Context, cc *clientConn, req *http.Request, 
 		if err := cc.bw.Flush(); err != nil {
 			return false
 		}
+	}
+
+	// Servers that honour a _method form field (Rack, Symfony) would take
+	// the method from the body: on a host with method rules, a form body is
+	// read ahead, bounded, and refused like a method-override header.
+	if _, methods := p.pol.narrowed(t.host, t.port); methods && formBody(req) {
+		peeked, what, err := peekFormOverride(req.Body, req.Header.Get("Content-Type"))
+		switch {
+		case errors.Is(err, errFormTooLarge):
+			rec.Decision, rec.Status = "deny", http.StatusForbidden
+			rec.Reason = fmt.Sprintf("%s %s on %s:%d is refused: its form body is over %d bytes, more than the proxy reads ahead to check it for a _method field, and the egress rules for this host allow only some methods", req.Method, path, t.host, t.port, maxFormPeek)
+			return p.refuseRequest(cc, req, rec, "docker bottle egress proxy: "+rec.Reason+".\n", nil, false)
+		case err != nil:
+			rec.Decision, rec.Reason = "error", "reading the request body: "+err.Error()
+			p.finish(rec)
+			return false
+		case what != "":
+			rec.Decision, rec.Status = "deny", http.StatusForbidden
+			rec.Reason = fmt.Sprintf("%s %s on %s:%d is refused: it carries the %s, and the egress rules for this host allow only some methods; send the method in the request line", req.Method, path, t.host, t.port, what)
+			return p.refuseRequest(cc, req, rec, "docker bottle egress proxy: "+rec.Reason+".\n", nil, true)
+		}
+		body.r = io.MultiReader(bytes.NewReader(peeked), body.r)
 	}
 
 	resp, err := p.transport.RoundTrip(out)

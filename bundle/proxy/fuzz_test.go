@@ -206,3 +206,24 @@ func writeFileF(f *testing.F, dir, name, content string) string {
 	}
 	return p
 }
+
+// FuzzFormOverride: formOverride takes any body without failing, and finds
+// every _method key that Go's own form parser (strict) or a multipart
+// reader would see.
+func FuzzFormOverride(f *testing.F) {
+	f.Add([]byte("a=1&_method=DELETE"), "application/x-www-form-urlencoded")
+	f.Add([]byte("--b\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\nDELETE\r\n--b--\r\n"), "multipart/form-data; boundary=b")
+	f.Fuzz(func(t *testing.T, body []byte, ctype string) {
+		got := formOverride(body, ctype)
+		if strings.HasPrefix(ctype, "multipart/") {
+			return
+		}
+		if vs, err := url.ParseQuery(string(body)); err == nil {
+			for k := range vs {
+				if strings.EqualFold(k, "_method") && got == "" {
+					t.Fatalf("%q has key %q, not found", body, k)
+				}
+			}
+		}
+	})
+}

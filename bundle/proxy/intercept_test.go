@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -578,4 +579,66 @@ func TestRawTunnelChecksTheClientHello(t *testing.T) {
 		"reason": `the TLS ClientHello names the server "other-tenant.example.test", not plain.example.test which the CONNECT asked for and the rules allow`})
 	e.tp.waitAudit(map[string]any{"method": "CONNECT", "decision": "deny", "status": 403,
 		"reason": "the TLS ClientHello to plain.example.test carries Encrypted Client Hello, which hides the server it asks for; the bottle's egress proxy refuses it (turn ECH off in the client)"})
+}
+
+// TestInterceptionRefusesFormMethodOverrides: on a host with method rules, a
+// POST whose form body carries a _method field (which Rack, Symfony and
+// Laravel take as the method) is refused like an override header, and never
+// reaches the real TLS upstream; other bodies pass whole.
+func TestInterceptionRefusesFormMethodOverrides(t *testing.T) {
+	e := newInterceptEnv(t, nil)
+	c := e.tp.client(e.bottleCA)
+	var mp bytes.Buffer
+	mw := multipart.NewWriter(&mp)
+	mw.WriteField("title", "x")
+	mw.WriteField("_method", "DELETE")
+	mw.Close()
+	var mpOK bytes.Buffer
+	mw2 := multipart.NewWriter(&mpOK)
+	mw2.WriteField("title", "_method in a value")
+	mw2.Close()
+	const form = "application/x-www-form-urlencoded"
+	big := "a=" + strings.Repeat("x", maxFormPeek)
+	for _, tc := range []struct {
+		host, ctype, body, want string // want "": passes
+	}{
+		{"nodelete.example.test", form, "a=1&_method=DELETE", `form field "_method"`},
+		{"nodelete.example.test", form, "a=1;%5Fmethod=DELETE", `form field "_method"`},
+		{"nodelete.example.test", form + "; charset=utf-8", "_METHOD=delete", `form field "_METHOD"`},
+		{"nodelete.example.test", form, "_method%zz=DELETE", "form field"},
+		{"nodelete.example.test", "", "_method[]=DELETE", "form field"},
+		{"nodelete.example.test", "text/plain; ;;", "_method=DELETE", "form field"},
+		{"nodelete.example.test", mw.FormDataContentType(), mp.String(), "form field _method"},
+		{"nodelete.example.test", "multipart/form-data", mp.String(), "cannot parse"},
+		{"nodelete.example.test", form, big, "over 1048576 bytes"},
+		{"nodelete.example.test", form, "a=1&b=_method", ""},
+		{"nodelete.example.test", mw2.FormDataContentType(), mpOK.String(), ""},
+		{"nodelete.example.test", "application/json", `{"_method":"DELETE"}`, ""},
+		{"nodelete.example.test", form, big[:maxFormPeek], ""},
+		{"ph.example.test", form, "_method=DELETE", ""}, // no method rules
+	} {
+		before := e.seen.count()
+		h := http.Header{}
+		if tc.ctype != "" {
+			h.Set("Content-Type", tc.ctype)
+		}
+		req, _ := http.NewRequest("POST", e.url(tc.host, "/form"), strings.NewReader(tc.body))
+		req.Header = h
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s %.40q: %v", tc.host, tc.body, err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch {
+		case tc.want != "" && (resp.StatusCode != 403 || !strings.Contains(string(got), tc.want)):
+			t.Errorf("%s %q %.60q: %d %q, want 403 saying %q", tc.host, tc.ctype, tc.body, resp.StatusCode, got, tc.want)
+		case tc.want != "" && e.seen.count() != before:
+			t.Errorf("%s %q %.60q reached the upstream", tc.host, tc.ctype, tc.body)
+		case tc.want == "" && (resp.StatusCode != 200 || string(got) != fmt.Sprintf("POST /form ok, %d bytes in", len(tc.body))):
+			t.Errorf("%s %q %.60q: %d %q, want it passed whole", tc.host, tc.ctype, tc.body, resp.StatusCode, got)
+		}
+	}
+	c.CloseIdleConnections()
+	e.tp.waitAudit(map[string]any{"host": "nodelete.example.test", "path": "/form", "decision": "deny", "status": 403})
 }

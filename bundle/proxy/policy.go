@@ -242,6 +242,19 @@ func (p *policy) connect(host string, port int) verdict {
 	return v
 }
 
+// narrowed reports whether some rule for host:port matches paths, and
+// whether some matches methods.
+func (p *policy) narrowed(host string, port int) (paths, methods bool) {
+	for i := range p.rules {
+		r := &p.rules[i]
+		if r.matchHost(host) && r.matchPort(port) {
+			paths = paths || len(r.Paths) > 0
+			methods = methods || len(r.Methods) > 0
+		}
+	}
+	return paths, methods
+}
+
 // request decides one HTTP request to host:port. On a host with path
 // rules, a path an upstream could read as another is refused; on a host
 // with method rules, so is a request that could override its method.
@@ -250,14 +263,7 @@ func (p *policy) request(host string, port int, method string, u *url.URL, h htt
 	_, v.intercept = p.secrets[host]
 	path := requestPath(u)
 	allowedBy := ""
-	var paths, methods bool
-	for i := range p.rules {
-		r := &p.rules[i]
-		if r.matchHost(host) && r.matchPort(port) {
-			paths = paths || len(r.Paths) > 0
-			methods = methods || len(r.Methods) > 0
-		}
-	}
+	paths, methods := p.narrowed(host, port)
 	if paths {
 		if why := ambiguousPath(path, u.RawPath); why != "" {
 			return verdict{listed: true, intercept: true,
