@@ -121,6 +121,12 @@ type CreateOptions struct {
 	Command     []string
 	TTY         bool
 	Interactive bool
+	// Detach: the agent starts in the background, with no one attached.
+	// The docker backend then gives it a terminal and an open stdin, as
+	// `docker run -dit` does, so that a later attach can type to it and
+	// detach with Ctrl-P Ctrl-Q (smolvm runs every agent in a terminal
+	// session already).
+	Detach bool
 	// Memory (bytes) and CPUs bound the agent (0: defaults).
 	Memory int64
 	CPUs   int

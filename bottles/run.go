@@ -134,7 +134,7 @@ func (s *Service) Run(ctx context.Context, o RunOptions) (res RunResult, err err
 	s.announceApprovals(p)
 	co := backend.CreateOptions{
 		Image:   built,
-		Command: o.Command, TTY: o.TTY, Interactive: o.Interactive, CPUs: p.Spec.Resources.CPUs,
+		Command: o.Command, TTY: o.TTY, Interactive: o.Interactive, Detach: o.Detach, CPUs: p.Spec.Resources.CPUs,
 		Labels: map[string]string{plan.LabelBottle: p.Slug, plan.LabelRole: plan.RoleAgent, plan.LabelVersion: s.version},
 		Record: s.agentCreated,
 	}

@@ -134,14 +134,19 @@ func (d Docker) create(ctx context.Context, p plan.Plan, o backend.CreateOptions
 	labels := map[string]string{plan.LabelBackend: p.Backend}
 	maps.Copy(labels, o.Labels)
 	cfg := &mobycontainer.Config{
-		Image:       img,
-		User:        user,
-		Env:         p.Docker.GuestEnv,
-		Labels:      labels,
-		Tty:         o.TTY,
-		OpenStdin:   o.Interactive,
-		StdinOnce:   o.Interactive,
-		AttachStdin: o.Interactive, AttachStdout: true, AttachStderr: true,
+		Image:  img,
+		User:   user,
+		Env:    p.Docker.GuestEnv,
+		Labels: labels,
+	}
+	if o.Detach {
+		// As `docker run -dit`: a terminal, and a stdin that stays open
+		// across attaches; no one is attached at the start.
+		cfg.Tty, cfg.OpenStdin = true, true
+	} else {
+		// As `docker run [-it]`: the user's terminal when they have one.
+		cfg.Tty, cfg.OpenStdin, cfg.StdinOnce = o.TTY, o.Interactive, o.Interactive
+		cfg.AttachStdin, cfg.AttachStdout, cfg.AttachStderr = o.Interactive, true, true
 	}
 	if len(o.Command) > 0 {
 		cfg.Entrypoint, cfg.Cmd = o.Command[:1], o.Command[1:]
@@ -241,13 +246,15 @@ func (d Docker) Stop(ctx context.Context, p plan.Plan) error {
 }
 
 // Attach attaches the streams to the running agent container as `docker
-// attach` does.
+// attach` does. Without a terminal on the user's side, only the output is
+// attached: a terminal's input cannot come from a pipe (docker refuses
+// that), and the user's keys reach the agent only from a terminal.
 func (d Docker) Attach(ctx context.Context, p plan.Plan, o backend.AttachOptions) (backend.Exit, error) {
 	dc, err := d.cli(o.Streams)
 	if err != nil {
 		return backend.Exit{}, err
 	}
-	err = container.RunAttach(ctx, dc, p.Docker.Container, &container.AttachOptions{Proxy: true})
+	err = container.RunAttach(ctx, dc, p.Docker.Container, &container.AttachOptions{Proxy: true, NoStdin: !dc.In().IsTerminal()})
 	return d.exit(context.WithoutCancel(ctx), p, err)
 }
 

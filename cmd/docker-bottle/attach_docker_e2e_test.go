@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,29 +33,11 @@ func TestDockerAgentAttached(t *testing.T) {
 	// The agent ticks until an exec releases it.
 	name := dockerBottle(t, cfg, "at", map[string]string{"bottle.yaml": "agent:\n  provider: shell\n  image: " + base + "\n" +
 		`  command: [sh, -c, 'while [ ! -e /tmp/go ]; do echo tick; sleep 0.2; done; echo released; exit 7']` + "\n"})
-	attach := exec.Command(testenv.DockerCLI(t), "bottle", "attach", name)
-	attach.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg)
-	var out testio.Buffer
-	attach.Stdout, attach.Stderr = &out, &out
-	if err := attach.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- attach.Wait() }()
-	t.Cleanup(func() { attach.Process.Kill() })
-	out.WaitFor(t, "tick", 60*time.Second)
-	if r := docker(t, cfg, nil, "bottle", "exec", name, "--", "touch", "/tmp/go"); r.code != 0 {
-		t.Fatalf("exec: %d %s", r.code, r.stderr)
-	}
-	select {
-	case err := <-done:
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 || !strings.Contains(out.String(), "released") {
-			t.Errorf("attach: %v, output:\n%s", err, out.String())
+	attachEndsWithTheAgent(t, cfg, nil, nil, name, func() {
+		if r := docker(t, cfg, nil, "bottle", "exec", name, "--", "touch", "/tmp/go"); r.code != 0 {
+			t.Fatalf("exec: %d %s", r.code, r.stderr)
 		}
-	case <-time.After(60 * time.Second):
-		attach.Process.Kill()
-		t.Fatalf("attach did not end with the agent:\n%s", out.String())
-	}
+	})
 
 	repo := testenv.GitRepoWith(t, map[string]string{"bottle.yaml": "agent:\n  provider: shell\n  image: " + base + "\n" +
 		`  command: [sh, -c, 'echo ready; read key; echo "read:$key"; exit 7']` + "\n"})
@@ -86,5 +69,64 @@ func TestDockerAgentAttached(t *testing.T) {
 	}
 	if st := svc.Status(context.Background(), p); st.Agent != bottles.StateRunning {
 		t.Errorf("the agent after a detach: %+v", st)
+	}
+}
+
+// echoAgent is the command of an agent that keeps running and says what
+// it reads, a line at a time.
+const echoAgent = `  command: [sh, -c, 'echo ready; while read -r l; do echo "got:$l"; done; echo eof; exec sleep 600']` + "\n"
+
+// TestDetachedAgentHasATerminal: the agent of `run -d` has a terminal and
+// an open stdin, as `docker run -dit` gives a container, so `attach` from
+// the user's terminal types to it, and Ctrl-P Ctrl-Q ends the attach (exit
+// 0) while the agent keeps running.
+func TestDetachedAgentHasATerminal(t *testing.T) {
+	eng := testenv.Engine(t)
+	base := testenv.Debian(t, eng)
+	cfg := testenv.DockerConfig(t)
+	name := dockerBottle(t, cfg, "dt", map[string]string{"bottle.yaml": "agent:\n  provider: shell\n  image: " + base + "\n" + echoAgent})
+	detachAndAttachAgain(t, cfg, nil, nil, name)
+}
+
+// detachAndAttachAgain attaches (`docker ARGS bottle attach NAME`) on a
+// terminal to the running echoAgent of bottle name, twice: each time a line
+// typed reaches the agent, and Ctrl-P Ctrl-Q detaches with exit 0 and
+// leaves the agent running, with the line as its last output in ls. An
+// attach without a terminal meanwhile shows the agent's output (its keys
+// could not be a terminal's).
+func detachAndAttachAgain(t *testing.T, cfg string, env, args []string, name string) {
+	t.Helper()
+	bottle := func(a ...string) result {
+		t.Helper()
+		return docker(t, cfg, env, append(append(slices.Clone(args), "bottle"), a...)...)
+	}
+	watch := exec.Command(testenv.DockerCLI(t), append(slices.Clone(args), "bottle", "attach", name)...)
+	watch.Env = append(append(os.Environ(), "DOCKER_CONFIG="+cfg), env...)
+	var watched testio.Buffer
+	watch.Stdout, watch.Stderr = &watched, &watched
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { watch.Process.Kill(); watch.Wait() })
+	for _, line := range []string{"one", "two"} {
+		a := startOnPTY(t, cfg, env, append(slices.Clone(args), "bottle", "attach", name)...)
+		a.waitRaw()
+		a.press(line + "\r")
+		a.waitFor("got:" + line)
+		watched.WaitFor(t, "got:"+line, 60*time.Second)
+		a.press("\x10\x11")
+		if code := a.exit(); code != 0 {
+			t.Fatalf("attach, then Ctrl-P Ctrl-Q: exit %d; the terminal shows:\n%q", code, a.screen())
+		}
+		ls := bottle("ls", "--format", "{{.Name}} {{.State}} {{.LastOutput}}")
+		if want := name + " running got:" + line; ls.code != 0 || strings.TrimSpace(ls.stdout) != want {
+			t.Fatalf("ls after the detach: exit %d %q, want %q\n%s", ls.code, ls.stdout, want, ls.stderr)
+		}
+	}
+	if logs := bottle("logs", name); !strings.Contains(logs.stdout, "ready\r\n") || !strings.Contains(logs.stdout, "got:one\r\n") {
+		t.Errorf("the logs of the agent's terminal: exit %d %q %s", logs.code, logs.stdout, logs.stderr)
+	}
+	if r := bottle("rm", "-f", name); r.code != 0 {
+		t.Errorf("rm -f: exit %d %s", r.code, r.stderr)
 	}
 }

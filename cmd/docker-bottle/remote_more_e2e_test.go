@@ -57,32 +57,22 @@ func TestAttachOnARemoteContext(t *testing.T) {
 		t.Run(ctx, func(t *testing.T) {
 			name, bottle := remoteBottle(t, remote, ctx, "fat", "agent:\n  provider: shell\n  image: "+base+"\n"+
 				`  command: [sh, -c, 'while [ ! -e /tmp/go ]; do echo tick; sleep 0.2; done; echo released; exit 7']`+"\n")
-			env := append(onPath(remote.Env(), remoteHelper(t)), "DOCKER_CONTEXT="+ctx)
-
-			attach := exec.Command(testenv.DockerCLI(t), "--context", ctx, "bottle", "attach", name)
-			attach.Env = append(os.Environ(), env...)
-			var out testio.Buffer
-			attach.Stdout, attach.Stderr = &out, &out
-			if err := attach.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- attach.Wait() }()
-			t.Cleanup(func() { attach.Process.Kill() })
-			out.WaitFor(t, "tick", 60*time.Second)
-			if r := bottle("exec", name, "--", "touch", "/tmp/go"); r.code != 0 {
-				t.Fatalf("exec: %d %s", r.code, r.stderr)
-			}
-			select {
-			case err := <-done:
-				if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 || !strings.Contains(out.String(), "released") {
-					t.Errorf("attach: %v, output:\n%s", err, out.String())
+			attachEndsWithTheAgent(t, remote.Config, onPath(remote.Env(), remoteHelper(t)), []string{"--context", ctx}, name, func() {
+				if r := bottle("exec", name, "--", "touch", "/tmp/go"); r.code != 0 {
+					t.Fatalf("exec: %d %s", r.code, r.stderr)
 				}
-			case <-time.After(60 * time.Second):
-				t.Fatalf("attach did not end with the agent:\n%s", out.String())
-			}
+			})
 		})
 	}
+}
+
+// The agent of `run -d` on a remote engine has a terminal, as locally: an
+// attach types to it, and Ctrl-P Ctrl-Q leaves it running.
+func TestDetachedAgentHasATerminalOnARemoteContext(t *testing.T) {
+	remote := testenv.RemoteEngine(t)
+	base := remoteBase(t, remote)
+	name, _ := remoteBottle(t, remote, remote.TLSContext, "fdt", "agent:\n  provider: shell\n  image: "+base+"\n"+echoAgent)
+	detachAndAttachAgain(t, remote.Config, onPath(remote.Env(), remoteHelper(t)), []string{"--context", remote.TLSContext}, name)
 }
 
 // A request the agent makes to a host the rules do not list is held on a

@@ -5,20 +5,15 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
-	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
 	"github.com/docker-bottle/docker-bottle/smolvm/fakesmolvm/fakestate"
 	"github.com/docker-bottle/docker-bottle/smolvm/smolvmtest"
 )
@@ -215,83 +210,6 @@ func waitLogsN(t *testing.T, cfg string, env []string, name, want string, n int)
 	}
 	t.Fatalf("%q is not %d times in the logs (exit %d):\n%q\n%s", want, n, r.code, r.stdout, r.stderr)
 	return ""
-}
-
-// onTerminal runs the docker CLI on a pseudo-terminal the test holds,
-// waits for seen on the screen, types keys, and returns the exit code and
-// the screen.
-func onTerminal(t *testing.T, cfg string, env []string, args []string, seen, keys string) (int, string) {
-	t.Helper()
-	master, slave := openTestPTY(t)
-	defer master.Close()
-	cmd := exec.Command(testenv.DockerCLI(t), args...)
-	cmd.Env = append(append(os.Environ(), "DOCKER_CONFIG="+cfg), env...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	slave.Close()
-	var screen testio.Buffer
-	// The copy ends when every process that had the terminal is gone: the
-	// screen is whole.
-	drained := make(chan struct{})
-	go func() {
-		defer close(drained)
-		io.Copy(&screen, master)
-	}()
-	get := screen.String
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	for start := time.Now(); !strings.Contains(get(), seen); time.Sleep(50 * time.Millisecond) {
-		if time.Since(start) > 60*time.Second {
-			cmd.Process.Kill()
-			t.Fatalf("%v shows no %q:\n%q", args, seen, get())
-		}
-	}
-	if _, err := io.WriteString(master, keys); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-drained:
-		case <-time.After(10 * time.Second):
-			t.Errorf("%v: the terminal stayed open after the CLI ended", args)
-		}
-		return code, get()
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("%v did not end with the agent:\n%q", args, get())
-	}
-	return 0, ""
-}
-
-func openTestPTY(t *testing.T) (*os.File, *os.File) {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 80})
-	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, s
 }
 
 func countLines(path string) int {
