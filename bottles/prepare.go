@@ -29,6 +29,9 @@ type PrepareOptions struct {
 
 	// UserConfig is the snapshot of the user's agent settings (a tar).
 	UserConfig []byte
+	// EngineTLS is the TLS the docker CLI uses for the host of its
+	// default context, which the plan records with the host.
+	EngineTLS *plan.EngineTLS
 }
 
 // Prepare makes the bottle's plan and everything it needs on the host, with
@@ -54,7 +57,7 @@ func (s *Service) Prepare(ctx context.Context, o PrepareOptions) (p plan.Plan, e
 	}
 	p = p.WithStageOnEngine(s.throughEngine())
 	if s.cli != nil {
-		p.Engine = plan.EnginePlan{Context: s.cli.CurrentContext(), Host: s.cli.DockerEndpoint().Host}
+		p.Engine = plan.EnginePlan{Context: s.cli.CurrentContext(), Host: s.cli.DockerEndpoint().Host, TLS: o.EngineTLS}
 	}
 	if err := s.checkObjectNames(ctx, p); err != nil {
 		if !o.DryRun {

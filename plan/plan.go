@@ -86,10 +86,26 @@ type Plan struct {
 
 // EnginePlan names the docker engine of a bottle as the docker CLI was
 // told it: a context, or for the default context (-H, DOCKER_HOST) its
-// host.
+// host, with the TLS files it was given for that host.
 type EnginePlan struct {
 	Context string `json:"context,omitempty"`
 	Host    string `json:"host,omitempty"`
+	// TLS is how the docker CLI reached Host with TLS (--tls, --tlsverify
+	// and the files of --tlscacert, --tlscert and --tlskey, or of
+	// DOCKER_CERT_PATH); nil without TLS, and for a context, which keeps
+	// its own TLS material.
+	TLS *EngineTLS `json:"tls,omitempty"`
+}
+
+// EngineTLS names the TLS files of an engine's host by their absolute
+// paths, never their contents: the client's key stays where its user
+// keeps it, and only the client reads it.
+type EngineTLS struct {
+	// Verify checks the engine's certificate against CAFile (--tlsverify).
+	Verify   bool   `json:"verify,omitempty"`
+	CAFile   string `json:"ca_file,omitempty"`
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
 }
 
 // BundlePlan places the bundle container.

@@ -33,6 +33,8 @@ import (
 type dashboardOptions struct {
 	interval time.Duration
 	timeout  time.Duration
+	// engineTLS is what a new bottle's plan records (see runOptions).
+	engineTLS *plan.EngineTLS
 }
 
 func dashboardCmd(dockerCli command.Cli) *cobra.Command {
@@ -47,6 +49,7 @@ func dashboardCmd(dockerCli command.Cli) *cobra.Command {
 			"The list shows each bottle's CPU and memory (its agent and bundle together; \"-\" on smolvm). q quits.",
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.engineTLS = engineTLS(cmd, dockerCli)
 			return runDashboard(cmd.Context(), dockerCli, opts)
 		},
 	}
@@ -101,7 +104,7 @@ func runDashboard(ctx context.Context, dockerCli command.Cli, opts dashboardOpti
 		o.Dir = dir
 	}
 	o.NewBottle = func(ctx context.Context, repo string) (dashboard.Preflight, error) {
-		return checkNewBottle(ctx, dockerCli, repo)
+		return checkNewBottle(ctx, dockerCli, repo, opts.engineTLS)
 	}
 	err = dashboard.Run(ctx, &dashboardSource{dockerCli: dockerCli, svc: svc},
 		dockercli.InFile(dockerCli.In()), dockercli.OutFile(dockerCli.Out()), o)
@@ -116,8 +119,8 @@ func runDashboard(ctx context.Context, dockerCli command.Cli, opts dashboardOpti
 // this process, detached. Nothing of the run goes to the terminal, which
 // the dashboard holds: its notes join the preflight, its progress is
 // quiet.
-func checkNewBottle(ctx context.Context, dockerCli command.Cli, repo string) (dashboard.Preflight, error) {
-	o := runOptions{workspace: repo, detach: true, progress: "quiet", env: opts.NewListOpts(opts.ValidateEnv)}
+func checkNewBottle(ctx context.Context, dockerCli command.Cli, repo string, tls *plan.EngineTLS) (dashboard.Preflight, error) {
+	o := runOptions{workspace: repo, detach: true, progress: "quiet", env: opts.NewListOpts(opts.ValidateEnv), engineTLS: tls}
 	svc, err := bottles.New(dockerCli, bottles.WithProgress(o.progress))
 	if err != nil {
 		return dashboard.Preflight{}, err

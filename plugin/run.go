@@ -12,6 +12,7 @@ import (
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/cli/flags"
 	"github.com/docker/cli/opts"
 	"github.com/spf13/cobra"
 
@@ -44,6 +45,9 @@ type runOptions struct {
 	publish       portsFlag
 	preflight     bool
 	yes           bool
+	// engineTLS is the TLS the docker CLI was given for its host
+	// (engineTLS), which the bottle's plan records.
+	engineTLS *plan.EngineTLS
 }
 
 func runCmd(dockerCli command.Cli) *cobra.Command {
@@ -67,6 +71,7 @@ func runCmd(dockerCli command.Cli) *cobra.Command {
 			if len(args) == 1 {
 				o.workspace = args[0]
 			}
+			o.engineTLS = engineTLS(cmd, dockerCli)
 			return runRun(cmd.Context(), dockerCli, o)
 		},
 	}
@@ -288,7 +293,43 @@ func checkRun(ctx context.Context, dockerCli command.Cli, svc *bottles.Service, 
 		return runInput{}, err
 	}
 	return runInput{spec: ls, extraCA: extraCA, prepare: bottles.PrepareOptions{Spec: ls.spec, NameFlag: o.name, Workspace: workspace,
-		Prompt: prompt, Provider: ls.provider.Plan(), Choice: choice, DryRun: o.dryRun, UserConfig: userConf}}, nil
+		Prompt: prompt, Provider: ls.provider.Plan(), Choice: choice, DryRun: o.dryRun, UserConfig: userConf, EngineTLS: o.engineTLS}}, nil
+}
+
+// engineTLS is the TLS the docker CLI that runs the plugin uses for the
+// host of its default context (-H or DOCKER_HOST): --tls or --tlsverify
+// (or DOCKER_TLS_VERIFY), with the files of --tlscacert, --tlscert and
+// --tlskey (by default DOCKER_CERT_PATH's), read from the CLI's global
+// flags and resolved as the CLI resolves them (a certificate or key that
+// was not given and does not exist is left out). The paths are absolute:
+// git-remote-bottle runs in another directory. Nil without TLS, and on a
+// named context, which keeps its own TLS material.
+func engineTLS(cmd *cobra.Command, dockerCli command.Cli) *plan.EngineTLS {
+	if dockerCli.CurrentContext() != command.DefaultContextName {
+		return nil
+	}
+	f := cmd.Root().Flags()
+	useTLS, _ := f.GetBool("tls")
+	verify, err := f.GetBool(flags.FlagTLSVerify)
+	if err != nil || !(useTLS || verify || f.Changed(flags.FlagTLSVerify)) {
+		return nil
+	}
+	file := func(name string, optional bool) string {
+		path, err := f.GetString(name)
+		if err != nil || path == "" {
+			return ""
+		}
+		if optional && !f.Changed(name) {
+			if _, err := os.Stat(path); err != nil {
+				return ""
+			}
+		}
+		if abs, err := filepath.Abs(path); err == nil {
+			path = abs
+		}
+		return path
+	}
+	return &plan.EngineTLS{Verify: verify, CAFile: file("tlscacert", false), CertFile: file("tlscert", true), KeyFile: file("tlskey", true)}
 }
 
 // agentImage is the agent image a spec asks for.

@@ -85,6 +85,13 @@ func TestRemoteEngineIsAnotherHost(t *testing.T) {
 	}
 }
 
+// withoutDockerEnv is env without docker's variables (DOCKER_HOST,
+// DOCKER_CONTEXT, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, ...), as a user's
+// shell may well be.
+func withoutDockerEnv(env []string) []string {
+	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, "DOCKER_") })
+}
+
 // remoteCerts is the dir of the TLS client certificates (ca.pem,
 // cert.pem, key.pem) of the remote engine's tcp:// context.
 func remoteCerts(t *testing.T, remote *testenv.Remote) string {
@@ -157,15 +164,14 @@ func TestBottleOnARemoteContext(t *testing.T) {
 	helper := remoteHelper(t)
 	tlsEnv := []string{"DOCKER_TLS_VERIFY=1", "DOCKER_CERT_PATH=" + remoteCerts(t, remote)}
 	for _, way := range []struct {
-		name  string
-		args  []string
-		env   []string
-		shell []string // the environment of the user's shell, for git
+		name string
+		args []string
+		env  []string
 	}{
-		{"context-tls", []string{"--context", remote.TLSContext}, nil, nil},
-		{"context-ssh", []string{"--context", remote.SSHContext}, nil, nil},
-		{"DOCKER_CONTEXT", nil, []string{"DOCKER_CONTEXT=" + remote.TLSContext}, nil},
-		{"DOCKER_HOST", nil, append([]string{"DOCKER_HOST=" + remoteHost(remote)}, tlsEnv...), tlsEnv},
+		{"context-tls", []string{"--context", remote.TLSContext}, nil},
+		{"context-ssh", []string{"--context", remote.SSHContext}, nil},
+		{"DOCKER_CONTEXT", nil, []string{"DOCKER_CONTEXT=" + remote.TLSContext}},
+		{"DOCKER_HOST", nil, append([]string{"DOCKER_HOST=" + remoteHost(remote)}, tlsEnv...)},
 	} {
 		t.Run(way.name, func(t *testing.T) {
 			t.Parallel()
@@ -241,10 +247,11 @@ func TestBottleOnARemoteContext(t *testing.T) {
 				t.Errorf("diff: exit %d %q %q", d.code, d.stdout, d.stderr)
 			}
 			// git runs in the user's shell, whose current context is the
-			// default one (with no DOCKER_HOST): the bottle's remote
-			// reaches the bottle's engine.
+			// default one, with no DOCKER_HOST nor TLS settings: the
+			// bottle's remote reaches the bottle's engine as its plan
+			// records it.
 			fetch := exec.Command("git", "-C", repo, "fetch", "-q", "bottle-"+name)
-			fetch.Env = append(append(os.Environ(), onPath(remote.Env(), helper)...), way.shell...)
+			fetch.Env = append(withoutDockerEnv(os.Environ()), onPath(remote.Env(), helper)...)
 			if out, err := fetch.CombinedOutput(); err != nil {
 				t.Errorf("git fetch bottle-%s: %v\n%s", name, err, out)
 			} else if out := gitIn(t, repo, "show", "bottle-"+name+"/work:agent.txt"); out != "work\n" {

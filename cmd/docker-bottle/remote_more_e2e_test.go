@@ -20,6 +20,8 @@ import (
 	"github.com/docker-bottle/docker-bottle/image/artifact"
 	"github.com/docker-bottle/docker-bottle/internal/testenv"
 	"github.com/docker-bottle/docker-bottle/internal/testenv/testio"
+	"github.com/docker-bottle/docker-bottle/plan"
+	"github.com/docker-bottle/docker-bottle/stage"
 )
 
 // remoteBottle runs `docker --context CTX bottle run -d` of a bottle whose
@@ -245,7 +247,9 @@ func TestInterruptDuringBringUpOnARemoteContext(t *testing.T) {
 
 // `-H tcp://...` with the TLS flags on the command line names the remote
 // engine as a context does: `run -d`, `ls` and `rm` work, and nothing is
-// left.
+// left. The plan records the TLS files' paths (never their contents), so
+// `git fetch bottle-NAME` reaches the engine from a shell that has no
+// DOCKER_HOST nor TLS settings.
 func TestTLSFlagsNameARemoteEngine(t *testing.T) {
 	remote := testenv.RemoteEngine(t)
 	base := remoteBase(t, remote)
@@ -259,7 +263,7 @@ func TestTLSFlagsNameARemoteEngine(t *testing.T) {
 	}
 	name := fmt.Sprintf("fh-%06x", rand.Uint32()&0xffffff)
 	repo := testenv.GitRepoWith(t, map[string]string{"bottle.yaml": "agent:\n  provider: shell\n  image: " + base + "\n" +
-		"  command: [sh, -c, 'echo agent-up; exec sleep 600']\n"})
+		`  command: [sh, -c, 'echo work > agent.txt && git add agent.txt && git commit -qm work && git push -q && echo pushed; exec sleep 600']` + "\n"})
 	t.Cleanup(func() {
 		bottle("rm", "-f", name)
 		testenv.NothingLeft(t, remoteClient(t, remote), bottleIn(remote.Config, env, name, repo))
@@ -273,6 +277,45 @@ func TestTLSFlagsNameARemoteEngine(t *testing.T) {
 	}
 	if ps := docker(t, remote.Config, env, "--context", remote.TLSContext, "ps", "--filter", "name=bottle-"+name, "--format", "{{.Names}}"); strings.TrimSpace(ps.stdout) == "" {
 		t.Errorf("the bottle's containers are not on the remote engine: %q %s", ps.stdout, ps.stderr)
+	}
+
+	p, err := serviceOf(t, remote.Config).Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := plan.EngineTLS{Verify: true, CAFile: certs + "/ca.pem", CertFile: certs + "/cert.pem", KeyFile: certs + "/key.pem"}
+	if p.Engine.Host != remoteHost(remote) || p.Engine.TLS == nil || *p.Engine.TLS != want {
+		t.Errorf("the plan's engine: %+v, want host %s with TLS %+v", p.Engine, remoteHost(remote), want)
+	}
+	saved, err := os.ReadFile(filepath.Join(p.StageDir, stage.PlanFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"key.pem", "cert.pem"} {
+		pem, err := os.ReadFile(filepath.Join(certs, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(string(pem)) {
+			if line = strings.TrimSpace(line); len(line) > 20 && strings.Contains(string(saved), line) {
+				t.Errorf("the plan holds a line of %s", f)
+				break
+			}
+		}
+	}
+	var logs string
+	testio.Eventually(t, 90*time.Second, func() bool {
+		logs = bottle("logs", name).stdout
+		return strings.Contains(logs, "pushed")
+	}, func() string { return "the agent did not push:\n" + logs })
+	// The user's shell: DOCKER_CONFIG (where the plugin keeps its
+	// bottles) and nothing else of docker's.
+	fetch := exec.Command("git", "-C", repo, "fetch", "-q", "bottle-"+name)
+	fetch.Env = append(withoutDockerEnv(os.Environ()), onPath([]string{"DOCKER_CONFIG=" + remote.Config}, remoteHelper(t))...)
+	if out, err := fetch.CombinedOutput(); err != nil {
+		t.Errorf("git fetch bottle-%s from a shell without DOCKER_HOST or TLS settings: %v\n%s", name, err, out)
+	} else if out := gitIn(t, repo, "show", "bottle-"+name+"/work:agent.txt"); out != "work\n" {
+		t.Errorf("agent.txt on bottle-%s/work: %q", name, out)
 	}
 	if r := bottle("rm", "-f", name); r.code != 0 {
 		t.Fatalf("rm -f with -H and the TLS flags: exit %d %s", r.code, r.stderr)

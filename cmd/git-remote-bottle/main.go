@@ -27,6 +27,7 @@ import (
 
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/flags"
+	"github.com/docker/go-connections/tlsconfig"
 	"github.com/spf13/pflag"
 
 	dockerbackend "github.com/docker-bottle/docker-bottle/backend/docker"
@@ -64,8 +65,10 @@ func run(ctx context.Context, args []string) error {
 
 // engineOf is how the docker CLI reaches the engine the bottle was made
 // on, as its plan records it: git runs this helper in the user's shell,
-// whose current context may be another engine's. A plan that records
-// none leaves the choice to the environment, as the plugin's.
+// whose current context may be another engine's, and whose environment
+// may lack the TLS settings the run was given on its command line. A plan
+// that records none leaves the choice to the environment, as the
+// plugin's.
 func engineOf(p plan.Plan) *flags.ClientOptions {
 	opts := flags.NewClientOptions()
 	// No flag is parsed: this only reads DOCKER_TLS_VERIFY and
@@ -78,6 +81,10 @@ func engineOf(p plan.Plan) *flags.ClientOptions {
 		opts.Context = e.Context
 	case e.Host != "":
 		opts.Hosts = []string{e.Host}
+		if t := e.TLS; t != nil {
+			opts.TLS, opts.TLSVerify = true, t.Verify
+			opts.TLSOptions = &tlsconfig.Options{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, InsecureSkipVerify: !t.Verify}
+		}
 	}
 	return opts
 }
