@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -103,9 +104,16 @@ type dashboardOnPTY struct {
 
 func startDashboard(t *testing.T, cfg string, env ...string) *dashboardOnPTY {
 	t.Helper()
+	return startDashboardOn(t, cfg, nil, env)
+}
+
+// startDashboardOn runs `docker ARGS bottle dashboard` (ARGS name the
+// engine, as --context) with env.
+func startDashboardOn(t *testing.T, cfg string, args, env []string) *dashboardOnPTY {
+	t.Helper()
 	master, slave := openTestPTY(t)
 	t.Cleanup(func() { master.Close() })
-	dash := exec.Command(testenv.DockerCLI(t), "bottle", "dashboard", "--interval", "200ms")
+	dash := exec.Command(testenv.DockerCLI(t), append(slices.Clone(args), "bottle", "dashboard", "--interval", "200ms")...)
 	dash.Env = append(append(os.Environ(), "DOCKER_CONFIG="+cfg, "DOCKER_BOTTLE_CACHE="+filepath.Join(cfg, "cache"), "TERM=xterm-256color"), env...)
 	dash.Stdin, dash.Stdout, dash.Stderr = slave, slave, slave
 	dash.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
@@ -239,6 +247,42 @@ func TestDashboardAttachesAndShowsTheExitCode(t *testing.T) {
 	}
 	if c := colour.FindString(d.output()); c != "" {
 		t.Errorf("a colour (%q) with NO_COLOR set", c)
+	}
+	d.quit()
+}
+
+// TestDashboardOnARemoteContext: `docker --context CTX bottle dashboard`
+// shows a bottle on the remote engine with the request it holds; a key
+// allows it, the request goes through to its upstream, and q quits.
+func TestDashboardOnARemoteContext(t *testing.T) {
+	remote := testenv.RemoteEngine(t)
+	base := remoteBase(t, remote)
+	ctx := remote.TLSContext
+	name, bottle := remoteBottle(t, remote, ctx, "fdb", "agent:\n  provider: shell\n  image: "+base+"\n"+
+		`  command: [sh, -c, 'while [ ! -e /tmp/go ]; do sleep 0.2; done; echo "one:$(curl -s -o /dev/null -w %{http_code} http://api.dash.test/)"; exec sleep 600']`+"\n"+
+		"supervise:\n  approvals: [egress]\n  timeout: 2m\n")
+	internet := testenv.NewInternet(t, remoteClient(t, remote))
+	internet.Host(t, "api.dash.test", "")
+	internet.Connect(t, "bottle-"+name+"-bundle")
+
+	d := startDashboardOn(t, remote.Config, []string{"--context", ctx}, append(onPath(remote.Env(), remoteHelper(t)), "NO_COLOR="))
+	d.waitFor("the bottle", func() bool {
+		return strings.Contains(d.screen(), name) && strings.Contains(d.screen(), "HELD REQUESTS (0)")
+	})
+	if r := bottle("exec", name, "--", "touch", "/tmp/go"); r.code != 0 {
+		t.Fatalf("exec: %d %s", r.code, r.stderr)
+	}
+	d.waitFor("the held request", func() bool {
+		s := d.screen()
+		return strings.Contains(s, "HELD REQUESTS (1)") && strings.Contains(s, "api.dash.test") && strings.Contains(s, "1 waiting for you")
+	})
+	d.press("a")
+	d.waitFor("the outcome", func() bool {
+		s := d.screen()
+		return strings.Contains(s, "Allowed once.") && strings.Contains(s, "HELD REQUESTS (0)")
+	})
+	if logs := waitLogs(t, remote.Config, append(remote.Env(), "DOCKER_CONTEXT="+ctx), name, "one:"); !strings.Contains(logs, "one:200") {
+		t.Errorf("the request allowed from the dashboard did not reach its upstream:\n%s", logs)
 	}
 	d.quit()
 }
