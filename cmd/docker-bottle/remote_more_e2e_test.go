@@ -247,9 +247,10 @@ func TestInterruptDuringBringUpOnARemoteContext(t *testing.T) {
 
 // `-H tcp://...` with the TLS flags on the command line names the remote
 // engine as a context does: `run -d`, `ls` and `rm` work, and nothing is
-// left. The plan records the TLS files' paths (never their contents), so
-// `git fetch bottle-NAME` reaches the engine from a shell that has no
-// DOCKER_HOST nor TLS settings.
+// left, and so do `logs`, `exec`, `approvals`, `events`, `audit`, `diff`,
+// `doctor`, `stop` and `start`. The plan records the TLS files' paths
+// (never their contents), so `git fetch bottle-NAME` reaches the engine
+// from a shell that has no DOCKER_HOST nor TLS settings.
 func TestTLSFlagsNameARemoteEngine(t *testing.T) {
 	remote := testenv.RemoteEngine(t)
 	base := remoteBase(t, remote)
@@ -316,6 +317,35 @@ func TestTLSFlagsNameARemoteEngine(t *testing.T) {
 		t.Errorf("git fetch bottle-%s from a shell without DOCKER_HOST or TLS settings: %v\n%s", name, err, out)
 	} else if out := gitIn(t, repo, "show", "bottle-"+name+"/work:agent.txt"); out != "work\n" {
 		t.Errorf("agent.txt on bottle-%s/work: %q", name, out)
+	}
+
+	// The bottle's other commands take the engine from -H and the flags
+	// as from a context.
+	if e := bottle("exec", name, "--", "cat", plan.GuestWorkspace+"/agent.txt"); e.code != 0 || e.stdout != "work\n" {
+		t.Errorf("exec with -H and the TLS flags: exit %d %q %q", e.code, e.stdout, e.stderr)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"approvals", name}, ""},
+		{[]string{"events", name}, ""},
+		{[]string{"audit", name}, "push"},
+		{[]string{"diff", name}, "+work"},
+		{[]string{"doctor"}, `on host "remote-engine"`},
+	} {
+		if r := bottle(c.args...); r.code != 0 || !strings.Contains(r.stdout, c.want) {
+			t.Errorf("%v with -H and the TLS flags: exit %d, want %q in %q\n%s", c.args, r.code, c.want, r.stdout, r.stderr)
+		}
+	}
+	if r := bottle("stop", name); r.code != 0 {
+		t.Fatalf("stop with -H and the TLS flags: exit %d %s", r.code, r.stderr)
+	}
+	if r := bottle("start", name); r.code != 0 {
+		t.Fatalf("start with -H and the TLS flags: exit %d %s", r.code, r.stderr)
+	}
+	if ls := bottle("ls", "--format", "{{.Name}} {{.State}}"); ls.code != 0 || strings.TrimSpace(ls.stdout) != name+" running" {
+		t.Errorf("ls after start with -H and the TLS flags: exit %d %q %s", ls.code, ls.stdout, ls.stderr)
 	}
 	if r := bottle("rm", "-f", name); r.code != 0 {
 		t.Fatalf("rm -f with -H and the TLS flags: exit %d %s", r.code, r.stderr)
