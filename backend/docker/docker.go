@@ -27,6 +27,7 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/backend"
 	"github.com/docker-bottle/docker-bottle/image"
+	"github.com/docker-bottle/docker-bottle/internal/dockercli"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/provider/guest"
 	"github.com/docker-bottle/docker-bottle/spec"
@@ -254,6 +255,14 @@ func (d Docker) Attach(ctx context.Context, p plan.Plan, o backend.AttachOptions
 	if err != nil {
 		return backend.Exit{}, err
 	}
+	if in := dc.In(); in.IsTerminal() {
+		k, err := newKeys(dockercli.InFile(in), in.FD())
+		if err != nil {
+			return backend.Exit{}, err
+		}
+		defer k.stop()
+		dc.in = streams.NewIn(k)
+	}
 	err = container.RunAttach(ctx, dc, p.Docker.Container, &container.AttachOptions{Proxy: true, NoStdin: !dc.In().IsTerminal()})
 	return d.exit(context.WithoutCancel(ctx), p, err)
 }
@@ -341,9 +350,9 @@ func (d Docker) HostAddr(p plan.Plan) netip.Addr {
 
 // cli is the docker CLI with the given streams in place of its own (nil:
 // its own), for docker/cli's container commands, which use the CLI's.
-func (d Docker) cli(s backend.Streams) (command.Cli, error) {
+func (d Docker) cli(s backend.Streams) (withStreams, error) {
 	if d.CLI == nil {
-		return nil, errors.New("no docker CLI to attach with")
+		return withStreams{}, errors.New("no docker CLI to attach with")
 	}
 	c := withStreams{Cli: d.CLI, in: d.CLI.In(), out: d.CLI.Out(), err: d.CLI.Err()}
 	if s.Stdin != nil && s.Stdin != io.Reader(c.in) {
