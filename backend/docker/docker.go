@@ -27,7 +27,6 @@ import (
 
 	"github.com/docker-bottle/docker-bottle/backend"
 	"github.com/docker-bottle/docker-bottle/image"
-	"github.com/docker-bottle/docker-bottle/internal/dockercli"
 	"github.com/docker-bottle/docker-bottle/plan"
 	"github.com/docker-bottle/docker-bottle/provider/guest"
 	"github.com/docker-bottle/docker-bottle/spec"
@@ -255,13 +254,17 @@ func (d Docker) Attach(ctx context.Context, p plan.Plan, o backend.AttachOptions
 	if err != nil {
 		return backend.Exit{}, err
 	}
-	if in := dc.In(); in.IsTerminal() {
-		k, err := newKeys(dockercli.InFile(in), in.FD())
+	if in := dc.In(); in.IsTerminal() && in.FD() == os.Stdin.Fd() {
+		k, err := newKeys(os.Stdin)
 		if err != nil {
 			return backend.Exit{}, err
 		}
 		defer k.stop()
-		dc.in = streams.NewIn(k)
+		// A stream over a reader that is not a file takes descriptor 0,
+		// stdin's, for its raw mode; it must be told it is a terminal.
+		keys := streams.NewIn(k)
+		keys.SetIsTerminal(true)
+		dc.in = keys
 	}
 	err = container.RunAttach(ctx, dc, p.Docker.Container, &container.AttachOptions{Proxy: true, NoStdin: !dc.In().IsTerminal()})
 	return d.exit(context.WithoutCancel(ctx), p, err)

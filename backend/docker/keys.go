@@ -14,21 +14,20 @@ import (
 // cancels the read, so none outlives the attach. Closing keys leaves the
 // terminal open: it is the user's.
 type keys struct {
-	r  cancelreader.CancelReader
-	fd uintptr
+	r cancelreader.CancelReader
 
 	mu                        sync.Mutex
 	reading, stopped, cleared bool
 }
 
-// newKeys reads f (a terminal whose descriptor is fd) until stop. When f
-// is not a file, the read it is in cannot be cancelled, only the next.
-func newKeys(f io.Reader, fd uintptr) (*keys, error) {
+// newKeys reads f until stop. When f is not a file, the read it is in
+// cannot be cancelled, only the next.
+func newKeys(f io.Reader) (*keys, error) {
 	r, err := cancelreader.NewReader(f)
 	if err != nil {
 		return nil, err
 	}
-	return &keys{r: r, fd: fd}, nil
+	return &keys{r: r}, nil
 }
 
 func (k *keys) Read(p []byte) (int, error) {
@@ -51,9 +50,6 @@ func (k *keys) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-// Fd is the terminal's descriptor, for its size and its raw mode.
-func (k *keys) Fd() uintptr { return k.fd }
 
 // Close does nothing: the terminal stays open.
 func (k *keys) Close() error { return nil }
