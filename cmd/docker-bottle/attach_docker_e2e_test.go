@@ -104,6 +104,9 @@ func detachAndAttachAgain(t *testing.T, cfg string, env, args []string, name str
 	watch.Env = append(append(os.Environ(), "DOCKER_CONFIG="+cfg), env...)
 	var watched testio.Buffer
 	watch.Stdout, watch.Stderr = &watched, &watched
+	// Killed, the CLI leaves the plugin attached, holding the output
+	// until rm ends the agent: Wait must not wait for it.
+	watch.WaitDelay = 5 * time.Second
 	if err := watch.Start(); err != nil {
 		t.Fatal(err)
 	}
