@@ -246,9 +246,8 @@ func (d Docker) Stop(ctx context.Context, p plan.Plan) error {
 }
 
 // Attach attaches the streams to the running agent container as `docker
-// attach` does. Without a terminal on the user's side, only the output is
-// attached: a terminal's input cannot come from a pipe (docker refuses
-// that), and the user's keys reach the agent only from a terminal.
+// attach` does. Without a terminal on the user's side, an agent with a TTY
+// gets only its output attached; one without takes the piped input.
 func (d Docker) Attach(ctx context.Context, p plan.Plan, o backend.AttachOptions) (backend.Exit, error) {
 	dc, err := d.cli(o.Streams)
 	if err != nil {
@@ -266,7 +265,19 @@ func (d Docker) Attach(ctx context.Context, p plan.Plan, o backend.AttachOptions
 		keys.SetIsTerminal(true)
 		dc.in = keys
 	}
-	err = container.RunAttach(ctx, dc, p.Docker.Container, &container.AttachOptions{Proxy: true, NoStdin: !dc.In().IsTerminal()})
+	// A terminal's input cannot come from a pipe (docker refuses that):
+	// without a terminal, an attach to an agent with a TTY (a detached
+	// one) watches its output. An agent without a TTY takes piped input
+	// as `docker attach` gives it.
+	noStdin := false
+	if !dc.In().IsTerminal() {
+		c, err := d.Engine.ContainerInspect(ctx, p.Docker.Container, client.ContainerInspectOptions{})
+		if err != nil {
+			return backend.Exit{}, err
+		}
+		noStdin = c.Container.Config != nil && c.Container.Config.Tty
+	}
+	err = container.RunAttach(ctx, dc, p.Docker.Container, &container.AttachOptions{Proxy: true, NoStdin: noStdin})
 	return d.exit(context.WithoutCancel(ctx), p, err)
 }
 
