@@ -278,8 +278,13 @@ func placeBundle(ctx context.Context, e Engine, p plan.Plan, tag string, o Optio
 		// A bundle that could not start (a bad configuration) has gone
 		// before it could take them: say that, not how the exec failed.
 		if res, ierr := e.ContainerInspect(ctx, id, client.ContainerInspectOptions{}); ierr == nil {
-			if st := res.Container.State; st != nil && (!st.Running || st.Restarting) {
+			switch st := res.Container.State; {
+			case st != nil && (!st.Running || st.Restarting):
 				err = fmt.Errorf("the bundle exited with code %d before it took its secrets", st.ExitCode)
+			case res.Container.RestartCount > 0:
+				// Already running again after the engine restarted it
+				// (its exit code is gone with the restart).
+				err = fmt.Errorf("the bundle exited, and was restarted %d times, before it took its secrets", res.Container.RestartCount)
 			}
 		}
 		return id, &Error{Step: "sending the secrets to the bundle", Err: err, Logs: Logs(ctx, e, id, 20)}
