@@ -585,7 +585,14 @@ func Logs(ctx context.Context, e Engine, id string, n int) string {
 	}
 	defer rc.Close()
 	var out bytes.Buffer
-	if _, err := stdcopy.StdCopy(&out, &out, io.LimitReader(rc, 64<<10)); err != nil {
+	r := io.LimitReader(rc, 64<<10)
+	// A container with a TTY (a detached agent) logs one raw stream.
+	if res, ierr := e.ContainerInspect(ctx, id, client.ContainerInspectOptions{}); ierr == nil && res.Container.Config != nil && res.Container.Config.Tty {
+		_, err = io.Copy(&out, r)
+	} else {
+		_, err = stdcopy.StdCopy(&out, &out, r)
+	}
+	if err != nil {
 		return ""
 	}
 	return strings.TrimRight(out.String(), "\n")

@@ -297,6 +297,9 @@ func nowhereOnHost(t *testing.T, eng *client.Client, p plan.Plan, values map[str
 			t.Fatal(err)
 		}
 		logs := bringup.Logs(ctx, eng, c.ID, 100000)
+		if c.Labels[plan.LabelRole] == plan.RoleAgent && logs == "" {
+			t.Errorf("no logs of %s to search", c.Names[0])
+		}
 		for what, v := range values {
 			if strings.Contains(string(res.Raw), v) {
 				t.Errorf("docker inspect %s shows %s", c.Names[0], what)
