@@ -285,11 +285,22 @@ func placeBundle(ctx context.Context, e Engine, p plan.Plan, tag string, o Optio
 				// Already running again after the engine restarted it
 				// (its exit code is gone with the restart).
 				err = fmt.Errorf("the bundle exited, and was restarted %d times, before it took its secrets", res.Container.RestartCount)
+			case bundleGone(err):
+				// The exec found it stopped or restarting; the inspect
+				// came between its exit and the restart's count.
+				err = fmt.Errorf("the bundle exited before it took its secrets: %w", err)
 			}
 		}
 		return id, &Error{Step: "sending the secrets to the bundle", Err: err, Logs: Logs(ctx, e, id, 20)}
 	}
 	return id, nil
+}
+
+// bundleGone reports whether an exec into the bundle failed because its
+// container had stopped or was restarting (the engine's words).
+func bundleGone(err error) bool {
+	m := err.Error()
+	return strings.Contains(m, "stopped container") || strings.Contains(m, "is restarting") || strings.Contains(m, "is not running")
 }
 
 // connectInternal connects the bundle container id to the internal
